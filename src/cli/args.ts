@@ -1,0 +1,14 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** parseArgs with strict checking, turning its exceptions into one-line usage errors. */
+export function parseFlags<T extends Options>(command: string, argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new UsageError(`shipmate ${command}: ${msg} (see 'shipmate ${command} --help')`);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Typed errors. Each failure kind carries what the user needs to fix it and
+ * renders as one line; the CLI prints `message` and exits with `exitCode`,
+ * never a stack trace for a user mistake.
+ */
+export abstract class ShipmateError extends Error {
+  /** 1: the job failed (registry, git, forge); 2: usage or configuration. */
+  abstract readonly exitCode: 1 | 2;
+}
+
+/** Wrong flags or arguments on the command line. */
+export class UsageError extends ShipmateError {
+  readonly exitCode = 2;
+  override name = "UsageError";
+}
+
+/** A policy, repository configuration or manifest that cannot be used as written. */
+export class ConfigError extends ShipmateError {
+  readonly exitCode = 2;
+  override name = "ConfigError";
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  constructor(message: string, where: { file?: string; line?: number } = {}) {
+    super(where.file ? `${where.file}${where.line ? `:${where.line}` : ""}: ${message}` : message);
+    this.file = where.file;
+    this.line = where.line;
+  }
+}
+
+/** A registry that answered wrongly, refused us or could not be reached. */
+export class RegistryError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "RegistryError";
+  readonly registry: string;
+  readonly status: number | undefined;
+  constructor(registry: string, message: string, status?: number, options?: { cause?: unknown }) {
+    super(`registry ${registry}: ${message}`, options);
+    this.registry = registry;
+    this.status = status;
+  }
+}
+
+/** Git failed: clone, fetch, commit or push. */
+export class GitError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "GitError";
+}
+
+/** A forge (GitHub, GitLab, Gitea) refused or failed a request. */
+export class ForgeError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "ForgeError";
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Kubernetes API or reconcile failures in the agent and cluster commands. */
+export class ClusterError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "ClusterError";
+}
+
+/**
+ * Replace anything that looks like a credential in a string meant for a
+ * person: userinfo in URLs, bearer/basic header values, and any secret the
+ * process registered with `registerSecret`.
+ */
+const secrets = new Set<string>();
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 4) secrets.add(value);
+}
+export function redact(text: string): string {
+  let out = text
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, "$1***@")
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, "$1 ***");
+  for (const s of secrets) out = out.split(s).join("***");
+  return out;
+}
+
+/** One line for a person: the typed message, or a short form of an unexpected error. */
+export function describeError(err: unknown): string {
+  if (err instanceof ShipmateError) return redact(err.message);
+  if (err instanceof Error) return redact(`${err.name}: ${err.message}`);
+  return redact(String(err));
+}
