@@ -86,3 +86,13 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return redact(`${err.name}: ${err.message}`);
   return redact(String(err));
 }
+
+/** An image reference (`nginx:1.27`, `ghcr.io/org/app@sha256:…`) that Docker would reject too. */
+export class ImageReferenceError extends ConfigError {
+  override name = "ImageReferenceError";
+  readonly reference: string;
+  constructor(reference: string, message: string, where: { file?: string; line?: number } = {}) {
+    super(`invalid image reference "${reference}": ${message}`, where);
+    this.reference = reference;
+  }
+}
