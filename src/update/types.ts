@@ -1,0 +1,96 @@
+/**
+ * The vocabulary of `src/update`: what goes into the pure rewrite engine
+ * (file contents, selections, the policies that claim paths) and what comes
+ * out (new contents plus a structured account of every change and problem).
+ */
+
+/** The image a policy selected: `image` is the repository as it should be written (no tag, no digest). */
+export interface ImageSelection {
+  image: string;
+  tag: string;
+  /** `sha256:…`, present when the policy tracks digests. */
+  digest?: string;
+}
+
+/** Selections keyed by policy id, `<namespace>:<name>` as markers name them. */
+export type Selections = ReadonlyMap<string, ImageSelection>;
+
+/** What the engine needs to know of a policy besides its selection. */
+export interface PolicyClaim {
+  /** `<namespace>:<name>`. */
+  id: string;
+  /** Image repository the policy tracks, as written in the policy (`ghcr.io/org/app`, `nginx`). */
+  image: string;
+  /** Repository-relative globs of files this policy may rewrite without markers (native policies only). */
+  paths?: readonly string[];
+}
+
+/**
+ * Which part of a reference a change wrote, Flux's setter vocabulary:
+ * `image` is the whole reference (`name:tag[@digest]`), the others one part of it.
+ */
+export type SetterPart = "image" | "tag" | "name" | "digest";
+
+/** The Kubernetes object a change sits in (empty fields for plain values files). */
+export interface ObjectId {
+  apiVersion?: string;
+  kind?: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface Change {
+  /** The setter as Flux names it: `ns:name` for the whole reference, `ns:name:tag|name|digest` for a part. */
+  setter: string;
+  policy: string;
+  part: SetterPart;
+  /** `marker` for a `$imagepolicy` comment, `paths` for a reference claimed by a native policy's `paths`. */
+  via: "marker" | "paths";
+  old: string;
+  new: string;
+  /** 1-based line of the changed scalar in the file. */
+  line: number;
+  object: ObjectId;
+}
+
+export type ProblemKind =
+  | "parse-error"
+  | "invalid-marker"
+  | "unknown-policy"
+  | "no-selection"
+  | "unsupported-scalar"
+  | "digest-not-tracked"
+  | "not-utf8"
+  | "binary"
+  | "too-large"
+  | "symlink"
+  | "read-only"
+  | "unreadable";
+
+/** Something a person should know about one file; `error` problems make the run fail after the rest is delivered. */
+export interface Problem {
+  file: string;
+  line?: number;
+  kind: ProblemKind;
+  severity: "error" | "warning";
+  message: string;
+}
+
+/** One file's outcome. `content` is set only when something changed. */
+export interface FileUpdate {
+  path: string;
+  changes: Change[];
+  content?: string;
+}
+
+export interface UpdateInput {
+  selections: Selections;
+  /** Policies known to the run: markers naming other policies are left alone and reported. */
+  policies: readonly PolicyClaim[];
+}
+
+export interface UpdateResult {
+  /** Only files with at least one change, in input order. */
+  files: FileUpdate[];
+  problems: Problem[];
+}
