@@ -26,7 +26,7 @@ export interface SelectionPolicy {
   filter?: TagFilter;
   /** Regexes (RE2) of tags never considered (Flux ImageRepository `exclusionList`). */
   exclusionList?: string[];
-  /** Ignore images younger than this many milliseconds (needs build times). */
+  /** Ignore images younger than this many milliseconds (needs build times; candidates without one are ignored). */
   minAgeMs?: number;
 }
 
@@ -38,10 +38,19 @@ export interface TagCandidate {
 }
 
 export type NoSelectionReason =
+  /** The repository has no tags, or exclusionList removed all of them. */
   | "no-tags"
+  /** No tag matches filterTags.pattern. */
   | "none-matched-filter"
+  /** semver: no matching tag is a version inside the range. */
   | "none-in-range"
+  /** numerical: a candidate is not a number; Flux refuses the whole list then. */
+  | "not-a-number"
+  /** digest: the followed tag does not exist. */
+  | "tag-not-found"
+  /** minAge: every candidate was built too recently. */
   | "all-too-young"
+  /** newestBuild or minAge: no candidate has a build time. */
   | "no-build-time";
 
 export type Selection =
