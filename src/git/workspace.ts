@@ -225,9 +225,19 @@ export class Workspace {
     return this.run(["log", "-1", "--format=%B", commit], "read commit message");
   }
 
+  /** First parent, read from the commit object itself so it works on shallow clones too. */
   async parent(commit: string): Promise<string | undefined> {
-    const out = await this.run(["rev-list", "--parents", "-n", "1", commit], "rev-list");
-    return out.trim().split(" ")[1];
+    const out = await this.run(["cat-file", "commit", commit], "cat-file");
+    return /^parent ([0-9a-f]+)$/m.exec(out)?.[1];
+  }
+
+  /** A git configuration value as the checkout sees it (repo, global, system). */
+  async config(key: string): Promise<string | undefined> {
+    try {
+      return (await this.git.raw(["config", "--get", key])).trim() || undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async tree(commit: string): Promise<string> {

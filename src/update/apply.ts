@@ -65,7 +65,7 @@ export function setterValue(sel: ImageSelection, part: SetterPart): string | und
   switch (part) {
     case "image":
       // Flux's LatestRef.String(): name:tag, with @digest when the policy reflects digests.
-      return `${sel.image}:${sel.tag}${sel.digest ? `@${sel.digest}` : ""}`;
+      return `${sel.image}${sel.tag ? `:${sel.tag}` : ""}${sel.digest ? `@${sel.digest}` : ""}`;
     case "tag":
       return sel.tag;
     case "name":
@@ -165,9 +165,11 @@ class FileScanner {
       if (value === undefined) {
         this.problem(
           node.start,
-          "digest-not-tracked",
+          m.part === "digest" ? "digest-not-tracked" : "no-selection",
           "warning",
-          `policy ${m.policy} does not track digests; marker ${m.setter} left alone`,
+          m.part === "digest"
+            ? `policy ${m.policy} does not track digests; marker ${m.setter} left alone`
+            : `the selection for ${m.policy} has no tag; marker ${m.setter} left alone`,
         );
         continue;
       }
@@ -196,6 +198,8 @@ class FileScanner {
 
     for (const claim of claims) {
       const { selection: sel } = claim;
+      if (sel.tag === undefined) continue;
+      const tag = sel.tag;
       const matches = (name: string) =>
         sameRepository(name, claim.policy.image) || sameRepository(name, sel.image);
 
@@ -209,7 +213,7 @@ class FileScanner {
           pinnedWithoutDigest(claim, node);
           continue;
         }
-        const value = `${parts.name}${parts.tag !== undefined || !parts.digest ? `:${sel.tag}` : ""}${parts.digest !== undefined ? `@${sel.digest}` : ""}`;
+        const value = `${parts.name}${parts.tag !== undefined || !parts.digest ? `:${tag}` : ""}${parts.digest !== undefined ? `@${sel.digest}` : ""}`;
         change(claim, node, "image", value);
       }
 
@@ -254,7 +258,7 @@ class FileScanner {
       pinnedWithoutDigest(claim, digestNode);
       return;
     }
-    if (tagNode) change(claim, tagNode, "tag", claim.selection.tag);
+    if (tagNode && claim.selection.tag) change(claim, tagNode, "tag", claim.selection.tag);
     if (digestNode && claim.selection.digest) change(claim, digestNode, "digest", claim.selection.digest);
   }
 

@@ -7,7 +7,8 @@
 /** The image a policy selected: `image` is the repository as it should be written (no tag, no digest). */
 export interface ImageSelection {
   image: string;
-  tag: string;
+  /** Absent only for an explicit `--set` of a digest without a tag. */
+  tag?: string;
   /** `sha256:…`, present when the policy tracks digests. */
   digest?: string;
 }

@@ -1,0 +1,91 @@
+/**
+ * Commit messages from Handlebars templates. The data carries Flux's names
+ * (`AutomationObject`, `Changed.Changes[].OldValue/NewValue/Setter`,
+ * `Changed.FileChanges`, `Values`) so a Flux `messageTemplate` translates by
+ * syntax only, plus plain lower-case names (`changes`, `files`).
+ */
+import Handlebars from "handlebars";
+import { ConfigError } from "../errors.ts";
+import type { Change, FileUpdate, ObjectId } from "../update/types.ts";
+
+export interface MessageData {
+  AutomationObject: string;
+  Changed: {
+    Changes: { OldValue: string; NewValue: string; Setter: string; File: string }[];
+    /** file → "Kind/namespace/name" → changes, like Flux's ResultV2.FileChanges. */
+    FileChanges: Record<string, Record<string, { OldValue: string; NewValue: string; Setter: string }[]>>;
+    /** "Kind/namespace/name" → changes. */
+    Objects: Record<string, { OldValue: string; NewValue: string; Setter: string }[]>;
+  };
+  Values: Record<string, string>;
+  changes: (Change & { file: string })[];
+  files: { path: string; changes: Change[] }[];
+  /** Distinct new image values, for subjects. */
+  images: string[];
+}
+
+export function objectKey(o: ObjectId): string {
+  return [o.kind ?? "", o.namespace ?? "", o.name ?? ""].filter(Boolean).join("/") || "-";
+}
+
+export function messageData(
+  files: readonly FileUpdate[],
+  opts: { automation?: string; values?: Record<string, string> } = {},
+): MessageData {
+  const data: MessageData = {
+    AutomationObject: opts.automation ?? "",
+    Changed: { Changes: [], FileChanges: {}, Objects: {} },
+    Values: opts.values ?? {},
+    changes: [],
+    files: files.map((f) => ({ path: f.path, changes: f.changes })),
+    images: [],
+  };
+  const images = new Set<string>();
+  for (const f of files) {
+    for (const c of f.changes) {
+      const flux = { OldValue: c.old, NewValue: c.new, Setter: c.setter };
+      data.Changed.Changes.push({ ...flux, File: f.path });
+      const key = objectKey(c.object);
+      const perFile = data.Changed.FileChanges[f.path] ?? {};
+      data.Changed.FileChanges[f.path] = perFile;
+      perFile[key] = [...(perFile[key] ?? []), flux];
+      data.Changed.Objects[key] = [...(data.Changed.Objects[key] ?? []), flux];
+      data.changes.push({ ...c, file: f.path });
+      images.add(c.part === "image" ? c.new : `${c.policy}:${c.new}`);
+    }
+  }
+  data.images = [...images].sort();
+  return data;
+}
+
+export const DEFAULT_TEMPLATE = `{{#if (eq images.length 1)}}Update image {{images.[0]}}{{else}}Update {{images.length}} images{{/if}}
+
+{{#each changes}}
+- {{file}}: {{setter}} {{old}} -> {{new}}
+{{/each}}`;
+
+const hb = Handlebars.create();
+hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+
+/** Renders `template` (or the default) with the change data; a broken template is a configuration error. */
+export function renderMessage(
+  template: string | undefined,
+  data: MessageData,
+  source = "message template",
+): string {
+  let render: Handlebars.TemplateDelegate;
+  try {
+    render = hb.compile(template ?? DEFAULT_TEMPLATE, { noEscape: true, strict: false });
+    const out = render(data)
+      .replace(/\n{3,}/g, "\n\n")
+      .trim();
+    if (out === "") throw new Error("it renders to an empty message");
+    return `${out}\n`;
+  } catch (err) {
+    const msg = (err as Error).message.split("\n")[0] ?? "";
+    const hint = /\{\{-?\s*(range|end|\.)/.test(template ?? "")
+      ? " (this looks like a Go text/template from Flux; shipmate templates are Handlebars: {{#each Changed.Changes}}…{{/each}})"
+      : "";
+    throw new ConfigError(`${source}: ${msg}${hint}`);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * One `update` run end to end, shared by the CLI, the Action and the App:
+ * open or clone the repository, apply the selections to the tree (pure
+ * engine + atomic writes), and deliver the result through git.
+ */
+import { UsageError } from "../errors.ts";
+import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
+import { type DeliveryMode, deliver } from "../git/deliver.ts";
+import { messageData, renderMessage } from "../git/message.ts";
+import { type Identity, Workspace } from "../git/workspace.ts";
+import { applyUpdates, pathMatches } from "./apply.ts";
+import { unifiedDiff } from "./diff.ts";
+import { readTree, writeUpdates } from "./fs.ts";
+import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
+
+export interface UpdateJob {
+  /** A local path (default: the current directory) or a clone URL. */
+  repo: string;
+  /** The branch to push to / base branch; default: the checkout's branch, or the remote's default branch. */
+  branch?: string;
+  /** Only files under this repository-relative directory are looked at. */
+  path?: string;
+  /** The selections, or a function that loads them from the checked-out tree (policies inside the repo). */
+  input: UpdateInput | ((dir: string) => Promise<UpdateInput>);
+  delivery: "files" | "commit" | "push" | "push-branch";
+  pushBranch?: string;
+  dryRun: boolean;
+  env: NodeJS.ProcessEnv;
+  /** Environment variable holding an HTTPS token (default SHIPMATE_GIT_TOKEN). */
+  tokenEnv?: string;
+  author?: Identity;
+  committer?: Identity;
+  sign?: boolean;
+  messageTemplate?: string;
+  messageTemplateSource?: string;
+  messageValues?: Record<string, string>;
+  automation?: string;
+  maxAttempts?: number;
+  backoffMs?: number;
+  maxFileBytes?: number;
+  onRetry?: (attempt: number, reason: string) => void;
+}
+
+export interface UpdateJobResult {
+  files: FileUpdate[];
+  problems: Problem[];
+  commit: string | null;
+  pushed: boolean;
+  attempts: number;
+  /** Unified diff of the changes (always computed; printed by --dry-run). */
+  diff: string;
+  branch?: string;
+}
+
+const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
+
+/** Reads, rewrites and (unless dry) writes the tree under `dir`; problems accumulate in `problems`. */
+export function updateDirectory(
+  dir: string,
+  input: UpdateInput,
+  opts: { path?: string; dryRun: boolean; maxFileBytes?: number },
+): { files: FileUpdate[]; problems: Problem[]; diff: string } {
+  const claimed = (p: string) => input.policies.some((pol) => pol.paths?.some((g) => pathMatches(p, g)));
+  const read = readTree(dir, {
+    ...(opts.path !== undefined ? { subdir: opts.path } : {}),
+    ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
+    claimed,
+  });
+  const originals = new Map(read.files.map((f) => [f.path, f.content]));
+  const result = applyUpdates(read.files, input);
+  const problems = [...read.problems, ...result.problems];
+  let files = result.files;
+  if (!opts.dryRun && files.length > 0) {
+    const written = writeUpdates(dir, files, originals);
+    problems.push(...written.problems);
+    const ok = new Set(written.written);
+    files = files.filter((f) => ok.has(f.path));
+  }
+  return { files, problems, diff: unifiedDiff(files, originals) };
+}
+
+export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
+  const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
+  const wsOpts = { env: job.env, ...(credentials ? { credentials } : {}) };
+  const ws = Workspace.isUrl(job.repo)
+    ? await Workspace.clone(job.repo, job.branch, wsOpts)
+    : await Workspace.open(job.repo, wsOpts);
+  try {
+    const input = typeof job.input === "function" ? await job.input(ws.dir) : job.input;
+    const problems: Problem[] = [];
+    let diff = "";
+    const apply = async () => {
+      // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
+      problems.length = 0;
+      const r = updateDirectory(ws.dir, input, {
+        dryRun: job.dryRun,
+        ...(job.path !== undefined ? { path: job.path } : {}),
+        ...(job.maxFileBytes !== undefined ? { maxFileBytes: job.maxFileBytes } : {}),
+      });
+      problems.push(...r.problems);
+      diff = r.diff;
+      return r.files;
+    };
+    if (job.dryRun) {
+      const files = await apply();
+      return { files, problems, commit: null, pushed: false, attempts: 1, diff };
+    }
+    const branch = job.branch ?? (await ws.currentBranch());
+    let mode: DeliveryMode;
+    if (job.delivery === "push" || job.delivery === "push-branch") {
+      if (!branch)
+        throw new UsageError(
+          "cannot tell which branch to push: the checkout is on a detached HEAD (pass --branch)",
+        );
+      mode =
+        job.delivery === "push"
+          ? { kind: "push", branch }
+          : { kind: "push-branch", branch: job.pushBranch ?? "", base: branch };
+    } else mode = { kind: job.delivery };
+    const author = job.author ?? (await configIdentity(ws)) ?? DEFAULT_IDENTITY;
+    const committer = job.committer ?? author;
+    const delivery = await deliver(ws, {
+      mode,
+      apply,
+      message: (files) =>
+        renderMessage(
+          job.messageTemplate,
+          messageData(files, {
+            ...(job.automation !== undefined ? { automation: job.automation } : {}),
+            ...(job.messageValues !== undefined ? { values: job.messageValues } : {}),
+          }),
+          job.messageTemplateSource,
+        ),
+      author,
+      committer,
+      sign: job.sign ?? false,
+      ...(job.maxAttempts !== undefined ? { maxAttempts: job.maxAttempts } : {}),
+      ...(job.backoffMs !== undefined ? { backoffMs: job.backoffMs } : {}),
+      ...(job.onRetry ? { onRetry: job.onRetry } : {}),
+    });
+    return {
+      files: delivery.files,
+      problems,
+      commit: delivery.commit,
+      pushed: delivery.pushed,
+      attempts: delivery.attempts,
+      diff,
+      ...(mode.kind === "push-branch" || mode.kind === "push" ? { branch: mode.branch } : {}),
+    };
+  } finally {
+    ws.dispose();
+  }
+}
+
+async function configIdentity(ws: Workspace): Promise<Identity | undefined> {
+  const name = await ws.config("user.name");
+  const email = await ws.config("user.email");
+  return name && email ? { name, email } : undefined;
+}
