@@ -11,7 +11,9 @@ export interface Command {
 type Loader = () => Promise<{ command: Command }>;
 
 /** Commands load lazily so `shipmate scan` never pays for the agent's Kubernetes client. */
-const commands: Record<string, Loader> = {};
+const commands: Record<string, Loader> = {
+  update: () => import("./commands/update.ts"),
+};
 
 function help(io: CliIO): void {
   writeLine(io.stdout, "shipmate — keeps Kubernetes fleets in step with their container registries");
