@@ -143,7 +143,9 @@ export function compileSelectionPolicy(spec: SelectionPolicy): CompiledSelection
             ["filter", "extract"],
             typeof ref === "number"
               ? `extract refers to group $${ref} but the pattern has ${filter.groupCount} group(s)`
-              : `extract refers to \${${ref}} but the pattern has no group (?P<${ref}>…)`,
+              : /^[0-9]/.test(ref)
+                ? `extract '$${ref}' names the group "${ref}" (Go reads the longest name); write \${${ref.replace(/^([0-9]+).*/, "$1")}}${ref.replace(/^[0-9]+/, "")} for a group number followed by text`
+                : `extract refers to \${${ref}} but the pattern has no group (?P<${ref}>…)`,
           );
         }
       }

@@ -105,7 +105,7 @@ function splitVersion(s: string): { segments: string[]; pre: string } | undefine
 /** Masterminds `StrictNewVersion`: exactly `MAJOR.MINOR.PATCH[-PRE][+META]`, no leading zeros. */
 export function parseStrictVersion(text: string, original = text): SemVersion | undefined {
   const parts = splitVersion(text);
-  if (!parts || parts.segments.length !== 3) return undefined;
+  if (parts?.segments.length !== 3) return undefined;
   const nums: Segment[] = [];
   for (const seg of parts.segments) {
     if (seg.length > 1 && seg.charCodeAt(0) === 48) return undefined;
