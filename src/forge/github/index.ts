@@ -39,8 +39,8 @@ export function githubApiUrl(url?: string): string {
 
 const PAGE = 100;
 
-const AUTO_MERGE = `mutation($id: ID!, $method: PullRequestMergeMethod!) {
-  enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: $method }) {
+const AUTO_MERGE = `mutation($id: ID!, $mergeMethod: PullRequestMergeMethod!) {
+  enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: $mergeMethod }) {
     pullRequest { autoMergeRequest { enabledAt } }
   }
 }`;
@@ -113,9 +113,7 @@ class GitHubOps implements ForgeOps {
         return new ForgeError(
           `GitHub ${this.repo}: ${action} failed: ${e.errors.map((x) => x.message).join("; ")}`,
         );
-      return new ForgeError(
-        `GitHub ${this.repo}: cannot reach the API to ${action}: ${e?.message ?? String(err)}`,
-      );
+      return new ForgeError(`GitHub ${this.repo}: ${action} failed: ${e?.message ?? String(err)}`);
     }
     const body = S.ErrorBody.safeParse(e.response.data);
     const details = body.success
@@ -252,7 +250,10 @@ class GitHubOps implements ForgeOps {
     const action = `enable auto-merge on #${pr.number}`;
     try {
       this.requestCount++;
-      const data = await this.#octokit.graphql(AUTO_MERGE, { id: pr.nodeId, method: method.toUpperCase() });
+      const data = await this.#octokit.graphql(AUTO_MERGE, {
+        id: pr.nodeId,
+        mergeMethod: method.toUpperCase(),
+      });
       S.EnableAutoMerge.parse(data);
       return "enabled";
     } catch (err) {
