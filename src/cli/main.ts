@@ -12,7 +12,14 @@ type Loader = () => Promise<{ command: Command }>;
 
 /** Commands load lazily so `shipmate scan` never pays for the agent's Kubernetes client. */
 const commands: Record<string, Loader> = {
+  agent: () => import("./commands/agent.ts"),
+  get: () => import("./commands/get.ts"),
+  suspend: () => import("./commands/suspend.ts"),
+  resume: () => import("./commands/resume.ts"),
   update: () => import("./commands/update.ts"),
+  init: () => import("./commands/init.ts"),
+  add: () => import("./commands/add.ts"),
+  validate: () => import("./commands/validate.ts"),
 };
 
 function help(io: CliIO): void {

@@ -1,0 +1,540 @@
+/**
+ * The sync agent: fetches the fleet repository on an interval, reconciles
+ * the root Kustomization (everything under --path, including Kustomization
+ * objects) and then every Kustomization it finds, in dependsOn order, each on
+ * its own interval. With leader election only the lease holder acts.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { ClusterError, describeError } from "../errors.ts";
+import { Applier } from "./apply.ts";
+import { apiError, KubeClient } from "./client.ts";
+import { Discovery } from "./discovery.ts";
+import { EventRecorder } from "./events.ts";
+import {
+  dependenciesOf,
+  dueReason,
+  type KsKey,
+  keyOf,
+  orderByDependencies,
+  parseDuration,
+} from "./kustomization.ts";
+import { LeaderElector, sleep } from "./leader.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
+import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
+import { parseManifests, Renderer } from "./render.ts";
+import {
+  KUSTOMIZATION_API_VERSION,
+  KUSTOMIZATION_GROUP,
+  KubeList,
+  KubeObject,
+  KustomizationObject,
+  KustomizationSpec,
+} from "./schema.ts";
+import { type Artifact, GitSource } from "./source.ts";
+
+export interface AgentOptions {
+  repo: string;
+  branch: string;
+  /** Path of the cluster folder in the repository (the root Kustomization's path). */
+  path: string;
+  /** Git poll interval and the root Kustomization's interval. */
+  intervalMs: number;
+  /** Name and namespace of the root Kustomization (and of the leader lease). */
+  name: string;
+  namespace: string;
+  workdir: string;
+  forceConflicts?: boolean;
+  /** How often the agent wakes up to look for due Kustomizations and requests. */
+  pollMs?: number;
+  concurrency?: number;
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  healthPollMs?: number;
+  /** Install the Kustomization/GitRepository CRDs when missing (needs CRD create rights). */
+  installCrds?: boolean;
+}
+
+export interface KustomizationReport {
+  name: string;
+  namespace: string;
+  ready: boolean;
+  suspended: boolean;
+  reason: string;
+  message: string;
+  revision: string;
+  inventory: number;
+}
+
+export interface PassSummary {
+  revision: string | undefined;
+  sourceError: string | undefined;
+  reconciled: KustomizationReport[];
+  writes: number;
+}
+
+const CRD_FILE = new URL("../../deploy/agent/crds.yaml", import.meta.url);
+
+export class Agent {
+  readonly client: KubeClient;
+  readonly metrics: AgentMetrics;
+  readonly identity: string;
+  private readonly opts: Required<Omit<AgentOptions, "identity">>;
+  private readonly log: Logger;
+  private readonly source: GitSource;
+  private readonly discovery: Discovery;
+  private readonly applier: Applier;
+  private readonly renderer: Renderer;
+  private readonly events: EventRecorder;
+  private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
+  private lastFetch = 0;
+  private sourceFailed = false;
+  private current = new Map<string, KustomizationObject>();
+  private lastPassEnd = 0;
+  private loopAlive = 0;
+  readonly elector: LeaderElector;
+
+  constructor(kc: KubeConfig, options: AgentOptions, log: Logger) {
+    this.identity = options.identity ?? `${hostname()}-${process.pid}`;
+    this.opts = {
+      forceConflicts: false,
+      pollMs: 5000,
+      concurrency: 4,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      healthPollMs: 2_000,
+      installCrds: true,
+      ...options,
+    };
+    this.log = log;
+    this.client = new KubeClient(kc);
+    this.metrics = new AgentMetrics(this.client);
+    mkdirSync(this.opts.workdir, { recursive: true });
+    this.source = new GitSource({ url: options.repo, branch: options.branch, workdir: this.opts.workdir });
+    this.discovery = new Discovery(this.client);
+    this.applier = new Applier(this.client, this.discovery, { forceConflicts: this.opts.forceConflicts });
+    this.renderer = new Renderer();
+    this.events = new EventRecorder(this.client, this.identity);
+    this.elector = new LeaderElector(this.client, {
+      namespace: this.opts.namespace,
+      name: `${this.opts.name}-agent-leader`,
+      identity: this.identity,
+      leaseDurationMs: this.opts.leaseDurationMs,
+      renewDeadlineMs: this.opts.renewDeadlineMs,
+      retryPeriodMs: this.opts.retryPeriodMs,
+    });
+  }
+
+  /** For /healthz and /readyz. */
+  probes() {
+    return {
+      healthy: () => {
+        const stuck =
+          this.loopAlive && Date.now() - this.loopAlive > Math.max(10 * this.opts.pollMs, 10 * 60_000);
+        return { ok: !stuck, why: stuck ? "reconcile loop stuck" : "loop alive" };
+      },
+      ready: () => {
+        const contact = Date.now() - this.client.lastContact < Math.max(3 * this.opts.pollMs, 60_000);
+        return {
+          ok: contact,
+          why: contact ? (this.elector.isLeader ? "leader" : "standby") : "API server not reached recently",
+        };
+      },
+    };
+  }
+
+  /** Namespace, CRDs and the root Kustomization object, created when missing. */
+  async setup(): Promise<void> {
+    const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
+    const ns = await this.client.raw({ method: "GET", path: nsPath });
+    if (ns.code === 404) {
+      await this.client.call(
+        {
+          method: "POST",
+          path: "/api/v1/namespaces",
+          body: { apiVersion: "v1", kind: "Namespace", metadata: { name: this.opts.namespace } },
+        },
+        KubeObject,
+        `create namespace ${this.opts.namespace}`,
+      );
+    } else if (ns.code !== 200) throw apiError(`namespace ${this.opts.namespace}`, ns.code, ns.body);
+
+    for (const crd of parseManifests(readFileSync(CRD_FILE, "utf8"), "deploy/agent/crds.yaml")) {
+      const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
+      const res = await this.client.raw({ method: "GET", path });
+      if (res.code === 200) continue; // Flux's own (fuller) CRDs, or ours: either serves the agent.
+      if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
+      if (!this.opts.installCrds)
+        throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
+      await this.client.call(
+        {
+          method: "POST",
+          path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+          body: crd,
+          query: { fieldManager: "shipmate-agent" },
+        },
+        KubeObject,
+        `install CRD ${crd.metadata.name}`,
+      );
+    }
+    await this.waitForKustomizationKind();
+    await this.ensureRoot();
+  }
+
+  private async waitForKustomizationKind(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!(await this.discovery.find(KUSTOMIZATION_API_VERSION, "Kustomization"))) {
+      if (Date.now() > deadline) throw new ClusterError("the Kustomization CRD did not become established");
+      await sleep(250);
+    }
+  }
+
+  private async ensureRoot(): Promise<KustomizationObject> {
+    const { name, namespace } = this.opts;
+    const res = await this.client.raw({ method: "GET", path: ksPath(namespace, name) });
+    if (res.code === 200) return KustomizationObject.parse(res.body);
+    if (res.code !== 404) throw apiError(`Kustomization ${namespace}/${name}`, res.code, res.body);
+    // Created with a plain create (an imperative write), so a definition of the
+    // same object in git takes it over on the first apply without a conflict.
+    return await this.client.call(
+      {
+        method: "POST",
+        path: ksPath(namespace, name).replace(/\/[^/]+$/, ""),
+        query: { fieldManager: "shipmate-agent" },
+        body: {
+          apiVersion: KUSTOMIZATION_API_VERSION,
+          kind: "Kustomization",
+          metadata: { name, namespace, labels: { "app.kubernetes.io/managed-by": "shipmate" } },
+          spec: {
+            interval: `${Math.max(1, Math.round(this.opts.intervalMs / 1000))}s`,
+            path: this.opts.path,
+            prune: true,
+            sourceRef: { kind: "GitRepository", name },
+          },
+        },
+      },
+      KustomizationObject,
+      `create Kustomization ${namespace}/${name}`,
+    );
+  }
+
+  private async listKustomizations(): Promise<Map<string, KustomizationObject>> {
+    const list = await this.client.call(
+      { method: "GET", path: `/apis/${KUSTOMIZATION_API_VERSION}/kustomizations` },
+      KubeList,
+      "list Kustomizations",
+    );
+    const out = new Map<string, KustomizationObject>();
+    for (const item of list.items ?? []) {
+      const parsed = KustomizationObject.safeParse({
+        apiVersion: KUSTOMIZATION_API_VERSION,
+        kind: "Kustomization",
+        ...item,
+      });
+      if (parsed.success)
+        out.set(`${parsed.data.metadata.namespace}/${parsed.data.metadata.name}`, parsed.data);
+    }
+    return out;
+  }
+
+  private rootKey(): string {
+    return `${this.opts.namespace}/${this.opts.name}`;
+  }
+
+  private reconcilerFor(signal: AbortSignal): Reconciler {
+    return new Reconciler({
+      client: this.client,
+      discovery: this.discovery,
+      applier: this.applier,
+      renderer: this.renderer,
+      events: this.events,
+      metrics: this.metrics,
+      log: this.log,
+      scratch: join(this.opts.workdir, "scratch"),
+      cleanSource: () => this.source.clean(),
+      statusOf: async (namespace, name) => this.current.get(`${namespace}/${name}`)?.status,
+      signal,
+      healthPollMs: this.opts.healthPollMs,
+    });
+  }
+
+  private report(ks: KustomizationObject): KustomizationReport {
+    const ready = ks.status?.conditions?.find((c) => c.type === "Ready");
+    return {
+      name: ks.metadata.name ?? "",
+      namespace: ks.metadata.namespace ?? "",
+      ready: ready?.status === "True",
+      suspended: (ks.spec as { suspend?: boolean } | undefined)?.suspend === true,
+      reason: ready?.reason ?? "",
+      message: ready?.message ?? "",
+      revision: ks.status?.lastAppliedRevision ?? "",
+      inventory: ks.status?.inventory?.entries?.length ?? 0,
+    };
+  }
+
+  /**
+   * One pass: fetch when due, then reconcile every due Kustomization
+   * (all of them with `force`). Returns what was reconciled.
+   */
+  async pass(signal: AbortSignal, force = false): Promise<PassSummary> {
+    this.loopAlive = Date.now();
+    const writesBefore = this.client.counts.writes;
+    const reconciled: KustomizationReport[] = [];
+    const now = Date.now();
+    let forceRoot = force;
+    if (
+      force ||
+      now - this.lastFetch >= this.opts.intervalMs ||
+      !this.source.artifact ||
+      this.rootRequested()
+    ) {
+      try {
+        const before = this.source.artifact?.revision;
+        const artifact = await this.source.fetch();
+        this.lastFetch = Date.now();
+        this.metrics.fetches.inc({ result: "success" });
+        this.metrics.setRevision(artifact.revision);
+        if (this.sourceFailed || before !== artifact.revision) forceRoot = true;
+        this.sourceFailed = false;
+      } catch (err) {
+        this.lastFetch = Date.now();
+        this.sourceFailed = true;
+        this.metrics.fetches.inc({ result: "failure" });
+        const message = describeError(err);
+        this.log.warn({ repo: this.opts.repo }, message);
+        this.current = await this.listKustomizations();
+        const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
+        await this.reconcilerFor(signal).markFailed(
+          root,
+          "ArtifactFailed",
+          `${message}; the cluster is left as last applied`,
+          false,
+        );
+        return {
+          revision: this.source.artifact?.revision,
+          sourceError: message,
+          reconciled: root ? [this.report(root)] : [],
+          writes: this.client.counts.writes - writesBefore,
+        };
+      }
+    }
+    const artifact = this.source.artifact as Artifact;
+    const reconciler = this.reconcilerFor(signal);
+    this.current = await this.listKustomizations();
+    if (!this.current.has(this.rootKey())) this.current.set(this.rootKey(), await this.ensureRoot());
+
+    const done = new Set<string>();
+    let frontier = [this.rootKey()];
+    while (frontier.length && !signal.aborted) {
+      const batch = frontier
+        .map((k) => this.current.get(k))
+        .filter((k): k is KustomizationObject => k !== undefined);
+      for (const k of frontier) done.add(k);
+      const results = await this.runBatch(
+        batch,
+        artifact,
+        reconciler,
+        signal,
+        force || (forceRoot && frontier[0] === this.rootKey()),
+      );
+      reconciled.push(...results);
+      // Kustomization objects applied by this batch are the next level down.
+      const next = new Set<string>();
+      for (const ks of batch) {
+        for (const e of ks.status?.inventory?.entries ?? []) {
+          const ref = parseInventoryId(e.id, e.v);
+          if (ref?.kind === "Kustomization" && ref.group === KUSTOMIZATION_GROUP) {
+            const key = `${ref.namespace}/${ref.name}`;
+            if (!done.has(key)) next.add(key);
+          }
+        }
+      }
+      if (next.size) {
+        const fresh = await this.listKustomizations();
+        for (const [k, v] of fresh) if (!done.has(k)) this.current.set(k, v);
+      }
+      frontier = [...next];
+    }
+    this.lastPassEnd = Date.now();
+    return {
+      revision: artifact.revision,
+      sourceError: undefined,
+      reconciled,
+      writes: this.client.counts.writes - writesBefore,
+    };
+  }
+
+  private rootRequested(): boolean {
+    const root = this.current.get(this.rootKey());
+    const at = root?.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    return Boolean(at && at !== root?.status?.lastHandledReconcileAt);
+  }
+
+  /** Reconciles the due members of one level, each after the members it depends on. */
+  private async runBatch(
+    batch: KustomizationObject[],
+    artifact: Artifact,
+    reconciler: Reconciler,
+    signal: AbortSignal,
+    force: boolean,
+  ): Promise<KustomizationReport[]> {
+    const items = batch.map((ks) => {
+      const spec = KustomizationSpec.safeParse(ks.spec ?? {});
+      const key: KsKey = { name: ks.metadata.name ?? "", namespace: ks.metadata.namespace ?? "" };
+      return {
+        ...key,
+        ks,
+        dependsOn: spec.success ? dependenciesOf(spec.data, key.namespace) : [],
+        spec: spec.success ? spec.data : undefined,
+      };
+    });
+    const inBatch = new Set(items.map((i) => keyOf(i)));
+    // Only dependencies reconciled in this batch order the work; others are checked through their status.
+    const { order, blocked } = orderByDependencies(
+      items.map((i) => ({ ...i, dependsOn: i.dependsOn.filter((d) => inBatch.has(keyOf(d))) })),
+    );
+    const reports: KustomizationReport[] = [];
+    for (const b of blocked) {
+      await reconciler.markFailed(b.item.ks, "DependencyNotReady", b.reason, true);
+      this.log.warn({ kustomization: keyOf(b.item) }, b.reason);
+      reports.push(this.report(b.item.ks));
+    }
+    const running = new Map<string, Promise<void>>();
+    let slots = this.opts.concurrency;
+    const waiters: (() => void)[] = [];
+    const acquire = async () => {
+      while (slots === 0) await new Promise<void>((r) => waiters.push(r));
+      slots--;
+    };
+    const release = () => {
+      slots++;
+      waiters.shift()?.();
+    };
+    for (const item of order) {
+      const key = keyOf(item);
+      const deps = item.dependsOn
+        .map((d) => running.get(keyOf(d)))
+        .filter((p): p is Promise<void> => p !== undefined);
+      running.set(
+        key,
+        (async () => {
+          await Promise.all(deps);
+          if (signal.aborted) return;
+          const ks = item.ks;
+          const suspended = item.spec?.suspend === true;
+          this.metrics.suspended.set({ name: item.name, namespace: item.namespace }, suspended ? 1 : 0);
+          if (suspended) return;
+          const isRoot = key === this.rootKey();
+          const interval = isRoot
+            ? this.opts.intervalMs
+            : safeDuration(item.spec?.interval, this.opts.intervalMs);
+          const last = this.lastRun.get(key);
+          const why = force
+            ? "forced"
+            : dueReason({
+                now: Date.now(),
+                lastRun: last?.at,
+                lastFailed: last?.failed ?? false,
+                intervalMs: interval,
+                retryIntervalMs: safeDuration(item.spec?.retryInterval, interval),
+                revision: artifact.revision,
+                status: ks.status,
+                generation: ks.metadata.generation,
+                requestedAt: ks.metadata.annotations?.[REQUESTED_AT_ANNOTATION],
+              });
+          if (!why) return;
+          await acquire();
+          let result: ReconcileResult | undefined;
+          try {
+            this.log.debug({ kustomization: key, why }, "reconciling");
+            result = await reconciler.reconcile(ks, artifact, isRoot ? this.opts.path : undefined);
+          } catch (err) {
+            this.log.error({ kustomization: key }, describeError(err));
+          } finally {
+            release();
+          }
+          this.lastRun.set(key, { at: Date.now(), failed: !result?.ready });
+          reports.push(this.report(ks));
+        })(),
+      );
+    }
+    await Promise.all(running.values());
+    return reports;
+  }
+
+  /** Runs passes until `signal` aborts (continuous mode, leader only). */
+  private async loop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.pass(signal);
+      } catch (err) {
+        this.log.error({}, `reconcile pass failed: ${describeError(err)}`);
+      }
+      this.loopAlive = Date.now();
+      await sleep(this.opts.pollMs, signal);
+    }
+  }
+
+  /**
+   * Continuous mode. With leader election, waits for the lease and returns
+   * when it is lost (the caller exits, as client-go controllers do).
+   */
+  async run(signal: AbortSignal, leaderElect: boolean): Promise<"stopped" | "lost-leadership"> {
+    this.loopAlive = Date.now();
+    await this.setup();
+    if (!leaderElect) {
+      await this.loop(signal);
+      return "stopped";
+    }
+    const idle = setInterval(() => {
+      this.loopAlive = Date.now();
+    }, this.opts.pollMs);
+    try {
+      await this.elector.run(
+        signal,
+        async (leading) => {
+          this.log.info({ identity: this.identity }, "acquired leader lease; reconciling");
+          await this.loop(leading);
+        },
+        (leading) => this.metrics.leader.set(leading ? 1 : 0),
+      );
+    } finally {
+      clearInterval(idle);
+    }
+    if (signal.aborted) {
+      await this.elector.release();
+      return "stopped";
+    }
+    return "lost-leadership";
+  }
+
+  /** One forced pass (`--once`): setup, fetch, reconcile everything, wait for health. */
+  async once(): Promise<PassSummary> {
+    await this.setup();
+    return await this.pass(new AbortController().signal, true);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  get lastPassAt(): number {
+    return this.lastPassEnd;
+  }
+}
+
+function safeDuration(text: string | undefined, fallback: number): number {
+  if (!text) return fallback;
+  try {
+    return parseDuration(text);
+  } catch {
+    return fallback;
+  }
+}

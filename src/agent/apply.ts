@@ -1,0 +1,511 @@
+/**
+ * The apply engine: server-side apply with field manager `shipmate`.
+ *
+ * 1. Plan: one metadata-only list per kind and namespace tells which objects
+ *    exist; an object whose inventory hash still matches (same desired
+ *    object, same fields owned) is unchanged and costs nothing more.
+ * 2. Validate: every other object is applied with `dryRun=All` first; any
+ *    error fails the whole Kustomization before a single write. Objects that
+ *    need a CRD or Namespace from the same apply are validated right after
+ *    those are written (stage 0), before anything else is.
+ * 3. Write: only objects whose dry-run result differs from the live object,
+ *    CRDs and Namespaces first, then by kind rank.
+ * Conflicts with fields last written imperatively (`kubectl edit`, `scale`,
+ * client-side apply) are drift and are taken back; conflicts with another
+ * server-side applier are reported, and forced only when configured.
+ */
+import { ClusterError } from "../errors.ts";
+import { ApiError, type KubeClient } from "./client.ts";
+import { type Discovery, type ResourceInfo, resourcePath, UnknownKindError } from "./discovery.ts";
+import {
+  applyRank,
+  describeRef,
+  FIELD_MANAGER,
+  FLUX_RECONCILE_ANNOTATION,
+  inventoryId,
+  isStageZero,
+  NAME_LABEL,
+  NAMESPACE_LABEL,
+  type ObjectRef,
+  ownedFields,
+  pruneDisabled,
+  refOf,
+  sameObject,
+  stateHash,
+} from "./objects.ts";
+import { type InventoryEntry, KubeList, KubeObject, type ObjectMeta } from "./schema.ts";
+
+const SSA_POLICY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa";
+const PARTIAL_METADATA_LIST =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
+
+export type Action = "created" | "configured" | "unchanged" | "skipped" | "deleted";
+export interface Change {
+  ref: ObjectRef;
+  action: Action;
+}
+
+/** Apply failed; `written` says whether anything reached the cluster before it did. */
+export class ApplyError extends ClusterError {
+  override name = "ApplyError";
+  readonly errors: string[];
+  readonly written: boolean;
+  constructor(errors: string[], written: boolean) {
+    super(
+      errors.length === 1 ? (errors[0] ?? "") : `${errors.length} errors: ${errors.slice(0, 5).join("; ")}`,
+    );
+    this.errors = errors;
+    this.written = written;
+  }
+}
+
+export interface ApplyOptions {
+  /** Take fields from other server-side appliers too (never needed for imperative drift). */
+  forceConflicts?: boolean;
+  concurrency?: number;
+  /** How long to wait for applied CRDs to become established. */
+  crdTimeoutMs?: number;
+}
+
+export interface Owner {
+  name: string;
+  namespace: string;
+}
+
+export interface ApplyRequest {
+  objects: KubeObject[];
+  previous: InventoryEntry[];
+  owner: Owner;
+  /**
+   * Persists an inventory before the first write, so that an apply cut short
+   * (API server gone, agent killed) never leaves an object nobody records.
+   */
+  writeAhead(entries: InventoryEntry[]): Promise<void>;
+}
+
+export interface ApplyResult {
+  changes: Change[];
+  inventory: InventoryEntry[];
+  /** Objects whose stored state was written (created or configured). */
+  writes: number;
+}
+
+interface Item {
+  obj: KubeObject;
+  ref: ObjectRef;
+  id: string;
+  info?: ResourceInfo;
+  live?: ObjectMeta;
+  force: boolean;
+  dryRun?: KubeObject;
+  result?: KubeObject;
+  action?: Action;
+}
+
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** The managers named in an SSA conflict Status ("conflict with \"kubectl-edit\" using apps/v1"). */
+export function conflictManagers(err: ApiError): string[] {
+  const texts = [
+    err.status?.message ?? "",
+    ...(err.status?.details?.causes ?? []).map((c) => c.message ?? ""),
+  ];
+  const out = new Set<string>();
+  for (const t of texts) for (const m of t.matchAll(/conflict with "([^"]+)"/g)) if (m[1]) out.add(m[1]);
+  return [...out];
+}
+
+/** Whether every conflicting manager only ever wrote imperatively (Update): that is drift, not a rival owner. */
+export function onlyImperative(managers: string[], live: ObjectMeta | undefined): boolean {
+  if (!managers.length) return false;
+  const entries = live?.managedFields ?? [];
+  return managers.every((m) => {
+    const own = entries.filter((e) => e.manager === m);
+    return own.length > 0 && own.every((e) => e.operation === "Update");
+  });
+}
+
+export class Applier {
+  private readonly client: KubeClient;
+  private readonly discovery: Discovery;
+  private readonly opts: Required<ApplyOptions>;
+
+  constructor(client: KubeClient, discovery: Discovery, opts: ApplyOptions = {}) {
+    this.client = client;
+    this.discovery = discovery;
+    this.opts = { forceConflicts: false, concurrency: 16, crdTimeoutMs: 60_000, ...opts };
+  }
+
+  /** Metadata of every object of one kind in one namespace (or cluster-wide), keyed by inventory id. */
+  private async listMeta(
+    info: ResourceInfo,
+    namespace: string | undefined,
+  ): Promise<Map<string, ObjectMeta>> {
+    const out = new Map<string, ObjectMeta>();
+    let cont: string | undefined;
+    const { group } = { group: info.apiVersion.includes("/") ? (info.apiVersion.split("/")[0] ?? "") : "" };
+    do {
+      const list = await this.client.call(
+        {
+          method: "GET",
+          path: resourcePath(info, namespace),
+          query: { limit: "500", continue: cont },
+          accept: PARTIAL_METADATA_LIST,
+        },
+        KubeList,
+        `list ${info.plural}${namespace ? ` in ${namespace}` : ""}`,
+      );
+      for (const item of list.items ?? []) {
+        const m = item.metadata;
+        out.set(inventoryId({ group, kind: info.kind, namespace: m.namespace ?? "", name: m.name ?? "" }), m);
+      }
+      cont = list.metadata?.continue || undefined;
+    } while (cont);
+    return out;
+  }
+
+  private ssa(item: Item, dryRun: boolean): Promise<KubeObject> {
+    const info = item.info as ResourceInfo;
+    return this.client.call(
+      {
+        method: "PATCH",
+        path: resourcePath(info, item.ref.namespace, item.ref.name),
+        query: { fieldManager: FIELD_MANAGER, force: item.force ? "true" : undefined },
+        body: item.obj,
+        contentType: "application/apply-patch+yaml",
+        dryRun,
+      },
+      KubeObject,
+      `${dryRun ? "validate" : "apply"} ${describeRef(item.ref)}`,
+    );
+  }
+
+  private async getLive(item: Item): Promise<KubeObject | undefined> {
+    const info = item.info as ResourceInfo;
+    const res = await this.client.raw({
+      method: "GET",
+      path: resourcePath(info, item.ref.namespace, item.ref.name),
+    });
+    if (res.code === 404) return undefined;
+    if (res.code !== 200) throw new ApiError(`get ${describeRef(item.ref)}`, res.code, undefined);
+    return KubeObject.parse(res.body);
+  }
+
+  /** Dry-runs one item, taking imperative drift back; records the result or an error. */
+  private async validate(item: Item, errors: string[]): Promise<void> {
+    try {
+      item.dryRun = await this.ssa(item, true);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 409 && !item.force) {
+        const managers = conflictManagers(err);
+        const live = item.live ?? (await this.getLive(item))?.metadata;
+        if (onlyImperative(managers, live)) {
+          item.force = true;
+          return await this.validate(item, errors);
+        }
+        errors.push(
+          `${describeRef(item.ref)}: conflict with server-side applier ${managers.map((m) => `"${m}"`).join(", ")} (${err.status?.details?.causes?.map((c) => c.field).join(", ") ?? ""}); not forced (enable force-conflicts to take ownership)`,
+        );
+        return;
+      }
+      errors.push(
+        err instanceof ApiError
+          ? `${describeRef(item.ref)}: ${err.status?.message ?? err.message}`
+          : (err as Error).message,
+      );
+    }
+  }
+
+  /**
+   * Resolves kinds, looks live objects up and keeps those needing a write.
+   * Items that cannot be validated until stage 0 is written are returned in `deferred`.
+   */
+  private async plan(
+    items: Item[],
+    previous: Map<string, InventoryEntry>,
+    stageZero: { crdKinds: Set<string>; namespaces: Set<string> },
+    errors: string[],
+    allowDefer: boolean,
+  ): Promise<{ pending: Item[]; deferred: Item[] }> {
+    const deferred: Item[] = [];
+    const resolved: Item[] = [];
+    for (const item of items) {
+      try {
+        item.info = await this.discovery.resolve(item.obj.apiVersion, item.obj.kind);
+      } catch (err) {
+        if (
+          err instanceof UnknownKindError &&
+          allowDefer &&
+          stageZero.crdKinds.has(`${item.ref.group}/${item.ref.kind}`)
+        ) {
+          deferred.push(item);
+          continue;
+        }
+        errors.push(`${describeRef(item.ref)}: ${(err as Error).message}`);
+        continue;
+      }
+      if (item.info.namespaced && !item.ref.namespace) {
+        errors.push(
+          `${describeRef(item.ref)}: namespace not specified (set metadata.namespace or the Kustomization's targetNamespace)`,
+        );
+        continue;
+      }
+      if (!item.info.namespaced && item.ref.namespace) {
+        // Cluster-scoped objects carry no namespace; kustomize may have set one on a custom kind.
+        item.ref = { ...item.ref, namespace: "" };
+        item.id = inventoryId(item.ref);
+        const { namespace: _ns, ...meta } = item.obj.metadata;
+        item.obj = { ...item.obj, metadata: meta };
+      }
+      resolved.push(item);
+    }
+
+    // One metadata list per kind and namespace (cluster-wide for cluster-scoped kinds).
+    const lists = new Map<string, { info: ResourceInfo; namespace: string | undefined }>();
+    const nsInfo = await this.discovery.resolve("v1", "Namespace");
+    lists.set("v1/Namespace", { info: nsInfo, namespace: undefined });
+    for (const item of resolved) {
+      const info = item.info as ResourceInfo;
+      const ns = info.namespaced ? item.ref.namespace : undefined;
+      lists.set(`${info.apiVersion}/${info.kind}/${ns ?? ""}`, { info, namespace: ns });
+    }
+    const live = new Map<string, ObjectMeta>();
+    await pool([...lists.values()], this.opts.concurrency, async ({ info, namespace }) => {
+      for (const [id, meta] of await this.listMeta(info, namespace)) live.set(id, meta);
+    });
+    const existingNamespaces = new Set(
+      [...live.entries()].filter(([id]) => id.endsWith("__Namespace")).map(([, m]) => m.name ?? ""),
+    );
+
+    const toValidate: Item[] = [];
+    for (const item of resolved) {
+      item.live = live.get(item.id);
+      const policy = item.obj.metadata.annotations?.[SSA_POLICY_ANNOTATION];
+      if (
+        policy === "Ignore" ||
+        (policy === "IfNotPresent" && item.live) ||
+        item.live?.annotations?.[FLUX_RECONCILE_ANNOTATION] === "disabled"
+      ) {
+        item.action = "skipped";
+        continue;
+      }
+      if (item.live) {
+        const h = stateHash(item.obj, ownedFields({ ...item.obj, metadata: item.live }));
+        if (h && previous.get(item.id)?.h === h) {
+          item.action = "unchanged";
+          continue;
+        }
+      }
+      const ns = item.ref.namespace;
+      if (ns && !existingNamespaces.has(ns)) {
+        if (allowDefer && stageZero.namespaces.has(ns)) {
+          deferred.push(item);
+          continue;
+        }
+      }
+      toValidate.push(item);
+    }
+
+    await pool(toValidate, this.opts.concurrency, (item) => this.validate(item, errors));
+    const pending: Item[] = [];
+    const existing = toValidate.filter((i) => i.dryRun && i.live);
+    await pool(existing, this.opts.concurrency, async (item) => {
+      const full = await this.getLive(item);
+      if (full && item.dryRun && sameObject(full, item.dryRun)) {
+        item.action = "unchanged";
+        item.result = full;
+      }
+    });
+    for (const item of toValidate) if (item.dryRun && !item.action) pending.push(item);
+    return { pending, deferred };
+  }
+
+  private async write(items: Item[], errors: string[]): Promise<number> {
+    let writes = 0;
+    const ranks = [...new Set(items.map((i) => applyRank(i.ref.kind)))].sort((a, b) => a - b);
+    for (const rank of ranks) {
+      await pool(
+        items.filter((i) => applyRank(i.ref.kind) === rank),
+        this.opts.concurrency,
+        async (item) => {
+          try {
+            item.result = await this.ssa(item, false);
+            item.action = item.live ? "configured" : "created";
+            writes++;
+          } catch (err) {
+            errors.push(
+              err instanceof ApiError
+                ? `${describeRef(item.ref)}: ${err.status?.message ?? err.message}`
+                : (err as Error).message,
+            );
+          }
+        },
+      );
+      if (errors.length) break;
+    }
+    return writes;
+  }
+
+  private async waitForCrds(items: Item[]): Promise<void> {
+    const crds = items.filter((i) => i.ref.kind === "CustomResourceDefinition");
+    const deadline = Date.now() + this.opts.crdTimeoutMs;
+    for (const crd of crds) {
+      for (;;) {
+        const live = await this.getLive(crd);
+        const conds = ((live as { status?: { conditions?: { type: string; status: string }[] } } | undefined)
+          ?.status?.conditions ?? []) as { type: string; status: string }[];
+        if (conds.some((c) => c.type === "Established" && c.status === "True")) break;
+        if (Date.now() > deadline)
+          throw new ApplyError([`${describeRef(crd.ref)}: not established in time`], true);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    this.discovery.invalidate();
+  }
+
+  async apply(req: ApplyRequest): Promise<ApplyResult> {
+    const previous = new Map(req.previous.map((e) => [e.id, e]));
+    const errors: string[] = [];
+    const seen = new Set<string>();
+    const items: Item[] = [];
+    for (const obj of req.objects) {
+      const ref = refOf(obj);
+      const id = inventoryId(ref);
+      if (seen.has(id)) {
+        errors.push(`${describeRef(ref)}: defined more than once`);
+        continue;
+      }
+      seen.add(id);
+      items.push({ obj, ref, id, force: this.opts.forceConflicts });
+    }
+    if (errors.length) throw new ApplyError(errors, false);
+
+    const stageZero = {
+      crdKinds: new Set(
+        items
+          .filter((i) => i.ref.kind === "CustomResourceDefinition")
+          .map((i) => {
+            const spec = (i.obj as { spec?: { group?: string; names?: { kind?: string } } }).spec;
+            return `${spec?.group ?? ""}/${spec?.names?.kind ?? ""}`;
+          }),
+      ),
+      namespaces: new Set(items.filter((i) => i.ref.kind === "Namespace").map((i) => i.ref.name)),
+    };
+
+    const { pending, deferred } = await this.plan(items, previous, stageZero, errors, true);
+    if (errors.length) throw new ApplyError(errors, false);
+
+    const newIds = items.filter((i) => !previous.has(i.id));
+    if (newIds.length && (pending.length || deferred.length)) {
+      await req.writeAhead([...req.previous, ...newIds.map((i) => ({ id: i.id, v: i.ref.version }))]);
+    }
+
+    let writes = 0;
+    const stage0 = pending.filter((i) => isStageZero(i.ref.kind));
+    if (stage0.length) {
+      writes += await this.write(stage0, errors);
+      if (errors.length) throw new ApplyError(errors, writes > 0);
+    }
+    let rest = pending.filter((i) => !isStageZero(i.ref.kind));
+    if (deferred.length) {
+      await this.waitForCrds(stage0);
+      const late = await this.plan(deferred, previous, stageZero, errors, false);
+      if (errors.length) throw new ApplyError(errors, writes > 0);
+      rest = [...rest, ...late.pending];
+    }
+    writes += await this.write(rest, errors);
+    if (errors.length) throw new ApplyError(errors, writes > 0);
+
+    const inventory: InventoryEntry[] = items.map((i) => {
+      const meta = i.result?.metadata ?? i.live;
+      const h = meta ? stateHash(i.obj, ownedFields({ ...i.obj, metadata: meta })) : undefined;
+      return h ? { id: i.id, v: i.ref.version, h } : { id: i.id, v: i.ref.version };
+    });
+    return {
+      changes: items.map((i) => ({ ref: i.ref, action: i.action ?? "unchanged" })),
+      inventory,
+      writes,
+    };
+  }
+
+  /**
+   * Deletes objects that left git. Only objects still labelled as belonging
+   * to `owner` are deleted, never one marked "prune: disabled", and each
+   * delete is conditional on the uid we looked at.
+   */
+  async prune(
+    stale: ObjectRef[],
+    owner: Owner,
+    beforeDelete?: (ref: ObjectRef, live: KubeObject) => Promise<void>,
+  ): Promise<{ changes: Change[]; kept: ObjectRef[]; errors: string[] }> {
+    const changes: Change[] = [];
+    const kept: ObjectRef[] = [];
+    const errors: string[] = [];
+    // Reverse apply order: workloads before their namespace, custom resources before their CRD.
+    const ordered = [...stale].sort((a, b) => applyRank(b.kind) - applyRank(a.kind));
+    const ranks = [...new Set(ordered.map((r) => applyRank(r.kind)))];
+    for (const rank of ranks) {
+      await pool(
+        ordered.filter((r) => applyRank(r.kind) === rank),
+        this.opts.concurrency,
+        async (ref) => {
+          const apiVersion = ref.group ? `${ref.group}/${ref.version}` : ref.version;
+          const info = await this.discovery.find(apiVersion, ref.kind).catch(() => undefined);
+          if (!info) return; // the kind is gone, and its objects with it
+          const item: Item = {
+            obj: { apiVersion, kind: ref.kind, metadata: {} },
+            ref,
+            id: inventoryId(ref),
+            info,
+            force: false,
+          };
+          let live: KubeObject | undefined;
+          try {
+            live = await this.getLive(item);
+          } catch (err) {
+            errors.push(`${describeRef(ref)}: ${(err as Error).message}`);
+            kept.push(ref);
+            return;
+          }
+          if (!live || live.metadata.deletionTimestamp) return;
+          const labels = live.metadata.labels ?? {};
+          if (labels[NAME_LABEL] !== owner.name || labels[NAMESPACE_LABEL] !== owner.namespace) return;
+          if (pruneDisabled(live.metadata.annotations)) {
+            changes.push({ ref, action: "skipped" });
+            return;
+          }
+          try {
+            if (beforeDelete) await beforeDelete(ref, live);
+            const res = await this.client.raw({
+              method: "DELETE",
+              path: resourcePath(info, ref.namespace, ref.name),
+              body: {
+                kind: "DeleteOptions",
+                apiVersion: "v1",
+                propagationPolicy: "Background",
+                preconditions: { uid: live.metadata.uid },
+              },
+            });
+            if (res.code === 404 || res.code === 409) return; // already gone, or replaced by a new object
+            if (res.code < 200 || res.code > 299)
+              throw new ApiError(`delete ${describeRef(ref)}`, res.code, res.body as undefined);
+            changes.push({ ref, action: "deleted" });
+          } catch (err) {
+            errors.push(`${describeRef(ref)}: ${(err as Error).message}`);
+            kept.push(ref);
+          }
+        },
+      );
+    }
+    return { changes, kept, errors };
+  }
+}

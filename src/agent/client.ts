@@ -1,0 +1,234 @@
+/**
+ * The agent's line to the API server: authentication and TLS come from
+ * @kubernetes/client-node's KubeConfig (kubeconfig files, in-cluster service
+ * account, exec plugins); requests go over one keep-alive HTTPS agent so a
+ * thousand applies reuse a handful of connections. Every request is counted by
+ * verb, which is how the agent reports the writes it made.
+ */
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { z } from "zod";
+import { ClusterError } from "../errors.ts";
+import { Status } from "./schema.ts";
+
+export interface RequestSpec {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  /** Dry-run requests are validated by the server and never persisted: counted apart from writes. */
+  dryRun?: boolean;
+}
+
+export interface RequestCounts {
+  reads: number;
+  writes: number;
+  dryRuns: number;
+  byVerb: Record<string, number>;
+}
+
+/** A failure answered by the API server, with its Status reason and code. */
+export class ApiError extends ClusterError {
+  override name = "ApiError";
+  readonly code: number;
+  readonly reason: string;
+  readonly status: Status | undefined;
+  constructor(what: string, code: number, status: Status | undefined) {
+    super(`${what}: ${status?.message ?? `HTTP ${code}`}${status?.reason ? ` (${status.reason})` : ""}`);
+    this.code = code;
+    this.reason = status?.reason ?? "";
+    this.status = status;
+  }
+}
+
+/** Loads the kubeconfig: an explicit file, else in-cluster when in a pod, else $KUBECONFIG/~/.kube/config. */
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (file) kc.loadFromFile(file);
+    else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ClusterError(`kubeconfig ${file ?? "(default)"}: ${(err as Error).message}`);
+  }
+  if (!kc.getCurrentCluster())
+    throw new ClusterError(`kubeconfig ${file ?? "(default)"}: no current cluster`);
+  return kc;
+}
+
+const RETRYABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTCONN",
+  "EAI_AGAIN",
+]);
+
+export interface ClientOptions {
+  /** Parallel connections to the API server. */
+  maxSockets?: number;
+  /** How long transport failures (API server restarting) are retried before a request fails. */
+  retryForMs?: number;
+  requestTimeoutMs?: number;
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly server: URL;
+  readonly counts: RequestCounts = { reads: 0, writes: 0, dryRuns: 0, byVerb: {} };
+  /** When the last request got any answer from the API server (for /readyz). */
+  lastContact = 0;
+  private agent: HttpAgent | undefined;
+  private readonly opts: Required<ClientOptions>;
+
+  constructor(kc: KubeConfig, opts: ClientOptions = {}) {
+    this.kc = kc;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new ClusterError("kubeconfig has no current cluster");
+    this.server = new URL(cluster.server);
+    this.opts = { maxSockets: 16, retryForMs: 60_000, requestTimeoutMs: 60_000, ...opts };
+  }
+
+  /** The namespace of the current context (or the pod's), "default" when none is set. */
+  defaultNamespace(): string {
+    const ctx = this.kc.getContextObject(this.kc.getCurrentContext());
+    return ctx?.namespace ?? "default";
+  }
+
+  private async options(): Promise<RequestOptions> {
+    const opts: RequestOptions = {};
+    // client-node fills in CA, client certificate and the (possibly refreshed) bearer token.
+    await this.kc.applyToHTTPSOptions(opts);
+    if (!this.agent) {
+      const agentOpts = { keepAlive: true, maxSockets: this.opts.maxSockets };
+      this.agent =
+        this.server.protocol === "https:"
+          ? new HttpsAgent({
+              ...agentOpts,
+              ca: opts.ca,
+              cert: opts.cert,
+              key: opts.key,
+              ...(opts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+              ...(opts.servername ? { servername: opts.servername } : {}),
+            })
+          : new HttpAgent(agentOpts);
+    }
+    return { headers: opts.headers ?? {}, auth: opts.auth, agent: this.agent };
+  }
+
+  /** Closes idle connections so a one-shot process can exit. */
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+
+  private count(spec: RequestSpec): void {
+    const verb =
+      spec.method === "PATCH" && spec.contentType?.startsWith("application/apply-patch")
+        ? "APPLY"
+        : spec.method;
+    const key = spec.dryRun ? `${verb}(dry-run)` : verb;
+    this.counts.byVerb[key] = (this.counts.byVerb[key] ?? 0) + 1;
+    if (spec.method === "GET") this.counts.reads++;
+    else if (spec.dryRun) this.counts.dryRuns++;
+    else this.counts.writes++;
+  }
+
+  /** One request; transport failures are retried with backoff for up to retryForMs. */
+  async raw(spec: RequestSpec): Promise<{ code: number; body: unknown }> {
+    const started = Date.now();
+    let delay = 100;
+    for (;;) {
+      try {
+        return await this.once(spec);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "";
+        if (!RETRYABLE_CODES.has(code) && !(err as Error).message.includes("socket hang up")) throw err;
+        if (Date.now() - started > this.opts.retryForMs) {
+          throw new ClusterError(
+            `${spec.method} ${spec.path}: API server ${this.server.host} unreachable (${code || (err as Error).message})`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  private async once(spec: RequestSpec): Promise<{ code: number; body: unknown }> {
+    const base = await this.options();
+    const url = new URL(spec.path, this.server);
+    for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    if (spec.dryRun) url.searchParams.set("dryRun", "All");
+    const payload = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
+    const headers: Record<string, string | string[] | number | undefined> = {
+      ...(base.headers as Record<string, string>),
+      accept: spec.accept ?? "application/json",
+    };
+    if (payload) {
+      headers["content-type"] = spec.contentType ?? "application/json";
+      headers["content-length"] = payload.length;
+    }
+    this.count(spec);
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    return await new Promise((resolve, reject) => {
+      const req = send(
+        url,
+        {
+          method: spec.method,
+          headers,
+          agent: base.agent,
+          auth: base.auth,
+          timeout: this.opts.requestTimeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            this.lastContact = Date.now();
+            const text = Buffer.concat(chunks).toString("utf8");
+            let body: unknown = text;
+            if ((res.headers["content-type"] ?? "").includes("json") && text) {
+              try {
+                body = JSON.parse(text);
+              } catch {
+                body = text;
+              }
+            }
+            resolve({ code: res.statusCode ?? 0, body });
+          });
+        },
+      );
+      req.on("timeout", () =>
+        req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })),
+      );
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+
+  /** A request whose 2xx answer is parsed with `schema`; anything else becomes an ApiError. */
+  async call<S extends z.ZodType>(spec: RequestSpec, schema: S, what?: string): Promise<z.infer<S>> {
+    const res = await this.raw(spec);
+    if (res.code < 200 || res.code > 299)
+      throw apiError(what ?? `${spec.method} ${spec.path}`, res.code, res.body);
+    const parsed = schema.safeParse(res.body);
+    if (!parsed.success) {
+      throw new ClusterError(
+        `${what ?? `${spec.method} ${spec.path}`}: unexpected answer: ${parsed.error.issues[0]?.message}`,
+      );
+    }
+    return parsed.data;
+  }
+}
+
+export function apiError(what: string, code: number, body: unknown): ApiError {
+  const status = Status.safeParse(body);
+  return new ApiError(what, code, status.success ? status.data : undefined);
+}

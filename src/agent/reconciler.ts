@@ -1,0 +1,473 @@
+/**
+ * One Kustomization, reconciled: render its path at the fetched revision,
+ * apply (validated first), prune what left git, wait for health when asked,
+ * and record the outcome in its status, as Events and as metrics.
+ */
+import type { Logger } from "pino";
+import { ConfigError, describeError } from "../errors.ts";
+import { type Applier, ApplyError, type Change } from "./apply.ts";
+import { apiError, type KubeClient } from "./client.ts";
+import { type Discovery, resourcePath } from "./discovery.ts";
+import type { EventRecorder } from "./events.ts";
+import { assessHealth } from "./health.ts";
+import {
+  conditionsFor,
+  dependenciesOf,
+  getCondition,
+  keyOf,
+  type Outcome,
+  parseDuration,
+  readyAt,
+} from "./kustomization.ts";
+import { sleep } from "./leader.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import {
+  canonicalJson,
+  describeRef,
+  inventoryId,
+  type ObjectRef,
+  parseInventoryId,
+  REQUESTED_AT_ANNOTATION,
+  withOwnerLabels,
+} from "./objects.ts";
+import type { Renderer } from "./render.ts";
+import {
+  type InventoryEntry,
+  KUSTOMIZATION_API_VERSION,
+  KubeObject,
+  type KustomizationObject,
+  KustomizationSpec,
+  type KustomizationStatus,
+} from "./schema.ts";
+import type { Artifact } from "./source.ts";
+
+/** Kinds that have no status to wait for; `wait` does not poll them. */
+const STATUSLESS = new Set([
+  "ConfigMap",
+  "Secret",
+  "Service",
+  "ServiceAccount",
+  "Role",
+  "RoleBinding",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "NetworkPolicy",
+  "LimitRange",
+  "ResourceQuota",
+  "PodDisruptionBudget",
+  "Ingress",
+  "IngressClass",
+  "PriorityClass",
+  "StorageClass",
+  "HorizontalPodAutoscaler",
+  "Endpoints",
+  "EndpointSlice",
+  "MutatingWebhookConfiguration",
+  "ValidatingWebhookConfiguration",
+]);
+
+export interface ReconcileContext {
+  client: KubeClient;
+  discovery: Discovery;
+  applier: Applier;
+  renderer: Renderer;
+  events: EventRecorder;
+  metrics: AgentMetrics;
+  log: Logger;
+  /** Scratch directory for generated overlays. */
+  scratch: string;
+  /** Restores the working copy before each render. */
+  cleanSource(): Promise<void>;
+  /** Live status of other Kustomizations, for dependsOn. */
+  statusOf(namespace: string, name: string): Promise<KustomizationStatus | undefined>;
+  /** Whether this replica may still write (leadership held, not shutting down). */
+  signal: AbortSignal;
+  /** How often health is polled while waiting. */
+  healthPollMs?: number;
+}
+
+export interface ReconcileResult {
+  ready: boolean;
+  /** Failed in a way that waits for a change (spec, revision), not for time. */
+  stalled: boolean;
+  changes: Change[];
+  writes: number;
+  inventory: InventoryEntry[];
+  message: string;
+}
+
+export function ksPath(namespace: string, name: string, status = false): string {
+  return `/apis/${KUSTOMIZATION_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/kustomizations/${encodeURIComponent(name)}${status ? "/status" : ""}`;
+}
+
+function changeSummary(changes: Change[]): string {
+  return changes
+    .filter((c) => c.action === "created" || c.action === "configured" || c.action === "deleted")
+    .map((c) => `${describeRef(c.ref)} ${c.action}`)
+    .join("\n");
+}
+
+export class Reconciler {
+  private readonly ctx: ReconcileContext;
+
+  constructor(ctx: ReconcileContext) {
+    this.ctx = ctx;
+  }
+
+  /** Writes status only when it differs from what the cluster holds, so a steady state costs no write. */
+  private async writeStatus(ks: KustomizationObject, next: KustomizationStatus): Promise<void> {
+    if (canonicalJson(ks.status ?? {}) === canonicalJson(next)) return;
+    const ns = ks.metadata.namespace ?? "";
+    const name = ks.metadata.name ?? "";
+    const res = await this.ctx.client.raw({
+      method: "PATCH",
+      path: ksPath(ns, name, true),
+      // JSON merge patch replaces the lists (conditions, inventory entries) whole.
+      body: { status: { ...nullify(ks.status ?? {}, next), ...next } },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code === 404) return; // deleted while we worked
+    if (res.code < 200 || res.code > 299)
+      throw apiError(`status of Kustomization ${ns}/${name}`, res.code, res.body);
+    ks.status = next;
+  }
+
+  /** Records a failure found outside a reconcile (source unreachable, dependency cycle) without touching anything else. */
+  async markFailed(
+    ks: KustomizationObject,
+    reason: string,
+    message: string,
+    stalled: boolean,
+  ): Promise<void> {
+    const status: KustomizationStatus = {
+      ...ks.status,
+      conditions: conditionsFor(
+        ks.status?.conditions ?? [],
+        { kind: "failed", reason, message, stalled },
+        ks.metadata.generation,
+        new Date().toISOString(),
+        false,
+      ),
+    };
+    await this.writeStatus(ks, status);
+    const name = ks.metadata.name ?? "";
+    const namespace = ks.metadata.namespace ?? "";
+    this.ctx.metrics.ready.set({ name, namespace }, 0);
+    await this.ctx.events.emit(
+      { apiVersion: ks.apiVersion, kind: "Kustomization", name, namespace, uid: ks.metadata.uid },
+      "Warning",
+      reason,
+      message,
+    );
+  }
+
+  async reconcile(
+    ks: KustomizationObject,
+    artifact: Artifact,
+    pathOverride?: string,
+  ): Promise<ReconcileResult> {
+    const ns = ks.metadata.namespace ?? "";
+    const name = ks.metadata.name ?? "";
+    const started = Date.now();
+    const end = this.ctx.metrics.reconcileDuration.startTimer({ name, namespace: ns });
+    const involved = {
+      apiVersion: ks.apiVersion,
+      kind: "Kustomization",
+      name,
+      namespace: ns,
+      uid: ks.metadata.uid,
+    };
+    const previous = ks.status?.inventory?.entries ?? [];
+    const now = () => new Date().toISOString();
+    const requestedAt = ks.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const base: KustomizationStatus = {
+      ...ks.status,
+      observedGeneration: ks.metadata.generation,
+      lastAttemptedRevision: artifact.revision,
+      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
+    };
+    let status: KustomizationStatus = base;
+    const finish = async (outcome: Outcome, extra: Partial<KustomizationStatus>, assessesHealth: boolean) => {
+      status = {
+        ...status,
+        ...extra,
+        conditions: conditionsFor(
+          status.conditions ?? [],
+          outcome,
+          ks.metadata.generation,
+          now(),
+          assessesHealth,
+        ),
+      };
+      await this.writeStatus(ks, status);
+      const ready = outcome.kind === "succeeded";
+      this.ctx.metrics.ready.set({ name, namespace: ns }, ready ? 1 : 0);
+      this.ctx.metrics.inventory.set({ name, namespace: ns }, status.inventory?.entries?.length ?? 0);
+      this.ctx.metrics.reconcileTotal.inc({ name, namespace: ns, result: ready ? "success" : "failure" });
+      end();
+    };
+
+    const parsed = KustomizationSpec.safeParse(ks.spec ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const message = `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`;
+      await finish({ kind: "failed", reason: "InvalidSpec", message, stalled: true }, {}, false);
+      await this.ctx.events.emit(involved, "Warning", "InvalidSpec", message);
+      return { ready: false, stalled: true, changes: [], writes: 0, inventory: previous, message };
+    }
+    const spec = parsed.data;
+    const fail = async (
+      reason: string,
+      message: string,
+      opts: { stalled?: boolean; health?: "failed" } = {},
+    ) => {
+      await finish(
+        { kind: "failed", reason, message, ...opts },
+        {},
+        Boolean(spec.wait || spec.healthChecks?.length),
+      );
+      await this.ctx.events.emit(involved, "Warning", reason, message);
+      this.ctx.log.warn({ kustomization: `${ns}/${name}`, reason }, message);
+      return {
+        ready: false,
+        stalled: Boolean(opts.stalled),
+        changes: [],
+        writes: 0,
+        inventory: status.inventory?.entries ?? previous,
+        message,
+      };
+    };
+
+    if (spec.sourceRef && spec.sourceRef.kind !== "GitRepository") {
+      return await fail(
+        "UnsupportedSource",
+        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (GitRepository only)`,
+        { stalled: true },
+      );
+    }
+    if (spec.postBuild || spec.decryption) {
+      return await fail(
+        "UnsupportedField",
+        "spec.postBuild and spec.decryption are not supported by the shipmate agent",
+        { stalled: true },
+      );
+    }
+
+    for (const dep of dependenciesOf(spec, ns)) {
+      const depStatus = await this.ctx.statusOf(dep.namespace, dep.name);
+      if (!readyAt(depStatus, artifact.revision)) {
+        const why = getCondition(depStatus, "Ready")?.message;
+        return await fail(
+          "DependencyNotReady",
+          `dependency '${keyOf(dep)}' is not ready${why ? `: ${why}` : ""}`,
+        );
+      }
+    }
+
+    let objects: KubeObject[];
+    try {
+      objects = await this.ctx.renderer.render(
+        {
+          root: artifact.dir,
+          scratch: this.ctx.scratch,
+          name,
+          namespace: ns,
+          spec: { ...spec, path: pathOverride ?? spec.path },
+        },
+        () => this.ctx.cleanSource(),
+      );
+    } catch (err) {
+      return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
+    }
+    objects = objects.map((o) => withOwnerLabels(o, name, ns));
+    if (this.ctx.signal.aborted)
+      return await fail("Interrupted", "leadership lost before apply; nothing applied");
+
+    let result: Awaited<ReturnType<Applier["apply"]>>;
+    try {
+      result = await this.ctx.applier.apply({
+        objects,
+        previous,
+        owner: { name, namespace: ns },
+        writeAhead: async (entries) => {
+          status = { ...status, inventory: { entries } };
+          await this.writeStatus(ks, status);
+        },
+      });
+    } catch (err) {
+      const prefix = err instanceof ApplyError && !err.written ? "validation failed, nothing applied: " : "";
+      return await fail("ReconciliationFailed", `${prefix}${describeError(err)}`);
+    }
+
+    // Prune: what the last successful inventory held and git no longer does.
+    const desiredIds = new Set(result.inventory.map((e) => e.id));
+    const stale: ObjectRef[] = [];
+    for (const e of status.inventory?.entries ?? previous) {
+      if (desiredIds.has(e.id)) continue;
+      const ref = parseInventoryId(e.id, e.v);
+      if (ref) stale.push(ref);
+    }
+    let changes = result.changes;
+    let inventory = result.inventory;
+    if (spec.prune && stale.length) {
+      const pruned = await this.ctx.applier.prune(stale, { name, namespace: ns }, (ref, live) =>
+        this.finalizeChild(ref, live, artifact),
+      );
+      changes = [...changes, ...pruned.changes];
+      // Objects that could not be deleted stay recorded, so a later run retries them.
+      inventory = [...inventory, ...pruned.kept.map((r) => ({ id: inventoryId(r), v: r.version }))];
+      if (pruned.errors.length) {
+        status = { ...status, inventory: { entries: inventory } };
+        return await fail("PruneFailed", `prune failed: ${pruned.errors.slice(0, 5).join("; ")}`);
+      }
+    }
+    for (const c of changes)
+      if (c.action !== "unchanged" && c.action !== "skipped")
+        this.ctx.metrics.changes.inc({ action: c.action });
+    status = { ...status, inventory: { entries: inventory } };
+    const summary = changeSummary(changes);
+    if (summary)
+      this.ctx.log.info(
+        { kustomization: `${ns}/${name}`, revision: artifact.revision },
+        summary.replaceAll("\n", ", "),
+      );
+
+    const checks = this.healthTargets(spec, objects);
+    if (checks.length) {
+      const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
+      const waiting = `waiting for ${checks.length} object(s) to become ready (timeout ${spec.timeout ?? spec.interval})`;
+      status = {
+        ...status,
+        conditions: conditionsFor(
+          status.conditions ?? [],
+          { kind: "progressing", message: waiting },
+          ks.metadata.generation,
+          now(),
+          true,
+        ),
+      };
+      await this.writeStatus(ks, status);
+      const unhealthy = await this.waitHealthy(checks, timeoutMs);
+      if (unhealthy) {
+        if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
+        return {
+          ...(await fail("HealthCheckFailed", unhealthy, { health: "failed" })),
+          changes,
+          writes: result.writes,
+          inventory,
+        };
+      }
+    }
+
+    const message = `Applied revision: ${artifact.revision}`;
+    await finish(
+      { kind: "succeeded", message },
+      { lastAppliedRevision: artifact.revision },
+      checks.length > 0,
+    );
+    if (summary) {
+      await this.ctx.events.emit(
+        involved,
+        "Normal",
+        "ReconciliationSucceeded",
+        `${summary}\nReconciliation finished in ${((Date.now() - started) / 1000).toFixed(1)}s, revision ${artifact.revision}`,
+      );
+    }
+    return { ready: true, stalled: false, changes, writes: result.writes, inventory, message };
+  }
+
+  private healthTargets(spec: KustomizationSpec, objects: KubeObject[]): ObjectRef[] {
+    const refs = new Map<string, ObjectRef>();
+    if (spec.wait) {
+      for (const o of objects) {
+        if (STATUSLESS.has(o.kind)) continue;
+        const [group = "", version = ""] = o.apiVersion.includes("/")
+          ? o.apiVersion.split("/")
+          : ["", o.apiVersion];
+        const ref = {
+          group,
+          version,
+          kind: o.kind,
+          namespace: o.metadata.namespace ?? "",
+          name: o.metadata.name ?? "",
+        };
+        refs.set(inventoryId(ref), ref);
+      }
+    }
+    for (const h of spec.healthChecks ?? []) {
+      const apiVersion = h.apiVersion ?? "v1";
+      const [group = "", version = ""] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
+      const ref = { group, version, kind: h.kind, namespace: h.namespace ?? "", name: h.name };
+      refs.set(inventoryId(ref), ref);
+    }
+    return [...refs.values()];
+  }
+
+  /** Polls until every target is Current; returns why not when one Failed or the timeout passed. */
+  private async waitHealthy(targets: ObjectRef[], timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    const poll = this.ctx.healthPollMs ?? 2000;
+    for (;;) {
+      const pending: string[] = [];
+      for (const ref of targets) {
+        const apiVersion = ref.group ? `${ref.group}/${ref.version}` : ref.version;
+        const info = await this.ctx.discovery.find(apiVersion, ref.kind);
+        if (!info) {
+          pending.push(`${describeRef(ref)}: kind not served`);
+          continue;
+        }
+        const res = await this.ctx.client.raw({
+          method: "GET",
+          path: resourcePath(info, ref.namespace, ref.name),
+        });
+        if (res.code === 404) {
+          pending.push(`${describeRef(ref)}: not found`);
+          continue;
+        }
+        const obj = KubeObject.safeParse(res.body);
+        if (!obj.success) {
+          pending.push(`${describeRef(ref)}: unreadable (HTTP ${res.code})`);
+          continue;
+        }
+        const h = assessHealth(obj.data);
+        if (h.status === "Failed") return `${describeRef(ref)} failed: ${h.message}`;
+        if (h.status === "InProgress") pending.push(`${describeRef(ref)}: ${h.message}`);
+      }
+      if (!pending.length) return undefined;
+      if (Date.now() + poll > deadline || this.ctx.signal.aborted) {
+        return `timeout waiting for: ${pending.slice(0, 5).join("; ")}${pending.length > 5 ? ` and ${pending.length - 5} more` : ""}`;
+      }
+      await sleep(poll, this.ctx.signal);
+    }
+  }
+
+  /**
+   * A Kustomization pruned from git takes its objects with it (when it
+   * prunes), as Flux's finalizer does.
+   */
+  private async finalizeChild(ref: ObjectRef, live: KubeObject, artifact: Artifact): Promise<void> {
+    if (ref.kind !== "Kustomization" || !ref.group.startsWith("kustomize.toolkit.fluxcd.io")) return;
+    const child = live as KustomizationObject;
+    const spec = KustomizationSpec.safeParse(child.spec ?? {});
+    if (!spec.success || !spec.data.prune || spec.data.suspend) return;
+    const entries = child.status?.inventory?.entries ?? [];
+    const refs = entries
+      .map((e) => parseInventoryId(e.id, e.v))
+      .filter((r): r is ObjectRef => r !== undefined);
+    const owner = { name: ref.name, namespace: ref.namespace };
+    const res = await this.ctx.applier.prune(refs, owner, (r, l) => this.finalizeChild(r, l, artifact));
+    if (res.errors.length)
+      throw new Error(`garbage collection of Kustomization ${ref.namespace}/${ref.name}: ${res.errors[0]}`);
+    this.ctx.log.info(
+      { kustomization: `${ref.namespace}/${ref.name}`, revision: artifact.revision },
+      `deleted with its ${res.changes.length} object(s)`,
+    );
+  }
+}
+
+/** Keys present before and absent now, set to null so a merge patch removes them. */
+function nullify(before: Record<string, unknown>, after: Record<string, unknown>): Record<string, null> {
+  const out: Record<string, null> = {};
+  for (const k of Object.keys(before)) if (!(k in after)) out[k] = null;
+  return out;
+}

@@ -1,0 +1,53 @@
+/**
+ * The agent's HTTP endpoints: `/metrics` (Prometheus text format),
+ * `/healthz` (the process and its loop are alive) and `/readyz` (the API
+ * server answered recently and, for the leader, the last pass ran).
+ */
+import { createServer, type Server } from "node:http";
+import type { AgentMetrics } from "./metrics.ts";
+
+export interface Probes {
+  healthy(): { ok: boolean; why: string };
+  ready(): { ok: boolean; why: string };
+}
+
+/** Listens on "host:port" (":8080" means every interface); resolves with the bound address. */
+export async function serve(
+  listen: string,
+  metrics: AgentMetrics,
+  probes: Probes,
+): Promise<{ server: Server; url: string }> {
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i) || undefined;
+  const port = Number(listen.slice(i + 1));
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const answer = (code: number, body: string, type = "text/plain; charset=utf-8") => {
+      res.writeHead(code, { "content-type": type });
+      res.end(body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return answer(405, "method not allowed\n");
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => answer(200, text, metrics.registry.contentType),
+        (err: Error) => answer(500, `${err.message}\n`),
+      );
+      return;
+    }
+    if (path === "/healthz" || path === "/readyz") {
+      const p = path === "/healthz" ? probes.healthy() : probes.ready();
+      return answer(p.ok ? 200 : 503, `${p.ok ? "ok" : "not ok"}: ${p.why}\n`);
+    }
+    answer(404, "not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const bound =
+    typeof addr === "object" && addr
+      ? `${addr.address.includes(":") ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : listen;
+  return { server, url: `http://${bound}` };
+}

@@ -1,0 +1,141 @@
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pino } from "pino";
+import { Agent, type PassSummary } from "../../agent/agent.ts";
+import { loadKubeConfig } from "../../agent/client.ts";
+import { parseDuration } from "../../agent/kustomization.ts";
+import { serve } from "../../agent/server.ts";
+import { registerSecret, UsageError } from "../../errors.ts";
+import { parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--once]
+       [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]
+       [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
+       [--log-level info]`;
+
+function durationFlag(value: string | undefined, flag: string, dflt: string): number {
+  try {
+    return parseDuration(value ?? dflt);
+  } catch {
+    throw new UsageError(`${flag} must be a duration such as 30s, 1m or 1h, got "${value}"`);
+  }
+}
+
+/** Puts the token from `--token-env` into an http(s) URL's userinfo, registered so it is never printed. */
+function withToken(url: string, token: string | undefined): string {
+  if (!token || !/^https?:\/\//.test(url)) return url;
+  registerSecret(token);
+  const u = new URL(url);
+  u.username = "x-access-token";
+  u.password = token;
+  return u.toString();
+}
+
+function printSummary(io: CliIO, s: PassSummary, json: boolean): void {
+  if (json) {
+    writeLine(
+      io.stdout,
+      JSON.stringify({ ...s, maxRssBytes: process.resourceUsage().maxRSS * 1024 }, null, 2),
+    );
+    return;
+  }
+  if (s.sourceError) writeLine(io.stdout, `source: ${s.sourceError}`);
+  for (const k of s.reconciled) {
+    const state = k.suspended ? "suspended" : k.ready ? "ready" : "not ready";
+    writeLine(io.stdout, `${k.namespace}/${k.name}: ${state} (${k.inventory} objects) ${k.message}`);
+  }
+  writeLine(io.stdout, `revision ${s.revision ?? "-"}, ${s.writes} write request(s)`);
+}
+
+export const command: Command = {
+  summary:
+    "Run the in-cluster sync agent: fetch the fleet repository, apply, prune, revert drift, report health.",
+  usage: USAGE,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("agent", argv, {
+      repo: { type: "string" },
+      branch: { type: "string" },
+      path: { type: "string" },
+      interval: { type: "string" },
+      once: { type: "boolean" },
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      name: { type: "string" },
+      workdir: { type: "string" },
+      listen: { type: "string" },
+      "force-conflicts": { type: "boolean" },
+      "no-leader-elect": { type: "boolean" },
+      "token-env": { type: "string" },
+      json: { type: "boolean" },
+      "log-level": { type: "string" },
+      "poll-interval": { type: "string" },
+      "lease-duration": { type: "string" },
+    });
+    if (positionals.length) throw new UsageError(`shipmate agent: unexpected argument "${positionals[0]}"`);
+    if (!values.repo) throw new UsageError("shipmate agent: --repo is required");
+    if (!values.path)
+      throw new UsageError("shipmate agent: --path is required (the cluster folder, e.g. clusters/staging)");
+    const token = values["token-env"] ? io.env[values["token-env"]] : undefined;
+    if (values["token-env"] && !token)
+      throw new UsageError(`shipmate agent: environment variable ${values["token-env"]} is empty`);
+    const level = values["log-level"] ?? "info";
+    if (!["trace", "debug", "info", "warn", "error", "silent"].includes(level)) {
+      throw new UsageError(`shipmate agent: --log-level must be trace, debug, info, warn, error or silent`);
+    }
+    const leaseMs = durationFlag(values["lease-duration"], "--lease-duration", "15s");
+    const log = pino({ level, base: { component: "shipmate-agent" } }, io.stderr);
+    const kc = loadKubeConfig(values.kubeconfig);
+    const namespace = values.namespace ?? "shipmate-system";
+    const agent = new Agent(
+      kc,
+      {
+        repo: withToken(values.repo, token),
+        branch: values.branch ?? "main",
+        path: values.path,
+        intervalMs: durationFlag(values.interval, "--interval", "1m"),
+        name: values.name ?? namespace,
+        namespace,
+        workdir: resolve(io.cwd, values.workdir ?? join(tmpdir(), "shipmate-agent")),
+        forceConflicts: values["force-conflicts"] ?? false,
+        pollMs: durationFlag(values["poll-interval"], "--poll-interval", "5s"),
+        leaseDurationMs: leaseMs,
+        renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+        retryPeriodMs: Math.max(200, Math.round(leaseMs / 7)),
+      },
+      log,
+    );
+    try {
+      if (values.once) {
+        const summary = await agent.once();
+        printSummary(io, summary, values.json ?? false);
+        const ok = !summary.sourceError && summary.reconciled.every((k) => k.ready || k.suspended);
+        return ok ? 0 : 1;
+      }
+      const { server, url } = await serve(values.listen ?? ":8080", agent.metrics, agent.probes());
+      log.info({ url, identity: agent.identity }, "serving /metrics, /healthz, /readyz");
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
+      try {
+        const end = await agent.run(stop.signal, !values["no-leader-elect"]);
+        if (end === "lost-leadership") {
+          log.error(
+            { identity: agent.identity },
+            "leader lease lost; exiting so a fresh replica can stand by",
+          );
+          return 1;
+        }
+        return 0;
+      } finally {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+        server.close();
+      }
+    } finally {
+      agent.close();
+    }
+  },
+};

@@ -1,0 +1,88 @@
+import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
+import {
+  formatRows,
+  healthReport,
+  type KustomizationRow,
+  listKustomizations,
+  watchKustomizations,
+} from "../../agent/control.ts";
+import { UsageError } from "../../errors.ts";
+import { parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]`;
+const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
+
+export const command: Command = {
+  summary: "Show the agent's Kustomizations: readiness, applied revision, object count, message.",
+  usage: USAGE,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("get", argv, {
+      namespace: { type: "string", short: "n" },
+      "all-namespaces": { type: "boolean", short: "A" },
+      watch: { type: "boolean", short: "w" },
+      json: { type: "boolean" },
+      kubeconfig: { type: "string" },
+    });
+    const [kind, name, extra] = positionals;
+    if (!kind || !KINDS.has(kind)) {
+      throw new UsageError(`shipmate get: what to get? supported: kustomizations (usage: ${USAGE})`);
+    }
+    if (extra) throw new UsageError(`shipmate get: unexpected argument "${extra}"`);
+    const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
+    const client = new KubeClient(loadKubeConfig(values.kubeconfig));
+    const pick = (rows: KustomizationRow[]) => (name ? rows.filter((r) => r.name === name) : rows);
+    try {
+      if (values.json && !values.watch) {
+        const report = await healthReport(client, namespace);
+        const rows = pick(report.kustomizations);
+        writeLine(io.stdout, JSON.stringify(name ? { ...report, kustomizations: rows } : report, null, 2));
+        return name && !rows.length ? 1 : 0;
+      }
+      const rows = pick(await listKustomizations(client, namespace));
+      if (name && !rows.length) {
+        writeLine(io.stderr, `shipmate get: Kustomization ${namespace ?? "*"}/${name} not found`);
+        return 1;
+      }
+      if (!values.watch) {
+        if (!rows.length)
+          writeLine(io.stderr, `no Kustomizations found${namespace ? ` in ${namespace}` : ""}`);
+        else for (const line of formatRows(rows)) writeLine(io.stdout, line);
+        return 0;
+      }
+      for (const line of formatRows(rows)) writeLine(io.stdout, line);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      const last = new Map(rows.map((r) => [`${r.namespace}/${r.name}`, JSON.stringify(r)]));
+      try {
+        await watchKustomizations(
+          client,
+          namespace,
+          (row, type) => {
+            if (name && row.name !== name) return;
+            const key = `${row.namespace}/${row.name}`;
+            const text = JSON.stringify(row);
+            if (type !== "DELETED" && last.get(key) === text) return;
+            last.set(key, text);
+            if (values.json) writeLine(io.stdout, JSON.stringify({ type, ...row }));
+            else
+              writeLine(
+                io.stdout,
+                `${formatRows([row], false)[0]}${type === "DELETED" ? "  (deleted)" : ""}`,
+              );
+          },
+          stop.signal,
+        );
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+      return 0;
+    } finally {
+      client.close();
+    }
+  },
+};

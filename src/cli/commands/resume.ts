@@ -1,0 +1,4 @@
+import type { Command } from "../main.ts";
+import { toggleCommand } from "./suspend.ts";
+
+export const command: Command = toggleCommand("resume");

@@ -1,0 +1,64 @@
+import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
+import { formatRows, resume, suspend, waitReconciled } from "../../agent/control.ts";
+import { parseDuration } from "../../agent/kustomization.ts";
+import { UsageError } from "../../errors.ts";
+import { parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
+
+/** `shipmate suspend|resume kustomization NAME`, as `flux suspend|resume kustomization` behave. */
+export function toggleCommand(verb: "suspend" | "resume"): Command {
+  const usage =
+    verb === "suspend"
+      ? "shipmate suspend kustomization NAME [-n NAMESPACE] [--kubeconfig FILE]"
+      : "shipmate resume kustomization NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
+  return {
+    summary:
+      verb === "suspend"
+        ? "Stop the agent from reconciling a Kustomization (manual changes stay until resumed)."
+        : "Let the agent reconcile a suspended Kustomization again, and wait for the result.",
+    usage,
+    async run(argv: string[], io: CliIO): Promise<number> {
+      const { values, positionals } = parseFlags(verb, argv, {
+        namespace: { type: "string", short: "n" },
+        kubeconfig: { type: "string" },
+        "no-wait": { type: "boolean" },
+        timeout: { type: "string" },
+      });
+      const [kind, name, extra] = positionals;
+      if (!kind || !KINDS.has(kind) || !name || extra) throw new UsageError(`usage: ${usage}`);
+      if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
+        throw new UsageError(`shipmate suspend: --no-wait and --timeout belong to resume`);
+      }
+      let timeoutMs = 300_000;
+      if (values.timeout) {
+        try {
+          timeoutMs = parseDuration(values.timeout);
+        } catch {
+          throw new UsageError(`--timeout must be a duration such as 30s or 5m, got "${values.timeout}"`);
+        }
+      }
+      const namespace = values.namespace ?? "shipmate-system";
+      const client = new KubeClient(loadKubeConfig(values.kubeconfig));
+      try {
+        if (verb === "suspend") {
+          await suspend(client, namespace, name);
+          writeLine(io.stdout, `suspended Kustomization ${namespace}/${name}`);
+          return 0;
+        }
+        await resume(client, namespace, name);
+        writeLine(io.stdout, `resumed Kustomization ${namespace}/${name}`);
+        if (values["no-wait"]) return 0;
+        const row = await waitReconciled(client, namespace, name, timeoutMs);
+        for (const line of formatRows([row])) writeLine(io.stdout, line);
+        return row.ready === "True" ? 0 : 1;
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
+
+export const command: Command = toggleCommand("suspend");

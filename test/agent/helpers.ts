@@ -1,0 +1,163 @@
+/**
+ * Fixtures for the agent suites: a fleet repository as a bare git repo on
+ * disk (served as a file:// remote), an in-process agent against the test
+ * API server, and small typed API helpers.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { pino } from "pino";
+import { stringify } from "yaml";
+import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
+import { KubeClient } from "../../src/agent/client.ts";
+import type { KubeCluster } from "../infra/kube.ts";
+
+/** What the tests read back from the API server: arbitrary JSON, inspected field by field. */
+// biome-ignore lint/suspicious/noExplicitAny: assertions walk API objects of every kind
+export type ApiJson = Record<string, any>;
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, {
+    cwd,
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: "test",
+      GIT_AUTHOR_EMAIL: "test@example.com",
+      GIT_COMMITTER_NAME: "test",
+      GIT_COMMITTER_EMAIL: "test@example.com",
+    },
+  }).trim();
+}
+
+export class FleetRepo {
+  readonly root: string;
+  readonly bare: string;
+  readonly work: string;
+  readonly url: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.bare = join(root, "fleet.git");
+    this.work = join(root, "work");
+    this.url = `file://${this.bare}`;
+  }
+
+  static create(): FleetRepo {
+    const repo = new FleetRepo(mkdtempSync(join(tmpdir(), "shipmate-fleet-")));
+    git(repo.root, "init", "-q", "--bare", "-b", "main", repo.bare);
+    git(repo.root, "init", "-q", "-b", "main", repo.work);
+    return repo;
+  }
+
+  /** Writes (string or objects as YAML documents) or deletes (null) files, commits and pushes; returns the commit. */
+  commit(files: Record<string, string | object[] | null>, message = "change"): string {
+    for (const [path, content] of Object.entries(files)) {
+      const full = join(this.work, path);
+      if (content === null) {
+        rmSync(full, { recursive: true, force: true });
+        continue;
+      }
+      mkdirSync(dirname(full), { recursive: true });
+      writeFileSync(
+        full,
+        typeof content === "string" ? content : content.map((d) => stringify(d)).join("---\n"),
+      );
+    }
+    git(this.work, "add", "-A");
+    git(this.work, "commit", "-q", "--allow-empty", "-m", message);
+    git(this.work, "push", "-q", this.bare, "HEAD:refs/heads/main");
+    return git(this.work, "rev-parse", "HEAD");
+  }
+
+  remove(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export const silent = pino({ level: "silent" });
+
+export function makeAgent(kube: KubeCluster, repo: FleetRepo, opts: Partial<AgentOptions> = {}): Agent {
+  return new Agent(
+    kube.kubeConfig(),
+    {
+      repo: repo.url,
+      branch: "main",
+      path: "clusters/test",
+      intervalMs: 60_000,
+      name: "fleet",
+      namespace: "shipmate-system",
+      workdir: mkdtempSync(join(tmpdir(), "shipmate-agent-")),
+      pollMs: 200,
+      healthPollMs: 200,
+      ...opts,
+    },
+    silent,
+  );
+}
+
+export function adminClient(kube: KubeCluster): KubeClient {
+  return new KubeClient(kube.kubeConfig());
+}
+
+export async function getObject(client: KubeClient, path: string): Promise<ApiJson | undefined> {
+  const res = await client.raw({ method: "GET", path });
+  if (res.code === 404) return undefined;
+  if (res.code !== 200) throw new Error(`GET ${path}: ${res.code} ${JSON.stringify(res.body)}`);
+  return res.body as ApiJson;
+}
+
+export async function patchObject(
+  client: KubeClient,
+  path: string,
+  body: unknown,
+  opts: { type?: "merge" | "apply"; fieldManager?: string; force?: boolean } = {},
+): Promise<ApiJson> {
+  const res = await client.raw({
+    method: "PATCH",
+    path,
+    body,
+    contentType: opts.type === "apply" ? "application/apply-patch+yaml" : "application/merge-patch+json",
+    query: { fieldManager: opts.fieldManager ?? "kubectl-edit", force: opts.force ? "true" : undefined },
+  });
+  if (res.code !== 200 && res.code !== 201)
+    throw new Error(`PATCH ${path}: ${res.code} ${JSON.stringify(res.body)}`);
+  return res.body as ApiJson;
+}
+
+export const configMap = (name: string, namespace: string, data: Record<string, string>) => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name, namespace },
+  data,
+});
+
+export const kustomization = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+  kind: "Kustomization",
+  metadata: { name, namespace: "shipmate-system" },
+  spec: { interval: "1m", prune: true, sourceRef: { kind: "GitRepository", name: "fleet" }, ...spec },
+});
+
+export const deployment = (name: string, namespace: string, image = "nginx:1.27", replicas = 1) => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name, namespace },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: name } },
+    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: "app", image }] } },
+  },
+});
+
+export const namespace = (name: string) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+
+export async function ksStatus(client: KubeClient, name: string, ns = "shipmate-system") {
+  const ks = await getObject(
+    client,
+    `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${ns}/kustomizations/${name}`,
+  );
+  const ready = (ks?.status?.conditions ?? []).find((c: { type: string }) => c.type === "Ready");
+  return { ks, ready, inventory: (ks?.status?.inventory?.entries ?? []) as { id: string; v: string }[] };
+}
