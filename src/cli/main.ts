@@ -17,6 +17,9 @@ const commands: Record<string, Loader> = {
   suspend: () => import("./commands/suspend.ts"),
   resume: () => import("./commands/resume.ts"),
   update: () => import("./commands/update.ts"),
+  init: () => import("./commands/init.ts"),
+  add: () => import("./commands/add.ts"),
+  validate: () => import("./commands/validate.ts"),
 };
 
 function help(io: CliIO): void {

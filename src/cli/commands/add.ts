@@ -1,0 +1,63 @@
+import { join, relative, resolve } from "node:path";
+import { UsageError } from "../../errors.ts";
+import { type AddKind, add } from "../../scaffold/scaffold.ts";
+import { parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const KINDS: AddKind[] = ["app", "env", "team"];
+
+export const command: Command = {
+  summary: "Add an app, environment or team to a scaffolded fleet, leaving files you changed alone",
+  usage: `shipmate add app|env|team NAME [--repo DIR] [--team TEAM] [--dry-run] [--no-git] [--json]
+
+  --repo     a repository of the fleet (default: the current directory)
+  --team     add app: the team that owns the app
+  --dry-run  list what would change, write nothing`,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("add", argv, {
+      repo: { type: "string" },
+      team: { type: "string" },
+      "dry-run": { type: "boolean" },
+      "no-git": { type: "boolean" },
+      json: { type: "boolean" },
+    });
+    const [kind, name, extra] = positionals;
+    if (!kind || !KINDS.includes(kind as AddKind))
+      throw new UsageError(
+        `shipmate add: say what to add: ${KINDS.join(", ")} (e.g. 'shipmate add app web')`,
+      );
+    if (!name) throw new UsageError(`shipmate add ${kind}: NAME is required`);
+    if (extra) throw new UsageError(`shipmate add: unexpected argument ${extra}`);
+    const repo = resolve(io.cwd, values.repo ?? ".");
+    const result = await add(kind as AddKind, name, {
+      repo,
+      ...(values.team ? { team: values.team } : {}),
+      dryRun: values["dry-run"] ?? false,
+      noGit: values["no-git"] ?? false,
+    });
+    const changed = result.changes.filter((c) => c.action !== "unchanged");
+    if (values.json) {
+      writeLine(
+        io.stdout,
+        JSON.stringify({ changes: changed, created: result.created, missing: result.missing }),
+      );
+      return 0;
+    }
+    const root = resolve(repo, result.spec.layout === "monorepo" ? "." : "..");
+    const show = (r: string, p: string) => relative(io.cwd, join(root, r, p)) || ".";
+    const verb = values["dry-run"] ? "would be " : "";
+    for (const c of changed)
+      writeLine(io.stdout, `${verb}${c.action} ${show(c.repo, c.path)}${c.reason ? ` (${c.reason})` : ""}`);
+    for (const r of result.created) writeLine(io.stdout, `${verb}created repository ${show(r, ".")}`);
+    for (const r of result.missing)
+      writeLine(io.stderr, `repository ${show(r, ".")} is not checked out next to this one; not updated`);
+    const skipped = changed.filter((c) => c.action === "skipped").length;
+    if (skipped)
+      writeLine(
+        io.stderr,
+        `${skipped} file(s) skipped because they differ from what shipmate wrote; merge the ${kind} into them by hand (see 'shipmate add ${kind} ${name} --dry-run')`,
+      );
+    return 0;
+  },
+};

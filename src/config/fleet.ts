@@ -1,0 +1,180 @@
+/**
+ * The fleet repository configuration, `shipmate.yaml` at a repository's root
+ * (`apiVersion: shipmate.dev/v1alpha1`, `kind: Fleet`): which environments
+ * exist, in which order changes travel through them, where each one's
+ * manifests and image policies live (a path in this repository, or another
+ * repository), and how updates reach each one (pushed, or proposed as a pull
+ * request, possibly after promotion gates). docs/configuration.md is the
+ * user's reference; this schema is the source of truth.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "../errors.ts";
+
+export const FLEET_FILE = "shipmate.yaml";
+export const FLEET_API_VERSION = "shipmate.dev/v1alpha1";
+
+/** RFC 1123 label, as Kubernetes requires for namespaces and most names. */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const label = z
+  .string()
+  .max(63, "must be at most 63 characters")
+  .regex(DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')");
+
+/** A folder inside a repository: relative, forward slashes, never leaving the repository. */
+const repoPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
+    message: "must be a relative path inside the repository (no leading '/', no '..')",
+  })
+  .transform((p) => p.replace(/^\.\//, "").replace(/\/+$/, "") || ".");
+
+/** Go duration syntax (`90s`, `1h`, `1h30m`), as Flux intervals are written. */
+const duration = z
+  .string()
+  .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, "must be a duration such as 30m, 1h or 1h30m");
+
+const gitRepository = z
+  .object({
+    url: z.string().min(1),
+    branch: z.string().min(1).default("main"),
+  })
+  .strict();
+
+/** What must hold before a promotion into an environment is proposed or merged. */
+const gates = z
+  .object({
+    /** The source environment's last commit has green status checks. */
+    checks: z.boolean().default(false),
+    /** The source environment reports the workloads healthy (agent status). */
+    health: z.boolean().default(false),
+    /** The version has run in the source environment at least this long. */
+    soak: duration.optional(),
+  })
+  .strict();
+
+const environment = z
+  .object({
+    name: label,
+    /** Folder holding this environment's manifests (overlays), relative to its repository. */
+    path: repoPath,
+    /** Folder holding this environment's image policies; defaults to `path`. */
+    policies: repoPath.optional(),
+    /** Folder holding the cluster sync objects (GitRepository, Kustomization, agent). */
+    cluster: repoPath.optional(),
+    /** Set when the environment lives in a repository of its own (repo per environment). */
+    repository: gitRepository.optional(),
+    /** push: commit to the branch; pull-request: open or update a pull request. */
+    mode: z.enum(["push", "pull-request"]).default("push"),
+    /** The environment whose versions are promoted into this one. */
+    promoteFrom: label.optional(),
+    gates: gates.optional(),
+  })
+  .strict();
+
+export const fleetSchema = z
+  .object({
+    apiVersion: z.literal(FLEET_API_VERSION),
+    kind: z.literal("Fleet"),
+    metadata: z.object({ name: label }).strict(),
+    spec: z
+      .object({
+        layout: z.enum(["monorepo", "repo-per-env", "repo-per-team", "repo-per-app"]).optional(),
+        /** This repository, for the agent and the Action. */
+        repository: gitRepository.optional(),
+        /** In promotion order: an environment may only promote from one listed before it. */
+        environments: z.array(environment).min(1, "lists no environment"),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((fleet, ctx) => {
+    const seen = new Map<string, number>();
+    fleet.spec.environments.forEach((env, i) => {
+      if (seen.has(env.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["spec", "environments", i, "name"],
+          message: `environment "${env.name}" is listed twice`,
+        });
+      }
+      if (env.promoteFrom !== undefined && !seen.has(env.promoteFrom)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["spec", "environments", i, "promoteFrom"],
+          message:
+            env.promoteFrom === env.name
+              ? `environment "${env.name}" cannot promote from itself`
+              : `promoteFrom "${env.promoteFrom}" is not an environment listed before "${env.name}"`,
+        });
+      }
+      seen.set(env.name, i);
+    });
+  });
+
+export type Fleet = z.infer<typeof fleetSchema>;
+export type FleetEnvironment = Fleet["spec"]["environments"][number];
+export type PromotionGates = z.infer<typeof gates>;
+
+/** Line of the node at `path`, or of the deepest ancestor that exists. */
+function lineOf(root: Node | null, path: PropertyKey[], counter: LineCounter): number | undefined {
+  let node: Node | null = root;
+  let best = node?.range?.[0];
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === key);
+      if (!pair) break;
+      node = (pair.value as Node | null) ?? (pair.key as Node);
+    } else if (isSeq(node) && typeof key === "number") {
+      node = (node.items[key] as Node | undefined) ?? null;
+    } else break;
+    if (node?.range) best = node.range[0];
+  }
+  return best === undefined ? undefined : counter.linePos(best).line;
+}
+
+/** Parses `shipmate.yaml` text; `file` names it in errors (one ConfigError, first problem, with its line). */
+export function parseFleet(text: string, file: string = FLEET_FILE): Fleet {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  const yamlError = doc.errors[0];
+  if (yamlError) {
+    const line = yamlError.linePos?.[0]?.line;
+    throw new ConfigError(`invalid YAML: ${yamlError.message.split("\n")[0]}`, { file, line });
+  }
+  const parsed = fleetSchema.safeParse(doc.toJS());
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
+  throw new ConfigError(`${where}${issue.message}`, {
+    file,
+    line: lineOf(doc.contents, issue.path, counter),
+  });
+}
+
+/** Reads `<repoDir>/shipmate.yaml`; a missing file is a ConfigError naming it. */
+export async function loadFleet(repoDir: string): Promise<Fleet> {
+  const file = join(repoDir, FLEET_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      throw new ConfigError(`no ${FLEET_FILE} (run 'shipmate init' or write one)`, { file });
+    throw err;
+  }
+  return parseFleet(text, file);
+}
+
+/** Environments in promotion order with the one each promotes from resolved. */
+export function promotionChain(fleet: Fleet): { env: FleetEnvironment; from?: FleetEnvironment }[] {
+  const byName = new Map(fleet.spec.environments.map((e) => [e.name, e]));
+  return fleet.spec.environments.map((env) => {
+    const from = env.promoteFrom ? byName.get(env.promoteFrom) : undefined;
+    return from ? { env, from } : { env };
+  });
+}

@@ -1,0 +1,172 @@
+/**
+ * Disk side of scaffolding: writing many files quickly and without leaving a
+ * half-written tree, the scaffold manifest that lets `add` tell the files it
+ * wrote from the ones the user changed, and the first commit of each new
+ * repository.
+ */
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { z } from "zod";
+import { ConfigError, GitError } from "../errors.ts";
+import { APP_SOURCES, LAYOUTS } from "./model.ts";
+
+const run = promisify(execFile);
+
+export const MANIFEST_PATH = ".shipmate/scaffold.json";
+
+export function sha256(content: string): string {
+  return createHash("sha256").update(content).digest("hex");
+}
+
+/** `.shipmate/scaffold.json`: read back from disk, so parsed like any outside input. */
+const manifestSchema = z.object({
+  apiVersion: z.literal("shipmate.dev/v1alpha1"),
+  kind: z.literal("ScaffoldManifest"),
+  generator: z.string(),
+  /** This repository's folder name under the fleet root. */
+  repository: z.string(),
+  /** From this repository to the folder `init --out` wrote ("." for a monorepo, ".." otherwise). */
+  fleetRoot: z.string(),
+  spec: z.object({
+    layout: z.enum(LAYOUTS),
+    name: z.string(),
+    envs: z.array(z.string()),
+    teams: z.array(z.string()),
+    apps: z.array(z.object({ name: z.string(), team: z.string().optional(), image: z.string() })),
+    gitUrl: z.string(),
+    branch: z.string(),
+    registry: z.string(),
+    appSource: z.enum(APP_SOURCES),
+    version: z.string(),
+  }),
+  /** Path → sha256 of the content shipmate last wrote there. */
+  files: z.record(z.string(), z.string()),
+});
+export type ScaffoldManifest = z.infer<typeof manifestSchema>;
+
+export function manifestText(m: ScaffoldManifest): string {
+  const files = Object.fromEntries(Object.entries(m.files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return `${JSON.stringify({ ...m, files }, null, 2)}\n`;
+}
+
+export async function readManifest(repoDir: string): Promise<ScaffoldManifest> {
+  const file = join(repoDir, MANIFEST_PATH);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      throw new ConfigError(`not a repository scaffolded by shipmate (no ${MANIFEST_PATH}); give --repo`, {
+        file: repoDir,
+      });
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`invalid JSON: ${(err as Error).message}`, { file });
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${issue.path.join(".")}: ${issue.message}`, { file });
+  }
+  return parsed.data;
+}
+
+export type PathKind = "missing" | "file" | "empty-dir" | "dir";
+
+export async function pathKind(path: string): Promise<PathKind> {
+  try {
+    const s = await stat(path);
+    if (!s.isDirectory()) return "file";
+    return (await readdir(path)).length === 0 ? "empty-dir" : "dir";
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+    throw err;
+  }
+}
+
+/** Writes files under `root` with bounded parallelism, creating each folder once. */
+export async function writeTree(
+  root: string,
+  files: { path: string; content: string }[],
+  atomic: boolean,
+): Promise<void> {
+  const dirs = [...new Set(files.map((f) => dirname(join(root, f.path))))].sort();
+  for (const d of dirs) await mkdir(d, { recursive: true });
+  const suffix = `.shipmate-tmp-${randomBytes(4).toString("hex")}`;
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++]!;
+      const target = join(root, f.path);
+      if (atomic) {
+        // Rename is atomic: a reader (or a crash) sees the old file or the new one, never half of one.
+        await writeFile(target + suffix, f.content);
+        await rename(target + suffix, target);
+      } else {
+        await writeFile(target, f.content);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+/**
+ * Moves a fully written staging folder into place. `target` must be missing
+ * or an empty folder; rename(2) then makes the whole tree appear at once.
+ */
+export async function publishStaged(staging: string, target: string): Promise<void> {
+  if ((await pathKind(target)) === "empty-dir") await rm(target, { recursive: true });
+  await rename(staging, target);
+}
+
+/** A sibling folder on the same file system as `target`, so the final rename is atomic. */
+export function stagingDir(target: string): string {
+  return join(dirname(target), `.${target.split("/").pop()}.shipmate-${randomBytes(4).toString("hex")}`);
+}
+
+async function gitConfigured(key: string, cwd: string): Promise<boolean> {
+  try {
+    const { stdout } = await run("git", ["config", "--get", key], { cwd });
+    return stdout.trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** `git init` + first commit; a default author only when git has none (global config is left alone). */
+export async function gitInitCommit(dir: string, branch: string, message: string): Promise<void> {
+  const author: string[] = [];
+  if (!(await gitConfigured("user.name", dir))) author.push("-c", "user.name=shipmate");
+  if (!(await gitConfigured("user.email", dir))) author.push("-c", "user.email=shipmate@localhost");
+  const steps: string[][] = [
+    ["init", "--quiet", "--initial-branch", branch],
+    ["add", "--all"],
+    [...author, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-m", message],
+  ];
+  for (const args of steps) {
+    try {
+      await run("git", args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
+    } catch (err) {
+      const stderr = String((err as { stderr?: string }).stderr ?? "")
+        .trim()
+        .split("\n")[0];
+      throw new GitError(`git ${args.filter((a) => !a.includes("=")).join(" ")} in ${dir}: ${stderr}`);
+    }
+  }
+}
+
+export async function isGitWorkTree(dir: string): Promise<boolean> {
+  try {
+    const { stdout } = await run("git", ["rev-parse", "--is-inside-work-tree"], { cwd: dir });
+    return stdout.trim() === "true";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Renders a fleet model into files with the Handlebars templates under
+ * `templates/`. Each layout has a plan (`templates/<layout>/plan.hbs`) that
+ * renders to one line per file: `<repo-dir> <path> <template> [env=N] [app=N]
+ * [team=N]`; the generator only follows it, so no manifest shape lives in
+ * code. Every file under `templates/partials/` is also a partial
+ * (`{{> agent/deployment.yaml}}`). Output is sorted and every YAML file is
+ * parsed before anything is returned, so a template mistake never reaches disk.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import Handlebars from "handlebars";
+import { parseAllDocuments } from "yaml";
+import { ShipmateError } from "../errors.ts";
+import { AGENT_NAMESPACE, type FleetModel, type RepoModel } from "./model.ts";
+
+export const TEMPLATES_DIR = new URL("../../templates/", import.meta.url).pathname;
+
+/** A template that renders to something unusable: a bug in shipmate's templates, not a user mistake. */
+export class TemplateError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "TemplateError";
+}
+
+export interface RenderedFile {
+  /** Repository folder relative to --out ("." for a monorepo written straight into --out). */
+  repo: string;
+  /** Path inside the repository, forward slashes. */
+  path: string;
+  content: string;
+}
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else if (e.name.endsWith(".hbs")) out.push(p);
+  }
+  return out;
+}
+
+type Template = Handlebars.TemplateDelegate;
+
+/** A Handlebars environment over one templates folder; templates compile once and are reused. */
+export class Templates {
+  readonly root: string;
+  private readonly hb: typeof Handlebars;
+  private readonly cache = new Map<string, Template>();
+
+  constructor(root: string = TEMPLATES_DIR) {
+    this.root = root;
+    this.hb = Handlebars.create();
+    const hb = this.hb;
+    hb.registerHelper("quote", (v: unknown) => JSON.stringify(String(v)));
+    hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+    // The last argument of a helper is Handlebars' options object.
+    hb.registerHelper("concat", (...args: unknown[]) => args.slice(0, -1).map(String).join(""));
+    hb.registerHelper("policy", (app: unknown, env: unknown) => `${AGENT_NAMESPACE}:${app}-${env}`);
+    hb.registerHelper("policyName", (app: unknown, env: unknown) => `${app}-${env}`);
+    // Go templates (Helm charts) pass through untouched.
+    hb.registerHelper("raw", (options: Handlebars.HelperOptions) => options.fn(undefined));
+    const partials = join(root, "partials");
+    for (const file of walk(partials)) {
+      const name = relative(partials, file).replace(/\.hbs$/, "");
+      hb.registerPartial(name, readFileSync(file, "utf8"));
+    }
+  }
+
+  get(name: string): Template {
+    let t = this.cache.get(name);
+    if (!t) {
+      let source: string;
+      try {
+        source = readFileSync(join(this.root, name), "utf8");
+      } catch {
+        throw new TemplateError(`template ${name} does not exist under ${this.root}`);
+      }
+      t = this.hb.compile(source, { noEscape: true, strict: true });
+      this.cache.set(name, t);
+    }
+    return t;
+  }
+
+  render(name: string, context: object): string {
+    try {
+      return this.get(name)(context);
+    } catch (err) {
+      if (err instanceof TemplateError) throw err;
+      throw new TemplateError(`template ${name}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+}
+
+interface PlanLine {
+  repo: string;
+  path: string;
+  template: string;
+  env?: string;
+  app?: string;
+  team?: string;
+}
+
+function parsePlan(text: string, layout: string): PlanLine[] {
+  const lines: PlanLine[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line) continue;
+    const [repo, path, template, ...rest] = line.split(/\s+/);
+    if (!repo || !path || !template)
+      throw new TemplateError(`templates/${layout}/plan.hbs: line "${line}" is not <repo> <path> <template>`);
+    const entry: PlanLine = { repo, path, template };
+    for (const kv of rest) {
+      const [k, v] = kv.split("=");
+      if ((k === "env" || k === "app" || k === "team") && v) entry[k] = v;
+      else throw new TemplateError(`templates/${layout}/plan.hbs: unknown selector "${kv}"`);
+    }
+    lines.push(entry);
+  }
+  return lines;
+}
+
+/** Renders every file of every repository of the fleet, sorted by repository and path. */
+export function renderFleet(model: FleetModel, templates: Templates = new Templates()): RenderedFile[] {
+  const plan = parsePlan(templates.render(`${model.layout}/plan.hbs`, { fleet: model }), model.layout);
+  const repos = new Map<string, RepoModel>(model.repos.map((r) => [r.dir, r]));
+  const envs = new Map(model.envs.map((e) => [e.name, e]));
+  const apps = new Map(model.apps.map((a) => [a.name, a]));
+  const teams = new Map(model.teams.map((t) => [t.name, t]));
+  const seen = new Set<string>();
+  const files: RenderedFile[] = [];
+  for (const line of plan) {
+    const repo = repos.get(line.repo);
+    if (!repo) throw new TemplateError(`templates/${model.layout}/plan.hbs: unknown repository ${line.repo}`);
+    const key = `${line.repo}/${line.path}`;
+    if (seen.has(key)) throw new TemplateError(`templates/${model.layout}/plan.hbs: ${key} is planned twice`);
+    seen.add(key);
+    const context: Record<string, unknown> = { fleet: model, repo };
+    if (line.env) context.env = envs.get(line.env);
+    if (line.app) context.app = apps.get(line.app);
+    if (line.team) context.team = teams.get(line.team);
+    const content = templates.render(line.template, context);
+    checkRendered(key, content);
+    files.push({ repo: line.repo, path: line.path, content });
+  }
+  return files.sort((a, b) => (a.repo === b.repo ? cmp(a.path, b.path) : cmp(a.repo, b.repo)));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Every YAML file must parse, so a template slip is caught here and not by the user's cluster. */
+function checkRendered(key: string, content: string): void {
+  if (!/\.ya?ml$/.test(key) || key.includes("/chart/templates/")) return;
+  for (const doc of parseAllDocuments(content)) {
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem)
+      throw new TemplateError(`rendered ${key} is not valid YAML: ${problem.message.split("\n")[0]}`);
+  }
+}

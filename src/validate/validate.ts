@@ -1,0 +1,479 @@
+/**
+ * `shipmate validate`: checks a fleet repository (any, not only scaffolded
+ * ones) the way a cluster and shipmate would read it:
+ * - every kustomization builds with the real kustomize (each root is built;
+ *   a kustomization another one includes is built as part of it);
+ * - every object, built or loose, matches its Kubernetes or Flux schema;
+ * - every `$imagepolicy` marker names a policy defined in the tree;
+ * - every `dependsOn` names a Kustomization (or HelmRelease) defined in the tree;
+ * - Flux Kustomizations synced from this repository point at folders that exist;
+ * - shipmate.yaml is valid and its paths exist.
+ * One Problem per finding, with file and line where the tree has one.
+ */
+
+import { readdir, readFile, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { basename, dirname, join, normalize, relative, sep } from "node:path";
+import {
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  parseDocument,
+} from "yaml";
+import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
+import { ConfigError } from "../errors.ts";
+import { mayContainMarker, parseMarker } from "../update/marker.ts";
+import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
+import { SchemaChecker } from "./schema.ts";
+
+export interface Problem {
+  /** Relative to the validated folder. */
+  file: string;
+  line?: number;
+  message: string;
+}
+
+export interface ValidateStats {
+  yamlFiles: number;
+  objects: number;
+  kustomizations: number;
+  builds: number;
+  markers: number;
+  tool: string;
+}
+
+export interface ValidateReport {
+  problems: Problem[];
+  stats: ValidateStats;
+}
+
+export interface ValidateOptions {
+  kustomize?: KustomizeRunner;
+  env?: NodeJS.ProcessEnv;
+  concurrency?: number;
+}
+
+type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: unknown; namespace?: unknown };
+} & Record<string, unknown>;
+
+interface RawObject {
+  file: string;
+  line: number;
+  doc: Document;
+  counter: LineCounter;
+  object: K8sObject;
+  /** Inside a kustomization's reach: may be a partial patch, so checked only through builds. */
+  covered: boolean;
+}
+
+const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+const SKIP_DIRS = new Set(["node_modules"]);
+
+function isK8sObject(v: unknown): v is K8sObject {
+  return (
+    !!v &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    typeof (v as K8sObject).apiVersion === "string" &&
+    typeof (v as K8sObject).kind === "string"
+  );
+}
+
+const nameOf = (o: K8sObject) => (typeof o.metadata?.name === "string" ? o.metadata.name : "");
+const nsOf = (o: K8sObject) => (typeof o.metadata?.namespace === "string" ? o.metadata.namespace : undefined);
+const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
+const toPosix = (p: string) => p.split(sep).join("/");
+
+/** Files worth reading: YAML outside VCS folders, dependencies and Helm chart templates (Go templates, not YAML). */
+async function walk(root: string): Promise<{ yaml: string[]; kustomizationDirs: Map<string, string> }> {
+  const yaml: string[] = [];
+  const kustomizationDirs = new Map<string, string>();
+  const visit = async (dir: string, inChart: boolean): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    const names = new Set(entries.map((e) => e.name));
+    const isChart = names.has("Chart.yaml");
+    const k = KUSTOMIZATION_FILES.find((f) => names.has(f));
+    if (k) kustomizationDirs.set(dir, join(dir, k));
+    await Promise.all(
+      entries.map(async (e) => {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) {
+          if (e.name.startsWith(".") || SKIP_DIRS.has(e.name)) return;
+          if ((isChart || inChart) && (e.name === "templates" || e.name === "charts")) return;
+          await visit(p, inChart || isChart);
+        } else if (e.isFile() && (/\.ya?ml$/.test(e.name) || e.name === "Kustomization")) {
+          yaml.push(p);
+        }
+      }),
+    );
+  };
+  await visit(root, false);
+  yaml.sort();
+  return { yaml, kustomizationDirs };
+}
+
+/** Every string in a kustomization that could name a local file or folder (resources, patches, generators…). */
+function referencedPaths(value: unknown, out: string[] = []): string[] {
+  if (typeof value === "string") out.push(value);
+  else if (Array.isArray(value)) for (const v of value) referencedPaths(v, out);
+  else if (value && typeof value === "object")
+    for (const [k, v] of Object.entries(value)) {
+      // Inline patches and literals are content, not paths.
+      if (k === "patch" || k === "literals") continue;
+      referencedPaths(v, out);
+    }
+  return out;
+}
+
+function lineAt(counter: LineCounter, node: Node | null | undefined): number | undefined {
+  return node?.range ? counter.linePos(node.range[0]).line : undefined;
+}
+
+/** The line of `path` inside a parsed document, or of its deepest part that exists there. */
+function lineIn(raw: RawObject, path: (string | number)[]): number {
+  let node: unknown = raw.doc.contents;
+  let line = raw.line;
+  for (const key of path) {
+    let next: unknown;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
+      // A key the schema rejects is best shown at the key itself.
+      next = pair ? (pair.value ?? pair.key) : undefined;
+      if (pair && isScalar(pair.key)) line = lineAt(raw.counter, pair.key) ?? line;
+    } else if (isSeq(node) && typeof key === "number") {
+      next = node.items[key];
+      line = lineAt(raw.counter, next as Node | undefined) ?? line;
+    }
+    if (next === undefined) break;
+    node = next;
+  }
+  return line;
+}
+
+class Index {
+  private readonly exact = new Set<string>();
+  private readonly anyNamespace = new Set<string>();
+  add(name: string, namespace: string | undefined): void {
+    if (namespace) this.exact.add(`${namespace}/${name}`);
+    else this.anyNamespace.add(name);
+  }
+  has(name: string, namespace: string | undefined): boolean {
+    return (
+      this.anyNamespace.has(name) || (namespace ? this.exact.has(`${namespace}/${name}`) : this.hasName(name))
+    );
+  }
+  private hasName(name: string): boolean {
+    for (const k of this.exact) if (k.endsWith(`/${name}`)) return true;
+    return false;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+export async function validateTree(root: string, options: ValidateOptions = {}): Promise<ValidateReport> {
+  const rootStat = await stat(root).catch(() => undefined);
+  if (!rootStat?.isDirectory()) throw new ConfigError(`${root} is not a directory`);
+  const rel = (p: string) => toPosix(relative(root, p)) || ".";
+  const problems: Problem[] = [];
+  const report = (file: string, line: number | undefined, message: string) =>
+    problems.push(line === undefined ? { file, message } : { file, line, message });
+  const schemas = new SchemaChecker();
+  const { yaml, kustomizationDirs } = await walk(root);
+  const stats: ValidateStats = {
+    yamlFiles: yaml.length,
+    objects: 0,
+    kustomizations: kustomizationDirs.size,
+    builds: 0,
+    markers: 0,
+    tool: "",
+  };
+
+  // Kustomizations: what each references, which are roots, which files they cover.
+  const covered = new Set<string>();
+  const includedDirs = new Set<string>();
+  const components = new Set<string>();
+  const kustomizationRefs = new Map<string, Set<string>>();
+  for (const [dir, file] of kustomizationDirs) {
+    const text = await readFile(file, "utf8");
+    const doc = parseDocument(text);
+    if (doc.errors.length) continue; // reported with the other YAML files below
+    const k = doc.toJS() as Record<string, unknown> | null;
+    if (k?.kind === "Component") components.add(dir);
+    const refs = new Set<string>();
+    for (const p of referencedPaths(k ?? {})) {
+      if (p.includes("://") || p.includes("?") || p.startsWith("/")) continue;
+      const target = normalize(join(dir, p));
+      refs.add(target);
+      covered.add(target);
+      if (kustomizationDirs.has(target)) includedDirs.add(target);
+    }
+    kustomizationRefs.set(dir, refs);
+  }
+
+  // Every YAML file: syntax, objects, markers.
+  const raws: RawObject[] = [];
+  const markers: { file: string; line: number; policy: string }[] = [];
+  const fleetFiles: string[] = [];
+  for (const file of yaml) {
+    const text = await readFile(file, "utf8");
+    const counter = new LineCounter();
+    const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
+    const docList = Array.isArray(docs) ? docs : [];
+    const bad = docList.flatMap((d) => d.errors)[0];
+    if (bad) {
+      report(rel(file), counter.linePos(bad.pos[0]).line, `invalid YAML: ${bad.message.split("\n")[0]}`);
+      continue;
+    }
+    const dir = dirname(file);
+    const isKustomizationFile = KUSTOMIZATION_FILES.includes(basename(file));
+    const inKustomizationDir = kustomizationDirs.has(dir);
+    for (const doc of docList) {
+      const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+      if (!isK8sObject(value) || isKustomizationFile) continue;
+      if (value.apiVersion.startsWith("shipmate.dev/") && value.kind === "Fleet") {
+        fleetFiles.push(file);
+        continue;
+      }
+      const isCovered = covered.has(file) || inKustomizationDir;
+      raws.push({
+        file,
+        line: lineAt(counter, doc.contents) ?? 1,
+        doc,
+        counter,
+        object: value,
+        covered: isCovered,
+      });
+      if (inKustomizationDir && !covered.has(file)) {
+        const kfile = kustomizationDirs.get(dir)!;
+        report(
+          rel(file),
+          lineAt(counter, doc.contents),
+          `not referenced by ${rel(kfile)}, so never built or applied`,
+        );
+        break;
+      }
+    }
+    if (mayContainMarker(text)) {
+      const lines = text.split("\n");
+      lines.forEach((l, i) => {
+        const hash = l.indexOf("# {");
+        if (hash < 0) return;
+        const parsed = parseMarker(l.slice(hash + 1));
+        if (parsed.kind === "invalid") report(rel(file), i + 1, parsed.message);
+        if (parsed.kind === "marker") markers.push({ file: rel(file), line: i + 1, policy: parsed.policy });
+      });
+    }
+  }
+  stats.markers = markers.length;
+
+  // Where a built object came from: its defining document, found by kind and name.
+  const byKindName = new Map<string, RawObject[]>();
+  for (const r of raws) {
+    const key = `${r.object.kind}/${nameOf(r.object)}`;
+    byKindName.set(key, [...(byKindName.get(key) ?? []), r]);
+  }
+  const sourceOf = (o: K8sObject, buildDir: string): RawObject | undefined => {
+    const candidates = byKindName.get(`${o.kind}/${nameOf(o)}`) ?? [];
+    return candidates.find((c) => c.file.startsWith(buildDir + sep)) ?? candidates[0];
+  };
+
+  // Objects as a cluster would receive them: loose files as written, kustomizations as built.
+  const objects: { object: K8sObject; raw?: RawObject; origin: string }[] = [];
+  for (const r of raws) if (!r.covered) objects.push({ object: r.object, raw: r, origin: "" });
+
+  const roots = [...kustomizationDirs.keys()]
+    .filter((d) => !includedDirs.has(d) && !components.has(d))
+    .sort();
+  if (roots.length) {
+    const kustomize = options.kustomize ?? (await findKustomize(options.env));
+    stats.tool = kustomize.name;
+    const limit = options.concurrency ?? Math.max(2, availableParallelism());
+    const built = await mapLimit(roots, limit, (dir) => kustomize.build(dir));
+    stats.builds = roots.length;
+    // A broken base breaks every overlay built on it: one line, naming the other builds it breaks.
+    const failures = new Map<string, string[]>();
+    roots.forEach((dir, i) => {
+      const result = built[i]!;
+      if (!result.ok) {
+        const cause = kustomizeErrorLine(result.error, root);
+        failures.set(cause, [...(failures.get(cause) ?? []), dir]);
+        return;
+      }
+      for (const doc of parseAllDocuments(result.yaml)) {
+        const value = doc.toJS() as unknown;
+        if (!isK8sObject(value)) continue;
+        const raw = sourceOf(value, dir);
+        objects.push(raw ? { object: value, raw, origin: rel(dir) } : { object: value, origin: rel(dir) });
+      }
+    });
+    for (const [cause, dirs] of failures) {
+      const [first, ...others] = dirs;
+      const also = others.length ? ` (also breaks ${others.map(rel).join(", ")})` : "";
+      report(
+        rel(kustomizationDirs.get(first!)!),
+        undefined,
+        `kustomize build ${rel(first!)} failed: ${cause}${also}`,
+      );
+    }
+  }
+  stats.objects = objects.length;
+
+  // Schemas.
+  const seen = new Set<string>();
+  const once = (file: string, line: number | undefined, message: string, suffix = "") => {
+    const key = `${file}:${line}:${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    report(file, line, message + suffix);
+  };
+  for (const { object, raw, origin } of objects) {
+    const verdict = schemas.check(object);
+    const file = raw ? rel(raw.file) : origin;
+    const line = raw?.line;
+    const what = `${object.kind}/${nameOf(object) || "(no name)"}`;
+    const suffix = origin && raw ? ` (as built from ${origin})` : "";
+    if (verdict.status === "unknown-kind") once(file, line, `${what}: ${verdict.message}`, suffix);
+    if (verdict.status === "invalid")
+      for (const issue of verdict.issues)
+        once(file, raw ? lineIn(raw, issue.path) : line, `${what}: ${issue.message}`, suffix);
+  }
+
+  // Names that markers and dependsOn refer to.
+  const policies = new Index();
+  const fluxKustomizations = new Index();
+  const helmReleases = new Index();
+  const indexOf = (o: K8sObject): Index | undefined => {
+    const g = groupOf(o.apiVersion);
+    if (o.kind === "ImagePolicy" && (g === "image.toolkit.fluxcd.io" || g === "shipmate.dev"))
+      return policies;
+    if (o.kind === "Kustomization" && g === "kustomize.toolkit.fluxcd.io") return fluxKustomizations;
+    if (o.kind === "HelmRelease" && g === "helm.toolkit.fluxcd.io") return helmReleases;
+    return undefined;
+  };
+  for (const r of raws) indexOf(r.object)?.add(nameOf(r.object), r.covered ? undefined : nsOf(r.object));
+  for (const { object } of objects) indexOf(object)?.add(nameOf(object), nsOf(object));
+
+  for (const m of markers) {
+    const [ns, name] = m.policy.split(":") as [string, string];
+    if (!policies.has(name, ns))
+      report(m.file, m.line, `marker names image policy "${m.policy}", which is not defined in this tree`);
+  }
+
+  const checkedDeps = new Set<RawObject>();
+  for (const { object, raw } of [...raws.map((r) => ({ object: r.object, raw: r })), ...objects]) {
+    const target =
+      object.kind === "HelmRelease"
+        ? helmReleases
+        : object.kind === "Kustomization"
+          ? fluxKustomizations
+          : undefined;
+    if (!target || indexOf(object) !== target || !raw || checkedDeps.has(raw)) continue;
+    checkedDeps.add(raw);
+    const deps = (object.spec as { dependsOn?: unknown } | undefined)?.dependsOn;
+    if (!Array.isArray(deps)) continue;
+    deps.forEach((d: unknown, i) => {
+      const dep = d as { name?: unknown; namespace?: unknown };
+      if (typeof dep?.name !== "string") return;
+      const ns = typeof dep.namespace === "string" ? dep.namespace : nsOf(object);
+      if (!target.has(dep.name, ns))
+        report(
+          rel(raw.file),
+          lineIn(raw, ["spec", "dependsOn", i, "name"]),
+          `${object.kind}/${nameOf(object)}: dependsOn "${ns ? `${ns}/` : ""}${dep.name}", which is not defined in this tree`,
+        );
+    });
+  }
+
+  // Flux Kustomizations that sync this repository itself (shipmate's and flux bootstrap's convention).
+  for (const r of raws) {
+    const o = r.object;
+    if (o.kind !== "Kustomization" || groupOf(o.apiVersion) !== "kustomize.toolkit.fluxcd.io") continue;
+    const spec = o.spec as { path?: unknown; sourceRef?: { kind?: unknown; name?: unknown } } | undefined;
+    const source = spec?.sourceRef?.name;
+    if (typeof spec?.path !== "string" || (source !== "shipmate-system" && source !== "flux-system"))
+      continue;
+    const repoRoot = await repositoryRoot(dirname(r.file), root);
+    const target = join(repoRoot, spec.path);
+    if (!(await exists(target)))
+      report(
+        rel(r.file),
+        lineIn(r, ["spec", "path"]),
+        `Kustomization/${nameOf(o)}: spec.path ${spec.path} does not exist in this repository`,
+      );
+  }
+
+  for (const file of fleetFiles) await checkFleetFile(file, rel(file), report);
+
+  problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1));
+  return { problems, stats };
+}
+
+/** The nearest folder above `dir` (up to `top`) that is a repository root: has `.git` or shipmate.yaml. */
+async function repositoryRoot(dir: string, top: string): Promise<string> {
+  let d = dir;
+  for (;;) {
+    if ((await exists(join(d, ".git"))) || (await exists(join(d, FLEET_FILE)))) return d;
+    if (normalize(d) === normalize(top) || dirname(d) === d) return top;
+    d = dirname(d);
+  }
+}
+
+async function checkFleetFile(
+  file: string,
+  shown: string,
+  report: (file: string, line: number | undefined, message: string) => void,
+): Promise<void> {
+  const text = await readFile(file, "utf8");
+  let fleet: ReturnType<typeof parseFleet>;
+  try {
+    fleet = parseFleet(text, shown);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const prefix = `${shown}${err.line ? `:${err.line}` : ""}: `;
+    report(shown, err.line, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
+    return;
+  }
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter });
+  const here = fleet.spec.repository?.url;
+  const dir = dirname(file);
+  for (const [i, env] of fleet.spec.environments.entries()) {
+    // Paths of an environment kept in another repository are that repository's business.
+    if (env.repository && env.repository.url !== here) continue;
+    for (const key of ["path", "policies", "cluster"] as const) {
+      const p = env[key];
+      if (p === undefined || (await exists(join(dir, p)))) continue;
+      const node = doc.getIn(["spec", "environments", i, key], true);
+      const line = isScalar(node) || isMap(node) || isSeq(node) ? lineAt(counter, node) : undefined;
+      report(shown, line, `environment "${env.name}": ${key} ${p} does not exist`);
+    }
+  }
+}
