@@ -30,6 +30,8 @@ export interface RegistryUser {
   password: string;
   /** Token mode only: what the user may do; default pull on every repository. `*` in a name matches anything. */
   access?: { repository: string; actions: string[] }[];
+  /** Token mode only: an OAuth2 refresh token (Docker's `identitytoken`) that stands for this user. */
+  identityToken?: string;
 }
 
 export interface StartRegistryOptions {
@@ -202,17 +204,33 @@ async function startTokenServer(
   records: TokenRequestRecord[],
 ): Promise<{ server: Server; url: string }> {
   const expiresIn = opts.tokenExpiresIn ?? 300;
-  const server = createServer((req, res) => {
+  const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
-    if (url.pathname !== "/token" || req.method !== "GET")
-      return reply(404, { errors: [{ code: "NOT_FOUND" }] });
-    const given = basicUser(req);
+    if (url.pathname !== "/token") return reply(404, { errors: [{ code: "NOT_FOUND" }] });
     let user: RegistryUser | undefined;
-    if (req.headers.authorization) {
+    let refresh = false;
+    if (req.method === "POST") {
+      // OAuth2 refresh-token grant (docs/spec/auth/oauth.md): form fields instead of query parameters.
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      const form = new URLSearchParams(body);
+      if (form.get("grant_type") !== "refresh_token") return reply(400, { error: "unsupported_grant_type" });
+      user = users.find(
+        (u) => u.identityToken !== undefined && u.identityToken === form.get("refresh_token"),
+      );
+      if (!user) return reply(401, { error: "invalid_grant" });
+      refresh = true;
+      url.searchParams.set("service", form.get("service") ?? "");
+      for (const scope of (form.get("scope") ?? "").split(" ").filter(Boolean))
+        url.searchParams.append("scope", scope);
+    } else if (req.method !== "GET") {
+      return reply(405, {});
+    } else if (req.headers.authorization) {
+      const given = basicUser(req);
       user = users.find((u) => u.username === given?.username && u.password === given?.password);
       if (!user) {
         records.push({ user: given?.username, scopes: url.searchParams.getAll("scope") });
@@ -237,7 +255,7 @@ async function startTokenServer(
       if (actions.length) granted.push({ type: "repository", name: r.name, actions });
     }
     const token = mintToken(user?.username ?? "", granted, expiresIn);
-    const field = opts.tokenField ?? "token";
+    const field = refresh ? "access_token" : (opts.tokenField ?? "token");
     const body: Record<string, unknown> = { expires_in: expiresIn, issued_at: new Date().toISOString() };
     if (field !== "access_token") body.token = token;
     if (field !== "token") body.access_token = token;
