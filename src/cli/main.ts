@@ -12,6 +12,7 @@ type Loader = () => Promise<{ command: Command }>;
 
 /** Commands load lazily so `shipmate scan` never pays for the agent's Kubernetes client. */
 const commands: Record<string, Loader> = {
+  scan: () => import("./commands/scan.ts"),
   agent: () => import("./commands/agent.ts"),
   get: () => import("./commands/get.ts"),
   suspend: () => import("./commands/suspend.ts"),

@@ -14,7 +14,13 @@ import {
   selectLatest,
   type TagCandidate,
 } from "../policy/index.ts";
-import { type ImageReference, parseReference, RegistryClient, repositoryName } from "../registry/index.ts";
+import {
+  type CredentialProvider,
+  type ImageReference,
+  parseReference,
+  RegistryClient,
+  repositoryName,
+} from "../registry/index.ts";
 import type { PolicyResult, ScanReport } from "./types.ts";
 
 export type { PolicyResult, ScanReport } from "./types.ts";
@@ -24,6 +30,8 @@ export interface ScanOptions {
   client?: RegistryClient;
   cacheDir?: string | false;
   insecureRegistries?: string[];
+  /** Where registry credentials come from (default: `SHIPMATE_REGISTRY_*` variables, then Docker's config). */
+  credentials?: CredentialProvider;
   /** Resolve the selected tag's digest for every policy, not only those that reflect digests. */
   digests?: boolean;
   /** `os/arch[/variant]` inside image indexes (default linux/amd64; a policy's own platform wins). */
@@ -80,6 +88,7 @@ export async function scanPolicies(policies: Policy[], opts: ScanOptions = {}): 
       cacheDir: opts.cacheDir,
       insecureRegistries: insecure,
       ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
       ...(opts.env ? { env: opts.env } : {}),
     });
   const now = opts.now ?? Date.now;

@@ -1,0 +1,220 @@
+/**
+ * Scan benchmark: 200 repositories × 300 tags on the local registry (Debian's
+ * docker-registry on 127.0.0.1), first scan and steady-state rescan, side by
+ * side in the same run with Renovate (`--platform=local --dry-run=lookup` over
+ * a repository whose manifests reference the same 200 images).
+ *
+ * Both tools reach the registry through the same counting proxy, so their
+ * request counts are measured the same way. Run: `npm run bench -- scan`
+ * (or `node bench/scan.ts [repos] [tags]`). Renovate is installed on first use
+ * into $SHIPMATE_CACHE/renovate (outside the repository).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import { join } from "node:path";
+import { seedFleet, startRegistry } from "../test/infra/registry.ts";
+
+const REPOS = Number(process.argv[2] ?? 200);
+const TAGS = Number(process.argv[3] ?? 300);
+const root = new URL("..", import.meta.url).pathname;
+const cacheRoot = process.env.SHIPMATE_CACHE ?? join(os.homedir(), ".cache", "shipmate");
+
+/** A reverse proxy that counts every request it forwards. */
+async function countingProxy(target: string) {
+  let count = 0;
+  const server = http.createServer((req, res) => {
+    count++;
+    const upstream = http.request(
+      `${target}${req.url}`,
+      { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
+      (up) => {
+        const headers = { ...up.headers };
+        // Keep the client talking to the proxy: rewrite absolute Location/Link targets.
+        for (const h of ["location", "link"] as const) {
+          const v = headers[h];
+          if (typeof v === "string") headers[h] = v.replaceAll(target, `http://${host}`);
+        }
+        res.writeHead(up.statusCode ?? 502, headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    host,
+    take() {
+      const n = count;
+      count = 0;
+      return n;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  return new Promise<{ ms: number; code: number; out: string; peakRssMb: number }>((resolve, reject) => {
+    const start = performance.now();
+    // /usr/bin/time reports the child's peak RSS.
+    const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const lines = err.trim().split("\n");
+      const kb = Number(lines.at(-1));
+      resolve({ ms: performance.now() - start, code: code ?? 1, out: out + err, peakRssMb: kb / 1024 });
+    });
+  });
+}
+
+function ensureRenovate(): string {
+  const dir = join(cacheRoot, "renovate");
+  const bin = join(dir, "node_modules", ".bin", "renovate");
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    console.error(`installing renovate into ${dir} …`);
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "renovate@44"], {
+      cwd: dir,
+      stdio: "inherit",
+    });
+  }
+  return bin;
+}
+
+async function main() {
+  const hasTime = existsSync("/usr/bin/time");
+  if (!hasTime) throw new Error("bench/scan.ts needs /usr/bin/time (Debian package 'time') for peak RSS");
+  const renovate = ensureRenovate();
+  const reg = await startRegistry({ auth: "none" });
+  const proxy = await countingProxy(reg.url);
+  const work = mkdtempSync(join(os.tmpdir(), "shipmate-bench-scan-"));
+  try {
+    const seedStart = performance.now();
+    const names = await seedFleet(reg, { repos: REPOS, tags: TAGS, concurrency: 32 });
+    const seedMs = performance.now() - seedStart;
+    const oldest = "1.0.0";
+
+    // The same 200 images, as shipmate policies and as manifests Renovate reads.
+    const policiesDir = join(work, "policies");
+    const manifests = join(work, "fleet");
+    mkdirSync(policiesDir);
+    mkdirSync(join(manifests, "apps"), { recursive: true });
+    const docs: string[] = [];
+    names.forEach((name, i) => {
+      docs.push(
+        [
+          "apiVersion: image.toolkit.fluxcd.io/v1",
+          "kind: ImageRepository",
+          `metadata: {name: app-${i}, namespace: flux-system}`,
+          `spec: {image: ${proxy.host}/${name}, interval: 5m}`,
+          "---",
+          "apiVersion: image.toolkit.fluxcd.io/v1",
+          "kind: ImagePolicy",
+          `metadata: {name: app-${i}, namespace: flux-system}`,
+          `spec: {imageRepositoryRef: {name: app-${i}}, policy: {semver: {range: ">=1.0.0"}}}`,
+        ].join("\n"),
+      );
+      writeFileSync(
+        join(manifests, "apps", `app-${i}.yaml`),
+        [
+          "apiVersion: apps/v1",
+          "kind: Deployment",
+          `metadata: {name: app-${i}}`,
+          "spec:",
+          "  template:",
+          "    spec:",
+          "      containers:",
+          `        - name: app`,
+          `          image: ${proxy.host}/${name}:${oldest}`,
+          "",
+        ].join("\n"),
+      );
+    });
+    writeFileSync(join(policiesDir, "fleet.yaml"), `${docs.join("\n---\n")}\n`);
+    writeFileSync(
+      join(manifests, "renovate.json"),
+      JSON.stringify({
+        kubernetes: { managerFilePatterns: ["/^apps/.+\\.yaml$/"] },
+        enabledManagers: ["kubernetes"],
+        separateMajorMinor: false,
+        separateMinorPatch: false,
+      }),
+    );
+    execFileSync("git", ["init", "-q", "-b", "main"], { cwd: manifests });
+    execFileSync("git", ["add", "-A"], { cwd: manifests });
+    execFileSync("git", ["-c", "user.name=b", "-c", "user.email=b@localhost", "commit", "-qm", "fleet"], {
+      cwd: manifests,
+    });
+
+    const cacheDir = join(work, "shipmate-cache");
+    const shipmate = (label: string) =>
+      run(process.execPath, [
+        join(root, "src/cli/index.ts"),
+        "scan",
+        "--policies",
+        policiesDir,
+        "--cache-dir",
+        cacheDir,
+        "--json",
+      ]).then((r) => {
+        if (r.code !== 0) throw new Error(`shipmate ${label} failed:\n${r.out.slice(0, 2000)}`);
+        const selected = JSON.parse(r.out.slice(0, r.out.lastIndexOf("]") + 1)) as { tag: string }[];
+        return { ...r, requests: proxy.take(), selected: selected.length };
+      });
+    proxy.take();
+    const first = await shipmate("first scan");
+    const rescan = await shipmate("rescan");
+
+    const renovateCache = join(work, "renovate-cache");
+    const rr = await run(renovate, ["--platform=local", "--dry-run=lookup"], {
+      cwd: manifests,
+      env: {
+        LOG_LEVEL: "info",
+        RENOVATE_BASE_DIR: renovateCache,
+        RENOVATE_HOST_RULES: JSON.stringify([{ matchHost: proxy.host, insecureRegistry: true }]),
+        RENOVATE_ONBOARDING: "false",
+        RENOVATE_REQUIRE_CONFIG: "optional",
+        RENOVATE_X_IGNORE_RE2: "true",
+      },
+    });
+    const renovateRequests = proxy.take();
+    const updatesFound = (rr.out.match(/"newVersion"|newValue/g) ?? []).length;
+    if (rr.code !== 0) console.error(rr.out.slice(-4000));
+
+    const cpu = os.cpus()[0]?.model ?? "unknown cpu";
+    const lines = [
+      `machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()}`,
+      `fleet: ${REPOS} repositories × ${TAGS} tags (seeded in ${(seedMs / 1000).toFixed(1)} s)`,
+      `shipmate first scan: ${(first.ms / 1000).toFixed(2)} s, ${first.requests} requests (${(first.requests / REPOS).toFixed(3)}/repo), ${first.selected} policies selected, peak RSS ${first.peakRssMb.toFixed(0)} MB`,
+      `shipmate rescan:     ${(rescan.ms / 1000).toFixed(2)} s, ${rescan.requests} requests (${(rescan.requests / REPOS).toFixed(3)}/repo), peak RSS ${rescan.peakRssMb.toFixed(0)} MB`,
+      `renovate ${rr.code === 0 ? "" : `(exit ${rr.code}) `}lookup: ${(rr.ms / 1000).toFixed(2)} s, ${renovateRequests} requests (${(renovateRequests / REPOS).toFixed(3)}/repo), peak RSS ${rr.peakRssMb.toFixed(0)} MB, update mentions in log: ${updatesFound}`,
+      `ratio (first scan): shipmate is ${(rr.ms / first.ms).toFixed(1)}× faster, makes ${((first.requests / Math.max(1, renovateRequests)) * 100).toFixed(0)}% of Renovate's requests`,
+    ];
+    console.log(lines.join("\n"));
+  } finally {
+    await proxy.close();
+    await reg.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,95 @@
+import { resolve } from "node:path";
+import { loadPolicies } from "../../config/index.ts";
+import { UsageError } from "../../errors.ts";
+import { defaultCredentials } from "../../registry/index.ts";
+import { type PolicyResult, scanPolicies } from "../../scan/index.ts";
+import { parseFlags } from "../args.ts";
+import type { CliIO } from "../io.ts";
+import { writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+import { formatTable } from "../table.ts";
+
+const usage = `shipmate scan [--policies DIR] [--json] [--digest] [--cache-dir DIR | --no-cache]
+       [--insecure-registry HOST:PORT]... [--pull-secret FILE]... [--platform OS/ARCH] [--policy NS:NAME]...
+
+  --policies DIR            directory of policy documents (Flux ImageRepository/ImagePolicy or
+                            shipmate.dev/v1alpha1 ImagePolicy), read recursively (default: .)
+  --json                    print a JSON array of {policy, image, tag, digest?} (failures carry reason, error)
+  --digest                  resolve the digest of every selected tag
+  --cache-dir DIR           persistent registry cache (default: $XDG_CACHE_HOME/shipmate/registry)
+  --no-cache                no persistent cache
+  --insecure-registry H:P   reach this registry over plain HTTP (loopback registries always are)
+  --pull-secret FILE        a kubernetes.io/dockerconfigjson Secret (YAML or JSON) with registry credentials
+  --platform OS/ARCH        platform chosen inside multi-arch images (default linux/amd64)
+  --policy NS:NAME          scan only this policy (repeatable)
+
+exit: 0 every policy resolved, 1 any failed, 2 usage or configuration error`;
+
+/** The JSON form of one result: the selection, or why there is none. */
+function toJson(r: PolicyResult) {
+  if (r.ok)
+    return { policy: r.policy.id, image: r.image, tag: r.tag, ...(r.digest ? { digest: r.digest } : {}) };
+  return { policy: r.policy.id, image: r.policy.image, reason: r.reason, error: r.message };
+}
+
+export const command: Command = {
+  summary: "Find, for each image policy, the newest tag its rules allow.",
+  usage,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("scan", argv, {
+      policies: { type: "string" },
+      json: { type: "boolean" },
+      digest: { type: "boolean" },
+      "cache-dir": { type: "string" },
+      "no-cache": { type: "boolean" },
+      "insecure-registry": { type: "string", multiple: true },
+      "pull-secret": { type: "string", multiple: true },
+      platform: { type: "string" },
+      policy: { type: "string", multiple: true },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (values["no-cache"] && values["cache-dir"])
+      throw new UsageError("--cache-dir and --no-cache exclude each other");
+
+    const dir = resolve(io.cwd, values.policies ?? ".");
+    const policies = await loadPolicies(dir);
+    const unknown = (values.policy ?? []).filter((id) => !policies.some((p) => p.id === id));
+    if (unknown.length > 0) throw new UsageError(`--policy ${unknown[0]}: no such policy in ${dir}`);
+    if (policies.length === 0) throw new UsageError(`no image policies found in ${dir}`);
+
+    const credentials = await defaultCredentials({ env: io.env, secretFiles: values["pull-secret"] ?? [] });
+    const report = await scanPolicies(policies, {
+      credentials,
+      env: io.env,
+      cacheDir: values["no-cache"]
+        ? false
+        : values["cache-dir"]
+          ? resolve(io.cwd, values["cache-dir"])
+          : undefined,
+      insecureRegistries: values["insecure-registry"] ?? [],
+      digests: values.digest ?? false,
+      ...(values.platform ? { platform: values.platform } : {}),
+      ...(values.policy ? { only: values.policy } : {}),
+    });
+    const failed = report.results.filter((r) => !r.ok).length;
+
+    if (values.json) {
+      writeLine(io.stdout, JSON.stringify(report.results.map(toJson), null, 2));
+    } else {
+      const rows = report.results.map((r) =>
+        r.ok
+          ? [r.policy.id, `${r.image}:${r.tag}`, r.digest ?? ""]
+          : [r.policy.id, `${r.policy.image}`, `no selection: ${r.message}`],
+      );
+      writeLine(io.stdout, formatTable(["POLICY", "SELECTED", "DIGEST"], rows));
+      const per = Object.entries(report.requests.byRegistry)
+        .map(([host, n]) => `${host} ${n}`)
+        .join(", ");
+      writeLine(
+        io.stdout,
+        `\n${report.results.length - failed} of ${report.results.length} policies selected; ${report.requests.total} registry requests${per ? ` (${per})` : ""}`,
+      );
+    }
+    return failed > 0 ? 1 : 0;
+  },
+};
