@@ -83,9 +83,13 @@ function scopesFromGitHub(h: FailureContext["headers"]): string | undefined {
 function scopeFromGitLab(h: FailureContext["headers"], message: string): string | undefined {
   const www = h["www-authenticate"] ?? "";
   const fromHeader = /insufficient_scope/.test(www) ? /scope="([^"]+)"/.exec(www)?.[1] : undefined;
-  if (fromHeader) return fromHeader;
-  if (/insufficient_scope/.test(message)) return /"scope"\s*:\s*"([^"]+)"/.exec(message)?.[1] ?? "api";
-  return undefined;
+  const scope =
+    fromHeader ??
+    (/insufficient_scope/.test(message)
+      ? (/"scope"\s*:\s*"([^"]+)"/.exec(message)?.[1] ?? "api")
+      : undefined);
+  // GitLab lists the scopes that would do, separated by spaces.
+  return scope?.split(/\s+/).filter(Boolean).join("' or '");
 }
 
 /** When the forge will answer again, from its rate-limit headers; undefined when this is no rate limit. */

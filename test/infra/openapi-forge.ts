@@ -16,6 +16,7 @@ import { createRequire } from "node:module";
 import { validate } from "@octokit/graphql-schema";
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { parse as parseYaml } from "yaml";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = Record<string, unknown>;
@@ -34,6 +35,8 @@ export interface FakeRequest {
 export interface FakeResponse {
   status: number;
   body?: unknown;
+  /** A plain-text body instead (GitLab's "Retry later"); not schema-checked. */
+  text?: string;
   headers?: Record<string, string>;
 }
 
@@ -353,6 +356,7 @@ export async function startOpenApiFake(opts: FakeOptions): Promise<OpenApiFake> 
 
   const validateResponse = (route: Route, res: FakeResponse): string[] => {
     const where = `${route.method} ${route.template} → ${res.status}`;
+    if (res.text !== undefined) return res.status >= 400 ? [] : [`${where}: a success must be JSON`];
     const responses = (route.op.responses ?? {}) as Obj;
     const key = String(res.status);
     const declared = responses[key] ?? responses.default;
@@ -386,6 +390,10 @@ export async function startOpenApiFake(opts: FakeOptions): Promise<OpenApiFake> 
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(", ") : v;
     const send = (r: FakeResponse) => {
+      if (r.text !== undefined) {
+        res.writeHead(r.status, { "content-type": "text/plain", ...r.headers });
+        return res.end(r.text);
+      }
       res.writeHead(r.status, {
         ...(r.body === undefined ? {} : { "content-type": "application/json; charset=utf-8" }),
         ...r.headers,
@@ -800,4 +808,212 @@ export async function startFakeGitHub(st: GitHubState): Promise<OpenApiFake> {
     extra: { "POST /api/graphql": graphql },
     errorSchema: "/components/schemas/basic-error",
   });
+}
+
+// ---------------------------------------------------------------- GitLab
+
+let gitlabSpec: OpenApiSpec | undefined;
+
+export function loadGitLabSpec(): OpenApiSpec {
+  gitlabSpec ??= new OpenApiSpec(
+    parseYaml(readFileSync(new URL("../forge/fixtures/gitlab-openapi.yaml", import.meta.url), "utf8")) as Obj,
+  );
+  return gitlabSpec;
+}
+
+export interface GitLabMr {
+  iid: number;
+  source: string;
+  target: string;
+  sha: string;
+  title: string;
+  description: string | null;
+  state: "opened" | "closed" | "merged";
+  labels: string[];
+  reviewerIds: number[];
+  mwps: boolean;
+  notes: string[];
+  closedBy?: string;
+}
+
+export class GitLabState {
+  readonly project: string;
+  readonly mrs: GitLabMr[] = [];
+  readonly branches = new Map<string, string>();
+  readonly users = new Map<string, number>([
+    ["bot", 1],
+    ["alice", 2],
+  ]);
+  readonly statuses = new Map<string, { name: string; status: string }[]>();
+  /** Whether the target branch's pipeline has already succeeded (then "merge when pipeline succeeds" merges at once). */
+  pipelineDone = false;
+  constructor(project: string) {
+    this.project = project;
+  }
+  open(source: string): GitLabMr[] {
+    return this.mrs.filter((m) => m.source === source && m.state === "opened");
+  }
+}
+
+export async function startFakeGitLab(st: GitLabState): Promise<OpenApiFake> {
+  const spec = loadGitLabSpec();
+  const notFound = { status: 404, body: { message: "404 Project Not Found" } };
+  const user = (username: string) => ({
+    id: st.users.get(username) ?? 1,
+    username,
+    name: username,
+    state: "active",
+    avatar_url: null,
+    web_url: `https://gitlab.example.test/${username}`,
+  });
+  const entity = (m: GitLabMr) => ({
+    id: 1000 + m.iid,
+    iid: m.iid,
+    project_id: 7,
+    title: m.title,
+    description: m.description,
+    state: m.state,
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:00Z",
+    merged_at: m.state === "merged" ? "2026-01-02T00:00:00Z" : null,
+    closed_at: m.state === "closed" ? "2026-01-02T00:00:00Z" : null,
+    target_branch: m.target,
+    source_branch: m.source,
+    author: user("bot"),
+    merged_by: m.state === "merged" ? user("bot") : null,
+    merge_user: m.state === "merged" ? user("bot") : null,
+    closed_by: m.state === "closed" ? user(m.closedBy ?? "bot") : null,
+    reviewers: m.reviewerIds.map((id) => user([...st.users].find(([, v]) => v === id)?.[0] ?? "bot")),
+    labels: m.labels,
+    draft: false,
+    merge_when_pipeline_succeeds: m.mwps,
+    detailed_merge_status: "mergeable",
+    sha: m.sha,
+    web_url: `https://gitlab.example.test/${st.project}/-/merge_requests/${m.iid}`,
+    changes_count: "1",
+  });
+  const projectOk = (req: FakeRequest) => req.params.id === st.project;
+  const mr = (req: FakeRequest) => st.mrs.find((m) => m.iid === Number(req.params.merge_request_iid));
+
+  const handlers: Record<string, Handler> = {
+    listProjectMergeRequests: (req) => {
+      if (!projectOk(req)) return notFound;
+      const state = (req.query.state as string | undefined) ?? "all";
+      let list = st.mrs.filter((m) => state === "all" || m.state === state);
+      if (req.query.source_branch) list = list.filter((m) => m.source === req.query.source_branch);
+      if (req.query.sort === "desc") list = [...list].reverse();
+      const perPage = Number(req.query.per_page ?? 20);
+      return { status: 200, body: list.slice(0, perPage).map(entity) };
+    },
+    createMergeRequest: (req) => {
+      if (!projectOk(req)) return notFound;
+      const b = req.body as {
+        source_branch: string;
+        target_branch: string;
+        title: string;
+        description?: string;
+        labels?: string;
+      };
+      const existing = st.open(b.source_branch)[0];
+      if (existing)
+        return {
+          status: 409,
+          body: {
+            message: [`Another open merge request already exists for this source branch: !${existing.iid}`],
+          },
+        };
+      const sha = st.branches.get(b.source_branch);
+      if (!sha) return { status: 422, body: { message: ["Source branch does not exist"] } };
+      const m: GitLabMr = {
+        iid: st.mrs.length + 1,
+        source: b.source_branch,
+        target: b.target_branch,
+        sha,
+        title: b.title,
+        description: b.description ?? null,
+        state: "opened",
+        labels: b.labels ? b.labels.split(",") : [],
+        reviewerIds: [],
+        mwps: false,
+        notes: [],
+      };
+      st.mrs.push(m);
+      return { status: 201, body: entity(m) };
+    },
+    updateMergeRequest: (req) => {
+      const m = mr(req);
+      if (!projectOk(req) || !m) return notFound;
+      const b = req.body as Partial<{
+        title: string;
+        description: string;
+        target_branch: string;
+        state_event: "close" | "reopen";
+        add_labels: string;
+        reviewer_ids: number[];
+      }>;
+      if (b.title !== undefined) m.title = b.title;
+      if (b.description !== undefined) m.description = b.description;
+      if (b.target_branch !== undefined) m.target = b.target_branch;
+      if (b.state_event === "close") m.state = "closed";
+      if (b.add_labels) for (const l of b.add_labels.split(",")) if (!m.labels.includes(l)) m.labels.push(l);
+      if (b.reviewer_ids) m.reviewerIds = b.reviewer_ids;
+      return { status: 200, body: entity(m) };
+    },
+    mergeMergeRequest: (req) => {
+      const m = mr(req);
+      if (!projectOk(req) || !m) return notFound;
+      const b = (req.body ?? {}) as { merge_when_pipeline_succeeds?: boolean; auto_merge?: boolean };
+      if (m.state !== "opened") return { status: 405, body: { message: "405 Method Not Allowed" } };
+      if ((b.merge_when_pipeline_succeeds || b.auto_merge) && !st.pipelineDone) m.mwps = true;
+      else m.state = "merged";
+      return { status: 200, body: entity(m) };
+    },
+    createMergeRequestNote: (req) => {
+      const m = mr(req);
+      if (!projectOk(req) || !m) return notFound;
+      const body = (req.body as { body: string }).body;
+      m.notes.push(body);
+      return {
+        status: 201,
+        body: {
+          id: m.notes.length,
+          body,
+          author: user("bot"),
+          created_at: "2026-01-01T00:00:00Z",
+          system: false,
+          noteable_type: "MergeRequest",
+        },
+      };
+    },
+    deleteBranch: (req) => {
+      if (!projectOk(req)) return notFound;
+      if (!st.branches.delete(req.params.branch ?? ""))
+        return { status: 404, body: { message: "404 Branch Not Found" } };
+      return { status: 204 };
+    },
+    listCommitStatuses: (req) => {
+      if (!projectOk(req)) return notFound;
+      const list = st.statuses.get(req.params.sha ?? "") ?? [];
+      return {
+        status: 200,
+        body: list.map((s, i) => ({
+          id: i + 1,
+          sha: req.params.sha,
+          ref: "main",
+          status: s.status,
+          name: s.name,
+          target_url: null,
+          description: null,
+          created_at: "2026-01-01T00:00:00Z",
+          allow_failure: false,
+        })),
+      };
+    },
+    listUsers: (req) => {
+      const name = req.query.username as string | undefined;
+      const found = name && st.users.has(name) ? [user(name)] : [];
+      return { status: 200, body: found };
+    },
+  };
+  return startOpenApiFake({ spec, prefix: "/api/v4", handlers, errorSchema: "/components/schemas/Error" });
 }
