@@ -249,6 +249,9 @@ export async function add(kind: AddKind, name: string, options: AddOptions): Pro
       } else if (onDisk === f.content) {
         record.push(f);
         result.changes.push({ ...change, action: "unchanged" });
+      } else if (previous?.files[f.path] === sha256(f.content)) {
+        // Changed by the user, but shipmate has nothing new for it: the user's version stands.
+        result.changes.push({ ...change, action: "unchanged" });
       } else if (previous?.files[f.path] === sha256(onDisk)) {
         write.push(f);
         result.changes.push({ ...change, action: "updated" });
@@ -291,8 +294,8 @@ export async function add(kind: AddKind, name: string, options: AddOptions): Pro
   return result;
 }
 
-/** For messages: a repository-relative path as the user sees it from `cwd`. */
-export function displayPath(cwd: string, root: string, repo: string, path: string): string {
-  const rel = relative(cwd, join(root, repo, path));
-  return rel.startsWith("..") ? join(root, repo, path) : rel;
+/** A path as the user should see it: relative to `cwd` when inside it, else absolute. */
+export function displayPath(cwd: string, path: string): string {
+  const rel = relative(cwd, path);
+  return rel === "" ? "." : rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }

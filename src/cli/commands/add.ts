@@ -1,6 +1,6 @@
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
-import { type AddKind, add } from "../../scaffold/scaffold.ts";
+import { type AddKind, add, displayPath } from "../../scaffold/scaffold.ts";
 import { parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
@@ -45,7 +45,7 @@ export const command: Command = {
       return 0;
     }
     const root = resolve(repo, result.spec.layout === "monorepo" ? "." : "..");
-    const show = (r: string, p: string) => relative(io.cwd, join(root, r, p)) || ".";
+    const show = (r: string, p: string) => displayPath(io.cwd, join(root, r, p));
     const verb = values["dry-run"] ? "would be " : "";
     for (const c of changed)
       writeLine(io.stdout, `${verb}${c.action} ${show(c.repo, c.path)}${c.reason ? ` (${c.reason})` : ""}`);

@@ -1,7 +1,7 @@
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { LAYOUTS } from "../../scaffold/model.ts";
-import { init } from "../../scaffold/scaffold.ts";
+import { displayPath, init } from "../../scaffold/scaffold.ts";
 import { parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
@@ -68,7 +68,7 @@ export const command: Command = {
       );
       return 0;
     }
-    const shown = relative(io.cwd, result.out) || ".";
+    const shown = displayPath(io.cwd, result.out);
     if (values["dry-run"]) {
       for (const f of result.files) writeLine(io.stdout, join(shown, f.repo, f.path));
       writeLine(
