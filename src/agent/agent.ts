@@ -289,11 +289,15 @@ export class Agent {
     const reconciled: KustomizationReport[] = [];
     const now = Date.now();
     let forceRoot = force;
+    this.current = await this.listKustomizations();
+    // While the source is failing it is retried on every pass, so recovery is prompt; a
+    // reconcile request on any Kustomization asks for the newest git as well.
     if (
       force ||
-      now - this.lastFetch >= this.opts.intervalMs ||
+      this.sourceFailed ||
       !this.source.artifact ||
-      this.rootRequested()
+      now - this.lastFetch >= this.opts.intervalMs ||
+      this.reconcileRequested()
     ) {
       try {
         const before = this.source.artifact?.revision;
@@ -309,7 +313,6 @@ export class Agent {
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
         this.log.warn({ repo: this.opts.repo }, message);
-        this.current = await this.listKustomizations();
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
@@ -327,7 +330,6 @@ export class Agent {
     }
     const artifact = this.source.artifact as Artifact;
     const reconciler = this.reconcilerFor(signal);
-    this.current = await this.listKustomizations();
     if (!this.current.has(this.rootKey())) this.current.set(this.rootKey(), await this.ensureRoot());
 
     const done = new Set<string>();
@@ -371,10 +373,13 @@ export class Agent {
     };
   }
 
-  private rootRequested(): boolean {
-    const root = this.current.get(this.rootKey());
-    const at = root?.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    return Boolean(at && at !== root?.status?.lastHandledReconcileAt);
+  /** Whether any Kustomization carries a `reconcile.fluxcd.io/requestedAt` not yet handled. */
+  private reconcileRequested(): boolean {
+    for (const ks of this.current.values()) {
+      const at = ks.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+      if (at && at !== ks.status?.lastHandledReconcileAt) return true;
+    }
+    return false;
   }
 
   /** Reconciles the due members of one level, each after the members it depends on. */

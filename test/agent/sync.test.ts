@@ -1,0 +1,441 @@
+/**
+ * The agent against a real kube-apiserver: apply, update, prune, drift,
+ * ordering, validation, suspend/resume, health and the source being gone.
+ * Every test owns its root Kustomization name and its namespaces.
+ */
+import { renameSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Agent } from "../../src/agent/agent.ts";
+import type { KubeClient } from "../../src/agent/client.ts";
+import { runCli } from "../helpers/cli.ts";
+import { type KubeCluster, startKube } from "../infra/kube.ts";
+import {
+  adminClient,
+  configMap,
+  deployment,
+  FleetRepo,
+  getObject,
+  ksStatus,
+  kustomization,
+  makeAgent,
+  namespace,
+  patchObject,
+} from "./helpers.ts";
+
+let kube: KubeCluster;
+let client: KubeClient;
+const repos: FleetRepo[] = [];
+const agents: Agent[] = [];
+const never = new AbortController().signal;
+
+beforeAll(async () => {
+  kube = await startKube({ name: "sync" });
+  client = adminClient(kube);
+});
+afterAll(async () => {
+  for (const a of agents) a.close();
+  client?.close();
+  for (const r of repos) r.remove();
+  await kube?.stop();
+});
+
+function fleet(): FleetRepo {
+  const r = FleetRepo.create();
+  repos.push(r);
+  return r;
+}
+function agentFor(repo: FleetRepo, name: string, extra: Parameters<typeof makeAgent>[2] = {}): Agent {
+  const a = makeAgent(kube, repo, { name, ...extra });
+  agents.push(a);
+  return a;
+}
+const cm = (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`;
+const deploy = (ns: string, name: string) => `/apis/apps/v1/namespaces/${ns}/deployments/${name}`;
+
+describe("apply, update, prune", () => {
+  it("applies plain manifests under --path, updates them from git, prunes what left git", async () => {
+    const repo = fleet();
+    const c1 = repo.commit({
+      "clusters/test/ns.yaml": [namespace("t-apply")],
+      "clusters/test/config.yaml": [
+        configMap("a", "t-apply", { v: "1" }),
+        configMap("b", "t-apply", { v: "1" }),
+      ],
+      "clusters/test/keep.yaml": [
+        {
+          ...configMap("keep", "t-apply", { v: "1" }),
+          metadata: {
+            name: "keep",
+            namespace: "t-apply",
+            annotations: { "kustomize.toolkit.fluxcd.io/prune": "disabled" },
+          },
+        },
+      ],
+    });
+    const agent = agentFor(repo, "t-apply");
+    const first = await agent.once();
+    expect(first.reconciled.map((k) => [k.name, k.ready, k.inventory])).toEqual([["t-apply", true, 4]]);
+    const a = await getObject(client, cm("t-apply", "a"));
+    expect(a?.data).toEqual({ v: "1" });
+    expect(a?.metadata.labels["kustomize.toolkit.fluxcd.io/name"]).toBe("t-apply");
+    expect(a?.metadata.managedFields.some((m: { manager: string }) => m.manager === "shipmate")).toBe(true);
+    const s1 = await ksStatus(client, "t-apply");
+    expect(s1.ks?.status.lastAppliedRevision).toBe(`main@sha1:${c1}`);
+    expect(s1.ready?.reason).toBe("ReconciliationSucceeded");
+
+    // An object nobody declared is never touched by prune.
+    await client.raw({
+      method: "POST",
+      path: "/api/v1/namespaces/t-apply/configmaps",
+      body: configMap("stranger", "t-apply", { v: "x" }),
+    });
+
+    const c2 = repo.commit({
+      "clusters/test/config.yaml": [configMap("a", "t-apply", { v: "2" })],
+      "clusters/test/keep.yaml": null,
+    });
+    const second = await agent.pass(never, true);
+    expect(second.reconciled[0]?.ready).toBe(true);
+    expect((await getObject(client, cm("t-apply", "a")))?.data).toEqual({ v: "2" });
+    expect(await getObject(client, cm("t-apply", "b"))).toBeUndefined();
+    expect(await getObject(client, cm("t-apply", "keep"))).toBeDefined();
+    expect(await getObject(client, cm("t-apply", "stranger"))).toBeDefined();
+    const s2 = await ksStatus(client, "t-apply");
+    expect(s2.ks?.status.lastAppliedRevision).toBe(`main@sha1:${c2}`);
+    expect(s2.inventory.map((e) => e.id).sort()).toEqual(["_t-apply__Namespace", "t-apply_a__ConfigMap"]);
+  });
+
+  it("a steady cluster costs no write: the second pass sends no write request", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/all.yaml": [
+        namespace("t-noop"),
+        ...Array.from({ length: 20 }, (_, i) => configMap(`c${i}`, "t-noop", { i: String(i) })),
+      ],
+    });
+    const agent = agentFor(repo, "t-noop");
+    await agent.once();
+    const before = { ...agent.client.counts };
+    const pass = await agent.pass(never, true);
+    expect(pass.reconciled[0]?.ready).toBe(true);
+    expect(pass.writes).toBe(0);
+    expect(agent.client.counts.dryRuns).toBe(before.dryRuns);
+  });
+});
+
+describe("drift", () => {
+  it("reverts a kubectl-edit style change on the next reconcile, and reports a rival server-side applier", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/app.yaml": [namespace("t-drift"), deployment("web", "t-drift", "nginx:1.27", 2)],
+    });
+    const agent = agentFor(repo, "t-drift");
+    await agent.once();
+    await patchObject(
+      client,
+      deploy("t-drift", "web"),
+      { spec: { replicas: 5 } },
+      { fieldManager: "kubectl-edit" },
+    );
+    expect((await getObject(client, deploy("t-drift", "web")))?.spec.replicas).toBe(5);
+    const pass = await agent.pass(never, true);
+    expect(pass.reconciled[0]?.ready).toBe(true);
+    expect((await getObject(client, deploy("t-drift", "web")))?.spec.replicas).toBe(2);
+
+    // Another declarative owner taking a field by force is a conflict, reported and not overridden...
+    await patchObject(
+      client,
+      deploy("t-drift", "web"),
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "web", namespace: "t-drift" },
+        spec: { replicas: 7 },
+      },
+      { type: "apply", fieldManager: "other-gitops", force: true },
+    );
+    const conflicted = await agent.pass(never, true);
+    expect(conflicted.reconciled[0]?.ready).toBe(false);
+    const s = await ksStatus(client, "t-drift");
+    expect(s.ready?.message).toMatch(/conflict with server-side applier "other-gitops".*spec\.replicas/);
+    expect((await getObject(client, deploy("t-drift", "web")))?.spec.replicas).toBe(7);
+
+    // ...unless the agent is configured to force conflicts.
+    const forcing = agentFor(repo, "t-drift", { forceConflicts: true });
+    const forced = await forcing.once();
+    expect(forced.reconciled[0]?.ready).toBe(true);
+    expect((await getObject(client, deploy("t-drift", "web")))?.spec.replicas).toBe(2);
+  });
+});
+
+describe("Kustomizations", () => {
+  it("reconciles Kustomization objects found under --path with targetNamespace, images and patches, as Flux does", async () => {
+    const repo = fleet();
+    const c = repo.commit({
+      "clusters/test/apps.yaml": [
+        namespace("t-overlay"),
+        kustomization("t-overlay-apps", {
+          path: "./apps/base",
+          targetNamespace: "t-overlay",
+          images: [{ name: "nginx", newTag: "1.28" }],
+          patches: [
+            {
+              patch: "- op: replace\n  path: /spec/replicas\n  value: 3",
+              target: { kind: "Deployment", name: "web" },
+            },
+          ],
+        }),
+      ],
+      "apps/base/web.yaml": [deployment("web", "placeholder")],
+      "apps/base/settings.yaml": [configMap("settings", "placeholder", { mode: "base" })],
+    });
+    const agent = agentFor(repo, "t-overlay");
+    const res = await agent.once();
+    expect(res.reconciled.map((k) => [k.name, k.ready])).toEqual([
+      ["t-overlay", true],
+      ["t-overlay-apps", true],
+    ]);
+    const web = await getObject(client, deploy("t-overlay", "web"));
+    expect(web?.spec.replicas).toBe(3);
+    expect(web?.spec.template.spec.containers[0].image).toBe("nginx:1.28");
+    expect(await getObject(client, cm("t-overlay", "settings"))).toBeDefined();
+    const child = await ksStatus(client, "t-overlay-apps");
+    expect(child.ks?.status.lastAppliedRevision).toBe(`main@sha1:${c}`);
+    expect(child.inventory).toHaveLength(2);
+    // The root inventory holds the Kustomization object itself, not its objects.
+    const root = await ksStatus(client, "t-overlay");
+    expect(root.inventory.map((e) => e.id).sort()).toEqual([
+      "_t-overlay__Namespace",
+      "shipmate-system_t-overlay-apps_kustomize.toolkit.fluxcd.io_Kustomization",
+    ]);
+  });
+
+  it("a Kustomization deleted from git is removed with all its objects", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/ks.yaml": [namespace("t-gc"), kustomization("t-gc-apps", { path: "./apps" })],
+      "apps/cm.yaml": [configMap("one", "t-gc", { a: "1" }), configMap("two", "t-gc", { a: "2" })],
+    });
+    const agent = agentFor(repo, "t-gc");
+    await agent.once();
+    expect(await getObject(client, cm("t-gc", "one"))).toBeDefined();
+    repo.commit({ "clusters/test/ks.yaml": [namespace("t-gc")] });
+    const res = await agent.pass(never, true);
+    expect(res.reconciled[0]?.ready).toBe(true);
+    expect((await ksStatus(client, "t-gc-apps")).ks).toBeUndefined();
+    expect(await getObject(client, cm("t-gc", "one"))).toBeUndefined();
+    expect(await getObject(client, cm("t-gc", "two"))).toBeUndefined();
+  });
+
+  it("a bad object fails only its own Kustomization, and nothing of it is applied", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-bad"),
+        kustomization("t-bad-good", { path: "./good" }),
+        kustomization("t-bad-bad", { path: "./bad" }),
+      ],
+      "good/cm.yaml": [configMap("good", "t-bad", { ok: "yes" })],
+      "bad/cm.yaml": [configMap("first", "t-bad", { ok: "no" })],
+      "bad/deploy.yaml": [
+        { ...deployment("broken", "t-bad"), spec: { ...deployment("broken", "t-bad").spec, replicas: -1 } },
+      ],
+    });
+    const agent = agentFor(repo, "t-bad");
+    const res = await agent.once();
+    const byName = Object.fromEntries(res.reconciled.map((k) => [k.name, k]));
+    expect(byName["t-bad-good"]?.ready).toBe(true);
+    expect(byName["t-bad-bad"]?.ready).toBe(false);
+    expect(byName["t-bad-bad"]?.message).toMatch(
+      /validation failed, nothing applied: Deployment\/t-bad\/broken: .*replicas/,
+    );
+    expect(await getObject(client, cm("t-bad", "good"))).toBeDefined();
+    expect(await getObject(client, cm("t-bad", "first"))).toBeUndefined();
+    expect(byName["t-bad"]?.ready).toBe(true);
+  });
+
+  it("installs a CRD and its custom resources in one apply (CRDs first)", async () => {
+    const repo = fleet();
+    const crd = {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: "widgets.example.com" },
+      spec: {
+        group: "example.com",
+        names: { kind: "Widget", plural: "widgets", singular: "widget", listKind: "WidgetList" },
+        scope: "Namespaced",
+        versions: [
+          {
+            name: "v1",
+            served: true,
+            storage: true,
+            schema: {
+              openAPIV3Schema: {
+                type: "object",
+                properties: { spec: { type: "object", properties: { size: { type: "integer" } } } },
+              },
+            },
+          },
+        ],
+      },
+    };
+    repo.commit({
+      "clusters/test/all.yaml": [
+        {
+          apiVersion: "example.com/v1",
+          kind: "Widget",
+          metadata: { name: "w", namespace: "t-crd" },
+          spec: { size: 3 },
+        },
+        crd,
+        namespace("t-crd"),
+      ],
+    });
+    const agent = agentFor(repo, "t-crd");
+    const res = await agent.once();
+    expect(res.reconciled[0]?.ready).toBe(true);
+    expect((await getObject(client, "/apis/example.com/v1/namespaces/t-crd/widgets/w"))?.spec.size).toBe(3);
+  });
+});
+
+describe("dependsOn and health", () => {
+  const readyStatus = (generation: number, replicas: number) => ({
+    status: {
+      observedGeneration: generation,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+    },
+  });
+
+  it("waits for workloads with a timeout, and holds back dependents until their dependency is ready", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-dep"),
+        kustomization("t-dep-infra", { path: "./infra", wait: true, timeout: "2s" }),
+        kustomization("t-dep-apps", { path: "./apps", dependsOn: [{ name: "t-dep-infra" }] }),
+      ],
+      "infra/db.yaml": [deployment("db", "t-dep")],
+      "apps/app.yaml": [configMap("app", "t-dep", { needs: "db" })],
+    });
+    const agent = agentFor(repo, "t-dep");
+    const first = await agent.once();
+    const byName = Object.fromEntries(first.reconciled.map((k) => [k.name, k]));
+    // No controller runs, so the Deployment never becomes available by itself.
+    expect(byName["t-dep-infra"]?.ready).toBe(false);
+    expect(byName["t-dep-infra"]?.reason).toBe("HealthCheckFailed");
+    expect(byName["t-dep-infra"]?.message).toMatch(/timeout waiting for: Deployment\/t-dep\/db/);
+    expect(byName["t-dep-apps"]?.reason).toBe("DependencyNotReady");
+    expect(await getObject(client, cm("t-dep", "app"))).toBeUndefined();
+    const healthy = (await ksStatus(client, "t-dep-infra")).ks?.status.conditions.find(
+      (c: { type: string }) => c.type === "Healthy",
+    );
+    expect(healthy?.status).toBe("False");
+
+    // Playing the controller: the rollout completes while the agent waits.
+    const slow = agentFor(repo, "t-dep");
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-dep"),
+        kustomization("t-dep-infra", { path: "./infra", wait: true, timeout: "30s" }),
+        kustomization("t-dep-apps", { path: "./apps", dependsOn: [{ name: "t-dep-infra" }] }),
+      ],
+    });
+    const running = slow.once();
+    const db = await waitFor(() => getObject(client, deploy("t-dep", "db")));
+    await new Promise((r) => setTimeout(r, 500));
+    await patchObject(client, `${deploy("t-dep", "db")}/status`, readyStatus(db.metadata.generation, 1), {
+      fieldManager: "kube-controller-manager",
+    });
+    const second = await running;
+    const after = Object.fromEntries(second.reconciled.map((k) => [k.name, k]));
+    expect(after["t-dep-infra"]?.ready).toBe(true);
+    expect(after["t-dep-apps"]?.ready).toBe(true);
+    expect(await getObject(client, cm("t-dep", "app"))).toBeDefined();
+    // Order shows in the status: the dependent became ready after its dependency.
+    const t = async (n: string) => Date.parse((await ksStatus(client, n)).ready?.lastTransitionTime ?? "");
+    expect(await t("t-dep-apps")).toBeGreaterThanOrEqual(await t("t-dep-infra"));
+  });
+});
+
+describe("suspend and resume", () => {
+  it("a suspended Kustomization keeps manual changes and ignores git until resumed (CLI)", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/ks.yaml": [namespace("t-susp"), kustomization("t-susp-apps", { path: "./apps" })],
+      "apps/cm.yaml": [configMap("cfg", "t-susp", { v: "git-1" })],
+    });
+    const agent = agentFor(repo, "t-susp");
+    await agent.once();
+    const kcfg = kube.kubeconfig;
+    const s = await runCli(["suspend", "kustomization", "t-susp-apps", "--kubeconfig", kcfg]);
+    expect(s).toMatchObject({ code: 0, stdout: "suspended Kustomization shipmate-system/t-susp-apps\n" });
+
+    await patchObject(client, cm("t-susp", "cfg"), { data: { v: "manual" } });
+    repo.commit({ "apps/cm.yaml": [configMap("cfg", "t-susp", { v: "git-2" })] });
+    await agent.pass(never, false);
+    expect((await getObject(client, cm("t-susp", "cfg")))?.data.v).toBe("manual");
+    const get = await runCli(["get", "kustomizations", "--kubeconfig", kcfg]);
+    expect(get.stdout).toMatch(/t-susp-apps\s+main@sha1:\w+\s+True\s+True/);
+
+    const r = await runCli(["resume", "kustomization", "t-susp-apps", "--no-wait", "--kubeconfig", kcfg]);
+    expect(r.code).toBe(0);
+    await agent.pass(never, false);
+    expect((await getObject(client, cm("t-susp", "cfg")))?.data.v).toBe("git-2");
+    const status = await ksStatus(client, "t-susp-apps");
+    expect(status.ks?.status.lastHandledReconcileAt).toBe(
+      status.ks?.metadata.annotations["reconcile.fluxcd.io/requestedAt"],
+    );
+  });
+
+  it("suspend and resume of a Kustomization that does not exist fail with one line", async () => {
+    const res = await runCli(["suspend", "kustomization", "nope", "--kubeconfig", kube.kubeconfig]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe("shipmate suspend: Kustomization shipmate-system/nope not found\n");
+  });
+});
+
+describe("git unreachable", () => {
+  it("says so in the status and leaves the cluster as it was", async () => {
+    const repo = fleet();
+    repo.commit({ "clusters/test/cm.yaml": [namespace("t-git"), configMap("cfg", "t-git", { v: "1" })] });
+    const agent = agentFor(repo, "t-git");
+    await agent.once();
+    const applied = (await ksStatus(client, "t-git")).ks?.status.lastAppliedRevision;
+    await patchObject(client, cm("t-git", "cfg"), { data: { v: "drifted" } });
+    const drifted = await getObject(client, cm("t-git", "cfg"));
+
+    renameSync(repo.bare, `${repo.bare}.gone`);
+    const res = await agent.pass(never, true);
+    expect(res.sourceError).toMatch(/git fetch file:\/\/.*fleet\.git \(branch main\)/);
+    const s = await ksStatus(client, "t-git");
+    expect(s.ready).toMatchObject({ status: "False", reason: "ArtifactFailed" });
+    expect(s.ready?.message).toMatch(/git fetch .*the cluster is left as last applied/);
+    expect(s.ks?.status.lastAppliedRevision).toBe(applied);
+    expect((await getObject(client, cm("t-git", "cfg")))?.metadata.resourceVersion).toBe(
+      drifted?.metadata.resourceVersion,
+    );
+    const events = await getObject(
+      client,
+      "/api/v1/namespaces/shipmate-system/events?fieldSelector=involvedObject.name%3Dt-git",
+    );
+    expect(events?.items.some((e: { reason: string }) => e.reason === "ArtifactFailed")).toBe(true);
+
+    renameSync(`${repo.bare}.gone`, repo.bare);
+    const back = await agent.pass(never, false);
+    expect(back.reconciled[0]?.ready).toBe(true);
+    expect((await getObject(client, cm("t-git", "cfg")))?.data.v).toBe("1");
+  });
+});
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
