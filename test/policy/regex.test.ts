@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Go expand templates are written ${name}
 /**
  * Go regexp facts the filter relies on: RE2 syntax (re2js), unanchored
  * FindStringSubmatchIndex, and Regexp.Expand as documented by Go's regexp package.

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Go expand templates are written ${name}
 /**
  * Selection rules, one table per rule. Cases marked "Flux" come from
  * image-reflector-controller's own tests (internal/policy/*_test.go and
