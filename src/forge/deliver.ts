@@ -1,0 +1,194 @@
+/**
+ * Delivering a change set as a pull/merge request: the bot branch is pushed
+ * by git (src/git, `push-branch`), then the request is opened, updated or —
+ * when nothing is left to change — closed with its branch deleted. A run with
+ * nothing to change costs one forge request (the listing).
+ */
+import { UsageError } from "../errors.ts";
+import { Workspace } from "../git/workspace.ts";
+import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
+import { refParts } from "../update/ref.ts";
+import type { FileUpdate } from "../update/types.ts";
+import { makeMeta } from "./body.ts";
+import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";
+
+/** Every bot branch starts with this, so one listing finds all of shipmate's open requests. */
+export const BOT_PREFIX = "shipmate/";
+
+export interface ProposeOptions {
+  forge: Forge;
+  branch: string;
+  base: string;
+  title: string;
+  intro?: string;
+  changes: ImageChange[];
+  promotion?: RequestMeta["promotion"];
+  labels?: string[];
+  reviewers?: string[];
+  autoMerge?: boolean;
+  mergeMethod?: MergeMethod;
+  /** The open requests listed earlier in this run (saves the listing). */
+  known?: PullRequest[];
+  /** Posted on the request when it is closed because nothing is left to change. */
+  closeComment?: string;
+}
+
+export type ProposalOutcome =
+  | EnsureResult
+  /** Nothing left to change: the open request was closed and its branch deleted. */
+  | { action: "closed"; branch: string }
+  /** Nothing to change and nothing open. */
+  | { action: "none" };
+
+export async function propose(opts: ProposeOptions): Promise<ProposalOutcome> {
+  const known = opts.known ?? (await opts.forge.listOpenPullRequests(BOT_PREFIX));
+  if (opts.changes.length === 0) {
+    const closed = await opts.forge.closeStale(
+      opts.branch,
+      opts.closeComment ?? "Nothing is left to change here: the target already has these versions. Closing.",
+      known,
+    );
+    return closed ? { action: "closed", branch: opts.branch } : { action: "none" };
+  }
+  return opts.forge.ensurePullRequest(
+    {
+      branch: opts.branch,
+      base: opts.base,
+      title: opts.title,
+      ...(opts.intro ? { intro: opts.intro } : {}),
+      meta: makeMeta(opts.changes, opts.promotion),
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.reviewers ? { reviewers: opts.reviewers } : {}),
+      ...(opts.autoMerge ? { autoMerge: true } : {}),
+      ...(opts.mergeMethod ? { mergeMethod: opts.mergeMethod } : {}),
+    },
+    known,
+  );
+}
+
+function splitRef(ref: string): { name: string; version: string } {
+  const parts = refParts(ref);
+  if (!parts) return { name: ref, version: "" };
+  const version = `${parts.tag ?? ""}${parts.digest ? `@${parts.digest}` : ""}`;
+  return { name: parts.name, version };
+}
+
+/**
+ * The request table's rows from an update's file changes: one row per policy,
+ * tag and digest setters folded into one `from → to`.
+ */
+export function imageChangesFromUpdate(
+  files: readonly FileUpdate[],
+  imageOf: (policy: string) => string | undefined = () => undefined,
+): ImageChange[] {
+  type Side = { tag?: string; digest?: string; ref?: string };
+  const rows = new Map<string, { image: string; from: Side; to: Side; files: Set<string> }>();
+  for (const f of files) {
+    for (const c of f.changes) {
+      let row = rows.get(c.policy);
+      if (!row) {
+        row = { image: imageOf(c.policy) ?? "", from: {}, to: {}, files: new Set() };
+        rows.set(c.policy, row);
+      }
+      row.files.add(f.path);
+      if (c.part === "image") {
+        const before = splitRef(c.old);
+        const after = splitRef(c.new);
+        row.image ||= after.name;
+        row.from.ref = before.version;
+        row.to.ref = after.version;
+      } else if (c.part === "tag" || c.part === "digest") {
+        row.from[c.part] = c.old;
+        row.to[c.part] = c.new;
+      } else {
+        row.image ||= c.new;
+      }
+    }
+  }
+  const show = (v: Side) => v.ref ?? `${v.tag ?? ""}${v.digest ? `@${v.digest}` : ""}`;
+  return [...rows].map(([policy, r]) => ({
+    image: r.image || policy,
+    from: show(r.from),
+    to: show(r.to),
+    policy,
+    files: [...r.files].sort(),
+  }));
+}
+
+export interface UpdateRequestOptions {
+  /** The update job as `shipmate update` builds it; delivery is decided here. */
+  job: Omit<UpdateJob, "delivery" | "pushBranch" | "dryRun">;
+  forge: Forge;
+  /** Bot branch (default `shipmate/update-<base>`); must start with `shipmate/`. */
+  branch?: string;
+  title?: string;
+  labels?: string[];
+  reviewers?: string[];
+  autoMerge?: boolean;
+  mergeMethod?: MergeMethod;
+  /** Image repository of a policy id, for the table (the policies know it). */
+  imageOf?: (policy: string) => string | undefined;
+}
+
+export interface UpdateRequestResult {
+  update: UpdateJobResult;
+  request: ProposalOutcome;
+  /** Forge requests made by this delivery. */
+  forgeRequests: number;
+}
+
+/**
+ * `shipmate update` in pull-request mode: rebuild the bot branch from the
+ * base with exactly the current updates (force-push with a lease, skipped
+ * when already right), then open/update the request, or close it when the
+ * base already has everything.
+ */
+export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Promise<UpdateRequestResult> {
+  const base = opts.job.branch ?? (await localBranch(opts.job.repo, opts.job.env));
+  const branch = opts.branch ?? `${BOT_PREFIX}update-${base}`;
+  if (!branch.startsWith(BOT_PREFIX))
+    throw new UsageError(`the pull-request branch must start with "${BOT_PREFIX}", got "${branch}"`);
+  const before = opts.forge.requestCount;
+  const known = await opts.forge.listOpenPullRequests(BOT_PREFIX);
+  const update = await runUpdateJob({
+    ...opts.job,
+    branch: base,
+    delivery: "push-branch",
+    pushBranch: branch,
+    dryRun: false,
+  });
+  const changes = imageChangesFromUpdate(update.files, opts.imageOf);
+  const request = await propose({
+    forge: opts.forge,
+    branch,
+    base,
+    title: opts.title ?? defaultTitle(changes, base),
+    changes,
+    known,
+    ...(opts.labels ? { labels: opts.labels } : {}),
+    ...(opts.reviewers ? { reviewers: opts.reviewers } : {}),
+    ...(opts.autoMerge ? { autoMerge: true } : {}),
+    ...(opts.mergeMethod ? { mergeMethod: opts.mergeMethod } : {}),
+  });
+  return { update, request, forgeRequests: opts.forge.requestCount - before };
+}
+
+function defaultTitle(changes: readonly ImageChange[], base: string): string {
+  const [only] = changes;
+  if (changes.length === 1 && only) return `Update ${only.image} to ${only.to}`;
+  return `Update ${changes.length} images on ${base}`;
+}
+
+async function localBranch(repo: string, env: NodeJS.ProcessEnv): Promise<string> {
+  if (Workspace.isUrl(repo))
+    throw new UsageError("pull-request mode on a clone URL needs --branch (the base branch of the request)");
+  const ws = await Workspace.open(repo, { env });
+  try {
+    const b = await ws.currentBranch();
+    if (!b)
+      throw new UsageError("the checkout is on a detached HEAD: pass --branch (the base of the request)");
+    return b;
+  } finally {
+    ws.dispose();
+  }
+}

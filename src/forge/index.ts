@@ -1,0 +1,115 @@
+/**
+ * Choosing and connecting a forge from flags and the environment, shared by
+ * `shipmate update`, `shipmate promote`, the Action and the App.
+ */
+import { UsageError } from "../errors.ts";
+import { createGiteaForge } from "./gitea/index.ts";
+import { createGitHubForge, type OctokitLike } from "./github/index.ts";
+import { createGitLabForge } from "./gitlab/index.ts";
+import type { Forge, ForgeKind, ForgeOptions } from "./types.ts";
+
+export type { Forge, ForgeKind, ForgeOptions } from "./types.ts";
+
+export const FORGE_KINDS: readonly ForgeKind[] = ["github", "gitlab", "gitea"];
+
+/** Where each forge's token is looked for, first match wins. */
+export const TOKEN_ENV: Record<ForgeKind, readonly string[]> = {
+  github: ["SHIPMATE_FORGE_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"],
+  gitlab: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
+  gitea: ["SHIPMATE_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
+};
+
+export function parseForgeKind(value: string): ForgeKind {
+  const kind = value.toLowerCase() === "forgejo" ? "gitea" : value.toLowerCase();
+  if (!(FORGE_KINDS as readonly string[]).includes(kind))
+    throw new UsageError(`--forge must be one of ${FORGE_KINDS.join(", ")} (or forgejo), got "${value}"`);
+  return kind as ForgeKind;
+}
+
+/**
+ * `owner/name` (GitLab: `group/sub/project`) and the forge's web base from a
+ * git remote URL (`https://host/owner/name.git`, `git@host:owner/name.git`).
+ */
+export function repoFromRemote(remote: string): { host: string; base: string; repo: string } | undefined {
+  const scp = /^(?:[^@/\s]+@)?([^:/\s]+):(?!\/)(.+?)(?:\.git)?\/?$/.exec(remote);
+  if (scp?.[1] && scp[2] && !/^[a-z][a-z0-9+.-]*:\/\//i.test(remote))
+    return { host: scp[1], base: `https://${scp[1]}`, repo: scp[2] };
+  try {
+    const u = new URL(remote);
+    const repo = u.pathname
+      .replace(/^\/+/, "")
+      .replace(/\.git\/?$/, "")
+      .replace(/\/+$/, "");
+    if (!repo.includes("/")) return undefined;
+    const scheme = u.protocol === "http:" ? "http:" : "https:";
+    return { host: u.host, base: `${scheme}//${u.host}`, repo };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The forge kind a well-known host implies; self-hosted ones need --forge. */
+export function kindFromHost(host: string): ForgeKind | undefined {
+  if (host === "github.com" || host.endsWith(".github.com")) return "github";
+  if (host === "gitlab.com") return "gitlab";
+  if (host === "codeberg.org" || host === "gitea.com") return "gitea";
+  return undefined;
+}
+
+export interface ForgeFlags {
+  forge?: string;
+  forgeUrl?: string;
+  forgeRepo?: string;
+  /** Environment variable naming the token (default: the kind's usual ones). */
+  tokenEnv?: string;
+  /** The repository's git remote, to infer what the flags leave out. */
+  remote?: string;
+}
+
+/** Resolve flags + environment into connection options; a UsageError says what is missing. */
+export function forgeOptions(
+  flags: ForgeFlags,
+  env: NodeJS.ProcessEnv,
+): ForgeOptions & { tokenSource: string } {
+  const fromRemote = flags.remote ? repoFromRemote(flags.remote) : undefined;
+  const kind = flags.forge
+    ? parseForgeKind(flags.forge)
+    : fromRemote
+      ? kindFromHost(fromRemote.host)
+      : undefined;
+  if (!kind)
+    throw new UsageError("cannot tell which forge hosts the repository: pass --forge github|gitlab|gitea");
+  const repo = flags.forgeRepo ?? fromRemote?.repo;
+  if (!repo) throw new UsageError("cannot tell the repository on the forge: pass --forge-repo owner/name");
+  const url = flags.forgeUrl ?? (fromRemote && !kindFromHost(fromRemote.host) ? fromRemote.base : undefined);
+  const names = flags.tokenEnv ? [flags.tokenEnv] : TOKEN_ENV[kind];
+  const name = names.find((n) => env[n]);
+  if (!name) throw new UsageError(`no ${kind} token: set ${names.map((n) => `$${n}`).join(" or ")}`);
+  return { kind, repo, ...(url ? { url } : {}), token: env[name] ?? "", tokenSource: `$${name}` };
+}
+
+export function createForge(opts: ForgeOptions & { tokenSource?: string; octokit?: OctokitLike }): Forge {
+  const common = {
+    repo: opts.repo,
+    ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
+    ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+  };
+  switch (opts.kind) {
+    case "github":
+      return createGitHubForge({
+        ...common,
+        ...(opts.octokit ? { octokit: opts.octokit } : {}),
+        ...(opts.token ? { token: opts.token } : {}),
+        ...(opts.url ? { url: opts.url } : {}),
+      });
+    case "gitlab":
+      return createGitLabForge({
+        ...common,
+        token: opts.token ?? "",
+        ...(opts.url ? { url: opts.url } : {}),
+      });
+    case "gitea":
+      if (!opts.url) throw new UsageError("a Gitea/Forgejo forge needs --forge-url (its base URL)");
+      return createGiteaForge({ ...common, url: opts.url, token: opts.token ?? "" });
+  }
+}
