@@ -9,7 +9,7 @@
  * field is an error, so a typo never silently changes a policy.
  */
 import { z } from "zod";
-import { FLUX_INTERVAL, parseGoDuration } from "./duration.ts";
+import { FLUX_INTERVAL } from "./duration.ts";
 
 export const FLUX_IMAGE_GROUP = "image.toolkit.fluxcd.io";
 export const FLUX_IMAGE_VERSIONS = ["v1", "v1beta2", "v1beta1"] as const;
@@ -194,9 +194,13 @@ export const fluxImageUpdateAutomation = z.looseObject({
 
 // --- native shipmate.dev/v1alpha1 ---------------------------------------------------------------
 
+/** A non-negative Go duration; the pattern is what time.ParseDuration accepts without a sign. */
 const goDuration = z
   .string()
-  .refine((s) => (parseGoDuration(s) ?? -1) >= 0, "must be a Go duration such as 72h, 90m or 1h30m");
+  .regex(
+    /^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$/,
+    "must be a Go duration such as 72h, 90m or 1h30m",
+  );
 
 /** Fields every native policy has, whatever its strategy. */
 const nativeFields = {
