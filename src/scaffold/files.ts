@@ -131,9 +131,9 @@ export function stagingDir(target: string): string {
   return join(dirname(target), `.${target.split("/").pop()}.shipmate-${randomBytes(4).toString("hex")}`);
 }
 
-async function gitConfigured(key: string, cwd: string): Promise<boolean> {
+async function gitConfigured(key: string, cwd: string, env: NodeJS.ProcessEnv): Promise<boolean> {
   try {
-    const { stdout } = await run("git", ["config", "--get", key], { cwd });
+    const { stdout } = await run("git", ["config", "--get", key], { cwd, env });
     return stdout.trim() !== "";
   } catch {
     return false;
@@ -141,10 +141,15 @@ async function gitConfigured(key: string, cwd: string): Promise<boolean> {
 }
 
 /** `git init` + first commit; a default author only when git has none (global config is left alone). */
-export async function gitInitCommit(dir: string, branch: string, message: string): Promise<void> {
+export async function gitInitCommit(
+  dir: string,
+  branch: string,
+  message: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const author: string[] = [];
-  if (!(await gitConfigured("user.name", dir))) author.push("-c", "user.name=shipmate");
-  if (!(await gitConfigured("user.email", dir))) author.push("-c", "user.email=shipmate@localhost");
+  if (!(await gitConfigured("user.name", dir, env))) author.push("-c", "user.name=shipmate");
+  if (!(await gitConfigured("user.email", dir, env))) author.push("-c", "user.email=shipmate@localhost");
   const steps: string[][] = [
     ["init", "--quiet", "--initial-branch", branch],
     ["add", "--all"],
@@ -152,7 +157,7 @@ export async function gitInitCommit(dir: string, branch: string, message: string
   ];
   for (const args of steps) {
     try {
-      await run("git", args, { cwd: dir, maxBuffer: 64 * 1024 * 1024 });
+      await run("git", args, { cwd: dir, env, maxBuffer: 64 * 1024 * 1024 });
     } catch (err) {
       const stderr = String((err as { stderr?: string }).stderr ?? "")
         .trim()
@@ -162,9 +167,9 @@ export async function gitInitCommit(dir: string, branch: string, message: string
   }
 }
 
-export async function isGitWorkTree(dir: string): Promise<boolean> {
+export async function isGitWorkTree(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   try {
-    const { stdout } = await run("git", ["rev-parse", "--is-inside-work-tree"], { cwd: dir });
+    const { stdout } = await run("git", ["rev-parse", "--is-inside-work-tree"], { cwd: dir, env });
     return stdout.trim() === "true";
   } catch {
     return false;

@@ -26,8 +26,11 @@ export const FIRST_TAG = "1.0.0";
 export interface ScaffoldInput {
   layout: string;
   envs?: string[];
-  /** `NAME` or `NAME@TEAM` (the team that owns the app). */
-  apps?: string[];
+  /**
+   * `NAME` or `NAME@TEAM` as typed (an app without a team goes to the first
+   * team, if any), or an app remembered by the scaffold manifest, taken as is.
+   */
+  apps?: (string | { name: string; team?: string })[];
   teams?: string[];
   gitUrl?: string;
   branch?: string;
@@ -122,9 +125,17 @@ export function normalize(input: ScaffoldInput): FleetSpec {
 
   const appArgs = input.apps?.length ? input.apps : [DEFAULT_APP];
   const apps: AppSpec[] = appArgs.map((arg) => {
-    const at = arg.indexOf("@");
-    const name = at < 0 ? arg : arg.slice(0, at);
-    const team = at < 0 ? teams[0] : arg.slice(at + 1);
+    let name: string;
+    let team: string | undefined;
+    if (typeof arg === "string") {
+      const at = arg.indexOf("@");
+      name = at < 0 ? arg : arg.slice(0, at);
+      team = at < 0 ? teams[0] : arg.slice(at + 1);
+    } else {
+      // Remembered apps keep their owner (or lack of one) when teams are added later.
+      name = arg.name;
+      team = arg.team ?? (layout === "repo-per-team" ? teams[0] : undefined);
+    }
     checkName("app", name);
     if (team !== undefined && !teams.includes(team))
       throw new UsageError(`app "${name}" belongs to team "${team}", which is not given with --team`);
@@ -174,7 +185,7 @@ export function toInput(spec: FleetSpec): ScaffoldInput {
   return {
     layout: spec.layout,
     envs: spec.envs,
-    apps: spec.apps.map((a) => (a.team ? `${a.name}@${a.team}` : a.name)),
+    apps: spec.apps.map((a) => (a.team ? { name: a.name, team: a.team } : { name: a.name })),
     teams: spec.teams,
     gitUrl: spec.gitUrl,
     branch: spec.branch,

@@ -43,6 +43,8 @@ export interface InitOptions extends Omit<ScaffoldInput, "version"> {
   noGit?: boolean;
   version?: string;
   templates?: Templates;
+  /** Environment for git (the CLI passes its own). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RepoResult {
@@ -119,7 +121,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
       for (const repo of repos) {
         await writeTree(join(staging, repo.dir), repoFiles(all, repo.dir), false);
         if (!options.noGit) {
-          await gitInitCommit(join(staging, repo.dir), spec.branch, commitMessage);
+          await gitInitCommit(join(staging, repo.dir), spec.branch, commitMessage, options.env);
           repo.committed = true;
         }
       }
@@ -138,10 +140,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
   }
   for (const repo of repos) {
     const dir = join(out, repo.dir);
-    const fresh = (await pathKind(dir)) !== "dir" || !(await isGitWorkTree(dir));
+    const fresh = (await pathKind(dir)) !== "dir" || !(await isGitWorkTree(dir, options.env));
     await writeTree(dir, repoFiles(all, repo.dir), true);
     if (fresh && !options.noGit) {
-      await gitInitCommit(dir, spec.branch, commitMessage);
+      await gitInitCommit(dir, spec.branch, commitMessage, options.env);
       repo.committed = true;
     }
   }
@@ -158,6 +160,7 @@ export interface AddOptions {
   dryRun?: boolean;
   noGit?: boolean;
   templates?: Templates;
+  env?: NodeJS.ProcessEnv;
 }
 
 export type FileAction = "added" | "updated" | "unchanged" | "skipped";

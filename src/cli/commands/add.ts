@@ -35,6 +35,7 @@ export const command: Command = {
       ...(values.team ? { team: values.team } : {}),
       dryRun: values["dry-run"] ?? false,
       noGit: values["no-git"] ?? false,
+      env: io.env,
     });
     const changed = result.changes.filter((c) => c.action !== "unchanged");
     if (values.json) {

@@ -53,6 +53,7 @@ export const command: Command = {
       dryRun: values["dry-run"] ?? false,
       force: values.force ?? false,
       noGit: values["no-git"] ?? false,
+      env: io.env,
     });
     if (values.json) {
       writeLine(
