@@ -188,7 +188,7 @@ async function main() {
     const rr = await run(renovate, ["--platform=local", "--dry-run=lookup"], {
       cwd: manifests,
       env: {
-        LOG_LEVEL: "info",
+        LOG_LEVEL: "debug",
         RENOVATE_BASE_DIR: renovateCache,
         RENOVATE_HOST_RULES: JSON.stringify([{ matchHost: proxy.host, insecureRegistry: true }]),
         RENOVATE_ONBOARDING: "false",
@@ -197,7 +197,7 @@ async function main() {
       },
     });
     const renovateRequests = proxy.take();
-    const updatesFound = (rr.out.match(/"newVersion"|newValue/g) ?? []).length;
+    const updatesFound = new Set(rr.out.match(/"newVersion": "[^"]+"/g) ?? []).size + (rr.out.match(/"updateType": "(major|minor|patch)"/g) ?? []).length;
     if (rr.code !== 0) console.error(rr.out.slice(-4000));
 
     const cpu = os.cpus()[0]?.model ?? "unknown cpu";
@@ -206,7 +206,7 @@ async function main() {
       `fleet: ${REPOS} repositories × ${TAGS} tags (seeded in ${(seedMs / 1000).toFixed(1)} s)`,
       `shipmate first scan: ${(first.ms / 1000).toFixed(2)} s, ${first.requests} requests (${(first.requests / REPOS).toFixed(3)}/repo), ${first.selected} policies selected, peak RSS ${first.peakRssMb.toFixed(0)} MB`,
       `shipmate rescan:     ${(rescan.ms / 1000).toFixed(2)} s, ${rescan.requests} requests (${(rescan.requests / REPOS).toFixed(3)}/repo), peak RSS ${rescan.peakRssMb.toFixed(0)} MB`,
-      `renovate ${rr.code === 0 ? "" : `(exit ${rr.code}) `}lookup: ${(rr.ms / 1000).toFixed(2)} s, ${renovateRequests} requests (${(renovateRequests / REPOS).toFixed(3)}/repo), peak RSS ${rr.peakRssMb.toFixed(0)} MB, update mentions in log: ${updatesFound}`,
+      `renovate ${rr.code === 0 ? "" : `(exit ${rr.code}) `}lookup: ${(rr.ms / 1000).toFixed(2)} s, ${renovateRequests} requests (${(renovateRequests / REPOS).toFixed(3)}/repo), peak RSS ${rr.peakRssMb.toFixed(0)} MB, update records in its log: ${updatesFound}`,
       `ratio (first scan): shipmate is ${(rr.ms / first.ms).toFixed(1)}× faster, makes ${((first.requests / Math.max(1, renovateRequests)) * 100).toFixed(0)}% of Renovate's requests`,
     ];
     console.log(lines.join("\n"));
