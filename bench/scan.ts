@@ -197,7 +197,9 @@ async function main() {
       },
     });
     const renovateRequests = proxy.take();
-    const updatesFound = new Set(rr.out.match(/"newVersion": "[^"]+"/g) ?? []).size + (rr.out.match(/"updateType": "(major|minor|patch)"/g) ?? []).length;
+    const updatesFound =
+      new Set(rr.out.match(/"newVersion": "[^"]+"/g) ?? []).size +
+      (rr.out.match(/"updateType": "(major|minor|patch)"/g) ?? []).length;
     if (rr.code !== 0) console.error(rr.out.slice(-4000));
 
     const cpu = os.cpus()[0]?.model ?? "unknown cpu";
