@@ -305,53 +305,58 @@ export function selectLatest(
   now?: Date | number,
 ): Selection {
   const compiled = isCompiled(policy) ? policy : compileSelectionPolicy(policy);
-  const info = new Map<string, TagCandidate>();
-  const tags: string[] = [];
-  for (const c of candidates) {
-    if (typeof c === "string") tags.push(c);
-    else {
-      tags.push(c.tag);
-      info.set(c.tag, c);
-    }
-  }
+  // Positions, not a tag → candidate map: the selector reports each survivor's index.
+  const items = Array.isArray(candidates)
+    ? (candidates as readonly (string | TagCandidate)[])
+    : [...candidates];
   const selector = new Selector(compiled, compiled.needsBuildTimes);
-  selector.add(tags);
+  const allNames = items.every((c) => typeof c === "string");
+  selector.add(
+    allNames ? (items as readonly string[]) : items.map((c) => (typeof c === "string" ? c : c.tag)),
+  );
   const failure = selector.nameFailure();
   if (failure) return failure;
 
-  const withInfo = (tag: string): Selection => {
-    const c = info.get(tag);
-    const out: Extract<Selection, { ok: true }> = { ok: true, tag };
-    if (c?.digest) out.digest = c.digest;
-    if (c?.created) out.created = c.created;
+  const withInfo = (s: Scored): Selection => {
+    const c = items[s.index];
+    const out: Extract<Selection, { ok: true }> = { ok: true, tag: s.tag };
+    if (typeof c === "object") {
+      if (c.digest) out.digest = c.digest;
+      if (c.created) out.created = c.created;
+    }
     return out;
   };
-  if (!compiled.needsBuildTimes) return withInfo(selector.candidates()[0]!);
+  const createdAt = (s: Scored): number | undefined => {
+    const c = items[s.index];
+    const t = typeof c === "object" ? c.created?.getTime() : undefined;
+    return t === undefined || Number.isNaN(t) ? undefined : t;
+  };
+  const ranked = selector.ranked();
+  if (!compiled.needsBuildTimes) return withInfo(ranked[0]!);
 
   const minAge = compiled.spec.minAgeMs ?? 0;
   if (minAge > 0 && now === undefined) throw new TypeError("selectLatest: minAgeMs needs `now`");
   const cutoff = minAge > 0 ? toDate(now!) - minAge : Number.POSITIVE_INFINITY;
-  const ranked = selector.candidates();
   let timed = 0;
-  let chosen: { tag: string; created: number } | undefined;
-  for (const tag of ranked) {
-    const created = info.get(tag)?.created?.getTime();
-    if (created === undefined || Number.isNaN(created)) continue;
+  let chosen: { scored: Scored; created: number } | undefined;
+  for (const scored of ranked) {
+    const created = createdAt(scored);
+    if (created === undefined) continue;
     timed++;
     if (created > cutoff) continue;
     if (compiled.spec.strategy.kind !== "newestBuild") {
-      chosen = { tag, created };
+      chosen = { scored, created };
       break;
     }
     if (
       !chosen ||
       created > chosen.created ||
-      (created === chosen.created && compareGoStrings(tag, chosen.tag) > 0)
+      (created === chosen.created && compareGoStrings(scored.tag, chosen.scored.tag) > 0)
     ) {
-      chosen = { tag, created };
+      chosen = { scored, created };
     }
   }
-  if (chosen) return withInfo(chosen.tag);
+  if (chosen) return withInfo(chosen.scored);
   if (timed === 0) {
     return fail(
       "no-build-time",
