@@ -24,7 +24,11 @@ export interface TagFilter {
 export interface SelectionPolicy {
   strategy: SelectionStrategy;
   filter?: TagFilter;
-  /** Regexes (RE2) of tags never considered (Flux ImageRepository `exclusionList`). */
+  /**
+   * Regexes (RE2) of tags never considered (Flux ImageRepository `exclusionList`).
+   * Absent or empty means none here; the config layer fills Flux's default
+   * (`DEFAULT_EXCLUSION_LIST`, `^.*\.sig$`) where Flux would.
+   */
   exclusionList?: string[];
   /** Ignore images younger than this many milliseconds (needs build times; candidates without one are ignored). */
   minAgeMs?: number;
