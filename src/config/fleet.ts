@@ -143,7 +143,7 @@ export function parseFleet(text: string, file: string = FLEET_FILE): Fleet {
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   const yamlError = doc.errors[0];
   if (yamlError) {
-    const line = yamlError.linePos?.[0]?.line;
+    const line = counter.linePos(yamlError.pos[0]).line;
     throw new ConfigError(`invalid YAML: ${yamlError.message.split("\n")[0]}`, { file, line });
   }
   const parsed = fleetSchema.safeParse(doc.toJS());

@@ -13,7 +13,7 @@
 
 import { readdir, readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { basename, dirname, join, normalize, relative, sep } from "node:path";
+import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
 import {
   type Document,
   isMap,
@@ -136,10 +136,20 @@ function lineAt(counter: LineCounter, node: Node | null | undefined): number | u
   return node?.range ? counter.linePos(node.range[0]).line : undefined;
 }
 
+/** How many steps of `path` exist in the document. */
+function depthIn(raw: RawObject, path: (string | number)[]): number {
+  return locate(raw, path).depth;
+}
+
 /** The line of `path` inside a parsed document, or of its deepest part that exists there. */
 function lineIn(raw: RawObject, path: (string | number)[]): number {
+  return locate(raw, path).line;
+}
+
+function locate(raw: RawObject, path: (string | number)[]): { line: number; depth: number } {
   let node: unknown = raw.doc.contents;
   let line = raw.line;
+  let depth = 0;
   for (const key of path) {
     let next: unknown;
     if (isMap(node)) {
@@ -153,8 +163,9 @@ function lineIn(raw: RawObject, path: (string | number)[]): number {
     }
     if (next === undefined) break;
     node = next;
+    depth++;
   }
-  return line;
+  return { line, depth };
 }
 
 class Index {
@@ -198,7 +209,8 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
-export async function validateTree(root: string, options: ValidateOptions = {}): Promise<ValidateReport> {
+export async function validateTree(dir: string, options: ValidateOptions = {}): Promise<ValidateReport> {
+  const root = resolve(dir);
   const rootStat = await stat(root).catch(() => undefined);
   if (!rootStat?.isDirectory()) throw new ConfigError(`${root} is not a directory`);
   const rel = (p: string) => toPosix(relative(root, p)) || ".";
@@ -218,6 +230,8 @@ export async function validateTree(root: string, options: ValidateOptions = {}):
 
   // Kustomizations: what each references, which are roots, which files they cover.
   const covered = new Set<string>();
+  /** Files kustomizations use as patches: partial objects, the last place to blame for a built object. */
+  const patchFiles = new Set<string>();
   const includedDirs = new Set<string>();
   const components = new Set<string>();
   const kustomizationRefs = new Map<string, Set<string>>();
@@ -234,6 +248,9 @@ export async function validateTree(root: string, options: ValidateOptions = {}):
       refs.add(target);
       covered.add(target);
       if (kustomizationDirs.has(target)) includedDirs.add(target);
+    }
+    for (const key of ["patches", "patchesStrategicMerge", "patchesJson6902"]) {
+      for (const p of referencedPaths(k?.[key] ?? [])) patchFiles.add(normalize(join(dir, p)));
     }
     kustomizationRefs.set(dir, refs);
   }
@@ -300,13 +317,33 @@ export async function validateTree(root: string, options: ValidateOptions = {}):
     const key = `${r.object.kind}/${nameOf(r.object)}`;
     byKindName.set(key, [...(byKindName.get(key) ?? []), r]);
   }
-  const sourceOf = (o: K8sObject, buildDir: string): RawObject | undefined => {
+  /**
+   * The document to blame for a finding at `path` in a built object: among the
+   * documents defining that kind and name, the one where the path goes
+   * deepest, preferring full resources over patches and documents inside the
+   * folder being built.
+   */
+  const sourceOf = (
+    o: K8sObject,
+    buildDir: string,
+    path: (string | number)[] = [],
+  ): RawObject | undefined => {
     const candidates = byKindName.get(`${o.kind}/${nameOf(o)}`) ?? [];
-    return candidates.find((c) => c.file.startsWith(buildDir + sep)) ?? candidates[0];
+    let best: RawObject | undefined;
+    let bestScore = -1;
+    for (const c of candidates) {
+      const score =
+        depthIn(c, path) * 4 + (patchFiles.has(c.file) ? 0 : 2) + (c.file.startsWith(buildDir + sep) ? 1 : 0);
+      if (score > bestScore) {
+        best = c;
+        bestScore = score;
+      }
+    }
+    return best;
   };
 
   // Objects as a cluster would receive them: loose files as written, kustomizations as built.
-  const objects: { object: K8sObject; raw?: RawObject; origin: string }[] = [];
+  const objects: { object: K8sObject; raw?: RawObject; origin: string; dir?: string }[] = [];
   for (const r of raws) if (!r.covered) objects.push({ object: r.object, raw: r, origin: "" });
 
   const roots = [...kustomizationDirs.keys()]
@@ -331,7 +368,9 @@ export async function validateTree(root: string, options: ValidateOptions = {}):
         const value = doc.toJS() as unknown;
         if (!isK8sObject(value)) continue;
         const raw = sourceOf(value, dir);
-        objects.push(raw ? { object: value, raw, origin: rel(dir) } : { object: value, origin: rel(dir) });
+        objects.push(
+          raw ? { object: value, raw, origin: rel(dir), dir } : { object: value, origin: rel(dir), dir },
+        );
       }
     });
     for (const [cause, dirs] of failures) {
@@ -354,16 +393,22 @@ export async function validateTree(root: string, options: ValidateOptions = {}):
     seen.add(key);
     report(file, line, message + suffix);
   };
-  for (const { object, raw, origin } of objects) {
+  for (const { object, raw, origin, dir } of objects) {
     const verdict = schemas.check(object);
-    const file = raw ? rel(raw.file) : origin;
-    const line = raw?.line;
     const what = `${object.kind}/${nameOf(object) || "(no name)"}`;
     const suffix = origin && raw ? ` (as built from ${origin})` : "";
-    if (verdict.status === "unknown-kind") once(file, line, `${what}: ${verdict.message}`, suffix);
+    if (verdict.status === "unknown-kind")
+      once(raw ? rel(raw.file) : origin, raw?.line, `${what}: ${verdict.message}`, suffix);
     if (verdict.status === "invalid")
-      for (const issue of verdict.issues)
-        once(file, raw ? lineIn(raw, issue.path) : line, `${what}: ${issue.message}`, suffix);
+      for (const issue of verdict.issues) {
+        const blame = dir ? (sourceOf(object, dir, issue.path) ?? raw) : raw;
+        once(
+          blame ? rel(blame.file) : origin,
+          blame ? lineIn(blame, issue.path) : undefined,
+          `${what}: ${issue.message}`,
+          suffix,
+        );
+      }
   }
 
   // Names that markers and dependsOn refer to.
@@ -441,7 +486,7 @@ async function repositoryRoot(dir: string, top: string): Promise<string> {
   let d = dir;
   for (;;) {
     if ((await exists(join(d, ".git"))) || (await exists(join(d, FLEET_FILE)))) return d;
-    if (normalize(d) === normalize(top) || dirname(d) === d) return top;
+    if (d === top || !d.startsWith(top + sep)) return top;
     d = dirname(d);
   }
 }

@@ -110,6 +110,7 @@ describe("scaffold output", () => {
     expect(agent).toMatch(/- --path\n\s+- clusters\/production/);
     const workflow = await readFile(join(out, ".github/workflows/shipmate.yaml"), "utf8");
     expect(workflow).toContain("uses: shipmate-dev/shipmate@v1");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template
     expect(workflow).toContain("policies: policies/${{ inputs.environment }}");
   });
 });
