@@ -59,6 +59,8 @@ export interface AgentOptions {
   healthPollMs?: number;
   /** Install the Kustomization/GitRepository CRDs when missing (needs CRD create rights). */
   installCrds?: boolean;
+  /** How long an unreachable API server is retried before a request fails. */
+  apiRetryMs?: number;
 }
 
 export interface KustomizationReport {
@@ -111,10 +113,11 @@ export class Agent {
       retryPeriodMs: 2_000,
       healthPollMs: 2_000,
       installCrds: true,
+      apiRetryMs: 60_000,
       ...options,
     };
     this.log = log;
-    this.client = new KubeClient(kc);
+    this.client = new KubeClient(kc, { retryForMs: this.opts.apiRetryMs });
     this.metrics = new AgentMetrics(this.client);
     mkdirSync(this.opts.workdir, { recursive: true });
     this.source = new GitSource({ url: options.repo, branch: options.branch, workdir: this.opts.workdir });

@@ -279,9 +279,26 @@ export class Applier {
       lists.set(`${info.apiVersion}/${info.kind}/${ns ?? ""}`, { info, namespace: ns });
     }
     const live = new Map<string, ObjectMeta>();
-    await pool([...lists.values()], this.opts.concurrency, async ({ info, namespace }) => {
-      for (const [id, meta] of await this.listMeta(info, namespace)) live.set(id, meta);
+    const listFailed = new Map<string, string>();
+    await pool([...lists.entries()], this.opts.concurrency, async ([key, { info, namespace }]) => {
+      try {
+        for (const [id, meta] of await this.listMeta(info, namespace)) live.set(id, meta);
+      } catch (err) {
+        listFailed.set(
+          key,
+          err instanceof ApiError ? (err.status?.message ?? err.message) : (err as Error).message,
+        );
+      }
     });
+    for (const item of resolved) {
+      const info = item.info as ResourceInfo;
+      const why = listFailed.get(
+        `${info.apiVersion}/${info.kind}/${info.namespaced ? item.ref.namespace : ""}`,
+      );
+      if (why) errors.push(`${describeRef(item.ref)}: ${why}`);
+    }
+    if (listFailed.has("v1/Namespace")) errors.push(`Namespaces: ${listFailed.get("v1/Namespace")}`);
+    if (errors.length) return { pending: [], deferred: [] };
     const existingNamespaces = new Set(
       [...live.entries()].filter(([id]) => id.endsWith("__Namespace")).map(([, m]) => m.name ?? ""),
     );

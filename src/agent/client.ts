@@ -145,7 +145,17 @@ export class KubeClient {
     let delay = 100;
     for (;;) {
       try {
-        return await this.once(spec);
+        const res = await this.once(spec);
+        // A restarting or overloaded API server answers 429/503 ("try again later"): the same as unreachable.
+        if (
+          (res.code === 429 || res.code === 503 || res.code === 504) &&
+          Date.now() - started <= this.opts.retryForMs
+        ) {
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 2000);
+          continue;
+        }
+        return res;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? "";
         if (!RETRYABLE_CODES.has(code) && !(err as Error).message.includes("socket hang up")) throw err;
