@@ -105,8 +105,9 @@ class FileScanner {
     if (node.value === value) return true;
     const text = renderScalar(value, node.style, node.inFlow);
     if (text === undefined) {
+      // A block scalar's text starts on the line after its header, where the marker is.
       this.problem(
-        node.start,
+        node.start - 1,
         "unsupported-scalar",
         "error",
         `setter ${c.setter}: a block scalar cannot be rewritten in place; write the reference on one line`,
