@@ -36,6 +36,8 @@ export interface GiteaServer {
   createRepo(name: string): Promise<GiteaRepo>;
   /** Another user with its own token (scopes as given), for permission tests. */
   createUser(username: string, scopes: string): Promise<{ username: string; token: string }>;
+  /** Merge a pull request as a person would, once Gitea's background mergeability check lets it. */
+  mergePull(fullName: string, index: number): Promise<void>;
   /** Gitea's own log, to explain a failure. */
   log(): Promise<string>;
   stop(): Promise<void>;
@@ -306,6 +308,19 @@ SHOW_FOOTER_VERSION = false
       if (!res.ok) throw new Error(`gitea token for ${username}: ${res.status} ${await res.text()}`);
       const tok = (await res.json()) as { sha1: string };
       return { username, token: tok.sha1 };
+    },
+    async mergePull(fullName, index) {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          await call("POST", `/repos/${fullName}/pulls/${index}/merge`, { Do: "merge" });
+          return;
+        } catch (err) {
+          // 405 "Please try again later": the pull request is still being checked.
+          if (!/: 405 /.test(String(err)) || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
     },
     async log() {
       return readFile(join(dir, "log", "gitea.log"), "utf8").catch(() => stderr);

@@ -1,0 +1,402 @@
+/**
+ * One `promote` run: read shipmate.yaml, read what the source environment
+ * pins, plan the target's edits (./plan.ts, pure), check the gates, and
+ * deliver — a commit pushed to the target's branch (mode `push`) or a bot
+ * branch and one pull request per promotion or per app (mode
+ * `pull-request`), updated in place when the source moves on and closed when
+ * nothing is left to promote. Shared by the CLI, the Action and the App.
+ */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { KubeClient, loadKubeConfig } from "../agent/client.ts";
+import { healthReport, healthyAt } from "../agent/control.ts";
+import { FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
+import { ConfigError, UsageError } from "../errors.ts";
+import { BOT_PREFIX, type ProposalOutcome, propose } from "../forge/deliver.ts";
+import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
+import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
+import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
+import { deliver } from "../git/deliver.ts";
+import { type Identity, Workspace } from "../git/workspace.ts";
+import { readTree, writeUpdates } from "../update/fs.ts";
+import {
+  evaluateGates,
+  type GateConfig,
+  type GateState,
+  type GateVerdict,
+  type HealthEvidence,
+  overall,
+} from "./gates.ts";
+import {
+  type EnvTree,
+  type PlanProblem,
+  type PromotedImage,
+  type PromotionPlan,
+  planPromotion,
+} from "./plan.ts";
+
+const run = promisify(execFile);
+
+export interface PromoteJob {
+  /** Fleet repository (holding shipmate.yaml): a local checkout or a clone URL. */
+  repo: string;
+  branch?: string;
+  from: string;
+  to: string;
+  apps?: string[];
+  dryRun: boolean;
+  /** One request per app instead of one per promotion. */
+  perApp?: boolean;
+  env: NodeJS.ProcessEnv;
+  /** Environment variable holding the git HTTPS token (default SHIPMATE_GIT_TOKEN). */
+  tokenEnv?: string;
+  /** How to reach the forge (pull-request mode, checks gate); inferred from the remote where possible. */
+  forge?: Omit<ForgeFlags, "remote">;
+  /** A ready forge client (the App's, or a test's), used instead of `forge`. */
+  forgeClient?: Forge;
+  /** Gate settings on top of shipmate.yaml's `gates` of the target environment. */
+  gates?: GateConfig;
+  skipGates?: boolean;
+  /** Kubeconfig of the source environment's cluster, for the health gate. */
+  kubeconfig?: string;
+  /** Namespace of the agent's Kustomizations (all namespaces when absent). */
+  healthNamespace?: string;
+  labels?: string[];
+  reviewers?: string[];
+  autoMerge?: boolean;
+  mergeMethod?: MergeMethod;
+  author?: Identity;
+  committer?: Identity;
+  sign?: boolean;
+  now?: Date;
+}
+
+export interface RequestReport {
+  branch: string;
+  apps: string[];
+  outcome: ProposalOutcome["action"];
+  number?: number;
+  url?: string;
+}
+
+export interface PromoteResult {
+  from: string;
+  to: string;
+  /** The source commit the promotion was read from. */
+  revision: string;
+  mode: "push" | "pull-request";
+  changes: PromotedImage[];
+  skipped: PromotionPlan["skipped"];
+  problems: PlanProblem[];
+  gates: GateVerdict[];
+  gateState: GateState;
+  /** What happened: nothing to do, planned only, blocked by a gate, pushed, or requests opened/updated/closed. */
+  status: "nothing-to-promote" | "dry-run" | "blocked" | "waiting" | "pushed" | "proposed" | "up-to-date";
+  commit?: string;
+  requests: RequestReport[];
+  forgeRequests: number;
+}
+
+const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
+
+function findEnv(envs: readonly FleetEnvironment[], name: string, file: string): FleetEnvironment {
+  const env = envs.find((e) => e.name === name);
+  if (!env)
+    throw new ConfigError(
+      `environment "${name}" is not declared (environments: ${envs.map((e) => e.name).join(", ")})`,
+      { file },
+    );
+  return env;
+}
+
+function readEnv(dir: string, env: FleetEnvironment): EnvTree {
+  if (!existsSync(join(dir, env.path)))
+    throw new ConfigError(`environment ${env.name}: its path ${env.path} does not exist in the repository`, {
+      file: FLEET_FILE,
+    });
+  const read = readTree(dir, { subdir: env.path, claimed: () => true });
+  return { name: env.name, path: env.path, files: read.files };
+}
+
+/** When anything under `path` last changed, from git history; undefined in a shallow clone that cannot tell. */
+async function lastChange(dir: string, path: string): Promise<Date | undefined> {
+  const git = (...args: string[]) => run("git", args, { cwd: dir }).then((r) => r.stdout.trim());
+  const out = await git("log", "-1", "--format=%H %ct", "--", path);
+  const [sha, ts] = out.split(" ");
+  if (!sha || !ts) return undefined;
+  if ((await git("rev-parse", "--is-shallow-repository")) === "true") {
+    // The shallow boundary commit claims every file as new: its date says nothing.
+    const shallow = await git("rev-parse", "--git-path", "shallow");
+    const boundary = await readFile(join(dir, shallow), "utf8").then(
+      (t) => t.split("\n"),
+      (): string[] => [],
+    );
+    if (boundary.includes(sha)) return undefined;
+  }
+  return new Date(Number(ts) * 1000);
+}
+
+function toImageChanges(changes: readonly PromotedImage[], from: string, to: string): ImageChange[] {
+  return changes.map((c) => ({
+    image: c.image,
+    from: c.from,
+    to: c.to,
+    policy: c.app ? `${c.app} (${from} → ${to})` : `${from} → ${to}`,
+    files: c.files,
+  }));
+}
+
+export function promotionBranch(to: string, app?: string): string {
+  return `${BOT_PREFIX}promote-${to}${app ? `-${app}` : ""}`;
+}
+
+function commitMessage(
+  from: string,
+  to: string,
+  revision: string,
+  changes: readonly PromotedImage[],
+): string {
+  const lines = changes.map((c) => `- ${c.app ? `${c.app}: ` : ""}${c.image} ${c.from} -> ${c.to}`);
+  const head =
+    changes.length === 1 && changes[0]
+      ? `Promote ${changes[0].image} ${changes[0].to} from ${from} to ${to}`
+      : `Promote ${changes.length} images from ${from} to ${to}`;
+  return `${head}\n\n${lines.join("\n")}\n\nSource: ${from} at ${revision}\n`;
+}
+
+async function healthEvidence(job: PromoteJob, revision: string): Promise<HealthEvidence> {
+  const client = new KubeClient(loadKubeConfig(job.kubeconfig), { retryForMs: 5_000 });
+  try {
+    const report = await healthReport(client, job.healthNamespace);
+    return {
+      healthy: report.healthy,
+      atRevision: healthyAt(report, revision),
+      revision: report.revision,
+      unready: report.kustomizations
+        .filter((k) => k.ready !== "True" || k.suspended)
+        .map((k) => `${k.namespace}/${k.name} (${k.suspended ? "suspended" : k.message})`),
+    };
+  } finally {
+    client.close();
+  }
+}
+
+export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
+  const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
+  const wsOpts = { env: job.env, ...(credentials ? { credentials } : {}) };
+  const open = (repo: string, branch?: string) =>
+    Workspace.isUrl(repo) ? Workspace.clone(repo, branch, wsOpts) : Workspace.open(repo, wsOpts);
+  const workspaces: Workspace[] = [];
+  try {
+    const fleetWs = await open(job.repo, job.branch);
+    workspaces.push(fleetWs);
+    const fleet = await loadFleet(fleetWs.dir);
+    const envs = fleet.spec.environments;
+    const fromEnv = findEnv(envs, job.from, FLEET_FILE);
+    const toEnv = findEnv(envs, job.to, FLEET_FILE);
+    if (fromEnv.name === toEnv.name) throw new UsageError("--from and --to name the same environment");
+    if (toEnv.promoteFrom && toEnv.promoteFrom !== fromEnv.name)
+      throw new ConfigError(
+        `${toEnv.name} promotes from ${toEnv.promoteFrom} (promoteFrom), not from ${fromEnv.name}`,
+        { file: FLEET_FILE },
+      );
+    const wsFor = async (env: FleetEnvironment) => {
+      if (!env.repository) return fleetWs;
+      const ws = await Workspace.clone(env.repository.url, env.repository.branch, wsOpts);
+      workspaces.push(ws);
+      return ws;
+    };
+    const fromWs = await wsFor(fromEnv);
+    const toWs = await wsFor(toEnv);
+    const revision = (await fromWs.head()) ?? "";
+    const fromTree = readEnv(fromWs.dir, fromEnv);
+    const apps = job.apps?.length ? { apps: job.apps } : {};
+    const plan = planPromotion(fromTree, readEnv(toWs.dir, toEnv), apps);
+    const mode = toEnv.mode;
+    const result: PromoteResult = {
+      from: fromEnv.name,
+      to: toEnv.name,
+      revision,
+      mode,
+      changes: plan.changes,
+      skipped: plan.skipped,
+      problems: plan.problems,
+      gates: [],
+      gateState: "passed",
+      status: "nothing-to-promote",
+      requests: [],
+      forgeRequests: 0,
+    };
+
+    let forge: Forge | undefined = job.forgeClient;
+    const needForge =
+      mode === "pull-request" || (!job.skipGates && (job.gates?.checks ?? toEnv.gates?.checks));
+    if (!forge && needForge) {
+      const remote = toEnv.repository?.url ?? fleet.spec.repository?.url ?? (await remoteUrl(toWs.dir));
+      forge = createForge(forgeOptions({ ...job.forge, ...(remote ? { remote } : {}) }, job.env));
+    }
+    const countFrom = forge?.requestCount ?? 0;
+    const finish = () => {
+      result.forgeRequests = (forge?.requestCount ?? 0) - countFrom;
+      return result;
+    };
+
+    if (job.dryRun) {
+      result.status = plan.changes.length ? "dry-run" : "nothing-to-promote";
+      return finish();
+    }
+
+    // Nothing to promote: in pull-request mode, requests proposing an older state are obsolete.
+    const known = mode === "pull-request" && forge ? await forge.listOpenPullRequests(BOT_PREFIX) : [];
+    if (plan.changes.length === 0) {
+      if (forge && mode === "pull-request") await closeObsolete(forge, known, toEnv.name, new Set(), result);
+      return finish();
+    }
+
+    if (!job.skipGates) {
+      const config: GateConfig = { ...toEnv.gates, ...job.gates };
+      const verdicts = evaluateGates(config, {
+        from: fromEnv.name,
+        revision,
+        ...(config.checks && forge ? { checks: await forge.commitChecks(revision) } : {}),
+        ...(config.health ? { health: await healthEvidence(job, revision) } : {}),
+        ...(config.soak ? { changedAt: await lastChange(fromWs.dir, fromEnv.path) } : {}),
+        now: job.now ?? new Date(),
+      });
+      result.gates = verdicts;
+      result.gateState = overall(verdicts);
+      if (result.gateState !== "passed") {
+        result.status = result.gateState === "failed" ? "blocked" : "waiting";
+        return finish();
+      }
+    }
+
+    const who = {
+      author: job.author ?? DEFAULT_IDENTITY,
+      committer: job.committer ?? job.author ?? DEFAULT_IDENTITY,
+      sign: job.sign ?? false,
+    };
+    const base =
+      toEnv.repository?.branch ?? job.branch ?? fleet.spec.repository?.branch ?? (await toWs.currentBranch());
+    if (!base) throw new UsageError("cannot tell the target branch (detached HEAD): pass --branch");
+    // The edit is recomputed on the target branch's current head on every attempt (never a stale patch).
+    const applyFor = (only?: string) => async () => {
+      const again = planPromotion(fromTree, readEnv(toWs.dir, toEnv), only ? { apps: [only] } : apps);
+      const originals = new Map(
+        readTree(toWs.dir, { subdir: toEnv.path, claimed: () => true }).files.map((f) => [f.path, f.content]),
+      );
+      const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
+      const written = writeUpdates(toWs.dir, updates, originals);
+      if (written.problems.length)
+        throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
+      return updates.filter((u) => written.written.includes(u.path));
+    };
+
+    if (mode === "push") {
+      const delivery = await deliver(toWs, {
+        mode: { kind: "push", branch: base },
+        apply: applyFor(),
+        message: () => commitMessage(fromEnv.name, toEnv.name, revision, plan.changes),
+        ...who,
+      });
+      result.status = delivery.pushed ? "pushed" : "up-to-date";
+      if (delivery.commit) result.commit = delivery.commit;
+      return finish();
+    }
+
+    if (!forge) throw new UsageError("pull-request mode needs a forge: pass --forge and a token");
+    const groups = job.perApp
+      ? [...new Set(plan.changes.map((c) => c.app))].map((app) => ({
+          app,
+          changes: plan.changes.filter((c) => c.app === app),
+        }))
+      : [{ app: undefined, changes: plan.changes }];
+    const active = new Set<string>();
+    for (const g of groups) {
+      const branch = promotionBranch(toEnv.name, g.app || undefined);
+      active.add(branch);
+      await deliver(toWs, {
+        mode: { kind: "push-branch", branch, base },
+        apply: applyFor(g.app),
+        message: () => commitMessage(fromEnv.name, toEnv.name, revision, g.changes),
+        ...who,
+      });
+      const groupApps = [...new Set(g.changes.map((c) => c.app).filter(Boolean))];
+      const outcome = await propose({
+        forge,
+        branch,
+        base,
+        title:
+          g.changes.length === 1 && g.changes[0]
+            ? `Promote ${g.changes[0].image} ${g.changes[0].to} to ${toEnv.name}`
+            : `Promote ${fromEnv.name} to ${toEnv.name}${g.app ? ` (${g.app})` : ""}`,
+        changes: toImageChanges(g.changes, fromEnv.name, toEnv.name),
+        promotion: {
+          from: fromEnv.name,
+          to: toEnv.name,
+          revision,
+          ...(groupApps.length ? { apps: groupApps } : {}),
+        },
+        known,
+        ...(job.labels ? { labels: job.labels } : {}),
+        ...(job.reviewers ? { reviewers: job.reviewers } : {}),
+        ...(job.autoMerge ? { autoMerge: true } : {}),
+        ...(job.mergeMethod ? { mergeMethod: job.mergeMethod } : {}),
+      });
+      result.requests.push(report(branch, groupApps, outcome));
+    }
+    await closeObsolete(forge, known, toEnv.name, active, result);
+    result.status = "proposed";
+    return finish();
+  } finally {
+    for (const ws of workspaces) ws.dispose();
+  }
+}
+
+function report(branch: string, apps: string[], outcome: ProposalOutcome): RequestReport {
+  const pr = "pullRequest" in outcome ? outcome.pullRequest : undefined;
+  return {
+    branch,
+    apps,
+    outcome: outcome.action,
+    ...(pr ? { number: pr.number, url: pr.url } : {}),
+  };
+}
+
+/** Close this target's promotion requests that no longer propose anything (per-app ones whose app caught up). */
+async function closeObsolete(
+  forge: Forge,
+  known: readonly PullRequest[],
+  to: string,
+  active: ReadonlySet<string>,
+  result: PromoteResult,
+): Promise<void> {
+  const prefix = promotionBranch(to);
+  for (const pr of known) {
+    if (active.has(pr.branch) || !(pr.branch === prefix || pr.branch.startsWith(`${prefix}-`))) continue;
+    if (pr.meta?.promotion && pr.meta.promotion.to !== to) continue;
+    await forge.closeStale(
+      pr.branch,
+      `Nothing is left to promote here: ${to} already runs what this request proposed. Closing.`,
+      [pr],
+    );
+    result.requests.push({
+      branch: pr.branch,
+      apps: pr.meta?.promotion?.apps ?? [],
+      outcome: "closed",
+      number: pr.number,
+      url: pr.url,
+    });
+  }
+}
+
+async function remoteUrl(dir: string): Promise<string | undefined> {
+  try {
+    return (await run("git", ["remote", "get-url", "origin"], { cwd: dir })).stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
