@@ -1,0 +1,34 @@
+/** The seeding helpers produce what a registry serves as pushed images, whichever way they write. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { seedFleet, startRegistry, type TestRegistry } from "../infra/registry.ts";
+
+let reg: TestRegistry;
+beforeAll(async () => {
+  reg = await startRegistry({ auth: "none" });
+});
+afterAll(async () => {
+  await reg?.stop();
+});
+
+describe("seedFleet", () => {
+  it.each(["api", "storage"] as const)(
+    "via %s: every repository serves every tag, one image behind them",
+    async (via) => {
+      const created = new Date("2024-07-07T07:07:07Z");
+      const names = await seedFleet(reg, { repos: 3, tags: 25, prefix: `fleet-${via}/app`, via, created });
+      expect(names).toEqual([`fleet-${via}/app-0`, `fleet-${via}/app-1`, `fleet-${via}/app-2`]);
+      const c = new RegistryClient({ cacheDir: false });
+      for (const name of names) {
+        const { tags } = await c.listTags(`${reg.host}/${name}`);
+        expect(tags).toHaveLength(25);
+        expect(tags).toContain("1.2.4");
+        const a = await c.resolveDigest(`${reg.host}/${name}:1.0.0`);
+        const b = await c.resolveDigest(`${reg.host}/${name}:1.2.4`);
+        expect(b.digest).toBe(a.digest);
+        expect(a.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
+        expect((await c.imageCreated(`${reg.host}/${name}@${a.digest}`)).created).toEqual(created);
+      }
+    },
+  );
+});
