@@ -54,6 +54,9 @@ export class Authenticator {
   /** Repositories a caller announced it will visit, per registry: scopes to ask for together. */
   private readonly planned = new Map<string, Set<string>>();
   private readonly noBatching = new Set<string>();
+  /** Registries whose way of authenticating this process has found out (possibly: none needed). */
+  private readonly settled = new Set<string>();
+  private readonly learning = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
   constructor(transport: Transport, credentials: CredentialProvider, cache: RegistryCache, now = Date.now) {
@@ -71,6 +74,29 @@ export class Authenticator {
       this.planned.set(registry, set);
     }
     for (const r of repositories) set.add(r);
+  }
+
+  /**
+   * Until a registry's scheme is known, lets one request find it out while
+   * the others wait, so a scan starting many repositories at once pays one
+   * challenge per registry, not one per repository. Returns the release
+   * function for the request that goes first.
+   */
+  async gate(registry: string): Promise<(() => void) | undefined> {
+    for (;;) {
+      if (this.settled.has(registry) || (await this.cache.authMemory(registry))) return undefined;
+      const pending = this.learning.get(registry);
+      if (!pending) {
+        let release = () => {};
+        this.learning.set(registry, new Promise<void>((r) => (release = r)));
+        return () => {
+          this.settled.add(registry);
+          this.learning.delete(registry);
+          release();
+        };
+      }
+      await pending;
+    }
   }
 
   /** The header to send before any challenge, from what this registry asked for last time. */

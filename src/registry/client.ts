@@ -231,13 +231,19 @@ export class RegistryClient {
     send: (headers: Record<string, string>) => Promise<T | Unauthorized>,
   ): Promise<T> {
     const scope = pullScope(repository);
-    let auth: Authorization | undefined = await this.auth.proactive(registry, scope);
-    for (let round = 0; ; round++) {
-      const out = await send(auth ? { Authorization: auth.header } : {});
-      if (!(out instanceof Unauthorized)) return out;
-      if (round >= 2) throw new RegistryError(registry, `${out.failure} — authentication keeps failing`, 401);
-      this.auth.forget(registry, auth, scope);
-      auth = await this.auth.reactive(registry, scope, out.challenge, auth, out.failure);
+    const release = await this.auth.gate(registry);
+    try {
+      let auth: Authorization | undefined = await this.auth.proactive(registry, scope);
+      for (let round = 0; ; round++) {
+        const out = await send(auth ? { Authorization: auth.header } : {});
+        if (!(out instanceof Unauthorized)) return out;
+        if (round >= 2)
+          throw new RegistryError(registry, `${out.failure} — authentication keeps failing`, 401);
+        this.auth.forget(registry, auth, scope);
+        auth = await this.auth.reactive(registry, scope, out.challenge, auth, out.failure);
+      }
+    } finally {
+      release?.();
     }
   }
 

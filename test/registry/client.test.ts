@@ -236,6 +236,17 @@ describe.each(["none", "htpasswd", "token"] satisfies AuthMode[])(
       expect(rescan.byKind.manifest + rescan.byKind.blob).toBe(0);
     });
 
+    it("many repositories started at once pay one challenge per registry, not one each", async () => {
+      const repos = ["team/app", "team/multi", "team/docker", "team/annotated", "team/undated"].map(ref);
+      const c = client();
+      c.plan(repos);
+      const lists = await Promise.all(repos.map((r) => c.listTags(r)));
+      expect(lists.every((l) => l.tags.length > 0)).toBe(true);
+      expect(c.stats().byKind.tags).toBe(repos.length + firstChallenge);
+      // Token mode: the challenged request gets its own token, the four that waited share one.
+      expect(c.stats().byKind.token).toBe(mode === "token" ? 2 : 0);
+    });
+
     it("stats name the registry", async () => {
       const c = client();
       await c.listTags(ref("team/app"));

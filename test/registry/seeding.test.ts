@@ -1,7 +1,8 @@
 /** The seeding helpers produce what a registry serves as pushed images, whichever way they write. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryClient } from "../../src/registry/client.ts";
-import { seedFleet, startRegistry, type TestRegistry } from "../infra/registry.ts";
+import { startFake } from "../infra/http-fake.ts";
+import { seedFleet, seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -31,4 +32,38 @@ describe("seedFleet", () => {
       }
     },
   );
+});
+
+describe("registry notifications pass-through", () => {
+  it("a push is delivered to the configured webhook endpoint", async () => {
+    const events: { action: string; target: { repository: string; tag?: string } }[] = [];
+    const hook = await startFake(async (req, res) => {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      if (req.url === "/hook") events.push(...(JSON.parse(body) as { events: typeof events }).events);
+      res.writeHead(200);
+      res.end();
+    });
+    const notifying = await startRegistry({
+      auth: "none",
+      notifications: {
+        endpoints: [
+          { name: "shipmate", url: `${hook.url}/hook`, timeout: "2s", threshold: 3, backoff: "100ms" },
+        ],
+      },
+    });
+    try {
+      await seedImage(notifying, { repository: "team/notified", tags: ["1.2.3"] });
+      const deadline = Date.now() + 20_000;
+      const tagged = () => events.find((e) => e.action === "push" && e.target.tag === "1.2.3");
+      while (!tagged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(tagged()?.target.repository).toBe("team/notified");
+      expect(hook.requests[0]?.headers["content-type"]).toMatch(
+        /application\/vnd\.docker\.distribution\.events\.v1\+json/,
+      );
+    } finally {
+      await notifying.stop();
+      await hook.close();
+    }
+  });
 });
