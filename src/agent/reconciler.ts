@@ -303,7 +303,13 @@ export class Reconciler {
     const desiredIds = new Set(result.inventory.map((e) => e.id));
     const stale: ObjectRef[] = [];
     for (const e of status.inventory?.entries ?? previous) {
-      if (desiredIds.has(e.id)) continue;
+      // A Kustomization never prunes itself (the root lists its own object when git declares it).
+      if (
+        desiredIds.has(e.id) ||
+        e.id ===
+          inventoryId({ namespace: ns, name, group: "kustomize.toolkit.fluxcd.io", kind: "Kustomization" })
+      )
+        continue;
       const ref = parseInventoryId(e.id, e.v);
       if (ref) stale.push(ref);
     }

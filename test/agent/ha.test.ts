@@ -206,7 +206,7 @@ describe("high availability", () => {
       "--poll-interval",
       "300ms",
       "--lease-duration",
-      "3s",
+      "6s",
       "--workdir",
       mkdtempSync(join(tmpdir(), `shipmate-${id}-`)),
     ];

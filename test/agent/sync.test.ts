@@ -227,6 +227,24 @@ describe("Kustomizations", () => {
     expect(await getObject(client, cm("t-gc", "two"))).toBeUndefined();
   });
 
+  it("a root declared in git (as scaffolded fleets and Flux bootstrap do) is adopted, and never prunes itself", async () => {
+    const repo = fleet();
+    const self = { ...kustomization("t-self", { path: "./clusters/test", interval: "10m" }) };
+    repo.commit({
+      "clusters/test/sync.yaml": [self],
+      "clusters/test/cm.yaml": [namespace("t-self"), configMap("x", "t-self", {})],
+    });
+    const agent = agentFor(repo, "t-self");
+    const res = await agent.once();
+    expect(res.reconciled.map((k) => [k.name, k.ready, k.inventory])).toEqual([["t-self", true, 3]]);
+    expect((await ksStatus(client, "t-self")).ks?.spec.interval).toBe("10m");
+    repo.commit({ "clusters/test/sync.yaml": null });
+    const again = await agent.pass(never, true);
+    expect(again.reconciled[0]?.ready).toBe(true);
+    expect((await ksStatus(client, "t-self")).ks).toBeDefined();
+    expect(await getObject(client, cm("t-self", "x"))).toBeDefined();
+  });
+
   it("a bad object fails only its own Kustomization, and nothing of it is applied", async () => {
     const repo = fleet();
     repo.commit({
