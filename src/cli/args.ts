@@ -12,3 +12,12 @@ export function parseFlags<T extends Options>(command: string, argv: string[], o
     throw new UsageError(`shipmate ${command}: ${msg} (see 'shipmate ${command} --help')`);
   }
 }
+
+/** A flag that must be a positive integer; undefined when absent. */
+export function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
+  return n;
+}

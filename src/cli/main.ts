@@ -21,6 +21,7 @@ const commands: Record<string, Loader> = {
   init: () => import("./commands/init.ts"),
   add: () => import("./commands/add.ts"),
   validate: () => import("./commands/validate.ts"),
+  serve: () => import("./commands/serve.ts"),
   promote: () => import("./commands/promote.ts"),
 };
 

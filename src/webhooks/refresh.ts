@@ -1,0 +1,313 @@
+/**
+ * A refresh: what a registry event, a schedule tick or the Action's `update`
+ * command asks of the engine. Read the policies, scan the ones affected,
+ * and deliver the selections through git, each policy the way its
+ * environment wants it: pushed (staging) or proposed as a pull request.
+ *
+ * This is glue over src/config, src/scan, src/update and src/forge, shared
+ * by `shipmate serve`, the GitHub App and the Action; it holds no rule of
+ * its own beyond which policies a run covers and which mode each one uses.
+ */
+import { existsSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
+import { FLEET_FILE, type Fleet, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
+import { loadPolicyConfig } from "../config/index.ts";
+import type { Policy, UpdateMode } from "../config/types.ts";
+import { UsageError } from "../errors.ts";
+import { deliverUpdateAsPullRequest, type UpdateRequestResult } from "../forge/deliver.ts";
+import type { Forge } from "../forge/types.ts";
+import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
+import { type Identity, Workspace } from "../git/workspace.ts";
+import type { ScanOptions } from "../scan/index.ts";
+import { scanPolicies } from "../scan/index.ts";
+import type { PolicyResult } from "../scan/types.ts";
+import { runUpdateJob, type UpdateJobResult } from "../update/job.ts";
+import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../update/types.ts";
+import { normaliseImage } from "./events.ts";
+import type { RefreshScope } from "./queue.ts";
+
+/**
+ * Where the policies come from:
+ * - `dir`: a local directory, read again on every run;
+ * - `repo`: inside the fleet repository. With `path`, that folder; without,
+ *   the policies of the environments shipmate.yaml lists without
+ *   `promoteFrom` (later environments move by promotion, not by scanning),
+ *   or every policy in the tree when there is no shipmate.yaml.
+ */
+export type PolicySource = { kind: "dir"; dir: string } | { kind: "repo"; path?: string };
+
+export interface RefreshJob {
+  /** Fleet repository: a local checkout or a clone URL. */
+  repo: string;
+  /** Branch to push to and base of requests; default: the checkout's, or the remote's default branch. */
+  branch?: string;
+  /** Only files under this repository-relative folder are edited. */
+  path?: string;
+  policies: PolicySource;
+  scope?: RefreshScope;
+  /** Mode of policies that name none (nor does their environment). Default `push`. */
+  defaultMode?: UpdateMode;
+  /** Mode for every policy, whatever they say (the Action's explicit `mode`). */
+  forceMode?: UpdateMode;
+  dryRun: boolean;
+  env: NodeJS.ProcessEnv;
+  /** Environment variable holding the git HTTPS token (default SHIPMATE_GIT_TOKEN). */
+  tokenEnv?: string;
+  scan?: Omit<ScanOptions, "only" | "env">;
+  /** Needed when any policy in the run uses pull-request mode; made on demand. */
+  forge?: Forge | (() => Forge);
+  author?: Identity;
+  committer?: Identity;
+  messageTemplate?: string;
+  messageTemplateSource?: string;
+  /** Bot branch of update requests (default `shipmate/update-<base>`). */
+  requestBranch?: string;
+  labels?: string[];
+  onRetry?: (attempt: number, reason: string) => void;
+}
+
+export interface RefreshResult {
+  /** Policies the run covered (after scope and suspension), with the mode each used. */
+  policies: { policy: Policy; mode: UpdateMode }[];
+  scan: PolicyResult[];
+  /** The push-mode delivery, when any policy used it. */
+  push?: UpdateJobResult;
+  /** The pull-request delivery, when any policy used it. */
+  request?: UpdateRequestResult;
+  /** Dry runs of pull-request policies: what the request would change. */
+  proposed?: UpdateJobResult;
+  problems: Problem[];
+  /** Why nothing was scanned, when nothing was. */
+  skipped?: string;
+}
+
+interface LoadedPolicies {
+  candidates: Policy[];
+  known: Policy[];
+  modeOf: (p: Policy) => UpdateMode | undefined;
+}
+
+const posix = (p: string) => p.split(sep).join("/");
+
+function envOfFile(root: string, fleet: Fleet | undefined, file: string): FleetEnvironment | undefined {
+  if (!fleet) return undefined;
+  const rel = posix(relative(root, file));
+  if (rel.startsWith("..")) return undefined;
+  // The most specific folder wins (`policies/staging` over `policies`).
+  let best: { env: FleetEnvironment; len: number } | undefined;
+  for (const env of fleet.spec.environments) {
+    if (env.repository) continue;
+    const dir = env.policies ?? env.path;
+    if (dir === "." || rel === dir || rel.startsWith(`${dir}/`)) {
+      const len = dir === "." ? 0 : dir.length;
+      if (!best || len > best.len) best = { env, len };
+    }
+  }
+  return best?.env;
+}
+
+async function loadDirs(dirs: string[]): Promise<Policy[]> {
+  const seen = new Set<string>();
+  const out: Policy[] = [];
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    for (const p of (await loadPolicyConfig(dir)).policies) {
+      if (seen.has(p.id)) continue;
+      seen.add(p.id);
+      out.push(p);
+    }
+  }
+  return out;
+}
+
+/** Reads the policies a run starts from, with the mode shipmate.yaml gives each one. */
+export async function loadRunPolicies(root: string, source: PolicySource): Promise<LoadedPolicies> {
+  const fleet = existsSync(join(root, FLEET_FILE)) ? await loadFleet(root) : undefined;
+  const modeOf = (p: Policy) => envOfFile(root, fleet, p.source.file)?.mode;
+  if (source.kind === "dir") {
+    const policies = (await loadPolicyConfig(source.dir)).policies;
+    return { candidates: policies, known: policies, modeOf };
+  }
+  if (source.path !== undefined) {
+    const policies = (await loadPolicyConfig(resolve(root, source.path))).policies;
+    return { candidates: policies, known: policies, modeOf };
+  }
+  if (!fleet) {
+    const policies = (await loadPolicyConfig(root)).policies;
+    return { candidates: policies, known: policies, modeOf };
+  }
+  const local = fleet.spec.environments.filter((e) => !e.repository);
+  const dirOf = (e: FleetEnvironment) => join(root, e.policies ?? e.path);
+  const candidates = await loadDirs(local.filter((e) => !e.promoteFrom).map(dirOf));
+  const known = await loadDirs(local.map(dirOf));
+  return { candidates, known, modeOf };
+}
+
+function inScope(p: Policy, scope: RefreshScope | undefined): boolean {
+  if (!scope || scope.kind === "all") return true;
+  const image = normaliseImage(p.image);
+  return image !== undefined && scope.images.has(image);
+}
+
+/** Opens the repository (cloning a URL) just long enough to read what a run needs from it. */
+async function inspect<T>(
+  job: RefreshJob,
+  read: (root: string, branch: string | undefined) => Promise<T>,
+): Promise<T> {
+  const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
+  const opts = { env: job.env, ...(credentials ? { credentials } : {}) };
+  const ws = Workspace.isUrl(job.repo)
+    ? await Workspace.clone(job.repo, job.branch, opts)
+    : await Workspace.open(job.repo, opts);
+  try {
+    return await read(ws.dir, job.branch ?? (await ws.currentBranch()));
+  } finally {
+    ws.dispose();
+  }
+}
+
+/** The no-selection warnings of markers whose policy this delivery was never meant to set. */
+function relevant(problems: Problem[], selected: ReadonlySet<string>): Problem[] {
+  return problems.filter((p) => {
+    if (p.kind !== "no-selection") return true;
+    const id = /policy (\S+) has no selection/.exec(p.message)?.[1];
+    return id === undefined || selected.has(id);
+  });
+}
+
+export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
+  const loaded = await inspect(job, async (root, branch) => ({
+    ...(await loadRunPolicies(root, job.policies)),
+    branch,
+  }));
+  const base = loaded.branch;
+  const chosen = loaded.candidates
+    .filter((p) => !p.suspended && inScope(p, job.scope))
+    .map((policy) => ({
+      policy,
+      mode: job.forceMode ?? policy.mode ?? loaded.modeOf(policy) ?? job.defaultMode ?? "push",
+    }));
+  const result: RefreshResult = { policies: chosen, scan: [], problems: [] };
+  if (chosen.length === 0) {
+    result.skipped =
+      loaded.candidates.length === 0
+        ? "no image policies found"
+        : job.scope?.kind === "images"
+          ? `no policy watches ${[...job.scope.images].join(", ")}`
+          : "every policy is suspended";
+    return result;
+  }
+
+  const report = await scanPolicies(
+    chosen.map((c) => c.policy),
+    { ...job.scan, env: job.env },
+  );
+  result.scan = report.results;
+  const claims: PolicyClaim[] = loaded.known.map((p) => ({
+    id: p.id,
+    image: p.image,
+    ...(p.paths ? { paths: p.paths } : {}),
+  }));
+  for (const c of chosen)
+    if (!claims.some((k) => k.id === c.policy.id))
+      claims.push({
+        id: c.policy.id,
+        image: c.policy.image,
+        ...(c.policy.paths ? { paths: c.policy.paths } : {}),
+      });
+  const modeById = new Map(chosen.map((c) => [c.policy.id, c.mode]));
+  const inputFor = (mode: UpdateMode): UpdateInput => {
+    const selections = new Map<string, ImageSelection>();
+    for (const r of report.results)
+      if (r.ok && modeById.get(r.policy.id) === mode)
+        selections.set(r.policy.id, {
+          image: r.image,
+          tag: r.tag,
+          ...(r.digest ? { digest: r.digest } : {}),
+        });
+    return { selections, policies: claims };
+  };
+
+  const common = {
+    repo: job.repo,
+    ...(job.path !== undefined ? { path: job.path } : {}),
+    env: job.env,
+    ...(job.tokenEnv ? { tokenEnv: job.tokenEnv } : {}),
+    ...(job.author ? { author: job.author } : {}),
+    ...(job.committer ? { committer: job.committer } : {}),
+    ...(job.messageTemplate !== undefined
+      ? { messageTemplate: job.messageTemplate, messageTemplateSource: job.messageTemplateSource }
+      : {}),
+    ...(job.onRetry ? { onRetry: job.onRetry } : {}),
+  };
+
+  const pushInput = inputFor("push");
+  if (pushInput.selections.size > 0) {
+    const pushed = await runUpdateJob({
+      ...common,
+      ...(base ? { branch: base } : {}),
+      input: pushInput,
+      delivery: "push",
+      dryRun: job.dryRun,
+    });
+    result.push = { ...pushed, problems: relevant(pushed.problems, new Set(pushInput.selections.keys())) };
+    result.problems.push(...result.push.problems);
+  }
+
+  const prInput = inputFor("pull-request");
+  if (prInput.selections.size > 0) {
+    const selected = new Set(prInput.selections.keys());
+    if (job.dryRun) {
+      const proposed = await runUpdateJob({
+        ...common,
+        ...(base ? { branch: base } : {}),
+        input: prInput,
+        delivery: "files",
+        dryRun: true,
+      });
+      result.proposed = { ...proposed, problems: relevant(proposed.problems, selected) };
+      result.problems.push(...result.proposed.problems);
+    } else {
+      const forge = typeof job.forge === "function" ? job.forge() : job.forge;
+      if (!forge)
+        throw new UsageError(
+          `policies ${[...selected].join(", ")} deliver by pull request, but no forge is configured`,
+        );
+      if (!base) throw new UsageError("cannot tell the base branch of the pull request: give the branch");
+      const imageOf = (id: string) => chosen.find((c) => c.policy.id === id)?.policy.image;
+      const request = await deliverUpdateAsPullRequest({
+        job: { ...common, branch: base, input: prInput },
+        forge,
+        imageOf,
+        ...(job.requestBranch ? { branch: job.requestBranch } : {}),
+        ...(job.labels ? { labels: job.labels } : {}),
+      });
+      request.update.problems = relevant(request.update.problems, selected);
+      result.request = request;
+      result.problems.push(...request.update.problems);
+    }
+  }
+  return result;
+}
+
+/** One row per changed scalar, the shape the Action's `changes` output and summaries use. */
+export interface ChangeRow {
+  policy: string;
+  file: string;
+  line: number;
+  old: string;
+  new: string;
+  mode: UpdateMode;
+}
+
+export function changeRows(r: RefreshResult): ChangeRow[] {
+  const rows: ChangeRow[] = [];
+  const add = (u: UpdateJobResult | undefined, mode: UpdateMode) => {
+    for (const f of u?.files ?? [])
+      for (const c of f.changes)
+        rows.push({ policy: c.policy, file: f.path, line: c.line, old: c.old, new: c.new, mode });
+  };
+  add(r.push, "push");
+  add(r.request?.update ?? r.proposed, "pull-request");
+  return rows;
+}

@@ -1,0 +1,139 @@
+/**
+ * `shipmate serve` as a library: the webhook endpoint, `/healthz`, an
+ * optional polling interval for registries that send nothing, and the
+ * coalescing queue in front of refreshFleet.
+ */
+import { createServer, type Server } from "node:http";
+import type { Logger } from "pino";
+import { describeError } from "../errors.ts";
+import type { WebhookAuth } from "./auth.ts";
+import { shortImage } from "./events.ts";
+import { CoalescingQueue, mergeScopes, type RefreshScope } from "./queue.ts";
+import { registryWebhookHandler, sendJson } from "./receiver.ts";
+import { type RefreshJob, type RefreshResult, refreshFleet } from "./refresh.ts";
+
+export interface WebhookServiceOptions {
+  /** `host:port`; port 0 picks a free one. */
+  listen: string;
+  path?: string;
+  auth: WebhookAuth;
+  maxBodyBytes?: number;
+  job: Omit<RefreshJob, "scope">;
+  /** Also refresh everything on this interval (ms); off when absent. */
+  intervalMs?: number;
+  log: Logger;
+  /** Called after every run (tests, metrics). */
+  onResult?: (result: RefreshResult | Error, scope: RefreshScope) => void;
+}
+
+export interface WebhookService {
+  /** `http://host:port` the server is bound to. */
+  url: string;
+  server: Server;
+  queue: CoalescingQueue<RefreshScope>;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  const host = (i === -1 ? "" : listen.slice(0, i)).replace(/^\[|\]$/g, "") || "127.0.0.1";
+  const port = Number(i === -1 ? listen : listen.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--listen ${listen}: expected HOST:PORT`);
+  return { host, port };
+}
+
+/** One log line per run: what was pushed or proposed, what failed. */
+export function logResult(log: Logger, r: RefreshResult, scope: RefreshScope): void {
+  const what = scope.kind === "all" ? "all policies" : [...scope.images].map(shortImage).join(", ");
+  if (r.skipped) {
+    log.info({ scope: what }, `nothing to scan: ${r.skipped}`);
+    return;
+  }
+  for (const s of r.scan) if (!s.ok) log.warn({ policy: s.policy.id }, `no selection: ${s.message}`);
+  for (const p of r.problems)
+    log[p.severity === "error" ? "error" : "warn"](
+      { file: p.file, ...(p.line ? { line: p.line } : {}) },
+      p.message,
+    );
+  const fields: Record<string, unknown> = { scope: what, policies: r.policies.length };
+  if (r.push) {
+    fields.commit = r.push.commit;
+    fields.pushed = r.push.pushed;
+    fields.files = r.push.files.map((f) => f.path);
+  }
+  if (r.request) {
+    fields.request = r.request.request.action;
+    if ("pullRequest" in r.request.request) fields.url = r.request.request.pullRequest.url;
+  }
+  const changed = (r.push?.files.length ?? 0) + (r.request?.update.files.length ?? 0);
+  log.info(fields, changed ? "refreshed: changes delivered" : "refreshed: up to date");
+}
+
+export async function startWebhookService(opts: WebhookServiceOptions): Promise<WebhookService> {
+  const { log } = opts;
+  const queue = new CoalescingQueue<RefreshScope>(async (scope) => {
+    try {
+      const result = await refreshFleet({ ...opts.job, scope });
+      logResult(log, result, scope);
+      opts.onResult?.(result, scope);
+    } catch (err) {
+      log.error({ err: describeError(err) }, `refresh failed: ${describeError(err)}`);
+      opts.onResult?.(err instanceof Error ? err : new Error(String(err)), scope);
+    }
+  }, mergeScopes);
+  const hooks = registryWebhookHandler({
+    ...(opts.path ? { path: opts.path } : {}),
+    auth: opts.auth,
+    ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+    log,
+    onPushes: (pushes) => {
+      void queue.request({ kind: "images", images: new Set(pushes.map((p) => p.image)) });
+    },
+  });
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      sendJson(res, 200, { ok: true, busy: queue.busy });
+      return;
+    }
+    hooks(req, res).then(
+      (handled) => {
+        if (!handled) sendJson(res, 404, { error: "not found" });
+      },
+      (err: unknown) => {
+        log.error({ err: describeError(err) }, "webhook handler failed");
+        sendJson(res, 500, { error: "internal error" });
+      },
+    );
+  });
+  // Senders retry on timeouts: bound how long a slow client may hold a connection.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const { host, port } = parseListen(opts.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const bound = typeof addr === "object" && addr ? addr : { address: host, port };
+  const url = `http://${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.intervalMs) {
+    timer = setInterval(() => void queue.request({ kind: "all" }), opts.intervalMs);
+    timer.unref();
+  }
+  return {
+    url,
+    server,
+    queue,
+    async close() {
+      if (timer) clearInterval(timer);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await queue.idle();
+    },
+  };
+}
