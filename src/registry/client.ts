@@ -204,12 +204,10 @@ export class RegistryClient {
    * hands out one token for many repositories instead of one each.
    */
   plan(refs: Iterable<ReferenceInput>): void {
-    const byRegistry = new Map<string, string[]>();
     for (const input of refs) {
       const ref = toRef(input);
-      byRegistry.set(ref.registry, [...(byRegistry.get(ref.registry) ?? []), ref.repository]);
+      this.auth.plan(ref.registry, [ref.repository]);
     }
-    for (const [registry, repos] of byRegistry) this.auth.plan(registry, repos);
   }
 
   /** Waits until every cache update is on disk. Call once at the end of a scan. */
