@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { JSONParser } from "@streamparser/json";
-import { RegistryError } from "../errors.ts";
+import { RegistryError, redact } from "../errors.ts";
 import { Authenticator, type Authorization, pullScope } from "./auth.ts";
 import { defaultCacheDir, RegistryCache, type RepoCache } from "./cache.ts";
 import {
@@ -20,6 +20,7 @@ import {
   describeFailure,
   type HttpRequest,
   isHtml,
+  networkReason,
   parseJsonBody,
   type RequestStats,
   readLimited,
@@ -380,6 +381,14 @@ export class RegistryClient {
           timer.pause();
           yield pending;
         }
+      } catch (err) {
+        if (err instanceof RegistryError) throw err;
+        throw new RegistryError(
+          registry,
+          `${what}: the response broke off (${redact(networkReason(err))})`,
+          res.status,
+          { cause: err },
+        );
       } finally {
         timer.clear();
         await res.body?.cancel().catch(() => {});

@@ -111,7 +111,7 @@ export class IdleTimeout {
 
 class IdleTimeoutError extends Error {
   constructor(ms: number) {
-    super(`no answer within ${Math.round(ms / 1000)}s`);
+    super(`no answer within ${ms < 1000 ? `${ms}ms` : `${Math.round(ms / 1000)}s`}`);
     this.name = "TimeoutError";
   }
 }
@@ -122,7 +122,8 @@ function isTransient(err: unknown): boolean {
   return err.name === "TypeError" || err.name === "TimeoutError" || err.name === "AbortError";
 }
 
-function networkReason(err: unknown): string {
+/** What went wrong on the wire, in a few words (`ECONNRESET`, `no answer within 30s`). */
+export function networkReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof Error) return (cause as NodeJS.ErrnoException).code ?? cause.message;

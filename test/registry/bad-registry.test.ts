@@ -475,6 +475,31 @@ describe("rate limits, server errors and budgets", () => {
     expect(err.message).toMatch(/no answer within/);
   });
 
+  it("a consumer slower than the timeout is not mistaken for a slow registry", async () => {
+    const s = await fake(async (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`{"tags":[${Array.from({ length: 15 }, (_, i) => `"a${i}"`).join(",")},`);
+      await new Promise((r) => setTimeout(r, 50));
+      res.end(`${Array.from({ length: 15 }, (_, i) => `"b${i}"`).join(",")}]}`);
+    });
+    const c = client({ timeoutMs: 150, chunkSize: 10 });
+    let seen = 0;
+    for await (const chunk of c.tagPages(`${s.host}/team/app`)) {
+      seen += chunk.length;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(seen).toBe(30);
+  });
+
+  it("a tag list that stalls midway is one error line, not a hang", async () => {
+    const s = await fake((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"tags":["1.0",');
+    });
+    const err = await failure(client({ timeoutMs: 200 }).listTags(`${s.host}/team/app`));
+    expect(err.message).toMatch(/tag list of team\/app: the response broke off \(no answer within 200ms\)/);
+  });
+
   it("the per-registry request budget is enforced", async () => {
     const s = await fake(
       numberedPages(
