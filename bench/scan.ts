@@ -109,7 +109,7 @@ async function main() {
   const work = mkdtempSync(join(os.tmpdir(), "shipmate-bench-scan-"));
   try {
     const seedStart = performance.now();
-    const names = await seedFleet(reg, { repos: REPOS, tags: TAGS, concurrency: 32 });
+    const names = await seedFleet(reg, { repos: REPOS, tags: TAGS, via: "storage" });
     const seedMs = performance.now() - seedStart;
     const oldest = "1.0.0";
 
