@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ClusterError, describeError } from "../errors.ts";
@@ -440,6 +440,17 @@ export class Agent {
           this.metrics.suspended.set({ name: item.name, namespace: item.namespace }, suspended ? 1 : 0);
           if (suspended) return;
           const isRoot = key === this.rootKey();
+          if (!isRoot && samePath(item.spec?.path, this.opts.path)) {
+            // Two owners of the same objects would take them from each other on every pass.
+            await reconciler.markFailed(
+              ks,
+              "InvalidPath",
+              `path ${item.spec?.path} is the agent's root path; run the agent with --name ${item.name} --namespace ${item.namespace} to make this Kustomization the root`,
+              true,
+            );
+            reports.push(this.report(ks));
+            return;
+          }
           const interval = isRoot
             ? this.opts.intervalMs
             : safeDuration(item.spec?.interval, this.opts.intervalMs);
@@ -536,6 +547,14 @@ export class Agent {
   get lastPassAt(): number {
     return this.lastPassEnd;
   }
+}
+
+function samePath(a: string | undefined, b: string): boolean {
+  const norm = (p: string) =>
+    normalize(p)
+      .replace(/^(\.\/)+/, "")
+      .replace(/\/+$/, "") || ".";
+  return a !== undefined && norm(a) === norm(b);
 }
 
 function safeDuration(text: string | undefined, fallback: number): number {

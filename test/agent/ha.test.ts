@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -124,7 +123,7 @@ describe("shipmate agent --once", () => {
   it("applies, prints a JSON summary with its write count and peak memory, and exits 0 when all is Ready", async () => {
     const repo = fleet();
     repo.commit({ "clusters/test/cm.yaml": [namespace("h-once"), configMap("a", "h-once", { x: "1" })] });
-    const workdir = mkdtempSync(join(tmpdir(), "shipmate-once-"));
+    const workdir = mkdtempSync(join(repo.root, "once-"));
     const base = [
       "agent",
       "--once",
@@ -208,7 +207,7 @@ describe("high availability", () => {
       "--lease-duration",
       "6s",
       "--workdir",
-      mkdtempSync(join(tmpdir(), `shipmate-${id}-`)),
+      mkdtempSync(join(repo.root, `agent-${id}-`)),
     ];
     const a = spawnAgent(args("a"));
     const b = spawnAgent(args("b"));
@@ -446,7 +445,7 @@ describe("deploy/agent RBAC, with a real service-account token", () => {
       "--log-level",
       "silent",
     ];
-    const workdir = mkdtempSync(join(tmpdir(), "shipmate-rbac-"));
+    const workdir = mkdtempSync(join(repo.root, "rbac-"));
     const res = await runCli([...base, "--kubeconfig", saConfig, "--workdir", workdir]);
     const byName = Object.fromEntries(
       JSON.parse(res.stdout).reconciled.map((k: { name: string }) => [k.name, k]),

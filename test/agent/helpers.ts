@@ -88,7 +88,8 @@ export function makeAgent(kube: KubeCluster, repo: FleetRepo, opts: Partial<Agen
       intervalMs: 60_000,
       name: "fleet",
       namespace: "shipmate-system",
-      workdir: mkdtempSync(join(tmpdir(), "shipmate-agent-")),
+      // Inside the fixture's directory, so removing the repo removes the checkout too.
+      workdir: mkdtempSync(join(repo.root, "agent-")),
       pollMs: 200,
       healthPollMs: 200,
       ...opts,

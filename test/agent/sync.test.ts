@@ -245,6 +245,21 @@ describe("Kustomizations", () => {
     expect(await getObject(client, cm("t-self", "x"))).toBeDefined();
   });
 
+  it("a Kustomization over the agent's root path under another name is refused, not fought over", async () => {
+    const repo = fleet();
+    repo.commit({ "clusters/test/sync.yaml": [kustomization("t-twin-other", { path: "./clusters/test/" })] });
+    const agent = agentFor(repo, "t-twin");
+    const res = await agent.once();
+    const twin = res.reconciled.find((k) => k.name === "t-twin-other");
+    expect(twin).toMatchObject({ ready: false, reason: "InvalidPath" });
+    expect(twin?.message).toMatch(/--name t-twin-other --namespace shipmate-system/);
+    expect(
+      (await ksStatus(client, "t-twin-other")).ks?.status.conditions.find(
+        (c: { type: string }) => c.type === "Stalled",
+      )?.status,
+    ).toBe("True");
+  });
+
   it("a bad object fails only its own Kustomization, and nothing of it is applied", async () => {
     const repo = fleet();
     repo.commit({
