@@ -112,13 +112,13 @@ function findEnv(envs: readonly FleetEnvironment[], name: string, file: string):
   return env;
 }
 
-function readEnv(dir: string, env: FleetEnvironment): EnvTree {
+function readEnv(dir: string, env: FleetEnvironment): EnvTree & { stamps: ReadonlyMap<string, string> } {
   if (!existsSync(join(dir, env.path)))
     throw new ConfigError(`environment ${env.name}: its path ${env.path} does not exist in the repository`, {
       file: FLEET_FILE,
     });
   const read = readTree(dir, { subdir: env.path, claimed: () => true });
-  return { name: env.name, path: env.path, files: read.files };
+  return { name: env.name, path: env.path, files: read.files, stamps: read.stamps };
 }
 
 /** When anything under `path` last changed, from git history; undefined in a shallow clone that cannot tell. */
@@ -284,12 +284,11 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     if (!base) throw new UsageError("cannot tell the target branch (detached HEAD): pass --branch");
     // The edit is recomputed on the target branch's current head on every attempt (never a stale patch).
     const applyFor = (only?: string) => async () => {
-      const again = planPromotion(fromTree, readEnv(toWs.dir, toEnv), only ? { apps: [only] } : apps);
-      const originals = new Map(
-        readTree(toWs.dir, { subdir: toEnv.path, claimed: () => true }).files.map((f) => [f.path, f.content]),
-      );
+      const target = readEnv(toWs.dir, toEnv);
+      const again = planPromotion(fromTree, target, only ? { apps: [only] } : apps);
       const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
-      const written = writeUpdates(toWs.dir, updates, originals);
+      // The stamps taken at read time make the write refuse a file that changed underneath.
+      const written = writeUpdates(toWs.dir, updates, target.stamps);
       if (written.problems.length)
         throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
       return updates.filter((u) => written.written.includes(u.path));
