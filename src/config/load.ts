@@ -281,7 +281,10 @@ function buildNativePolicy(
 
 function buildAutomation(a: Parsed<FluxImageUpdateAutomation>): UpdateAutomation {
   const { spec, metadata } = a.data;
-  const git = spec.git;
+  const { checkout, commit, push } = spec.git;
+  const author = commit.author.name
+    ? { name: commit.author.name, email: commit.author.email }
+    : { email: commit.author.email };
   const automation: UpdateAutomation = {
     id: `${a.namespace}:${metadata.name}`,
     namespace: a.namespace,
@@ -292,38 +295,32 @@ function buildAutomation(a: Parsed<FluxImageUpdateAutomation>): UpdateAutomation
       namespace: spec.sourceRef.namespace ?? a.namespace,
     },
     interval: spec.interval,
-    commit: {
-      author: git?.commit.author.name
-        ? { name: git.commit.author.name, email: git?.commit.author.email ?? "" }
-        : { email: git?.commit.author.email ?? "" },
-    },
+    commit: { author },
     update: { strategy: "Setters", path: spec.update?.path || "." },
     suspended: spec.suspend ?? false,
     source: sourceOf(a),
   };
-  if (git?.checkout) {
-    const { branch, tag, semver, name, commit } = git.checkout.ref;
-    automation.checkout = Object.fromEntries(
-      Object.entries({ branch, tag, semver, name, commit }).filter(([, v]) => v !== undefined),
-    );
+  if (checkout) {
+    const { branch, tag, semver, name, commit: sha } = checkout.ref;
+    automation.checkout = compact({ branch, tag, semver, name, commit: sha });
   }
-  if (git?.commit.messageTemplate !== undefined)
-    automation.commit.messageTemplate = git.commit.messageTemplate;
-  if (git?.commit.messageTemplateValues)
-    automation.commit.messageTemplateValues = git.commit.messageTemplateValues;
-  if (git?.commit.signingKey)
+  if (commit.messageTemplate !== undefined) automation.commit.messageTemplate = commit.messageTemplate;
+  if (commit.messageTemplateValues) automation.commit.messageTemplateValues = commit.messageTemplateValues;
+  if (commit.signingKey)
     automation.commit.signingKey = {
-      secretRef: git.commit.signingKey.secretRef.name,
-      type: git.commit.signingKey.type ?? "gpg",
+      secretRef: commit.signingKey.secretRef.name,
+      type: commit.signingKey.type ?? "gpg",
     };
-  if (git?.push) {
-    const { branch, refspec, options } = git.push;
-    automation.push = Object.fromEntries(
-      Object.entries({ branch, refspec, options }).filter(([, v]) => v !== undefined),
-    );
-  }
+  if (push) automation.push = compact({ branch: push.branch, refspec: push.refspec, options: push.options });
   if (spec.policySelector) automation.policySelector = spec.policySelector;
   return automation;
+}
+
+/** Without the fields that are undefined (the types use optional fields, not undefined values). */
+function compact<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 const FLUX_KINDS = new Set(["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"]);

@@ -182,7 +182,7 @@ export const fluxImageUpdateAutomation = z.looseObject({
           })
           .optional(),
       })
-      .optional(),
+      .describe("required here: without it Flux has no commit author either"),
     interval: fluxInterval,
     policySelector: labelSelector.optional(),
     update: z

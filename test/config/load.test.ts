@@ -421,6 +421,11 @@ describe("config: bad input names the file, document, field and line", () => {
       "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata: {name: a}\nspec: {image: redis}\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec: {imageRepositoryRef: {name: a}, policy: {numerical: {order: DESC}}}\n",
       /x\.yaml:9: document 2, ImagePolicy flux-system\/a: spec\.policy\.numerical\.order: /,
     ],
+    [
+      "an ImageUpdateAutomation without spec.git (no commit author)",
+      "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageUpdateAutomation\nmetadata: {name: a}\nspec:\n  interval: 5m\n  sourceRef: {kind: GitRepository, name: fleet}\n",
+      /x\.yaml:4: document 1, ImageUpdateAutomation flux-system\/a: spec\.git: is required/,
+    ],
   ])("config: %s", (_rule, text, pattern) => {
     let caught: unknown;
     try {
