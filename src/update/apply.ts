@@ -120,11 +120,12 @@ class FileScanner {
   }
 
   /** Every scalar value under `node` (map values and sequence items, not keys). */
-  *scalars(node: YNode | undefined): Generator<ScalarNode> {
-    if (!node) return;
-    if (node.kind === "scalar") yield node;
-    else if (node.kind === "map") for (const e of node.entries) yield* this.scalars(e.value);
-    else if (node.kind === "seq") for (const i of node.items) yield* this.scalars(i);
+  scalars(node: YNode | undefined, out: ScalarNode[] = []): ScalarNode[] {
+    if (!node) return out;
+    if (node.kind === "scalar") out.push(node);
+    else if (node.kind === "map") for (const e of node.entries) this.scalars(e.value, out);
+    else if (node.kind === "seq") for (const i of node.items) this.scalars(i, out);
+    return out;
   }
 
   *maps(node: YNode | undefined): Generator<MapNode> {
@@ -137,7 +138,7 @@ class FileScanner {
 
   markers(root: YNode | undefined, object: ObjectId): void {
     for (const node of this.scalars(root)) {
-      if (node.comment === undefined) continue;
+      if (node.comment === undefined || !mayContainMarker(node.comment)) continue;
       const m = parseMarker(node.comment);
       if (m.kind === "none") continue;
       if (m.kind === "invalid") {
@@ -428,10 +429,19 @@ export function updateFile(
 export function applyUpdates(files: Iterable<SourceFile>, input: UpdateInput): UpdateResult {
   const known = new Set(input.policies.map((p) => p.id));
   const result: UpdateResult = { files: [], problems: [] };
-  for (const f of files) {
-    const { update, problems } = updateFile(f, input, known);
-    if (update) result.files.push(update);
-    result.problems.push(...problems);
+  // The yaml parser reads process.env.LOG_TOKENS once per token; Node's env object is an exotic
+  // C++-backed map, and those reads were a third of the parse time. A plain snapshot answers the
+  // same; it is swapped back before anything else can run (this function is synchronous).
+  const env = process.env;
+  process.env = { ...env };
+  try {
+    for (const f of files) {
+      const { update, problems } = updateFile(f, input, known);
+      if (update) result.files.push(update);
+      result.problems.push(...problems);
+    }
+  } finally {
+    process.env = env;
   }
   return result;
 }

@@ -8,9 +8,8 @@
  */
 import { randomBytes } from "node:crypto";
 import {
-  chmodSync,
   closeSync,
-  fsyncSync,
+  fchmodSync,
   lstatSync,
   openSync,
   readdirSync,
@@ -42,6 +41,8 @@ export interface ReadResult {
   problems: Problem[];
   /** YAML files looked at (for reporting). */
   scanned: number;
+  /** Identity of each returned file when read (inode, size, mtime), to notice a change before writing. */
+  stamps: Map<string, string>;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -54,6 +55,10 @@ function inside(root: string, p: string): boolean {
   return p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
+function stampOf(st: import("node:fs").Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
 function toPosix(p: string): string {
   return sep === "/" ? p : p.split(sep).join("/");
 }
@@ -62,7 +67,7 @@ function toPosix(p: string): string {
 export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
   const realRoot = realpathSync(root);
   const max = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  const result: ReadResult = { files: [], problems: [], scanned: 0 };
+  const result: ReadResult = { files: [], problems: [], scanned: 0, stamps: new Map() };
   const start = resolve(realRoot, opts.subdir ?? ".");
   if (!inside(realRoot, start)) {
     result.problems.push({
@@ -117,8 +122,11 @@ export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
       if (!e.isFile() || !isYamlName(e.name)) continue;
       result.scanned++;
       let size: number;
+      let stamp: string;
       try {
-        size = lstatSync(full).size;
+        const st = lstatSync(full);
+        size = st.size;
+        stamp = stampOf(st);
       } catch (err) {
         problem(rel, "unreadable", "error", (err as Error).message);
         continue;
@@ -145,7 +153,10 @@ export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
         problem(rel, "not-utf8", "warning", "not UTF-8 text; skipped");
         continue;
       }
-      if (mayContainMarker(content) || opts.claimed?.(rel)) result.files.push({ path: rel, content });
+      if (mayContainMarker(content) || opts.claimed?.(rel)) {
+        result.files.push({ path: rel, content });
+        result.stamps.set(rel, stamp);
+      }
     }
   }
   return result;
@@ -165,10 +176,19 @@ export interface WriteResult {
 export function writeUpdates(
   root: string,
   updates: readonly FileUpdate[],
-  originals: ReadonlyMap<string, string>,
+  stamps: ReadonlyMap<string, string>,
 ): WriteResult {
   const realRoot = realpathSync(root);
   const out: WriteResult = { written: [], problems: [] };
+  const realDirs = new Map<string, string>();
+  const realDir = (d: string) => {
+    let r = realDirs.get(d);
+    if (r === undefined) {
+      r = realpathSync.native(d);
+      realDirs.set(d, r);
+    }
+    return r;
+  };
   const ready: { full: string; mode: number; content: string; path: string }[] = [];
   for (const u of updates) {
     if (u.content === undefined) continue;
@@ -182,7 +202,7 @@ export function writeUpdates(
       fail("unreadable", (err as Error).message);
       continue;
     }
-    if (!st.isFile() || !inside(realRoot, realpathSync(dirname(full)) + sep + basename(full))) {
+    if (!st.isFile() || !inside(realRoot, realDir(dirname(full)) + sep + basename(full))) {
       fail("symlink", "no longer a regular file inside the repository; not written");
       continue;
     }
@@ -190,8 +210,8 @@ export function writeUpdates(
       fail("read-only", "file is read-only; not written");
       continue;
     }
-    const original = originals.get(u.path);
-    if (original !== undefined && readFileSync(full, "utf8") !== original) {
+    const stamp = stamps.get(u.path);
+    if (stamp !== undefined && stampOf(st) !== stamp) {
       fail("unreadable", "file changed while shipmate was updating it; not written");
       continue;
     }
@@ -202,12 +222,14 @@ export function writeUpdates(
     try {
       const fd = openSync(tmp, "wx", r.mode);
       try {
+        // No fsync: rename-over is atomic for readers, and a crash leaves the old file or the new one in a
+        // git checkout that can be re-run; an fsync per file would cost more than the whole update.
         writeSync(fd, r.content);
-        fsyncSync(fd);
+        // The umask may have narrowed the mode given to open.
+        fchmodSync(fd, r.mode);
       } finally {
         closeSync(fd);
       }
-      chmodSync(tmp, r.mode);
       renameSync(tmp, r.full);
       out.written.push(r.path);
     } catch (err) {

@@ -8,9 +8,10 @@ import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type DeliveryMode, deliver } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
-import { applyUpdates, pathMatches } from "./apply.ts";
+import { pathMatches } from "./apply.ts";
 import { unifiedDiff } from "./diff.ts";
 import { readTree, writeUpdates } from "./fs.ts";
+import { applyUpdatesParallel } from "./parallel.ts";
 import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
 
 export interface UpdateJob {
@@ -47,35 +48,40 @@ export interface UpdateJobResult {
   commit: string | null;
   pushed: boolean;
   attempts: number;
-  /** Unified diff of the changes (always computed; printed by --dry-run). */
+  /** Unified diff of the changes (computed for --dry-run only). */
   diff: string;
   branch?: string;
 }
 
 const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
 
-/** Reads, rewrites and (unless dry) writes the tree under `dir`; problems accumulate in `problems`. */
-export function updateDirectory(
+/** Reads, rewrites and (unless dry) writes the tree under `dir`. */
+export async function updateDirectory(
   dir: string,
   input: UpdateInput,
-  opts: { path?: string; dryRun: boolean; maxFileBytes?: number },
-): { files: FileUpdate[]; problems: Problem[]; diff: string } {
+  opts: { path?: string; dryRun: boolean; maxFileBytes?: number; threads?: number },
+): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string }> {
   const claimed = (p: string) => input.policies.some((pol) => pol.paths?.some((g) => pathMatches(p, g)));
   const read = readTree(dir, {
     ...(opts.path !== undefined ? { subdir: opts.path } : {}),
     ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
     claimed,
   });
-  const originals = new Map(read.files.map((f) => [f.path, f.content]));
-  const result = applyUpdates(read.files, input);
+  const result = await applyUpdatesParallel(
+    read.files,
+    input,
+    opts.threads !== undefined ? { threads: opts.threads } : {},
+  );
   const problems = [...read.problems, ...result.problems];
   let files = result.files;
   if (!opts.dryRun && files.length > 0) {
-    const written = writeUpdates(dir, files, originals);
+    const written = writeUpdates(dir, files, read.stamps);
     problems.push(...written.problems);
     const ok = new Set(written.written);
     files = files.filter((f) => ok.has(f.path));
   }
+  if (!opts.dryRun) return { files, problems, diff: "" };
+  const originals = new Map(read.files.map((f) => [f.path, f.content]));
   return { files, problems, diff: unifiedDiff(files, originals) };
 }
 
@@ -92,7 +98,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     const apply = async () => {
       // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
       problems.length = 0;
-      const r = updateDirectory(ws.dir, input, {
+      const r = await updateDirectory(ws.dir, input, {
         dryRun: job.dryRun,
         ...(job.path !== undefined ? { path: job.path } : {}),
         ...(job.maxFileBytes !== undefined ? { maxFileBytes: job.maxFileBytes } : {}),

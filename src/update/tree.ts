@@ -63,6 +63,18 @@ function lineComment(src: string, end: number): string | undefined {
   return src.slice(i + 1, j);
 }
 
+/** A flow scalar's value; the common single-line cases without the general resolver's allocations. */
+function flowValue(token: CST.FlowScalar): string {
+  const s = token.source;
+  const multiline = s.includes("\n") || s.includes("\r");
+  if (!multiline) {
+    if (token.type === "scalar") return s;
+    if (token.type === "single-quoted-scalar") return s.slice(1, -1).replaceAll("''", "'");
+    if (!s.includes("\\")) return s.slice(1, -1);
+  }
+  return CST.resolveAsScalar(token)?.value ?? s;
+}
+
 function blockScalarStart(token: CST.BlockScalar): number {
   const last = token.props.at(-1);
   return last && "source" in last ? last.offset + last.source.length : token.offset;
@@ -74,11 +86,10 @@ function build(src: string, token: CST.Token | null | undefined, inFlow: boolean
     case "scalar":
     case "single-quoted-scalar":
     case "double-quoted-scalar": {
-      const resolved = CST.resolveAsScalar(token);
       const end = token.offset + token.source.length;
       const node: ScalarNode = {
         kind: "scalar",
-        value: resolved?.value ?? token.source,
+        value: flowValue(token),
         style: STYLE[token.type] ?? "plain",
         start: token.offset,
         end,

@@ -27,18 +27,18 @@ const input = {
 const good = `image: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "ns:app"}\n`;
 const updated = `image: ghcr.io/org/app:2.0.0 # {"$imagepolicy": "ns:app"}\n`;
 
-function run(files: Record<string, string | Buffer>, setup?: (dir: string) => void) {
+async function run(files: Record<string, string | Buffer>, setup?: (dir: string) => void) {
   const dir = tempDir();
   writeFiles(dir, { "good.yaml": good, ...files });
   setup?.(dir);
-  const r = updateDirectory(dir, input, { dryRun: false });
+  const r = await updateDirectory(dir, input, { dryRun: false });
   return { dir, ...r, good: readFileSync(join(dir, "good.yaml"), "utf8") };
 }
 
 describe("bad input", () => {
-  it("invalid marker JSON: reported with file and line; the other files are still updated", () => {
+  it("invalid marker JSON: reported with file and line; the other files are still updated", async () => {
     const bad = `a: 1\nimage: x:1 # {"$imagepolicy": ns:app}\n`;
-    const r = run({ "bad.yaml": bad });
+    const r = await run({ "bad.yaml": bad });
     expect(r.problems).toMatchObject([
       { file: "bad.yaml", line: 2, kind: "invalid-marker", severity: "error" },
     ]);
@@ -46,9 +46,9 @@ describe("bad input", () => {
     expect(r.good).toBe(updated);
   });
 
-  it("unknown policy: left alone with a warning", () => {
+  it("unknown policy: left alone with a warning", async () => {
     const other = `image: x:1 # {"$imagepolicy": "ns:other"}\n`;
-    const r = run({ "other.yaml": other });
+    const r = await run({ "other.yaml": other });
     expect(r.problems).toMatchObject([
       { file: "other.yaml", line: 1, kind: "unknown-policy", severity: "warning" },
     ]);
@@ -56,9 +56,9 @@ describe("bad input", () => {
     expect(r.good).toBe(updated);
   });
 
-  it("a .yaml file that is not YAML (a Helm template): reported with its line, untouched", () => {
+  it("a .yaml file that is not YAML (a Helm template): reported with its line, untouched", async () => {
     const tpl = `spec:\n  image: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "ns:app"}\n{{- if .Values.x }}\n  a: [\n{{- end }}\n`;
-    const r = run({ "templates/deploy.yaml": tpl });
+    const r = await run({ "templates/deploy.yaml": tpl });
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]).toMatchObject({
       file: "templates/deploy.yaml",
@@ -70,7 +70,7 @@ describe("bad input", () => {
     expect(r.good).toBe(updated);
   });
 
-  it("a 100 MB file is bounded: skipped unread, memory stays flat", () => {
+  it("a 100 MB file is bounded: skipped unread, memory stays flat", async () => {
     const dir = tempDir();
     writeFiles(dir, { "good.yaml": good });
     const fd = openSync(join(dir, "huge.yaml"), "w");
@@ -78,7 +78,7 @@ describe("bad input", () => {
     for (let written = 0; written < 100 * 1024 * 1024; written += chunk.length) writeSync(fd, chunk);
     closeSync(fd);
     const before = process.memoryUsage().rss;
-    const r = updateDirectory(dir, input, { dryRun: false });
+    const r = await updateDirectory(dir, input, { dryRun: false });
     const grew = process.memoryUsage().rss - before;
     expect(r.problems).toMatchObject([{ file: "huge.yaml", kind: "too-large", severity: "warning" }]);
     expect(statSync(join(dir, "huge.yaml")).size).toBeGreaterThanOrEqual(100 * 1024 * 1024);
@@ -86,7 +86,7 @@ describe("bad input", () => {
     expect(grew).toBeLessThan(64 * 1024 * 1024);
   });
 
-  it("a YAML alias bomb is parsed without expanding aliases: memory stays flat, its marker is set", () => {
+  it("a YAML alias bomb is parsed without expanding aliases: memory stays flat, its marker is set", async () => {
     let bomb = `a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
     for (let i = 1; i < 12; i++)
       bomb += `a${i}: &a${i} [${Array(9)
@@ -94,16 +94,16 @@ describe("bad input", () => {
         .join(",")}]\n`;
     bomb += `image: ghcr.io/org/app:1.0.0 # {"$imagepolicy": "ns:app"}\n`;
     const before = process.memoryUsage().rss;
-    const r = run({ "bomb.yaml": bomb });
+    const r = await run({ "bomb.yaml": bomb });
     expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
     expect(r.problems).toEqual([]);
     expect(readFileSync(join(r.dir, "bomb.yaml"), "utf8")).toBe(bomb.replace("app:1.0.0", "app:2.0.0"));
   });
 
-  it("binary and non-UTF-8 .yaml files are skipped with a warning", () => {
+  it("binary and non-UTF-8 .yaml files are skipped with a warning", async () => {
     const binary = Buffer.from([0x61, 0x3a, 0x00, 0x01, 0x02, 0xff]);
     const latin1 = Buffer.from(`image: caf\xe9 # {"$imagepolicy": "ns:app"}\n`, "latin1");
-    const r = run({ "blob.yaml": binary, "latin1.yaml": latin1, "image.png": binary });
+    const r = await run({ "blob.yaml": binary, "latin1.yaml": latin1, "image.png": binary });
     expect(r.problems).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ file: "blob.yaml", kind: "binary" }),
@@ -115,10 +115,10 @@ describe("bad input", () => {
     expect(r.good).toBe(updated);
   });
 
-  it("symlinks: loops do not hang, links out of the repository are never followed", () => {
+  it("symlinks: loops do not hang, links out of the repository are never followed", async () => {
     const outside = tempDir();
     writeFiles(outside, { "secret.yaml": good });
-    const r = run({ "sub/x.yaml": good }, (dir) => {
+    const r = await run({ "sub/x.yaml": good }, (dir) => {
       symlinkSync("loop-b.yaml", join(dir, "loop-a.yaml"));
       symlinkSync("loop-a.yaml", join(dir, "loop-b.yaml"));
       symlinkSync(join(outside, "secret.yaml"), join(dir, "escape.yaml"));
@@ -154,19 +154,19 @@ describe("bad input", () => {
     expect(statSync(join(work, "ro.yaml")).mode & 0o777).toBe(0o444);
   });
 
-  it("file modes and byte-for-byte content outside the change survive the atomic write (CRLF, BOM, no final newline)", () => {
+  it("file modes and byte-for-byte content outside the change survive the atomic write (CRLF, BOM, no final newline)", async () => {
     const crlf = `\uFEFF# keep\r\nimage:   "ghcr.io/org/app:1.0.0"\t# {"$imagepolicy": "ns:app"}  \r\n\r\nx: y`;
     const dir = tempDir();
     writeFiles(dir, { "w.yaml": crlf });
     chmodSync(join(dir, "w.yaml"), 0o640);
-    updateDirectory(dir, input, { dryRun: false });
+    await updateDirectory(dir, input, { dryRun: false });
     expect(readFileSync(join(dir, "w.yaml"))).toEqual(
       Buffer.from(crlf.replace("app:1.0.0", "app:2.0.0"), "utf8"),
     );
     expect(statSync(join(dir, "w.yaml")).mode & 0o777).toBe(0o640);
   });
 
-  it("readTree screens: files without a marker are not returned unless a policy claims them", () => {
+  it("readTree screens: files without a marker are not returned unless a policy claims them", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, ".git"));
     writeFiles(dir, {
