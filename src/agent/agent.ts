@@ -100,6 +100,8 @@ export class Agent {
   private current = new Map<string, KustomizationObject>();
   private lastPassEnd = 0;
   private loopAlive = 0;
+  private syncRequested = false;
+  private wake: AbortController | undefined;
   readonly elector: LeaderElector;
 
   constructor(kc: KubeConfig, options: AgentOptions, log: Logger) {
@@ -138,6 +140,7 @@ export class Agent {
   /** For /healthz and /readyz. */
   probes() {
     return {
+      trigger: () => this.requestSync(),
       healthy: () => {
         const stuck =
           this.loopAlive && Date.now() - this.loopAlive > Math.max(10 * this.opts.pollMs, 10 * 60_000);
@@ -295,8 +298,11 @@ export class Agent {
     this.current = await this.listKustomizations();
     // While the source is failing it is retried on every pass, so recovery is prompt; a
     // reconcile request on any Kustomization asks for the newest git as well.
+    const hooked = this.syncRequested;
+    this.syncRequested = false;
     if (
       force ||
+      hooked ||
       this.sourceFailed ||
       !this.source.artifact ||
       now - this.lastFetch >= this.opts.intervalMs ||
@@ -497,8 +503,19 @@ export class Agent {
         this.log.error({}, `reconcile pass failed: ${describeError(err)}`);
       }
       this.loopAlive = Date.now();
-      await sleep(this.opts.pollMs, signal);
+      if (this.syncRequested) continue;
+      this.wake = new AbortController();
+      await sleep(this.opts.pollMs, AbortSignal.any([signal, this.wake.signal]));
     }
+  }
+
+  /**
+   * Asks for a fetch and pass now (a push webhook): requests arriving while a
+   * pass runs are coalesced into one more pass.
+   */
+  requestSync(): void {
+    this.syncRequested = true;
+    this.wake?.abort();
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The agent's HTTP endpoints: `/metrics` (Prometheus text format),
- * `/healthz` (the process and its loop are alive) and `/readyz` (the API
- * server answered recently and, for the leader, the last pass ran).
+ * `/healthz` (the process and its loop are alive), `/readyz` (the API
+ * server answered recently) and `POST /hooks/sync` (a push webhook: fetch
+ * and reconcile now instead of at the next interval).
  */
 import { createServer, type Server } from "node:http";
 import type { AgentMetrics } from "./metrics.ts";
@@ -9,6 +10,8 @@ import type { AgentMetrics } from "./metrics.ts";
 export interface Probes {
   healthy(): { ok: boolean; why: string };
   ready(): { ok: boolean; why: string };
+  /** A push webhook: fetch and reconcile now. */
+  trigger?(): void;
 }
 
 /** Listens on "host:port" (":8080" means every interface); resolves with the bound address. */
@@ -26,7 +29,15 @@ export async function serve(
       res.writeHead(code, { "content-type": type });
       res.end(body);
     };
-    if (req.method !== "GET" && req.method !== "HEAD") return answer(405, "method not allowed\n");
+    if (path === "/hooks/sync" && req.method === "POST" && probes.trigger) {
+      // The body is not read: any push means "fetch now"; the agent decides what changed.
+      req.resume();
+      probes.trigger();
+      return answer(202, "sync requested\n");
+    }
+    if (path === "/hooks/sync" || (req.method !== "GET" && req.method !== "HEAD")) {
+      return answer(405, "method not allowed\n");
+    }
     if (path === "/metrics") {
       metrics.registry.metrics().then(
         (text) => answer(200, text, metrics.registry.contentType),

@@ -9,6 +9,7 @@ import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
+import { serve } from "../../src/agent/server.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
@@ -250,6 +251,38 @@ describe("high availability", () => {
     standby.proc.kill("SIGTERM");
     expect(await standby.exited).toBe(0);
     expect(await leaseHolder("h-ha")).toBeUndefined();
+  });
+});
+
+describe("push webhook", () => {
+  it("POST /hooks/sync fetches and reconciles at once, long before the interval", async () => {
+    const repo = fleet();
+    repo.commit({ "clusters/test/cm.yaml": [namespace("h-hook"), configMap("v", "h-hook", { rev: "1" })] });
+    const agent = makeAgent(kube, repo, { name: "h-hook", intervalMs: 3_600_000, pollMs: 3_600_000 });
+    const { server, url } = await serve("127.0.0.1:0", agent.metrics, agent.probes());
+    const stop = new AbortController();
+    const running = agent.run(stop.signal, false);
+    try {
+      await eventually(
+        () => getObject(client, "/api/v1/namespaces/h-hook/configmaps/v"),
+        30_000,
+        "first apply",
+      );
+      repo.commit({ "clusters/test/cm.yaml": [namespace("h-hook"), configMap("v", "h-hook", { rev: "2" })] });
+      const hook = await fetch(`${url}/hooks/sync`, { method: "POST", body: "{}" });
+      expect(hook.status).toBe(202);
+      await eventually(
+        async () => (await getObject(client, "/api/v1/namespaces/h-hook/configmaps/v"))?.data.rev === "2",
+        20_000,
+        "the pushed revision",
+      );
+      expect((await fetch(`${url}/hooks/sync`)).status).toBe(405);
+    } finally {
+      stop.abort();
+      await running;
+      server.close();
+      agent.close();
+    }
   });
 });
 
