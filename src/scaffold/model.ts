@@ -68,6 +68,10 @@ const RESERVED: Record<"environment" | "app" | "team", string[]> = {
   team: ["default", AGENT_NAMESPACE, "flux-system", "base"],
 };
 
+/** Plain scalars YAML 1.1 or 1.2 resolves to a number or boolean (DNS-label characters only). */
+const YAML_SCALAR =
+  /^([0-9]+|[0-9]+e[0-9]+|0x[0-9a-f]+|0o[0-7]+|[0-9]+(-[0-9]+)+|true|false|yes|no|on|off|y|n|null)$/;
+
 /** One clear line per bad name; the same rule for environments, apps and teams. */
 export function checkName(kind: "environment" | "app" | "team", name: string): void {
   if (name.includes("/") || name.includes(".."))
@@ -76,6 +80,9 @@ export function checkName(kind: "environment" | "app" | "team", name: string): v
     throw new UsageError(
       `${kind} name "${name}" is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)`,
     );
+  // A name YAML reads as something other than itself (123, 1e5, true, no) would turn into a number or boolean in manifests.
+  if (YAML_SCALAR.test(name))
+    throw new UsageError(`${kind} name "${name}" reads as a number or boolean in YAML; add a letter`);
   if (name.startsWith("kube-") || RESERVED[kind].includes(name))
     throw new UsageError(`${kind} name "${name}" is reserved`);
 }

@@ -128,6 +128,12 @@ export function renderFleet(model: FleetModel, templates: Templates = new Templa
   const apps = new Map(model.apps.map((a) => [a.name, a]));
   const teams = new Map(model.teams.map((t) => [t.name, t]));
   const seen = new Set<string>();
+  const checker = new YamlChecker([
+    model.name,
+    ...model.envs.map((e) => e.name),
+    ...model.apps.map((a) => a.name),
+    ...model.teams.map((t) => t.name),
+  ]);
   const files: RenderedFile[] = [];
   for (const line of plan) {
     const repo = repos.get(line.repo);
@@ -140,7 +146,7 @@ export function renderFleet(model: FleetModel, templates: Templates = new Templa
     if (line.app) context.app = apps.get(line.app);
     if (line.team) context.team = teams.get(line.team);
     const content = templates.render(line.template, context);
-    checkRendered(key, content);
+    checker.check(key, content);
     files.push({ repo: line.repo, path: line.path, content });
   }
   return files.sort((a, b) => (a.repo === b.repo ? cmp(a.path, b.path) : cmp(a.repo, b.repo)));
@@ -150,12 +156,46 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Every YAML file must parse, so a template slip is caught here and not by the user's cluster. */
-function checkRendered(key: string, content: string): void {
-  if (!/\.ya?ml$/.test(key) || key.includes("/chart/templates/")) return;
-  for (const doc of parseAllDocuments(content)) {
-    const problem = doc.errors[0] ?? doc.warnings[0];
-    if (problem)
-      throw new TemplateError(`rendered ${key} is not valid YAML: ${problem.message.split("\n")[0]}`);
+/**
+ * Every rendered YAML file must parse, so a template slip is caught here and
+ * not by the user's cluster. Fleets repeat the same file shapes thousands of
+ * times with only names changed, so each file is reduced to a skeleton (each
+ * distinct name replaced by a numbered placeholder, in order of appearance)
+ * and each skeleton is parsed once. Names are DNS labels that YAML reads as
+ * plain strings (checkName), and the renaming is one-to-one within a file, so
+ * a skeleton parses exactly when its files do, duplicate keys included.
+ */
+class YamlChecker {
+  private readonly pattern: RegExp | undefined;
+  private readonly valid = new Set<string>();
+
+  constructor(names: string[]) {
+    const unique = [...new Set(names)].filter(Boolean).sort((a, b) => b.length - a.length);
+    this.pattern = unique.length ? new RegExp(unique.join("|"), "g") : undefined;
+  }
+
+  private skeleton(content: string): string {
+    if (!this.pattern) return content;
+    const ids = new Map<string, number>();
+    return content.replace(this.pattern, (name) => {
+      let id = ids.get(name);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(name, id);
+      }
+      return `QZ${id}Q`;
+    });
+  }
+
+  check(key: string, content: string): void {
+    if (!/\.ya?ml$/.test(key) || key.includes("/chart/templates/")) return;
+    const skeleton = this.skeleton(content);
+    if (this.valid.has(skeleton)) return;
+    for (const doc of parseAllDocuments(content)) {
+      const problem = doc.errors[0] ?? doc.warnings[0];
+      if (problem)
+        throw new TemplateError(`rendered ${key} is not valid YAML: ${problem.message.split("\n")[0]}`);
+    }
+    this.valid.add(skeleton);
   }
 }

@@ -119,9 +119,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
     const staging = stagingDir(out);
     try {
       for (const repo of repos) {
-        await writeTree(join(staging, repo.dir), repoFiles(all, repo.dir), false);
+        const files = repoFiles(all, repo.dir);
+        await writeTree(join(staging, repo.dir), files, false);
         if (!options.noGit) {
-          await gitInitCommit(join(staging, repo.dir), spec.branch, commitMessage, options.env);
+          await gitInitCommit(join(staging, repo.dir), spec.branch, commitMessage, files, options.env);
           repo.committed = true;
         }
       }
@@ -141,9 +142,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
   for (const repo of repos) {
     const dir = join(out, repo.dir);
     const fresh = (await pathKind(dir)) !== "dir" || !(await isGitWorkTree(dir, options.env));
-    await writeTree(dir, repoFiles(all, repo.dir), true);
+    const files = repoFiles(all, repo.dir);
+    await writeTree(dir, files, true);
     if (fresh && !options.noGit) {
-      await gitInitCommit(dir, spec.branch, commitMessage, options.env);
+      await gitInitCommit(dir, spec.branch, commitMessage, files, options.env);
       repo.committed = true;
     }
   }
@@ -284,6 +286,8 @@ export async function add(kind: AddKind, name: string, options: AddOptions): Pro
             staging,
             spec.branch,
             `Scaffold ${plan.repo.dir} with shipmate ${SHIPMATE_VERSION}`,
+            out,
+            options.env,
           );
         await publishStaged(staging, plan.dir);
       } catch (err) {

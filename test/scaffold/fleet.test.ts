@@ -75,7 +75,9 @@ describe("shipmate.yaml (Fleet)", () => {
   });
 
   it("rejects invalid YAML with its line", () => {
-    expect(() => parseFleet(`${header}    - name: [a\n`)).toThrow(/^shipmate\.yaml:8: invalid YAML: Flow sequence/);
+    expect(() => parseFleet(`${header}    - name: [a\n`)).toThrow(
+      /^shipmate\.yaml:8: invalid YAML: Flow sequence/,
+    );
   });
 
   it("a repository without shipmate.yaml is a ConfigError naming the file", async () => {

@@ -68,8 +68,8 @@ describe("scaffold output", () => {
     const spec = normalize({
       layout: "repo-per-team",
       version: "0.1.0",
-      teams: ["b", "a"],
-      apps: ["y@b", "x@a"],
+      teams: ["beta", "alpha"],
+      apps: ["web@beta", "api@alpha"],
     });
     const one = renderFleet(buildModel(spec));
     const two = renderFleet(buildModel(spec));

@@ -23,6 +23,16 @@ describe("scaffold input: one clear error per bad input", () => {
     ["app with a slash", { apps: ["team/app"] }, 'app name "team/app" may not contain "/" or ".."'],
     ["app too long", { apps: ["a".repeat(64)] }, "is not a DNS-1123 label"],
     ["app named like a system namespace", { apps: ["kube-system"] }, 'app name "kube-system" is reserved'],
+    [
+      "app name YAML reads as a number",
+      { apps: ["1e3"] },
+      'app name "1e3" reads as a number or boolean in YAML',
+    ],
+    [
+      "environment name YAML reads as a boolean",
+      { envs: ["no"] },
+      'environment name "no" reads as a number or boolean in YAML',
+    ],
     ["app listed twice", { apps: ["web", "web"] }, 'app "web" is given twice'],
     ["team not a DNS-1123 label", { teams: ["Team_A"] }, 'team name "Team_A" is not a DNS-1123 label'],
     ["team listed twice", { teams: ["a", "a"] }, 'team "a" is given twice'],
