@@ -44,9 +44,9 @@ try {
   console.log(`demo/app:     ${builds.map((b) => b[0]).join(" ")}`);
   console.log("demo/redis:   7-alpine (multi-arch)");
 
-  say("the example policies (policies/quickstart), pointed at that registry");
+  say("the quickstart policies (scripts/quickstart-policies.yaml), pointed at that registry");
   const policies = join(work, "policies");
-  const text = readFileSync(join(root, "policies/quickstart/policies.yaml"), "utf8").replaceAll(
+  const text = readFileSync(join(root, "scripts/quickstart-policies.yaml"), "utf8").replaceAll(
     "REGISTRY",
     reg.host,
   );

@@ -146,7 +146,7 @@ describe("scan against a registry without auth", () => {
         { cacheDir: false },
       )
     ).results;
-    expect(r).toMatchObject({ ok: false, reason: "no-tags" });
+    expect(r).toMatchObject({ ok: false, reason: "tag-not-found" });
   });
 });
 
