@@ -82,6 +82,18 @@ describe("apply, update, prune", () => {
     const s1 = await ksStatus(client, "t-apply");
     expect(s1.ks?.status.lastAppliedRevision).toBe(`main@sha1:${c1}`);
     expect(s1.ready?.reason).toBe("ReconciliationSucceeded");
+    const events = await getObject(
+      client,
+      "/api/v1/namespaces/shipmate-system/events?fieldSelector=involvedObject.name%3Dt-apply",
+    );
+    const succeeded = events?.items.find((e: { reason: string }) => e.reason === "ReconciliationSucceeded");
+    expect(succeeded?.type).toBe("Normal");
+    expect(succeeded?.message).toMatch(/^Namespace\/t-apply created\n.*ConfigMap\/t-apply\/a created/s);
+    expect(succeeded?.involvedObject).toMatchObject({
+      kind: "Kustomization",
+      name: "t-apply",
+      namespace: "shipmate-system",
+    });
 
     // An object nobody declared is never touched by prune.
     await client.raw({
