@@ -1,10 +1,15 @@
 /**
  * Update benchmark: a generated fleet repository of 10,000 YAML files holding
- * 20,000 Flux markers (200 images), updated by `shipmate update --set …` in a
- * child process (wall time and peak RSS), side by side in the same run with
- * Renovate (`--platform=local --dry-run=full`) computing the same updates from
- * a local registry (Debian's docker-registry on 127.0.0.1) that holds the new
- * tag of each image.
+ * 20,000 Flux markers (200 images).
+ *
+ * 1. `shipmate update --set …` on a local checkout, in a child process (wall
+ *    time, CPU time, peak RSS): the engine figure the issue targets.
+ * 2. Delivery side by side on a real forge (Gitea on 127.0.0.1): shipmate
+ *    `--push-branch` from a fresh clone, and Renovate (`--platform=gitea`)
+ *    finding the same updates in a local registry (Debian's docker-registry
+ *    holding tag 1.0.1 of every image) and pushing its branch.
+ * 3. Renovate `--platform=local --dry-run=full`, the offline mode the issue
+ *    asked for: it looks the updates up but never writes them (see RESULTS.md).
  *
  * Run: `npm run bench -- update` (or `node bench/update.ts [files] [images]`).
  * Renovate is installed on first use into $SHIPMATE_CACHE/renovate (outside
@@ -14,6 +19,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { startGitea } from "../test/infra/gitea.ts";
 import { seedFleet, startRegistry } from "../test/infra/registry.ts";
 
 const FILES = Number(process.argv[2] ?? 10_000);
@@ -23,28 +29,36 @@ const root = new URL("..", import.meta.url).pathname;
 const cacheRoot = process.env.SHIPMATE_CACHE ?? join(os.homedir(), ".cache", "shipmate");
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return new Promise<{ ms: number; code: number; out: string; peakRssMb: number }>((resolve, reject) => {
-    const start = performance.now();
-    // /usr/bin/time reports the child's peak RSS (kB) on the last stderr line.
-    const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
-      cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const kb = Number(err.trim().split("\n").at(-1));
-      resolve({ ms: performance.now() - start, code: code ?? 1, out: out + err, peakRssMb: kb / 1024 });
-    });
-  });
+  return new Promise<{ ms: number; code: number; out: string; peakRssMb: number; cpuS: number }>(
+    (resolve, reject) => {
+      const start = performance.now();
+      // /usr/bin/time reports the child's peak RSS (kB) and CPU seconds on the last stderr line.
+      const child = spawn("/usr/bin/time", ["-f", "%M %U %S", cmd, ...args], {
+        cwd: opts.cwd,
+        env: { ...process.env, ...opts.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      child.stderr.on("data", (d) => {
+        err += d;
+      });
+      child.on("error", reject);
+      child.on("close", (code) => {
+        const [kb = 0, user = 0, sys = 0] = (err.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
+        resolve({
+          ms: performance.now() - start,
+          code: code ?? 1,
+          out: out + err,
+          peakRssMb: kb / 1024,
+          cpuS: user + sys,
+        });
+      });
+    },
+  );
 }
 
 function ensureRenovate(): string {
@@ -111,26 +125,25 @@ function writeFleet(dir: string, host: string, names: string[]): void {
   }
 }
 
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
 async function main() {
   if (!existsSync("/usr/bin/time"))
     throw new Error("bench/update.ts needs /usr/bin/time (Debian package 'time')");
   const renovate = ensureRenovate();
   const reg = await startRegistry({ auth: "none" });
+  const gitea = await startGitea();
   const work = mkdtempSync(join(os.tmpdir(), "shipmate-bench-update-"));
+  const lines: string[] = [];
   try {
     const names = await seedFleet(reg, { repos: IMAGES, tags: 2, via: "storage" });
     const host = new URL(reg.url).host;
-    const shipFleet = join(work, "shipmate-fleet");
-    const renoFleet = join(work, "renovate-fleet");
+    const fleet = join(work, "fleet");
     const genStart = performance.now();
-    mkdirSync(shipFleet);
-    writeFleet(shipFleet, host, names);
-    git(shipFleet, ["init", "-q", "-b", "main"]);
-    git(shipFleet, ["add", "-A"]);
-    git(shipFleet, ["commit", "-qm", "fleet"]);
-    execFileSync("cp", ["-a", shipFleet, renoFleet]);
+    mkdirSync(fleet);
+    writeFleet(fleet, host, names);
     writeFileSync(
-      join(renoFleet, "renovate.json"),
+      join(fleet, "renovate.json"),
       JSON.stringify({
         kubernetes: { managerFilePatterns: ["/^apps/.+\\.yaml$/"] },
         enabledManagers: ["kubernetes"],
@@ -141,56 +154,101 @@ async function main() {
         branchConcurrentLimit: 0,
       }),
     );
-    git(renoFleet, ["add", "-A"]);
-    git(renoFleet, ["commit", "-qm", "renovate config"]);
+    git(fleet, ["init", "-q", "-b", "main"]);
+    git(fleet, ["add", "-A"]);
+    git(fleet, ["commit", "-qm", "fleet"]);
+    const checkout = join(work, "checkout");
+    execFileSync("cp", ["-a", fleet, checkout]);
+    const repo = await gitea.createRepo("fleet");
+    git(fleet, ["push", "-q", "--force", repo.authedCloneUrl, "main:main"]);
     const genMs = performance.now() - genStart;
+    const cpu = os.cpus()[0]?.model ?? "unknown cpu";
+    lines.push(
+      `machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()}, load average ${os.loadavg()[0]?.toFixed(1)} at start`,
+      `fleet: ${FILES} files, ${FILES * MARKERS_PER_FILE} markers, ${IMAGES} images (generated, committed and pushed in ${secs(genMs)})`,
+    );
 
-    // The same selections Renovate will find in the registry: every image's newest tag, 1.0.1.
+    // The same selections Renovate finds in the registry: every image's newest tag, 1.0.1.
     const sets = names.flatMap((name, k) => ["--set", `flux-system:app-${k}=${host}/${name}:1.0.1`]);
-    const ship = await run(process.execPath, [
-      join(root, "src/cli/index.ts"),
-      "update",
-      "--repo",
-      shipFleet,
-      "--json",
-      ...sets,
-    ]);
-    if (ship.code !== 0) throw new Error(`shipmate update failed:\n${ship.out.slice(0, 2000)}`);
-    const report = JSON.parse(ship.out.slice(0, ship.out.lastIndexOf("}") + 1)) as {
+    const cli = join(root, "src/cli/index.ts");
+    const local = await run(process.execPath, [cli, "update", "--repo", checkout, "--json", ...sets]);
+    if (local.code !== 0) throw new Error(`shipmate update failed:\n${local.out.slice(0, 2000)}`);
+    const report = JSON.parse(local.out.slice(0, local.out.lastIndexOf("}") + 1)) as {
       files: Record<string, unknown[]>;
     };
-    const shipFiles = Object.keys(report.files).length;
-    const shipChanges = Object.values(report.files).reduce((n, c) => n + c.length, 0);
-    const sample = readFileSync(join(shipFleet, "apps", "team-0", "app-0.yaml"), "utf8");
-    if (!sample.includes(":1.0.1 #")) throw new Error("shipmate did not write the update");
-
-    const rr = await run(renovate, ["--platform=local", "--dry-run=full"], {
-      cwd: renoFleet,
-      env: {
-        LOG_LEVEL: "debug",
-        LOG_FORMAT: "json",
-        RENOVATE_BASE_DIR: join(work, "renovate-cache"),
-        RENOVATE_HOST_RULES: JSON.stringify([{ matchHost: host, insecureRegistry: true }]),
-        RENOVATE_ONBOARDING: "false",
-        RENOVATE_REQUIRE_CONFIG: "optional",
-        RENOVATE_X_IGNORE_RE2: "true",
-      },
-    });
-    writeFileSync(join(cacheRoot, "bench-update-renovate.log"), rr.out);
-    const wouldCommit = (rr.out.match(/Would commit files to branch/g) ?? []).length;
-    const updatedFiles = new Set(rr.out.match(/"packageFile":"apps\/[^"]+"/g) ?? []).size;
-
-    const cpu = os.cpus()[0]?.model ?? "unknown cpu";
-    console.log(
-      [
-        `machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()}`,
-        `fleet: ${FILES} files, ${FILES * MARKERS_PER_FILE} markers, ${IMAGES} images (generated and committed in ${(genMs / 1000).toFixed(1)} s)`,
-        `shipmate update: ${(ship.ms / 1000).toFixed(2)} s wall (process start included), peak RSS ${ship.peakRssMb.toFixed(0)} MB, ${shipFiles} files / ${shipChanges} changes written`,
-        `renovate --platform=local --dry-run=full: ${(rr.ms / 1000).toFixed(2)} s wall, exit ${rr.code}, peak RSS ${rr.peakRssMb.toFixed(0)} MB, "would commit" branches: ${wouldCommit}, package files seen: ${updatedFiles} (log: ${join(cacheRoot, "bench-update-renovate.log")})`,
-        `ratio: shipmate is ${(rr.ms / ship.ms).toFixed(1)}× faster`,
-      ].join("\n"),
+    const changes = Object.values(report.files).reduce((n, c) => n + c.length, 0);
+    if (!readFileSync(join(checkout, "apps", "team-0", "app-0.yaml"), "utf8").includes(":1.0.1 #"))
+      throw new Error("shipmate did not write the update");
+    lines.push(
+      `shipmate update (local checkout, files only): ${secs(local.ms)} wall, ${local.cpuS.toFixed(2)} s CPU, peak RSS ${local.peakRssMb.toFixed(0)} MB, ${Object.keys(report.files).length} files / ${changes} changes written`,
     );
+
+    const auth = { SHIPMATE_GIT_TOKEN: gitea.token, SHIPMATE_GIT_USERNAME: gitea.admin.username };
+    const cloneUrl = `${gitea.url}/${repo.fullName}.git`;
+    const pushed = await run(
+      process.execPath,
+      [cli, "update", "--repo", cloneUrl, "--push-branch", "shipmate/images", "--json", ...sets],
+      {
+        env: auth,
+      },
+    );
+    if (pushed.code !== 0) throw new Error(`shipmate --push-branch failed:\n${pushed.out.slice(0, 2000)}`);
+    lines.push(
+      `shipmate update --push-branch (clone from Gitea, update, commit, push): ${secs(pushed.ms)} wall, ${pushed.cpuS.toFixed(2)} s CPU, peak RSS ${pushed.peakRssMb.toFixed(0)} MB`,
+    );
+
+    const renovateEnv = {
+      LOG_LEVEL: "debug",
+      LOG_FORMAT: "json",
+      RENOVATE_BASE_DIR: join(work, "renovate-cache"),
+      RENOVATE_HOST_RULES: JSON.stringify([{ matchHost: host, insecureRegistry: true }]),
+      RENOVATE_ONBOARDING: "false",
+      RENOVATE_REQUIRE_CONFIG: "optional",
+      RENOVATE_X_IGNORE_RE2: "true",
+      RENOVATE_GIT_AUTHOR: "Renovate Bot <renovate@example.test>",
+    };
+    const rg = await run(
+      renovate,
+      ["--platform=gitea", `--endpoint=${gitea.url}/api/v1`, `--token=${gitea.token}`, repo.fullName],
+      {
+        cwd: work,
+        env: renovateEnv,
+      },
+    );
+    writeFileSync(join(cacheRoot, "bench-update-renovate-gitea.log"), rg.out);
+    const branches = await gitea.api<{ name: string }[]>("GET", `/repos/${repo.fullName}/branches?limit=50`);
+    const renoBranch = branches.map((b) => b.name).find((b) => b.startsWith("renovate/"));
+    let renoApplied = "no branch";
+    if (renoBranch) {
+      const raw = await fetch(
+        `${gitea.url}/api/v1/repos/${repo.fullName}/raw/apps/team-0/app-0.yaml?ref=${encodeURIComponent(renoBranch)}`,
+        {
+          headers: { authorization: `token ${gitea.token}` },
+        },
+      );
+      renoApplied = (await raw.text()).includes(":1.0.1")
+        ? `branch ${renoBranch} carries the update`
+        : `branch ${renoBranch} without the update`;
+    }
+    lines.push(
+      `renovate --platform=gitea (clone, lookup, update, commit, push): ${secs(rg.ms)} wall, exit ${rg.code}, ${rg.cpuS.toFixed(2)} s CPU, peak RSS ${rg.peakRssMb.toFixed(0)} MB, ${renoApplied}`,
+      `ratio (delivery to a branch on the same Gitea): shipmate is ${(rg.ms / pushed.ms).toFixed(1)}× faster`,
+    );
+
+    const rl = await run(renovate, ["--platform=local", "--dry-run=full"], { cwd: fleet, env: renovateEnv });
+    writeFileSync(join(cacheRoot, "bench-update-renovate-local.log"), rl.out);
+    const branchified = /"msg":"Returning (\d+) branch\(es\)"/.exec(rl.out)?.[1] ?? "?";
+    const wrote =
+      execFileSync("git", ["status", "--porcelain"], { cwd: fleet, encoding: "utf8" }).trim() !== "";
+    lines.push(
+      `renovate --platform=local --dry-run=full: ${secs(rl.ms)} wall, exit ${rl.code}, peak RSS ${rl.peakRssMb.toFixed(0)} MB, ${branchified} branch(es) planned, files written: ${wrote ? "yes" : "none"}`,
+    );
+    console.log(lines.join("\n"));
+  } catch (err) {
+    console.log(lines.join("\n"));
+    throw err;
   } finally {
+    await gitea.stop();
     await reg.stop();
     rmSync(work, { recursive: true, force: true });
   }
