@@ -286,44 +286,41 @@ describe("push webhook", () => {
   });
 });
 
+/** 400 ConfigMaps applied by an agent that the test interrupts once it has started writing. */
+async function interruptedApply(ns: string, agentOpts: Parameters<typeof makeAgent>[2]) {
+  const repo = fleet();
+  const many = (n: number) => Array.from({ length: n }, (_, i) => configMap(`c${i}`, ns, { i: String(i) }));
+  repo.commit({ "clusters/test/all.yaml": [namespace(ns), ...many(400)] });
+  const agent = makeAgent(kube, repo, { name: ns, ...agentOpts });
+  const run = agent.once();
+  await eventually(async () => (agent.client.counts.byVerb.APPLY ?? 0) > 5, 60_000, "writes");
+  const owned = async () =>
+    ((
+      await getObject(
+        client,
+        `/api/v1/namespaces/${ns}/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3D${ns}`,
+      )
+    )?.items ?? []) as { metadata: { name: string } }[];
+  return { repo, many, agent, run, owned };
+}
+
 describe("API server restarted in the middle of an apply", () => {
   it("the agent recovers: nothing lost, nothing orphaned", async () => {
-    const repo = fleet();
-    const many = (n: number) =>
-      Array.from({ length: n }, (_, i) => configMap(`c${i}`, "h-restart", { i: String(i) }));
-    repo.commit({ "clusters/test/all.yaml": [namespace("h-restart"), ...many(400)] });
-    const agent = makeAgent(kube, repo, { name: "h-restart" });
+    const { repo, many, agent, run, owned } = await interruptedApply("h-restart", {});
     try {
-      const run = agent.once();
-      // Stop the API server as soon as the agent has started writing objects.
-      await eventually(
-        async () => agent.client.counts.byVerb.APPLY && agent.client.counts.byVerb.APPLY > 5,
-        60_000,
-        "writes",
-      );
       await kube.stopApiServer();
-      // The write-ahead inventory already lists every object about to be created.
       await new Promise((r) => setTimeout(r, 1500));
       await kube.startApiServer();
       const summary = await run;
       expect(summary.reconciled[0]?.ready).toBe(true);
-      const list = await getObject(
-        client,
-        "/api/v1/namespaces/h-restart/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3Dh-restart",
-      );
-      expect(list?.items).toHaveLength(400);
-      const inv = (await ksStatus(client, "h-restart")).inventory.map((e) => e.id);
-      expect(inv).toHaveLength(401);
+      expect(await owned()).toHaveLength(400);
+      expect((await ksStatus(client, "h-restart")).inventory).toHaveLength(401);
 
       // Remove half from git: every one of them is pruned (none was left out of the inventory).
       repo.commit({ "clusters/test/all.yaml": [namespace("h-restart"), ...many(200)] });
       const pruned = await agent.pass(new AbortController().signal, true);
       expect(pruned.reconciled[0]?.ready).toBe(true);
-      const after = await getObject(
-        client,
-        "/api/v1/namespaces/h-restart/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3Dh-restart",
-      );
-      expect(after?.items.map((i: { metadata: { name: string } }) => i.metadata.name).sort()).toEqual(
+      expect((await owned()).map((i) => i.metadata.name).sort()).toEqual(
         many(200)
           .map((c) => c.metadata.name)
           .sort(),
@@ -336,38 +333,21 @@ describe("API server restarted in the middle of an apply", () => {
 
 describe("API server gone longer than the agent retries", () => {
   it("the cut-short apply fails, and the next one prunes even objects created before the cut (write-ahead inventory)", async () => {
-    const repo = fleet();
-    const many = (n: number) =>
-      Array.from({ length: n }, (_, i) => configMap(`c${i}`, "h-cut", { i: String(i) }));
-    repo.commit({ "clusters/test/all.yaml": [namespace("h-cut"), ...many(400)] });
-    const agent = makeAgent(kube, repo, { name: "h-cut", apiRetryMs: 300 });
+    const { repo, many, agent, run, owned } = await interruptedApply("h-cut", { apiRetryMs: 300 });
     try {
-      const run = agent.once();
-      await eventually(
-        async () => agent.client.counts.byVerb.APPLY && agent.client.counts.byVerb.APPLY > 5,
-        60_000,
-        "writes",
-      );
       await kube.stopApiServer();
       const cut = await run;
       await kube.startApiServer();
       expect(cut.reconciled.find((k) => k.name === "h-cut")?.ready ?? false).toBe(false);
-      const created = await getObject(
-        client,
-        "/api/v1/namespaces/h-cut/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3Dh-cut",
-      );
-      expect(created?.items.length).toBeGreaterThan(0);
-      expect(created?.items.length).toBeLessThan(400);
+      const created = (await owned()).length;
+      expect(created).toBeGreaterThan(0);
+      expect(created).toBeLessThan(400);
 
       // Git moves on before the agent gets another chance: only 50 objects remain declared.
       repo.commit({ "clusters/test/all.yaml": [namespace("h-cut"), ...many(50)] });
       const next = await agent.pass(new AbortController().signal, true);
       expect(next.reconciled[0]?.ready).toBe(true);
-      const left = await getObject(
-        client,
-        "/api/v1/namespaces/h-cut/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3Dh-cut",
-      );
-      expect(left?.items).toHaveLength(50);
+      expect(await owned()).toHaveLength(50);
       expect((await ksStatus(client, "h-cut")).inventory).toHaveLength(51);
     } finally {
       agent.close();
