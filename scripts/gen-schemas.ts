@@ -71,21 +71,31 @@ const DROP = new Set([
   "x-kubernetes-embedded-resource",
 ]);
 
-/** One schema node, compacted and made strict; `$ref`s point into `definitions`. */
+/** Keywords whose value is a schema, a list of schemas, or a map from names to schemas. */
+const SUBSCHEMA = new Set(["items", "additionalProperties", "not"]);
+const SUBSCHEMA_LIST = new Set(["allOf", "anyOf", "oneOf"]);
+const SUBSCHEMA_MAP = new Set(["properties", "patternProperties", "definitions"]);
+
+/**
+ * One schema node, compacted and made strict; `$ref`s point into
+ * `definitions`. Only keywords are dropped: a property that happens to be
+ * called `description` or `default` (PriorityClass, JSONSchemaProps) stays.
+ */
 function compact(node: Json): Json {
-  if (Array.isArray(node)) return node.map(compact);
   if (!isObj(node)) return node;
+  if (node.format === "int-or-string" || node["x-kubernetes-int-or-string"] === true) {
+    return { anyOf: [{ type: "string" }, { type: "integer" }] };
+  }
   const out: Obj = {};
   for (const [k, v] of Object.entries(node)) {
     if (DROP.has(k)) continue;
-    if (k === "$ref" && typeof v === "string") {
+    if (k === "$ref" && typeof v === "string")
       out.$ref = v.replace("#/components/schemas/", "#/definitions/");
-      continue;
-    }
-    out[k] = compact(v);
-  }
-  if (node.format === "int-or-string" || node["x-kubernetes-int-or-string"] === true) {
-    return { anyOf: [{ type: "string" }, { type: "integer" }] };
+    else if (SUBSCHEMA.has(k)) out[k] = compact(v);
+    else if (SUBSCHEMA_LIST.has(k) && Array.isArray(v)) out[k] = v.map(compact);
+    else if (SUBSCHEMA_MAP.has(k) && isObj(v))
+      out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, compact(sub)]));
+    else out[k] = v;
   }
   const preserve = node["x-kubernetes-preserve-unknown-fields"] === true;
   delete out["x-kubernetes-preserve-unknown-fields"];

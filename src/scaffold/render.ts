@@ -15,6 +15,8 @@ import { ShipmateError } from "../errors.ts";
 import { AGENT_NAMESPACE, type FleetModel, type RepoModel } from "./model.ts";
 
 export const TEMPLATES_DIR = new URL("../../templates/", import.meta.url).pathname;
+/** The in-cluster agent's own manifests, maintained with the agent. */
+export const AGENT_DEPLOY_DIR = new URL("../../deploy/agent/", import.meta.url).pathname;
 
 /** A template that renders to something unusable: a bug in shipmate's templates, not a user mistake. */
 export class TemplateError extends ShipmateError {
@@ -58,6 +60,17 @@ export class Templates {
     hb.registerHelper("concat", (...args: unknown[]) => args.slice(0, -1).map(String).join(""));
     hb.registerHelper("policy", (app: unknown, env: unknown) => `${AGENT_NAMESPACE}:${app}-${env}`);
     hb.registerHelper("policyName", (app: unknown, env: unknown) => `${app}-${env}`);
+    // The agent's CRDs are the agent's own (deploy/agent); the scaffold copies them, never a second version.
+    const agentFiles = new Map<string, string>();
+    hb.registerHelper("agentFile", (name: unknown) => {
+      const file = String(name);
+      let text = agentFiles.get(file);
+      if (text === undefined) {
+        text = readFileSync(join(AGENT_DEPLOY_DIR, file), "utf8");
+        agentFiles.set(file, text);
+      }
+      return text;
+    });
     // Go templates (Helm charts) pass through untouched.
     hb.registerHelper("raw", (options: Handlebars.HelperOptions) => options.fn(undefined));
     const partials = join(root, "partials");

@@ -107,7 +107,8 @@ describe("scaffold output", () => {
     expect(apps).toContain("prune: true");
     const agent = await readFile(join(out, "clusters/production/shipmate-system/deployment.yaml"), "utf8");
     expect(agent).toContain("image: ghcr.io/shipmate-dev/shipmate:");
-    expect(agent).toMatch(/- --path\n\s+- clusters\/production/);
+    expect(agent).toContain("- --path=clusters/production");
+    expect(agent).toContain('- "--repo=https://github.com/example/fleet.git"');
     const workflow = await readFile(join(out, ".github/workflows/shipmate.yaml"), "utf8");
     expect(workflow).toContain("uses: shipmate-dev/shipmate@v1");
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template

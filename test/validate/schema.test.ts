@@ -44,6 +44,44 @@ describe("schemas: what the API server would accept", () => {
       },
     ],
     [
+      "a field named like a schema keyword (PriorityClass description)",
+      {
+        apiVersion: "scheduling.k8s.io/v1",
+        kind: "PriorityClass",
+        metadata: { name: "high" },
+        value: 1000,
+        description: "for critical workloads",
+      },
+    ],
+    [
+      "a CRD whose schema uses x-kubernetes extensions",
+      {
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        metadata: { name: "widgets.example.com" },
+        spec: {
+          group: "example.com",
+          names: { kind: "Widget", plural: "widgets" },
+          scope: "Namespaced",
+          versions: [
+            {
+              name: "v1",
+              served: true,
+              storage: true,
+              schema: {
+                openAPIV3Schema: {
+                  type: "object",
+                  "x-kubernetes-preserve-unknown-fields": true,
+                  description: "a widget",
+                  properties: { size: { "x-kubernetes-int-or-string": true, default: 1 } },
+                },
+              },
+            },
+          ],
+        },
+      },
+    ],
+    [
       "a custom resource we have no schema for",
       {
         apiVersion: "cert-manager.io/v1",
