@@ -48,6 +48,19 @@ function fleet(): FleetRepo {
 
 const CLI = join(import.meta.dirname, "../../src/cli/index.ts");
 
+/** `shipmate agent --once --json` over a fixture repository's clusters/test. */
+const onceArgs = (repo: FleetRepo, name: string) => [
+  "agent",
+  "--once",
+  "--json",
+  "--repo",
+  repo.url,
+  "--path",
+  "clusters/test",
+  "--name",
+  name,
+];
+
 interface AgentProc {
   proc: ChildProcess;
   url: Promise<string>;
@@ -125,17 +138,7 @@ describe("shipmate agent --once", () => {
     const repo = fleet();
     repo.commit({ "clusters/test/cm.yaml": [namespace("h-once"), configMap("a", "h-once", { x: "1" })] });
     const workdir = mkdtempSync(join(repo.root, "once-"));
-    const base = [
-      "agent",
-      "--once",
-      "--json",
-      "--repo",
-      repo.url,
-      "--path",
-      "clusters/test",
-      "--name",
-      "h-once",
-    ];
+    const base = onceArgs(repo, "h-once");
     const res = await runCli([
       ...base,
       "--kubeconfig",
@@ -445,19 +448,7 @@ describe("deploy/agent RBAC, with a real service-account token", () => {
         },
       ],
     });
-    const base = [
-      "agent",
-      "--once",
-      "--json",
-      "--repo",
-      repo.url,
-      "--path",
-      "clusters/test",
-      "--name",
-      "h-rbac",
-      "--log-level",
-      "silent",
-    ];
+    const base = [...onceArgs(repo, "h-rbac"), "--log-level", "silent"];
     const workdir = mkdtempSync(join(repo.root, "rbac-"));
     const res = await runCli([...base, "--kubeconfig", saConfig, "--workdir", workdir]);
     const byName = Object.fromEntries(
