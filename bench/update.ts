@@ -76,7 +76,7 @@ function ensureRenovate(): string {
 }
 
 function git(cwd: string, args: string[]) {
-  execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@localhost", ...args], {
+  execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0", ...args], {
     cwd,
     stdio: "ignore",
   });

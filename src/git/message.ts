@@ -89,3 +89,66 @@ export function renderMessage(
     throw new ConfigError(`${source}: ${msg}${hint}`);
   }
 }
+
+/**
+ * Translates the Go text/template subset Flux users write in `messageTemplate`
+ * (`{{ .Field }}`, `{{ range .X }}`, `{{ range $k, $v := .X }}`, `{{ if }}`,
+ * `{{ else }}`, `{{ end }}`, `{{-`/`-}}` trimming) into Handlebars; undefined
+ * when the template uses anything else (functions, pipelines, variables elsewhere).
+ */
+export function goTemplateToHandlebars(template: string): string | undefined {
+  const stack: string[] = [];
+  // Go variables bound by `range $k, $v :=`, with the each-depth they were bound at (Handlebars needs ../ to reach out).
+  let vars: Record<string, { expr: "@key" | "this"; depth: number }> = {};
+  const scopes: (typeof vars)[] = [];
+  let depth = 0;
+  let failed = false;
+  const path = (expr: string): string | undefined => {
+    const e = expr.trim();
+    if (e === ".") return "this";
+    if (/^\.[A-Za-z_][\w.]*$/.test(e)) return e.slice(1);
+    const v = vars[e];
+    if (!v) return undefined;
+    const up = "../".repeat(depth - v.depth);
+    return v.expr === "@key" ? `@${up}key` : up ? up.slice(0, -1) : "this";
+  };
+  const out = template.replace(
+    /\{\{(-?)\s*([\s\S]*?)\s*(-?)\}\}/g,
+    (_m, ltrim: string, body: string, rtrim: string) => {
+      const l = ltrim ? "~" : "";
+      const r = rtrim ? "~" : "";
+      const range = /^range\s+(?:(\$\w+)\s*,\s*(\$\w+)\s*:=\s*)?(.+)$/.exec(body);
+      if (range) {
+        const target = path(range[3] ?? "");
+        if (!target) failed = true;
+        scopes.push(vars);
+        depth++;
+        vars = { ...vars };
+        if (range[1]) vars[range[1]] = { expr: "@key", depth };
+        if (range[2]) vars[range[2]] = { expr: "this", depth };
+        stack.push("each");
+        return `{{${l}#each ${target}${r}}}`;
+      }
+      const cond = /^(if|with)\s+(.+)$/.exec(body);
+      if (cond) {
+        const target = path(cond[2] ?? "");
+        if (!target) failed = true;
+        scopes.push(vars);
+        stack.push(cond[1] ?? "if");
+        return `{{${l}#${cond[1]} ${target}${r}}}`;
+      }
+      if (body === "else") return `{{${l}else${r}}}`;
+      if (body === "end") {
+        const block = stack.pop();
+        if (!block) failed = true;
+        if (block === "each") depth--;
+        vars = scopes.pop() ?? {};
+        return `{{${l}/${block}${r}}}`;
+      }
+      const p = path(body);
+      if (!p) failed = true;
+      return `{{${l}${p}${r}}}`;
+    },
+  );
+  return failed || stack.length > 0 ? undefined : out;
+}

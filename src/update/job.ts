@@ -12,6 +12,7 @@ import { pathMatches } from "./apply.ts";
 import { unifiedDiff } from "./diff.ts";
 import { readTree, writeUpdates } from "./fs.ts";
 import { applyUpdatesParallel } from "./parallel.ts";
+import type { ResolvedInput } from "./source.ts";
 import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
 
 export interface UpdateJob {
@@ -22,7 +23,7 @@ export interface UpdateJob {
   /** Only files under this repository-relative directory are looked at. */
   path?: string;
   /** The selections, or a function that loads them from the checked-out tree (policies inside the repo). */
-  input: UpdateInput | ((dir: string) => Promise<UpdateInput>);
+  input: UpdateInput | ((dir: string) => Promise<ResolvedInput>);
   delivery: "files" | "commit" | "push" | "push-branch";
   pushBranch?: string;
   dryRun: boolean;
@@ -92,15 +93,18 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     ? await Workspace.clone(job.repo, job.branch, wsOpts)
     : await Workspace.open(job.repo, wsOpts);
   try {
-    const input = typeof job.input === "function" ? await job.input(ws.dir) : job.input;
+    const input: ResolvedInput = typeof job.input === "function" ? await job.input(ws.dir) : job.input;
+    const defaults = input.defaults ?? {};
+    const path = job.path ?? defaults.path;
     const problems: Problem[] = [];
     let diff = "";
     const apply = async () => {
       // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
       problems.length = 0;
+      problems.push(...(input.problems ?? []));
       const r = await updateDirectory(ws.dir, input, {
         dryRun: job.dryRun,
-        ...(job.path !== undefined ? { path: job.path } : {}),
+        ...(path !== undefined ? { path } : {}),
         ...(job.maxFileBytes !== undefined ? { maxFileBytes: job.maxFileBytes } : {}),
       });
       problems.push(...r.problems);
@@ -123,19 +127,24 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
           ? { kind: "push", branch }
           : { kind: "push-branch", branch: job.pushBranch ?? "", base: branch };
     } else mode = { kind: job.delivery };
-    const author = job.author ?? (await configIdentity(ws)) ?? DEFAULT_IDENTITY;
+    const author = job.author ?? defaults.author ?? (await configIdentity(ws)) ?? DEFAULT_IDENTITY;
+    const template = job.messageTemplate ?? defaults.messageTemplate;
+    const templateSource =
+      job.messageTemplate !== undefined ? job.messageTemplateSource : defaults.messageTemplateSource;
+    const automation = job.automation ?? defaults.automation;
+    const values = job.messageValues ?? defaults.messageValues;
     const committer = job.committer ?? author;
     const delivery = await deliver(ws, {
       mode,
       apply,
       message: (files) =>
         renderMessage(
-          job.messageTemplate,
+          template,
           messageData(files, {
-            ...(job.automation !== undefined ? { automation: job.automation } : {}),
-            ...(job.messageValues !== undefined ? { values: job.messageValues } : {}),
+            ...(automation !== undefined ? { automation } : {}),
+            ...(values !== undefined ? { values } : {}),
           }),
-          job.messageTemplateSource,
+          templateSource,
         ),
       author,
       committer,

@@ -66,7 +66,8 @@ export type ProblemKind =
   | "too-large"
   | "symlink"
   | "read-only"
-  | "unreadable";
+  | "unreadable"
+  | "registry-error";
 
 /** Something a person should know about one file; `error` problems make the run fail after the rest is delivered. */
 export interface Problem {

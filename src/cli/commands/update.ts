@@ -3,7 +3,8 @@ import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { parseIdentity } from "../../git/workspace.ts";
 import { runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
-import { inputFromSets, parseSetFlag } from "../../update/selections.ts";
+import { parseSetFlag } from "../../update/selections.ts";
+import { resolveInput } from "../../update/source.ts";
 import { parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
@@ -11,7 +12,25 @@ import type { Command } from "../main.ts";
 const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDIR] [--policies DIR]
        [--set <namespace>:<name>=<image[:tag][@digest]>]... [--commit | --push | --push-branch NAME]
        [--dry-run] [--json] [--author "Name <email>"] [--committer "Name <email>"] [--sign]
-       [--message-template FILE] [--token-env VAR] [--max-attempts N] [--max-file-bytes N]`;
+       [--message-template FILE] [--token-env VAR] [--max-attempts N] [--max-file-bytes N]
+       [--insecure-registry HOST:PORT]... [--pull-secret FILE]... [--no-cache]
+
+  --repo PATH|URL        local checkout (default: .) or a URL to clone shallow into a temporary directory
+  --branch BRANCH        branch to push to / base of --push-branch (default: the checkout's branch)
+  --path SUBDIR          only files under this directory (default: ImageUpdateAutomation update.path, or all)
+  --policies DIR         policy documents (Flux or shipmate.dev/v1alpha1); default: the repository itself
+  --set NS:NAME=REF      apply this selection without scanning (repeatable)
+  --commit               commit the changed files on the current branch (local checkout)
+  --push                 commit on top of origin's BRANCH and push; on a race, fetch and re-apply, with backoff
+  --push-branch NAME     rebuild NAME from BRANCH with exactly these changes; force-push with a lease
+  --dry-run              print a unified diff, write nothing
+  --json                 {"files": {path: [{setter, old, new, line, via, object}]}, "commit": sha|null, …}
+  --author, --committer  "Name <email>" (default: the automation's author, git config, or shipmate)
+  --sign                 sign the commit (git's own GPG or SSH signing configuration)
+  --message-template F   Handlebars commit message template (data: changes, files, Changed.Changes, …)
+  --token-env VAR        HTTPS token variable (default SHIPMATE_GIT_TOKEN; user: SHIPMATE_GIT_USERNAME)
+
+exit: 0 done (also when nothing changed), 1 a file or push failed, 2 usage or configuration error`;
 
 function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): void {
   for (const p of r.problems)
@@ -82,6 +101,9 @@ export const command: Command = {
       "token-env": { type: "string" },
       "max-attempts": { type: "string" },
       "max-file-bytes": { type: "string" },
+      "insecure-registry": { type: "string", multiple: true },
+      "pull-secret": { type: "string", multiple: true },
+      "no-cache": { type: "boolean" },
     });
     if (positionals.length > 0)
       throw new UsageError(
@@ -122,12 +144,16 @@ export const command: Command = {
       repo: isUrl ? repo : resolve(io.cwd, repo),
       ...(values.branch !== undefined ? { branch: values.branch } : {}),
       ...(values.path !== undefined ? { path: values.path } : {}),
-      input: async () => {
-        if (sets.length > 0) return inputFromSets(sets);
-        throw new UsageError(
-          `shipmate update: give --set <namespace>:<name>=<image:tag> (policy scanning${policiesDir ? ` of ${policiesDir}` : ""} is not wired in yet)`,
-        );
-      },
+      input: (dir) =>
+        resolveInput({
+          sets,
+          ...(policiesDir !== undefined ? { policiesDir } : {}),
+          repoDir: dir,
+          env: io.env,
+          insecureRegistries: values["insecure-registry"] ?? [],
+          pullSecrets: (values["pull-secret"] ?? []).map((f) => resolve(io.cwd, f)),
+          ...(values["no-cache"] ? { cacheDir: false as const } : {}),
+        }),
       delivery: values.push
         ? "push"
         : values["push-branch"] !== undefined
