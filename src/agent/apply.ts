@@ -81,7 +81,11 @@ export interface ApplyRequest {
    * (API server gone, agent killed) never leaves an object nobody records.
    */
   writeAhead(entries: InventoryEntry[]): Promise<void>;
+  /** Aborted when this replica may no longer write (leadership lost): no further write is sent. */
+  signal?: AbortSignal;
 }
+
+const STOPPED = "stopped before writing: this replica no longer holds the leader lease";
 
 export interface ApplyResult {
   changes: Change[];
@@ -346,7 +350,7 @@ export class Applier {
     return { pending, deferred };
   }
 
-  private async write(items: Item[], errors: string[]): Promise<number> {
+  private async write(items: Item[], errors: string[], signal?: AbortSignal): Promise<number> {
     let writes = 0;
     const ranks = [...new Set(items.map((i) => applyRank(i.ref.kind)))].sort((a, b) => a - b);
     for (const rank of ranks) {
@@ -354,6 +358,10 @@ export class Applier {
         items.filter((i) => applyRank(i.ref.kind) === rank),
         this.opts.concurrency,
         async (item) => {
+          if (signal?.aborted) {
+            if (!errors.includes(STOPPED)) errors.push(STOPPED);
+            return;
+          }
           try {
             item.result = await this.ssa(item, false);
             item.action = item.live ? "configured" : "created";
@@ -429,7 +437,7 @@ export class Applier {
     let writes = 0;
     const stage0 = pending.filter((i) => isStageZero(i.ref.kind));
     if (stage0.length) {
-      writes += await this.write(stage0, errors);
+      writes += await this.write(stage0, errors, req.signal);
       if (errors.length) throw new ApplyError(errors, writes > 0);
     }
     let rest = pending.filter((i) => !isStageZero(i.ref.kind));
@@ -439,7 +447,7 @@ export class Applier {
       if (errors.length) throw new ApplyError(errors, writes > 0);
       rest = [...rest, ...late.pending];
     }
-    writes += await this.write(rest, errors);
+    writes += await this.write(rest, errors, req.signal);
     if (errors.length) throw new ApplyError(errors, writes > 0);
 
     const inventory: InventoryEntry[] = items.map((i) => {
@@ -463,6 +471,7 @@ export class Applier {
     stale: ObjectRef[],
     owner: Owner,
     beforeDelete?: (ref: ObjectRef, live: KubeObject) => Promise<void>,
+    signal?: AbortSignal,
   ): Promise<{ changes: Change[]; kept: ObjectRef[]; errors: string[] }> {
     const changes: Change[] = [];
     const kept: ObjectRef[] = [];
@@ -501,6 +510,7 @@ export class Applier {
             return;
           }
           try {
+            if (signal?.aborted) throw new Error(STOPPED);
             if (beforeDelete) await beforeDelete(ref, live);
             const res = await this.client.raw({
               method: "DELETE",

@@ -289,6 +289,7 @@ export class Reconciler {
         objects,
         previous,
         owner: { name, namespace: ns },
+        signal: this.ctx.signal,
         writeAhead: async (entries) => {
           status = { ...status, inventory: { entries } };
           await this.writeStatus(ks, status);
@@ -316,8 +317,11 @@ export class Reconciler {
     let changes = result.changes;
     let inventory = result.inventory;
     if (spec.prune && stale.length) {
-      const pruned = await this.ctx.applier.prune(stale, { name, namespace: ns }, (ref, live) =>
-        this.finalizeChild(ref, live, artifact),
+      const pruned = await this.ctx.applier.prune(
+        stale,
+        { name, namespace: ns },
+        (ref, live) => this.finalizeChild(ref, live, artifact),
+        this.ctx.signal,
       );
       changes = [...changes, ...pruned.changes];
       // Objects that could not be deleted stay recorded, so a later run retries them.
@@ -461,7 +465,12 @@ export class Reconciler {
       .map((e) => parseInventoryId(e.id, e.v))
       .filter((r): r is ObjectRef => r !== undefined);
     const owner = { name: ref.name, namespace: ref.namespace };
-    const res = await this.ctx.applier.prune(refs, owner, (r, l) => this.finalizeChild(r, l, artifact));
+    const res = await this.ctx.applier.prune(
+      refs,
+      owner,
+      (r, l) => this.finalizeChild(r, l, artifact),
+      this.ctx.signal,
+    );
     if (res.errors.length)
       throw new Error(`garbage collection of Kustomization ${ref.namespace}/${ref.name}: ${res.errors[0]}`);
     this.ctx.log.info(

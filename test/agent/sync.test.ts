@@ -6,7 +6,9 @@
 import { renameSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
+import { Applier } from "../../src/agent/apply.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
+import { Discovery } from "../../src/agent/discovery.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
@@ -439,6 +441,27 @@ describe("suspend and resume", () => {
     const res = await runCli(["suspend", "kustomization", "nope", "--kubeconfig", kube.kubeconfig]);
     expect(res.code).toBe(1);
     expect(res.stderr).toBe("shipmate suspend: Kustomization shipmate-system/nope not found\n");
+  });
+});
+
+describe("leadership", () => {
+  it("an apply whose leadership ended sends no write (validation only)", async () => {
+    await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("t-lost") });
+    const discovery = new Discovery(client);
+    const applier = new Applier(client, discovery);
+    const lost = new AbortController();
+    lost.abort();
+    const writesBefore = client.counts.writes;
+    const attempt = applier.apply({
+      objects: [configMap("x", "t-lost", { a: "1" })],
+      previous: [],
+      owner: { name: "t-lost", namespace: "shipmate-system" },
+      writeAhead: async () => {},
+      signal: lost.signal,
+    });
+    await expect(attempt).rejects.toThrow(/no longer holds the leader lease/);
+    expect(client.counts.writes).toBe(writesBefore);
+    expect(await getObject(client, cm("t-lost", "x"))).toBeUndefined();
   });
 });
 
