@@ -76,10 +76,14 @@ function ensureRenovate(): string {
 }
 
 function git(cwd: string, args: string[]) {
-  execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0", ...args], {
-    cwd,
-    stdio: "ignore",
-  });
+  execFileSync(
+    "git",
+    ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0", ...args],
+    {
+      cwd,
+      stdio: "ignore",
+    },
+  );
 }
 
 /** The fleet: FILES Deployments, each with MARKERS_PER_FILE marked containers spread over IMAGES images. */
