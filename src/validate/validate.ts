@@ -11,7 +11,8 @@
  * One Problem per finding, with file and line where the tree has one.
  */
 
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
 import {
@@ -91,30 +92,32 @@ const nsOf = (o: K8sObject) => (typeof o.metadata?.namespace === "string" ? o.me
 const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
 const toPosix = (p: string) => p.split(sep).join("/");
 
-/** Files worth reading: YAML outside VCS folders, dependencies and Helm chart templates (Go templates, not YAML). */
-async function walk(root: string): Promise<{ yaml: string[]; kustomizationDirs: Map<string, string> }> {
+/**
+ * Files worth reading: YAML outside VCS folders, dependencies and Helm chart
+ * templates (Go templates, not YAML). Synchronous: a fleet has thousands of
+ * small folders, and direct system calls beat the thread pool's round trips.
+ */
+function walk(root: string): { yaml: string[]; kustomizationDirs: Map<string, string> } {
   const yaml: string[] = [];
   const kustomizationDirs = new Map<string, string>();
-  const visit = async (dir: string, inChart: boolean): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
+  const visit = (dir: string, inChart: boolean): void => {
+    const entries = readdirSync(dir, { withFileTypes: true });
     const names = new Set(entries.map((e) => e.name));
     const isChart = names.has("Chart.yaml");
     const k = KUSTOMIZATION_FILES.find((f) => names.has(f));
     if (k) kustomizationDirs.set(dir, join(dir, k));
-    await Promise.all(
-      entries.map(async (e) => {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) {
-          if (e.name.startsWith(".") || SKIP_DIRS.has(e.name)) return;
-          if ((isChart || inChart) && (e.name === "templates" || e.name === "charts")) return;
-          await visit(p, inChart || isChart);
-        } else if (e.isFile() && (/\.ya?ml$/.test(e.name) || e.name === "Kustomization")) {
-          yaml.push(p);
-        }
-      }),
-    );
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name.startsWith(".") || SKIP_DIRS.has(e.name)) continue;
+        if ((isChart || inChart) && (e.name === "templates" || e.name === "charts")) continue;
+        visit(p, inChart || isChart);
+      } else if (e.isFile() && (/\.ya?ml$/.test(e.name) || e.name === "Kustomization")) {
+        yaml.push(p);
+      }
+    }
   };
-  await visit(root, false);
+  visit(root, false);
   yaml.sort();
   return { yaml, kustomizationDirs };
 }
@@ -218,7 +221,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
   const schemas = new SchemaChecker();
-  const { yaml, kustomizationDirs } = await walk(root);
+  const { yaml, kustomizationDirs } = walk(root);
   const stats: ValidateStats = {
     yamlFiles: yaml.length,
     objects: 0,
@@ -236,7 +239,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const components = new Set<string>();
   const kustomizationRefs = new Map<string, Set<string>>();
   for (const [dir, file] of kustomizationDirs) {
-    const text = await readFile(file, "utf8");
+    const text = readFileSync(file, "utf8");
     const doc = parseDocument(text);
     if (doc.errors.length) continue; // reported with the other YAML files below
     const k = doc.toJS() as Record<string, unknown> | null;
@@ -260,7 +263,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const markers: { file: string; line: number; policy: string }[] = [];
   const fleetFiles: string[] = [];
   for (const file of yaml) {
-    const text = await readFile(file, "utf8");
+    const text = readFileSync(file, "utf8");
     const counter = new LineCounter();
     const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
     const docList = Array.isArray(docs) ? docs : [];
@@ -496,7 +499,7 @@ async function checkFleetFile(
   shown: string,
   report: (file: string, line: number | undefined, message: string) => void,
 ): Promise<void> {
-  const text = await readFile(file, "utf8");
+  const text = readFileSync(file, "utf8");
   let fleet: ReturnType<typeof parseFleet>;
   try {
     fleet = parseFleet(text, shown);
