@@ -2,7 +2,9 @@
  * The sync agent: fetches the fleet repository on an interval, reconciles
  * the root Kustomization (everything under --path, including Kustomization
  * objects) and then every Kustomization it finds, in dependsOn order, each on
- * its own interval. With leader election only the lease holder acts.
+ * its own interval. Kustomizations naming another GitRepository render from
+ * that repository's checkout (./sources.ts). With leader election only the
+ * lease holder acts.
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -36,6 +38,7 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
   repo: string;
@@ -90,6 +93,7 @@ export class Agent {
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
+  private readonly sources: SourceManager;
   private readonly discovery: Discovery;
   private readonly applier: Applier;
   private readonly renderer: Renderer;
@@ -127,6 +131,14 @@ export class Agent {
     this.applier = new Applier(this.client, this.discovery, { forceConflicts: this.opts.forceConflicts });
     this.renderer = new Renderer();
     this.events = new EventRecorder(this.client, this.identity);
+    this.sources = new SourceManager({
+      client: this.client,
+      workdir: this.opts.workdir,
+      log,
+      events: this.events,
+      metrics: this.metrics,
+      root: { name: this.opts.name, namespace: this.opts.namespace },
+    });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
       name: `${this.opts.name}-agent-leader`,
@@ -254,7 +266,8 @@ export class Agent {
     return `${this.opts.namespace}/${this.opts.name}`;
   }
 
-  private reconcilerFor(signal: AbortSignal): Reconciler {
+  /** A reconciler for one pass; `artifact` says which source's working copy renders restore. */
+  private reconcilerFor(signal: AbortSignal, artifact?: Artifact): Reconciler {
     return new Reconciler({
       client: this.client,
       discovery: this.discovery,
@@ -264,7 +277,10 @@ export class Agent {
       metrics: this.metrics,
       log: this.log,
       scratch: join(this.opts.workdir, "scratch"),
-      cleanSource: () => this.source.clean(),
+      cleanSource: () =>
+        artifact?.source && artifact.source !== this.sources.rootKey
+          ? this.sources.clean(artifact)
+          : this.source.clean(),
       statusOf: async (namespace, name) => this.current.get(`${namespace}/${name}`)?.status,
       signal,
       healthPollMs: this.opts.healthPollMs,
@@ -296,6 +312,7 @@ export class Agent {
     const now = Date.now();
     let forceRoot = force;
     this.current = await this.listKustomizations();
+    await this.sources.beginPass(force);
     // While the source is failing it is retried on every pass, so recovery is prompt; a
     // reconcile request on any Kustomization asks for the newest git as well.
     const hooked = this.syncRequested;
@@ -306,7 +323,8 @@ export class Agent {
       this.sourceFailed ||
       !this.source.artifact ||
       now - this.lastFetch >= this.opts.intervalMs ||
-      this.reconcileRequested()
+      this.reconcileRequested() ||
+      this.sources.rootRequested()
     ) {
       try {
         const before = this.source.artifact?.revision;
@@ -322,6 +340,7 @@ export class Agent {
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
         this.log.warn({ repo: this.opts.repo }, message);
+        await this.sources.recordRoot({ error: message });
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
@@ -336,9 +355,10 @@ export class Agent {
           writes: this.client.counts.writes - writesBefore,
         };
       }
+      await this.sources.recordRoot({ artifact: this.source.artifact as Artifact });
     }
-    const artifact = this.source.artifact as Artifact;
-    const reconciler = this.reconcilerFor(signal);
+    const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
+    const reconciler = this.reconcilerFor(signal, artifact);
     if (!this.current.has(this.rootKey())) this.current.set(this.rootKey(), await this.ensureRoot());
 
     const done = new Set<string>();
@@ -370,9 +390,12 @@ export class Agent {
       if (next.size) {
         const fresh = await this.listKustomizations();
         for (const [k, v] of fresh) if (!done.has(k)) this.current.set(k, v);
+        // The level just applied may have declared the GitRepositories the next one reads.
+        await this.sources.refresh();
       }
       frontier = [...next];
     }
+    if (!signal.aborted) await this.sources.reconcileRest();
     this.lastPassEnd = Date.now();
     return {
       revision: artifact.revision,
@@ -457,6 +480,20 @@ export class Agent {
             reports.push(this.report(ks));
             return;
           }
+          let source = artifact;
+          let rec = reconciler;
+          const resolving = isRoot ? undefined : this.sources.resolve(ks);
+          if (resolving) {
+            const resolved = await resolving;
+            if (!resolved.ok) {
+              await reconciler.markFailed(ks, resolved.reason, resolved.message, resolved.stalled);
+              this.lastRun.set(key, { at: Date.now(), failed: true });
+              reports.push(this.report(ks));
+              return;
+            }
+            source = resolved.artifact;
+            rec = this.reconcilerFor(signal, source);
+          }
           const interval = isRoot
             ? this.opts.intervalMs
             : safeDuration(item.spec?.interval, this.opts.intervalMs);
@@ -469,7 +506,7 @@ export class Agent {
                 lastFailed: last?.failed ?? false,
                 intervalMs: interval,
                 retryIntervalMs: safeDuration(item.spec?.retryInterval, interval),
-                revision: artifact.revision,
+                revision: source.revision,
                 status: ks.status,
                 generation: ks.metadata.generation,
                 requestedAt: ks.metadata.annotations?.[REQUESTED_AT_ANNOTATION],
@@ -479,7 +516,7 @@ export class Agent {
           let result: ReconcileResult | undefined;
           try {
             this.log.debug({ kustomization: key, why }, "reconciling");
-            result = await reconciler.reconcile(ks, artifact, isRoot ? this.opts.path : undefined);
+            result = await rec.reconcile(ks, source, isRoot ? this.opts.path : undefined);
           } catch (err) {
             this.log.error({ kustomization: key }, describeError(err));
           } finally {

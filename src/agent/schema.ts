@@ -208,3 +208,51 @@ export type KustomizationObject = z.infer<typeof KustomizationObject>;
 export const KUSTOMIZATION_GROUP = "kustomize.toolkit.fluxcd.io";
 export const KUSTOMIZATION_API_VERSION = `${KUSTOMIZATION_GROUP}/v1`;
 export const SOURCE_API_VERSION = "source.toolkit.fluxcd.io/v1";
+
+/** source.toolkit.fluxcd.io/v1 GitRepositoryRef (fluxcd/source-controller api/v1/gitrepository_types.go). */
+export const GitRepositoryRef = z.looseObject({
+  branch: z.string().min(1).optional(),
+  tag: z.string().min(1).optional(),
+  semver: z.string().min(1).optional(),
+  name: z.string().optional(),
+  commit: z.string().optional(),
+});
+
+/** source.toolkit.fluxcd.io/v1 GitRepositorySpec, the fields the agent reads. */
+export const GitRepositorySpec = z.looseObject({
+  url: z.string().min(1),
+  interval: Duration,
+  timeout: Duration.optional(),
+  ref: GitRepositoryRef.optional(),
+  secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
+  suspend: z.boolean().optional(),
+});
+export type GitRepositorySpec = z.infer<typeof GitRepositorySpec>;
+
+/** source.toolkit.fluxcd.io/v1 GitRepositoryStatus: the artifact's revision is what Kustomizations apply. */
+export const GitRepositoryStatus = z.looseObject({
+  observedGeneration: z.number().optional(),
+  conditions: z.array(Condition).optional(),
+  artifact: z
+    .looseObject({ revision: z.string(), lastUpdateTime: z.string().optional() })
+    .nullable()
+    .optional(),
+  lastHandledReconcileAt: z.string().optional(),
+});
+export type GitRepositoryStatus = z.infer<typeof GitRepositoryStatus>;
+
+/** A GitRepository as stored in the cluster; the spec is checked when it is used. */
+export const GitRepositoryObject = z.looseObject({
+  apiVersion: z.string(),
+  kind: z.literal("GitRepository"),
+  metadata: ObjectMeta,
+  spec: z.record(z.string(), z.unknown()).optional(),
+  status: GitRepositoryStatus.optional(),
+});
+export type GitRepositoryObject = z.infer<typeof GitRepositoryObject>;
+
+/** core/v1 Secret (k8s.io/api/core/v1/types.go): `data` values are base64. */
+export const SecretObject = z.looseObject({
+  metadata: ObjectMeta,
+  data: z.record(z.string(), z.string()).nullish(),
+});

@@ -1,36 +1,62 @@
 /**
- * The fleet repository as the agent sees it: a shallow fetch of one branch
- * into a working copy it owns, checked out at the fetched commit. Revisions
- * are recorded in Flux's form, `<branch>@sha1:<commit>`.
+ * A git source as the agent sees it: a shallow fetch of one branch, tag or
+ * the newest tag in a semver range into a working copy it owns, checked out
+ * at the fetched commit. Revisions are recorded in Flux's form,
+ * `<branch or tag>@sha1:<commit>`.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { simpleGit } from "simple-git";
 import { GitError, redact } from "../errors.ts";
+import { compareVersions, parseLooseVersion, parseSemverRange, type SemVersion } from "../policy/semver.ts";
+
+/** What to check out, as a GitRepository's `spec.ref` says (Flux precedence: semver, tag, branch). */
+export type GitRef = { branch: string } | { tag: string } | { semver: string };
 
 export interface SourceOptions {
   url: string;
+  /** The branch to follow; `ref` takes precedence when given. */
   branch: string;
+  ref?: GitRef;
   /** Directory the agent owns; the working copy lives in `<workdir>/source`. */
   workdir: string;
   timeoutMs?: number;
 }
 
 export interface Artifact {
-  /** `<branch>@sha1:<commit>` */
+  /** `<branch or tag>@sha1:<commit>` */
   revision: string;
   commit: string;
   /** Root of the checked-out tree. */
   dir: string;
+  /** `<namespace>/<name>` of the GitRepository this came from, when the agent knows it. */
+  source?: string;
 }
 
 export function formatRevision(branch: string, commit: string): string {
   return `${branch}@sha1:${commit}`;
 }
 
+/**
+ * The newest tag satisfying a semver range, as source-controller picks it:
+ * tags parsed leniently (a leading `v`, missing minor or patch), the
+ * highest version wins; undefined when none matches.
+ */
+export function pickSemverTag(tags: readonly string[], range: string): string | undefined {
+  const constraint = parseSemverRange(range);
+  let best: { tag: string; v: SemVersion } | undefined;
+  for (const tag of tags) {
+    const v = parseLooseVersion(tag);
+    if (!v || !constraint.check(v)) continue;
+    if (!best || compareVersions(v, best.v) > 0) best = { tag, v };
+  }
+  return best?.tag;
+}
+
 export class GitSource {
   readonly url: string;
   readonly branch: string;
+  readonly ref: GitRef;
   readonly dir: string;
   private readonly timeoutMs: number;
   private current: Artifact | undefined;
@@ -38,6 +64,7 @@ export class GitSource {
   constructor(opts: SourceOptions) {
     this.url = opts.url;
     this.branch = opts.branch;
+    this.ref = opts.ref ?? { branch: opts.branch };
     this.dir = join(opts.workdir, "source");
     this.timeoutMs = opts.timeoutMs ?? 60_000;
   }
@@ -55,29 +82,61 @@ export class GitSource {
     });
   }
 
-  /** Fetches the branch tip (depth 1) and checks it out; a failure leaves the previous checkout untouched. */
+  /** Which remote ref to fetch, its name in the revision, and where it lands locally. */
+  private async target(): Promise<{ remote: string; name: string; local: string; what: string }> {
+    const r = this.ref;
+    if ("branch" in r)
+      return {
+        remote: `refs/heads/${r.branch}`,
+        name: r.branch,
+        local: `refs/remotes/origin/${r.branch}`,
+        what: `branch ${r.branch}`,
+      };
+    let tag: string;
+    let what: string;
+    if ("tag" in r) {
+      tag = r.tag;
+      what = `tag ${tag}`;
+    } else {
+      let listing: string;
+      try {
+        listing = await this.git().raw(["ls-remote", "--tags", "--refs", this.url]);
+      } catch (err) {
+        throw new GitError(`git ls-remote ${redact(this.url)}: ${firstLine(err)}`);
+      }
+      const tags = listing
+        .split("\n")
+        .map((l) => l.split("\t")[1]?.replace(/^refs\/tags\//, ""))
+        .filter((t): t is string => Boolean(t));
+      let picked: string | undefined;
+      try {
+        picked = pickSemverTag(tags, r.semver);
+      } catch (err) {
+        throw new GitError(`semver range "${r.semver}": ${(err as Error).message}`);
+      }
+      if (!picked) throw new GitError(`no tag of ${redact(this.url)} matches semver range "${r.semver}"`);
+      tag = picked;
+      what = `tag ${tag} (semver ${r.semver})`;
+    }
+    return { remote: `refs/tags/${tag}`, name: tag, local: `refs/tags/${tag}`, what };
+  }
+
+  /** Fetches the ref (depth 1) and checks it out; a failure leaves the previous checkout untouched. */
   async fetch(): Promise<Artifact> {
     if (!existsSync(join(this.dir, ".git"))) {
       mkdirSync(this.dir, { recursive: true });
       await this.git().init();
     }
     const git = this.git();
-    const ref = `refs/remotes/origin/${this.branch}`;
+    const t = await this.target();
     try {
-      await git.raw([
-        "fetch",
-        "--depth=1",
-        "--no-tags",
-        "--force",
-        this.url,
-        `+refs/heads/${this.branch}:${ref}`,
-      ]);
+      await git.raw(["fetch", "--depth=1", "--no-tags", "--force", this.url, `+${t.remote}:${t.local}`]);
     } catch (err) {
-      throw new GitError(`git fetch ${redact(this.url)} (branch ${this.branch}): ${firstLine(err)}`);
+      throw new GitError(`git fetch ${redact(this.url)} (${t.what}): ${firstLine(err)}`);
     }
-    const commit = (await git.revparse([ref])).trim();
+    const commit = (await git.revparse([`${t.local}^{commit}`])).trim();
     await this.checkout(commit);
-    this.current = { revision: formatRevision(this.branch, commit), commit, dir: this.dir };
+    this.current = { revision: formatRevision(t.name, commit), commit, dir: this.dir };
     return this.current;
   }
 
