@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../../src/errors.ts";
+import { forgeOptions, kindFromHost, parseForgeKind, repoFromRemote } from "../../src/forge/index.ts";
+
+describe("forge selection from flags, remote and environment", () => {
+  it.each([
+    [
+      "https://github.com/acme/fleet.git",
+      { host: "github.com", base: "https://github.com", repo: "acme/fleet" },
+    ],
+    ["git@github.com:acme/fleet.git", { host: "github.com", base: "https://github.com", repo: "acme/fleet" }],
+    [
+      "https://gitlab.example.com/platform/deploy/fleet",
+      { host: "gitlab.example.com", base: "https://gitlab.example.com", repo: "platform/deploy/fleet" },
+    ],
+    [
+      "http://127.0.0.1:3000/me/fleet.git",
+      { host: "127.0.0.1:3000", base: "http://127.0.0.1:3000", repo: "me/fleet" },
+    ],
+    [
+      "ssh://git@codeberg.org/me/fleet.git",
+      { host: "codeberg.org", base: "https://codeberg.org", repo: "me/fleet" },
+    ],
+  ])("remote %s", (remote, want) => {
+    expect(repoFromRemote(remote)).toEqual(want);
+  });
+
+  it.each([
+    ["github.com", "github"],
+    ["gitlab.com", "gitlab"],
+    ["codeberg.org", "gitea"],
+    ["git.internal", undefined],
+  ])("host %s → %s", (host, kind) => {
+    expect(kindFromHost(host)).toBe(kind);
+  });
+
+  it("forgejo is an alias of gitea; anything else is a usage error naming the choices", () => {
+    expect(parseForgeKind("Forgejo")).toBe("gitea");
+    expect(() => parseForgeKind("bitbucket")).toThrow(
+      new UsageError('--forge must be one of github, gitlab, gitea (or forgejo), got "bitbucket"'),
+    );
+  });
+
+  it("a self-hosted remote gives repository and base URL; the token comes from the first variable set", () => {
+    expect(
+      forgeOptions(
+        { forge: "gitea", remote: "https://git.internal/team/fleet.git" },
+        { GITEA_TOKEN: "tok-123" },
+      ),
+    ).toEqual({
+      kind: "gitea",
+      repo: "team/fleet",
+      url: "https://git.internal",
+      token: "tok-123",
+      tokenSource: "$GITEA_TOKEN",
+    });
+  });
+
+  it("github.com needs no flags and no URL", () => {
+    expect(forgeOptions({ remote: "git@github.com:acme/fleet.git" }, { GH_TOKEN: "t0k3n" })).toEqual({
+      kind: "github",
+      repo: "acme/fleet",
+      token: "t0k3n",
+      tokenSource: "$GH_TOKEN",
+    });
+  });
+
+  it.each([
+    [
+      { remote: "https://git.internal/a/b" },
+      {},
+      "cannot tell which forge hosts the repository: pass --forge github|gitlab|gitea",
+    ],
+    [
+      { forge: "gitlab" },
+      { GITLAB_TOKEN: "x" },
+      "cannot tell the repository on the forge: pass --forge-repo owner/name",
+    ],
+    [
+      { forge: "github", forgeRepo: "a/b" },
+      {},
+      "no github token: set $SHIPMATE_FORGE_TOKEN or $GITHUB_TOKEN or $GH_TOKEN",
+    ],
+    [{ forge: "github", forgeRepo: "a/b", tokenEnv: "BOT_TOKEN" }, {}, "no github token: set $BOT_TOKEN"],
+  ] as const)("missing pieces are usage errors: %j", (flags, env, message) => {
+    expect(() => forgeOptions(flags, env)).toThrow(new UsageError(message));
+  });
+});
