@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -40,7 +41,7 @@ describe("validate: a Flux repository that shipmate did not scaffold", () => {
   it("builds with kubectl kustomize when no standalone kustomize is on PATH", async () => {
     const path = (process.env.PATH ?? "")
       .split(delimiter)
-      .filter((d) => !d.includes("shipmate/bin"))
+      .filter((d) => !existsSync(join(d, "kustomize")))
       .join(delimiter);
     const report = await validateTree(FIXTURE, { env: { ...process.env, PATH: path } });
     expect(report.stats.tool).toBe("kubectl kustomize");
