@@ -140,6 +140,22 @@ describe("races: several bots pushing to one branch", () => {
     expect(runs.some((r) => /retrying on the new head/.test(r.stderr))).toBe(true);
   });
 
+  it("race: 3 bots editing different markers of the same file all land (re-applied, not rebased)", async () => {
+    const file = ["a", "b", "c"].map((x) => deployment(x, "nginx:1.0", `ns:${x}`)).join("---\n");
+    const url = server.createRepo("race-one-file", { "apps/all.yaml": file });
+    const runs = await Promise.all(
+      ["a", "b", "c"].map((x, i) =>
+        runCli(["update", "--repo", url, "--push", "--set", `ns:${x}=nginx:4.${i}`, "--max-attempts", "20"], {
+          env: auth(),
+        }),
+      ),
+    );
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    expect(remoteFile("race-one-file", "apps/all.yaml")).toBe(
+      ["a", "b", "c"].map((x, i) => deployment(x, `nginx:4.${i}`, `ns:${x}`)).join("---\n"),
+    );
+  });
+
   it("race: two bots setting the same marker both succeed and the last writer's value stands", async () => {
     const url = server.createRepo("race-same", { "a.yaml": deployment("a", "nginx:1.0", "ns:a") });
     const runs = await Promise.all(
