@@ -15,7 +15,7 @@
  * server-side applier are reported, and forced only when configured.
  */
 import { ClusterError } from "../errors.ts";
-import { ApiError, type KubeClient } from "./client.ts";
+import { ApiError, apiError, type KubeClient } from "./client.ts";
 import { type Discovery, type ResourceInfo, resourcePath, UnknownKindError } from "./discovery.ts";
 import {
   applyRank,
@@ -39,7 +39,7 @@ const SSA_POLICY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa";
 const PARTIAL_METADATA_LIST =
   "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
 
-export type Action = "created" | "configured" | "unchanged" | "skipped" | "deleted";
+export type Action = "created" | "configured" | "recreated" | "unchanged" | "skipped" | "deleted";
 export interface Change {
   ref: ObjectRef;
   action: Action;
@@ -83,6 +83,8 @@ export interface ApplyRequest {
   writeAhead(entries: InventoryEntry[]): Promise<void>;
   /** Aborted when this replica may no longer write (leadership lost): no further write is sent. */
   signal?: AbortSignal;
+  /** Flux's `spec.force`: recreate objects whose change touches an immutable field. */
+  recreate?: boolean;
 }
 
 const STOPPED = "stopped before writing: this replica no longer holds the leader lease";
@@ -101,6 +103,9 @@ interface Item {
   info?: ResourceInfo;
   live?: ObjectMeta;
   force: boolean;
+  /** Flux's `spec.force`: an immutable-field change is applied by deleting and creating the object. */
+  recreate: boolean;
+  needsRecreate?: boolean;
   dryRun?: KubeObject;
   result?: KubeObject;
   action?: Action;
@@ -221,12 +226,45 @@ export class Applier {
         );
         return;
       }
+      if (
+        item.recreate &&
+        item.live &&
+        err instanceof ApiError &&
+        err.code === 422 &&
+        /immutable/i.test(err.message)
+      ) {
+        // The new object cannot be dry-run while the old one exists; the server validates the create.
+        item.needsRecreate = true;
+        return;
+      }
       errors.push(
         err instanceof ApiError
           ? `${describeRef(item.ref)}: ${err.status?.message ?? err.message}`
           : (err as Error).message,
       );
     }
+  }
+
+  /** Deletes the live object, waits until it is gone, then applies the new one. */
+  private async recreateObject(item: Item): Promise<KubeObject> {
+    const info = item.info as ResourceInfo;
+    const path = resourcePath(info, item.ref.namespace, item.ref.name);
+    const del = await this.client.raw({
+      method: "DELETE",
+      path,
+      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" },
+    });
+    if (del.code !== 200 && del.code !== 202 && del.code !== 404)
+      throw apiError(`recreate ${describeRef(item.ref)}`, del.code, del.body);
+    const deadline = Date.now() + this.opts.crdTimeoutMs;
+    while ((await this.client.raw({ method: "GET", path })).code !== 404) {
+      if (Date.now() > deadline)
+        throw new ClusterError(
+          `recreate ${describeRef(item.ref)}: the old object is still there (finalizers?)`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return await this.ssa(item, false);
   }
 
   /**
@@ -346,7 +384,8 @@ export class Applier {
         item.result = full;
       }
     });
-    for (const item of toValidate) if (item.dryRun && !item.action) pending.push(item);
+    for (const item of toValidate)
+      if ((item.dryRun || item.needsRecreate) && !item.action) pending.push(item);
     return { pending, deferred };
   }
 
@@ -363,8 +402,13 @@ export class Applier {
             return;
           }
           try {
-            item.result = await this.ssa(item, false);
-            item.action = item.live ? "configured" : "created";
+            if (item.needsRecreate) {
+              item.result = await this.recreateObject(item);
+              item.action = "recreated";
+            } else {
+              item.result = await this.ssa(item, false);
+              item.action = item.live ? "configured" : "created";
+            }
             writes++;
           } catch (err) {
             errors.push(
@@ -410,7 +454,7 @@ export class Applier {
         continue;
       }
       seen.add(id);
-      items.push({ obj, ref, id, force: this.opts.forceConflicts });
+      items.push({ obj, ref, id, force: this.opts.forceConflicts, recreate: req.recreate ?? false });
     }
     if (errors.length) throw new ApplyError(errors, false);
 
@@ -493,6 +537,7 @@ export class Applier {
             id: inventoryId(ref),
             info,
             force: false,
+            recreate: false,
           };
           let live: KubeObject | undefined;
           try {
@@ -524,7 +569,7 @@ export class Applier {
             });
             if (res.code === 404 || res.code === 409) return; // already gone, or replaced by a new object
             if (res.code < 200 || res.code > 299)
-              throw new ApiError(`delete ${describeRef(ref)}`, res.code, res.body as undefined);
+              throw apiError(`delete ${describeRef(ref)}`, res.code, res.body);
             changes.push({ ref, action: "deleted" });
           } catch (err) {
             errors.push(`${describeRef(ref)}: ${(err as Error).message}`);

@@ -102,7 +102,7 @@ export function ksPath(namespace: string, name: string, status = false): string 
 
 function changeSummary(changes: Change[]): string {
   return changes
-    .filter((c) => c.action === "created" || c.action === "configured" || c.action === "deleted")
+    .filter((c) => c.action !== "unchanged" && c.action !== "skipped")
     .map((c) => `${describeRef(c.ref)} ${c.action}`)
     .join("\n");
 }
@@ -290,6 +290,7 @@ export class Reconciler {
         previous,
         owner: { name, namespace: ns },
         signal: this.ctx.signal,
+        recreate: spec.force === true,
         writeAhead: async (entries) => {
           status = { ...status, inventory: { entries } };
           await this.writeStatus(ks, status);

@@ -134,11 +134,21 @@ export const configMap = (name: string, namespace: string, data: Record<string, 
   data,
 });
 
+/**
+ * A Kustomization in a fixture fleet. Fixtures name them `<root>-<part>` (the
+ * agent's root being `<root>`), and their sourceRef is the root's
+ * GitRepository, as in a scaffolded fleet.
+ */
 export const kustomization = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: "kustomize.toolkit.fluxcd.io/v1",
   kind: "Kustomization",
   metadata: { name, namespace: "shipmate-system" },
-  spec: { interval: "1m", prune: true, sourceRef: { kind: "GitRepository", name: "fleet" }, ...spec },
+  spec: {
+    interval: "1m",
+    prune: true,
+    sourceRef: { kind: "GitRepository", name: name.split("-").slice(0, 2).join("-") },
+    ...spec,
+  },
 });
 
 export const deployment = (name: string, namespace: string, image = "nginx:1.27", replicas = 1) => ({

@@ -301,6 +301,40 @@ describe("Kustomizations", () => {
     expect(byName["t-bad"]?.ready).toBe(true);
   });
 
+  it("an immutable-field change fails validation, unless spec.force recreates the object (as Flux does)", async () => {
+    const repo = fleet();
+    const web = (app: string) => {
+      const d = deployment("web", "t-force");
+      return {
+        ...d,
+        spec: {
+          ...d.spec,
+          selector: { matchLabels: { app } },
+          template: { ...d.spec.template, metadata: { labels: { app } } },
+        },
+      };
+    };
+    const ks = (force: boolean) => [
+      namespace("t-force"),
+      kustomization("t-force-apps", { path: "./apps", force }),
+    ];
+    repo.commit({ "clusters/test/ks.yaml": ks(false), "apps/web.yaml": [web("v1")] });
+    const agent = agentFor(repo, "t-force");
+    await agent.once();
+    const before = await getObject(client, deploy("t-force", "web"));
+    repo.commit({ "apps/web.yaml": [web("v2")] });
+    const refused = await agent.pass(never, true);
+    expect(refused.reconciled.find((k) => k.name === "t-force-apps")?.message).toMatch(
+      /nothing applied: .*field is immutable/,
+    );
+    repo.commit({ "clusters/test/ks.yaml": ks(true) });
+    const forced = await agent.pass(never, true);
+    expect(forced.reconciled.find((k) => k.name === "t-force-apps")?.ready).toBe(true);
+    const after = await getObject(client, deploy("t-force", "web"));
+    expect(after?.spec.selector.matchLabels.app).toBe("v2");
+    expect(after?.metadata.uid).not.toBe(before?.metadata.uid);
+  });
+
   it("installs a CRD and its custom resources in one apply (CRDs first)", async () => {
     const repo = fleet();
     const crd = {
