@@ -238,9 +238,22 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       const remote = toEnv.repository?.url ?? fleet.spec.repository?.url ?? (await remoteUrl(toWs.dir));
       forge = createForge(forgeOptions({ ...job.forge, ...(remote ? { remote } : {}) }, job.env));
     }
-    const countFrom = forge?.requestCount ?? 0;
+    // Repository per environment: the source commit's checks live in the source's repository.
+    let checksForge = forge;
+    if (
+      fromEnv.repository &&
+      fromEnv.repository.url !== toEnv.repository?.url &&
+      needForge &&
+      !job.forgeClient
+    ) {
+      const { forgeRepo: _target, ...rest } = job.forge ?? {};
+      checksForge = createForge(forgeOptions({ ...rest, remote: fromEnv.repository.url }, job.env));
+    }
+    const countFrom =
+      (forge?.requestCount ?? 0) + (checksForge !== forge ? (checksForge?.requestCount ?? 0) : 0);
     const finish = () => {
-      result.forgeRequests = (forge?.requestCount ?? 0) - countFrom;
+      const now = (forge?.requestCount ?? 0) + (checksForge !== forge ? (checksForge?.requestCount ?? 0) : 0);
+      result.forgeRequests = now - countFrom;
       return result;
     };
 
@@ -261,7 +274,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       const verdicts = evaluateGates(config, {
         from: fromEnv.name,
         revision,
-        ...(config.checks && forge ? { checks: await forge.commitChecks(revision) } : {}),
+        ...(config.checks && checksForge ? { checks: await checksForge.commitChecks(revision) } : {}),
         ...(config.health ? { health: await healthEvidence(job, revision) } : {}),
         ...(config.soak ? { changedAt: await lastChange(fromWs.dir, fromEnv.path) } : {}),
         now: job.now ?? new Date(),

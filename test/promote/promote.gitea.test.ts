@@ -328,3 +328,76 @@ describe("shipmate promote: bad input", () => {
     );
   });
 });
+
+describe("shipmate promote: a repository per environment", () => {
+  it("reads staging's repository, checks its commit there, opens the request in production's", async () => {
+    const fleetRepo = await gitea.createRepo("rpe-fleet");
+    const stagingRepo = await gitea.createRepo("rpe-staging");
+    const productionRepo = await gitea.createRepo("rpe-production");
+    const plainUrl = (r: GiteaRepo) => `${gitea.url}/${r.fullName}.git`;
+    const push = async (r: GiteaRepo, files: Record<string, string>) => {
+      const c = await TestClone.clone(r.authedCloneUrl);
+      try {
+        return await c.pushBranch("main", files);
+      } finally {
+        await c.remove();
+      }
+    };
+    await push(fleetRepo, {
+      "shipmate.yaml": `apiVersion: shipmate.dev/v1alpha1
+kind: Fleet
+metadata:
+  name: acme
+spec:
+  layout: repo-per-env
+  environments:
+    - name: staging
+      path: apps
+      repository: { url: "${plainUrl(stagingRepo)}", branch: main }
+    - name: production
+      path: apps
+      mode: pull-request
+      promoteFrom: staging
+      repository: { url: "${plainUrl(productionRepo)}", branch: main }
+      gates: { checks: true }
+`,
+    });
+    const stagingHead = await push(stagingRepo, {
+      "apps/web/kustomization.yaml": overlay("web", web, "3.1.0"),
+    });
+    await push(productionRepo, { "apps/web/kustomization.yaml": overlay("web", web, "3.0.0") });
+    await gitea.api("POST", `/repos/${stagingRepo.fullName}/statuses/${stagingHead}`, {
+      state: "success",
+      context: "ci",
+    });
+
+    const r = await runCli(
+      [
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--repo",
+        fleetRepo.authedCloneUrl,
+        "--forge",
+        "gitea",
+        "--json",
+      ],
+      {
+        env: {
+          GITEA_TOKEN: gitea.token,
+          SHIPMATE_GIT_TOKEN: gitea.token,
+          SHIPMATE_GIT_USERNAME: gitea.admin.username,
+        },
+      },
+    );
+    const result = JSON.parse(r.stdout) as PromoteResult;
+    expect(r.code).toBe(0);
+    expect(result.revision).toBe(stagingHead);
+    expect(result.gates.map((g) => g.state)).toEqual(["passed"]);
+    expect(result.requests).toMatchObject([{ branch: "shipmate/promote-production", outcome: "opened" }]);
+    const pulls = await gitea.api<ApiPull[]>("GET", `/repos/${productionRepo.fullName}/pulls?state=open`);
+    expect(pulls.map((p) => p.head.ref)).toEqual(["shipmate/promote-production"]);
+  });
+});
