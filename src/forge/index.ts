@@ -2,6 +2,8 @@
  * Choosing and connecting a forge from flags and the environment, shared by
  * `shipmate update`, `shipmate promote`, the Action and the App.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { UsageError } from "../errors.ts";
 import { createGiteaForge } from "./gitea/index.ts";
 import { createGitHubForge, type OctokitLike } from "./github/index.ts";
@@ -112,4 +114,28 @@ export function createForge(opts: ForgeOptions & { tokenSource?: string; octokit
       if (!opts.url) throw new UsageError("a Gitea/Forgejo forge needs --forge-url (its base URL)");
       return createGiteaForge({ ...common, url: opts.url, token: opts.token ?? "" });
   }
+}
+
+/** The `origin` URL of a local checkout, or undefined (no remote, not a checkout). */
+export async function originOf(dir: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)("git", ["remote", "get-url", "origin"], { cwd: dir });
+    return stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A forge for `repo` (a clone URL or a local checkout) from command-line
+ * flags: what the flags leave out is inferred from the repository's remote.
+ */
+export async function forgeFromFlags(
+  flags: Omit<ForgeFlags, "remote">,
+  repo: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Forge> {
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s]+@[^/\s]+:/.test(repo);
+  const remote = isUrl ? repo : await originOf(repo);
+  return createForge(forgeOptions({ ...flags, ...(remote ? { remote } : {}) }, env));
 }

@@ -16,7 +16,7 @@ import { healthReport, healthyAt } from "../agent/control.ts";
 import { FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { BOT_PREFIX, type ProposalOutcome, propose } from "../forge/deliver.ts";
-import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
+import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/index.ts";
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { deliver } from "../git/deliver.ts";
@@ -235,7 +235,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     const needForge =
       mode === "pull-request" || (!job.skipGates && (job.gates?.checks ?? toEnv.gates?.checks));
     if (!forge && needForge) {
-      const remote = toEnv.repository?.url ?? fleet.spec.repository?.url ?? (await remoteUrl(toWs.dir));
+      const remote = toEnv.repository?.url ?? fleet.spec.repository?.url ?? (await originOf(toWs.dir));
       forge = createForge(forgeOptions({ ...job.forge, ...(remote ? { remote } : {}) }, job.env));
     }
     // Repository per environment: the source commit's checks live in the source's repository.
@@ -402,13 +402,5 @@ async function closeObsolete(
       number: pr.number,
       url: pr.url,
     });
-  }
-}
-
-async function remoteUrl(dir: string): Promise<string | undefined> {
-  try {
-    return (await run("git", ["remote", "get-url", "origin"], { cwd: dir })).stdout.trim() || undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -1,6 +1,16 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
-import { forgeOptions, kindFromHost, parseForgeKind, repoFromRemote } from "../../src/forge/index.ts";
+import {
+  forgeFromFlags,
+  forgeOptions,
+  kindFromHost,
+  parseForgeKind,
+  repoFromRemote,
+} from "../../src/forge/index.ts";
 
 describe("forge selection from flags, remote and environment", () => {
   it.each([
@@ -84,5 +94,23 @@ describe("forge selection from flags, remote and environment", () => {
     [{ forge: "github", forgeRepo: "a/b", tokenEnv: "BOT_TOKEN" }, {}, "no github token: set $BOT_TOKEN"],
   ] as const)("missing pieces are usage errors: %j", (flags, env, message) => {
     expect(() => forgeOptions(flags, env)).toThrow(new UsageError(message));
+  });
+
+  it("a local checkout: the forge and repository come from its origin remote", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shipmate-forge-origin-"));
+    try {
+      execFileSync("git", ["init", "-q", dir]);
+      execFileSync("git", ["remote", "add", "origin", "git@gitlab.com:platform/deploy/fleet.git"], {
+        cwd: dir,
+      });
+      const forge = await forgeFromFlags({}, dir, { GITLAB_TOKEN: "glpat-x" });
+      expect({ kind: forge.kind, repo: forge.repo, base: forge.baseUrl }).toEqual({
+        kind: "gitlab",
+        repo: "platform/deploy/fleet",
+        base: "https://gitlab.com",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
