@@ -5,7 +5,9 @@
  * on paper: CRDs, the agent's own objects, infrastructure before apps, image
  * tags from the overlays.
  */
+import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -15,6 +17,7 @@ import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { tempDirs } from "./helpers.ts";
 
 const tmp = tempDirs();
+const run = promisify(execFile);
 let kube: KubeCluster;
 let client: KubeClient;
 let agent: Agent | undefined;
@@ -40,10 +43,24 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promis
 }
 
 describe("a scaffolded monorepo, synced by the real agent into a real API server", () => {
-  it("applies the agent, infrastructure, then the apps with their overlay image tags", async () => {
+  it("bootstraps with the README's kubectl commands, then the agent applies infrastructure, then the apps", async () => {
     const out = join(await tmp(), "fleet");
     // The fleet's own GitRepository points at the scaffolded repository itself.
     await init({ layout: "monorepo", out, apps: ["web"], teams: ["payments"], gitUrl: `file://${out}` });
+    // Bootstrap exactly as the scaffolded README says, with the real kubectl.
+    for (const args of [
+      ["apply", "--server-side", "-f", join(out, "clusters/staging/shipmate-system/crds.yaml")],
+      ["apply", "--server-side", "-k", join(out, "clusters/staging/shipmate-system")],
+    ])
+      await run("kubectl", ["--kubeconfig", kube.kubeconfig, ...args]);
+    expect(
+      await getObject(
+        client,
+        "/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/gitrepositories/shipmate-system",
+      ),
+    ).toBeDefined();
+
+    // Then the agent takes over, as the Deployment just applied would.
     const root = await tmp();
     agent = new Agent(
       kube.kubeConfig(),
