@@ -5,7 +5,8 @@
  *   a kustomization another one includes is built as part of it);
  * - every object, built or loose, matches its Kubernetes or Flux schema;
  * - every `$imagepolicy` marker names a policy defined in the tree;
- * - every `dependsOn` names a Kustomization (or HelmRelease) defined in the tree;
+ * - every `dependsOn` names a Kustomization (or HelmRelease) defined in the
+ *   tree, and every source, chart and image repository reference names one too;
  * - Flux Kustomizations synced from this repository point at folders that exist;
  * - shipmate.yaml is valid and its paths exist.
  * One Problem per finding, with file and line where the tree has one.
@@ -212,6 +213,73 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
   return out;
 }
 
+const FLUX_SOURCE = "source.toolkit.fluxcd.io";
+const IMAGE = "image.toolkit.fluxcd.io";
+
+interface Reference {
+  field: string;
+  /** Where the reference's name is, for its line. */
+  path: (string | number)[];
+  group: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * The objects a Flux object names and needs: dependsOn, the source of a
+ * Kustomization or HelmRelease, the ImageRepository of an ImagePolicy.
+ * (An ImageUpdateAutomation's source is left out: in multi-repository fleets
+ * it is defined in another repository.)
+ */
+function referencesOf(o: K8sObject): Reference[] {
+  const group = groupOf(o.apiVersion);
+  const spec = (o.spec ?? {}) as Record<string, unknown>;
+  const refs: Reference[] = [];
+  const ref = (
+    field: string,
+    path: (string | number)[],
+    value: unknown,
+    kind: string | undefined,
+    targetGroup: string,
+  ) => {
+    const v = value as { name?: unknown; namespace?: unknown; kind?: unknown } | undefined;
+    const k = typeof v?.kind === "string" ? v.kind : kind;
+    if (typeof v?.name !== "string" || !k) return;
+    refs.push({
+      field,
+      path: [...path, "name"],
+      group: targetGroup,
+      kind: k,
+      name: v.name,
+      ...(typeof v.namespace === "string" ? { namespace: v.namespace } : {}),
+    });
+  };
+  const dependsOn = (kind: string) => {
+    if (Array.isArray(spec.dependsOn))
+      for (const [i, d] of spec.dependsOn.entries())
+        ref("dependsOn", ["spec", "dependsOn", i], d, kind, group);
+  };
+  if (group === "kustomize.toolkit.fluxcd.io" && o.kind === "Kustomization") {
+    dependsOn("Kustomization");
+    ref("sourceRef", ["spec", "sourceRef"], spec.sourceRef, undefined, FLUX_SOURCE);
+  } else if (group === "helm.toolkit.fluxcd.io" && o.kind === "HelmRelease") {
+    dependsOn("HelmRelease");
+    const chart = (spec.chart as { spec?: { sourceRef?: unknown } } | undefined)?.spec;
+    ref("sourceRef", ["spec", "chart", "spec", "sourceRef"], chart?.sourceRef, undefined, FLUX_SOURCE);
+    ref("chartRef", ["spec", "chartRef"], spec.chartRef, undefined, FLUX_SOURCE);
+  } else if (group === IMAGE && o.kind === "ImagePolicy") {
+    ref(
+      "imageRepositoryRef",
+      ["spec", "imageRepositoryRef"],
+      spec.imageRepositoryRef,
+      "ImageRepository",
+      IMAGE,
+    );
+  }
+  return refs;
+}
+
 export async function validateTree(dir: string, options: ValidateOptions = {}): Promise<ValidateReport> {
   const root = resolve(dir);
   const rootStat = await stat(root).catch(() => undefined);
@@ -414,50 +482,49 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
       }
   }
 
-  // Names that markers and dependsOn refer to.
-  const policies = new Index();
-  const fluxKustomizations = new Index();
-  const helmReleases = new Index();
-  const indexOf = (o: K8sObject): Index | undefined => {
-    const g = groupOf(o.apiVersion);
-    if (o.kind === "ImagePolicy" && (g === "image.toolkit.fluxcd.io" || g === "shipmate.dev"))
-      return policies;
-    if (o.kind === "Kustomization" && g === "kustomize.toolkit.fluxcd.io") return fluxKustomizations;
-    if (o.kind === "HelmRelease" && g === "helm.toolkit.fluxcd.io") return helmReleases;
-    return undefined;
+  // Names that markers, dependsOn and source references refer to.
+  const defined = new Map<string, Index>();
+  const indexFor = (group: string, kind: string): Index => {
+    let index = defined.get(`${group}/${kind}`);
+    if (!index) {
+      index = new Index();
+      defined.set(`${group}/${kind}`, index);
+    }
+    return index;
   };
-  for (const r of raws) indexOf(r.object)?.add(nameOf(r.object), r.covered ? undefined : nsOf(r.object));
-  for (const { object } of objects) indexOf(object)?.add(nameOf(object), nsOf(object));
+  for (const r of raws)
+    indexFor(groupOf(r.object.apiVersion), r.object.kind).add(
+      nameOf(r.object),
+      r.covered ? undefined : nsOf(r.object),
+    );
+  for (const { object } of objects)
+    indexFor(groupOf(object.apiVersion), object.kind).add(nameOf(object), nsOf(object));
 
   for (const m of markers) {
     const [ns, name] = m.policy.split(":") as [string, string];
-    if (!policies.has(name, ns))
+    if (
+      !indexFor(IMAGE, "ImagePolicy").has(name, ns) &&
+      !indexFor("shipmate.dev", "ImagePolicy").has(name, ns)
+    )
       report(m.file, m.line, `marker names image policy "${m.policy}", which is not defined in this tree`);
   }
 
-  const checkedDeps = new Set<RawObject>();
+  const checkedRefs = new Set<RawObject>();
   for (const { object, raw } of [...raws.map((r) => ({ object: r.object, raw: r })), ...objects]) {
-    const target =
-      object.kind === "HelmRelease"
-        ? helmReleases
-        : object.kind === "Kustomization"
-          ? fluxKustomizations
-          : undefined;
-    if (!target || indexOf(object) !== target || !raw || checkedDeps.has(raw)) continue;
-    checkedDeps.add(raw);
-    const deps = (object.spec as { dependsOn?: unknown } | undefined)?.dependsOn;
-    if (!Array.isArray(deps)) continue;
-    deps.forEach((d: unknown, i) => {
-      const dep = d as { name?: unknown; namespace?: unknown };
-      if (typeof dep?.name !== "string") return;
-      const ns = typeof dep.namespace === "string" ? dep.namespace : nsOf(object);
-      if (!target.has(dep.name, ns))
-        report(
-          rel(raw.file),
-          lineIn(raw, ["spec", "dependsOn", i, "name"]),
-          `${object.kind}/${nameOf(object)}: dependsOn "${ns ? `${ns}/` : ""}${dep.name}", which is not defined in this tree`,
-        );
-    });
+    if (!raw || checkedRefs.has(raw)) continue;
+    checkedRefs.add(raw);
+    for (const ref of referencesOf(object)) {
+      const ns = ref.namespace ?? nsOf(object);
+      if (indexFor(ref.group, ref.kind).has(ref.name, ns)) continue;
+      const target = `"${ns ? `${ns}/` : ""}${ref.name}"`;
+      report(
+        rel(raw.file),
+        lineIn(raw, ref.path),
+        ref.field === "dependsOn"
+          ? `${object.kind}/${nameOf(object)}: dependsOn ${target}, which is not defined in this tree`
+          : `${object.kind}/${nameOf(object)}: ${ref.field} ${ref.kind} ${target} is not defined in this tree`,
+      );
+    }
   }
 
   // Flux Kustomizations that sync this repository itself (shipmate's and flux bootstrap's convention).

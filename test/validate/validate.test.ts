@@ -94,6 +94,37 @@ describe("validate: one problem per mistake, with file and line", () => {
       ],
     ],
     [
+      "a Kustomization whose source is not defined",
+      { "clusters/prod/apps.yaml": replace("    name: flux-system", "    name: fleet") },
+      [
+        'clusters/prod/apps.yaml:15: Kustomization/apps: sourceRef GitRepository "flux-system/fleet" is not defined in this tree',
+      ],
+    ],
+    [
+      "a HelmRelease whose chart source is not defined",
+      {
+        "infrastructure/ingress-nginx.yaml": replace(
+          "        name: ingress-nginx\n        namespace: flux-system",
+          "        name: nginx\n        namespace: flux-system",
+        ),
+      },
+      [
+        'infrastructure/ingress-nginx.yaml:28: HelmRelease/ingress-nginx: sourceRef HelmRepository "flux-system/nginx" is not defined in this tree',
+      ],
+    ],
+    [
+      "an ImagePolicy whose ImageRepository is not defined",
+      {
+        "clusters/prod/image-automation.yaml": replace(
+          "  imageRepositoryRef:\n    name: podinfo",
+          "  imageRepositoryRef:\n    name: podinfo-repo",
+        ),
+      },
+      [
+        'clusters/prod/image-automation.yaml:17: ImagePolicy/podinfo: imageRepositoryRef ImageRepository "flux-system/podinfo-repo" is not defined in this tree',
+      ],
+    ],
+    [
       "a field of the wrong type",
       { "apps/base/podinfo/deployment.yaml": replace("replicas: 2", 'replicas: "two"') },
       [
