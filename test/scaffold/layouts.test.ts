@@ -63,6 +63,25 @@ describe("every scaffolded layout passes validate", () => {
   );
 });
 
+describe("each repository of a multi-repository fleet validates on its own", () => {
+  it.each(["repo-per-env", "repo-per-team", "repo-per-app"])(
+    "%s",
+    async (layout) => {
+      const out = join(await tmp(), "fleet");
+      const result = await init({
+        layout,
+        out,
+        teams: ["payments"],
+        apps: ["web@payments", "api"],
+        noGit: true,
+      });
+      for (const repo of result.repos)
+        expect([repo.dir, (await validateTree(repo.path)).problems]).toEqual([repo.dir, []]);
+    },
+    60_000,
+  );
+});
+
 describe("scaffold output", () => {
   it("is deterministic: the same input renders byte-identical files in the same order", () => {
     const spec = normalize({
