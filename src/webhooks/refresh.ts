@@ -45,10 +45,11 @@ export interface RefreshJob {
   path?: string;
   policies: PolicySource;
   scope?: RefreshScope;
-  /** Mode of policies that name none (nor does their environment). Default `push`. */
-  defaultMode?: UpdateMode;
-  /** Mode for every policy, whatever they say (the Action's explicit `mode`). */
-  forceMode?: UpdateMode;
+  /**
+   * Delivery of policies that name no `mode` themselves; without it, their
+   * environment's mode in shipmate.yaml, else `push`.
+   */
+  mode?: UpdateMode;
   dryRun: boolean;
   env: NodeJS.ProcessEnv;
   /** Environment variable holding the git HTTPS token (default SHIPMATE_GIT_TOKEN). */
@@ -185,7 +186,7 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
     .filter((p) => !p.suspended && inScope(p, job.scope))
     .map((policy) => ({
       policy,
-      mode: job.forceMode ?? policy.mode ?? loaded.modeOf(policy) ?? job.defaultMode ?? "push",
+      mode: policy.mode ?? job.mode ?? loaded.modeOf(policy) ?? "push",
     }));
   const result: RefreshResult = { policies: chosen, scan: [], problems: [] };
   if (chosen.length === 0) {

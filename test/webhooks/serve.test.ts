@@ -11,56 +11,13 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
+import { deployment, fluxPolicy } from "../action/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { freePort, type ServeProcess, spawnServe } from "./helpers.ts";
 
 const SECRET = randomBytes(16).toString("hex");
 const GIT_TOKEN = randomBytes(12).toString("hex");
-
-function policy(name: string, image: string): string {
-  return `apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImageRepository
-metadata:
-  name: ${name}
-  namespace: flux-system
-spec:
-  image: ${image}
-  interval: 5m
----
-apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImagePolicy
-metadata:
-  name: ${name}
-  namespace: flux-system
-spec:
-  imageRepositoryRef:
-    name: ${name}
-  policy:
-    semver:
-      range: ^1.0.0
-`;
-}
-
-function deployment(name: string, image: string): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-  namespace: staging
-spec:
-  selector:
-    matchLabels: { app: ${name} }
-  template:
-    metadata:
-      labels: { app: ${name} }
-    spec:
-      containers:
-        - name: ${name}
-          # the comment below is a Flux setter marker
-          image: ${image}:1.0.0 # {"$imagepolicy": "flux-system:${name}"}
-`;
-}
 
 let notifying: TestRegistry;
 let quiet: TestRegistry;
@@ -131,13 +88,25 @@ beforeAll(async () => {
 
   policiesDir = tempDir("shipmate-serve-policies-");
   mkdirSync(policiesDir, { recursive: true });
-  writeFileSync(join(policiesDir, "app.yaml"), policy("app", `${notifying.host}/team/app`));
-  writeFileSync(join(policiesDir, "api.yaml"), policy("api", `${quiet.host}/team/api`));
+  writeFileSync(join(policiesDir, "app.yaml"), fluxPolicy("app", `${notifying.host}/team/app`));
+  writeFileSync(join(policiesDir, "api.yaml"), fluxPolicy("api", `${quiet.host}/team/api`));
 
   gitServer = await startGitHttpServer({ user: "x-access-token", password: GIT_TOKEN });
   const url = gitServer.createRepo("fleet", {
-    "apps/staging/app/deployment.yaml": deployment("app", `${notifying.host}/team/app`),
-    "apps/staging/api/deployment.yaml": deployment("api", `${quiet.host}/team/api`),
+    "apps/staging/app/deployment.yaml": deployment(
+      "app",
+      "staging",
+      `${notifying.host}/team/app`,
+      "1.0.0",
+      "app",
+    ),
+    "apps/staging/api/deployment.yaml": deployment(
+      "api",
+      "staging",
+      `${quiet.host}/team/api`,
+      "1.0.0",
+      "api",
+    ),
   });
   bare = join(gitServer.root, "fleet.git");
   cacheHome = tempDir("shipmate-serve-cache-");

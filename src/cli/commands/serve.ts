@@ -37,7 +37,8 @@ const usage = `shipmate serve --repo PATH|URL [--policies DIR] [--branch BRANCH]
   --secret-env VAR          variable holding the shared secret (default ${DEFAULT_SECRET_ENV}); deliveries
                             must carry it as HMAC (X-Hub-Signature-256), Authorization: Bearer, or ?token=
   --allow-unauthenticated   accept deliveries without the secret (only behind a trusted network boundary)
-  --mode MODE               delivery of policies that name none (default push)
+  --mode MODE               delivery of policies that name none (default: their environment's mode in
+                            shipmate.yaml, else push)
   --interval DURATION       also scan everything this often (Go duration, e.g. 30m), for quiet registries
   --dry-run                 scan and log what would change; write nothing
   --max-body-bytes N        larger deliveries are refused with 413 (default ${DEFAULT_MAX_BODY_BYTES})
@@ -80,8 +81,8 @@ export const command: Command = {
       throw new UsageError("shipmate serve: --repo is required (a local checkout or a clone URL)");
     if (values["no-cache"] && values["cache-dir"])
       throw new UsageError("--cache-dir and --no-cache exclude each other");
-    const mode = values.mode ?? "push";
-    if (mode !== "push" && mode !== "pull-request")
+    const mode = values.mode;
+    if (mode !== undefined && mode !== "push" && mode !== "pull-request")
       throw new UsageError(`--mode must be push or pull-request, got "${mode}"`);
     const level = values["log-level"] ?? "info";
     if (!["trace", "debug", "info", "warn", "error", "silent"].includes(level))
@@ -146,7 +147,7 @@ export const command: Command = {
         ...(values.branch ? { branch: values.branch } : {}),
         ...(values.path ? { path: values.path } : {}),
         policies,
-        defaultMode: mode as UpdateMode,
+        ...(mode ? { mode: mode as UpdateMode } : {}),
         dryRun: values["dry-run"] ?? false,
         env: io.env,
         ...(values["token-env"] ? { tokenEnv: values["token-env"] } : {}),

@@ -1,0 +1,292 @@
+/**
+ * The GitHub Action: inputs in, one engine call, outputs and a job summary
+ * out. `scan` reports what each policy selects; `update` scans and
+ * delivers (refreshFleet: pushed or proposed per policy); `promote` runs
+ * the promotion. Problems become annotations on the files they are in,
+ * and fail the step; the token is masked before anything is printed.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, relative, resolve } from "node:path";
+import * as core from "@actions/core";
+import { PolicyConfigError } from "../config/errors.ts";
+import { FLEET_FILE, loadFleet } from "../config/fleet.ts";
+import type { UpdateMode } from "../config/types.ts";
+import { ConfigError, describeError, registerSecret, UsageError } from "../errors.ts";
+import { createForge, parseForgeKind } from "../forge/index.ts";
+import type { Forge, MergeMethod } from "../forge/types.ts";
+import { parseIdentity } from "../git/workspace.ts";
+import { runPromotion } from "../promote/index.ts";
+import { defaultCredentials } from "../registry/index.ts";
+import { scanPolicies } from "../scan/index.ts";
+import { changeRows, loadRunPolicies, type PolicySource, refreshFleet } from "../webhooks/refresh.ts";
+import { promoteRows, promoteSummary, scanRows, scanSummary, updateSummary } from "./summary.ts";
+
+/** The bot GitHub shows for commits made with the workflow's token. */
+const ACTIONS_BOT = "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>";
+
+const input = (name: string) => core.getInput(name).trim();
+const optional = (name: string) => input(name) || undefined;
+
+/** A list input: one item per line or comma. */
+function list(name: string): string[] {
+  return core
+    .getInput(name)
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function bool(name: string): boolean {
+  const v = input(name).toLowerCase();
+  if (v === "" || v === "false") return false;
+  if (v === "true") return true;
+  throw new UsageError(`input ${name} must be true or false, got "${input(name)}"`);
+}
+
+function mode(): UpdateMode | undefined {
+  const m = optional("mode");
+  if (m === undefined || m === "push" || m === "pull-request") return m;
+  throw new UsageError(`input mode must be push or pull-request, got "${m}"`);
+}
+
+interface Context {
+  workspace: string;
+  env: NodeJS.ProcessEnv;
+  token: string | undefined;
+}
+
+/** A path for annotations: relative to the repository root, as GitHub wants it. */
+function annotationFile(ctx: Context, file: string): string {
+  const rel = relative(ctx.workspace, isAbsolute(file) ? file : resolve(ctx.workspace, file));
+  return rel.startsWith("..") ? file : rel;
+}
+
+function forgeFor(ctx: Context): () => Forge {
+  return () => {
+    const kind = parseForgeKind(optional("forge") ?? "github");
+    const repo = optional("repository") ?? ctx.env.GITHUB_REPOSITORY;
+    if (!repo) throw new UsageError("input repository is empty and GITHUB_REPOSITORY is not set");
+    const url = optional("forge-url") ?? (kind === "github" ? ctx.env.GITHUB_API_URL : undefined);
+    if (!ctx.token) throw new UsageError("pull requests need a token: set the token input");
+    return createForge({
+      kind,
+      repo,
+      token: ctx.token,
+      ...(url ? { url } : {}),
+      tokenSource: "the token input",
+    });
+  };
+}
+
+function who() {
+  const author = parseIdentity(optional("author") ?? ACTIONS_BOT, "input author");
+  return { author, committer: author };
+}
+
+function policySource(ctx: Context): PolicySource {
+  const p = optional("policies");
+  return p ? { kind: "dir", dir: resolve(ctx.workspace, p) } : { kind: "repo" };
+}
+
+async function scanOptions(ctx: Context) {
+  return {
+    credentials: await defaultCredentials({
+      env: ctx.env,
+      secretFiles: list("pull-secrets").map((f) => resolve(ctx.workspace, f)),
+    }),
+    insecureRegistries: list("insecure-registries"),
+    ...(optional("platform") ? { platform: optional("platform") } : {}),
+  };
+}
+
+async function scan(ctx: Context): Promise<boolean> {
+  const loaded = await loadRunPolicies(ctx.workspace, policySource(ctx));
+  if (loaded.candidates.length === 0) throw new UsageError("no image policies found");
+  const report = await scanPolicies(loaded.candidates, { ...(await scanOptions(ctx)), env: ctx.env });
+  for (const r of report.results)
+    if (!r.ok)
+      core.warning(`${r.policy.id}: ${r.message}`, {
+        title: "no selection",
+        file: annotationFile(ctx, r.policy.source.file),
+        ...(r.policy.source.line ? { startLine: r.policy.source.line } : {}),
+      });
+  core.setOutput("changes", JSON.stringify(scanRows(report.results)));
+  core.setOutput("pull-request-url", "");
+  core.setOutput("commit", "");
+  await core.summary.addRaw(scanSummary(report.results)).write();
+  return report.results.every((r) => r.ok);
+}
+
+async function update(ctx: Context): Promise<boolean> {
+  const dryRun = bool("dry-run");
+  const m = mode();
+  const path = optional("path");
+  const branch = optional("branch");
+  const labels = list("labels");
+  const result = await refreshFleet({
+    repo: ctx.workspace,
+    ...(branch ? { branch } : {}),
+    ...(path ? { path } : {}),
+    policies: policySource(ctx),
+    ...(m ? { mode: m } : {}),
+    dryRun,
+    env: ctx.env,
+    scan: await scanOptions(ctx),
+    forge: forgeFor(ctx),
+    ...who(),
+    ...(labels.length ? { labels } : {}),
+    onRetry: (attempt, reason) =>
+      core.info(`push rejected (${reason}); retrying on the new head (attempt ${attempt + 1})`),
+  });
+  for (const s of result.scan)
+    if (!s.ok)
+      core.error(`${s.policy.id}: ${s.message}`, {
+        title: "no selection",
+        file: annotationFile(ctx, s.policy.source.file),
+        ...(s.policy.source.line ? { startLine: s.policy.source.line } : {}),
+      });
+  for (const p of result.problems) {
+    const props = { file: annotationFile(ctx, p.file), ...(p.line ? { startLine: p.line } : {}) };
+    if (p.severity === "error") core.error(p.message, props);
+    else core.warning(p.message, props);
+  }
+  const pr =
+    result.request && "pullRequest" in result.request.request
+      ? result.request.request.pullRequest
+      : undefined;
+  core.setOutput("changes", JSON.stringify(changeRows(result)));
+  core.setOutput("pull-request-url", pr?.url ?? "");
+  core.setOutput("commit", result.push?.pushed ? (result.push.commit ?? "") : "");
+  await core.summary.addRaw(updateSummary(result, dryRun)).write();
+  return result.scan.every((s) => s.ok) && !result.problems.some((p) => p.severity === "error");
+}
+
+/** `to` defaults to the environment whose policies folder the `policies` input names (scaffolded workflows). */
+async function targetEnvironment(ctx: Context): Promise<{ from: string | undefined; to: string }> {
+  const to = optional("to");
+  const from = optional("from");
+  if (to) return { from, to };
+  const policies = optional("policies");
+  if (!policies || !existsSync(resolve(ctx.workspace, FLEET_FILE)))
+    throw new UsageError("promote needs the to input (the environment to promote into)");
+  const fleet = await loadFleet(ctx.workspace);
+  const want = relative(ctx.workspace, resolve(ctx.workspace, policies)).split("\\").join("/");
+  const env = fleet.spec.environments.find((e) => (e.policies ?? e.path) === want);
+  if (!env)
+    throw new UsageError(`no environment in ${FLEET_FILE} keeps its policies in ${want}: set the to input`);
+  return { from, to: env.name };
+}
+
+async function promote(ctx: Context): Promise<boolean> {
+  const { from: fromInput, to } = await targetEnvironment(ctx);
+  let from = fromInput;
+  if (!from) {
+    const fleet = await loadFleet(ctx.workspace);
+    const envs = fleet.spec.environments;
+    const target = envs.find((e) => e.name === to);
+    const i = envs.findIndex((e) => e.name === to);
+    from = target?.promoteFrom ?? (i > 0 ? envs[i - 1]?.name : undefined);
+    if (!from)
+      throw new ConfigError(`${to} has no environment before it to promote from: set the from input`, {
+        file: FLEET_FILE,
+      });
+  }
+  const m = mode();
+  const merge = optional("merge-method");
+  if (merge && !["merge", "squash", "rebase"].includes(merge))
+    throw new UsageError(`input merge-method must be merge, squash or rebase, got "${merge}"`);
+  const branch = optional("branch");
+  const labels = list("labels");
+  const reviewers = list("reviewers");
+  let forge: Forge | undefined;
+  try {
+    forge = forgeFor(ctx)();
+  } catch (err) {
+    // Push-mode promotions without gates on checks need no forge; runPromotion says so if one was needed.
+    if (!(err instanceof UsageError)) throw err;
+  }
+  const result = await runPromotion({
+    repo: ctx.workspace,
+    ...(branch ? { branch } : {}),
+    from,
+    to,
+    apps: list("apps"),
+    dryRun: bool("dry-run"),
+    perApp: bool("per-app"),
+    env: ctx.env,
+    ...(forge ? { forgeClient: forge } : {}),
+    skipGates: bool("skip-gates"),
+    ...(labels.length ? { labels } : {}),
+    ...(reviewers.length ? { reviewers } : {}),
+    autoMerge: bool("auto-merge"),
+    ...(merge ? { mergeMethod: merge as MergeMethod } : {}),
+    ...who(),
+  });
+  if (m && m !== result.mode)
+    core.notice(
+      `${to} is delivered by ${result.mode} as ${FLEET_FILE} says; the mode input (${m}) does not change that`,
+    );
+  for (const p of result.problems) {
+    const props = p.file
+      ? { file: annotationFile(ctx, p.file), ...(p.line ? { startLine: p.line } : {}) }
+      : {};
+    if (p.severity === "error") core.error(p.message, props);
+    else core.warning(p.message, props);
+  }
+  for (const g of result.gates)
+    if (g.state !== "passed") core.notice(`gate ${g.gate}: ${g.message}`, { title: `promotion ${g.state}` });
+  const pr = result.requests.find((q) => q.url && q.outcome !== "closed");
+  core.setOutput("changes", JSON.stringify(promoteRows(result)));
+  core.setOutput("pull-request-url", pr?.url ?? "");
+  core.setOutput("commit", result.status === "pushed" ? (result.commit ?? "") : "");
+  await core.summary.addRaw(promoteSummary(result)).write();
+  return result.status !== "blocked" && !result.problems.some((p) => p.severity === "error");
+}
+
+function report(ctx: Context, err: unknown): void {
+  if (err instanceof PolicyConfigError) {
+    for (const p of err.problems)
+      core.error(p.message, {
+        title: "invalid policy",
+        file: annotationFile(ctx, p.file),
+        ...(p.line ? { startLine: p.line } : {}),
+      });
+    process.exitCode = core.ExitCode.Failure;
+    return;
+  }
+  if (err instanceof ConfigError && err.file) {
+    core.error(describeError(err), {
+      file: annotationFile(ctx, err.file),
+      ...(err.line ? { startLine: err.line } : {}),
+    });
+    process.exitCode = core.ExitCode.Failure;
+    return;
+  }
+  core.setFailed(describeError(err));
+}
+
+export async function run(): Promise<void> {
+  const env = process.env;
+  const token = core.getInput("token") || undefined;
+  if (token) {
+    core.setSecret(token);
+    registerSecret(token);
+  }
+  const ctx: Context = {
+    workspace: resolve(optional("working-directory") ?? env.GITHUB_WORKSPACE ?? process.cwd()),
+    // The engine reads tokens from the environment it is given, never from process.env directly.
+    env: token ? { ...env, SHIPMATE_GIT_TOKEN: token, SHIPMATE_FORGE_TOKEN: token } : env,
+    token,
+  };
+  try {
+    const command = input("command") || "update";
+    let ok: boolean;
+    if (command === "scan") ok = await scan(ctx);
+    else if (command === "update") ok = await update(ctx);
+    else if (command === "promote") ok = await promote(ctx);
+    else throw new UsageError(`input command must be scan, update or promote, got "${command}"`);
+    if (!ok) core.setFailed(`shipmate ${command} finished with problems (see the annotations)`);
+  } catch (err) {
+    report(ctx, err);
+  }
+}
