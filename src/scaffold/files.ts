@@ -11,12 +11,24 @@ import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { z } from "zod";
-import { ConfigError, GitError } from "../errors.ts";
+import { ConfigError, GitError, ShipmateError } from "../errors.ts";
 import { APP_SOURCES, LAYOUTS } from "./model.ts";
 
 const run = promisify(execFile);
 
 export const MANIFEST_PATH = ".shipmate/scaffold.json";
+
+/** The disk refused a write (permissions, space, a file where a folder must go). */
+export class ScaffoldWriteError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "ScaffoldWriteError";
+}
+
+function writeFailure(path: string, err: unknown): ScaffoldWriteError {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code === "ENOTDIR" || e.code === "EEXIST" ? "a file is in the way" : (e.code ?? e.message);
+  return new ScaffoldWriteError(`cannot write ${path}: ${why}`);
+}
 
 export function sha256(content: string): string {
   return createHash("sha256").update(content).digest("hex");
@@ -87,7 +99,8 @@ export async function pathKind(path: string): Promise<PathKind> {
     if (!s.isDirectory()) return "file";
     return (await readdir(path)).length === 0 ? "empty-dir" : "dir";
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return "missing";
     throw err;
   }
 }
@@ -107,16 +120,20 @@ export async function writeTree(
   for (const f of files) {
     const target = join(root, f.path);
     const dir = dirname(target);
-    if (!made.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      made.add(dir);
-    }
-    if (atomic) {
-      // Rename is atomic: a reader (or a crash) sees the old file or the new one, never half of one.
-      writeFileSync(target + suffix, f.content);
-      renameSync(target + suffix, target);
-    } else {
-      writeFileSync(target, f.content);
+    try {
+      if (!made.has(dir)) {
+        mkdirSync(dir, { recursive: true });
+        made.add(dir);
+      }
+      if (atomic) {
+        // Rename is atomic: a reader (or a crash) sees the old file or the new one, never half of one.
+        writeFileSync(target + suffix, f.content);
+        renameSync(target + suffix, target);
+      } else {
+        writeFileSync(target, f.content);
+      }
+    } catch (err) {
+      throw writeFailure(target, err);
     }
   }
 }

@@ -85,6 +85,17 @@ describe("shipmate init", () => {
     expect(await readFile(join(out, "shipmate.yaml"), "utf8")).toContain("kind: Fleet");
   });
 
+  it("--force where a file stands in the way of a folder: one line naming it, exit 1", async () => {
+    const out = await tmp();
+    await mkdir(join(out, "apps"));
+    await writeFile(join(out, "apps/base"), "a file\n");
+    const r = await runCli(["init", "--layout", "monorepo", "--out", out, "--force", "--no-git"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `shipmate init: cannot write ${join(out, "apps/base/hello/deployment.yaml")}: a file is in the way`,
+    );
+  });
+
   it("--dry-run lists the files and writes nothing", async () => {
     const parent = await tmp();
     const out = join(parent, "fleet");
