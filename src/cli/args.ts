@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { parseDuration } from "../agent/kustomization.ts";
 import { UsageError } from "../errors.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -20,4 +21,14 @@ export function positiveInt(value: string | undefined, flag: string): number | u
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
   return n;
+}
+
+/** A duration flag (`30s`, `5m`, `1h30m`) in milliseconds; `dflt` when absent. */
+export function durationMs(value: string | undefined, flag: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`${flag} must be a duration such as 30s or 5m, got "${value}"`);
+  }
 }

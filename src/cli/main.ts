@@ -23,6 +23,9 @@ const commands: Record<string, Loader> = {
   validate: () => import("./commands/validate.ts"),
   serve: () => import("./commands/serve.ts"),
   promote: () => import("./commands/promote.ts"),
+  bootstrap: () => import("./commands/bootstrap.ts"),
+  create: () => import("./commands/create.ts"),
+  reconcile: () => import("./commands/reconcile.ts"),
 };
 
 function help(io: CliIO): void {

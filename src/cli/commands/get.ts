@@ -6,13 +6,35 @@ import {
   listKustomizations,
   watchKustomizations,
 } from "../../agent/control.ts";
+import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { UsageError } from "../../errors.ts";
 import { parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
-const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]`;
+const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
+       shipmate get sources git [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
+
+/** `get sources git`: the GitRepository objects the agent fetches, as `flux get sources git` shows them. */
+async function getSources(
+  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
+  io: CliIO,
+): Promise<number> {
+  const client = new KubeClient(loadKubeConfig(args.kubeconfig));
+  try {
+    const rows = (await listGitRepositories(client, args.namespace)).filter(
+      (r) => !args.name || r.name === args.name,
+    );
+    if (args.json) writeLine(io.stdout, JSON.stringify(rows, null, 2));
+    else if (rows.length) for (const line of formatSourceRows(rows)) writeLine(io.stdout, line);
+    else
+      writeLine(io.stderr, `no GitRepository sources found${args.namespace ? ` in ${args.namespace}` : ""}`);
+    return args.name && !rows.length ? 1 : 0;
+  } finally {
+    client.close();
+  }
+}
 
 export const command: Command = {
   summary: "Show the agent's Kustomizations: readiness, applied revision, object count, message.",
@@ -25,9 +47,21 @@ export const command: Command = {
       json: { type: "boolean" },
       kubeconfig: { type: "string" },
     });
+    if (positionals[0] === "sources" || positionals[0] === "source") {
+      const [, type, sourceName, more] = positionals;
+      if (type !== "git" || more || values.watch)
+        throw new UsageError(`only "git" sources, without --watch (usage: ${USAGE})`);
+      const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
+      return await getSources(
+        { name: sourceName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
+        io,
+      );
+    }
     const [kind, name, extra] = positionals;
     if (!kind || !KINDS.has(kind)) {
-      throw new UsageError(`shipmate get: what to get? supported: kustomizations (usage: ${USAGE})`);
+      throw new UsageError(
+        `shipmate get: what to get? supported: kustomizations, sources git (usage: ${USAGE})`,
+      );
     }
     if (extra) throw new UsageError(`shipmate get: unexpected argument "${extra}"`);
     const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");

@@ -1,0 +1,203 @@
+import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
+import { formatRows, waitReconciled } from "../../agent/control.ts";
+import { formatSourceRows, getGitRepository, waitSourceHandled } from "../../bootstrap/control.ts";
+import {
+  applyFluxObject,
+  checkGitUrl,
+  checkInterval,
+  checkKsPath,
+  checkNamespace,
+  checkObjectName,
+  exportYaml,
+  gitRefFromFlags,
+  gitRepositoryObject,
+  kustomizationObject,
+  parseDependsOn,
+  parseSourceFlag,
+  verifyGitSource,
+} from "../../bootstrap/flux.ts";
+import { ClusterError, UsageError } from "../../errors.ts";
+import { durationMs, parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const SOURCE_USAGE = `shipmate create source git NAME --url URL (--branch B | --tag T | --semver RANGE)
+       [--interval 1m] [--secret-ref NAME] [-n shipmate-system] [--export] [--no-verify]
+       [--kubeconfig FILE] [--timeout 2m] [--no-wait]`;
+const KS_USAGE = `shipmate create kustomization NAME --source [GitRepository/]NAME[.NAMESPACE] --path PATH
+       [--prune] [--interval 5m] [--retry-interval D] [--target-namespace NS] [--depends-on [NS/]NAME]...
+       [--wait] [--health-check-timeout D] [-n shipmate-system] [--export] [--kubeconfig FILE]
+       [--timeout 5m] [--no-wait]`;
+const USAGE = `${SOURCE_USAGE}
+       ${KS_USAGE}
+
+  --export               print the Flux-compatible YAML (to commit under clusters/<env>) instead of applying it
+  --no-verify            (source) skip checking with git ls-remote that the URL and ref resolve
+  --secret-ref NAME      (source) a Secret with username/password for the repository
+  --prune                (kustomization) delete objects that leave the source
+  --wait                 (kustomization) health-check every applied workload; --health-check-timeout bounds it
+  --timeout D            how long to wait for the agent's first reconcile when applying (not with --export)
+  --no-wait              apply and return at once
+
+exit: 0 done (applied and Ready), 1 the source, the cluster or the reconcile failed, 2 usage error`;
+
+const FLAGS = {
+  namespace: { type: "string", short: "n" },
+  export: { type: "boolean" },
+  kubeconfig: { type: "string" },
+  timeout: { type: "string" },
+  "no-wait": { type: "boolean" },
+  interval: { type: "string" },
+  // source git
+  url: { type: "string" },
+  branch: { type: "string" },
+  tag: { type: "string" },
+  semver: { type: "string" },
+  "secret-ref": { type: "string" },
+  "no-verify": { type: "boolean" },
+  // kustomization
+  source: { type: "string" },
+  path: { type: "string" },
+  prune: { type: "boolean" },
+  "retry-interval": { type: "string" },
+  "target-namespace": { type: "string" },
+  "depends-on": { type: "string", multiple: true },
+  wait: { type: "boolean" },
+  "health-check-timeout": { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
+
+function refuse(values: Values, flags: (keyof Values)[], what: string): void {
+  const given = flags.filter((f) => values[f] !== undefined);
+  if (given.length)
+    throw new UsageError(`--${given.join(", --")} ${given.length > 1 ? "do" : "does"} not apply to ${what}`);
+}
+
+async function createSource(name: string, values: Values, io: CliIO): Promise<number> {
+  refuse(
+    values,
+    [
+      "source",
+      "path",
+      "prune",
+      "retry-interval",
+      "target-namespace",
+      "depends-on",
+      "wait",
+      "health-check-timeout",
+    ],
+    "create source git",
+  );
+  if (!values.url) throw new UsageError(`--url is required (usage: ${SOURCE_USAGE})`);
+  const namespace = checkNamespace(values.namespace ?? "shipmate-system");
+  const url = checkGitUrl(values.url);
+  const ref = gitRefFromFlags({ branch: values.branch, tag: values.tag, semver: values.semver });
+  const secretRef = values["secret-ref"] ? checkObjectName("--secret-ref", values["secret-ref"]) : undefined;
+  const obj = gitRepositoryObject({
+    name: checkObjectName("source name", name),
+    namespace,
+    url,
+    ref,
+    interval: checkInterval("--interval", values.interval ?? "1m"),
+    ...(secretRef ? { secretRef } : {}),
+  });
+  // A private repository needs the Secret's credentials, which only the agent reads.
+  if (!values["no-verify"] && !secretRef) {
+    const found = await verifyGitSource(url, ref);
+    writeLine(io.stderr, `✔ ${url} resolves: ${found.name}@sha1:${found.commit}`);
+  }
+  if (values.export) {
+    io.stdout.write(exportYaml(obj));
+    return 0;
+  }
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+  try {
+    const { action, requestedAt } = await applyFluxObject(client, obj);
+    writeLine(io.stdout, `GitRepository ${namespace}/${name} ${action}`);
+    if (values["no-wait"]) return 0;
+    const row = await waitSourceHandled(
+      client,
+      namespace,
+      name,
+      requestedAt,
+      durationMs(values.timeout, "--timeout", 120_000),
+    );
+    for (const line of formatSourceRows([row])) writeLine(io.stdout, line);
+    return row.ready === "True" ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+async function createKustomization(name: string, values: Values, io: CliIO): Promise<number> {
+  refuse(values, ["url", "branch", "tag", "semver", "secret-ref", "no-verify"], "create kustomization");
+  if (!values.source) throw new UsageError(`--source is required (usage: ${KS_USAGE})`);
+  if (!values.path) throw new UsageError(`--path is required (usage: ${KS_USAGE})`);
+  const namespace = checkNamespace(values.namespace ?? "shipmate-system");
+  const source = parseSourceFlag(values.source);
+  const obj = kustomizationObject({
+    name: checkObjectName("kustomization name", name),
+    namespace,
+    source,
+    path: checkKsPath(values.path),
+    prune: values.prune === true,
+    interval: checkInterval("--interval", values.interval ?? "5m"),
+    ...(values["retry-interval"]
+      ? { retryInterval: checkInterval("--retry-interval", values["retry-interval"]) }
+      : {}),
+    ...(values["target-namespace"] ? { targetNamespace: checkNamespace(values["target-namespace"]) } : {}),
+    dependsOn: (values["depends-on"] ?? []).map(parseDependsOn),
+    wait: values.wait === true,
+    ...(values["health-check-timeout"]
+      ? { timeout: checkInterval("--health-check-timeout", values["health-check-timeout"]) }
+      : {}),
+  });
+  if (values.export) {
+    io.stdout.write(exportYaml(obj));
+    return 0;
+  }
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+  try {
+    const sourceNs = source.namespace ?? namespace;
+    if (!(await getGitRepository(client, sourceNs, source.name)))
+      throw new ClusterError(
+        `GitRepository ${sourceNs}/${source.name} not found: create it first (shipmate create source git ${source.name} --url …)`,
+      );
+    const { action } = await applyFluxObject(client, obj);
+    writeLine(io.stdout, `Kustomization ${namespace}/${name} ${action}`);
+    if (values["no-wait"]) return 0;
+    const row = await waitReconciled(
+      client,
+      namespace,
+      name,
+      durationMs(values.timeout, "--timeout", 300_000),
+    );
+    for (const line of formatRows([row])) writeLine(io.stdout, line);
+    return row.ready === "True" ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+export const command: Command = {
+  summary:
+    "Create a GitRepository source or a Kustomization: print Flux-compatible YAML (--export) or apply it.",
+  usage: USAGE,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("create", argv, FLAGS);
+    const [what, ...rest] = positionals;
+    if (what === "source") {
+      const [kind, name, extra] = rest;
+      if (kind !== "git") throw new UsageError(`only "git" sources (usage: ${SOURCE_USAGE})`);
+      if (!name || extra) throw new UsageError(`usage: ${SOURCE_USAGE}`);
+      return await createSource(name, values, io);
+    }
+    if (what === "kustomization" || what === "ks") {
+      const [name, extra] = rest;
+      if (!name || extra) throw new UsageError(`usage: ${KS_USAGE}`);
+      return await createKustomization(name, values, io);
+    }
+    throw new UsageError(`what to create? source git or kustomization (usage: ${USAGE})`);
+  },
+};

@@ -1,0 +1,76 @@
+import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
+import { formatRows, waitReconciled } from "../../agent/control.ts";
+import {
+  formatSourceRows,
+  getKustomization,
+  requestReconcile,
+  sourceOf,
+  waitSourceHandled,
+} from "../../bootstrap/control.ts";
+import { ClusterError, UsageError } from "../../errors.ts";
+import { durationMs, parseFlags } from "../args.ts";
+import { type CliIO, writeLine } from "../io.ts";
+import type { Command } from "../main.ts";
+
+const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile source git NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+
+  Asks the agent to act now (reconcile.fluxcd.io/requestedAt) and waits for the result:
+  --with-source fetches the Kustomization's GitRepository first.
+
+exit: 0 reconciled and Ready, 1 not Ready (or not handled within --timeout), 2 usage error`;
+
+export const command: Command = {
+  summary:
+    "Ask the agent to reconcile a Kustomization (optionally fetching its source first) or a git source now, and wait.",
+  usage: USAGE,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = parseFlags("reconcile", argv, {
+      namespace: { type: "string", short: "n" },
+      "with-source": { type: "boolean" },
+      timeout: { type: "string" },
+      kubeconfig: { type: "string" },
+    });
+    const [kind, ...rest] = positionals;
+    let target: { kind: "Kustomization" | "GitRepository"; name: string };
+    if ((kind === "kustomization" || kind === "ks") && rest.length === 1 && rest[0])
+      target = { kind: "Kustomization", name: rest[0] };
+    else if (kind === "source" && rest[0] === "git" && rest.length === 2 && rest[1]) {
+      if (values["with-source"]) throw new UsageError("--with-source applies to kustomizations");
+      target = { kind: "GitRepository", name: rest[1] };
+    } else throw new UsageError(`usage: ${USAGE}`);
+    const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
+    const namespace = values.namespace ?? "shipmate-system";
+    const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+    try {
+      const fetchSource = async (ns: string, name: string): Promise<boolean> => {
+        writeLine(io.stdout, `► annotating GitRepository ${ns}/${name}`);
+        const at = await requestReconcile(client, "GitRepository", ns, name);
+        const row = await waitSourceHandled(client, ns, name, at, timeoutMs);
+        for (const line of formatSourceRows([row])) writeLine(io.stdout, line);
+        return row.ready === "True";
+      };
+      if (target.kind === "GitRepository") return (await fetchSource(namespace, target.name)) ? 0 : 1;
+
+      const ks = await getKustomization(client, namespace, target.name);
+      if (!ks) throw new ClusterError(`Kustomization ${namespace}/${target.name} not found`);
+      if ((ks.spec as { suspend?: unknown } | undefined)?.suspend === true)
+        throw new ClusterError(
+          `Kustomization ${namespace}/${target.name} is suspended: resume it first (shipmate resume kustomization ${target.name})`,
+        );
+      if (values["with-source"]) {
+        const src = sourceOf(ks);
+        if (!src)
+          throw new ClusterError(`Kustomization ${namespace}/${target.name} names no GitRepository to fetch`);
+        if (!(await fetchSource(src.namespace, src.name))) return 1;
+      }
+      writeLine(io.stdout, `► annotating Kustomization ${namespace}/${target.name}`);
+      await requestReconcile(client, "Kustomization", namespace, target.name);
+      const row = await waitReconciled(client, namespace, target.name, timeoutMs);
+      for (const line of formatRows([row])) writeLine(io.stdout, line);
+      return row.ready === "True" ? 0 : 1;
+    } finally {
+      client.close();
+    }
+  },
+};
