@@ -41,11 +41,19 @@ export function kustomizeErrorLine(stderr: string, root: string): string {
   const lines = stderr
     .split("\n")
     .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("Usage:") && !l.startsWith("Examples:"));
-  let line = (lines.find((l) => l.startsWith("Error:")) ?? lines[0] ?? "kustomize failed").replace(
-    /^Error:\s*/,
-    "",
+    // kubectl wraps the message in a klog line: `E1125 … run.go:72] "command failed" err=<` … `>`.
+    .filter((l) => l && l !== ">" && !/^[EWIF]\d{4} .*\] "command failed" err=<?$/.test(l))
+    .filter((l) => !l.startsWith("Usage:") && !l.startsWith("Examples:"));
+  // The message may span lines (a quoted config block); it is one error, read as one line.
+  const start = Math.max(
+    0,
+    lines.findIndex((l) => /^error:/i.test(l)),
   );
+  let line =
+    lines
+      .slice(start)
+      .join(" ")
+      .replace(/^error:\s*/i, "") || "kustomize failed";
   line = line.split(`${root}/`).join("");
   const missing = /lstat ([^:]+): no such file or directory/.exec(line);
   if (missing) return `${missing[1]} does not exist`;

@@ -424,33 +424,51 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     const kustomize = options.kustomize ?? (await findKustomize(options.env));
     stats.tool = kustomize.name;
     const limit = options.concurrency ?? Math.max(2, availableParallelism());
-    const built = await mapLimit(roots, limit, (dir) => kustomize.build(dir));
-    stats.builds = roots.length;
-    // A broken base breaks every overlay built on it: one line, naming the other builds it breaks.
-    const failures = new Map<string, string[]>();
-    roots.forEach((dir, i) => {
-      const result = built[i]!;
-      if (!result.ok) {
-        const cause = kustomizeErrorLine(result.error, root);
-        failures.set(cause, [...(failures.get(cause) ?? []), dir]);
-        return;
-      }
-      for (const doc of parseAllDocuments(result.yaml)) {
-        const value = doc.toJS() as unknown;
-        if (!isK8sObject(value)) continue;
-        const raw = sourceOf(value, dir);
-        objects.push(
-          raw ? { object: value, raw, origin: rel(dir), dir } : { object: value, origin: rel(dir), dir },
-        );
-      }
-    });
+    // Roots first. When one fails, the kustomizations it includes are built on
+    // their own: the ones that build are still checked, and the failure is
+    // blamed on the deepest folder that shows it.
+    const failures = new Map<string, { dir: string; depth: number }[]>();
+    const attempted = new Set<string>(roots);
+    let round = roots;
+    for (let depth = 0; round.length; depth++) {
+      const built = await mapLimit(round, limit, (dir) => kustomize.build(dir));
+      stats.builds += round.length;
+      const next: string[] = [];
+      round.forEach((dir, i) => {
+        const result = built[i]!;
+        if (!result.ok) {
+          const cause = kustomizeErrorLine(result.error, root);
+          failures.set(cause, [...(failures.get(cause) ?? []), { dir, depth }]);
+          for (const child of [...(kustomizationRefs.get(dir) ?? [])].sort()) {
+            if (!kustomizationDirs.has(child) || components.has(child) || attempted.has(child)) continue;
+            attempted.add(child);
+            next.push(child);
+          }
+          return;
+        }
+        for (const doc of parseAllDocuments(result.yaml)) {
+          const value = doc.toJS() as unknown;
+          if (!isK8sObject(value)) continue;
+          const raw = sourceOf(value, dir);
+          objects.push(
+            raw ? { object: value, raw, origin: rel(dir), dir } : { object: value, origin: rel(dir), dir },
+          );
+        }
+      });
+      round = next;
+    }
     for (const [cause, dirs] of failures) {
-      const [first, ...others] = dirs;
+      const deepest = Math.max(...dirs.map((d) => d.depth));
+      const blamed = dirs.find((d) => d.depth === deepest)!.dir;
+      const others = dirs
+        .map((d) => d.dir)
+        .filter((d) => d !== blamed)
+        .sort();
       const also = others.length ? ` (also breaks ${others.map(rel).join(", ")})` : "";
       report(
-        rel(kustomizationDirs.get(first!)!),
+        rel(kustomizationDirs.get(blamed)!),
         undefined,
-        `kustomize build ${rel(first!)} failed: ${cause}${also}`,
+        `kustomize build ${rel(blamed)} failed: ${cause}${also}`,
       );
     }
   }

@@ -57,7 +57,21 @@ describe("validate: one problem per mistake, with file and line", () => {
         "apps/base/podinfo/kustomization.yaml": replace("  - service.yaml", "  - service.yaml\n  - hpa.yaml"),
       },
       [
-        "apps/prod/kustomization.yaml: kustomize build apps/prod failed: apps/base/podinfo/hpa.yaml does not exist",
+        "apps/base/podinfo/kustomization.yaml: kustomize build apps/base/podinfo failed: apps/base/podinfo/hpa.yaml does not exist (also breaks apps/prod)",
+      ],
+    ],
+    [
+      "a schema problem behind a broken build is still found (the included kustomizations are built on their own)",
+      {
+        "apps/prod/kustomization.yaml": replace(
+          "  - path: replicas.yaml",
+          "  - path: replicas.yaml\n  - path: missing-patch.yaml",
+        ),
+        "apps/base/podinfo/deployment.yaml": replace("replicas: 2", "replicas: two"),
+      },
+      [
+        "apps/base/podinfo/deployment.yaml:6: Deployment/podinfo: spec.replicas: must be integer (as built from apps/base/podinfo)",
+        "apps/prod/kustomization.yaml: kustomize build apps/prod failed: apps/prod/missing-patch.yaml does not exist",
       ],
     ],
     [
