@@ -124,6 +124,8 @@ export class SchemaChecker {
     const { apiVersion, kind } = object;
     const slash = apiVersion.indexOf("/");
     const group = slash < 0 ? "" : apiVersion.slice(0, slash);
+    // `kind: List` is kubectl's client-side wrapper, never sent to the server as such.
+    if (apiVersion === "v1" && kind === "List") return { status: "unchecked" };
     const definition = kinds[`${apiVersion}/${kind}`];
     if (!definition) {
       if (!isKnownGroup(group)) return { status: "unchecked" };

@@ -81,6 +81,7 @@ describe("schemas: what the API server would accept", () => {
         },
       },
     ],
+    ["kubectl's List wrapper", { apiVersion: "v1", kind: "List", items: [] }],
     [
       "a custom resource we have no schema for",
       {
