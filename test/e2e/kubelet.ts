@@ -24,6 +24,8 @@ export interface PodProcess {
   logs: string[];
   /** The args the Deployment gave the container. */
   args: string[];
+  /** Where the process serves /healthz, /readyz and /metrics, once it says so. */
+  url: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -92,11 +94,19 @@ export async function runDeployment(
   );
   const logs: string[] = [];
   let buf = "";
+  let served: (url: string) => void = () => {};
+  const url = new Promise<string>((r) => {
+    served = r;
+  });
   proc.stderr?.on("data", (d: Buffer) => {
     buf += d.toString();
     const lines = buf.split("\n");
     buf = lines.pop() ?? "";
     logs.push(...lines);
+    for (const l of lines) {
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(l);
+      if (m?.[1]) served(m[1]);
+    }
     if (logs.length > 400) logs.splice(0, logs.length - 400);
   });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
@@ -104,6 +114,7 @@ export async function runDeployment(
     proc,
     logs,
     args,
+    url,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill("SIGTERM");
