@@ -33,7 +33,6 @@ import {
   KUSTOMIZATION_API_VERSION,
   KUSTOMIZATION_GROUP,
   KubeList,
-  KubeObject,
   KustomizationObject,
   KustomizationSpec,
 } from "./schema.ts";
@@ -173,13 +172,9 @@ export class Agent {
     const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
     const ns = await this.client.raw({ method: "GET", path: nsPath });
     if (ns.code === 404) {
-      await this.client.call(
-        {
-          method: "POST",
-          path: "/api/v1/namespaces",
-          body: { apiVersion: "v1", kind: "Namespace", metadata: { name: this.opts.namespace } },
-        },
-        KubeObject,
+      await this.createIfAbsent(
+        "/api/v1/namespaces",
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: this.opts.namespace } },
         `create namespace ${this.opts.namespace}`,
       );
     } else if (ns.code !== 200) throw apiError(`namespace ${this.opts.namespace}`, ns.code, ns.body);
@@ -191,14 +186,9 @@ export class Agent {
       if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
       if (!this.opts.installCrds)
         throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
-      await this.client.call(
-        {
-          method: "POST",
-          path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-          body: crd,
-          query: { fieldManager: "shipmate-agent" },
-        },
-        KubeObject,
+      await this.createIfAbsent(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
         `install CRD ${crd.metadata.name}`,
       );
     }
@@ -221,26 +211,38 @@ export class Agent {
     if (res.code !== 404) throw apiError(`Kustomization ${namespace}/${name}`, res.code, res.body);
     // Created with a plain create (an imperative write), so a definition of the
     // same object in git takes it over on the first apply without a conflict.
-    return await this.client.call(
+    await this.createIfAbsent(
+      ksPath(namespace, name).replace(/\/[^/]+$/, ""),
       {
-        method: "POST",
-        path: ksPath(namespace, name).replace(/\/[^/]+$/, ""),
-        query: { fieldManager: "shipmate-agent" },
-        body: {
-          apiVersion: KUSTOMIZATION_API_VERSION,
-          kind: "Kustomization",
-          metadata: { name, namespace, labels: { "app.kubernetes.io/managed-by": "shipmate" } },
-          spec: {
-            interval: `${Math.max(1, Math.round(this.opts.intervalMs / 1000))}s`,
-            path: this.opts.path,
-            prune: true,
-            sourceRef: { kind: "GitRepository", name },
-          },
+        apiVersion: KUSTOMIZATION_API_VERSION,
+        kind: "Kustomization",
+        metadata: { name, namespace, labels: { "app.kubernetes.io/managed-by": "shipmate" } },
+        spec: {
+          interval: `${Math.max(1, Math.round(this.opts.intervalMs / 1000))}s`,
+          path: this.opts.path,
+          prune: true,
+          sourceRef: { kind: "GitRepository", name },
         },
       },
-      KustomizationObject,
       `create Kustomization ${namespace}/${name}`,
     );
+    return await this.client.call(
+      { method: "GET", path: ksPath(namespace, name) },
+      KustomizationObject,
+      `Kustomization ${namespace}/${name}`,
+    );
+  }
+
+  /** Creates an object that another replica may be creating at the same moment: AlreadyExists is success. */
+  private async createIfAbsent(path: string, body: unknown, what: string): Promise<void> {
+    const res = await this.client.raw({
+      method: "POST",
+      path,
+      body,
+      query: { fieldManager: "shipmate-agent" },
+    });
+    if (res.code === 409 || (res.code >= 200 && res.code < 300)) return;
+    throw apiError(what, res.code, res.body);
   }
 
   private async listKustomizations(): Promise<Map<string, KustomizationObject>> {

@@ -199,12 +199,13 @@ export class Reconciler {
           assessesHealth,
         ),
       };
-      await this.writeStatus(ks, status);
+      // Metrics first: whoever sees the new status can already scrape the matching figures.
       const ready = outcome.kind === "succeeded";
       this.ctx.metrics.ready.set({ name, namespace: ns }, ready ? 1 : 0);
       this.ctx.metrics.inventory.set({ name, namespace: ns }, status.inventory?.entries?.length ?? 0);
       this.ctx.metrics.reconcileTotal.inc({ name, namespace: ns, result: ready ? "success" : "failure" });
       end();
+      await this.writeStatus(ks, status);
     };
 
     const parsed = KustomizationSpec.safeParse(ks.spec ?? {});

@@ -217,6 +217,7 @@ describe("high availability", () => {
     const b = spawnAgent(args("b"));
     const [urlA, urlB] = await Promise.all([a.url, b.url]);
     await eventually(() => getObject(client, "/api/v1/namespaces/h-ha/configmaps/v"), 30_000, "first apply");
+    await eventually(async () => (await ksStatus(client, "h-ha")).ready?.status === "True", 30_000, "Ready");
     const holder = await eventually(() => leaseHolder("h-ha"), 10_000, "a lease holder");
     const pidA = String(a.proc.pid);
     const [leader, standby, standbyUrl, leaderUrl] = holder.endsWith(`-${pidA}`)
