@@ -24,6 +24,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/local/go/bin"
+# k8s.io/kubernetes v1.36 and etcd v3.6 declare go 1.26; an older toolchain cannot build them.
+gov="$(go env GOVERSION | sed 's/^go//')"
+if [ "$(printf '%s\n' 1.26 "$gov" | sort -V | head -1)" != 1.26 ]; then
+  echo "40-kube: Go >= 1.26 is needed to build kube-apiserver and etcd (found go$gov)" >&2
+  exit 1
+fi
 
 # The dependency graph pins go 1.26; never let `go` fetch another toolchain.
 export GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
