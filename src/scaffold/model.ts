@@ -9,7 +9,7 @@ import { UsageError } from "../errors.ts";
 
 export const LAYOUTS = ["monorepo", "repo-per-env", "repo-per-team", "repo-per-app"] as const;
 export type Layout = (typeof LAYOUTS)[number];
-export const APP_SOURCES = ["kustomize", "helm"] as const;
+export const APP_SOURCES = ["kustomize", "helm", "manifests"] as const;
 export type AppSource = (typeof APP_SOURCES)[number];
 
 export const DEFAULT_ENVS = ["staging", "production"];
@@ -113,8 +113,8 @@ export function normalize(input: ScaffoldInput): FleetSpec {
   const appSource = APP_SOURCES.find((s) => s === (input.appSource ?? "kustomize"));
   if (!appSource)
     throw new UsageError(`unknown app source "${input.appSource}" (sources: ${APP_SOURCES.join(", ")})`);
-  if (appSource === "helm" && layout !== "repo-per-app")
-    throw new UsageError(`--app-source helm is only for the repo-per-app layout`);
+  if (appSource !== "kustomize" && layout !== "repo-per-app")
+    throw new UsageError(`--app-source ${appSource} is only for the repo-per-app layout`);
 
   const envs = input.envs?.length ? input.envs : DEFAULT_ENVS;
   for (const e of envs) checkName("environment", e);
@@ -293,6 +293,8 @@ export interface FleetModel {
   agentImage: string;
   firstTag: string;
   helm: boolean;
+  /** repo-per-app with plain manifests: one folder for every environment, promoted by release tags. */
+  manifests: boolean;
   hasTeams: boolean;
   envs: EnvModel[];
   /** Environments after the first: the ones changes are promoted into. */
@@ -348,6 +350,7 @@ export function buildModel(spec: FleetSpec): FleetModel {
     agentImage: AGENT_IMAGE,
     firstTag: FIRST_TAG,
     helm: spec.appSource === "helm",
+    manifests: spec.appSource === "manifests",
     hasTeams: teams.length > 0,
     envs,
     promotedEnvs: envs.slice(1),
