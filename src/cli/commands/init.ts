@@ -9,14 +9,14 @@ import type { Command } from "../main.ts";
 export const command: Command = {
   summary: "Scaffold a fleet repository (or repositories) in one of four layouts",
   usage: `shipmate init --layout ${LAYOUTS.join("|")} --out DIR [--env NAME]… [--app NAME[@TEAM]]… [--team NAME]…
-       [--git-url URL] [--branch main] [--name NAME] [--registry ghcr.io/ORG] [--app-source kustomize|helm]
+       [--git-url URL] [--branch main] [--name NAME] [--registry ghcr.io/ORG] [--app-source kustomize|helm|manifests]
        [--dry-run] [--force] [--no-git] [--json]
 
   --env         environments in promotion order (default: staging, production)
   --app         apps, optionally owned by a team (default: one example app, hello)
   --team        teams: a namespace and RBAC each; in repo-per-team, a repository each
   --git-url     URL of the (main) repository; other repositories are its siblings
-  --app-source  repo-per-app: deploy/ overlays (kustomize) or a chart/ per app (helm)
+  --app-source  repo-per-app: deploy/ overlays (kustomize), a chart/ (helm) or deploy/manifests (manifests)
   --force       write into a non-empty --out, replacing the files shipmate writes
   --no-git      do not git init the new repositories`,
   async run(argv: string[], io: CliIO): Promise<number> {
