@@ -7,7 +7,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
 import { serve } from "../../src/agent/server.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -23,6 +23,9 @@ import {
   makeAgent,
   namespace,
 } from "./helpers.ts";
+
+// Real processes and a real API server on a shared 2-core machine: allow slow steps.
+vi.setConfig({ testTimeout: 180_000 });
 
 let kube: KubeCluster;
 let client: KubeClient;

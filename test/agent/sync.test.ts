@@ -4,7 +4,7 @@
  * Every test owns its root Kustomization name and its namespaces.
  */
 import { renameSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -23,6 +23,9 @@ import {
   namespace,
   patchObject,
 } from "./helpers.ts";
+
+// Real processes and a real API server on a shared 2-core machine: allow slow steps.
+vi.setConfig({ testTimeout: 180_000 });
 
 let kube: KubeCluster;
 let client: KubeClient;
