@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { init } from "../src/scaffold/scaffold.ts";
+import { add, init } from "../src/scaffold/scaffold.ts";
 import { findKustomize } from "../src/validate/kustomize.ts";
 import { validateTree } from "../src/validate/validate.ts";
 
@@ -57,6 +57,11 @@ try {
   );
   console.log(`  render + write + git init + first commit: ${withGit.toFixed(2)} s`);
   console.log(`  target < 5 s: ${median(noGit) < 5 && withGit < 5 ? "met" : "NOT met"}`);
+
+  // Growing the fleet: re-render everything, compare 9,000 files with disk and the record, write what changed.
+  const [added, addSeconds] = await timed(() => add("app", "newcomer", { repo: out, env }));
+  const written = added.changes.filter((c) => c.action === "added" || c.action === "updated").length;
+  console.log(`add app: ${addSeconds.toFixed(2)} s (${written} files written, ${added.changes.length} compared)`);
 
   for (const which of ["standalone", "kubectl"] as const) {
     const path =
