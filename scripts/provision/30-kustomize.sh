@@ -5,6 +5,7 @@
 # faster and is the newer kustomize.
 set -euo pipefail
 SHIPMATE_CACHE="${SHIPMATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shipmate}"
+# v5.7.1: the newest release the machine's Go (1.26) builds without fetching a toolchain (v5.8 needs Go 1.27).
 version="v5.7.1"
 bin="$SHIPMATE_CACHE/bin/kustomize"
 if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "$version"; then
