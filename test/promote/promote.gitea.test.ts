@@ -401,3 +401,29 @@ spec:
     expect(pulls.map((p) => p.head.ref)).toEqual(["shipmate/promote-production"]);
   });
 });
+
+describe("shipmate promote: a protected target branch", () => {
+  it("push mode into a branch that refuses pushes fails with one line naming the branch", async () => {
+    const r = await gitea.createRepo("guarded");
+    const c = await TestClone.clone(r.authedCloneUrl);
+    try {
+      await c.pushBranch("main", {
+        "shipmate.yaml": FLEET,
+        "apps/dev/web/kustomization.yaml": overlay("web", web, "9.1.0"),
+        "apps/staging/web/kustomization.yaml": overlay("web", web, "9.0.0"),
+      });
+    } finally {
+      await c.remove();
+    }
+    await gitea.api("POST", `/repos/${r.fullName}/branch_protections`, {
+      rule_name: "main",
+      enable_push: false,
+    });
+    const out = await runCli(["promote", "--from", "dev", "--to", "staging", "--repo", r.authedCloneUrl]);
+    expect(out.code).toBe(1);
+    expect(out.stderr.trim().split("\n")).toHaveLength(1);
+    // The git layer words the refusal (src/git); the promotion fails before anything is half-written.
+    expect(out.stderr).toMatch(/^shipmate promote: push to main: /);
+    expect(out.stderr).not.toContain(gitea.token);
+  });
+});
