@@ -26,7 +26,7 @@ import {
 } from "./kustomization.ts";
 import { LeaderElector, sleep } from "./leader.ts";
 import { AgentMetrics } from "./metrics.ts";
-import { parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
+import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { parseManifests, Renderer } from "./render.ts";
 import {
@@ -284,6 +284,10 @@ export class Agent {
           ? this.sources.clean(artifact)
           : this.source.clean(),
       statusOf: async (namespace, name) => this.current.get(`${namespace}/${name}`)?.status,
+      sourceOf: (namespace, name) => {
+        const ks = this.current.get(`${namespace}/${name}`);
+        return ks && (this.sources.keyOf(ks) ?? this.sources.rootKey);
+      },
       signal,
       healthPollMs: this.opts.healthPollMs,
     });
@@ -365,7 +369,16 @@ export class Agent {
 
     const done = new Set<string>();
     let frontier = [this.rootKey()];
-    while (frontier.length && !signal.aborted) {
+    let adopted = false;
+    while (!signal.aborted) {
+      if (!frontier.length) {
+        // Kustomizations created outside git (`shipmate create kustomization`, `flux create`)
+        // belong to no tree: they, and what they apply, are reconciled once the tree is done.
+        if (adopted) break;
+        adopted = true;
+        frontier = [...this.current.values()].filter((ks) => standalone(ks, done)).map(keyOfObject);
+        if (!frontier.length) break;
+      }
       const batch = frontier
         .map((k) => this.current.get(k))
         .filter((k): k is KustomizationObject => k !== undefined);
@@ -603,6 +616,23 @@ export class Agent {
   get lastPassAt(): number {
     return this.lastPassEnd;
   }
+}
+
+const keyOfObject = (ks: KustomizationObject): string => `${ks.metadata.namespace}/${ks.metadata.name}`;
+
+/**
+ * A Kustomization no other Kustomization applied (no ownership label) and
+ * that is no agent's root (roots the agent creates are labelled
+ * managed-by shipmate; a root declared in git owns itself).
+ */
+function standalone(ks: KustomizationObject, done: Set<string>): boolean {
+  const labels = ks.metadata.labels ?? {};
+  return (
+    !done.has(keyOfObject(ks)) &&
+    !ks.metadata.deletionTimestamp &&
+    labels[NAME_LABEL] === undefined &&
+    labels["app.kubernetes.io/managed-by"] !== "shipmate"
+  );
 }
 
 function samePath(a: string | undefined, b: string): boolean {

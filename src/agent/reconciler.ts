@@ -80,6 +80,12 @@ export interface ReconcileContext {
   cleanSource(): Promise<void>;
   /** Live status of other Kustomizations, for dependsOn. */
   statusOf(namespace: string, name: string): Promise<KustomizationStatus | undefined>;
+  /**
+   * The source (`<namespace>/<name>` of its GitRepository) another
+   * Kustomization reads; a dependency's revision is compared only when it
+   * reads the same source, as Flux does.
+   */
+  sourceOf?(namespace: string, name: string): string | undefined;
   /** Whether this replica may still write (leadership held, not shutting down). */
   signal: AbortSignal;
   /** How often health is polled while waiting. */
@@ -256,7 +262,11 @@ export class Reconciler {
 
     for (const dep of dependenciesOf(spec, ns)) {
       const depStatus = await this.ctx.statusOf(dep.namespace, dep.name);
-      if (!readyAt(depStatus, artifact.revision)) {
+      const sameSource =
+        !artifact.source ||
+        !this.ctx.sourceOf ||
+        this.ctx.sourceOf(dep.namespace, dep.name) === artifact.source;
+      if (!readyAt(depStatus, sameSource ? artifact.revision : undefined)) {
         const why = getCondition(depStatus, "Ready")?.message;
         return await fail(
           "DependencyNotReady",

@@ -226,6 +226,12 @@ export class SourceManager {
     return this.resolveKey(key);
   }
 
+  /** The `<namespace>/<name>` of the GitRepository a Kustomization reads, undefined without a sourceRef. */
+  keyOf(ks: Pick<KustomizationObject, "metadata" | "spec">): string | undefined {
+    const ref = sourceRefOf(ks);
+    return ref ? sourceKey(ref.namespace, ref.name) : undefined;
+  }
+
   /** Fetches every other due GitRepository, so sources nothing reads yet still report their status. */
   async reconcileRest(): Promise<void> {
     await this.refresh();

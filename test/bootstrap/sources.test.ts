@@ -223,6 +223,32 @@ describe("Kustomizations reading another GitRepository", () => {
   }, 60_000);
 });
 
+describe("dependsOn across sources", () => {
+  it("an app Kustomization waits for an infrastructure one read from the fleet, then runs at its own revision", async () => {
+    const { app, commit } = appRepo("s-dep", { v: "app" });
+    const fleet = repo();
+    fleet.commit({
+      "clusters/test/ks.yaml": [
+        kustomization("s-dep-infra", { path: "./infra" }),
+        gitRepository("s-dep-app", { url: app.url, ref: { branch: "main" } }),
+        kustomization("s-dep-app", {
+          path: "./kustomize",
+          sourceRef: { kind: "GitRepository", name: "s-dep-app" },
+          dependsOn: [{ name: "s-dep-infra" }],
+        }),
+      ],
+      "infra/ns.yaml": [namespace("s-dep")],
+    });
+    const result = await agentFor(fleet, "s-dep").once();
+    expect(result.reconciled.map((k) => [k.name, k.ready, k.revision])).toEqual([
+      ["s-dep", true, result.revision],
+      ["s-dep-infra", true, result.revision],
+      ["s-dep-app", true, `main@sha1:${commit}`],
+    ]);
+    expect((await getObject(client, cm("s-dep", "settings")))?.data).toEqual({ v: "app" });
+  }, 60_000);
+});
+
 describe("bad sources", () => {
   it("a Kustomization naming a GitRepository that does not exist is ArtifactFailed; the rest still syncs", async () => {
     const fleet = repo();
