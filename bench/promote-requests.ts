@@ -163,7 +163,7 @@ async function renovateOnGitea(giteaUrl: string, token: string, repo: string): P
     RENOVATE_DEPENDENCY_DASHBOARD: "false",
     RENOVATE_BASE_DIR: base,
     RENOVATE_GIT_AUTHOR: "Renovate Bot <bot@example.test>",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: "warn" as const,
   };
   const runs: string[] = [];
   for (const label of ["first run", "second run"]) {

@@ -301,7 +301,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       const again = planPromotion(fromTree, target, only ? { apps: [only] } : apps);
       const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
       // The stamps taken at read time make the write refuse a file that changed underneath.
-      const written = writeUpdates(toWs.dir, updates, target.stamps);
+      const written = await writeUpdates(toWs.dir, updates, target.stamps);
       if (written.problems.length)
         throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
       return updates.filter((u) => written.written.includes(u.path));
