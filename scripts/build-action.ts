@@ -6,9 +6,13 @@
  * timestamps, no absolute paths), so test/action/dist.test.ts can rebuild
  * it and demand it match the committed dist/ byte for byte.
  *
- *   node scripts/build-action.ts [OUTDIR]   (default: dist)
+ *   node scripts/build-action.ts [OUTDIR]            (default: dist)
+ *   node scripts/build-action.ts [OUTDIR] --rev REV  (the sources of a commit, not the working tree:
+ *                                                     dist/ for exactly what is committed)
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Metafile } from "esbuild";
@@ -24,14 +28,14 @@ function packageDir(input: string): string | undefined {
 }
 
 /** Every bundled package's name, version, licence and licence text, sorted, for dist/licenses.txt. */
-function licenses(meta: Metafile): string {
+function licenses(meta: Metafile, root: string): string {
   const dirs = new Set<string>();
   for (const input of Object.keys(meta.inputs)) {
     const dir = packageDir(input);
     if (dir) dirs.add(dir);
   }
   const entries = [...dirs].map((dir) => {
-    const abs = resolve(ROOT, dir);
+    const abs = resolve(root, dir);
     const pkg = JSON.parse(readFileSync(join(abs, "package.json"), "utf8")) as {
       name?: string;
       version?: string;
@@ -51,9 +55,11 @@ function licenses(meta: Metafile): string {
     .join(`\n${"-".repeat(72)}\n\n`);
 }
 
-export async function buildAction(outdir: string): Promise<void> {
+export async function buildAction(outdir: string, root: string = ROOT): Promise<void> {
   const result = await build({
-    absWorkingDir: ROOT,
+    absWorkingDir: root,
+    // A snapshot links the checkout's node_modules: paths must read the same as in the checkout.
+    preserveSymlinks: true,
     entryPoints: ["src/action/index.ts"],
     outfile: resolve(outdir, "index.js"),
     bundle: true,
@@ -73,11 +79,28 @@ export async function buildAction(outdir: string): Promise<void> {
     charset: "utf8",
     logLevel: "warning",
   });
-  writeFileSync(resolve(outdir, "licenses.txt"), licenses(result.metafile));
+  writeFileSync(resolve(outdir, "licenses.txt"), licenses(result.metafile, root));
+}
+
+/** Builds from the tree of commit `rev` (extracted beside this checkout's node_modules). */
+export async function buildActionFromRevision(outdir: string, rev: string): Promise<void> {
+  const snapshot = mkdtempSync(join(tmpdir(), "shipmate-action-src-"));
+  try {
+    const archive = execFileSync("git", ["archive", "--format=tar", rev], { cwd: ROOT, maxBuffer: 1 << 30 });
+    execFileSync("tar", ["-x", "-C", snapshot], { input: archive });
+    symlinkSync(resolve(ROOT, "node_modules"), join(snapshot, "node_modules"));
+    await buildAction(outdir, snapshot);
+  } finally {
+    rmSync(snapshot, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const outdir = resolve(process.argv[2] ?? resolve(ROOT, "dist"));
-  await buildAction(outdir);
+  const args = process.argv.slice(2);
+  const at = args.indexOf("--rev");
+  const rev = at === -1 ? undefined : args.splice(at, 2)[1];
+  const outdir = resolve(args[0] ?? resolve(ROOT, "dist"));
+  if (rev) await buildActionFromRevision(outdir, rev);
+  else await buildAction(outdir);
   console.log(`built ${ACTION_FILES.map((f) => resolve(outdir, f)).join(", ")}`);
 }

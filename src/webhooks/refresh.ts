@@ -70,6 +70,8 @@ export interface RefreshJob {
 export interface RefreshResult {
   /** Policies the run covered (after scope and suspension), with the mode each used. */
   policies: { policy: Policy; mode: UpdateMode }[];
+  /** Every image repository (normalised) the repository's updatable policies watch, in scope or not. */
+  watched: string[];
   scan: PolicyResult[];
   /** The push-mode delivery, when any policy used it. */
   push?: UpdateJobResult;
@@ -188,7 +190,15 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
       policy,
       mode: policy.mode ?? job.mode ?? loaded.modeOf(policy) ?? "push",
     }));
-  const result: RefreshResult = { policies: chosen, scan: [], problems: [] };
+  const watched = [
+    ...new Set(
+      loaded.candidates
+        .filter((p) => !p.suspended)
+        .map((p) => normaliseImage(p.image))
+        .filter((i): i is string => i !== undefined),
+    ),
+  ].sort();
+  const result: RefreshResult = { policies: chosen, watched, scan: [], problems: [] };
   if (chosen.length === 0) {
     result.skipped =
       loaded.candidates.length === 0

@@ -577,7 +577,11 @@ function githubPull(spec: OpenApiSpec, st: GitHubState, p: GitHubPull, schema: s
  * A fake GitHub (REST under /api/v3 as on GitHub Enterprise, GraphQL at
  * /api/graphql) over an in-memory repository.
  */
-export async function startFakeGitHub(st: GitHubState): Promise<OpenApiFake> {
+export async function startFakeGitHub(
+  st: GitHubState,
+  /** More operations, or replacements, given the defaults (the GitHub App's tests add installations, issues, checks). */
+  extend?: (defaults: Readonly<Record<string, Handler>>) => Record<string, Handler>,
+): Promise<OpenApiFake> {
   const spec = loadGitHubSpec();
   const notFound = {
     status: 404,
@@ -804,7 +808,7 @@ export async function startFakeGitHub(st: GitHubState): Promise<OpenApiFake> {
   return startOpenApiFake({
     spec,
     prefix: "/api/v3",
-    handlers,
+    handlers: { ...handlers, ...extend?.(handlers) },
     extra: { "POST /api/graphql": graphql },
     errorSchema: "/components/schemas/basic-error",
   });
