@@ -106,6 +106,8 @@ ROOT_URL = ${url}/
 DOMAIN = 127.0.0.1
 DISABLE_SSH = true
 START_SSH_SERVER = false
+; A test instance has nothing to drain: stop at once.
+GRACEFUL_HAMMER_TIME = 1s
 OFFLINE_MODE = true
 LFS_START_SERVER = false
 APP_DATA_PATH = ${dir}/data
@@ -215,10 +217,26 @@ SHOW_FOOTER_VERSION = false
     .pop();
   if (!token) throw new Error(`gitea did not print an access token: ${tokenOut}`);
 
-  const child = spawn(bin, ["web", "--config", config, "--work-path", dir], {
-    env,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  // A watchdog shell stops Gitea when this test process dies without running its
+  // exit hooks (a worker killed by SIGKILL): no Gitea outlives its suite.
+  const child = spawn(
+    "bash",
+    [
+      "-c",
+      `"$1" web --config "$2" --work-path "$3" & g=$!
+stopg() { kill $g 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $g 2>/dev/null || return 0; sleep 0.5; done; kill -9 $g 2>/dev/null; }
+trap 'stopg; exit 0' TERM INT
+while kill -0 "$4" 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 1 & wait $!; done
+stopg
+kill -0 "$4" 2>/dev/null || rm -rf "$3"`,
+      "gitea-watchdog",
+      bin,
+      config,
+      dir,
+      String(process.pid),
+    ],
+    { env, stdio: ["ignore", "ignore", "pipe"] },
+  );
   running.add(child);
   let stderr = "";
   child.stderr?.on("data", (d) => {
