@@ -43,6 +43,13 @@ export interface UpdateJob {
   onRetry?: (attempt: number, reason: string) => void;
 }
 
+/** Where a run's time went: reading the tree, rewriting (parse + splice), writing files. */
+export interface Timings {
+  readMs: number;
+  rewriteMs: number;
+  writeMs: number;
+}
+
 export interface UpdateJobResult {
   files: FileUpdate[];
   problems: Problem[];
@@ -51,6 +58,8 @@ export interface UpdateJobResult {
   attempts: number;
   /** Unified diff of the changes (computed for --dry-run only). */
   diff: string;
+  /** Of the attempt that counted. */
+  timings: Timings;
   branch?: string;
 }
 
@@ -61,18 +70,21 @@ export async function updateDirectory(
   dir: string,
   input: UpdateInput,
   opts: { path?: string; dryRun: boolean; maxFileBytes?: number; threads?: number },
-): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string }> {
+): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string; timings: Timings }> {
+  const t0 = performance.now();
   const claimed = (p: string) => input.policies.some((pol) => pol.paths?.some((g) => pathMatches(p, g)));
   const read = readTree(dir, {
     ...(opts.path !== undefined ? { subdir: opts.path } : {}),
     ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
     claimed,
   });
+  const t1 = performance.now();
   const result = await applyUpdatesParallel(
     read.files,
     input,
     opts.threads !== undefined ? { threads: opts.threads } : {},
   );
+  const t2 = performance.now();
   const problems = [...read.problems, ...result.problems];
   let files = result.files;
   if (!opts.dryRun && files.length > 0) {
@@ -81,9 +93,14 @@ export async function updateDirectory(
     const ok = new Set(written.written);
     files = files.filter((f) => ok.has(f.path));
   }
-  if (!opts.dryRun) return { files, problems, diff: "" };
+  const timings = {
+    readMs: Math.round(t1 - t0),
+    rewriteMs: Math.round(t2 - t1),
+    writeMs: Math.round(performance.now() - t2),
+  };
+  if (!opts.dryRun) return { files, problems, diff: "", timings };
   const originals = new Map(read.files.map((f) => [f.path, f.content]));
-  return { files, problems, diff: unifiedDiff(files, originals) };
+  return { files, problems, diff: unifiedDiff(files, originals), timings };
 }
 
 export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
@@ -98,6 +115,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     const path = job.path ?? defaults.path;
     const problems: Problem[] = [];
     let diff = "";
+    let timings: Timings = { readMs: 0, rewriteMs: 0, writeMs: 0 };
     const apply = async () => {
       // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
       problems.length = 0;
@@ -109,11 +127,12 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
       });
       problems.push(...r.problems);
       diff = r.diff;
+      timings = r.timings;
       return r.files;
     };
     if (job.dryRun) {
       const files = await apply();
-      return { files, problems, commit: null, pushed: false, attempts: 1, diff };
+      return { files, problems, commit: null, pushed: false, attempts: 1, diff, timings };
     }
     const branch = job.branch ?? (await ws.currentBranch());
     let mode: DeliveryMode;
@@ -160,6 +179,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
       pushed: delivery.pushed,
       attempts: delivery.attempts,
       diff,
+      timings,
       ...(mode.kind === "push-branch" || mode.kind === "push" ? { branch: mode.branch } : {}),
     };
   } finally {

@@ -46,7 +46,13 @@ function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): 
         via: c.via,
         object: c.object,
       }));
-    const out: Record<string, unknown> = { files, commit: r.commit, pushed: r.pushed, problems: r.problems };
+    const out: Record<string, unknown> = {
+      files,
+      commit: r.commit,
+      pushed: r.pushed,
+      problems: r.problems,
+      timings: r.timings,
+    };
     if (r.branch) out.branch = r.branch;
     if (dryRun) out.diff = r.diff;
     writeLine(io.stdout, JSON.stringify(out, null, 2));
