@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -289,6 +290,39 @@ describe("file:// remotes and local checkouts", () => {
     expect(git(work, ["log", "-1", "--format=%B"]).trim()).toBe(
       "chore: images\n\nns:a: nginx:1.0 => nginx:2.0",
     );
+  });
+
+  it("sign: --sign signs through git's own configuration (SSH signing key)", async () => {
+    const { work } = seedCheckout({ "a.yaml": deployment("a", "nginx:1.0", "ns:a") });
+    const keys = tempDir();
+    execFileSync("ssh-keygen", [
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-C",
+      "bot@example.test",
+      "-f",
+      join(keys, "id"),
+    ]);
+    writeFileSync(join(keys, "allowed"), `bot@example.test ${readFileSync(join(keys, "id.pub"), "utf8")}`);
+    git(work, ["config", "gpg.format", "ssh"]);
+    git(work, ["config", "user.signingkey", join(keys, "id")]);
+    git(work, ["config", "gpg.ssh.allowedSignersFile", join(keys, "allowed")]);
+    const r = await runCli([
+      "update",
+      "--repo",
+      work,
+      "--commit",
+      "--sign",
+      "--set",
+      "ns:a=nginx:2.0",
+      "--author",
+      "Bot <bot@example.test>",
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(git(work, ["log", "-1", "--format=%G? %GS"]).trim()).toBe("G bot@example.test");
   });
 
   it("files: without --commit or --push only the files change", async () => {
