@@ -58,7 +58,8 @@ export async function startAppServer(
 
 async function main(): Promise<void> {
   const env = process.env;
-  const probot = createProbot({ env });
+  // createProbot defaults to warn; a server says when it listens and what it does.
+  const probot = createProbot({ env: { LOG_LEVEL: "info", ...env } });
   const app = await startAppServer(probot, appOptionsFromEnv(env), {
     host: env.HOST ?? "127.0.0.1",
     port: Number(env.PORT ?? 3000),
