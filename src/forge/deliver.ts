@@ -4,11 +4,13 @@
  * when nothing is left to change — closed with its branch deleted. A run with
  * nothing to change costs one forge request (the listing).
  */
+
+import type { UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
 import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
 import { refParts } from "../update/ref.ts";
-import type { FileUpdate } from "../update/types.ts";
+import type { FileUpdate, ImageSelection, UpdateInput } from "../update/types.ts";
 import { makeMeta } from "./body.ts";
 import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";
 
@@ -191,4 +193,26 @@ async function localBranch(repo: string, env: NodeJS.ProcessEnv): Promise<string
   } finally {
     ws.dispose();
   }
+}
+
+/**
+ * Split an update's selections by delivery mode (each policy, or the
+ * automation owning it, chooses `push` or `pull-request`): the two halves run
+ * as two jobs, `push` and `deliverUpdateAsPullRequest`. Every policy stays
+ * known to both halves, so a marker naming a policy of the other half is left
+ * alone quietly rather than reported unknown.
+ */
+export function splitByMode(
+  input: UpdateInput,
+  modeOf: (policy: string) => UpdateMode | undefined,
+  fallback: UpdateMode = "push",
+): Record<UpdateMode, UpdateInput> {
+  const push = new Map<string, ImageSelection>();
+  const pullRequest = new Map<string, ImageSelection>();
+  for (const [id, sel] of input.selections)
+    ((modeOf(id) ?? fallback) === "push" ? push : pullRequest).set(id, sel);
+  return {
+    push: { selections: push, policies: input.policies },
+    "pull-request": { selections: pullRequest, policies: input.policies },
+  };
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
+import { splitByMode } from "../../src/forge/deliver.ts";
 import {
   forgeFromFlags,
   forgeOptions,
@@ -113,4 +114,32 @@ describe("forge selection from flags, remote and environment", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("splitByMode", () => {
+  const sel = (tag: string) => ({ image: "ghcr.io/a/b", tag });
+  const input = {
+    selections: new Map([
+      ["flux-system:staging-web", sel("1")],
+      ["flux-system:prod-web", sel("2")],
+      ["flux-system:other", sel("3")],
+    ]),
+    policies: [{ id: "flux-system:staging-web", image: "ghcr.io/a/b" }],
+  };
+  it.each([
+    ["push" as const, ["flux-system:staging-web", "flux-system:other"], ["flux-system:prod-web"]],
+    ["pull-request" as const, ["flux-system:staging-web"], ["flux-system:prod-web", "flux-system:other"]],
+  ])(
+    "policies without a mode follow the fallback (%s); every policy stays known to both halves",
+    (fallback, push, pr) => {
+      const modes: Record<string, "push" | "pull-request"> = {
+        "flux-system:staging-web": "push",
+        "flux-system:prod-web": "pull-request",
+      };
+      const split = splitByMode(input, (id) => modes[id], fallback);
+      expect([...split.push.selections.keys()]).toEqual(push);
+      expect([...split["pull-request"].selections.keys()]).toEqual(pr);
+      expect(split.push.policies).toBe(input.policies);
+    },
+  );
 });
