@@ -73,9 +73,7 @@ export const command: Command = {
       sign: { type: "boolean" },
     });
     if (positionals.length > 0)
-      throw new UsageError(
-        `shipmate promote: unexpected argument "${positionals[0]}" (see 'shipmate promote --help')`,
-      );
+      throw new UsageError(`unexpected argument "${positionals[0]}" (see 'shipmate promote --help')`);
     if (!values.from || !values.to) throw new UsageError("--from and --to are required");
     if (values.soak !== undefined && !/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(values.soak))
       throw new UsageError(`--soak must be a duration such as 30m, 24h or 1h30m, got "${values.soak}"`);
