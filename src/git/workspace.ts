@@ -203,18 +203,28 @@ export class Workspace {
     paths: readonly string[],
     who: { author: Identity; committer: Identity; sign: boolean },
   ): Promise<string> {
-    await this.run(["add", "--", ...paths], "git add");
-    // The message goes through a private file: argv is visible to other users, and simple-git has no stdin.
+    // Message and paths go through private files: argv is visible to other users and bounded in size
+    // (a fleet-wide update touches thousands of files), and simple-git has no stdin.
     const tmp = mkdtempSync(join(tmpdir(), "shipmate-msg-"));
     const file = join(tmp, "message");
+    const list = join(tmp, "paths");
     writeFileSync(file, message, { mode: 0o600 });
-    const args = ["-c", `user.name=${who.committer.name}`, "-c", `user.email=${who.committer.email}`];
+    writeFileSync(list, `${paths.join("\0")}\0`, { mode: 0o600 });
+    // Literal pathspecs: a file named `a*.yaml` must not stage its neighbours.
+    const pathspec = ["--pathspec-from-file", list, "--pathspec-file-nul"];
+    const args = [
+      "--literal-pathspecs",
+      "-c",
+      `user.name=${who.committer.name}`,
+      "-c",
+      `user.email=${who.committer.email}`,
+    ];
     args.push("commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-F", file);
     args.push(`--author=${who.author.name} <${who.author.email}>`);
     if (who.sign) args.push("-S");
-    args.push("--", ...paths);
     try {
-      await this.run(args, "commit");
+      await this.run(["--literal-pathspecs", "add", ...pathspec], "git add");
+      await this.run([...args, ...pathspec], "commit");
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
