@@ -31,7 +31,11 @@ function split(files: readonly SourceFile[], parts: number): SourceFile[][] {
 
 function inWorker(req: WorkerRequest): Promise<UpdateResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url), { workerData: req });
+    // A small young generation keeps the thread's heap (and the process's peak RSS) low; its objects are short-lived.
+    const worker = new Worker(new URL("./worker.ts", import.meta.url), {
+      workerData: req,
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    });
     worker.once("message", (r: UpdateResult) => {
       resolve(r);
       void worker.terminate();
