@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
-import { parseIdentity } from "../../git/workspace.ts";
+import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
 import { resolveInput } from "../../update/source.ts";
@@ -112,24 +112,20 @@ export const command: Command = {
       "no-cache": { type: "boolean" },
     });
     if (positionals.length > 0)
-      throw new UsageError(
-        `shipmate update: unexpected argument "${positionals[0]}" (see 'shipmate update --help')`,
-      );
+      throw new UsageError(`unexpected argument "${positionals[0]}" (see 'shipmate update --help')`);
     const modes = [
       values.commit && "--commit",
       values.push && "--push",
       values["push-branch"] !== undefined && "--push-branch",
     ].filter(Boolean);
-    if (modes.length > 1) throw new UsageError(`shipmate update: ${modes.join(" and ")} cannot be combined`);
+    if (modes.length > 1) throw new UsageError(`${modes.join(" and ")} cannot be combined`);
     const dryRun = values["dry-run"] === true;
     const repo = values.repo ?? io.cwd;
-    const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s]+@[^/\s]+:/.test(repo);
+    const isUrl = Workspace.isUrl(repo);
     if (isUrl && !dryRun && modes.length === 0)
-      throw new UsageError("shipmate update: --repo URL needs --push, --push-branch or --dry-run");
+      throw new UsageError("--repo URL needs --push, --push-branch or --dry-run");
     if (isUrl && values.commit)
-      throw new UsageError(
-        "shipmate update: --commit works on a local checkout; with --repo URL use --push or --push-branch",
-      );
+      throw new UsageError("--commit works on a local checkout; with --repo URL use --push or --push-branch");
     const sets = (values.set ?? []).map(parseSetFlag);
     const policiesDir =
       values.policies === undefined
