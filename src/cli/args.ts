@@ -10,7 +10,7 @@ export function parseFlags<T extends Options>(command: string, argv: string[], o
     return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
-    throw new UsageError(`shipmate ${command}: ${msg} (see 'shipmate ${command} --help')`);
+    throw new UsageError(`${msg} (see 'shipmate ${command} --help')`);
   }
 }
 

@@ -185,7 +185,7 @@ describe("shipmate agent --once", () => {
 
   it("refuses bad flags with exit 2 and one line", async () => {
     const res = await runCli(["agent", "--path", "clusters/x"]);
-    expect(res).toMatchObject({ code: 2, stderr: "shipmate agent: shipmate agent: --repo is required\n" });
+    expect(res).toMatchObject({ code: 2, stderr: "shipmate agent: --repo is required\n" });
     const bad = await runCli(["agent", "--repo", "file:///x", "--path", "p", "--interval", "soon"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--interval must be a duration/);

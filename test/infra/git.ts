@@ -20,6 +20,8 @@ export function git(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): s
     encoding: "utf8",
     env: { ...process.env, GIT_TERMINAL_PROMPT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    // A synchronous git against this process's own HTTP server would wait forever; fail instead.
+    timeout: 120_000,
   });
 }
 

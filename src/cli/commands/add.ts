@@ -24,11 +24,9 @@ export const command: Command = {
     });
     const [kind, name, extra] = positionals;
     if (!kind || !KINDS.includes(kind as AddKind))
-      throw new UsageError(
-        `shipmate add: say what to add: ${KINDS.join(", ")} (e.g. 'shipmate add app web')`,
-      );
-    if (!name) throw new UsageError(`shipmate add ${kind}: NAME is required`);
-    if (extra) throw new UsageError(`shipmate add: unexpected argument ${extra}`);
+      throw new UsageError(`say what to add: ${KINDS.join(", ")} (e.g. 'shipmate add app web')`);
+    if (!name) throw new UsageError(`add ${kind}: NAME is required`);
+    if (extra) throw new UsageError(`unexpected argument ${extra}`);
     const repo = resolve(io.cwd, values.repo ?? ".");
     const result = await add(kind as AddKind, name, {
       repo,

@@ -73,16 +73,15 @@ export const command: Command = {
       "poll-interval": { type: "string" },
       "lease-duration": { type: "string" },
     });
-    if (positionals.length) throw new UsageError(`shipmate agent: unexpected argument "${positionals[0]}"`);
-    if (!values.repo) throw new UsageError("shipmate agent: --repo is required");
-    if (!values.path)
-      throw new UsageError("shipmate agent: --path is required (the cluster folder, e.g. clusters/staging)");
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.repo) throw new UsageError("--repo is required");
+    if (!values.path) throw new UsageError("--path is required (the cluster folder, e.g. clusters/staging)");
     const token = values["token-env"] ? io.env[values["token-env"]] : undefined;
     if (values["token-env"] && !token)
-      throw new UsageError(`shipmate agent: environment variable ${values["token-env"]} is empty`);
+      throw new UsageError(`environment variable ${values["token-env"]} is empty`);
     const level = values["log-level"] ?? "info";
     if (!["trace", "debug", "info", "warn", "error", "silent"].includes(level)) {
-      throw new UsageError(`shipmate agent: --log-level must be trace, debug, info, warn, error or silent`);
+      throw new UsageError(`--log-level must be trace, debug, info, warn, error or silent`);
     }
     const leaseMs = durationFlag(values["lease-duration"], "--lease-duration", "15s");
     const log = pino({ level, base: { component: "shipmate-agent" } }, io.stderr);

@@ -36,9 +36,9 @@ export const command: Command = {
       "no-git": { type: "boolean" },
       json: { type: "boolean" },
     });
-    if (positionals.length) throw new UsageError(`shipmate init: unexpected argument ${positionals[0]}`);
-    if (!values.layout) throw new UsageError(`shipmate init: --layout is required (${LAYOUTS.join(", ")})`);
-    if (!values.out) throw new UsageError("shipmate init: --out is required");
+    if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (!values.layout) throw new UsageError(`--layout is required (${LAYOUTS.join(", ")})`);
+    if (!values.out) throw new UsageError("--out is required");
     const result = await init({
       layout: values.layout,
       out: resolve(io.cwd, values.out),

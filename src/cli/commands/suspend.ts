@@ -30,7 +30,7 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       const [kind, name, extra] = positionals;
       if (!kind || !KINDS.has(kind) || !name || extra) throw new UsageError(`usage: ${usage}`);
       if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
-        throw new UsageError(`shipmate suspend: --no-wait and --timeout belong to resume`);
+        throw new UsageError(`--no-wait and --timeout belong to resume`);
       }
       let timeoutMs = 300_000;
       if (values.timeout) {

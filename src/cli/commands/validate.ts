@@ -12,7 +12,7 @@ export const command: Command = {
   Exit 0 when the tree is valid, 1 with one line per problem (file:line: message).`,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parseFlags("validate", argv, { json: { type: "boolean" } });
-    if (positionals.length > 1) throw new UsageError(`shipmate validate: one DIR at most`);
+    if (positionals.length > 1) throw new UsageError(`one DIR at most`);
     const shown = positionals[0] ?? ".";
     const started = performance.now();
     const { problems, stats } = await validateTree(resolve(io.cwd, shown), { env: io.env });
