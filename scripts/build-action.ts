@@ -12,14 +12,48 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build, type Metafile } from "esbuild";
+import { build, type Metafile, type Plugin } from "esbuild";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-export const ACTION_FILES = ["index.js", "licenses.txt"] as const;
+export const ACTION_FILES = ["index.js", "update-worker.js", "licenses.txt"] as const;
+
+/**
+ * Modules the engine starts as worker threads (`new Worker(new URL("./x.ts",
+ * import.meta.url))`): in the bundle they are entry points of their own, and
+ * the URL names the bundled file. A run-time module URL not listed here
+ * fails the build instead of failing in a user's workflow.
+ */
+const WORKERS: Record<string, { entry: string; out: string }> = {
+  "src/update/parallel.ts ./worker.ts": { entry: "src/update/worker.ts", out: "update-worker" },
+};
+
+const MODULE_URL = /new URL\(\s*"(\.{1,2}\/[^"]+\.ts)"\s*,\s*import\.meta\.url\s*\)/g;
+
+function workerUrls(root: string): Plugin {
+  return {
+    name: "shipmate-worker-urls",
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, async (args) => {
+        const file = relative(root, args.path).split(sep).join("/");
+        if (!file.startsWith("src/")) return undefined;
+        const text = await readFile(args.path, "utf8");
+        if (!MODULE_URL.test(text)) return undefined;
+        const contents = text.replace(MODULE_URL, (_m, url: string) => {
+          const worker = WORKERS[`${file} ${url}`];
+          if (!worker)
+            throw new Error(`${file} loads ${url} at run time: add it to WORKERS in scripts/build-action.ts`);
+          return `new URL("./${worker.out}.js", import.meta.url)`;
+        });
+        return { contents, loader: "ts" };
+      });
+    },
+  };
+}
 
 /** The package directory (`node_modules/@scope/name`) a bundled input file belongs to. */
 function packageDir(input: string): string | undefined {
@@ -60,8 +94,12 @@ export async function buildAction(outdir: string, root: string = ROOT): Promise<
     absWorkingDir: root,
     // A snapshot links the checkout's node_modules: paths must read the same as in the checkout.
     preserveSymlinks: true,
-    entryPoints: ["src/action/index.ts"],
-    outfile: resolve(outdir, "index.js"),
+    entryPoints: [
+      { in: "src/action/index.ts", out: "index" },
+      ...Object.values(WORKERS).map((w) => ({ in: w.entry, out: w.out })),
+    ],
+    outdir: resolve(outdir),
+    plugins: [workerUrls(root)],
     bundle: true,
     platform: "node",
     target: "node24",

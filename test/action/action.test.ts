@@ -12,7 +12,7 @@ import { GitBackedGitHubState } from "../app/github.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { fleetFiles, fluxPolicy } from "./fleet.ts";
+import { deployment, fleetFiles, fluxPolicy } from "./fleet.ts";
 import { type ActionRun, runAction } from "./runner.ts";
 
 const TOKEN = `ghs_${randomBytes(12).toString("hex")}`;
@@ -121,6 +121,24 @@ describe("the Action (dist/index.js as the runner runs it)", () => {
     expect(again.outputs).toMatchObject({ changes: "[]", commit: "" });
     expect(git(repo.bare, ["rev-parse", "main"]).trim()).toBe(head);
     expect(again.summary).toContain("Everything is up to date (1 policies scanned).");
+  });
+
+  it("update: a tree over the parallel threshold is updated on worker threads inside the bundle", async () => {
+    // 2.4 MB of manifests with markers: the engine spreads them over worker threads (update-worker.js).
+    const padding = `# ${"x".repeat(98)}\n`.repeat(60);
+    const files: Record<string, string> = { ...fleetFiles(image) };
+    for (let i = 0; i < 400; i++)
+      files[`apps/staging/app/many/d${i}.yaml`] =
+        padding + deployment(`app${i}`, "staging", image, "1.0.0", "app-staging");
+    const repo = checkout(files);
+    const run = await runAction(
+      { command: "update", policies: "policies/staging" },
+      { workspace: repo.workspace, token: TOKEN },
+    );
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(JSON.parse(run.outputs.changes ?? "")).toHaveLength(401);
+    expect(show(repo.bare, "main", "apps/staging/app/many/d399.yaml")).toContain(`${image}:1.1.0 #`);
+    expect(run.outputs.commit).toBe(git(repo.bare, ["rev-parse", "main"]).trim());
   });
 
   it("update: dry-run reports the change and pushes nothing", async () => {
