@@ -472,9 +472,10 @@ export class ShipmateService {
 
   async #refresh(st: RepoState, scope: RefreshScope): Promise<void> {
     const target = st.target;
-    const session = await this.#session(target);
+    let session: Session | undefined;
     let result: RefreshResult | undefined;
     try {
+      session = await this.#session(target);
       const who = await this.#identity();
       result = await refreshFleet({
         repo: target.cloneUrl,
@@ -521,7 +522,13 @@ export class ShipmateService {
         `refresh failed: ${describeError(err)}`,
       );
     }
-    if (this.settings.dashboard && st.watched !== null) await this.#dashboard(st, session);
+    if (session && this.settings.dashboard && st.watched !== null)
+      await this.#dashboard(st, session).catch((err: unknown) =>
+        this.log.error(
+          { repo: target.fullName, err: describeError(err) },
+          `dashboard not updated: ${describeError(err)}`,
+        ),
+      );
   }
 
   async #dashboard(st: RepoState, session: Session): Promise<void> {

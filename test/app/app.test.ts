@@ -181,6 +181,24 @@ describe("registry_package", () => {
   });
 });
 
+describe("failures", () => {
+  it("GitHub refusing the installation is logged, never a crash, and the next delivery works", async () => {
+    const hh = await harness();
+    const token = hh.st.tokens.get(7)!;
+    hh.st.tokens.delete(7);
+    const res = await hh.deliverAndWait(
+      "registry_package",
+      E.registryPackagePublished(hh.repo, image, "1.1.0"),
+    );
+    expect(res.status).toBe(202);
+    expect(hh.logs.some((l) => l.level >= 50 && /^registry package failed: /.test(l.msg))).toBe(true);
+    expect(stagingFile(hh)).toContain(`${image}:1.0.0 #`);
+    hh.st.tokens.set(7, token);
+    await hh.deliverAndWait("registry_package", E.registryPackagePublished(hh.repo, image, "1.1.0"));
+    expect(stagingFile(hh)).toContain(`${image}:1.1.0 #`);
+  });
+});
+
 describe("push to the default branch", () => {
   it("re-reads the policies and delivers what they now select", async () => {
     const hh = await harness({
