@@ -76,9 +76,8 @@ export const command: Command = {
       "max-body-bytes": { type: "string" },
       "log-level": { type: "string" },
     });
-    if (positionals.length) throw new UsageError(`shipmate serve: unexpected argument "${positionals[0]}"`);
-    if (!values.repo)
-      throw new UsageError("shipmate serve: --repo is required (a local checkout or a clone URL)");
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.repo) throw new UsageError("--repo is required (a local checkout or a clone URL)");
     if (values["no-cache"] && values["cache-dir"])
       throw new UsageError("--cache-dir and --no-cache exclude each other");
     const mode = values.mode;
@@ -93,13 +92,11 @@ export const command: Command = {
     registerSecret(secret);
     if (!secret && !values["allow-unauthenticated"])
       throw new UsageError(
-        `shipmate serve: no webhook secret: set $${secretEnv} (or name another variable with --secret-env); ` +
+        `no webhook secret: set $${secretEnv} (or name another variable with --secret-env); ` +
           "--allow-unauthenticated accepts unauthenticated deliveries",
       );
     if (secret && secret.length < 16)
-      throw new UsageError(
-        `shipmate serve: the webhook secret in $${secretEnv} is shorter than 16 characters`,
-      );
+      throw new UsageError(`the webhook secret in $${secretEnv} is shorter than 16 characters`);
 
     let intervalMs: number | undefined;
     if (values.interval !== undefined) {
