@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { join, normalize } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { ClusterError, describeError } from "../errors.ts";
+import { ClusterError, describeError, redact } from "../errors.ts";
 import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
@@ -345,7 +345,7 @@ export class Agent {
         this.sourceFailed = true;
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
-        this.log.warn({ repo: this.opts.repo }, message);
+        this.log.warn({ repo: redact(this.opts.repo) }, message);
         await this.sources.recordRoot({ error: message });
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(

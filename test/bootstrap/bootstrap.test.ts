@@ -62,6 +62,21 @@ async function repoExists(name: string): Promise<boolean> {
   });
   return res.status === 200;
 }
+/** A reconcile request makes the agent fetch at once, so its failure shows in status too. */
+async function shipmateReconcileRequest(): Promise<void> {
+  await client.raw({
+    method: "PATCH",
+    path: "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations/shipmate-system",
+    body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "gone" } } },
+    contentType: "application/merge-patch+json",
+  });
+  const deadline = Date.now() + 30_000;
+  while ((await ksStatus(client, "shipmate-system")).ready?.reason !== "ArtifactFailed") {
+    if (Date.now() > deadline) throw new Error("the root never reported the fetch failure");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function clusterUntouched(): Promise<void> {
   expect(await getObject(client, "/api/v1/namespaces/shipmate-system")).toBeUndefined();
   expect(
@@ -274,4 +289,16 @@ describe("bootstrap into an empty cluster", () => {
     );
     expect(deployment?.spec.template.spec.containers[0].image).toBe("ghcr.io/shipmate-dev/shipmate:9.9.9");
   }, 120_000);
+
+  it("with the forge gone, the agent says so in its logs and status, never with the token", async () => {
+    await gitea.stop();
+    await shipmateReconcileRequest();
+    const pod = pods[0];
+    const log = readFileSync(pod?.logFile ?? "", "utf8");
+    expect(log).toMatch(/"repo":"http:\/\/\*\*\*@127\.0\.0\.1:\d+\/shipmate-admin\/fleet\.git"/);
+    expect(log).not.toContain(gitea.token);
+    const root = await ksStatus(client, "shipmate-system");
+    expect(root.ready).toMatchObject({ status: "False", reason: "ArtifactFailed" });
+    expect(JSON.stringify(root.ks)).not.toContain(gitea.token);
+  }, 60_000);
 });

@@ -10,7 +10,7 @@
  * a local listen address and workdir), as a pod's environment differs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -20,8 +20,10 @@ const CLI = join(import.meta.dirname, "../../src/cli/index.ts");
 
 export interface PodProcess {
   proc: ChildProcess;
-  /** stderr lines (the agent's JSON logs), for failure messages. */
+  /** The last stderr lines (the agent's JSON logs), for failure messages. */
   logs: string[];
+  /** Every stderr line, kept in a file until the process's workdir is removed. */
+  logFile: string;
   /** The args the Deployment gave the container. */
   args: string[];
   /** Where the process serves /healthz, /readyz and /metrics, once it says so. */
@@ -80,13 +82,15 @@ export async function runDeployment(
   const token = (tokenReq.body as { status: { token: string } }).status.token;
   const kubeconfig = kube.kubeconfigFor(token, `pod-${sa}`);
   const args = container.args ?? [];
+  const workdir = mkdtempSync(join(tmpdir(), "shipmate-pod-"));
+  const logFile = join(workdir, "agent.log");
   const proc = spawn(
     process.execPath,
     [
       CLI,
       ...args,
       `--kubeconfig=${kubeconfig}`,
-      `--workdir=${mkdtempSync(join(tmpdir(), "shipmate-pod-"))}`,
+      `--workdir=${join(workdir, "work")}`,
       "--listen=127.0.0.1:0",
       ...opts.extra,
     ],
@@ -99,6 +103,7 @@ export async function runDeployment(
     served = r;
   });
   proc.stderr?.on("data", (d: Buffer) => {
+    appendFileSync(logFile, d);
     buf += d.toString();
     const lines = buf.split("\n");
     buf = lines.pop() ?? "";
@@ -113,6 +118,7 @@ export async function runDeployment(
   return {
     proc,
     logs,
+    logFile,
     args,
     url,
     async stop() {
@@ -122,6 +128,7 @@ export async function runDeployment(
         await exited;
         clearTimeout(t);
       }
+      rmSync(workdir, { recursive: true, force: true });
     },
   };
 }

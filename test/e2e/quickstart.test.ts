@@ -58,7 +58,7 @@ async function shipmate(...argv: string[]): Promise<string> {
   });
   if (r.code !== 0)
     throw new Error(
-      `shipmate ${argv.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}\n${pod?.logs.slice(-15).join("\n")}`,
+      `shipmate ${argv.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}\n${pod?.logs.slice(-40).join("\n")}`,
     );
   return r.stdout;
 }
