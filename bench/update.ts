@@ -28,7 +28,11 @@ const MARKERS_PER_FILE = 2;
 const root = new URL("..", import.meta.url).pathname;
 const cacheRoot = process.env.SHIPMATE_CACHE ?? join(os.homedir(), ".cache", "shipmate");
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+) {
   return new Promise<{ ms: number; code: number; out: string; peakRssMb: number; cpuS: number }>(
     (resolve, reject) => {
       const start = performance.now();
@@ -37,7 +41,14 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<str
         cwd: opts.cwd,
         env: { ...process.env, ...opts.env },
         stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
       });
+      // A peer that hangs is stopped (its whole process group) and reported as such.
+      const timer = opts.timeoutMs
+        ? setTimeout(() => {
+            if (child.pid) process.kill(-child.pid, "SIGTERM");
+          }, opts.timeoutMs)
+        : undefined;
       let out = "";
       let err = "";
       child.stdout.on("data", (d) => {
@@ -48,6 +59,7 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<str
       });
       child.on("error", reject);
       child.on("close", (code) => {
+        clearTimeout(timer);
         const [kb = 0, user = 0, sys = 0] = (err.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
         resolve({
           ms: performance.now() - start,
@@ -130,6 +142,27 @@ function writeFleet(dir: string, host: string, names: string[]): void {
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const RENOVATE_TIMEOUT_MS = Number(process.env.BENCH_RENOVATE_TIMEOUT_S ?? 1200) * 1000;
+
+/** Seconds from Renovate's first log record to the first record whose message matches `re`. */
+function logSpan(log: string, re: RegExp): number | undefined {
+  const times: number[] = [];
+  let hit: number | undefined;
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const rec = JSON.parse(line) as { time?: string; msg?: string };
+      if (!rec.time) continue;
+      const t = Date.parse(rec.time);
+      times.push(t);
+      if (hit === undefined && rec.msg && re.test(rec.msg)) hit = t;
+    } catch {
+      // not a log record
+    }
+  }
+  const first = times[0];
+  return first !== undefined && hit !== undefined ? (hit - first) / 1000 : undefined;
+}
 
 async function main() {
   if (!existsSync("/usr/bin/time"))
@@ -216,10 +249,7 @@ async function main() {
     const rg = await run(
       renovate,
       ["--platform=gitea", `--endpoint=${gitea.url}/api/v1`, `--token=${gitea.token}`, repo.fullName],
-      {
-        cwd: work,
-        env: renovateEnv,
-      },
+      { cwd: work, env: renovateEnv, timeoutMs: RENOVATE_TIMEOUT_MS },
     );
     writeFileSync(join(cacheRoot, "bench-update-renovate-gitea.log"), rg.out);
     const branches = await gitea.api<{ name: string }[]>("GET", `/repos/${repo.fullName}/branches?limit=50`);
@@ -236,9 +266,19 @@ async function main() {
         ? `branch ${renoBranch} carries the update`
         : `branch ${renoBranch} without the update`;
     }
+    // Renovate logs when the updated contents of every file are ready in memory ("Updated N package files"):
+    // the same work as shipmate's rewrite, whatever happens to its commit afterwards.
+    const toContents = logSpan(rg.out, /^Updated \d+ package files/);
+    const timedOut = rg.ms >= RENOVATE_TIMEOUT_MS;
     lines.push(
-      `renovate --platform=gitea (clone, lookup, update, commit, push): ${secs(rg.ms)} wall, exit ${rg.code}, ${rg.cpuS.toFixed(2)} s CPU, peak RSS ${rg.peakRssMb.toFixed(0)} MB, ${renoApplied}`,
-      `ratio (delivery to a branch on the same Gitea): shipmate is ${(rg.ms / pushed.ms).toFixed(1)}× faster`,
+      `renovate --platform=gitea (clone, lookup, update, commit, push): ${secs(rg.ms)} wall${timedOut ? ` (stopped at the ${RENOVATE_TIMEOUT_MS / 1000} s limit)` : ""}, exit ${rg.code}, ${rg.cpuS.toFixed(2)} s CPU, peak RSS ${rg.peakRssMb.toFixed(0)} MB, ${renoApplied}`,
+      `  renovate had the updated contents of all files after ${toContents === undefined ? "(never)" : `${toContents.toFixed(1)} s`} (log: ${join(cacheRoot, "bench-update-renovate-gitea.log")})`,
+      renoBranch && !timedOut
+        ? `ratio (delivery to a branch on the same Gitea): shipmate is ${(rg.ms / pushed.ms).toFixed(1)}× faster`
+        : `ratio (delivery): Renovate did not deliver within ${secs(rg.ms)}; shipmate delivered in ${secs(pushed.ms)} (≥ ${(rg.ms / pushed.ms).toFixed(1)}×)`,
+      toContents === undefined
+        ? "ratio (updated contents): n/a"
+        : `ratio (updated contents: Renovate's log mark vs shipmate's whole local run): shipmate is ${((toContents * 1000) / local.ms).toFixed(1)}× faster`,
     );
 
     const rl = await run(renovate, ["--platform=local", "--dry-run=full"], { cwd: fleet, env: renovateEnv });
