@@ -30,6 +30,15 @@ beforeAll(async () => {
   app.commit({ "kustomize/config.yaml": [configMap("first", "c-app", { v: "1" })] });
   agent = makeAgent(kube, fleet, { name: "c-root" });
   running = agent.run(stop.signal, false);
+  // The agent installs the CRDs as it starts; commands may only run once they are served.
+  const deadline = Date.now() + 60_000;
+  while (
+    (await client.raw({ method: "GET", path: "/apis/source.toolkit.fluxcd.io/v1/gitrepositories" })).code !==
+    200
+  ) {
+    if (Date.now() > deadline) throw new Error("the agent never installed its CRDs");
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }, 120_000);
 afterAll(async () => {
   stop.abort();
