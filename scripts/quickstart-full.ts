@@ -17,8 +17,8 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { homedir, tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { parse, stringify } from "yaml";
 import { KubeClient } from "../src/agent/client.ts";
 import { APP, Checkout, podinfoFiles, podinfoPolicies } from "../test/e2e/fixtures.ts";
@@ -28,6 +28,9 @@ import { type KubeCluster, startKube } from "../test/infra/kube.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../test/infra/registry.ts";
 
 const root = new URL("..", import.meta.url).pathname;
+// The provisioned binaries (kustomize for bootstrap and the agent, the servers) live here.
+const cache = process.env.SHIPMATE_CACHE ?? join(homedir(), ".cache", "shipmate");
+process.env.PATH = `${join(cache, "bin")}${delimiter}${process.env.PATH ?? ""}`;
 const keep = process.argv.includes("--keep");
 const bold = (t: string) => (process.stdout.isTTY ? `\x1b[1m${t}\x1b[0m` : t);
 const dim = (t: string) => (process.stdout.isTTY ? `\x1b[2m${t}\x1b[0m` : t);

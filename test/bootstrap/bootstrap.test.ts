@@ -258,6 +258,18 @@ describe("bootstrap into an empty cluster", () => {
     expect(r.stdout).toContain("✔ agent installed (already up to date)");
     expect(r.stdout).toContain(`✔ the agent applied ${first.revision}`);
     expect(Date.now() - started).toBeLessThan(30_000);
+    const json = await runCli(args("fleet", ["--json"]), { env: env() });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      repository: `${owner()}/fleet`,
+      created: false,
+      pushed: false,
+      changed: [],
+      commit: first.commit,
+      revision: first.revision,
+      ready: { name: "shipmate-system", ready: "True", lastAppliedRevision: first.revision },
+    });
+    expect(json.stderr).toContain("✔ agent installed (already up to date)");
   }, 90_000);
 
   it("a newer shipmate upgrades the agent through git, and the running agent applies it", async () => {
