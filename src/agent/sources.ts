@@ -400,8 +400,16 @@ export class SourceManager {
     if ("artifact" in outcome) {
       const { revision } = outcome.artifact;
       const message = `stored artifact for revision '${revision}'`;
+      // path and url are required by Flux's own CRD schema; the agent keeps a checkout, not a tarball.
       next.artifact =
-        prev.artifact?.revision === revision ? prev.artifact : { revision, lastUpdateTime: now };
+        prev.artifact?.revision === revision
+          ? prev.artifact
+          : {
+              path: `gitrepository/${obj.metadata.namespace}/${obj.metadata.name}/${outcome.artifact.commit}`,
+              url: `file://${outcome.artifact.dir}`,
+              revision,
+              lastUpdateTime: now,
+            };
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       conditions = setCondition(
         conditions,
@@ -429,12 +437,19 @@ export class SourceManager {
       contentType: "application/merge-patch+json",
     });
     if (res.code === 404) return; // deleted while we fetched
-    if (res.code < 200 || res.code > 299)
-      throw apiError(
+    if (res.code < 200 || res.code > 299) {
+      // Status is a report: a refused write is logged, and never stops what depends on the source.
+      const err = apiError(
         `status of GitRepository ${obj.metadata.namespace}/${obj.metadata.name}`,
         res.code,
         res.body,
       );
+      this.opts.log.warn(
+        { source: sourceKey(obj.metadata.namespace ?? "", obj.metadata.name ?? "") },
+        err.message,
+      );
+      return;
+    }
     obj.status = next;
   }
 }
