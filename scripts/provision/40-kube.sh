@@ -74,6 +74,7 @@ if ! command -v kubectl >/dev/null && [ ! -x "$bin/kubectl" ]; then
   build kubectl "$KUBE_VERSION" k8s.io/kubernetes/cmd/kubectl "$kube_ld" kube-apiserver
 fi
 
-"$bin/etcd" --version | head -1
+# sed reads all of its input (head would close the pipe early: SIGPIPE under pipefail).
+"$bin/etcd" --version | sed -n 1p
 "$bin/kube-apiserver" --version
 echo "kubectl: $(command -v kubectl || echo "$bin/kubectl")"
