@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/install.sh
-for p in scripts/provision/*.sh; do
-  [ -e "$p" ] || continue
-  echo "== provision $(basename "$p" .sh)"
-  bash "$p"
-done
+bash scripts/provision.sh
 export PATH="$SHIPMATE_CACHE/bin:$PATH"
 echo "== typecheck"
 node_modules/.bin/tsc --noEmit
