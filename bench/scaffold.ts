@@ -61,7 +61,9 @@ try {
   // Growing the fleet: re-render everything, compare 9,000 files with disk and the record, write what changed.
   const [added, addSeconds] = await timed(() => add("app", "newcomer", { repo: out, env }));
   const written = added.changes.filter((c) => c.action === "added" || c.action === "updated").length;
-  console.log(`add app: ${addSeconds.toFixed(2)} s (${written} files written, ${added.changes.length} compared)`);
+  console.log(
+    `add app: ${addSeconds.toFixed(2)} s (${written} files written, ${added.changes.length} compared)`,
+  );
 
   for (const which of ["standalone", "kubectl"] as const) {
     const path =

@@ -8,7 +8,7 @@
  * user's reference; this schema is the source of truth.
  */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
@@ -177,4 +177,30 @@ export function promotionChain(fleet: Fleet): { env: FleetEnvironment; from?: Fl
     const from = env.promoteFrom ? byName.get(env.promoteFrom) : undefined;
     return from ? { env, from } : { env };
   });
+}
+
+/**
+ * The environment a file of the repository at `root` belongs to: the one
+ * whose policies folder (or path) holds it, the most specific folder winning
+ * (`policies/staging` over `policies`). Environments in other repositories
+ * never match.
+ */
+export function environmentOfFile(
+  root: string,
+  fleet: Fleet | undefined,
+  file: string,
+): FleetEnvironment | undefined {
+  if (!fleet) return undefined;
+  const rel = relative(root, file).split(sep).join("/");
+  if (rel.startsWith("..")) return undefined;
+  let best: { env: FleetEnvironment; len: number } | undefined;
+  for (const env of fleet.spec.environments) {
+    if (env.repository) continue;
+    const dir = env.policies ?? env.path;
+    if (dir === "." || rel === dir || rel.startsWith(`${dir}/`)) {
+      const len = dir === "." ? 0 : dir.length;
+      if (!best || len > best.len) best = { env, len };
+    }
+  }
+  return best?.env;
 }

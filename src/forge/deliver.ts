@@ -160,6 +160,9 @@ export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Pr
     dryRun: false,
   });
   const changes = imageChangesFromUpdate(update.files, opts.imageOf);
+  // A run that failed (a registry error, an unreadable file) proves nothing is left to change: keep the request.
+  if (changes.length === 0 && update.problems.some((p) => p.severity === "error"))
+    return { update, request: { action: "none" }, forgeRequests: opts.forge.requestCount - before };
   const request = await propose({
     forge: opts.forge,
     branch,
@@ -199,8 +202,8 @@ async function localBranch(repo: string, env: NodeJS.ProcessEnv): Promise<string
  * Split an update's selections by delivery mode (each policy, or the
  * automation owning it, chooses `push` or `pull-request`): the two halves run
  * as two jobs, `push` and `deliverUpdateAsPullRequest`. Every policy stays
- * known to both halves, so a marker naming a policy of the other half is left
- * alone quietly rather than reported unknown.
+ * known to both halves, and each half defers the other's policies, so a
+ * marker naming a policy of the other half is left alone quietly.
  */
 export function splitByMode(
   input: UpdateInput,
@@ -212,7 +215,7 @@ export function splitByMode(
   for (const [id, sel] of input.selections)
     ((modeOf(id) ?? fallback) === "push" ? push : pullRequest).set(id, sel);
   return {
-    push: { selections: push, policies: input.policies },
-    "pull-request": { selections: pullRequest, policies: input.policies },
+    push: { selections: push, policies: input.policies, deferred: [...pullRequest.keys()] },
+    "pull-request": { selections: pullRequest, policies: input.policies, deferred: [...push.keys()] },
   };
 }

@@ -153,7 +153,11 @@ async function followDigest(client: RegistryClient, ref: ImageReference, tag: st
     return { ok: true, tag, digest: resolved.digest };
   } catch (err) {
     if (err instanceof RegistryError && err.status === 404)
-      return { ok: false, reason: "tag-not-found", message: `tag "${tag}" does not exist in ${ref.repository}` };
+      return {
+        ok: false,
+        reason: "tag-not-found",
+        message: `tag "${tag}" does not exist in ${ref.repository}`,
+      };
     throw err;
   }
 }

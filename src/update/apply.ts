@@ -84,11 +84,13 @@ class FileScanner {
   private readonly src: string;
   private readonly input: UpdateInput;
   private readonly known: ReadonlySet<string>;
+  private readonly deferred: ReadonlySet<string>;
 
   constructor(src: string, input: UpdateInput, known: ReadonlySet<string>) {
     this.src = src;
     this.input = input;
     this.known = known;
+    this.deferred = new Set(input.deferred);
   }
 
   private problem(
@@ -147,6 +149,7 @@ class FileScanner {
       }
       const sel = this.input.selections.get(m.policy);
       if (!sel) {
+        if (this.deferred.has(m.policy)) continue;
         if (this.known.has(m.policy))
           this.problem(
             node.start,

@@ -15,6 +15,7 @@ export interface WorkerRequest {
   files: SourceFile[];
   selections: [string, import("./types.ts").ImageSelection][];
   policies: UpdateInput["policies"];
+  deferred: UpdateInput["deferred"];
 }
 
 function split(files: readonly SourceFile[], parts: number): SourceFile[][] {
@@ -57,7 +58,9 @@ export async function applyUpdatesParallel(
   if (threads === 1 || bytes < MIN_PARALLEL_BYTES) return applyUpdates(files, input);
   const [mine = [], ...theirs] = split(files, threads);
   const selections = [...input.selections.entries()];
-  const pending = theirs.map((chunk) => inWorker({ files: chunk, selections, policies: input.policies }));
+  const pending = theirs.map((chunk) =>
+    inWorker({ files: chunk, selections, policies: input.policies, deferred: input.deferred }),
+  );
   // This thread takes the first share while the workers start and run.
   const results = [applyUpdates(mine, input), ...(await Promise.all(pending))];
   return {

@@ -4,9 +4,11 @@
  * against their registries. A single ImageUpdateAutomation in that directory
  * supplies Flux's defaults (author, update path, message template).
  */
-import { relative } from "node:path";
+import { existsSync } from "node:fs";
+import { join, relative } from "node:path";
+import { environmentOfFile, FLEET_FILE, loadFleet } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
-import type { Policy, UpdateAutomation } from "../config/types.ts";
+import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { defaultCredentials } from "../registry/index.ts";
@@ -27,6 +29,11 @@ export interface ResolvedInput extends UpdateInput {
   /** Policies the scan could not decide (registry errors are errors, the rest warnings). */
   problems?: Problem[];
   defaults?: RunDefaults;
+  /**
+   * How each known policy wants its changes delivered: the policy's own `mode`,
+   * else its environment's in shipmate.yaml. Policies with neither are absent.
+   */
+  modes?: Map<string, UpdateMode>;
 }
 
 export interface SourceOptions {
@@ -72,12 +79,26 @@ function automationDefaults(a: UpdateAutomation, repoDir: string, problems: Prob
   return d;
 }
 
+async function deliveryModes(repoDir: string, policies: readonly Policy[]): Promise<Map<string, UpdateMode>> {
+  const fleet = existsSync(join(repoDir, FLEET_FILE)) ? await loadFleet(repoDir) : undefined;
+  const modes = new Map<string, UpdateMode>();
+  for (const p of policies) {
+    const mode = p.mode ?? environmentOfFile(repoDir, fleet, p.source.file)?.mode;
+    if (mode) modes.set(p.id, mode);
+  }
+  return modes;
+}
+
 export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> {
   const dir = opts.policiesDir ?? opts.repoDir;
   if (opts.sets.length > 0) {
-    // Explicit selections never scan; a policies directory only adds path claims and known ids.
-    const policies = opts.policiesDir ? (await loadPolicyConfig(opts.policiesDir)).policies : [];
-    return inputFromSets(opts.sets, claims(policies));
+    // Explicit selections never scan; the policies (by default the repository's own) add path claims,
+    // known ids and delivery modes.
+    const policies = (await loadPolicyConfig(dir)).policies;
+    return {
+      ...inputFromSets(opts.sets, claims(policies)),
+      modes: await deliveryModes(opts.repoDir, policies),
+    };
   }
   const config = await loadPolicyConfig(dir);
   const policies = config.policies.filter((p) => !p.suspended);
@@ -106,5 +127,10 @@ export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> 
       message: `policy ${r.policy.id}: ${r.message}`,
     });
   }
-  return { ...inputFromScan(report), problems, ...(defaults ? { defaults } : {}) };
+  return {
+    ...inputFromScan(report),
+    problems,
+    modes: await deliveryModes(opts.repoDir, config.policies),
+    ...(defaults ? { defaults } : {}),
+  };
 }

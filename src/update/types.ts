@@ -89,6 +89,12 @@ export interface UpdateInput {
   selections: Selections;
   /** Policies known to the run: markers naming other policies are left alone and reported. */
   policies: readonly PolicyClaim[];
+  /**
+   * Policies whose selections another delivery of the same run writes (the
+   * other half of a push / pull-request split): their markers are left alone
+   * without a warning.
+   */
+  deferred?: readonly string[];
 }
 
 export interface UpdateResult {

@@ -5,5 +5,9 @@ import type { WorkerRequest } from "./parallel.ts";
 
 const req = workerData as WorkerRequest;
 parentPort?.postMessage(
-  applyUpdates(req.files, { selections: new Map(req.selections), policies: req.policies }),
+  applyUpdates(req.files, {
+    selections: new Map(req.selections),
+    policies: req.policies,
+    ...(req.deferred ? { deferred: req.deferred } : {}),
+  }),
 );

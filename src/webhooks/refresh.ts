@@ -9,8 +9,8 @@
  * its own beyond which policies a run covers and which mode each one uses.
  */
 import { existsSync } from "node:fs";
-import { join, relative, resolve, sep } from "node:path";
-import { FLEET_FILE, type Fleet, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
+import { join, resolve } from "node:path";
+import { environmentOfFile, FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
@@ -90,25 +90,6 @@ interface LoadedPolicies {
   modeOf: (p: Policy) => UpdateMode | undefined;
 }
 
-const posix = (p: string) => p.split(sep).join("/");
-
-function envOfFile(root: string, fleet: Fleet | undefined, file: string): FleetEnvironment | undefined {
-  if (!fleet) return undefined;
-  const rel = posix(relative(root, file));
-  if (rel.startsWith("..")) return undefined;
-  // The most specific folder wins (`policies/staging` over `policies`).
-  let best: { env: FleetEnvironment; len: number } | undefined;
-  for (const env of fleet.spec.environments) {
-    if (env.repository) continue;
-    const dir = env.policies ?? env.path;
-    if (dir === "." || rel === dir || rel.startsWith(`${dir}/`)) {
-      const len = dir === "." ? 0 : dir.length;
-      if (!best || len > best.len) best = { env, len };
-    }
-  }
-  return best?.env;
-}
-
 async function loadDirs(dirs: string[]): Promise<Policy[]> {
   const seen = new Set<string>();
   const out: Policy[] = [];
@@ -126,7 +107,7 @@ async function loadDirs(dirs: string[]): Promise<Policy[]> {
 /** Reads the policies a run starts from, with the mode shipmate.yaml gives each one. */
 export async function loadRunPolicies(root: string, source: PolicySource): Promise<LoadedPolicies> {
   const fleet = existsSync(join(root, FLEET_FILE)) ? await loadFleet(root) : undefined;
-  const modeOf = (p: Policy) => envOfFile(root, fleet, p.source.file)?.mode;
+  const modeOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file)?.mode;
   if (source.kind === "dir") {
     const policies = (await loadPolicyConfig(source.dir)).policies;
     return { candidates: policies, known: policies, modeOf };

@@ -1,11 +1,14 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import type { UpdateMode } from "../../config/types.ts";
 import { UsageError } from "../../errors.ts";
+import { deliverUpdateAsPullRequest, type ProposalOutcome, splitByMode } from "../../forge/deliver.ts";
+import { forgeFromFlags } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
-import { resolveInput } from "../../update/source.ts";
-import { parseFlags } from "../args.ts";
+import { type ResolvedInput, resolveInput } from "../../update/source.ts";
+import { parseFlags, positiveInt } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
@@ -14,6 +17,8 @@ const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDI
        [--dry-run] [--json] [--author "Name <email>"] [--committer "Name <email>"] [--sign]
        [--message-template FILE] [--token-env VAR] [--max-attempts N] [--max-file-bytes N]
        [--insecure-registry HOST:PORT]... [--pull-secret FILE]... [--no-cache]
+       [--pull-request] [--forge github|gitlab|gitea] [--forge-url URL] [--forge-repo OWNER/NAME]
+       [--forge-token-env VAR] [--pr-branch shipmate/NAME] [--label L]... [--reviewer R]... [--auto-merge]
 
   --repo PATH|URL        local checkout (default: .) or a URL to clone shallow into a temporary directory
   --branch BRANCH        branch to push to / base of --push-branch (default: the checkout's branch)
@@ -29,10 +34,56 @@ const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDI
   --sign                 sign the commit (git's own GPG or SSH signing configuration)
   --message-template F   Handlebars commit message template (data: changes, files, Changed.Changes, …)
   --token-env VAR        HTTPS token variable (default SHIPMATE_GIT_TOKEN; user: SHIPMATE_GIT_USERNAME)
+  --pull-request         deliver every change as one pull/merge request (with --push, only the policies
+                         whose mode, or whose environment's mode in shipmate.yaml, is pull-request)
+  --forge KIND           github, gitlab or gitea (default: from the remote's host)
+  --forge-url URL        API base of GitHub Enterprise, self-managed GitLab, Gitea/Forgejo
+  --forge-repo O/N       the repository on the forge (default: from the remote URL)
+  --forge-token-env VAR  forge token variable (default: GITHUB_TOKEN, GITLAB_TOKEN or GITEA_TOKEN)
+  --pr-branch NAME       bot branch of the request (default shipmate/update-<base>)
+  --label L, --reviewer R, --auto-merge   request labels, reviewers, merge when checks pass
 
 exit: 0 done (also when nothing changed), 1 a file or push failed, 2 usage or configuration error`;
 
-function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): void {
+/** One report for the run: the push half and the pull-request half merged. */
+function merge(results: UpdateJobResult[]): UpdateJobResult {
+  const [first, ...rest] = results;
+  if (!first || rest.length === 0) return first ?? emptyResult();
+  const pushed = results.find((r) => r.pushed || r.commit) ?? first;
+  return {
+    ...pushed,
+    files: results.flatMap((r) => r.files),
+    problems: results.flatMap((r) => r.problems),
+    diff: results.map((r) => r.diff).join(""),
+  };
+}
+
+function emptyResult(): UpdateJobResult {
+  return {
+    files: [],
+    problems: [],
+    commit: null,
+    pushed: false,
+    attempts: 0,
+    diff: "",
+    timings: { readMs: 0, rewriteMs: 0, writeMs: 0 },
+  };
+}
+
+function requestLine(outcome: ProposalOutcome): string {
+  if (outcome.action === "none") return "no pull request needed";
+  if (outcome.action === "closed")
+    return `closed the pull request of ${outcome.branch}: nothing left to change`;
+  return `${outcome.action} pull request #${outcome.pullRequest.number} ${outcome.pullRequest.url}`;
+}
+
+function report(
+  io: CliIO,
+  r: UpdateJobResult,
+  json: boolean,
+  dryRun: boolean,
+  request?: ProposalOutcome,
+): void {
   for (const p of r.problems)
     writeLine(io.stderr, `${p.severity}: ${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`);
   if (json) {
@@ -55,6 +106,11 @@ function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): 
     };
     if (r.branch) out.branch = r.branch;
     if (dryRun) out.diff = r.diff;
+    if (request)
+      out.pullRequest =
+        "pullRequest" in request
+          ? { action: request.action, number: request.pullRequest.number, url: request.pullRequest.url }
+          : request;
     writeLine(io.stdout, JSON.stringify(out, null, 2));
     return;
   }
@@ -68,7 +124,9 @@ function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): 
     for (const c of f.changes) writeLine(io.stdout, `  ${c.line}: ${c.setter} ${c.old} -> ${c.new}`);
   }
   if (r.files.length === 0) writeLine(io.stdout, "nothing to change");
-  else if (r.pushed)
+  if (request) writeLine(io.stdout, requestLine(request));
+  if (r.files.length === 0) return;
+  if (r.pushed)
     writeLine(
       io.stdout,
       `pushed ${r.commit} to ${r.branch}${r.attempts > 1 ? ` (${r.attempts} attempts)` : ""}`,
@@ -77,12 +135,8 @@ function report(io: CliIO, r: UpdateJobResult, json: boolean, dryRun: boolean): 
     writeLine(io.stdout, `committed ${r.commit}${r.branch ? ` (${r.branch} already up to date)` : ""}`);
 }
 
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UsageError(`${flag} must be a positive integer, got "${value}"`);
-  return n;
+function exitCode(r: UpdateJobResult): number {
+  return r.problems.some((p) => p.severity === "error") ? 1 : 0;
 }
 
 export const command: Command = {
@@ -110,6 +164,15 @@ export const command: Command = {
       "insecure-registry": { type: "string", multiple: true },
       "pull-secret": { type: "string", multiple: true },
       "no-cache": { type: "boolean" },
+      "pull-request": { type: "boolean" },
+      forge: { type: "string" },
+      "forge-url": { type: "string" },
+      "forge-repo": { type: "string" },
+      "forge-token-env": { type: "string" },
+      "pr-branch": { type: "string" },
+      label: { type: "string", multiple: true },
+      reviewer: { type: "string", multiple: true },
+      "auto-merge": { type: "boolean" },
     });
     if (positionals.length > 0)
       throw new UsageError(`unexpected argument "${positionals[0]}" (see 'shipmate update --help')`);
@@ -118,15 +181,19 @@ export const command: Command = {
       values.push && "--push",
       values["push-branch"] !== undefined && "--push-branch",
     ].filter(Boolean);
+    const allRequests = values["pull-request"] === true;
+    if (allRequests && (values.commit || values["push-branch"] !== undefined))
+      throw new UsageError(
+        "--pull-request delivers through a request; it cannot be combined with --commit or --push-branch",
+      );
     if (modes.length > 1) throw new UsageError(`${modes.join(" and ")} cannot be combined`);
     const dryRun = values["dry-run"] === true;
     const repo = values.repo ?? io.cwd;
     const isUrl = Workspace.isUrl(repo);
-    if (isUrl && !dryRun && modes.length === 0)
-      throw new UsageError("--repo URL needs --push, --push-branch or --dry-run");
+    if (isUrl && !dryRun && modes.length === 0 && !allRequests)
+      throw new UsageError("--repo URL needs --push, --push-branch, --pull-request or --dry-run");
     if (isUrl && values.commit)
       throw new UsageError("--commit works on a local checkout; with --repo URL use --push or --push-branch");
-    const sets = (values.set ?? []).map(parseSetFlag);
     const policiesDir =
       values.policies === undefined
         ? undefined
@@ -142,29 +209,29 @@ export const command: Command = {
         throw new UsageError(`--message-template ${values["message-template"]}: ${(err as Error).message}`);
       }
     }
-    const result = await runUpdateJob({
+    const sets = (values.set ?? []).map(parseSetFlag);
+    let resolved: ResolvedInput | undefined;
+    // Resolved (scanned) once, in whichever checkout asks first; both halves share it.
+    const resolveOnce = async (dir: string) =>
+      (resolved ??= await resolveInput({
+        sets,
+        ...(policiesDir !== undefined ? { policiesDir } : {}),
+        repoDir: dir,
+        env: io.env,
+        insecureRegistries: values["insecure-registry"] ?? [],
+        pullSecrets: (values["pull-secret"] ?? []).map((f) => resolve(io.cwd, f)),
+        ...(values["no-cache"] ? { cacheDir: false as const } : {}),
+      }));
+    const half = (mode: UpdateMode) => async (dir: string) => {
+      const r = await resolveOnce(dir);
+      const halves = splitByMode(r, (id) => (allRequests ? "pull-request" : r.modes?.get(id)));
+      // The scan's problems are reported once, with the push half.
+      return { ...r, ...halves[mode], ...(mode === "pull-request" && !allRequests ? { problems: [] } : {}) };
+    };
+    const job = {
       repo: isUrl ? repo : resolve(io.cwd, repo),
       ...(values.branch !== undefined ? { branch: values.branch } : {}),
       ...(values.path !== undefined ? { path: values.path } : {}),
-      input: (dir) =>
-        resolveInput({
-          sets,
-          ...(policiesDir !== undefined ? { policiesDir } : {}),
-          repoDir: dir,
-          env: io.env,
-          insecureRegistries: values["insecure-registry"] ?? [],
-          pullSecrets: (values["pull-secret"] ?? []).map((f) => resolve(io.cwd, f)),
-          ...(values["no-cache"] ? { cacheDir: false as const } : {}),
-        }),
-      delivery: values.push
-        ? "push"
-        : values["push-branch"] !== undefined
-          ? "push-branch"
-          : values.commit
-            ? "commit"
-            : "files",
-      ...(values["push-branch"] !== undefined ? { pushBranch: values["push-branch"] } : {}),
-      dryRun,
       env: io.env,
       ...(values["token-env"] !== undefined ? { tokenEnv: values["token-env"] } : {}),
       ...(values.author !== undefined ? { author: parseIdentity(values.author, "--author") } : {}),
@@ -181,10 +248,60 @@ export const command: Command = {
       ...(values["max-file-bytes"] !== undefined
         ? { maxFileBytes: positiveInt(values["max-file-bytes"], "--max-file-bytes") }
         : {}),
-      onRetry: (attempt, reason) =>
+      onRetry: (attempt: number, reason: string) =>
         writeLine(io.stderr, `push rejected (${reason}); retrying on the new head (attempt ${attempt + 1})`),
-    });
-    report(io, result, values.json === true, dryRun);
-    return result.problems.some((p) => p.severity === "error") ? 1 : 0;
+    };
+
+    // Delivery modes matter only when changes leave the machine: --push splits by
+    // each policy's mode, --pull-request sends everything through a request.
+    if (!values.push && !allRequests) {
+      const result = await runUpdateJob({
+        ...job,
+        input: resolveOnce,
+        delivery: values["push-branch"] !== undefined ? "push-branch" : values.commit ? "commit" : "files",
+        ...(values["push-branch"] !== undefined ? { pushBranch: values["push-branch"] } : {}),
+        dryRun,
+      });
+      report(io, result, values.json === true, dryRun);
+      return exitCode(result);
+    }
+
+    const results: UpdateJobResult[] = [];
+    if (!allRequests)
+      results.push(await runUpdateJob({ ...job, input: half("push"), delivery: "push", dryRun }));
+    const requested = resolved;
+    const wantsRequest =
+      allRequests ||
+      (requested !== undefined &&
+        [...requested.selections.keys()].some((id) => requested.modes?.get(id) === "pull-request"));
+    let request: ProposalOutcome | undefined;
+    if (wantsRequest && dryRun) {
+      results.push(await runUpdateJob({ ...job, input: half("pull-request"), delivery: "files", dryRun }));
+    } else if (wantsRequest) {
+      const forge = await forgeFromFlags(
+        {
+          ...(values.forge !== undefined ? { forge: values.forge } : {}),
+          ...(values["forge-url"] !== undefined ? { forgeUrl: values["forge-url"] } : {}),
+          ...(values["forge-repo"] !== undefined ? { forgeRepo: values["forge-repo"] } : {}),
+          ...(values["forge-token-env"] !== undefined ? { tokenEnv: values["forge-token-env"] } : {}),
+        },
+        job.repo,
+        io.env,
+      );
+      const delivered = await deliverUpdateAsPullRequest({
+        job: { ...job, input: half("pull-request") },
+        forge,
+        imageOf: (id) => resolved?.selections.get(id)?.image,
+        ...(values["pr-branch"] !== undefined ? { branch: values["pr-branch"] } : {}),
+        ...(values.label ? { labels: values.label } : {}),
+        ...(values.reviewer ? { reviewers: values.reviewer } : {}),
+        ...(values["auto-merge"] ? { autoMerge: true } : {}),
+      });
+      results.push(delivered.update);
+      request = delivered.request;
+    }
+    const result = merge(results);
+    report(io, result, values.json === true, dryRun, request);
+    return exitCode(result);
   },
 };
