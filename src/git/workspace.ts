@@ -285,6 +285,9 @@ export function firstLine(err: unknown): string {
     .split("\n")
     .map((l) => l.trim())
     .filter(Boolean);
-  const pick = lines.find((l) => /^(fatal|error|remote: error):/.test(l)) ?? lines[0] ?? "failed";
-  return redact(pick);
+  const pick = lines.find((l) => /^(fatal|error|remote: error):\s*\S/.test(l)) ?? lines[0] ?? "failed";
+  // A forge explains a refused push in plain `remote:` lines (e.g. Gitea's "Not allowed to push to
+  // protected branch main"); git's own line then only says a hook declined.
+  const said = lines.find((l) => /^remote:\s*\S/.test(l) && !/^remote:\s*(error|warning):/.test(l));
+  return redact(said && pick !== said ? `${pick} (${said.replace(/^remote:\s*/, "")})` : pick);
 }

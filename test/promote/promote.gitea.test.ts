@@ -424,6 +424,8 @@ describe("shipmate promote: a protected target branch", () => {
     expect(out.stderr.trim().split("\n")).toHaveLength(1);
     // The git layer words the refusal (src/git); the promotion fails before anything is half-written.
     expect(out.stderr).toMatch(/^shipmate promote: push to main: /);
+    // Gitea's own reason, not git's bare "remote: error:".
+    expect(out.stderr).toMatch(/protected branch main/i);
     expect(out.stderr).not.toContain(gitea.token);
   });
 });
