@@ -60,10 +60,10 @@ export const command: Command = {
     const [kind, name, extra] = positionals;
     if (!kind || !KINDS.has(kind)) {
       throw new UsageError(
-        `shipmate get: what to get? supported: kustomizations, sources git (usage: ${USAGE})`,
+        `what to get? supported: kustomizations, sources git (usage: ${USAGE})`,
       );
     }
-    if (extra) throw new UsageError(`shipmate get: unexpected argument "${extra}"`);
+    if (extra) throw new UsageError(`unexpected argument "${extra}"`);
     const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
     const client = new KubeClient(loadKubeConfig(values.kubeconfig));
     const pick = (rows: KustomizationRow[]) => (name ? rows.filter((r) => r.name === name) : rows);
