@@ -9,18 +9,18 @@
  * (or `node bench/scan.ts [repos] [tags]`). Renovate is installed on first use
  * into $SHIPMATE_CACHE/renovate (outside the repository).
  */
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { join } from "node:path";
 import { seedFleet, startRegistry } from "../test/infra/registry.ts";
+import { ensureRenovate, machine, timed } from "./_lib.ts";
 
 const REPOS = Number(process.argv[2] ?? 200);
 const TAGS = Number(process.argv[3] ?? 300);
 const root = new URL("..", import.meta.url).pathname;
-const cacheRoot = process.env.SHIPMATE_CACHE ?? join(os.homedir(), ".cache", "shipmate");
 
 /** A reverse proxy that counts every request it forwards. */
 async function countingProxy(target: string) {
@@ -60,49 +60,7 @@ async function countingProxy(target: string) {
   };
 }
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return new Promise<{ ms: number; code: number; out: string; peakRssMb: number }>((resolve, reject) => {
-    const start = performance.now();
-    // /usr/bin/time reports the child's peak RSS.
-    const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
-      cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const lines = err.trim().split("\n");
-      const kb = Number(lines.at(-1));
-      resolve({ ms: performance.now() - start, code: code ?? 1, out: out + err, peakRssMb: kb / 1024 });
-    });
-  });
-}
-
-function ensureRenovate(): string {
-  const dir = join(cacheRoot, "renovate");
-  const bin = join(dir, "node_modules", ".bin", "renovate");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    console.error(`installing renovate into ${dir} …`);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "renovate@44"], {
-      cwd: dir,
-      stdio: "inherit",
-    });
-  }
-  return bin;
-}
-
 async function main() {
-  const hasTime = existsSync("/usr/bin/time");
-  if (!hasTime) throw new Error("bench/scan.ts needs /usr/bin/time (Debian package 'time') for peak RSS");
   const renovate = ensureRenovate();
   const reg = await startRegistry({ auth: "none" });
   const proxy = await countingProxy(reg.url);
@@ -167,7 +125,7 @@ async function main() {
 
     const cacheDir = join(work, "shipmate-cache");
     const shipmate = (label: string) =>
-      run(process.execPath, [
+      timed(process.execPath, [
         join(root, "src/cli/index.ts"),
         "scan",
         "--policies",
@@ -185,7 +143,7 @@ async function main() {
     const rescan = await shipmate("rescan");
 
     const renovateCache = join(work, "renovate-cache");
-    const rr = await run(renovate, ["--platform=local", "--dry-run=lookup"], {
+    const rr = await timed(renovate, ["--platform=local", "--dry-run=lookup"], {
       cwd: manifests,
       env: {
         LOG_LEVEL: "debug",
@@ -202,9 +160,8 @@ async function main() {
       (rr.out.match(/"updateType": "(major|minor|patch)"/g) ?? []).length;
     if (rr.code !== 0) console.error(rr.out.slice(-4000));
 
-    const cpu = os.cpus()[0]?.model ?? "unknown cpu";
     const lines = [
-      `machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, ${os.platform()}`,
+      `machine: ${machine()}`,
       `fleet: ${REPOS} repositories × ${TAGS} tags (seeded in ${(seedMs / 1000).toFixed(1)} s)`,
       `shipmate first scan: ${(first.ms / 1000).toFixed(2)} s, ${first.requests} requests (${(first.requests / REPOS).toFixed(3)}/repo), ${first.selected} policies selected, peak RSS ${first.peakRssMb.toFixed(0)} MB`,
       `shipmate rescan:     ${(rescan.ms / 1000).toFixed(2)} s, ${rescan.requests} requests (${(rescan.requests / REPOS).toFixed(3)}/repo), peak RSS ${rescan.peakRssMb.toFixed(0)} MB`,

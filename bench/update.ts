@@ -15,77 +15,18 @@
  * Renovate is installed on first use into $SHIPMATE_CACHE/renovate (outside
  * the repository), the same install bench/scan.ts uses.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { startGitea } from "../test/infra/gitea.ts";
 import { seedFleet, startRegistry } from "../test/infra/registry.ts";
+import { cacheRoot, ensureRenovate, timed } from "./_lib.ts";
 
 const FILES = Number(process.argv[2] ?? 10_000);
 const IMAGES = Number(process.argv[3] ?? 200);
 const MARKERS_PER_FILE = 2;
 const root = new URL("..", import.meta.url).pathname;
-const cacheRoot = process.env.SHIPMATE_CACHE ?? join(os.homedir(), ".cache", "shipmate");
-
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
-) {
-  return new Promise<{ ms: number; code: number; out: string; peakRssMb: number; cpuS: number }>(
-    (resolve, reject) => {
-      const start = performance.now();
-      // /usr/bin/time reports the child's peak RSS (kB) and CPU seconds on the last stderr line.
-      const child = spawn("/usr/bin/time", ["-f", "%M %U %S", cmd, ...args], {
-        cwd: opts.cwd,
-        env: { ...process.env, ...opts.env },
-        stdio: ["ignore", "pipe", "pipe"],
-        detached: true,
-      });
-      // A peer that hangs is stopped (its whole process group) and reported as such.
-      const timer = opts.timeoutMs
-        ? setTimeout(() => {
-            if (child.pid) process.kill(-child.pid, "SIGTERM");
-          }, opts.timeoutMs)
-        : undefined;
-      let out = "";
-      let err = "";
-      child.stdout.on("data", (d) => {
-        out += d;
-      });
-      child.stderr.on("data", (d) => {
-        err += d;
-      });
-      child.on("error", reject);
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        const [kb = 0, user = 0, sys = 0] = (err.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
-        resolve({
-          ms: performance.now() - start,
-          code: code ?? 1,
-          out: out + err,
-          peakRssMb: kb / 1024,
-          cpuS: user + sys,
-        });
-      });
-    },
-  );
-}
-
-function ensureRenovate(): string {
-  const dir = join(cacheRoot, "renovate");
-  const bin = join(dir, "node_modules", ".bin", "renovate");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    console.error(`installing renovate into ${dir} …`);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "renovate@44"], {
-      cwd: dir,
-      stdio: "inherit",
-    });
-  }
-  return bin;
-}
 
 function git(cwd: string, args: string[]) {
   execFileSync(
@@ -208,7 +149,7 @@ async function main() {
     // The same selections Renovate finds in the registry: every image's newest tag, 1.0.1.
     const sets = names.flatMap((name, k) => ["--set", `flux-system:app-${k}=${host}/${name}:1.0.1`]);
     const cli = join(root, "src/cli/index.ts");
-    const local = await run(process.execPath, [cli, "update", "--repo", checkout, "--json", ...sets]);
+    const local = await timed(process.execPath, [cli, "update", "--repo", checkout, "--json", ...sets]);
     if (local.code !== 0) throw new Error(`shipmate update failed:\n${local.out.slice(0, 2000)}`);
     const report = JSON.parse(local.out.slice(0, local.out.lastIndexOf("}") + 1)) as {
       files: Record<string, unknown[]>;
@@ -224,7 +165,7 @@ async function main() {
 
     const auth = { SHIPMATE_GIT_TOKEN: gitea.token, SHIPMATE_GIT_USERNAME: gitea.admin.username };
     const cloneUrl = `${gitea.url}/${repo.fullName}.git`;
-    const pushed = await run(
+    const pushed = await timed(
       process.execPath,
       [cli, "update", "--repo", cloneUrl, "--push-branch", "shipmate/images", "--json", ...sets],
       {
@@ -246,7 +187,7 @@ async function main() {
       RENOVATE_X_IGNORE_RE2: "true",
       RENOVATE_GIT_AUTHOR: "Renovate Bot <renovate@example.test>",
     };
-    const rg = await run(
+    const rg = await timed(
       renovate,
       ["--platform=gitea", `--endpoint=${gitea.url}/api/v1`, `--token=${gitea.token}`, repo.fullName],
       { cwd: work, env: renovateEnv, timeoutMs: RENOVATE_TIMEOUT_MS },
@@ -281,7 +222,10 @@ async function main() {
         : `ratio (updated contents: Renovate's log mark vs shipmate's whole local run): shipmate is ${((toContents * 1000) / local.ms).toFixed(1)}× faster`,
     );
 
-    const rl = await run(renovate, ["--platform=local", "--dry-run=full"], { cwd: fleet, env: renovateEnv });
+    const rl = await timed(renovate, ["--platform=local", "--dry-run=full"], {
+      cwd: fleet,
+      env: renovateEnv,
+    });
     writeFileSync(join(cacheRoot, "bench-update-renovate-local.log"), rl.out);
     const branchified = /"msg":"Returning (\d+) branch\(es\)"/.exec(rl.out)?.[1] ?? "?";
     const wrote =
