@@ -1,12 +1,12 @@
 import { resolve } from "node:path";
 import { loadPolicies } from "../../config/index.ts";
 import { UsageError } from "../../errors.ts";
-import { defaultCredentials } from "../../registry/index.ts";
 import { type PolicyResult, scanPolicies } from "../../scan/index.ts";
 import { parseFlags } from "../args.ts";
 import type { CliIO } from "../io.ts";
 import { writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
+import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
 import { formatTable } from "../table.ts";
 
 const usage = `shipmate scan [--policies DIR] [--json] [--digest] [--cache-dir DIR | --no-cache]
@@ -40,16 +40,10 @@ export const command: Command = {
       policies: { type: "string" },
       json: { type: "boolean" },
       digest: { type: "boolean" },
-      "cache-dir": { type: "string" },
-      "no-cache": { type: "boolean" },
-      "insecure-registry": { type: "string", multiple: true },
-      "pull-secret": { type: "string", multiple: true },
-      platform: { type: "string" },
+      ...REGISTRY_FLAGS,
       policy: { type: "string", multiple: true },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    if (values["no-cache"] && values["cache-dir"])
-      throw new UsageError("--cache-dir and --no-cache exclude each other");
 
     const dir = resolve(io.cwd, values.policies ?? ".");
     const policies = await loadPolicies(dir);
@@ -57,16 +51,10 @@ export const command: Command = {
     if (unknown.length > 0) throw new UsageError(`--policy ${unknown[0]}: no such policy in ${dir}`);
     if (policies.length === 0) throw new UsageError(`no image policies found in ${dir}`);
 
-    const credentials = await defaultCredentials({ env: io.env, secretFiles: values["pull-secret"] ?? [] });
+    const registry = await registryScanOptions(values, io);
     const report = await scanPolicies(policies, {
-      credentials,
+      ...registry,
       env: io.env,
-      cacheDir: values["no-cache"]
-        ? false
-        : values["cache-dir"]
-          ? resolve(io.cwd, values["cache-dir"])
-          : undefined,
-      insecureRegistries: values["insecure-registry"] ?? [],
       digests: values.digest ?? false,
       ...(values.platform ? { platform: values.platform } : {}),
       ...(values.policy ? { only: values.policy } : {}),

@@ -6,13 +6,13 @@ import type { UpdateMode } from "../../config/types.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { createForge, forgeOptions } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
-import { defaultCredentials } from "../../registry/index.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_PATH } from "../../webhooks/receiver.ts";
 import type { PolicySource } from "../../webhooks/refresh.ts";
 import { startWebhookService } from "../../webhooks/service.ts";
 import { parseFlags, positiveInt } from "../args.ts";
 import type { CliIO } from "../io.ts";
 import type { Command } from "../main.ts";
+import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
 
 const DEFAULT_SECRET_ENV = "SHIPMATE_WEBHOOK_SECRET";
 
@@ -65,11 +65,7 @@ export const command: Command = {
       "forge-url": { type: "string" },
       "forge-repo": { type: "string" },
       "forge-token-env": { type: "string" },
-      "insecure-registry": { type: "string", multiple: true },
-      "pull-secret": { type: "string", multiple: true },
-      "cache-dir": { type: "string" },
-      "no-cache": { type: "boolean" },
-      platform: { type: "string" },
+      ...REGISTRY_FLAGS,
       "token-env": { type: "string" },
       author: { type: "string" },
       "message-template": { type: "string" },
@@ -78,8 +74,7 @@ export const command: Command = {
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.repo) throw new UsageError("--repo is required (a local checkout or a clone URL)");
-    if (values["no-cache"] && values["cache-dir"])
-      throw new UsageError("--cache-dir and --no-cache exclude each other");
+    const scan = await registryScanOptions(values, io);
     const mode = values.mode;
     if (mode !== undefined && mode !== "push" && mode !== "pull-request")
       throw new UsageError(`--mode must be push or pull-request, got "${mode}"`);
@@ -131,7 +126,6 @@ export const command: Command = {
     if (mode === "pull-request") forge();
 
     const log = pino({ level, base: { component: "shipmate-serve" } }, io.stderr);
-    const credentials = await defaultCredentials({ env: io.env, secretFiles: values["pull-secret"] ?? [] });
     const service = await startWebhookService({
       listen: values.listen ?? "127.0.0.1:8080",
       path: values["webhook-path"] ?? DEFAULT_WEBHOOK_PATH,
@@ -148,16 +142,7 @@ export const command: Command = {
         dryRun: values["dry-run"] ?? false,
         env: io.env,
         ...(values["token-env"] ? { tokenEnv: values["token-env"] } : {}),
-        scan: {
-          credentials,
-          cacheDir: values["no-cache"]
-            ? false
-            : values["cache-dir"]
-              ? resolve(io.cwd, values["cache-dir"])
-              : undefined,
-          insecureRegistries: values["insecure-registry"] ?? [],
-          ...(values.platform ? { platform: values.platform } : {}),
-        },
+        scan,
         forge,
         ...(values.author ? { author: parseIdentity(values.author, "--author") } : {}),
         ...(template !== undefined
