@@ -59,9 +59,7 @@ export const command: Command = {
     }
     const [kind, name, extra] = positionals;
     if (!kind || !KINDS.has(kind)) {
-      throw new UsageError(
-        `what to get? supported: kustomizations, sources git (usage: ${USAGE})`,
-      );
+      throw new UsageError(`what to get? supported: kustomizations, sources git (usage: ${USAGE})`);
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);
     const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
