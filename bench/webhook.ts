@@ -14,7 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { deployment, fluxPolicy } from "../test/action/fleet.ts";
+import { deployment, fluxPolicy } from "../test/helpers/fleet.ts";
 import { startGitHttpServer, tempDir } from "../test/infra/git.ts";
 import { seedTags, startRegistry } from "../test/infra/registry.ts";
 import { freePort, spawnServe } from "../test/webhooks/helpers.ts";

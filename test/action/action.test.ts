@@ -9,10 +9,10 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GitBackedGitHubState } from "../app/github.ts";
+import { deployment, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { deployment, fleetFiles, fluxPolicy } from "./fleet.ts";
 import { type ActionRun, runAction } from "./runner.ts";
 
 const TOKEN = `ghs_${randomBytes(12).toString("hex")}`;

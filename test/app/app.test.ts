@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
-import { deployment, fleetFiles, fluxPolicy } from "../action/fleet.ts";
+import { deployment, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import * as E from "./events.ts";

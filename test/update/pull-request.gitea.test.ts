@@ -6,54 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestClone } from "../forge/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { deployment, FLEET_YAML, fluxPolicy } from "../helpers/fleet.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 
 const IMAGE = "127.0.0.1:5000/acme/web";
-const deployment = (policy: string, tag: string) => `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  template:
-    spec:
-      containers:
-        - name: web
-          image: ${IMAGE}:${tag} # {"$imagepolicy": "flux-system:${policy}"}
-`;
-const policy = (name: string) => `apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImageRepository
-metadata:
-  name: ${name}
-spec:
-  image: ${IMAGE}
----
-apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImagePolicy
-metadata:
-  name: ${name}
-spec:
-  imageRepositoryRef:
-    name: ${name}
-  policy:
-    semver:
-      range: ">=1.0.0"
-`;
-const fleet = `apiVersion: shipmate.dev/v1alpha1
-kind: Fleet
-metadata:
-  name: fleet
-spec:
-  environments:
-    - name: staging
-      path: apps/staging
-      policies: policies/staging
-      mode: push
-    - name: production
-      path: apps/production
-      policies: policies/production
-      mode: pull-request
-      promoteFrom: staging
-`;
+const web = (policy: string, tag: string) => deployment("web", "apps", IMAGE, tag, policy);
+const policy = (name: string) => fluxPolicy(name, IMAGE, ">=1.0.0");
 
 let gitea: GiteaServer;
 beforeAll(async () => {
@@ -107,7 +65,7 @@ function update(repo: GiteaRepo, ...args: string[]) {
 
 describe("shipmate update --pull-request", () => {
   it("opens one request, keeps it on a rerun, and closes it when main already has the change", async () => {
-    const repo = await fleetRepo("all-requests", { "apps/web.yaml": deployment("web", "1.0.0") });
+    const repo = await fleetRepo("all-requests", { "apps/web.yaml": web("web", "1.0.0") });
     const first = await update(repo, "--pull-request", "--set", `flux-system:web=${IMAGE}:1.1.0`);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
@@ -127,7 +85,7 @@ describe("shipmate update --pull-request", () => {
   });
 
   it("--json reports the request", async () => {
-    const repo = await fleetRepo("json", { "apps/web.yaml": deployment("web", "1.0.0") });
+    const repo = await fleetRepo("json", { "apps/web.yaml": web("web", "1.0.0") });
     const r = await update(repo, "--pull-request", "--json", "--set", `flux-system:web=${IMAGE}:2.0.0`);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -139,11 +97,11 @@ describe("shipmate update --pull-request", () => {
 describe("shipmate update --push with environments in shipmate.yaml", () => {
   it("pushes staging and proposes production", async () => {
     const repo = await fleetRepo("per-environment", {
-      "shipmate.yaml": fleet,
+      "shipmate.yaml": FLEET_YAML,
       "policies/staging/web.yaml": policy("web-staging"),
       "policies/production/web.yaml": policy("web-production"),
-      "apps/staging/web.yaml": deployment("web-staging", "1.0.0"),
-      "apps/production/web.yaml": deployment("web-production", "1.0.0"),
+      "apps/staging/web.yaml": web("web-staging", "1.0.0"),
+      "apps/production/web.yaml": web("web-production", "1.0.0"),
     });
     const r = await update(
       repo,
@@ -166,9 +124,9 @@ describe("shipmate update --push with environments in shipmate.yaml", () => {
 
   it("needs a forge it can reach: a missing token is one clear line, exit 2", async () => {
     const repo = await fleetRepo("no-token", {
-      "shipmate.yaml": fleet,
+      "shipmate.yaml": FLEET_YAML,
       "policies/production/web.yaml": policy("web-production"),
-      "apps/production/web.yaml": deployment("web-production", "1.0.0"),
+      "apps/production/web.yaml": web("web-production", "1.0.0"),
     });
     const r = await runCli(
       [

@@ -7,8 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FLEET_YAML, fleetFiles } from "../action/fleet.ts";
 import { GitBackedGitHubState } from "../app/github.ts";
+import { FLEET_YAML, fleetFiles } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";

@@ -11,7 +11,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
-import { deployment, fluxPolicy } from "../action/fleet.ts";
+import { deployment, fluxPolicy } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { freePort, type ServeProcess, spawnServe } from "./helpers.ts";
