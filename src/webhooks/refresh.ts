@@ -14,7 +14,7 @@ import { environmentOfFile, FLEET_FILE, type FleetEnvironment, loadFleet } from 
 import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
-import { deliverUpdateAsPullRequest, type UpdateRequestResult } from "../forge/deliver.ts";
+import { deliverUpdateAsPullRequest, splitByMode, type UpdateRequestResult } from "../forge/deliver.ts";
 import type { Forge } from "../forge/types.ts";
 import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
@@ -22,7 +22,8 @@ import type { ScanOptions } from "../scan/index.ts";
 import { scanPolicies } from "../scan/index.ts";
 import type { PolicyResult } from "../scan/types.ts";
 import { runUpdateJob, type UpdateJobResult } from "../update/job.ts";
-import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../update/types.ts";
+import { inputFromScan } from "../update/selections.ts";
+import type { PolicyClaim, Problem } from "../update/types.ts";
 import { normaliseImage } from "./events.ts";
 import type { RefreshScope } from "./queue.ts";
 
@@ -208,17 +209,10 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
         ...(c.policy.paths ? { paths: c.policy.paths } : {}),
       });
   const modeById = new Map(chosen.map((c) => [c.policy.id, c.mode]));
-  const inputFor = (mode: UpdateMode): UpdateInput => {
-    const selections = new Map<string, ImageSelection>();
-    for (const r of report.results)
-      if (r.ok && modeById.get(r.policy.id) === mode)
-        selections.set(r.policy.id, {
-          image: r.image,
-          tag: r.tag,
-          ...(r.digest ? { digest: r.digest } : {}),
-        });
-    return { selections, policies: claims };
-  };
+  // Each half defers the other's policies, so their markers are left alone quietly.
+  const halves = splitByMode({ selections: inputFromScan(report).selections, policies: claims }, (id) =>
+    modeById.get(id),
+  );
 
   const common = {
     repo: job.repo,
@@ -233,7 +227,7 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
     ...(job.onRetry ? { onRetry: job.onRetry } : {}),
   };
 
-  const pushInput = inputFor("push");
+  const pushInput = halves.push;
   if (pushInput.selections.size > 0) {
     const pushed = await runUpdateJob({
       ...common,
@@ -246,7 +240,7 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
     result.problems.push(...result.push.problems);
   }
 
-  const prInput = inputFor("pull-request");
+  const prInput = halves["pull-request"];
   if (prInput.selections.size > 0) {
     const selected = new Set(prInput.selections.keys());
     if (job.dryRun) {
