@@ -4,6 +4,12 @@
  */
 export { parseGoDuration } from "./duration.ts";
 export { type ConfigProblem, formatProblem, PolicyConfigError } from "./errors.ts";
-export { findPolicyFiles, loadPolicies, loadPolicyConfig, parsePolicyConfig } from "./load.ts";
+export {
+  findPolicyFiles,
+  loadPolicies,
+  loadPolicyConfig,
+  mayHoldPolicyDocument,
+  parsePolicyConfig,
+} from "./load.ts";
 export { DEFAULT_NAMESPACE, NATIVE_API_VERSION, nativePolicyDocument } from "./schema.ts";
 export type * from "./types.ts";

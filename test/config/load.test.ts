@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   loadPolicies,
   loadPolicyConfig,
+  mayHoldPolicyDocument,
   type Policy,
   PolicyConfigError,
   parsePolicyConfig,
@@ -234,6 +235,27 @@ describe("config: what is not a policy is ignored", () => {
     const flux = await loadPolicyConfig(`${FIXTURES}/flux`);
     expect(flux.files).toContain(`${FIXTURES}/flux/apps/podinfo/deployment.yaml`);
     expect(flux.files.some((f) => f.endsWith(".md"))).toBe(false);
+  });
+  it("config: a file that names none of our kinds or groups is never parsed, so a broken Deployment does not stop the load", () => {
+    const policy =
+      "apiVersion: shipmate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: a}\nspec: {image: redis, strategy: newestBuild}\n";
+    const config = parsePolicyConfig([
+      { path: "apps/broken.yaml", text: "kind: Deployment\n  bad: [\n" },
+      { path: "policies/a.yaml", text: policy },
+    ]);
+    expect(config.policies.map((p) => p.id)).toEqual(["flux-system:a"]);
+  });
+  it.each([
+    ["a native policy", "kind: ImagePolicy", true],
+    ["a Flux repository", "kind: ImageRepository", true],
+    ["a Flux automation", "kind: ImageUpdateAutomation", true],
+    ["our API group alone", "apiVersion: shipmate.dev/v1alpha1", true],
+    ["Flux's image group alone", "apiVersion: image.toolkit.fluxcd.io/v1", true],
+    ["an escape that could spell a kind", 'kind: "Image\\x50olicy"', true],
+    ["a Deployment", "apiVersion: apps/v1\nkind: Deployment", false],
+    ["a Flux Kustomization", "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization", false],
+  ])("config: %s may hold a policy document: %s", (_, text, expected) => {
+    expect(mayHoldPolicyDocument(text)).toBe(expected);
   });
   it("config: a single file can be given instead of a directory", async () => {
     const policies = await loadPolicies(`${FIXTURES}/native/list.yaml`);
