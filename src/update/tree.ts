@@ -5,6 +5,7 @@
  * its exact byte range in the source, its style and the line comment after it.
  */
 import { Composer, CST, Parser } from "yaml";
+import { fastParse } from "./fast.ts";
 import type { ScalarStyle } from "./render.ts";
 import type { ObjectId } from "./types.ts";
 
@@ -123,9 +124,16 @@ function build(src: string, token: CST.Token | null | undefined, inFlow: boolean
     case "flow-collection": {
       const flow = token.type === "flow-collection";
       const isMap = token.type === "block-map" || (flow && token.start.type === "flow-map-start");
+      // The CST keeps comment lines after a collection's last node as an item of their own: not an entry.
+      const real = (item: (typeof token.items)[number]) =>
+        item.key != null ||
+        item.value != null ||
+        ("sep" in item && item.sep !== undefined) ||
+        item.start.some((t) => t.type !== "comment" && t.type !== "newline" && t.type !== "space");
       if (isMap) {
         const entries: MapNode["entries"] = [];
         for (const item of token.items) {
+          if (!real(item)) continue;
           const keyNode = build(src, item.key, flow || inFlow);
           const key = keyNode?.kind === "scalar" ? keyNode.value : undefined;
           entries.push({ key, value: build(src, item.value, flow || inFlow) });
@@ -133,11 +141,13 @@ function build(src: string, token: CST.Token | null | undefined, inFlow: boolean
         return { kind: "map", entries };
       }
       // A flow sequence may hold `a: b` pairs; they are single-pair maps, which this view treats as opaque.
-      const items = token.items.map((item) =>
-        item.key === undefined || item.key === null
-          ? build(src, item.value, flow || inFlow)
-          : ({ kind: "other" } as const),
-      );
+      const items = token.items
+        .filter(real)
+        .map((item) =>
+          item.key === undefined || item.key === null
+            ? build(src, item.value, flow || inFlow)
+            : ({ kind: "other" } as const),
+        );
       return { kind: "seq", items };
     }
     default:
@@ -155,7 +165,8 @@ export function str(node: YNode | undefined): string | undefined {
   return node?.kind === "scalar" ? node.value : undefined;
 }
 
-function identify(root: YNode | undefined): ObjectId {
+/** The Kubernetes object a document's root describes (fields it lacks stay unset). */
+export function identify(root: YNode | undefined): ObjectId {
   const id: ObjectId = {};
   const apiVersion = str(get(root, "apiVersion"));
   const kind = str(get(root, "kind"));
@@ -175,6 +186,11 @@ function identify(root: YNode | undefined): ObjectId {
  * indentation), so a file the engine edits is one any YAML reader accepts.
  */
 export function parseFile(src: string): ParsedFile {
+  return fastParse(src) ?? fullParse(src);
+}
+
+/** parseFile through the yaml package alone (the reference the fast reader is tested against). */
+export function fullParse(src: string): ParsedFile {
   const tokens = Array.from(new Parser().parse(src));
   for (const t of tokens) {
     if (t.type === "error") return { documents: [], error: { offset: t.offset, message: t.message } };
