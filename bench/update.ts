@@ -153,14 +153,22 @@ async function main() {
     if (local.code !== 0) throw new Error(`shipmate update failed:\n${local.out.slice(0, 2000)}`);
     const report = JSON.parse(local.out.slice(0, local.out.lastIndexOf("}") + 1)) as {
       files: Record<string, unknown[]>;
-      timings: { readMs: number; rewriteMs: number; writeMs: number };
+      timings: {
+        walkMs: number;
+        pipelineMs: number;
+        readMs: number;
+        rewriteMs: number;
+        writeMs: number;
+        writers: number;
+      };
     };
+    const t = report.timings;
     const changes = Object.values(report.files).reduce((n, c) => n + c.length, 0);
     if (!readFileSync(join(checkout, "apps", "team-0", "app-0.yaml"), "utf8").includes(":1.0.1 #"))
       throw new Error("shipmate did not write the update");
     lines.push(
       `shipmate update (local checkout, files only): ${secs(local.ms)} wall, ${local.cpuS.toFixed(2)} s CPU, peak RSS ${local.peakRssMb.toFixed(0)} MB, ${Object.keys(report.files).length} files / ${changes} changes written`,
-      `  of which: read ${report.timings.readMs} ms, rewrite (parse + splice, ${os.availableParallelism()} threads) ${report.timings.rewriteMs} ms, atomic writes ${report.timings.writeMs} ms; the rest is process start, git and JSON output`,
+      `  of which: walk ${t.walkMs} ms, then ${t.pipelineMs} ms reading (${t.readMs} ms) and rewriting (${t.rewriteMs} ms) here while ${t.writers} writer threads replaced the files atomically (${t.writeMs} ms summed over them); the rest is process start, policy load and JSON output`,
     );
 
     const auth = { SHIPMATE_GIT_TOKEN: gitea.token, SHIPMATE_GIT_USERNAME: gitea.admin.username };

@@ -29,7 +29,7 @@ export const ACTION_FILES = ["index.js", "update-worker.js", "licenses.txt"] as 
  * fails the build instead of failing in a user's workflow.
  */
 const WORKERS: Record<string, { entry: string; out: string }> = {
-  "src/update/parallel.ts ./worker.ts": { entry: "src/update/worker.ts", out: "update-worker" },
+  "src/update/pipeline.ts ./write-worker.ts": { entry: "src/update/write-worker.ts", out: "update-worker" },
 };
 
 const MODULE_URL = /new URL\(\s*"(\.{1,2}\/[^"]+\.ts)"\s*,\s*import\.meta\.url\s*\)/g;

@@ -428,23 +428,33 @@ export function updateFile(
   return { update: { path, changes: outChanges, content: next }, problems: outProblems };
 }
 
+/**
+ * Runs `fn` with `process.env` swapped for a plain copy. The yaml parser reads
+ * process.env.LOG_TOKENS once per token; Node's env object is an exotic
+ * C++-backed map, and those reads were a third of the parse time. The copy
+ * answers the same; the original is back before anything else can run (`fn`
+ * is synchronous).
+ */
+export function withPlainEnv<T>(fn: () => T): T {
+  const env = process.env;
+  process.env = { ...env };
+  try {
+    return fn();
+  } finally {
+    process.env = env;
+  }
+}
+
 /** Applies selections to every file; files that do not parse are reported and left alone. */
 export function applyUpdates(files: Iterable<SourceFile>, input: UpdateInput): UpdateResult {
   const known = new Set(input.policies.map((p) => p.id));
   const result: UpdateResult = { files: [], problems: [] };
-  // The yaml parser reads process.env.LOG_TOKENS once per token; Node's env object is an exotic
-  // C++-backed map, and those reads were a third of the parse time. A plain snapshot answers the
-  // same; it is swapped back before anything else can run (this function is synchronous).
-  const env = process.env;
-  process.env = { ...env };
-  try {
+  withPlainEnv(() => {
     for (const f of files) {
       const { update, problems } = updateFile(f, input, known);
       if (update) result.files.push(update);
       result.problems.push(...problems);
     }
-  } finally {
-    process.env = env;
-  }
+  });
   return result;
 }

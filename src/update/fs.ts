@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import {
   closeSync,
   fchmodSync,
+  fstatSync,
   lstatSync,
   openSync,
   readdirSync,
@@ -45,6 +46,22 @@ export interface ReadResult {
   stamps: Map<string, string>;
 }
 
+/** A YAML file found by the walk, not read yet. */
+export interface Candidate {
+  /** Repository-relative, `/`-separated. */
+  path: string;
+  size: number;
+  /** Identity when walked (inode, size, mtime), checked again before the file is replaced. */
+  stamp: string;
+}
+
+export interface WalkResult {
+  /** The root with symlinks resolved: every candidate lies under it. */
+  realRoot: string;
+  candidates: Candidate[];
+  problems: Problem[];
+}
+
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function isYamlName(name: string): boolean {
@@ -63,23 +80,22 @@ function toPosix(p: string): string {
   return sep === "/" ? p : p.split(sep).join("/");
 }
 
-/** Walks `root/subdir` (never into `.git`) and returns the YAML files the engine needs to see. */
-export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
+/**
+ * Walks `root/subdir` (never into `.git`, never through a symlink) and lists
+ * the YAML files in it, in path order, without reading them; files over the
+ * size bound and links are reported here.
+ */
+export function walkTree(root: string, opts: Omit<ReadOptions, "claimed"> = {}): WalkResult {
   const realRoot = realpathSync(root);
   const max = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  const result: ReadResult = { files: [], problems: [], scanned: 0, stamps: new Map() };
+  const result: WalkResult = { realRoot, candidates: [], problems: [] };
   const start = resolve(realRoot, opts.subdir ?? ".");
-  if (!inside(realRoot, start)) {
-    result.problems.push({
-      file: opts.subdir ?? ".",
-      kind: "symlink",
-      severity: "error",
-      message: "path is outside the repository",
-    });
-    return result;
-  }
   const problem = (file: string, kind: Problem["kind"], severity: Problem["severity"], message: string) =>
     result.problems.push({ file, kind, severity, message });
+  if (!inside(realRoot, start)) {
+    problem(opts.subdir ?? ".", "symlink", "error", "path is outside the repository");
+    return result;
+  }
 
   const stack = [start];
   while (stack.length > 0) {
@@ -95,13 +111,13 @@ export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i] as import("node:fs").Dirent;
       const full = join(dir, e.name);
-      const rel = toPosix(relative(realRoot, full));
       if (e.isDirectory()) {
         if (e.name !== ".git") stack.push(full);
         continue;
       }
+      if (!isYamlName(e.name) || !(e.isFile() || e.isSymbolicLink())) continue;
+      const rel = toPosix(relative(realRoot, full));
       if (e.isSymbolicLink()) {
-        if (!isYamlName(e.name)) continue;
         let target: string;
         try {
           target = realpathSync(full);
@@ -119,45 +135,69 @@ export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
           problem(rel, "symlink", "warning", "symlink points outside the repository; not followed");
         continue;
       }
-      if (!e.isFile() || !isYamlName(e.name)) continue;
-      result.scanned++;
-      let size: number;
-      let stamp: string;
+      let st: import("node:fs").Stats;
       try {
-        const st = lstatSync(full);
-        size = st.size;
-        stamp = stampOf(st);
+        st = lstatSync(full);
       } catch (err) {
         problem(rel, "unreadable", "error", (err as Error).message);
         continue;
       }
-      if (size > max) {
-        problem(rel, "too-large", "warning", `file is ${size} bytes, over the ${max}-byte bound; skipped`);
+      if (st.size > max) {
+        problem(rel, "too-large", "warning", `file is ${st.size} bytes, over the ${max}-byte bound; skipped`);
         continue;
       }
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(full);
-      } catch (err) {
-        problem(rel, "unreadable", "error", (err as Error).message);
-        continue;
-      }
-      if (bytes.subarray(0, 8192).includes(0)) {
-        problem(rel, "binary", "warning", "binary file; skipped");
-        continue;
-      }
-      let content: string;
-      try {
-        content = utf8.decode(bytes);
-      } catch {
-        problem(rel, "not-utf8", "warning", "not UTF-8 text; skipped");
-        continue;
-      }
-      if (mayContainMarker(content) || opts.claimed?.(rel)) {
-        result.files.push({ path: rel, content });
-        result.stamps.set(rel, stamp);
-      }
+      result.candidates.push({ path: rel, size: st.size, stamp: stampOf(st) });
     }
+  }
+  // The stack visits directories depth first in reverse; files are listed in path order.
+  result.candidates.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return result;
+}
+
+/**
+ * Reads one walked file: its text when it is UTF-8 YAML the engine needs to
+ * see (a marker in it, or a policy claims it), nothing when it needs not be
+ * seen, a problem when it cannot be read or is binary or not UTF-8.
+ */
+export function readCandidate(
+  realRoot: string,
+  c: Candidate,
+  claimed?: (path: string) => boolean,
+): { file?: SourceFile; problem?: Problem } {
+  const problem = (kind: Problem["kind"], severity: Problem["severity"], message: string) => ({
+    problem: { file: c.path, kind, severity, message },
+  });
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(join(realRoot, c.path));
+  } catch (err) {
+    return problem("unreadable", "error", (err as Error).message);
+  }
+  if (bytes.subarray(0, 8192).includes(0)) return problem("binary", "warning", "binary file; skipped");
+  let content: string;
+  try {
+    content = utf8.decode(bytes);
+  } catch {
+    return problem("not-utf8", "warning", "not UTF-8 text; skipped");
+  }
+  return mayContainMarker(content) || claimed?.(c.path) ? { file: { path: c.path, content } } : {};
+}
+
+/** Walks `root/subdir` (never into `.git`) and returns the YAML files the engine needs to see. */
+export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
+  const walked = walkTree(root, opts);
+  const result: ReadResult = {
+    files: [],
+    problems: walked.problems,
+    scanned: walked.candidates.length,
+    stamps: new Map(),
+  };
+  for (const c of walked.candidates) {
+    const { file, problem } = readCandidate(walked.realRoot, c, opts.claimed);
+    if (problem) result.problems.push(problem);
+    if (!file) continue;
+    result.files.push(file);
+    result.stamps.set(c.path, c.stamp);
   }
   return result;
 }
@@ -168,79 +208,96 @@ export interface WriteResult {
 }
 
 /**
- * Writes each updated file atomically (temporary file in the same directory,
- * then rename), keeping its mode. Every file is checked before any is
- * written: one that is read-only, no longer a regular file inside the
- * repository, or changed since it was read is reported and left alone.
+ * Replaces files under one repository root atomically, one at a time: each is
+ * checked just before it is written, and one that is read-only, no longer a
+ * regular file inside the repository, or changed since it was read (its stamp
+ * differs) is reported and left alone.
  */
+export class AtomicWriter {
+  private readonly realRoot: string;
+  private readonly realDirs = new Map<string, string>();
+  /** Whether the umask narrows a file mode given to open (the umask is the process's, so once per mode). */
+  private readonly narrowed = new Map<number, boolean>();
+  private readonly prefix = randomBytes(4).toString("hex");
+  private counter = 0;
+
+  /** `realRoot`: the root with symlinks resolved (walkTree's `realRoot`). */
+  constructor(realRoot: string) {
+    this.realRoot = realRoot;
+  }
+
+  private realDir(d: string): string {
+    let r = this.realDirs.get(d);
+    if (r === undefined) {
+      r = realpathSync.native(d);
+      this.realDirs.set(d, r);
+    }
+    return r;
+  }
+
+  /** Writes `content` to `path` (repository-relative); a problem when the file was not written. */
+  write(path: string, content: string, stamp: string | undefined): Problem | undefined {
+    const full = resolve(this.realRoot, path);
+    const fail = (kind: Problem["kind"], message: string): Problem => ({
+      file: path,
+      kind,
+      severity: "error",
+      message,
+    });
+    let st: import("node:fs").Stats;
+    try {
+      st = lstatSync(full);
+    } catch (err) {
+      return fail("unreadable", (err as Error).message);
+    }
+    if (!st.isFile() || !inside(this.realRoot, this.realDir(dirname(full)) + sep + basename(full)))
+      return fail("symlink", "no longer a regular file inside the repository; not written");
+    if ((st.mode & 0o222) === 0) return fail("read-only", "file is read-only; not written");
+    if (stamp !== undefined && stampOf(st) !== stamp)
+      return fail("unreadable", "file changed while shipmate was updating it; not written");
+    const mode = st.mode & 0o7777;
+    const tmp = join(
+      dirname(full),
+      `.${basename(full)}.shipmate-${this.prefix}${(this.counter++).toString(36)}`,
+    );
+    try {
+      const fd = openSync(tmp, "wx", mode);
+      try {
+        // No fsync: rename-over is atomic for readers, and a crash leaves the old file or the new one in a
+        // git checkout that can be re-run; an fsync per file would cost more than the whole update.
+        writeSync(fd, content);
+        // The umask may have narrowed the mode given to open: learnt once per mode, mended where it did.
+        let narrowed = this.narrowed.get(mode);
+        if (narrowed === undefined) {
+          narrowed = (fstatSync(fd).mode & 0o7777) !== mode;
+          this.narrowed.set(mode, narrowed);
+        }
+        if (narrowed) fchmodSync(fd, mode);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, full);
+      return undefined;
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      return fail("unreadable", (err as Error).message);
+    }
+  }
+}
+
+/** Writes each updated file atomically (see AtomicWriter), keeping its mode. */
 export function writeUpdates(
   root: string,
   updates: readonly FileUpdate[],
   stamps: ReadonlyMap<string, string>,
 ): WriteResult {
-  const realRoot = realpathSync(root);
+  const writer = new AtomicWriter(realpathSync(root));
   const out: WriteResult = { written: [], problems: [] };
-  const realDirs = new Map<string, string>();
-  const realDir = (d: string) => {
-    let r = realDirs.get(d);
-    if (r === undefined) {
-      r = realpathSync.native(d);
-      realDirs.set(d, r);
-    }
-    return r;
-  };
-  const ready: { full: string; mode: number; content: string; path: string }[] = [];
   for (const u of updates) {
     if (u.content === undefined) continue;
-    const full = resolve(realRoot, u.path);
-    const fail = (kind: Problem["kind"], message: string) =>
-      out.problems.push({ file: u.path, kind, severity: "error", message });
-    let st: import("node:fs").Stats;
-    try {
-      st = lstatSync(full);
-    } catch (err) {
-      fail("unreadable", (err as Error).message);
-      continue;
-    }
-    if (!st.isFile() || !inside(realRoot, realDir(dirname(full)) + sep + basename(full))) {
-      fail("symlink", "no longer a regular file inside the repository; not written");
-      continue;
-    }
-    if ((st.mode & 0o222) === 0) {
-      fail("read-only", "file is read-only; not written");
-      continue;
-    }
-    const stamp = stamps.get(u.path);
-    if (stamp !== undefined && stampOf(st) !== stamp) {
-      fail("unreadable", "file changed while shipmate was updating it; not written");
-      continue;
-    }
-    ready.push({ full, mode: st.mode & 0o7777, content: u.content, path: u.path });
-  }
-  for (const r of ready) {
-    const tmp = join(dirname(r.full), `.${basename(r.full)}.shipmate-${randomBytes(6).toString("hex")}`);
-    try {
-      const fd = openSync(tmp, "wx", r.mode);
-      try {
-        // No fsync: rename-over is atomic for readers, and a crash leaves the old file or the new one in a
-        // git checkout that can be re-run; an fsync per file would cost more than the whole update.
-        writeSync(fd, r.content);
-        // The umask may have narrowed the mode given to open.
-        fchmodSync(fd, r.mode);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, r.full);
-      out.written.push(r.path);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      out.problems.push({
-        file: r.path,
-        kind: "unreadable",
-        severity: "error",
-        message: (err as Error).message,
-      });
-    }
+    const problem = writer.write(u.path, u.content, stamps.get(u.path));
+    if (problem) out.problems.push(problem);
+    else out.written.push(u.path);
   }
   return out;
 }

@@ -8,10 +8,9 @@ import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type DeliveryMode, deliver } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
-import { pathMatches } from "./apply.ts";
 import { unifiedDiff } from "./diff.ts";
-import { readTree, writeUpdates } from "./fs.ts";
-import { applyUpdatesParallel } from "./parallel.ts";
+import { walkTree } from "./fs.ts";
+import { type PipelineTimings, updateTree } from "./pipeline.ts";
 import type { ResolvedInput } from "./source.ts";
 import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
 
@@ -43,12 +42,20 @@ export interface UpdateJob {
   onRetry?: (attempt: number, reason: string) => void;
 }
 
-/** Where a run's time went: reading the tree, rewriting (parse + splice), writing files. */
-export interface Timings {
-  readMs: number;
-  rewriteMs: number;
-  writeMs: number;
+/** Where a run's time went: the walk, then the pipeline (reading and rewriting here, writing beside). */
+export interface Timings extends PipelineTimings {
+  walkMs: number;
+  pipelineMs: number;
 }
+
+export const NO_TIMINGS: Timings = {
+  walkMs: 0,
+  pipelineMs: 0,
+  readMs: 0,
+  rewriteMs: 0,
+  writeMs: 0,
+  writers: 0,
+};
 
 export interface UpdateJobResult {
   files: FileUpdate[];
@@ -69,38 +76,26 @@ const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.no
 export async function updateDirectory(
   dir: string,
   input: UpdateInput,
-  opts: { path?: string; dryRun: boolean; maxFileBytes?: number; threads?: number },
+  opts: { path?: string; dryRun: boolean; maxFileBytes?: number; writers?: number },
 ): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string; timings: Timings }> {
   const t0 = performance.now();
-  const claimed = (p: string) => input.policies.some((pol) => pol.paths?.some((g) => pathMatches(p, g)));
-  const read = readTree(dir, {
+  const walked = walkTree(dir, {
     ...(opts.path !== undefined ? { subdir: opts.path } : {}),
     ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
-    claimed,
   });
   const t1 = performance.now();
-  const result = await applyUpdatesParallel(
-    read.files,
-    input,
-    opts.threads !== undefined ? { threads: opts.threads } : {},
+  const r = await updateTree(
+    { realRoot: walked.realRoot, candidates: walked.candidates, input, write: !opts.dryRun },
+    opts.writers !== undefined ? { writers: opts.writers } : {},
   );
-  const t2 = performance.now();
-  const problems = [...read.problems, ...result.problems];
-  let files = result.files;
-  if (!opts.dryRun && files.length > 0) {
-    const written = writeUpdates(dir, files, read.stamps);
-    problems.push(...written.problems);
-    const ok = new Set(written.written);
-    files = files.filter((f) => ok.has(f.path));
-  }
-  const timings = {
-    readMs: Math.round(t1 - t0),
-    rewriteMs: Math.round(t2 - t1),
-    writeMs: Math.round(performance.now() - t2),
+  const timings: Timings = {
+    walkMs: Math.round(t1 - t0),
+    pipelineMs: Math.round(performance.now() - t1),
+    ...r.timings,
   };
-  if (!opts.dryRun) return { files, problems, diff: "", timings };
-  const originals = new Map(read.files.map((f) => [f.path, f.content]));
-  return { files, problems, diff: unifiedDiff(files, originals), timings };
+  const problems = [...walked.problems, ...r.problems];
+  const diff = opts.dryRun ? unifiedDiff(r.files, r.originals) : "";
+  return { files: r.files, problems, diff, timings };
 }
 
 export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
@@ -115,7 +110,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     const path = job.path ?? defaults.path;
     const problems: Problem[] = [];
     let diff = "";
-    let timings: Timings = { readMs: 0, rewriteMs: 0, writeMs: 0 };
+    let timings: Timings = NO_TIMINGS;
     const apply = async () => {
       // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
       problems.length = 0;

@@ -11,8 +11,6 @@ import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
-import { defaultCredentials } from "../registry/index.ts";
-import { scanPolicies } from "../scan/index.ts";
 import { inputFromScan, inputFromSets, type SetFlag } from "./selections.ts";
 import type { PolicyClaim, Problem, UpdateInput } from "./types.ts";
 
@@ -110,6 +108,11 @@ export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> 
   const active = config.automations.filter((a) => !a.suspended);
   const defaults =
     active.length === 1 && active[0] ? automationDefaults(active[0], opts.repoDir, problems) : undefined;
+  // The registry client loads only for a scan: explicit selections never pay for it.
+  const [{ defaultCredentials }, { scanPolicies }] = await Promise.all([
+    import("../registry/index.ts"),
+    import("../scan/index.ts"),
+  ]);
   const credentials = await defaultCredentials({ env: opts.env, secretFiles: opts.pullSecrets ?? [] });
   const report = await scanPolicies(policies, {
     credentials,

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.ts";
 import { seedCheckout } from "../infra/git.ts";
@@ -43,5 +45,29 @@ describe("shipmate update: usage errors exit 2 with one line", () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(message);
+  });
+});
+
+describe("shipmate update: the repository's other files", () => {
+  it("a broken YAML file elsewhere is reported with its line and left alone; the policy load does not stop for it", async () => {
+    const { work } = seedCheckout({
+      "apps/good.yaml": 'image: x:1 # {"$imagepolicy": "ns:a"}\n',
+      "apps/broken.yaml": 'kind: Pod\n  bad: [\nimage: x:1 # {"$imagepolicy": "ns:a"}\n',
+      "apps/broken-unmarked.yaml": "kind: Pod\n  bad: [\n",
+      "policies/a.yaml":
+        "apiVersion: shipmate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: a, namespace: ns}\nspec: {image: x, strategy: semver, range: '>=1'}\n",
+    });
+    const r = await runCli(["update", "--repo", work, "--set", "ns:a=x:2", "--json"]);
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as {
+      files: Record<string, unknown>;
+      problems: { file: string; line?: number }[];
+    };
+    expect(Object.keys(out.files)).toEqual(["apps/good.yaml"]);
+    expect(out.problems.map((p) => `${p.file}:${p.line}`)).toEqual(["apps/broken.yaml:1"]);
+    expect(readFileSync(join(work, "apps/good.yaml"), "utf8")).toBe(
+      'image: x:2 # {"$imagepolicy": "ns:a"}\n',
+    );
+    expect(readFileSync(join(work, "apps/broken.yaml"), "utf8")).toContain("image: x:1 #");
   });
 });

@@ -112,7 +112,7 @@ describe("update with a scan", () => {
       "fluxcdbot <fluxcdbot@users.noreply.github.com>",
     );
     expect(git(work, ["log", "-1", "--format=%B"]).trim()).toBe(
-      `Automated image update\n\n- ${host}/team/web:1.0.0 -> ${host}/team/web:1.0.2@${digest102}\n- ${host}/team/api:2.0.0 -> ${host}/team/api:2.1.0`,
+      `Automated image update\n\n- ${host}/team/api:2.0.0 -> ${host}/team/api:2.1.0\n- ${host}/team/web:1.0.0 -> ${host}/team/web:1.0.2@${digest102}`,
     );
   });
 

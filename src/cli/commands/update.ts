@@ -3,9 +3,8 @@ import { isAbsolute, resolve } from "node:path";
 import type { UpdateMode } from "../../config/types.ts";
 import { UsageError } from "../../errors.ts";
 import { deliverUpdateAsPullRequest, type ProposalOutcome, splitByMode } from "../../forge/deliver.ts";
-import { forgeFromFlags } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
-import { runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
+import { NO_TIMINGS, runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
 import { type ResolvedInput, resolveInput } from "../../update/source.ts";
 import { parseFlags, positiveInt } from "../args.ts";
@@ -66,7 +65,7 @@ function emptyResult(): UpdateJobResult {
     pushed: false,
     attempts: 0,
     diff: "",
-    timings: { readMs: 0, rewriteMs: 0, writeMs: 0 },
+    timings: NO_TIMINGS,
   };
 }
 
@@ -278,6 +277,8 @@ export const command: Command = {
     if (wantsRequest && dryRun) {
       results.push(await runUpdateJob({ ...job, input: half("pull-request"), delivery: "files", dryRun }));
     } else if (wantsRequest) {
+      // The forge clients load only when a request is wanted: a plain update never pays for them.
+      const { forgeFromFlags } = await import("../../forge/index.ts");
       const forge = await forgeFromFlags(
         {
           ...(values.forge !== undefined ? { forge: values.forge } : {}),

@@ -1,0 +1,164 @@
+/**
+ * The update pipeline over a walked tree: this thread reads each file and
+ * rewrites it with the pure engine; writer threads replace the changed files
+ * atomically meanwhile. Replacing a file is kernel work with waits in it (a
+ * new inode, a rename, the old inode freed), so writers beside the reader
+ * finish a large update in about the time the writes alone take. Small
+ * updates never start a thread: their files are written here at the end.
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { pathMatches, updateFile, withPlainEnv } from "./apply.ts";
+import { AtomicWriter, type Candidate, readCandidate } from "./fs.ts";
+import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
+
+/** Files per message to a writer. */
+const BATCH_FILES = 64;
+/** Below this many files to write, writing here costs less than starting threads. */
+const MIN_FILES_FOR_WRITERS = 256;
+
+export interface TreeJob {
+  /** The repository root with symlinks resolved (walkTree's `realRoot`). */
+  realRoot: string;
+  candidates: readonly Candidate[];
+  input: UpdateInput;
+  /** Write the updated files (false: a dry run, which keeps the originals for a diff instead). */
+  write: boolean;
+}
+
+/** Where the time went: reading and rewriting in this thread, writing summed over the writers. */
+export interface PipelineTimings {
+  readMs: number;
+  rewriteMs: number;
+  writeMs: number;
+  /** Writer threads started (0: the files were written in this thread). */
+  writers: number;
+}
+
+export interface TreeResult {
+  /** Files with changes, in path order; when writing, only those written, without their content. */
+  files: FileUpdate[];
+  /** The engine's problems in path order, then the writes' in path order. */
+  problems: Problem[];
+  /** Dry runs: the original text of each updated file, for the diff. */
+  originals: Map<string, string>;
+  timings: PipelineTimings;
+}
+
+/** `[path, content, stamp]` of each file in a message to a writer. */
+export type WriteBatch = [string, string, string][];
+export interface WriterReply {
+  problems: Problem[];
+  ms: number;
+}
+
+function startWriter(realRoot: string): { worker: Worker; reply: Promise<WriterReply> } {
+  const worker = new Worker(new URL("./write-worker.ts", import.meta.url), {
+    workerData: { realRoot },
+    // Writers hold a batch at a time; a small heap keeps the process's peak RSS low.
+    resourceLimits: { maxYoungGenerationSizeMb: 4 },
+  });
+  const reply = new Promise<WriterReply>((resolve, reject) => {
+    worker.once("message", (r: WriterReply) => {
+      resolve(r);
+      void worker.terminate();
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => {
+      if (code !== 0) reject(new Error(`update writer thread exited with code ${code}`));
+    });
+  });
+  return { worker, reply };
+}
+
+/**
+ * The writes of one run: queued here until enough of them make threads
+ * worth starting, then sent in batches to the writers in turn.
+ */
+class Writes {
+  private readonly realRoot: string;
+  private readonly threads: number;
+  private readonly queue: WriteBatch = [];
+  private writers: { worker: Worker; reply: Promise<WriterReply> }[] = [];
+  private sent = 0;
+
+  constructor(realRoot: string, threads: number) {
+    this.realRoot = realRoot;
+    this.threads = threads;
+  }
+
+  add(path: string, content: string, stamp: string): void {
+    this.queue.push([path, content, stamp]);
+    if (this.writers.length === 0 && this.threads > 0 && this.queue.length >= MIN_FILES_FOR_WRITERS)
+      this.writers = Array.from({ length: this.threads }, () => startWriter(this.realRoot));
+    if (this.writers.length > 0) while (this.queue.length >= BATCH_FILES) this.send(BATCH_FILES);
+  }
+
+  private send(n: number): void {
+    const batch = this.queue.splice(0, n);
+    (this.writers[this.sent++ % this.writers.length] as { worker: Worker }).worker.postMessage(batch);
+  }
+
+  /** Waits for every write; the problems of the files not written, and the time spent writing. */
+  async finish(): Promise<{ problems: Problem[]; ms: number; writers: number }> {
+    if (this.writers.length === 0) {
+      const t0 = performance.now();
+      const writer = new AtomicWriter(this.realRoot);
+      const problems = this.queue.flatMap(
+        ([path, content, stamp]) => writer.write(path, content, stamp) ?? [],
+      );
+      return { problems, ms: performance.now() - t0, writers: 0 };
+    }
+    if (this.queue.length > 0) this.send(this.queue.length);
+    for (const w of this.writers) w.worker.postMessage(null);
+    const replies = await Promise.all(this.writers.map((w) => w.reply));
+    const problems = replies.flatMap((r) => r.problems).sort((a, b) => (a.file < b.file ? -1 : 1));
+    return { problems, ms: replies.reduce((n, r) => n + r.ms, 0), writers: this.writers.length };
+  }
+}
+
+/** Reads, rewrites and (unless dry) writes the walked files; `writers`: threads for the writes (default: one per core, at most 4). */
+export async function updateTree(job: TreeJob, opts: { writers?: number } = {}): Promise<TreeResult> {
+  const { realRoot, candidates, input } = job;
+  const known = new Set(input.policies.map((p) => p.id));
+  const claimed = (path: string) => input.policies.some((p) => p.paths?.some((g) => pathMatches(path, g)));
+  const writes = job.write
+    ? new Writes(realRoot, opts.writers ?? Math.max(1, Math.min(3, availableParallelism())))
+    : undefined;
+  const files: FileUpdate[] = [];
+  const problems: Problem[] = [];
+  const originals = new Map<string, string>();
+  let readMs = 0;
+  let rewriteMs = 0;
+  withPlainEnv(() => {
+    for (const c of candidates) {
+      const t0 = performance.now();
+      const { file, problem } = readCandidate(realRoot, c, claimed);
+      const t1 = performance.now();
+      readMs += t1 - t0;
+      if (problem) problems.push(problem);
+      if (!file) continue;
+      const { update, problems: found } = updateFile(file, input, known);
+      rewriteMs += performance.now() - t1;
+      problems.push(...found);
+      if (update?.content === undefined) continue;
+      if (writes) {
+        writes.add(update.path, update.content, c.stamp);
+        files.push({ path: update.path, changes: update.changes });
+      } else {
+        files.push(update);
+        originals.set(file.path, file.content);
+      }
+    }
+  });
+  const timings = { readMs: Math.round(readMs), rewriteMs: Math.round(rewriteMs), writeMs: 0, writers: 0 };
+  if (!writes) return { files, problems, originals, timings };
+  const written = await writes.finish();
+  const failed = new Set(written.problems.map((p) => p.file));
+  return {
+    files: failed.size > 0 ? files.filter((f) => !failed.has(f.path)) : files,
+    problems: [...problems, ...written.problems],
+    originals,
+    timings: { ...timings, writeMs: Math.round(written.ms), writers: written.writers },
+  };
+}
