@@ -61,7 +61,8 @@ export interface AgentManifestInput {
 /**
  * The agent folder's files (`<path>/shipmate-system/…`), keyed by their path
  * relative to it: the scaffolder's partials, plus a kustomization that wires
- * the git Secret in.
+ * the git Secret in. Without an image policy for the agent (that is `shipmate
+ * init`'s), so the Deployment's image has no marker.
  */
 export function agentFiles(input: AgentManifestInput, templates = new Templates()): Map<string, string> {
   const spec = normalize({
@@ -73,7 +74,8 @@ export function agentFiles(input: AgentManifestInput, templates = new Templates(
     version: input.version,
   });
   const model = buildModel(spec);
-  const context = { fleet: model, repo: model.repos[0], env: model.envs[0] };
+  // Bootstrap writes no image policies: the Deployment carries no marker that would name one.
+  const context = { fleet: model, repo: model.repos[0], env: model.envs[0], withoutPolicy: true };
   const files = new Map<string, string>();
   for (const name of ["namespace", "crds", "rbac", "deployment", "sync"])
     files.set(`${name}.yaml`, templates.render(`partials/agent/${name}.yaml.hbs`, context));

@@ -64,9 +64,17 @@ describe("the cluster folder", () => {
     const files = agentFiles({ env: "staging", repoUrl: url, branch: "main", version: "1.2.3" });
     const initFile = (name: string) =>
       readFileSync(join(out, "clusters/staging/shipmate-system", name), "utf8");
-    for (const name of ["namespace.yaml", "crds.yaml", "rbac.yaml", "deployment.yaml", "sync.yaml"])
+    for (const name of ["namespace.yaml", "crds.yaml", "rbac.yaml", "sync.yaml"])
       expect([name, files.get(name)]).toEqual([name, initFile(name)]);
     expect(files.get("kustomization.yaml")).toBe(withSecretPatches(initFile("kustomization.yaml")));
+    // init writes the agent's image policy and marks the image with it; bootstrap writes no policy, so no marker.
+    const marker = ' # {"$imagepolicy": "shipmate-system:shipmate-agent-staging"}';
+    expect(initFile("deployment.yaml")).toContain(`image: ghcr.io/shipmate-dev/shipmate:1.2.3${marker}\n`);
+    const deployment = files.get("deployment.yaml") ?? "";
+    expect(deployment).not.toContain('{"$imagepolicy"');
+    expect(deployment.replace(/\n\s+# For self-updates.*\n.*\n/, "\n")).toBe(
+      initFile("deployment.yaml").replace(marker, ""),
+    );
   });
 
   it("the patches hand the token to the agent and name the Secret on the fleet's GitRepository", () => {
