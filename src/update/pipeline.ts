@@ -47,28 +47,41 @@ export interface TreeResult {
 
 /** `[path, content, stamp]` of each file in a message to a writer. */
 export type WriteBatch = [string, string, string][];
+/** What the main thread sends a writer: files to stage, the question whether all are, the order to replace them. */
+export type WriterMessage = WriteBatch | "staged?" | "commit";
 export interface WriterReply {
   problems: Problem[];
   ms: number;
 }
 
-function startWriter(realRoot: string): { worker: Worker; reply: Promise<WriterReply> } {
+interface Writer {
+  worker: Worker;
+  /** The writer's next reply. */
+  next(): Promise<WriterReply>;
+}
+
+function startWriter(realRoot: string): Writer {
   const worker = new Worker(new URL("./write-worker.ts", import.meta.url), {
     workerData: { realRoot },
     // Writers hold a batch at a time; a small heap keeps the process's peak RSS low.
     resourceLimits: { maxYoungGenerationSizeMb: 4 },
   });
-  const reply = new Promise<WriterReply>((resolve, reject) => {
-    worker.once("message", (r: WriterReply) => {
-      resolve(r);
-      void worker.terminate();
-    });
-    worker.once("error", reject);
-    worker.once("exit", (code) => {
-      if (code !== 0) reject(new Error(`update writer thread exited with code ${code}`));
-    });
+  let failure: Error | undefined;
+  const waiting: { resolve: (r: WriterReply) => void; reject: (e: Error) => void }[] = [];
+  const fail = (err: Error) => {
+    failure ??= err;
+    for (const w of waiting.splice(0)) w.reject(err);
+  };
+  worker.on("message", (r: WriterReply) => waiting.shift()?.resolve(r));
+  worker.once("error", fail);
+  worker.once("exit", (code) => {
+    if (code !== 0) fail(new Error(`update writer thread exited with code ${code}`));
   });
-  return { worker, reply };
+  return {
+    worker,
+    next: () =>
+      failure ? Promise.reject(failure) : new Promise((resolve, reject) => waiting.push({ resolve, reject })),
+  };
 }
 
 /**
@@ -79,7 +92,7 @@ class Writes {
   private readonly realRoot: string;
   private readonly threads: number;
   private readonly queue: WriteBatch = [];
-  private writers: { worker: Worker; reply: Promise<WriterReply> }[] = [];
+  private writers: Writer[] = [];
   private sent = 0;
 
   constructor(realRoot: string, threads: number) {
@@ -96,7 +109,7 @@ class Writes {
 
   private send(n: number): void {
     const batch = this.queue.splice(0, n);
-    (this.writers[this.sent++ % this.writers.length] as { worker: Worker }).worker.postMessage(batch);
+    (this.writers[this.sent++ % this.writers.length] as Writer).worker.postMessage(batch);
   }
 
   /** Waits for every write; the problems of the files not written, and the time spent writing. */
@@ -105,13 +118,20 @@ class Writes {
       const t0 = performance.now();
       const writer = new AtomicWriter(this.realRoot);
       const problems = this.queue.flatMap(
-        ([path, content, stamp]) => writer.write(path, content, stamp) ?? [],
+        ([path, content, stamp]) => writer.stage(path, content, stamp) ?? [],
       );
+      problems.push(...writer.commit());
       return { problems, ms: performance.now() - t0, writers: 0 };
     }
     if (this.queue.length > 0) this.send(this.queue.length);
-    for (const w of this.writers) w.worker.postMessage(null);
-    const replies = await Promise.all(this.writers.map((w) => w.reply));
+    // Every writer stages all its files before any replaces one (see AtomicWriter).
+    const staged = this.writers.map((w) => w.next());
+    for (const w of this.writers) w.worker.postMessage("staged?");
+    await Promise.all(staged);
+    const committed = this.writers.map((w) => w.next());
+    for (const w of this.writers) w.worker.postMessage("commit");
+    const replies = await Promise.all(committed);
+    for (const w of this.writers) void w.worker.terminate();
     const problems = replies.flatMap((r) => r.problems).sort((a, b) => (a.file < b.file ? -1 : 1));
     return { problems, ms: replies.reduce((n, r) => n + r.ms, 0), writers: this.writers.length };
   }

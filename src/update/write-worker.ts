@@ -1,21 +1,30 @@
-/** Worker-thread entry for the update pipeline's writers: batches of files in, replaced atomically; its problems out at the end. */
+/**
+ * Worker-thread entry for the update pipeline's writers: batches of files
+ * come in and are staged; "staged?" is answered once all are, and "commit"
+ * replaces them and answers with the problems of the files not written.
+ */
 import { parentPort, workerData } from "node:worker_threads";
 import { AtomicWriter } from "./fs.ts";
-import type { WriteBatch, WriterReply } from "./pipeline.ts";
+import type { WriteBatch, WriterMessage, WriterReply } from "./pipeline.ts";
 import type { Problem } from "./types.ts";
 
 const writer = new AtomicWriter((workerData as { realRoot: string }).realRoot);
 const problems: Problem[] = [];
 let ms = 0;
-parentPort?.on("message", (batch: WriteBatch | null) => {
-  if (batch === null) {
-    parentPort?.postMessage({ problems, ms } satisfies WriterReply);
-    parentPort?.close();
+parentPort?.on("message", (message: WriterMessage) => {
+  const t0 = performance.now();
+  if (message === "staged?") {
+    parentPort?.postMessage({ problems: [], ms: 0 } satisfies WriterReply);
     return;
   }
-  const t0 = performance.now();
-  for (const [path, content, stamp] of batch) {
-    const problem = writer.write(path, content, stamp);
+  if (message === "commit") {
+    problems.push(...writer.commit());
+    ms += performance.now() - t0;
+    parentPort?.postMessage({ problems, ms } satisfies WriterReply);
+    return;
+  }
+  for (const [path, content, stamp] of message as WriteBatch) {
+    const problem = writer.stage(path, content, stamp);
     if (problem) problems.push(problem);
   }
   ms += performance.now() - t0;
