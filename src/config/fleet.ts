@@ -57,6 +57,18 @@ const gates = z
   })
   .strict();
 
+/** How the requests into an environment are opened: on top of the command's own flags. */
+const pullRequest = z
+  .object({
+    /** Labels every request into the environment carries. */
+    labels: z.array(z.string().min(1)).optional(),
+    /** Users asked to review (GitHub/Gitea logins, GitLab usernames). */
+    reviewers: z.array(z.string().min(1)).optional(),
+    /** Merge by itself once the checks pass (where the forge allows it). */
+    autoMerge: z.boolean().optional(),
+  })
+  .strict();
+
 const environment = z
   .object({
     name: label,
@@ -73,6 +85,8 @@ const environment = z
     /** The environment whose versions are promoted into this one. */
     promoteFrom: label.optional(),
     gates: gates.optional(),
+    /** Labels, reviewers and auto-merge of the requests into this environment (updates and promotions). */
+    pullRequest: pullRequest.optional(),
   })
   .strict();
 
@@ -119,6 +133,7 @@ export const fleetSchema = z
 export type Fleet = z.infer<typeof fleetSchema>;
 export type FleetEnvironment = Fleet["spec"]["environments"][number];
 export type PromotionGates = z.infer<typeof gates>;
+export type PullRequestSettings = z.infer<typeof pullRequest>;
 
 /** Line of the node at `path`, or of the deepest ancestor that exists. */
 function lineOf(root: Node | null, path: PropertyKey[], counter: LineCounter): number | undefined {

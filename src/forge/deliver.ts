@@ -5,6 +5,7 @@
  * nothing to change costs one forge request (the listing).
  */
 
+import type { PullRequestSettings } from "../config/fleet.ts";
 import type { UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
@@ -130,6 +131,35 @@ export interface UpdateRequestOptions {
   mergeMethod?: MergeMethod;
   /** Image repository of a policy id, for the table (the policies know it). */
   imageOf?: (policy: string) => string | undefined;
+  /** The shipmate.yaml `pullRequest` settings of a policy's environment, added to the options above. */
+  settingsOf?: (policy: string) => PullRequestSettings | undefined;
+}
+
+/**
+ * The request options for changes of `policies`: the command's own, plus the
+ * labels and reviewers of every environment the changes belong to, and
+ * auto-merge when the command asks for it or every one of those environments does.
+ */
+export function requestOptions(
+  own: { labels?: string[]; reviewers?: string[]; autoMerge?: boolean },
+  settings: readonly (PullRequestSettings | undefined)[],
+): { labels?: string[]; reviewers?: string[]; autoMerge?: boolean } {
+  const union = (
+    a: readonly string[] | undefined,
+    more: (s: PullRequestSettings) => string[] | undefined,
+  ) => {
+    const all = [...new Set([...(a ?? []), ...settings.flatMap((s) => (s ? (more(s) ?? []) : []))])];
+    return all.length > 0 ? all : undefined;
+  };
+  const labels = union(own.labels, (s) => s.labels);
+  const reviewers = union(own.reviewers, (s) => s.reviewers);
+  const autoMerge =
+    own.autoMerge === true || (settings.length > 0 && settings.every((s) => s?.autoMerge === true));
+  return {
+    ...(labels ? { labels } : {}),
+    ...(reviewers ? { reviewers } : {}),
+    ...(autoMerge ? { autoMerge } : {}),
+  };
 }
 
 export interface UpdateRequestResult {
@@ -163,6 +193,8 @@ export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Pr
   // A run that failed (a registry error, an unreadable file) proves nothing is left to change: keep the request.
   if (changes.length === 0 && update.problems.some((p) => p.severity === "error"))
     return { update, request: { action: "none" }, forgeRequests: opts.forge.requestCount - before };
+  const settingsOf = opts.settingsOf;
+  const policies = [...new Set(update.files.flatMap((f) => f.changes.map((c) => c.policy)))];
   const request = await propose({
     forge: opts.forge,
     branch,
@@ -170,9 +202,7 @@ export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Pr
     title: opts.title ?? defaultTitle(changes, base),
     changes,
     known,
-    ...(opts.labels ? { labels: opts.labels } : {}),
-    ...(opts.reviewers ? { reviewers: opts.reviewers } : {}),
-    ...(opts.autoMerge ? { autoMerge: true } : {}),
+    ...requestOptions(opts, settingsOf ? policies.map(settingsOf) : []),
     ...(opts.mergeMethod ? { mergeMethod: opts.mergeMethod } : {}),
   });
   return { update, request, forgeRequests: opts.forge.requestCount - before };

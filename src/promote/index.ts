@@ -15,7 +15,7 @@ import { KubeClient, loadKubeConfig } from "../agent/client.ts";
 import { healthReport, healthyAt } from "../agent/control.ts";
 import { FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
-import { BOT_PREFIX, type ProposalOutcome, propose } from "../forge/deliver.ts";
+import { BOT_PREFIX, type ProposalOutcome, propose, requestOptions } from "../forge/deliver.ts";
 import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/index.ts";
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
@@ -353,9 +353,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
           ...(groupApps.length ? { apps: groupApps } : {}),
         },
         known,
-        ...(job.labels ? { labels: job.labels } : {}),
-        ...(job.reviewers ? { reviewers: job.reviewers } : {}),
-        ...(job.autoMerge ? { autoMerge: true } : {}),
+        ...requestOptions(job, [toEnv.pullRequest]),
         ...(job.mergeMethod ? { mergeMethod: job.mergeMethod } : {}),
       });
       result.requests.push(report(branch, groupApps, outcome));

@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
-import { environmentOfFile, FLEET_FILE, loadFleet } from "../config/fleet.ts";
+import { environmentOfFile, FLEET_FILE, loadFleet, type PullRequestSettings } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
@@ -32,6 +32,8 @@ export interface ResolvedInput extends UpdateInput {
    * else its environment's in shipmate.yaml. Policies with neither are absent.
    */
   modes?: Map<string, UpdateMode>;
+  /** The `pullRequest` settings of each policy's environment in shipmate.yaml, where it has some. */
+  requestSettings?: Map<string, PullRequestSettings>;
 }
 
 export interface SourceOptions {
@@ -77,14 +79,21 @@ function automationDefaults(a: UpdateAutomation, repoDir: string, problems: Prob
   return d;
 }
 
-async function deliveryModes(repoDir: string, policies: readonly Policy[]): Promise<Map<string, UpdateMode>> {
+/** Each policy's delivery mode (its own, else its environment's) and its environment's request settings. */
+async function delivery(
+  repoDir: string,
+  policies: readonly Policy[],
+): Promise<Pick<ResolvedInput, "modes" | "requestSettings">> {
   const fleet = existsSync(join(repoDir, FLEET_FILE)) ? await loadFleet(repoDir) : undefined;
   const modes = new Map<string, UpdateMode>();
+  const requestSettings = new Map<string, PullRequestSettings>();
   for (const p of policies) {
-    const mode = p.mode ?? environmentOfFile(repoDir, fleet, p.source.file)?.mode;
+    const env = environmentOfFile(repoDir, fleet, p.source.file);
+    const mode = p.mode ?? env?.mode;
     if (mode) modes.set(p.id, mode);
+    if (env?.pullRequest) requestSettings.set(p.id, env.pullRequest);
   }
-  return modes;
+  return { modes, requestSettings };
 }
 
 export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> {
@@ -95,7 +104,7 @@ export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> 
     const policies = (await loadPolicyConfig(dir)).policies;
     return {
       ...inputFromSets(opts.sets, claims(policies)),
-      modes: await deliveryModes(opts.repoDir, policies),
+      ...(await delivery(opts.repoDir, policies)),
     };
   }
   const config = await loadPolicyConfig(dir);
@@ -133,7 +142,7 @@ export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> 
   return {
     ...inputFromScan(report),
     problems,
-    modes: await deliveryModes(opts.repoDir, config.policies),
+    ...(await delivery(opts.repoDir, config.policies)),
     ...(defaults ? { defaults } : {}),
   };
 }

@@ -10,7 +10,13 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { environmentOfFile, FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
+import {
+  environmentOfFile,
+  FLEET_FILE,
+  type FleetEnvironment,
+  loadFleet,
+  type PullRequestSettings,
+} from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
@@ -89,6 +95,8 @@ interface LoadedPolicies {
   candidates: Policy[];
   known: Policy[];
   modeOf: (p: Policy) => UpdateMode | undefined;
+  /** The `pullRequest` settings of a policy's environment in shipmate.yaml. */
+  settingsOf: (p: Policy) => PullRequestSettings | undefined;
 }
 
 async function loadDirs(dirs: string[]): Promise<Policy[]> {
@@ -109,23 +117,24 @@ async function loadDirs(dirs: string[]): Promise<Policy[]> {
 export async function loadRunPolicies(root: string, source: PolicySource): Promise<LoadedPolicies> {
   const fleet = existsSync(join(root, FLEET_FILE)) ? await loadFleet(root) : undefined;
   const modeOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file)?.mode;
+  const settingsOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file)?.pullRequest;
   if (source.kind === "dir") {
     const policies = (await loadPolicyConfig(source.dir)).policies;
-    return { candidates: policies, known: policies, modeOf };
+    return { candidates: policies, known: policies, modeOf, settingsOf };
   }
   if (source.path !== undefined) {
     const policies = (await loadPolicyConfig(resolve(root, source.path))).policies;
-    return { candidates: policies, known: policies, modeOf };
+    return { candidates: policies, known: policies, modeOf, settingsOf };
   }
   if (!fleet) {
     const policies = (await loadPolicyConfig(root)).policies;
-    return { candidates: policies, known: policies, modeOf };
+    return { candidates: policies, known: policies, modeOf, settingsOf };
   }
   const local = fleet.spec.environments.filter((e) => !e.repository);
   const dirOf = (e: FleetEnvironment) => join(root, e.policies ?? e.path);
   const candidates = await loadDirs(local.filter((e) => !e.promoteFrom).map(dirOf));
   const known = await loadDirs(local.map(dirOf));
-  return { candidates, known, modeOf };
+  return { candidates, known, modeOf, settingsOf };
 }
 
 function inScope(p: Policy, scope: RefreshScope | undefined): boolean {
@@ -265,6 +274,10 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
         job: { ...common, branch: base, input: prInput },
         forge,
         imageOf,
+        settingsOf: (id) => {
+          const policy = chosen.find((c) => c.policy.id === id)?.policy;
+          return policy ? loaded.settingsOf(policy) : undefined;
+        },
         ...(job.requestBranch ? { branch: job.requestBranch } : {}),
         ...(job.labels ? { labels: job.labels } : {}),
       });

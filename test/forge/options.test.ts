@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
-import { splitByMode } from "../../src/forge/deliver.ts";
+import { requestOptions, splitByMode } from "../../src/forge/deliver.ts";
 import {
   forgeFromFlags,
   forgeOptions,
@@ -142,4 +142,43 @@ describe("splitByMode", () => {
       expect(split.push.policies).toBe(input.policies);
     },
   );
+});
+
+describe("request options: the command's own plus the environments' shipmate.yaml settings", () => {
+  it.each([
+    ["nothing anywhere", {}, [], {}],
+    [
+      "flags alone",
+      { labels: ["a"], reviewers: ["r"], autoMerge: true },
+      [],
+      { labels: ["a"], reviewers: ["r"], autoMerge: true },
+    ],
+    [
+      "an environment's labels join the flag's, once each",
+      { labels: ["a"] },
+      [{ labels: ["a", "b"] }],
+      { labels: ["a", "b"] },
+    ],
+    [
+      "reviewers of two environments",
+      {},
+      [{ reviewers: ["x"] }, { reviewers: ["y"] }],
+      { reviewers: ["x", "y"] },
+    ],
+    [
+      "auto-merge when every environment asks",
+      {},
+      [{ autoMerge: true }, { autoMerge: true }],
+      { autoMerge: true },
+    ],
+    ["no auto-merge when one environment does not", {}, [{ autoMerge: true }, undefined], {}],
+    [
+      "the flag asks for auto-merge whatever the environments say",
+      { autoMerge: true },
+      [{ autoMerge: false }],
+      { autoMerge: true },
+    ],
+  ] as const)("%s", (_, own, settings, expected) => {
+    expect(requestOptions(own as never, settings as never)).toEqual(expected);
+  });
 });

@@ -18,6 +18,7 @@ interface ApiPull {
   number: number;
   state: string;
   merged: boolean;
+  labels: { name: string }[];
   body: string;
   title: string;
   head: { ref: string; sha: string };
@@ -42,6 +43,8 @@ spec:
       promoteFrom: staging
       gates:
         checks: true
+      pullRequest:
+        labels: [production]
 `;
 
 const overlay = (app: string, image: string, tag: string) => `apiVersion: kustomize.config.k8s.io/v1beta1
@@ -164,6 +167,8 @@ describe("shipmate promote against a real Gitea", () => {
     expect(result.requests).toMatchObject([{ branch: "shipmate/promote-production", outcome: "opened" }]);
     const [pr, ...more] = await openPromotions();
     expect(more).toEqual([]);
+    // --label's and shipmate.yaml's (production's pullRequest.labels).
+    expect(pr?.labels.map((l) => l.name).sort()).toEqual(["production", "promotion"]);
     expect(parseMeta(pr?.body)?.promotion).toEqual({
       from: "staging",
       to: "production",

@@ -28,6 +28,17 @@ describe("shipmate.yaml (Fleet)", () => {
     expect(production?.env.gates).toEqual({ checks: true, health: false, soak: "1h30m" });
   });
 
+  it("request settings per environment", () => {
+    const fleet = parseFleet(
+      `${header}    - name: production\n      path: apps\n      mode: pull-request\n      pullRequest:\n        labels: [release]\n        reviewers: [alice, acme/sre]\n        autoMerge: true\n`,
+    );
+    expect(fleet.spec.environments[0]?.pullRequest).toEqual({
+      labels: ["release"],
+      reviewers: ["alice", "acme/sre"],
+      autoMerge: true,
+    });
+  });
+
   it.each([
     [
       "an environment listed twice",
@@ -63,6 +74,16 @@ describe("shipmate.yaml (Fleet)", () => {
       "an unknown field (a typo)",
       `    - name: a\n      path: x\n      promotefrom: b\n`,
       'shipmate.yaml:7: spec.environments.0: Unrecognized key: "promotefrom"',
+    ],
+    [
+      "a request setting that does not exist",
+      `    - name: a\n      path: x\n      pullRequest:\n        label: [x]\n`,
+      'shipmate.yaml:10: spec.environments.0.pullRequest: Unrecognized key: "label"',
+    ],
+    [
+      "an empty label",
+      `    - name: a\n      path: x\n      pullRequest:\n        labels: [""]\n`,
+      "spec.environments.0.pullRequest.labels.0:",
     ],
     [
       "a name that is not a DNS-1123 label",

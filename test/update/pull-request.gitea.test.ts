@@ -122,6 +122,37 @@ describe("shipmate update --push with environments in shipmate.yaml", () => {
     expect(await openRequests(repo)).toHaveLength(1);
   });
 
+  it("the request carries the labels of production's pullRequest settings besides --label", async () => {
+    const fleet = FLEET_YAML.replace(
+      "      promoteFrom: staging\n",
+      "      promoteFrom: staging\n      pullRequest:\n        labels: [release, production]\n",
+    );
+    const repo = await fleetRepo("per-environment-labels", {
+      "shipmate.yaml": fleet,
+      "policies/staging/web.yaml": policy("web-staging"),
+      "policies/production/web.yaml": policy("web-production"),
+      "apps/staging/web.yaml": web("web-staging", "1.0.0"),
+      "apps/production/web.yaml": web("web-production", "1.0.0"),
+    });
+    const r = await update(
+      repo,
+      "--push",
+      "--label",
+      "shipmate",
+      "--set",
+      `flux-system:web-production=${IMAGE}:1.1.0`,
+    );
+    expect(r.stderr, "only staging's marker, without a selection, is warned of").toMatch(
+      /^warning: apps\/staging\/web.yaml:\d+: policy flux-system:web-staging has no selection/,
+    );
+    expect(r.code).toBe(0);
+    const [pr] = await gitea.api<{ labels: { name: string }[] }[]>(
+      "GET",
+      `/repos/${repo.fullName}/pulls?state=open`,
+    );
+    expect(pr?.labels.map((l) => l.name).sort()).toEqual(["production", "release", "shipmate"]);
+  });
+
   it("needs a forge it can reach: a missing token is one clear line, exit 2", async () => {
     const repo = await fleetRepo("no-token", {
       "shipmate.yaml": FLEET_YAML,

@@ -40,7 +40,8 @@ const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDI
   --forge-repo O/N       the repository on the forge (default: from the remote URL)
   --forge-token-env VAR  forge token variable (default: GITHUB_TOKEN, GITLAB_TOKEN or GITEA_TOKEN)
   --pr-branch NAME       bot branch of the request (default shipmate/update-<base>)
-  --label L, --reviewer R, --auto-merge   request labels, reviewers, merge when checks pass
+  --label L, --reviewer R, --auto-merge   request labels, reviewers, merge when checks pass (besides
+                                         shipmate.yaml's pullRequest settings of the environments changed)
 
 exit: 0 done (also when nothing changed), 1 a file or push failed, 2 usage or configuration error`;
 
@@ -293,6 +294,7 @@ export const command: Command = {
         job: { ...job, input: half("pull-request") },
         forge,
         imageOf: (id) => resolved?.selections.get(id)?.image,
+        settingsOf: (id) => resolved?.requestSettings?.get(id),
         ...(values["pr-branch"] !== undefined ? { branch: values["pr-branch"] } : {}),
         ...(values.label ? { labels: values.label } : {}),
         ...(values.reviewer ? { reviewers: values.reviewer } : {}),
