@@ -147,7 +147,6 @@ class Reader {
     let value: string;
     if (c === DQUOTE || c === SQUOTE) {
       const q = this.quoted(p, end);
-      if (!q) return undefined;
       keyEnd = q.end;
       value = q.value;
     } else {
@@ -224,8 +223,8 @@ class Reader {
     }
   }
 
-  /** A quoted scalar on one line starting at `p`; undefined when it does not close on the line or holds an escape. */
-  private quoted(p: number, end: number): { value: string; end: number } | undefined {
+  /** A quoted scalar on one line starting at `p`; declines one that does not close on the line or holds an escape. */
+  private quoted(p: number, end: number): { value: string; end: number } {
     const src = this.src;
     const q = src.charCodeAt(p);
     if (q === DQUOTE) {
@@ -273,7 +272,7 @@ class Reader {
     const src = this.src;
     const c = src.charCodeAt(p);
     if (c === DQUOTE || c === SQUOTE) {
-      const q = this.quoted(p, end) as { value: string; end: number };
+      const q = this.quoted(p, end);
       return this.scalar(q.value, c === DQUOTE ? "double" : "single", p, q.end, false);
     }
     if (c === LBRACE || c === LBRACKET) {
@@ -290,13 +289,8 @@ class Reader {
     if (hash >= 0 && hash < end) stop = hash;
     let last = stop;
     while (last > p && src.charCodeAt(last - 1) === SPACE) last--;
-    const colon = src.indexOf(":", p);
-    if (colon >= 0 && colon < last) {
-      for (let i = colon; i < last; i = src.indexOf(":", i + 1)) {
-        if (i < 0 || i >= last) break;
-        if (i + 1 === last || src.charCodeAt(i + 1) === SPACE) throw DECLINE;
-      }
-    }
+    for (let i = src.indexOf(":", p); i >= 0 && i < last; i = src.indexOf(":", i + 1))
+      if (i + 1 === last || src.charCodeAt(i + 1) === SPACE) throw DECLINE;
     return this.scalar(src.slice(p, last), "plain", p, last, false);
   }
 
@@ -354,7 +348,7 @@ class Reader {
     if (p >= end) throw DECLINE;
     const c = src.charCodeAt(p);
     if (c === DQUOTE || c === SQUOTE) {
-      const q = this.quoted(p, end) as { value: string; end: number };
+      const q = this.quoted(p, end);
       return { node: this.scalar(q.value, c === DQUOTE ? "double" : "single", p, q.end, true), end: q.end };
     }
     if (indicatorStart(c) || c === DASH) throw DECLINE;

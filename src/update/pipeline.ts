@@ -116,11 +116,7 @@ class Writes {
   async finish(): Promise<{ problems: Problem[]; ms: number; writers: number }> {
     if (this.writers.length === 0) {
       const t0 = performance.now();
-      const writer = new AtomicWriter(this.realRoot);
-      const problems = this.queue.flatMap(
-        ([path, content, stamp]) => writer.stage(path, content, stamp) ?? [],
-      );
-      problems.push(...writer.commit());
+      const problems = new AtomicWriter(this.realRoot).replace(this.queue);
       return { problems, ms: performance.now() - t0, writers: 0 };
     }
     if (this.queue.length > 0) this.send(this.queue.length);
@@ -137,7 +133,7 @@ class Writes {
   }
 }
 
-/** Reads, rewrites and (unless dry) writes the walked files; `writers`: threads for the writes (default: one per core, at most 4). */
+/** Reads, rewrites and (unless dry) writes the walked files; `writers`: threads for the writes (default: one per core, at most 3). */
 export async function updateTree(job: TreeJob, opts: { writers?: number } = {}): Promise<TreeResult> {
   const { realRoot, candidates, input } = job;
   const known = new Set(input.policies.map((p) => p.id));

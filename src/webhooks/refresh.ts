@@ -10,13 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import {
-  environmentOfFile,
-  FLEET_FILE,
-  type FleetEnvironment,
-  loadFleet,
-  type PullRequestSettings,
-} from "../config/fleet.ts";
+import { environmentOfFile, FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
 import type { Policy, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
@@ -94,9 +88,8 @@ export interface RefreshResult {
 interface LoadedPolicies {
   candidates: Policy[];
   known: Policy[];
-  modeOf: (p: Policy) => UpdateMode | undefined;
-  /** The `pullRequest` settings of a policy's environment in shipmate.yaml. */
-  settingsOf: (p: Policy) => PullRequestSettings | undefined;
+  /** The shipmate.yaml environment a policy belongs to (its delivery mode, its request settings). */
+  environmentOf: (p: Policy) => FleetEnvironment | undefined;
 }
 
 async function loadDirs(dirs: string[]): Promise<Policy[]> {
@@ -116,25 +109,24 @@ async function loadDirs(dirs: string[]): Promise<Policy[]> {
 /** Reads the policies a run starts from, with the mode shipmate.yaml gives each one. */
 export async function loadRunPolicies(root: string, source: PolicySource): Promise<LoadedPolicies> {
   const fleet = existsSync(join(root, FLEET_FILE)) ? await loadFleet(root) : undefined;
-  const modeOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file)?.mode;
-  const settingsOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file)?.pullRequest;
+  const environmentOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file);
   if (source.kind === "dir") {
     const policies = (await loadPolicyConfig(source.dir)).policies;
-    return { candidates: policies, known: policies, modeOf, settingsOf };
+    return { candidates: policies, known: policies, environmentOf };
   }
   if (source.path !== undefined) {
     const policies = (await loadPolicyConfig(resolve(root, source.path))).policies;
-    return { candidates: policies, known: policies, modeOf, settingsOf };
+    return { candidates: policies, known: policies, environmentOf };
   }
   if (!fleet) {
     const policies = (await loadPolicyConfig(root)).policies;
-    return { candidates: policies, known: policies, modeOf, settingsOf };
+    return { candidates: policies, known: policies, environmentOf };
   }
   const local = fleet.spec.environments.filter((e) => !e.repository);
   const dirOf = (e: FleetEnvironment) => join(root, e.policies ?? e.path);
   const candidates = await loadDirs(local.filter((e) => !e.promoteFrom).map(dirOf));
   const known = await loadDirs(local.map(dirOf));
-  return { candidates, known, modeOf, settingsOf };
+  return { candidates, known, environmentOf };
 }
 
 function inScope(p: Policy, scope: RefreshScope | undefined): boolean {
@@ -179,7 +171,7 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
     .filter((p) => !p.suspended && inScope(p, job.scope))
     .map((policy) => ({
       policy,
-      mode: policy.mode ?? job.mode ?? loaded.modeOf(policy) ?? "push",
+      mode: policy.mode ?? job.mode ?? loaded.environmentOf(policy)?.mode ?? "push",
     }));
   const watched = [
     ...new Set(
@@ -276,7 +268,7 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
         imageOf,
         settingsOf: (id) => {
           const policy = chosen.find((c) => c.policy.id === id)?.policy;
-          return policy ? loaded.settingsOf(policy) : undefined;
+          return policy ? loaded.environmentOf(policy)?.pullRequest : undefined;
         },
         ...(job.requestBranch ? { branch: job.requestBranch } : {}),
         ...(job.labels ? { labels: job.labels } : {}),

@@ -29,8 +29,21 @@ async function fleetRepo(name: string, files: Record<string, string>): Promise<G
   return repo;
 }
 
+/** Staging and production, each with the web app at 1.0.0 and its policy, under `fleet` as shipmate.yaml. */
+const perEnvironment = (name: string, fleet = FLEET_YAML) =>
+  fleetRepo(name, {
+    "shipmate.yaml": fleet,
+    "policies/staging/web.yaml": policy("web-staging"),
+    "policies/production/web.yaml": policy("web-production"),
+    "apps/staging/web.yaml": web("web-staging", "1.0.0"),
+    "apps/production/web.yaml": web("web-production", "1.0.0"),
+  });
+
 const openRequests = async (repo: GiteaRepo) =>
-  gitea.api<{ number: number; head: { ref: string } }[]>("GET", `/repos/${repo.fullName}/pulls?state=open`);
+  gitea.api<{ number: number; head: { ref: string }; labels: { name: string }[] }[]>(
+    "GET",
+    `/repos/${repo.fullName}/pulls?state=open`,
+  );
 
 const fileOn = async (repo: GiteaRepo, ref: string, path: string) =>
   (
@@ -96,13 +109,7 @@ describe("shipmate update --pull-request", () => {
 
 describe("shipmate update --push with environments in shipmate.yaml", () => {
   it("pushes staging and proposes production", async () => {
-    const repo = await fleetRepo("per-environment", {
-      "shipmate.yaml": FLEET_YAML,
-      "policies/staging/web.yaml": policy("web-staging"),
-      "policies/production/web.yaml": policy("web-production"),
-      "apps/staging/web.yaml": web("web-staging", "1.0.0"),
-      "apps/production/web.yaml": web("web-production", "1.0.0"),
-    });
+    const repo = await perEnvironment("per-environment");
     const r = await update(
       repo,
       "--push",
@@ -127,13 +134,7 @@ describe("shipmate update --push with environments in shipmate.yaml", () => {
       "      promoteFrom: staging\n",
       "      promoteFrom: staging\n      pullRequest:\n        labels: [release, production]\n",
     );
-    const repo = await fleetRepo("per-environment-labels", {
-      "shipmate.yaml": fleet,
-      "policies/staging/web.yaml": policy("web-staging"),
-      "policies/production/web.yaml": policy("web-production"),
-      "apps/staging/web.yaml": web("web-staging", "1.0.0"),
-      "apps/production/web.yaml": web("web-production", "1.0.0"),
-    });
+    const repo = await perEnvironment("per-environment-labels", fleet);
     const r = await update(
       repo,
       "--push",
@@ -146,10 +147,7 @@ describe("shipmate update --push with environments in shipmate.yaml", () => {
       /^warning: apps\/staging\/web.yaml:\d+: policy flux-system:web-staging has no selection/,
     );
     expect(r.code).toBe(0);
-    const [pr] = await gitea.api<{ labels: { name: string }[] }[]>(
-      "GET",
-      `/repos/${repo.fullName}/pulls?state=open`,
-    );
+    const [pr] = await openRequests(repo);
     expect(pr?.labels.map((l) => l.name).sort()).toEqual(["production", "release", "shipmate"]);
   });
 
