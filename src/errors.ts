@@ -67,16 +67,29 @@ export class ClusterError extends ShipmateError {
  * Replace anything that looks like a credential in a string meant for a
  * person: userinfo in URLs, bearer/basic header values, and any secret the
  * process registered with `registerSecret`.
+ *
+ * A registered secret of at least SAFE_SECRET_LENGTH characters is replaced
+ * wherever it occurs; a shorter one only as a whole token (not inside a
+ * longer word), so a secret "short" never turns "shorter" into "***er",
+ * which would both garble the message and give the secret away.
  */
-const secrets = new Set<string>();
+export const SAFE_SECRET_LENGTH = 12;
+const secrets = new Map<string, RegExp | undefined>();
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 4) secrets.add(value);
+  if (!value || value.length < 4 || secrets.has(value)) return;
+  const escaped = value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  secrets.set(
+    value,
+    value.length >= SAFE_SECRET_LENGTH
+      ? undefined
+      : new RegExp(`(?<![\\p{L}\\p{N}_])${escaped}(?![\\p{L}\\p{N}_])`, "gu"),
+  );
 }
 export function redact(text: string): string {
   let out = text
     .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, "$1***@")
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, "$1 ***");
-  for (const s of secrets) out = out.split(s).join("***");
+  for (const [s, whole] of secrets) out = whole ? out.replace(whole, "***") : out.split(s).join("***");
   return out;
 }
 

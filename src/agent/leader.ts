@@ -6,6 +6,7 @@
  * leader that cannot renew within the renew deadline — shorter than the lease
  * duration — stops acting before anyone else may start.
  */
+import { timerMs } from "../config/duration.ts";
 import type { KubeClient } from "./client.ts";
 import { Lease } from "./schema.ts";
 
@@ -177,7 +178,7 @@ export class LeaderElector {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
+    const t = setTimeout(done, timerMs(ms));
     function done() {
       clearTimeout(t);
       signal?.removeEventListener("abort", done);

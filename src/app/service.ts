@@ -8,6 +8,7 @@
 import type { Logger } from "pino";
 import type { Probot, ProbotOctokit } from "probot";
 import type { z } from "zod";
+import { timerMs } from "../config/duration.ts";
 import { loadFleet } from "../config/fleet.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
 import { BOT_PREFIX } from "../forge/deliver.ts";
@@ -107,7 +108,7 @@ export class ShipmateService {
     this.#app = app;
     this.#log = app.log.child({ name: "shipmate" });
     if (this.settings.scheduleMs > 0) {
-      this.#timer = setInterval(() => this.schedule(), this.settings.scheduleMs);
+      this.#timer = setInterval(() => this.schedule(), timerMs(this.settings.scheduleMs));
       this.#timer.unref();
     }
   }

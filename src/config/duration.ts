@@ -36,5 +36,14 @@ export function parseGoDuration(text: string): number | undefined {
   return sign * total;
 }
 
+/** The longest delay a Node timer holds (2^31-1 ms, about 24.8 days); beyond it Node fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay a timer can hold: negative or non-finite becomes 0 or the cap, never 1 ms by overflow. */
+export function timerMs(ms: number): number {
+  if (Number.isNaN(ms) || ms < 0) return 0;
+  return Math.min(ms, MAX_TIMER_MS);
+}
+
 /** Flux CRDs' interval pattern (ImageRepository, ImagePolicy, ImageUpdateAutomation `spec.interval`). */
 export const FLUX_INTERVAL = /^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/;

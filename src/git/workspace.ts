@@ -3,7 +3,7 @@
  * a URL in a temporary directory. Thin, typed wrappers over simple-git; every
  * failure becomes a one-line GitError with credentials redacted.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type SimpleGit, simpleGit } from "simple-git";
@@ -90,13 +90,23 @@ export class Workspace {
 
   /** Opens the checkout that contains `dir`. */
   static async open(dir: string, opts: WorkspaceOptions = {}): Promise<Workspace> {
+    let isDir = false;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      throw new UsageError(`${dir}: no such directory`);
+    }
+    if (!isDir) throw new UsageError(`${dir}: not a directory`);
     const probe = new Workspace(dir, false, opts);
     let top: string;
     try {
       top = (await probe.git.raw(["rev-parse", "--show-toplevel"])).trim();
-    } catch {
+    } catch (err) {
       probe.dispose();
-      throw new UsageError(`${dir} is not inside a git checkout`);
+      const why = firstLine(err);
+      throw new UsageError(
+        /not a git repository/i.test(why) ? `${dir} is not inside a git checkout` : `${dir}: ${why}`,
+      );
     }
     probe.dispose();
     return new Workspace(top, false, opts);

@@ -5,7 +5,8 @@
  */
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
-import { describeError } from "../errors.ts";
+import { timerMs } from "../config/duration.ts";
+import { describeError, UsageError } from "../errors.ts";
 import type { WebhookAuth } from "./auth.ts";
 import { shortImage } from "./events.ts";
 import { CoalescingQueue, mergeScopes, type RefreshScope } from "./queue.ts";
@@ -39,7 +40,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   const host = (i === -1 ? "" : listen.slice(0, i)).replace(/^\[|\]$/g, "") || "127.0.0.1";
   const port = Number(i === -1 ? listen : listen.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`--listen ${listen}: expected HOST:PORT`);
+    throw new UsageError(`--listen ${listen}: expected HOST:PORT with a port from 0 to 65535`);
   return { host, port };
 }
 
@@ -112,7 +113,13 @@ export async function startWebhookService(opts: WebhookServiceOptions): Promise<
   server.headersTimeout = 10_000;
   const { host, port } = parseListen(opts.listen);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new UsageError(
+          `--listen ${opts.listen}: ${err.code === "EADDRINUSE" ? "address already in use" : err.code === "EADDRNOTAVAIL" ? "no such local address" : err.code === "EACCES" ? "permission denied" : err.message}`,
+        ),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();
@@ -120,7 +127,7 @@ export async function startWebhookService(opts: WebhookServiceOptions): Promise<
   const url = `http://${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
   let timer: NodeJS.Timeout | undefined;
   if (opts.intervalMs) {
-    timer = setInterval(() => void queue.request({ kind: "all" }), opts.intervalMs);
+    timer = setInterval(() => void queue.request({ kind: "all" }), timerMs(opts.intervalMs));
     timer.unref();
   }
   return {

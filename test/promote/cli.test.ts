@@ -16,7 +16,7 @@ describe("shipmate promote: usage", () => {
       ["--from", "a", "--to", "b", "--merge-method", "ff"],
       'shipmate promote: --merge-method must be one of merge, squash, rebase, got "ff"',
     ],
-    [["--from", "a", "--to", "b", "--frobnicate"], /^shipmate promote: .*Unknown option '--frobnicate'/],
+    [["--from", "a", "--to", "b", "--frobnicate"], /^shipmate promote: .*unknown flag --frobnicate/],
   ])("%j → exit 2 with one line", async (args, message) => {
     const r = await runCli(["promote", ...args]);
     expect(r.code).toBe(2);

@@ -28,7 +28,7 @@ describe("shipmate init: bad input is one clear error and nothing is written", (
     ["'/' in a name", ["--team", "a/b"], 'team name "a/b" may not contain "/" or ".."'],
     ["an unknown layout", ["--layout", "flat"], 'unknown layout "flat"'],
     ["an environment listed twice", ["--env", "qa", "--env", "qa"], 'environment "qa" is given twice'],
-    ["an unknown flag", ["--colour"], "Unknown option '--colour'"],
+    ["an unknown flag", ["--colour"], "unknown flag --colour"],
   ])("%s", async (_rule, extra, message) => {
     const parent = await tmp();
     const out = join(parent, "fleet");

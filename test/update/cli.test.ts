@@ -38,7 +38,7 @@ describe("shipmate update: usage errors exit 2 with one line", () => {
       ["--push", "--max-attempts", "0", "--set", "ns:a=x:1"],
       /--max-attempts must be a positive integer/,
     ],
-    ["an unknown flag", ["--frobnicate"], /Unknown option '--frobnicate'/],
+    ["an unknown flag", ["--frobnicate"], /unknown flag --frobnicate/],
     ["an invalid branch name", ["--push", "--branch=-x", "--set", "ns:a=x:1"], /invalid branch name "-x"/],
   ])("%s", async (_rule, args, message) => {
     const r = await runCli(["update", ...(args.includes("--repo") ? [] : ["--repo", work]), ...args]);

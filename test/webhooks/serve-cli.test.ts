@@ -38,7 +38,7 @@ describe("shipmate serve: usage errors (exit 2, one line, nothing started)", () 
       { ...SECRET, GITHUB_TOKEN: "" },
       /cannot tell which forge/,
     ],
-    ["an unknown flag", ["--repo", ".", "--port", "1"], SECRET, /Unknown option '--port'/],
+    ["an unknown flag", ["--repo", ".", "--port", "1"], SECRET, /unknown flag --port/],
   ])("%s", async (_name, args, env, message) => {
     const r = await runCli(["serve", ...args], { env });
     expect(r.code).toBe(2);

@@ -3,10 +3,9 @@ import { join, resolve } from "node:path";
 import { pino } from "pino";
 import { Agent, type PassSummary } from "../../agent/agent.ts";
 import { loadKubeConfig } from "../../agent/client.ts";
-import { parseDuration } from "../../agent/kustomization.ts";
 import { serve } from "../../agent/server.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
-import { parseFlags } from "../args.ts";
+import { durationMs, parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
@@ -16,11 +15,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--log-level info]`;
 
 function durationFlag(value: string | undefined, flag: string, dflt: string): number {
-  try {
-    return parseDuration(value ?? dflt);
-  } catch {
-    throw new UsageError(`${flag} must be a duration such as 30s, 1m or 1h, got "${value}"`);
-  }
+  return durationMs(value ?? dflt, flag, 0);
 }
 
 /** Puts the token from `--token-env` into an http(s) URL's userinfo, registered so it is never printed. */

@@ -1,15 +1,14 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pino } from "pino";
-import { parseGoDuration } from "../../config/index.ts";
 import type { UpdateMode } from "../../config/types.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { createForge, forgeOptions } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_PATH } from "../../webhooks/receiver.ts";
 import type { PolicySource } from "../../webhooks/refresh.ts";
-import { startWebhookService } from "../../webhooks/service.ts";
-import { parseFlags, positiveInt } from "../args.ts";
+import { parseListen, startWebhookService } from "../../webhooks/service.ts";
+import { durationMs, parseFlags, positiveInt, readableDir } from "../args.ts";
 import type { CliIO } from "../io.ts";
 import type { Command } from "../main.ts";
 import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
@@ -93,15 +92,11 @@ export const command: Command = {
     if (secret && secret.length < 16)
       throw new UsageError(`the webhook secret in $${secretEnv} is shorter than 16 characters`);
 
-    let intervalMs: number | undefined;
-    if (values.interval !== undefined) {
-      intervalMs = parseGoDuration(values.interval);
-      if (intervalMs === undefined || intervalMs < 1000)
-        throw new UsageError(
-          `--interval must be a duration of at least 1s (e.g. 30m), got "${values.interval}"`,
-        );
-    }
+    const intervalMs =
+      values.interval === undefined ? undefined : durationMs(values.interval, "--interval", 0, { min: 1000 });
+    parseListen(values.listen ?? "127.0.0.1:8080");
     const isUrl = Workspace.isUrl(values.repo);
+    if (!isUrl) readableDir(resolve(io.cwd, values.repo), "--repo");
     const repo = isUrl ? values.repo : resolve(io.cwd, values.repo);
     const policies: PolicySource = values.policies
       ? { kind: "dir", dir: resolve(io.cwd, values.policies) }

@@ -1,8 +1,7 @@
 import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import { formatRows, resume, suspend, waitReconciled } from "../../agent/control.ts";
-import { parseDuration } from "../../agent/kustomization.ts";
 import { UsageError } from "../../errors.ts";
-import { parseFlags } from "../args.ts";
+import { durationMs, parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
@@ -32,14 +31,7 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
         throw new UsageError(`--no-wait and --timeout belong to resume`);
       }
-      let timeoutMs = 300_000;
-      if (values.timeout) {
-        try {
-          timeoutMs = parseDuration(values.timeout);
-        } catch {
-          throw new UsageError(`--timeout must be a duration such as 30s or 5m, got "${values.timeout}"`);
-        }
-      }
+      const timeoutMs = durationMs(values.timeout || undefined, "--timeout", 300_000);
       const namespace = values.namespace ?? "shipmate-system";
       const client = new KubeClient(loadKubeConfig(values.kubeconfig));
       try {

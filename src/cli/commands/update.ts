@@ -7,7 +7,7 @@ import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { NO_TIMINGS, runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
 import { type ResolvedInput, resolveInput } from "../../update/source.ts";
-import { parseFlags, positiveInt } from "../args.ts";
+import { parseFlags, positiveInt, readableDir } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
@@ -194,12 +194,14 @@ export const command: Command = {
       throw new UsageError("--repo URL needs --push, --push-branch, --pull-request or --dry-run");
     if (isUrl && values.commit)
       throw new UsageError("--commit works on a local checkout; with --repo URL use --push or --push-branch");
+    if (!isUrl) readableDir(resolve(io.cwd, repo), "--repo");
     const policiesDir =
       values.policies === undefined
         ? undefined
-        : isAbsolute(values.policies)
-          ? values.policies
-          : resolve(io.cwd, values.policies);
+        : readableDir(
+            isAbsolute(values.policies) ? values.policies : resolve(io.cwd, values.policies),
+            "--policies",
+          );
     let template: string | undefined;
     if (values["message-template"] !== undefined) {
       const file = resolve(io.cwd, values["message-template"]);
