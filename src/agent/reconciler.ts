@@ -40,6 +40,7 @@ import {
   type KustomizationStatus,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
+import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
 
 /** Kinds that have no status to wait for; `wait` does not poll them. */
 const STATUSLESS = new Set([
@@ -245,10 +246,10 @@ export class Reconciler {
       };
     };
 
-    if (spec.sourceRef && spec.sourceRef.kind !== "GitRepository") {
+    if (spec.sourceRef && !isSourceKind(spec.sourceRef.kind)) {
       return await fail(
         "UnsupportedSource",
-        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (GitRepository only)`,
+        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (supported: ${[...SOURCE_HANDLERS.keys()].join(", ")})`,
         { stalled: true },
       );
     }

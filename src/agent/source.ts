@@ -23,14 +23,20 @@ export interface SourceOptions {
   timeoutMs?: number;
 }
 
+/** What a source produced: a tree of files at a revision (see ./sources/handler.ts for the kinds). */
 export interface Artifact {
-  /** `<branch or tag>@sha1:<commit>` */
+  /** Flux's revision: `<branch or tag>@sha1:<commit>`, `<tag>@sha256:<manifest digest>`, `sha256:<etags digest>`… */
   revision: string;
-  commit: string;
-  /** Root of the checked-out tree. */
+  /** The git commit, for git sources. */
+  commit?: string;
+  /** `sha256:<hex>`: a digest of the artifact's content (status `artifact.digest`). */
+  digest?: string;
+  /** Root of the fetched tree. */
   dir: string;
-  /** `<namespace>/<name>` of the GitRepository this came from, when the agent knows it. */
+  /** `<Kind>/<namespace>/<name>` of the source object this came from, when the agent knows it. */
   source?: string;
+  /** Upstream metadata (`org.opencontainers.image.*` annotations of an OCI artifact). */
+  metadata?: Record<string, string>;
 }
 
 export function formatRevision(branch: string, commit: string): string {

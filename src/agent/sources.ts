@@ -1,65 +1,76 @@
 /**
- * GitRepository objects other than the agent's own fleet repository (an
- * application's repository with its `kustomize/` folder, a team's
- * repository): each is fetched into a working copy of its own (a branch, a
- * tag, or the newest tag in a semver range), on its own interval or when
- * `reconcile.fluxcd.io/requestedAt` asks, and its status (artifact revision,
- * Ready) is written where `flux get sources git` and `shipmate get sources
- * git` read it. Kustomizations whose sourceRef names such an object render
- * from its checkout; the fleet repository itself stays the agent's `--repo`.
+ * Source objects other than the agent's own fleet repository — any kind in
+ * ./sources/index.ts (GitRepository, OCIRepository, Bucket, ExternalArtifact…):
+ * each is fetched by its kind's handler into a directory of its own, on its
+ * own interval or when `reconcile.fluxcd.io/requestedAt` asks, and its
+ * status (artifact revision and digest, Ready) is written where `flux get
+ * sources` and `shipmate get sources` read it. Kustomizations whose
+ * sourceRef names such an object render from its artifact; the fleet
+ * repository itself stays the agent's `--repo`.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { describeError, registerSecret } from "../errors.ts";
+import { describeError } from "../errors.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
 import { parseDuration, removeCondition, setCondition } from "./kustomization.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import {
-  GitRepositoryObject,
-  GitRepositorySpec,
-  type GitRepositoryStatus,
+  type Condition,
   KubeList,
   type KustomizationObject,
+  type ObjectMeta,
   SecretObject,
-  SOURCE_API_VERSION,
 } from "./schema.ts";
-import { type Artifact, type GitRef, GitSource } from "./source.ts";
+import type { Artifact } from "./source.ts";
+import {
+  type FetchContext,
+  type Resolution,
+  SourceError,
+  type SourceFetcher,
+  type SourceHandler,
+  type SourceRef,
+} from "./sources/handler.ts";
+import { SOURCE_HANDLERS } from "./sources/index.ts";
 
-export function gitRepositoryPath(namespace?: string, name?: string, status = false): string {
+export { gitRefOf, urlWithSecret } from "./sources/git.ts";
+export type { Resolution } from "./sources/handler.ts";
+
+export function sourcePath(
+  handler: Pick<SourceHandler, "apiVersion" | "plural">,
+  namespace?: string,
+  name?: string,
+  status = false,
+): string {
   const base = namespace
-    ? `/apis/${SOURCE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/gitrepositories`
-    : `/apis/${SOURCE_API_VERSION}/gitrepositories`;
+    ? `/apis/${handler.apiVersion}/namespaces/${encodeURIComponent(namespace)}/${handler.plural}`
+    : `/apis/${handler.apiVersion}/${handler.plural}`;
   return name ? `${base}/${encodeURIComponent(name)}${status ? "/status" : ""}` : base;
 }
 
-export const sourceKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+export function gitRepositoryPath(namespace?: string, name?: string, status = false): string {
+  return sourcePath(
+    { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "gitrepositories" },
+    namespace,
+    name,
+    status,
+  );
+}
+
+/** `<Kind>/<namespace>/<name>`: sources of different kinds may share a name. */
+export const sourceKey = (kind: string, namespace: string, name: string): string =>
+  `${kind}/${namespace}/${name}`;
 
 /** The source a Kustomization names, with Flux's defaulting (no namespace: the Kustomization's own). */
-export function sourceRefOf(
-  ks: Pick<KustomizationObject, "metadata" | "spec">,
-): { kind: string; namespace: string; name: string } | undefined {
+export function sourceRefOf(ks: Pick<KustomizationObject, "metadata" | "spec">): SourceRef | undefined {
   const ref = (ks.spec as { sourceRef?: { kind?: unknown; name?: unknown; namespace?: unknown } } | undefined)
     ?.sourceRef;
   if (!ref || typeof ref.name !== "string" || typeof ref.kind !== "string") return undefined;
   const namespace =
     typeof ref.namespace === "string" && ref.namespace ? ref.namespace : ks.metadata.namespace;
   return { kind: ref.kind, name: ref.name, namespace: namespace ?? "" };
-}
-
-/**
- * The ref to check out, with source-controller's precedence (semver over
- * tag over branch) and its default (`master` when no ref is given).
- */
-export function gitRefOf(spec: GitRepositorySpec): GitRef | { unsupported: string } {
-  const ref = spec.ref;
-  if (ref?.commit) return { unsupported: "spec.ref.commit is not supported by the shipmate agent" };
-  if (ref?.name) return { unsupported: "spec.ref.name is not supported by the shipmate agent" };
-  if (ref?.semver) return { semver: ref.semver };
-  if (ref?.tag) return { tag: ref.tag };
-  return { branch: ref?.branch ?? "master" };
 }
 
 /** Why a source should be fetched now, or undefined when its last artifact still stands. */
@@ -87,51 +98,44 @@ export function sourceDue(i: {
   return undefined;
 }
 
-/**
- * An https URL carrying the basic-auth pair of a Flux git Secret
- * (`username`/`password`); other Secret kinds are refused with the reason.
- */
-export function urlWithSecret(url: string, data: Record<string, string>, secret: string): string {
-  const decode = (k: string) =>
-    data[k] === undefined ? undefined : Buffer.from(data[k], "base64").toString();
-  const password = decode("password");
-  if (password === undefined) {
-    const has = Object.keys(data).sort().join(", ") || "no keys";
-    throw new Error(
-      `secret ${secret} has ${has}; the shipmate agent reads "username" and "password" (basic auth over https)`,
-    );
-  }
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new Error(`secret ${secret}: basic auth needs an http(s) URL, got ${url}`);
-  }
-  if (u.protocol !== "https:" && u.protocol !== "http:")
-    throw new Error(`secret ${secret}: basic auth needs an http(s) URL, got ${u.protocol}//`);
-  registerSecret(password);
-  u.username = decode("username") || "git";
-  u.password = password;
-  return u.toString();
+/** A source object as listed: the spec is checked by its handler when used. */
+interface SourceObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec?: Record<string, unknown>;
+  status?: SourceStatus;
 }
 
-export type Resolution =
-  | { ok: true; artifact: Artifact }
-  | { ok: false; reason: string; message: string; stalled: boolean };
+/** The status fields every source-controller kind shares (source.toolkit.fluxcd.io/v1 `Artifact`). */
+export interface SourceStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  artifact?: {
+    revision: string;
+    digest?: string;
+    path?: string;
+    url?: string;
+    lastUpdateTime?: string;
+    metadata?: Record<string, string>;
+  } | null;
+  lastHandledReconcileAt?: string;
+  [k: string]: unknown;
+}
 
 interface Entry {
-  source: GitSource;
-  /** URL, ref and credentials the working copy was fetched with; a change starts a new GitSource. */
+  fetcher: SourceFetcher<unknown>;
+  /** What the fetcher was opened for (URL, ref, credentials' name); a change opens a new one. */
   signature: string;
   workdir: string;
   lastFetch: number | undefined;
   artifact: Artifact | undefined;
-  error: string | undefined;
+  error: { reason: string; message: string; stalled: boolean } | undefined;
 }
 
 export interface SourceManagerOptions {
   client: KubeClient;
-  /** Each source's working copy lives under `<workdir>/sources/<namespace>/<name>`. */
+  /** Each source's files live under `<workdir>/sources/<kind>/<namespace>/<name>`. */
   workdir: string;
   log: Logger;
   events: EventRecorder;
@@ -140,6 +144,8 @@ export interface SourceManagerOptions {
   root: { name: string; namespace: string };
   /** How soon a failed fetch is retried (capped by the source's interval). */
   retryMs?: number;
+  /** The kinds fetched; default every kind in ./sources/index.ts. */
+  handlers?: ReadonlyMap<string, SourceHandler<unknown>>;
 }
 
 type Outcome = { artifact: Artifact } | { reason: string; error: string };
@@ -147,7 +153,8 @@ type Outcome = { artifact: Artifact } | { reason: string; error: string };
 export class SourceManager {
   readonly rootKey: string;
   private readonly opts: SourceManagerOptions;
-  private objects = new Map<string, GitRepositoryObject>();
+  private readonly handlers: ReadonlyMap<string, SourceHandler<unknown>>;
+  private objects = new Map<string, SourceObject>();
   private readonly entries = new Map<string, Entry>();
   /** Sources already looked at in this pass: each is fetched at most once per pass. */
   private pass = new Map<string, Promise<Resolution>>();
@@ -155,38 +162,29 @@ export class SourceManager {
 
   constructor(opts: SourceManagerOptions) {
     this.opts = opts;
-    this.rootKey = sourceKey(opts.root.namespace, opts.root.name);
+    this.handlers = opts.handlers ?? SOURCE_HANDLERS;
+    this.rootKey = sourceKey("GitRepository", opts.root.namespace, opts.root.name);
   }
 
-  /** Starts a pass: GitRepository objects are listed afresh. */
+  /** Starts a pass: source objects are listed afresh. */
   async beginPass(force: boolean): Promise<void> {
     this.pass = new Map();
     this.force = force;
     await this.refresh();
   }
 
-  /** Lists GitRepository objects again (a Kustomization just applied may have added some). */
+  /** Lists source objects again (a Kustomization just applied may have added some). */
   async refresh(): Promise<void> {
-    const res = await this.opts.client.raw({ method: "GET", path: gitRepositoryPath() });
-    // Not served (CRD missing): no GitRepository can exist.
-    if (res.code === 404) {
-      this.objects = new Map();
-      return;
-    }
-    if (res.code < 200 || res.code > 299) throw apiError("list GitRepositories", res.code, res.body);
-    const list = KubeList.parse(res.body);
-    const objects = new Map<string, GitRepositoryObject>();
-    for (const item of list.items ?? []) {
-      const parsed = GitRepositoryObject.safeParse({
-        apiVersion: SOURCE_API_VERSION,
-        kind: "GitRepository",
-        ...item,
-      });
-      if (parsed.success)
-        objects.set(
-          sourceKey(parsed.data.metadata.namespace ?? "", parsed.data.metadata.name ?? ""),
-          parsed.data,
-        );
+    const objects = new Map<string, SourceObject>();
+    for (const handler of this.handlers.values()) {
+      const res = await this.opts.client.raw({ method: "GET", path: sourcePath(handler) });
+      // Not served (CRD missing): no object of that kind can exist.
+      if (res.code === 404) continue;
+      if (res.code < 200 || res.code > 299) throw apiError(`list ${handler.plural}`, res.code, res.body);
+      for (const item of KubeList.parse(res.body).items ?? []) {
+        const obj = { ...item, apiVersion: handler.apiVersion, kind: handler.kind } as SourceObject;
+        objects.set(sourceKey(handler.kind, obj.metadata.namespace ?? "", obj.metadata.name ?? ""), obj);
+      }
     }
     this.objects = objects;
     for (const [key, entry] of this.entries) {
@@ -206,8 +204,10 @@ export class SourceManager {
   /** Records a fetch of the fleet repository on its GitRepository object, when the cluster has one. */
   async recordRoot(outcome: { artifact: Artifact } | { error: string }): Promise<void> {
     const obj = this.objects.get(this.rootKey);
-    if (!obj) return;
+    const handler = this.handlers.get("GitRepository");
+    if (!obj || !handler) return;
     await this.writeStatus(
+      handler,
       obj,
       "artifact" in outcome ? outcome : { reason: "GitOperationFailed", ...outcome },
     );
@@ -220,75 +220,67 @@ export class SourceManager {
    */
   resolve(ks: Pick<KustomizationObject, "metadata" | "spec">): Promise<Resolution> | undefined {
     const ref = sourceRefOf(ks);
-    if (ref?.kind !== "GitRepository") return undefined;
-    const key = sourceKey(ref.namespace, ref.name);
-    if (key === this.rootKey) return undefined;
-    return this.resolveKey(key);
+    if (!ref || !this.handlers.has(ref.kind)) return undefined;
+    if (sourceKey(ref.kind, ref.namespace, ref.name) === this.rootKey) return undefined;
+    return this.resolveRef(ref);
   }
 
-  /** The `<namespace>/<name>` of the GitRepository a Kustomization reads, undefined without a sourceRef. */
-  keyOf(ks: Pick<KustomizationObject, "metadata" | "spec">): string | undefined {
-    const ref = sourceRefOf(ks);
-    return ref ? sourceKey(ref.namespace, ref.name) : undefined;
-  }
-
-  /** Fetches every other due GitRepository, so sources nothing reads yet still report their status. */
-  async reconcileRest(): Promise<void> {
-    await this.refresh();
-    for (const key of this.objects.keys()) {
-      if (key !== this.rootKey && !this.pass.has(key)) await this.resolveKey(key);
-    }
-  }
-
-  /** Restores a source's working copy (generated kustomization files are removed) before a render. */
-  async clean(artifact: Artifact): Promise<void> {
-    const entry = artifact.source ? this.entries.get(artifact.source) : undefined;
-    await entry?.source.clean();
-  }
-
-  private resolveKey(key: string): Promise<Resolution> {
+  /** The artifact of any source object, fetched when due (at most once per pass). */
+  resolveRef(ref: SourceRef): Promise<Resolution> {
+    const key = sourceKey(ref.kind, ref.namespace, ref.name);
     let p = this.pass.get(key);
     if (!p) {
-      p = this.reconcileSource(key);
+      p = this.reconcileSource(ref, key);
       this.pass.set(key, p);
     }
     return p;
   }
 
-  private async reconcileSource(key: string): Promise<Resolution> {
+  /** The `<Kind>/<namespace>/<name>` of the source a Kustomization reads, undefined without a sourceRef. */
+  keyOf(ks: Pick<KustomizationObject, "metadata" | "spec">): string | undefined {
+    const ref = sourceRefOf(ks);
+    return ref ? sourceKey(ref.kind, ref.namespace, ref.name) : undefined;
+  }
+
+  /** Fetches every other due source, so sources nothing reads yet still report their status. */
+  async reconcileRest(): Promise<void> {
+    await this.refresh();
+    for (const [key, obj] of this.objects) {
+      if (key === this.rootKey || this.pass.has(key)) continue;
+      await this.resolveRef({
+        kind: obj.kind,
+        namespace: obj.metadata.namespace ?? "",
+        name: obj.metadata.name ?? "",
+      });
+    }
+  }
+
+  /** Restores a source's files (generated kustomization files are removed) before a render. */
+  async clean(artifact: Artifact): Promise<void> {
+    const entry = artifact.source ? this.entries.get(artifact.source) : undefined;
+    await entry?.fetcher.clean();
+  }
+
+  private notReady(key: string, what: string, stalled = false): Resolution {
+    return { ok: false, reason: "ArtifactFailed", message: `Source '${key}'${what}`, stalled };
+  }
+
+  private async reconcileSource(ref: SourceRef, key: string): Promise<Resolution> {
+    const handler = this.handlers.get(ref.kind);
     const obj = this.objects.get(key);
-    if (!obj) {
-      return {
-        ok: false,
-        reason: "ArtifactFailed",
-        message: `Source 'GitRepository/${key}' not found`,
-        stalled: false,
-      };
+    if (!handler || !obj) return this.notReady(key, " not found");
+    const parsed = handler.parse(obj.spec ?? {});
+    if ("invalid" in parsed) {
+      await this.writeStatus(handler, obj, { reason: "InvalidSpec", error: parsed.invalid });
+      return this.notReady(key, `: ${parsed.invalid}`);
     }
-    const parsed = GitRepositorySpec.safeParse(obj.spec ?? {});
-    const ref = parsed.success ? gitRefOf(parsed.data) : undefined;
-    if (!parsed.success || !ref || "unsupported" in ref) {
-      const issue = parsed.success ? undefined : parsed.error.issues[0];
-      const message =
-        ref && "unsupported" in ref
-          ? ref.unsupported
-          : `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`;
-      await this.writeStatus(obj, { reason: "InvalidSpec", error: message });
-      return {
-        ok: false,
-        reason: "ArtifactFailed",
-        message: `Source 'GitRepository/${key}': ${message}`,
-        stalled: false,
-      };
-    }
-    const spec = parsed.data;
-    const [namespace = "", name = ""] = key.split("/");
-    const workdir = join(this.opts.workdir, "sources", namespace, name);
-    const signature = canonicalJson({ url: spec.url, ref, secret: spec.secretRef?.name ?? null });
+    const spec = parsed.spec;
+    const workdir = join(this.opts.workdir, "sources", ref.kind.toLowerCase(), ref.namespace, ref.name);
+    const signature = canonicalJson(handler.signature(spec));
     let entry = this.entries.get(key);
     if (!entry || entry.signature !== signature) {
       entry = {
-        source: new GitSource({ url: spec.url, branch: "", ref, workdir }),
+        fetcher: handler.open(workdir),
         signature,
         workdir,
         lastFetch: undefined,
@@ -297,72 +289,79 @@ export class SourceManager {
       };
       this.entries.set(key, entry);
     }
-    const requestedAt = obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    const interval = parseDuration(spec.interval);
+    const interval = handler.interval(spec);
     const why = sourceDue({
       now: Date.now(),
       lastFetch: entry.lastFetch,
       failed: entry.error !== undefined,
-      intervalMs: interval,
+      intervalMs: interval ? parseDuration(interval) : 0,
       retryMs: this.opts.retryMs ?? 30_000,
       generation: obj.metadata.generation,
       observedGeneration: obj.status?.observedGeneration,
-      requestedAt,
+      requestedAt: obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION],
       handledAt: obj.status?.lastHandledReconcileAt,
-      suspended: spec.suspend === true,
+      suspended: handler.suspended(spec),
       force: this.force,
     });
-    if (why) await this.fetch(key, obj, spec, entry, why);
+    if (why) await this.fetch(handler, key, obj, spec, entry, why);
     // A failed fetch keeps the last artifact in use, as source-controller keeps serving it.
     if (entry.artifact) return { ok: true, artifact: entry.artifact };
+    return this.notReady(
+      key,
+      ` is not ready: ${entry.error?.message ?? "not fetched yet"}`,
+      entry.error?.stalled,
+    );
+  }
+
+  private context(obj: SourceObject, entry: Entry): FetchContext {
+    const namespace = obj.metadata.namespace ?? "";
     return {
-      ok: false,
-      reason: "ArtifactFailed",
-      message: `Source 'GitRepository/${key}' is not ready: ${entry.error ?? "not fetched yet"}`,
-      stalled: false,
+      namespace,
+      name: obj.metadata.name ?? "",
+      object: obj,
+      previous: entry.artifact,
+      log: this.opts.log,
+      secret: (name) => this.secretData(namespace, name),
+      resolve: (ref) => this.resolveRef(ref),
     };
   }
 
   private async fetch(
+    handler: SourceHandler<unknown>,
     key: string,
-    obj: GitRepositoryObject,
-    spec: GitRepositorySpec,
+    obj: SourceObject,
+    spec: unknown,
     entry: Entry,
     why: string,
   ): Promise<void> {
     const before = entry.artifact?.revision;
-    let reason = "GitOperationFailed";
     try {
-      let url = spec.url;
-      if (spec.secretRef) {
-        reason = "AuthenticationFailed";
-        url = urlWithSecret(url, await this.secretData(obj, spec.secretRef.name), spec.secretRef.name);
-        reason = "GitOperationFailed";
-      }
-      if (url !== entry.source.url)
-        entry.source = new GitSource({ url, branch: "", ref: entry.source.ref, workdir: entry.workdir });
       this.opts.log.debug({ source: key, why }, "fetching");
-      entry.artifact = { ...(await entry.source.fetch()), source: key };
+      entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry))), source: key };
       entry.error = undefined;
       this.opts.metrics.fetches.inc({ result: "success" });
     } catch (err) {
-      entry.error = describeError(err);
+      entry.error =
+        err instanceof SourceError
+          ? { reason: err.reason, message: err.message, stalled: err.stalled }
+          : { reason: handler.failureReason, message: describeError(err), stalled: false };
       this.opts.metrics.fetches.inc({ result: "failure" });
-      this.opts.log.warn({ source: key }, entry.error);
+      this.opts.log.warn({ source: key }, entry.error.message);
     }
     entry.lastFetch = Date.now();
+    if (!handler.writesStatus) return;
     const involved = {
-      apiVersion: SOURCE_API_VERSION,
-      kind: "GitRepository",
+      apiVersion: handler.apiVersion,
+      kind: handler.kind,
       name: obj.metadata.name ?? "",
       namespace: obj.metadata.namespace ?? "",
       uid: obj.metadata.uid,
     };
     if (entry.error) {
-      await this.writeStatus(obj, { reason, error: entry.error });
-      await this.opts.events.emit(involved, "Warning", reason, entry.error);
+      await this.writeStatus(handler, obj, { reason: entry.error.reason, error: entry.error.message });
+      await this.opts.events.emit(involved, "Warning", entry.error.reason, entry.error.message);
     } else if (entry.artifact) {
-      await this.writeStatus(obj, { artifact: entry.artifact });
+      await this.writeStatus(handler, obj, { artifact: entry.artifact });
       if (entry.artifact.revision !== before)
         await this.opts.events.emit(
           involved,
@@ -373,8 +372,7 @@ export class SourceManager {
     }
   }
 
-  private async secretData(obj: GitRepositoryObject, name: string): Promise<Record<string, string>> {
-    const ns = obj.metadata.namespace ?? "";
+  private async secretData(ns: string, name: string): Promise<Record<string, string>> {
     const res = await this.opts.client.raw({
       method: "GET",
       path: `/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(name)}`,
@@ -385,42 +383,32 @@ export class SourceManager {
   }
 
   /** Writes status only when it changes, so a steady source costs no write. */
-  private async writeStatus(obj: GitRepositoryObject, outcome: Outcome): Promise<void> {
+  private async writeStatus(
+    handler: SourceHandler<unknown>,
+    obj: SourceObject,
+    outcome: Outcome,
+  ): Promise<void> {
     const now = new Date().toISOString();
-    const prev: GitRepositoryStatus = obj.status ?? {};
+    const prev: SourceStatus = obj.status ?? {};
     const generation = obj.metadata.generation;
     const g = generation === undefined ? {} : { observedGeneration: generation };
     const requestedAt = obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    const next: GitRepositoryStatus = {
+    const next: SourceStatus = {
       ...prev,
       ...g,
       ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
     };
     let conditions = prev.conditions ?? [];
     if ("artifact" in outcome) {
-      const { revision } = outcome.artifact;
-      const message = `stored artifact for revision '${revision}'`;
-      // path and url are required by Flux's own CRD schema; the agent keeps a checkout, not a tarball.
-      next.artifact =
-        prev.artifact?.revision === revision
-          ? prev.artifact
-          : {
-              path: `gitrepository/${obj.metadata.namespace}/${obj.metadata.name}/${outcome.artifact.commit}`,
-              url: `file://${outcome.artifact.dir}`,
-              revision,
-              lastUpdateTime: now,
-            };
+      next.artifact = statusArtifact(handler.kind, obj, outcome.artifact, prev.artifact, now);
+      const message = `stored artifact for revision '${outcome.artifact.revision}'`;
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "True", reason: "Succeeded", message, ...g },
-        now,
-      );
-      conditions = setCondition(
-        conditions,
-        { type: "ArtifactInStorage", status: "True", reason: "Succeeded", message, ...g },
-        now,
-      );
+      for (const type of ["Ready", "ArtifactInStorage"])
+        conditions = setCondition(
+          conditions,
+          { type, status: "True", reason: "Succeeded", message, ...g },
+          now,
+        );
     } else {
       conditions = setCondition(
         conditions,
@@ -432,7 +420,7 @@ export class SourceManager {
     if (canonicalJson(prev) === canonicalJson(next)) return;
     const res = await this.opts.client.raw({
       method: "PATCH",
-      path: gitRepositoryPath(obj.metadata.namespace, obj.metadata.name, true),
+      path: sourcePath(handler, obj.metadata.namespace, obj.metadata.name, true),
       body: { status: next },
       contentType: "application/merge-patch+json",
     });
@@ -440,16 +428,42 @@ export class SourceManager {
     if (res.code < 200 || res.code > 299) {
       // Status is a report: a refused write is logged, and never stops what depends on the source.
       const err = apiError(
-        `status of GitRepository ${obj.metadata.namespace}/${obj.metadata.name}`,
+        `status of ${handler.kind} ${obj.metadata.namespace}/${obj.metadata.name}`,
         res.code,
         res.body,
       );
       this.opts.log.warn(
-        { source: sourceKey(obj.metadata.namespace ?? "", obj.metadata.name ?? "") },
+        { source: sourceKey(handler.kind, obj.metadata.namespace ?? "", obj.metadata.name ?? "") },
         err.message,
       );
       return;
     }
     obj.status = next;
   }
+}
+
+/**
+ * Flux's `status.artifact` for a fetched artifact. `path` and `url` are
+ * required by Flux's CRD schemas; the agent keeps a directory, not a
+ * tarball, so `url` is that directory. An unchanged revision and digest
+ * keep the previous record (and its `lastUpdateTime`), so a steady source
+ * writes nothing.
+ */
+export function statusArtifact(
+  kind: string,
+  obj: { metadata: { namespace?: string; name?: string } },
+  artifact: Artifact,
+  prev: SourceStatus["artifact"],
+  now: string,
+): NonNullable<SourceStatus["artifact"]> {
+  if (prev && prev.revision === artifact.revision && prev.digest === artifact.digest) return prev;
+  const id = (artifact.digest ?? artifact.commit ?? artifact.revision).replace(/^[a-z0-9]+:/, "");
+  return {
+    path: `${kind.toLowerCase()}/${obj.metadata.namespace}/${obj.metadata.name}/${id}.tar.gz`,
+    url: `file://${artifact.dir}`,
+    revision: artifact.revision,
+    ...(artifact.digest ? { digest: artifact.digest } : {}),
+    lastUpdateTime: now,
+    ...(artifact.metadata && Object.keys(artifact.metadata).length ? { metadata: artifact.metadata } : {}),
+  };
 }

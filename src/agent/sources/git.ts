@@ -1,0 +1,116 @@
+/**
+ * GitRepository (source.toolkit.fluxcd.io/v1): a shallow fetch of a branch,
+ * a tag or the newest tag in a semver range (./../source.ts), with basic-auth
+ * credentials from a Flux git Secret.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { registerSecret } from "../../errors.ts";
+import { GitRepositorySpec, SOURCE_API_VERSION } from "../schema.ts";
+import { type Artifact, type GitRef, GitSource } from "../source.ts";
+import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+
+/**
+ * The ref to check out, with source-controller's precedence (semver over
+ * tag over branch) and its default (`master` when no ref is given).
+ */
+export function gitRefOf(spec: GitRepositorySpec): GitRef | { unsupported: string } {
+  const ref = spec.ref;
+  if (ref?.commit) return { unsupported: "spec.ref.commit is not supported by the shipmate agent" };
+  if (ref?.name) return { unsupported: "spec.ref.name is not supported by the shipmate agent" };
+  if (ref?.semver) return { semver: ref.semver };
+  if (ref?.tag) return { tag: ref.tag };
+  return { branch: ref?.branch ?? "master" };
+}
+
+/**
+ * An https URL carrying the basic-auth pair of a Flux git Secret
+ * (`username`/`password`); other Secret kinds are refused with the reason.
+ */
+export function urlWithSecret(url: string, data: Record<string, string>, secret: string): string {
+  const decode = (k: string) =>
+    data[k] === undefined ? undefined : Buffer.from(data[k], "base64").toString();
+  const password = decode("password");
+  if (password === undefined) {
+    const has = Object.keys(data).sort().join(", ") || "no keys";
+    throw new Error(
+      `secret ${secret} has ${has}; the shipmate agent reads "username" and "password" (basic auth over https)`,
+    );
+  }
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`secret ${secret}: basic auth needs an http(s) URL, got ${url}`);
+  }
+  if (u.protocol !== "https:" && u.protocol !== "http:")
+    throw new Error(`secret ${secret}: basic auth needs an http(s) URL, got ${u.protocol}//`);
+  registerSecret(password);
+  u.username = decode("username") || "git";
+  u.password = password;
+  return u.toString();
+}
+
+/**
+ * A digest of the checked-out tree: sha256 over `git ls-tree -r` (mode,
+ * object id and path of every file), so equal trees have equal digests
+ * whatever commit carries them, at the cost of one local git command.
+ */
+export function treeDigest(dir: string, commit: string): string {
+  const listing = execFileSync("git", ["ls-tree", "-r", "--full-tree", commit], {
+    cwd: dir,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return `sha256:${createHash("sha256").update(listing).digest("hex")}`;
+}
+
+class GitFetcher implements SourceFetcher<GitRepositorySpec> {
+  private readonly dir: string;
+  private source: GitSource | undefined;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async fetch(spec: GitRepositorySpec, ctx: FetchContext): Promise<Artifact> {
+    const ref = gitRefOf(spec);
+    if ("unsupported" in ref) throw new SourceError("InvalidSpec", ref.unsupported, { stalled: true });
+    let url = spec.url;
+    if (spec.secretRef) {
+      try {
+        url = urlWithSecret(url, await ctx.secret(spec.secretRef.name), spec.secretRef.name);
+      } catch (err) {
+        throw new SourceError("AuthenticationFailed", (err as Error).message, { cause: err });
+      }
+    }
+    if (url !== this.source?.url) this.source = new GitSource({ url, branch: "", ref, workdir: this.dir });
+    const artifact = await this.source.fetch();
+    return { ...artifact, digest: treeDigest(this.source.dir, artifact.commit ?? "HEAD") };
+  }
+
+  async clean(): Promise<void> {
+    await this.source?.clean();
+  }
+}
+
+export const gitRepositoryHandler: SourceHandler<GitRepositorySpec> = {
+  kind: "GitRepository",
+  apiVersion: SOURCE_API_VERSION,
+  plural: "gitrepositories",
+  failureReason: "GitOperationFailed",
+  writesStatus: true,
+  parse(spec) {
+    const parsed = GitRepositorySpec.safeParse(spec);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
+    }
+    const ref = gitRefOf(parsed.data);
+    if ("unsupported" in ref) return { invalid: ref.unsupported };
+    return { spec: parsed.data };
+  },
+  interval: (spec) => spec.interval,
+  suspended: (spec) => spec.suspend === true,
+  signature: (spec) => ({ url: spec.url, ref: gitRefOf(spec), secret: spec.secretRef?.name ?? null }),
+  open: (dir) => new GitFetcher(dir),
+};

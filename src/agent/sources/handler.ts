@@ -1,0 +1,93 @@
+/**
+ * The narrow interface every source kind implements (GitRepository,
+ * OCIRepository, Bucket, ExternalArtifact, HelmChart…): parse the spec,
+ * say when it is due, and fetch into a directory the agent owns, returning
+ * an artifact (revision + digest + files). The kind-agnostic SourceManager
+ * (../sources.ts) lists the objects, decides when to fetch, writes Flux's
+ * status (`artifact`, conditions) and events; a handler never talks to the
+ * API server except through its FetchContext.
+ */
+import type { Logger } from "pino";
+import type { Artifact } from "../source.ts";
+
+/** A failure with source-controller's reason (`GitOperationFailed`, `OCIArtifactPullFailed`…). */
+export class SourceError extends Error {
+  readonly reason: string;
+  /** Retrying will not help until the spec or the source content changes. */
+  readonly stalled: boolean;
+  constructor(reason: string, message: string, opts: { stalled?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = "SourceError";
+    this.reason = reason;
+    this.stalled = opts.stalled ?? false;
+  }
+}
+
+export interface SourceRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export type Resolution =
+  | { ok: true; artifact: Artifact }
+  | { ok: false; reason: string; message: string; stalled: boolean };
+
+export interface FetchContext {
+  namespace: string;
+  name: string;
+  /** The source object as the cluster holds it (labels, annotations, uid). */
+  object: SourceObjectLike;
+  /** `data` of a Secret in the source's namespace (values base64, as the API returns them). */
+  secret(name: string): Promise<Record<string, string>>;
+  /** Another source's artifact (an ArtifactGenerator's inputs), fetched when due. */
+  resolve(ref: SourceRef): Promise<Resolution>;
+  /** The artifact this source holds now, if any: a fetcher may stop early when nothing changed. */
+  previous: Artifact | undefined;
+  log: Logger;
+}
+
+export interface SourceObjectLike {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+}
+
+/** One object's fetch state: a git working copy, an extracted OCI layer, a bucket mirror. */
+export interface SourceFetcher<Spec> {
+  /** Fetches into the fetcher's directory; throws SourceError with Flux's reason. */
+  fetch(spec: Spec, ctx: FetchContext): Promise<Artifact>;
+  /** Restores the fetched tree (drops files a render wrote) before each render. */
+  clean(): Promise<void>;
+}
+
+export interface SourceHandler<Spec = unknown> {
+  readonly kind: string;
+  /** `source.toolkit.fluxcd.io/v1` */
+  readonly apiVersion: string;
+  /** The resource name in API paths (`gitrepositories`). */
+  readonly plural: string;
+  /** The reason a failed fetch is reported with when the error carries none. */
+  readonly failureReason: string;
+  /**
+   * Whether the manager writes this kind's status. False for kinds whose
+   * status another producer writes (ExternalArtifact: its ArtifactGenerator).
+   */
+  readonly writesStatus: boolean;
+  /** The spec checked through its schema; `invalid` names the first problem (InvalidSpec). */
+  parse(spec: Record<string, unknown>): { spec: Spec } | { invalid: string };
+  /** The spec's `interval`, a Go duration; undefined: fetched on every pass that needs it. */
+  interval(spec: Spec): string | undefined;
+  suspended(spec: Spec): boolean;
+  /** What the fetch state depends on (URL, ref, credentials' name…): a change starts a new fetcher. */
+  signature(spec: Spec): unknown;
+  open(dir: string): SourceFetcher<Spec>;
+}
