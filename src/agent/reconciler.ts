@@ -3,12 +3,15 @@
  * apply (validated first), prune what left git, wait for health when asked,
  * and record the outcome in its status, as Events and as metrics.
  */
+
 import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
+import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
+import { refusedFields, unsupportedMessage } from "./fields/support.ts";
 import { assessHealth } from "./health.ts";
 import {
   conditionsFor,
@@ -253,11 +256,14 @@ export class Reconciler {
         { stalled: true },
       );
     }
-    if (spec.postBuild || spec.decryption) {
+    const refused = refusedFields(ks.spec, KUSTOMIZATION_FIELDS);
+    if (refused.length > 0) {
       return await fail(
         "UnsupportedField",
-        "spec.postBuild and spec.decryption are not supported by the shipmate agent",
-        { stalled: true },
+        unsupportedMessage("Kustomization", refused, KUSTOMIZATION_FIELDS),
+        {
+          stalled: true,
+        },
       );
     }
 

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
+import { refusedFields, unsupportedMessage } from "./fields/support.ts";
 import { parseDuration, removeCondition, setCondition } from "./kustomization.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
@@ -148,7 +149,7 @@ export interface SourceManagerOptions {
   handlers?: ReadonlyMap<string, SourceHandler<unknown>>;
 }
 
-type Outcome = { artifact: Artifact } | { reason: string; error: string };
+type Outcome = { artifact: Artifact } | { reason: string; error: string; stalled?: boolean };
 
 export class SourceManager {
   readonly rootKey: string;
@@ -269,10 +270,16 @@ export class SourceManager {
     const handler = this.handlers.get(ref.kind);
     const obj = this.objects.get(key);
     if (!handler || !obj) return this.notReady(key, " not found");
+    const refused = refusedFields(obj.spec, handler.fields);
+    if (refused.length > 0) {
+      const error = unsupportedMessage(handler.kind, refused, handler.fields);
+      await this.writeStatus(handler, obj, { reason: "UnsupportedField", error, stalled: true });
+      return this.notReady(key, `: ${error}`, true);
+    }
     const parsed = handler.parse(obj.spec ?? {});
     if ("invalid" in parsed) {
-      await this.writeStatus(handler, obj, { reason: "InvalidSpec", error: parsed.invalid });
-      return this.notReady(key, `: ${parsed.invalid}`);
+      await this.writeStatus(handler, obj, { reason: "InvalidSpec", error: parsed.invalid, stalled: true });
+      return this.notReady(key, `: ${parsed.invalid}`, true);
     }
     const spec = parsed.spec;
     const workdir = join(this.opts.workdir, "sources", ref.kind.toLowerCase(), ref.namespace, ref.name);
@@ -410,11 +417,12 @@ export class SourceManager {
           now,
         );
     } else {
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "False", reason: outcome.reason, message: outcome.error, ...g },
-        now,
-      );
+      conditions = removeCondition(conditions, "Reconciling");
+      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.error, ...g };
+      conditions = setCondition(conditions, { type: "Ready", ...failed }, now);
+      conditions = outcome.stalled
+        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, now)
+        : removeCondition(conditions, "Stalled");
     }
     next.conditions = conditions;
     if (canonicalJson(prev) === canonicalJson(next)) return;

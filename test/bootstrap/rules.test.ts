@@ -129,11 +129,6 @@ describe("git refs", () => {
     ["tag wins over branch", { tag: "v1.0.0", branch: "dev" }, { tag: "v1.0.0" }],
     ["branch", { branch: "dev" }, { branch: "dev" }],
     ["no ref means master, as in Flux", undefined, { branch: "master" }],
-    [
-      "ref.commit is reported",
-      { commit: "abc" },
-      { unsupported: "spec.ref.commit is not supported by the shipmate agent" },
-    ],
   ])("precedence: %s", (_rule, ref, expected) => {
     expect(gitRefOf({ url: "x", interval: "1m", ...(ref ? { ref } : {}) })).toEqual(expected);
   });

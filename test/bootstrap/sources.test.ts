@@ -69,10 +69,16 @@ const cm = (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${
 const gitRepoPath = (name: string) =>
   `/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/gitrepositories/${name}`;
 
-async function sourceStatus(name: string): Promise<{ obj: ApiJson | undefined; ready: ApiJson | undefined }> {
+async function sourceStatus(
+  name: string,
+): Promise<{ obj: ApiJson | undefined; ready: ApiJson | undefined; stalled: ApiJson | undefined }> {
   const obj = await getObject(client, gitRepoPath(name));
-  const ready = (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === "Ready");
-  return { obj, ready };
+  const conditions: { type: string }[] = obj?.status?.conditions ?? [];
+  return {
+    obj,
+    ready: conditions.find((c) => c.type === "Ready"),
+    stalled: conditions.find((c) => c.type === "Stalled"),
+  };
 }
 
 /** An application repository with its own kustomize folder, like podinfo's. */
@@ -312,8 +318,9 @@ describe("bad sources", () => {
     });
     expect((await sourceStatus("s-norange-b")).ready).toMatchObject({
       status: "False",
-      reason: "InvalidSpec",
-      message: "spec.ref.commit is not supported by the shipmate agent",
+      reason: "UnsupportedField",
+      message: expect.stringMatching(/^GitRepository field not supported by the shipmate agent, refused rather than ignored: spec\.ref\.commit \(/),
     });
+    expect((await sourceStatus("s-norange-b")).stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });
   }, 60_000);
 });

@@ -6,18 +6,41 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { registerSecret } from "../../errors.ts";
+import type { FieldTable } from "../fields/support.ts";
 import { GitRepositorySpec, SOURCE_API_VERSION } from "../schema.ts";
 import { type Artifact, type GitRef, GitSource } from "../source.ts";
 import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+
+/** source.toolkit.fluxcd.io/v1 GitRepository spec fields, honoured or refused. */
+export const GIT_REPOSITORY_FIELDS: FieldTable = {
+  url: "honoured",
+  interval: "honoured",
+  timeout: "honoured",
+  suspend: "honoured",
+  ref: "honoured",
+  "ref.branch": "honoured",
+  "ref.tag": "honoured",
+  "ref.semver": "honoured",
+  "ref.name": { refused: "checking out a named reference is not implemented" },
+  "ref.commit": { refused: "checking out a pinned commit is not implemented" },
+  secretRef: "honoured",
+  "secretRef.name": "honoured",
+  provider: { refused: "only generic (Secret) authentication is implemented", accepts: ["generic"] },
+  proxySecretRef: { refused: "git over a proxy is not implemented" },
+  serviceAccountName: { refused: "workload-identity authentication is not implemented" },
+  ignore: { refused: "artifact exclusion rules are not applied" },
+  include: { refused: "including other GitRepositories is not implemented" },
+  recurseSubmodules: { refused: "submodules are not fetched" },
+  sparseCheckout: { refused: "sparse checkouts are not implemented" },
+  verify: { refused: "commit signature verification is not implemented" },
+};
 
 /**
  * The ref to check out, with source-controller's precedence (semver over
  * tag over branch) and its default (`master` when no ref is given).
  */
-export function gitRefOf(spec: GitRepositorySpec): GitRef | { unsupported: string } {
+export function gitRefOf(spec: GitRepositorySpec): GitRef {
   const ref = spec.ref;
-  if (ref?.commit) return { unsupported: "spec.ref.commit is not supported by the shipmate agent" };
-  if (ref?.name) return { unsupported: "spec.ref.name is not supported by the shipmate agent" };
   if (ref?.semver) return { semver: ref.semver };
   if (ref?.tag) return { tag: ref.tag };
   return { branch: ref?.branch ?? "master" };
@@ -74,7 +97,6 @@ class GitFetcher implements SourceFetcher<GitRepositorySpec> {
 
   async fetch(spec: GitRepositorySpec, ctx: FetchContext): Promise<Artifact> {
     const ref = gitRefOf(spec);
-    if ("unsupported" in ref) throw new SourceError("InvalidSpec", ref.unsupported, { stalled: true });
     let url = spec.url;
     if (spec.secretRef) {
       try {
@@ -99,14 +121,13 @@ export const gitRepositoryHandler: SourceHandler<GitRepositorySpec> = {
   plural: "gitrepositories",
   failureReason: "GitOperationFailed",
   writesStatus: true,
+  fields: GIT_REPOSITORY_FIELDS,
   parse(spec) {
     const parsed = GitRepositorySpec.safeParse(spec);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
     }
-    const ref = gitRefOf(parsed.data);
-    if ("unsupported" in ref) return { invalid: ref.unsupported };
     return { spec: parsed.data };
   },
   interval: (spec) => spec.interval,

@@ -8,6 +8,7 @@
  * API server except through its FetchContext.
  */
 import type { Logger } from "pino";
+import type { FieldTable } from "../fields/support.ts";
 import type { Artifact } from "../source.ts";
 
 /** A failure with source-controller's reason (`GitOperationFailed`, `OCIArtifactPullFailed`…). */
@@ -82,6 +83,8 @@ export interface SourceHandler<Spec = unknown> {
    * status another producer writes (ExternalArtifact: its ArtifactGenerator).
    */
   readonly writesStatus: boolean;
+  /** Every spec field of Flux's served versions, honoured or refused (../fields/support.ts). */
+  readonly fields: FieldTable;
   /** The spec checked through its schema; `invalid` names the first problem (InvalidSpec). */
   parse(spec: Record<string, unknown>): { spec: Spec } | { invalid: string };
   /** The spec's `interval`, a Go duration; undefined: fetched on every pass that needs it. */

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { KUSTOMIZATION_FIELDS } from "../../src/agent/fields/kustomization.ts";
+import { type FieldTable, refusedFields, unsupportedMessage } from "../../src/agent/fields/support.ts";
+import { GIT_REPOSITORY_FIELDS } from "../../src/agent/sources/git.ts";
+
+const table: FieldTable = {
+  interval: "honoured",
+  values: "honoured",
+  dependsOn: "honoured",
+  "dependsOn.name": "honoured",
+  "dependsOn.readyExpr": { refused: "not evaluated" },
+  postBuild: { refused: "not performed" },
+  deletionPolicy: { refused: "only MirrorPrune", accepts: ["MirrorPrune"] },
+};
+
+describe("fail closed: a field is honoured or refused, never ignored", () => {
+  it.each([
+    ["an honoured leaf", { interval: "1m" }, []],
+    [
+      "an honoured field without children in the table takes its whole subtree",
+      { values: { a: { b: [1] } } },
+      [],
+    ],
+    [
+      "a refused field is named by its path",
+      { interval: "1m", postBuild: { substitute: { a: "b" } } },
+      ["spec.postBuild"],
+    ],
+    [
+      "a field no table entry knows (a newer Flux's) is refused",
+      { interval: "1m", shinyNew: true },
+      ["spec.shinyNew"],
+    ],
+    [
+      "array items are walked through",
+      { dependsOn: [{ name: "a" }, { name: "b", readyExpr: "x" }] },
+      ["spec.dependsOn.readyExpr"],
+    ],
+    [
+      "an unknown child of an honoured parent with children is refused",
+      { dependsOn: [{ name: "a", extra: 1 }] },
+      ["spec.dependsOn.extra"],
+    ],
+    ["Go zero values mean the same as absent", { postBuild: {}, deletionPolicy: "", shinyNew: false }, []],
+    ["a refused field's accepted value (Flux's default) passes", { deletionPolicy: "MirrorPrune" }, []],
+    ["any other value of it is refused", { deletionPolicy: "Orphan" }, ["spec.deletionPolicy"]],
+    [
+      "each field is named once, in spec order",
+      { postBuild: { a: 1 }, dependsOn: [{ readyExpr: "a" }, { readyExpr: "b" }] },
+      ["spec.postBuild", "spec.dependsOn.readyExpr"],
+    ],
+  ])("%s", (_rule, spec, expected) => {
+    expect(refusedFields(spec, table)).toEqual(expected);
+  });
+
+  it("the message names every field and why, in one line", () => {
+    const msg = unsupportedMessage("Kustomization", ["spec.postBuild", "spec.shinyNew"], table);
+    expect(msg).toBe(
+      "Kustomization fields not supported by the shipmate agent, refused rather than ignored: spec.postBuild (not performed); spec.shinyNew (not a field this agent knows)",
+    );
+    expect(msg).not.toContain("\n");
+  });
+
+  it.each([
+    ["serviceAccountName", { serviceAccountName: "tenant" }],
+    ["kubeConfig", { kubeConfig: { secretRef: { name: "spoke" } } }],
+    ["healthCheckExprs", { healthCheckExprs: [{ apiVersion: "v1", kind: "X", current: "true" }] }],
+    ["ignoreMissingComponents", { ignoreMissingComponents: true }],
+    ["deletionPolicy", { deletionPolicy: "Orphan" }],
+  ])("Kustomization: the safety field %s is refused until the agent honours it", (field, extra) => {
+    const spec = {
+      interval: "1m",
+      prune: true,
+      path: "./",
+      sourceRef: { kind: "GitRepository", name: "x" },
+      ...extra,
+    };
+    expect(refusedFields(spec, KUSTOMIZATION_FIELDS)).toEqual([`spec.${field}`]);
+  });
+
+  it.each([
+    ["ref.commit", { ref: { commit: "abc" } }, ["spec.ref.commit"]],
+    ["ref.name", { ref: { name: "refs/pull/1/head" } }, ["spec.ref.name"]],
+    ["provider generic is what the agent does", { provider: "generic" }, []],
+    ["provider azure is refused", { provider: "azure" }, ["spec.provider"]],
+  ])("GitRepository: %s", (_rule, extra, expected) => {
+    expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, GIT_REPOSITORY_FIELDS)).toEqual(
+      expected,
+    );
+  });
+});
