@@ -28,7 +28,7 @@ import { LeaderElector, sleep } from "./leader.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
-import { parseManifests, Renderer } from "./render.ts";
+import { findKustomize, parseManifests, Renderer } from "./render.ts";
 import {
   KUSTOMIZATION_API_VERSION,
   KUSTOMIZATION_GROUP,
@@ -38,6 +38,8 @@ import {
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
 import { SourceManager } from "./sources.ts";
+import { TargetResolver } from "./targets.ts";
+import { crossNamespaceRef } from "./tenancy.ts";
 
 export interface AgentOptions {
   repo: string;
@@ -63,6 +65,14 @@ export interface AgentOptions {
   installCrds?: boolean;
   /** How long an unreachable API server is retried before a request fails. */
   apiRetryMs?: number;
+  /** How long an unreachable remote cluster (`spec.kubeConfig`) is retried before a request fails. */
+  remoteApiRetryMs?: number;
+  /** Flux's `--default-service-account`: Kustomizations without `serviceAccountName` impersonate this one. */
+  defaultServiceAccount?: string;
+  /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
+  noCrossNamespaceRefs?: boolean;
+  /** Flux's `--no-remote-bases`: a kustomization that would fetch from the network is refused. */
+  noRemoteBases?: boolean;
 }
 
 export interface KustomizationReport {
@@ -96,6 +106,7 @@ export class Agent {
   private readonly discovery: Discovery;
   private readonly applier: Applier;
   private readonly renderer: Renderer;
+  private readonly targets: TargetResolver;
   private readonly events: EventRecorder;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
   private lastFetch = 0;
@@ -119,6 +130,10 @@ export class Agent {
       healthPollMs: 2_000,
       installCrds: true,
       apiRetryMs: 60_000,
+      remoteApiRetryMs: 10_000,
+      defaultServiceAccount: "",
+      noCrossNamespaceRefs: false,
+      noRemoteBases: false,
       ...options,
     };
     this.log = log;
@@ -128,7 +143,16 @@ export class Agent {
     this.source = new GitSource({ url: options.repo, branch: options.branch, workdir: this.opts.workdir });
     this.discovery = new Discovery(this.client);
     this.applier = new Applier(this.client, this.discovery, { forceConflicts: this.opts.forceConflicts });
-    this.renderer = new Renderer();
+    this.renderer = new Renderer(findKustomize(), { noRemoteBases: this.opts.noRemoteBases });
+    this.targets = new TargetResolver({
+      client: this.client,
+      discovery: this.discovery,
+      applier: this.applier,
+      applyOptions: { forceConflicts: this.opts.forceConflicts },
+      defaultServiceAccount: this.opts.defaultServiceAccount,
+      root: { name: this.opts.name, namespace: this.opts.namespace },
+      remoteRetryMs: this.opts.remoteApiRetryMs,
+    });
     this.events = new EventRecorder(this.client, this.identity);
     this.sources = new SourceManager({
       client: this.client,
@@ -272,8 +296,7 @@ export class Agent {
   private reconcilerFor(signal: AbortSignal, artifact?: Artifact): Reconciler {
     return new Reconciler({
       client: this.client,
-      discovery: this.discovery,
-      applier: this.applier,
+      targets: this.targets,
       renderer: this.renderer,
       events: this.events,
       metrics: this.metrics,
@@ -394,6 +417,8 @@ export class Agent {
       // Kustomization objects applied by this batch are the next level down.
       const next = new Set<string>();
       for (const ks of batch) {
+        // What a Kustomization applied to a remote cluster is that cluster's business, not this agent's.
+        if (ks.spec?.kubeConfig) continue;
         for (const e of ks.status?.inventory?.entries ?? []) {
           const ref = parseInventoryId(e.id, e.v);
           if (ref?.kind === "Kustomization" && ref.group === KUSTOMIZATION_GROUP) {
@@ -492,6 +517,16 @@ export class Agent {
               `path ${item.spec?.path} is the agent's root path; run the agent with --name ${item.name} --namespace ${item.namespace} to make this Kustomization the root`,
               true,
             );
+            reports.push(this.report(ks));
+            return;
+          }
+          const denied = this.opts.noCrossNamespaceRefs
+            ? crossNamespaceRef(ks.spec, item.namespace)
+            : undefined;
+          if (denied) {
+            // As Flux: the reference is refused before the source is looked at, and retrying will not help.
+            await reconciler.markFailed(ks, "AccessDenied", denied, true);
+            this.lastRun.set(key, { at: Date.now(), failed: true });
             reports.push(this.report(ks));
             return;
           }
@@ -610,6 +645,7 @@ export class Agent {
   }
 
   close(): void {
+    this.targets.close();
     this.client.close();
   }
 

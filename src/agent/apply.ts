@@ -339,11 +339,13 @@ export class Applier {
       );
       if (why) errors.push(`${describeRef(item.ref)}: ${why}`);
     }
-    if (listFailed.has("v1/Namespace")) errors.push(`Namespaces: ${listFailed.get("v1/Namespace")}`);
     if (errors.length) return { pending: [], deferred: [] };
-    const existingNamespaces = new Set(
-      [...live.entries()].filter(([id]) => id.endsWith("__Namespace")).map(([, m]) => m.name ?? ""),
-    );
+    const existingNamespaces = listFailed.has("v1/Namespace")
+      ? await this.namespacesOneByOne(resolved, nsInfo, errors)
+      : new Set(
+          [...live.entries()].filter(([id]) => id.endsWith("__Namespace")).map(([, m]) => m.name ?? ""),
+        );
+    if (errors.length) return { pending: [], deferred: [] };
 
     const toValidate: Item[] = [];
     for (const item of resolved) {
@@ -387,6 +389,27 @@ export class Applier {
     for (const item of toValidate)
       if ((item.dryRun || item.needsRecreate) && !item.action) pending.push(item);
     return { pending, deferred };
+  }
+
+  /**
+   * Which of the items' namespaces exist, asked one by one: an impersonated
+   * tenant may not list namespaces cluster-wide, yet may read its own. A
+   * namespace it may not read either counts as existing, so its objects are
+   * validated now and their own answer (forbidden) names them.
+   */
+  private async namespacesOneByOne(
+    items: Item[],
+    nsInfo: ResourceInfo,
+    errors: string[],
+  ): Promise<Set<string>> {
+    const names = [...new Set(items.map((i) => (i.info?.namespaced ? i.ref.namespace : "")).filter(Boolean))];
+    const existing = new Set<string>();
+    await pool(names, this.opts.concurrency, async (name) => {
+      const res = await this.client.raw({ method: "GET", path: resourcePath(nsInfo, undefined, name) });
+      if (res.code === 200 || res.code === 403) existing.add(name);
+      else if (res.code !== 404) errors.push(apiError(`Namespace/${name}`, res.code, res.body).message);
+    });
+    return existing;
   }
 
   private async write(items: Item[], errors: string[], signal?: AbortSignal): Promise<number> {

@@ -75,23 +75,62 @@ export interface ClientOptions {
   /** How long transport failures (API server restarting) are retried before a request fails. */
   retryForMs?: number;
   requestTimeoutMs?: number;
+  /** Request counts shared with other clients (a remote cluster's requests count in the agent's figures). */
+  counts?: RequestCounts;
+}
+
+/**
+ * Who requests are sent as (Kubernetes user impersonation). For a service
+ * account only the user is sent, as client-go does for Flux: the API server
+ * then adds the account's groups (`system:serviceaccounts`,
+ * `system:serviceaccounts:<namespace>`) itself, and the impersonator needs
+ * `impersonate` on `serviceaccounts` only, not on `groups`.
+ */
+export interface Identity {
+  user: string;
+  groups?: readonly string[];
+}
+
+/** What a client and the clients derived from it with `as()` share: one connection pool. */
+interface Connection {
+  agent: HttpAgent | undefined;
+  lastContact: number;
 }
 
 export class KubeClient {
   readonly kc: KubeConfig;
   readonly server: URL;
-  readonly counts: RequestCounts = { reads: 0, writes: 0, dryRuns: 0, byVerb: {} };
-  /** When the last request got any answer from the API server (for /readyz). */
-  lastContact = 0;
-  private agent: HttpAgent | undefined;
-  private readonly opts: Required<ClientOptions>;
+  readonly counts: RequestCounts;
+  /** The identity requests impersonate; undefined: the kubeconfig's own. */
+  readonly identity: Identity | undefined;
+  private conn: Connection = { agent: undefined, lastContact: 0 };
+  private readonly opts: Required<Omit<ClientOptions, "counts">>;
 
-  constructor(kc: KubeConfig, opts: ClientOptions = {}) {
+  constructor(kc: KubeConfig, opts: ClientOptions = {}, identity?: Identity) {
     this.kc = kc;
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new ClusterError("kubeconfig has no current cluster");
     this.server = new URL(cluster.server);
-    this.opts = { maxSockets: 16, retryForMs: 60_000, requestTimeoutMs: 60_000, ...opts };
+    const { counts, ...rest } = opts;
+    this.counts = counts ?? { reads: 0, writes: 0, dryRuns: 0, byVerb: {} };
+    this.opts = { maxSockets: 16, retryForMs: 60_000, requestTimeoutMs: 60_000, ...rest };
+    this.identity = identity;
+  }
+
+  /**
+   * A client sending the same requests as `identity`: same API server,
+   * credentials, connection pool and request counts. The credentials' owner
+   * needs the `impersonate` verb on that identity.
+   */
+  as(identity: Identity): KubeClient {
+    const other = new KubeClient(this.kc, { ...this.opts, counts: this.counts }, identity);
+    other.conn = this.conn;
+    return other;
+  }
+
+  /** When the last request got any answer from the API server (for /readyz). */
+  get lastContact(): number {
+    return this.conn.lastContact;
   }
 
   /** The namespace of the current context (or the pod's), "default" when none is set. */
@@ -104,9 +143,9 @@ export class KubeClient {
     const opts: RequestOptions = {};
     // client-node fills in CA, client certificate and the (possibly refreshed) bearer token.
     await this.kc.applyToHTTPSOptions(opts);
-    if (!this.agent) {
+    if (!this.conn.agent) {
       const agentOpts = { keepAlive: true, maxSockets: this.opts.maxSockets };
-      this.agent =
+      this.conn.agent =
         this.server.protocol === "https:"
           ? new HttpsAgent({
               ...agentOpts,
@@ -118,13 +157,13 @@ export class KubeClient {
             })
           : new HttpAgent(agentOpts);
     }
-    return { headers: opts.headers ?? {}, auth: opts.auth, agent: this.agent };
+    return { headers: opts.headers ?? {}, auth: opts.auth, agent: this.conn.agent };
   }
 
-  /** Closes idle connections so a one-shot process can exit. */
+  /** Closes idle connections so a one-shot process can exit (for every client sharing them). */
   close(): void {
-    this.agent?.destroy();
-    this.agent = undefined;
+    this.conn.agent?.destroy();
+    this.conn.agent = undefined;
   }
 
   private count(spec: RequestSpec): void {
@@ -180,6 +219,12 @@ export class KubeClient {
       ...(base.headers as Record<string, string>),
       accept: spec.accept ?? "application/json",
     };
+    if (this.identity) {
+      // Replaces any impersonation the kubeconfig itself asks for: the API server takes one identity.
+      for (const k of Object.keys(headers)) if (/^impersonate-/i.test(k)) delete headers[k];
+      headers["impersonate-user"] = this.identity.user;
+      if (this.identity.groups?.length) headers["impersonate-group"] = [...this.identity.groups];
+    }
     if (payload) {
       headers["content-type"] = spec.contentType ?? "application/json";
       headers["content-length"] = payload.length;
@@ -201,7 +246,7 @@ export class KubeClient {
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("error", reject);
           res.on("end", () => {
-            this.lastContact = Date.now();
+            this.conn.lastContact = Date.now();
             const text = Buffer.concat(chunks).toString("utf8");
             let body: unknown = text;
             if ((res.headers["content-type"] ?? "").includes("json") && text) {

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
 import { apiError, type KubeClient } from "./client.ts";
-import { type Discovery, resourcePath } from "./discovery.ts";
+import { resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
 import { refusedFields, unsupportedMessage } from "./fields/support.ts";
@@ -44,6 +44,7 @@ import {
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
 import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
+import { type Target, TargetError } from "./targets.ts";
 
 /** Kinds that have no status to wait for; `wait` does not poll them. */
 const STATUSLESS = new Set([
@@ -71,9 +72,13 @@ const STATUSLESS = new Set([
 ]);
 
 export interface ReconcileContext {
+  /** The agent's own client: status of Kustomizations. Objects go through `targets`. */
   client: KubeClient;
-  discovery: Discovery;
-  applier: Applier;
+  /**
+   * Where and as whom each Kustomization's objects are applied, pruned and
+   * health-checked (./targets.ts: impersonation, remote clusters).
+   */
+  targets: { resolve(ks: KustomizationObject): Promise<Target> };
   renderer: Renderer;
   events: EventRecorder;
   metrics: AgentMetrics;
@@ -282,6 +287,13 @@ export class Reconciler {
       }
     }
 
+    let target: Target;
+    try {
+      target = await this.ctx.targets.resolve(ks);
+    } catch (err) {
+      return await fail("ReconciliationFailed", `${describeError(err)}; nothing applied`);
+    }
+
     let objects: KubeObject[];
     try {
       objects = await this.ctx.renderer.render(
@@ -303,7 +315,7 @@ export class Reconciler {
 
     let result: Awaited<ReturnType<Applier["apply"]>>;
     try {
-      result = await this.ctx.applier.apply({
+      result = await target.applier.apply({
         objects,
         previous,
         owner: { name, namespace: ns },
@@ -336,7 +348,7 @@ export class Reconciler {
     let changes = result.changes;
     let inventory = result.inventory;
     if (spec.prune && stale.length) {
-      const pruned = await this.ctx.applier.prune(
+      const pruned = await target.applier.prune(
         stale,
         { name, namespace: ns },
         (ref, live) => this.finalizeChild(ref, live, artifact),
@@ -376,7 +388,7 @@ export class Reconciler {
         ),
       };
       await this.writeStatus(ks, status);
-      const unhealthy = await this.waitHealthy(checks, timeoutMs);
+      const unhealthy = await this.waitHealthy(target, checks, timeoutMs);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
         return {
@@ -433,19 +445,23 @@ export class Reconciler {
   }
 
   /** Polls until every target is Current; returns why not when one Failed or the timeout passed. */
-  private async waitHealthy(targets: ObjectRef[], timeoutMs: number): Promise<string | undefined> {
+  private async waitHealthy(
+    target: Target,
+    targets: ObjectRef[],
+    timeoutMs: number,
+  ): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
     const poll = this.ctx.healthPollMs ?? 2000;
     for (;;) {
       const pending: string[] = [];
       for (const ref of targets) {
         const apiVersion = ref.group ? `${ref.group}/${ref.version}` : ref.version;
-        const info = await this.ctx.discovery.find(apiVersion, ref.kind);
+        const info = await target.discovery.find(apiVersion, ref.kind);
         if (!info) {
           pending.push(`${describeRef(ref)}: kind not served`);
           continue;
         }
-        const res = await this.ctx.client.raw({
+        const res = await target.client.raw({
           method: "GET",
           path: resourcePath(info, ref.namespace, ref.name),
         });
@@ -484,7 +500,20 @@ export class Reconciler {
       .map((e) => parseInventoryId(e.id, e.v))
       .filter((r): r is ObjectRef => r !== undefined);
     const owner = { name: ref.name, namespace: ref.namespace };
-    const res = await this.ctx.applier.prune(
+    // Its objects are deleted where, and as whom, it applied them.
+    let applier: Applier;
+    try {
+      applier = (await this.ctx.targets.resolve(child)).applier;
+    } catch (err) {
+      if (!(err instanceof TargetError && err.missingServiceAccount)) throw err;
+      // As Flux's finalizer: without the account nothing may be deleted in its name; the objects stay.
+      this.ctx.log.error(
+        { kustomization: `${ref.namespace}/${ref.name}` },
+        `garbage collection skipped, ${entries.length} object(s) left in place: ${err.message}`,
+      );
+      return;
+    }
+    const res = await applier.prune(
       refs,
       owner,
       (r, l) => this.finalizeChild(r, l, artifact),

@@ -15,6 +15,7 @@ import { delimiter, isAbsolute, join, normalize, relative, sep } from "node:path
 import { parseAllDocuments, stringify } from "yaml";
 import { ConfigError } from "../errors.ts";
 import { KubeObject, type KustomizationSpec } from "./schema.ts";
+import { remoteBases, remoteBasesMessage } from "./tenancy.ts";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -162,12 +163,19 @@ export interface RenderRequest {
   spec: OverlaySpec & { path?: string };
 }
 
+export interface RendererOptions {
+  /** Flux's `--no-remote-bases`: refuse a build that would fetch anything from the network. */
+  noRemoteBases?: boolean;
+}
+
 export class Renderer {
   private readonly kustomize: Kustomize;
+  private readonly opts: RendererOptions;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(kustomize: Kustomize = findKustomize()) {
+  constructor(kustomize: Kustomize = findKustomize(), opts: RendererOptions = {}) {
     this.kustomize = kustomize;
+    this.opts = opts;
   }
 
   /**
@@ -192,6 +200,11 @@ export class Renderer {
           join(buildDir, "kustomization.yaml"),
           stringify(overlayDocument(relative(buildDir, dir), req.spec)),
         );
+      }
+      if (this.opts.noRemoteBases) {
+        // Checked before kustomize runs: kustomize itself would already have fetched them.
+        const found = remoteBases(buildDir, req.root);
+        if (found.length) throw new ConfigError(remoteBasesMessage(found, `path "${req.spec.path ?? "./"}"`));
       }
       const text = await run(this.kustomize, buildDir);
       return parseManifests(text, `${req.namespace}/${req.name}`);

@@ -174,6 +174,13 @@ export const KustomizationSpec = z.looseObject({
     .optional(),
   postBuild: z.unknown().optional(),
   decryption: z.unknown().optional(),
+  serviceAccountName: z.string().optional(),
+  kubeConfig: z
+    .looseObject({
+      secretRef: z.looseObject({ name: z.string().min(1), key: z.string().optional() }).optional(),
+      configMapRef: z.looseObject({ name: z.string().min(1) }).optional(),
+    })
+    .optional(),
 });
 export type KustomizationSpec = z.infer<typeof KustomizationSpec>;
 

@@ -62,8 +62,25 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
   });
 
   it.each([
-    ["serviceAccountName", { serviceAccountName: "tenant" }],
-    ["kubeConfig", { kubeConfig: { secretRef: { name: "spoke" } } }],
+    ["serviceAccountName", { serviceAccountName: "tenant" }, []],
+    ["kubeConfig.secretRef", { kubeConfig: { secretRef: { name: "spoke", key: "value.yaml" } } }, []],
+    [
+      "kubeConfig.configMapRef (workload identity)",
+      { kubeConfig: { configMapRef: { name: "spoke" } } },
+      ["spec.kubeConfig.configMapRef"],
+    ],
+  ])("Kustomization: tenancy field %s", (_field, extra, expected) => {
+    const spec = {
+      interval: "1m",
+      prune: true,
+      path: "./",
+      sourceRef: { kind: "GitRepository", name: "x" },
+      ...extra,
+    };
+    expect(refusedFields(spec, KUSTOMIZATION_FIELDS)).toEqual(expected);
+  });
+
+  it.each([
     ["healthCheckExprs", { healthCheckExprs: [{ apiVersion: "v1", kind: "X", current: "true" }] }],
     ["ignoreMissingComponents", { ignoreMissingComponents: true }],
     ["deletionPolicy", { deletionPolicy: "Orphan" }],

@@ -172,3 +172,43 @@ export async function ksStatus(client: KubeClient, name: string, ns = "shipmate-
   const ready = (ks?.status?.conditions ?? []).find((c: { type: string }) => c.type === "Ready");
   return { ks, ready, inventory: (ks?.status?.inventory?.entries ?? []) as { id: string; v: string }[] };
 }
+
+/**
+ * Plays kube-controller-manager's ClusterRole aggregation for `admin`, `edit`
+ * and `view` (no controller-manager runs in the test cluster, so the
+ * aggregated roles have no rules until someone fills them in).
+ */
+export async function aggregateClusterRoles(client: KubeClient): Promise<void> {
+  const base = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+  const rulesOf = async (selector: string): Promise<unknown[]> => {
+    const res = await client.raw({ method: "GET", path: base, query: { labelSelector: selector } });
+    return ((res.body as ApiJson).items ?? []).flatMap((r: ApiJson) => r.rules ?? []);
+  };
+  const view = await rulesOf("rbac.authorization.k8s.io/aggregate-to-view=true");
+  const edit = [...view, ...(await rulesOf("rbac.authorization.k8s.io/aggregate-to-edit=true"))];
+  const admin = [...edit, ...(await rulesOf("rbac.authorization.k8s.io/aggregate-to-admin=true"))];
+  for (const [name, rules] of [
+    ["view", view],
+    ["edit", edit],
+    ["admin", admin],
+  ] as const)
+    await patchObject(
+      client,
+      `${base}/${name}`,
+      { rules },
+      { fieldManager: "clusterrole-aggregation-controller" },
+    );
+}
+
+/** A tenant as Flux's multi-tenancy docs set one up: its namespace, a ServiceAccount, `admin` in that namespace only. */
+export const tenant = (ns: string, sa = "reconciler") => [
+  namespace(ns),
+  { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: sa, namespace: ns } },
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: `${sa}-admin`, namespace: ns },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+    subjects: [{ kind: "ServiceAccount", name: sa, namespace: ns }],
+  },
+];

@@ -53,10 +53,14 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   "commonMetadata.annotations": "honoured",
   postBuild: { refused: "variable substitution is not performed" },
   decryption: { refused: "SOPS decryption is not performed" },
-  serviceAccountName: {
-    refused: "impersonation is not performed; applying with the agent's own rights would escalate privileges",
+  serviceAccountName: "honoured",
+  kubeConfig: "honoured",
+  "kubeConfig.secretRef": "honoured",
+  "kubeConfig.secretRef.name": "honoured",
+  "kubeConfig.secretRef.key": "honoured",
+  "kubeConfig.configMapRef": {
+    refused: "secret-less (workload identity) kubeconfigs are not built; use kubeConfig.secretRef",
   },
-  kubeConfig: { refused: "remote clusters are not reached; applying locally would hit the wrong cluster" },
   deletionPolicy: {
     refused: "only MirrorPrune (the default: delete what prune would) is implemented",
     accepts: ["MirrorPrune"],

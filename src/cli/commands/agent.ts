@@ -12,7 +12,8 @@ import type { Command } from "../main.ts";
 const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--once]
        [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
-       [--log-level info]`;
+       [--log-level info] [--default-service-account NAME] [--no-cross-namespace-refs]
+       [--no-remote-bases]`;
 
 function durationFlag(value: string | undefined, flag: string, dflt: string): number {
   return durationMs(value ?? dflt, flag, 0);
@@ -66,6 +67,9 @@ export const command: Command = {
       json: { type: "boolean" },
       "log-level": { type: "string" },
       "poll-interval": { type: "string" },
+      "default-service-account": { type: "string" },
+      "no-cross-namespace-refs": { type: "boolean" },
+      "no-remote-bases": { type: "boolean" },
       "lease-duration": { type: "string" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -78,6 +82,11 @@ export const command: Command = {
     if (!["trace", "debug", "info", "warn", "error", "silent"].includes(level)) {
       throw new UsageError(`--log-level must be trace, debug, info, warn, error or silent`);
     }
+    const defaultSa = values["default-service-account"];
+    if (defaultSa !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(defaultSa))
+      throw new UsageError(
+        `--default-service-account "${defaultSa}" is not a service account name (lowercase letters, digits, '-' and '.')`,
+      );
     const leaseMs = durationFlag(values["lease-duration"], "--lease-duration", "15s");
     const log = pino({ level, base: { component: "shipmate-agent" } }, io.stderr);
     const kc = loadKubeConfig(values.kubeconfig);
@@ -97,6 +106,9 @@ export const command: Command = {
         leaseDurationMs: leaseMs,
         renewDeadlineMs: Math.round((leaseMs * 2) / 3),
         retryPeriodMs: Math.max(200, Math.round(leaseMs / 7)),
+        ...(defaultSa ? { defaultServiceAccount: defaultSa } : {}),
+        noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
+        noRemoteBases: values["no-remote-bases"] ?? false,
       },
       log,
     );
