@@ -212,3 +212,37 @@ export const tenant = (ns: string, sa = "reconciler") => [
     subjects: [{ kind: "ServiceAccount", name: sa, namespace: ns }],
   },
 ];
+
+/** Polls `fn` until it returns a value. */
+export async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Plays kube-controller-manager for one Deployment (none runs in the test
+ * cluster): once it appears, its status says it rolled out.
+ */
+export async function rollOutWhenCreated(client: KubeClient, path: string): Promise<ApiJson> {
+  const d = await waitFor(() => getObject(client, path));
+  await patchObject(
+    client,
+    `${path}/status`,
+    {
+      status: {
+        observedGeneration: d.metadata.generation,
+        replicas: 1,
+        updatedReplicas: 1,
+        readyReplicas: 1,
+        availableReplicas: 1,
+      },
+    },
+    { fieldManager: "kube-controller-manager" },
+  );
+  return d;
+}

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
 import { init } from "../../src/scaffold/scaffold.ts";
-import { adminClient, getObject, ksStatus, patchObject, silent } from "../agent/helpers.ts";
+import { adminClient, getObject, ksStatus, rollOutWhenCreated, silent } from "../agent/helpers.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { tempDirs } from "./helpers.ts";
 
@@ -31,16 +31,6 @@ afterAll(async () => {
   client?.close();
   await kube?.stop();
 });
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("a scaffolded monorepo, synced by the real agent into a real API server", () => {
   it("bootstraps with the README's kubectl commands, then the agent applies infrastructure, then the apps", async () => {
@@ -80,21 +70,7 @@ describe("a scaffolded monorepo, synced by the real agent into a real API server
     const running = agent.once();
     // No controller-manager runs: play its part once the app's Deployment appears.
     const path = "/apis/apps/v1/namespaces/payments/deployments/web";
-    const web = await waitFor(() => getObject(client, path));
-    await patchObject(
-      client,
-      `${path}/status`,
-      {
-        status: {
-          observedGeneration: web.metadata.generation,
-          replicas: 1,
-          updatedReplicas: 1,
-          readyReplicas: 1,
-          availableReplicas: 1,
-        },
-      },
-      { fieldManager: "kube-controller-manager" },
-    );
+    const web = await rollOutWhenCreated(client, path);
     const result = await running;
     const byName = Object.fromEntries(result.reconciled.map((k) => [k.name, k]));
     expect(Object.keys(byName).sort()).toEqual([
