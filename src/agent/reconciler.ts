@@ -470,8 +470,11 @@ export class Reconciler {
           continue;
         }
         const obj = KubeObject.safeParse(res.body);
-        if (!obj.success) {
-          pending.push(`${describeRef(ref)}: unreadable (HTTP ${res.code})`);
+        // A refusal (a tenant's health check on what it may not read) is a Status object, not the object.
+        if (res.code !== 200 || !obj.success) {
+          pending.push(
+            `${describeRef(ref)}: unreadable (${apiError("get", res.code, res.body).status?.reason || `HTTP ${res.code}`})`,
+          );
           continue;
         }
         const h = assessHealth(obj.data);

@@ -20,6 +20,7 @@ import {
   ksStatus,
   makeAgent,
   namespace,
+  patchObject,
   tenant,
 } from "./helpers.ts";
 
@@ -203,6 +204,42 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
     const res = byKey(await agentFor(repo, "te-group").once());
     expect(res["te-d/apps"]).toMatchObject({ ready: true });
     expect(await getObject(client, cm("te-d", "settings"))).toBeDefined();
+  });
+
+  it("drift is read and reverted as the tenant, and health checks read as the tenant too", async () => {
+    // An object only the agent could read: a tenant's health check on it never passes.
+    await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("te-i-platform") });
+    await client.raw({
+      method: "POST",
+      path: "/api/v1/namespaces/te-i-platform/configmaps",
+      body: configMap("probe", "te-i-platform", { v: "1" }),
+    });
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/tenants.yaml": [
+        ...tenant("te-i"),
+        tenantKs("te-i", "apps", "te-drift", { path: "./apps", serviceAccountName: "reconciler" }),
+        tenantKs("te-i", "watch", "te-drift", {
+          path: "./watch",
+          serviceAccountName: "reconciler",
+          timeout: "2s",
+          healthChecks: [{ apiVersion: "v1", kind: "ConfigMap", name: "probe", namespace: "te-i-platform" }],
+        }),
+      ],
+      "apps/cm.yaml": [configMap("settings", "te-i", { v: "git" })],
+      "watch/cm.yaml": [configMap("watched", "te-i", { v: "1" })],
+    });
+    const res = byKey(await agentFor(repo, "te-drift").once());
+    expect(res["te-i/apps"]).toMatchObject({ ready: true });
+    expect(res["te-i/watch"]).toMatchObject({
+      ready: false,
+      reason: "HealthCheckFailed",
+      message: "timeout waiting for: ConfigMap/te-i-platform/probe: unreadable (Forbidden)",
+    });
+    await patchObject(client, cm("te-i", "settings"), { data: { v: "hand-edited" } });
+    const again = byKey(await agentFor(repo, "te-drift").once());
+    expect(again["te-i/apps"]).toMatchObject({ ready: true });
+    expect((await getObject(client, cm("te-i", "settings")))?.data).toEqual({ v: "git" });
   });
 });
 
