@@ -22,6 +22,7 @@ import {
   kustomization,
   makeAgent,
   namespace,
+  serviceAccountToken,
 } from "./helpers.ts";
 
 // Real processes and a real API server on a shared 2-core machine: allow slow steps.
@@ -414,17 +415,7 @@ describe("deploy/agent RBAC, with a real service-account token", () => {
     const kubectl = (...args: string[]) =>
       execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, ...args], { encoding: "utf8" });
     kubectl("apply", "--server-side", "-k", join(import.meta.dirname, "../../deploy/agent"));
-    const tokenReq = await client.raw({
-      method: "POST",
-      path: "/api/v1/namespaces/shipmate-system/serviceaccounts/shipmate-agent/token",
-      body: {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      },
-    });
-    expect(tokenReq.code).toBe(201);
-    const token = (tokenReq.body as { status: { token: string } }).status.token;
+    const token = await serviceAccountToken(client, "shipmate-system", "shipmate-agent");
     const saConfig = kube.kubeconfigFor(token, "shipmate-agent");
 
     const repo = fleet();

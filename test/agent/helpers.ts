@@ -246,3 +246,25 @@ export async function rollOutWhenCreated(client: KubeClient, path: string): Prom
   );
   return d;
 }
+
+/** Creates `tenant(ns, sa)` directly (server-side apply as an admin), as a platform team would outside git. */
+export async function applyTenant(client: KubeClient, ns: string, sa = "reconciler"): Promise<void> {
+  const paths: Record<string, string> = {
+    Namespace: `/api/v1/namespaces/${ns}`,
+    ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts/${sa}`,
+    RoleBinding: `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${sa}-admin`,
+  };
+  for (const obj of tenant(ns, sa))
+    await patchObject(client, paths[obj.kind] ?? "", obj, { type: "apply", fieldManager: "platform-admin" });
+}
+
+/** A bound token of a ServiceAccount (TokenRequest API), to run as it. */
+export async function serviceAccountToken(client: KubeClient, ns: string, name: string): Promise<string> {
+  const res = await client.raw({
+    method: "POST",
+    path: `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
+    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+  });
+  if (res.code !== 201) throw new Error(`token for ${ns}/${name}: ${res.code} ${JSON.stringify(res.body)}`);
+  return (res.body as { status: { token: string } }).status.token;
+}

@@ -15,6 +15,7 @@ import { freePort, type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   adminClient,
   aggregateClusterRoles,
+  applyTenant,
   configMap,
   deployment,
   FleetRepo,
@@ -24,7 +25,6 @@ import {
   namespace,
   patchObject,
   rollOutWhenCreated,
-  tenant,
 } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
@@ -162,21 +162,7 @@ describe("hub and spoke: spec.kubeConfig.secretRef", () => {
 
   it("with serviceAccountName too, the account is impersonated on the spoke, in the Kustomization's namespace there", async () => {
     // The account exists on the spoke only: the hub has no staging/flux.
-    for (const obj of tenant("staging", "flux")) {
-      const res = await spokeClient.raw({
-        method: "PATCH",
-        path:
-          obj.kind === "Namespace"
-            ? "/api/v1/namespaces/staging"
-            : obj.kind === "ServiceAccount"
-              ? "/api/v1/namespaces/staging/serviceaccounts/flux"
-              : "/apis/rbac.authorization.k8s.io/v1/namespaces/staging/rolebindings/flux-admin",
-        body: obj,
-        contentType: "application/apply-patch+yaml",
-        query: { fieldManager: "test" },
-      });
-      expect([200, 201]).toContain(res.code);
-    }
+    await applyTenant(spokeClient, "staging", "flux");
     repo.commit({
       "hub/staging.yaml": [
         namespace("staging"),

@@ -6,6 +6,8 @@
  * `--no-remote-bases`) refuse what Flux refuses. Each test owns its root
  * Kustomization name and its `te-*` namespaces.
  */
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -14,6 +16,7 @@ import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   adminClient,
   aggregateClusterRoles,
+  applyTenant,
   configMap,
   FleetRepo,
   getObject,
@@ -21,6 +24,7 @@ import {
   makeAgent,
   namespace,
   patchObject,
+  serviceAccountToken,
   tenant,
 } from "./helpers.ts";
 
@@ -67,6 +71,17 @@ const tenantKs = (ns: string, name: string, root: string, spec: Record<string, u
     ...spec,
   },
 });
+
+/** `shipmate agent --once --json` with this kubeconfig, as a deployed agent would run. */
+async function cliOnce(repo: FleetRepo, name: string, kubeconfig: string, ...flags: string[]) {
+  const r = await runCli([
+    "agent",
+    ...["--repo", repo.url, "--path", "clusters/test", "--name", name, "--namespace", "shipmate-system"],
+    ...["--kubeconfig", kubeconfig, "--workdir", join(repo.root, `cli-${name}`)],
+    ...["--once", "--json", "--log-level", "silent", ...flags],
+  ]);
+  return { code: r.code, byKey: byKey(JSON.parse(r.stdout)) };
+}
 
 function byKey(res: Awaited<ReturnType<Agent["once"]>>) {
   return Object.fromEntries(res.reconciled.map((k) => [`${k.namespace}/${k.name}`, k]));
@@ -243,6 +258,33 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
   });
 });
 
+describe("deploy/agent RBAC, with the agent's real service-account token", () => {
+  it("grants impersonation: a tenant's Kustomization is applied as the tenant by the least-privilege agent", async () => {
+    execFileSync("kubectl", [
+      "--kubeconfig",
+      kube.kubeconfig,
+      "apply",
+      "--server-side",
+      "-k",
+      join(import.meta.dirname, "../../deploy/agent"),
+    ]);
+    const token = await serviceAccountToken(client, "shipmate-system", "shipmate-agent");
+    // The platform's part (RBAC, which the least-privilege agent may not write) is done by an admin.
+    await applyTenant(client, "te-j");
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/tenants.yaml": [
+        tenantKs("te-j", "apps", "te-rbac", { path: "./apps", serviceAccountName: "reconciler" }),
+      ],
+      "apps/cm.yaml": [configMap("settings", "te-j", { v: "1" })],
+    });
+    const { code, byKey: out } = await cliOnce(repo, "te-rbac", kube.kubeconfigFor(token, "shipmate-agent"));
+    expect(out["te-j/apps"]).toMatchObject({ ready: true });
+    expect(code).toBe(0);
+    expect(await getObject(client, cm("te-j", "settings"))).toBeDefined();
+  });
+});
+
 describe("lockdown flags, as Flux's kustomize-controller has them", () => {
   it("--default-service-account: a Kustomization without serviceAccountName is reconciled as that account of its namespace; the agent's root is not", async () => {
     const repo = fleet();
@@ -360,32 +402,14 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
       ],
       "apps/cm.yaml": [configMap("settings", "te-h", { v: "1" })],
     });
-    const r = await runCli([
-      "agent",
-      "--repo",
-      repo.url,
-      "--path",
-      "clusters/test",
-      "--name",
+    const { code, byKey: out } = await cliOnce(
+      repo,
       "te-cli",
-      "--namespace",
-      "shipmate-system",
-      "--kubeconfig",
       kube.kubeconfig,
-      "--workdir",
-      `${repo.root}/cli-agent`,
-      "--once",
-      "--json",
-      "--log-level",
-      "silent",
-      "--default-service-account",
-      "reconciler",
-      "--no-cross-namespace-refs",
-      "--no-remote-bases",
-    ]);
-    const out = byKey(JSON.parse(r.stdout));
+      ...["--default-service-account", "reconciler", "--no-cross-namespace-refs", "--no-remote-bases"],
+    );
     expect(out["te-h/apps"]).toMatchObject({ ready: false, reason: "AccessDenied" });
-    expect(r.code).toBe(1);
+    expect(code).toBe(1);
     const bad = await runCli([
       "agent",
       "--repo",
