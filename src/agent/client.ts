@@ -211,7 +211,8 @@ export class KubeClient {
 
   private async once(spec: RequestSpec): Promise<{ code: number; body: unknown }> {
     const base = await this.options();
-    const url = new URL(spec.path, this.server);
+    // A server behind a path prefix (Rancher's https://host/k8s/clusters/ID, other API proxies) keeps it.
+    const url = new URL(`${this.server.pathname.replace(/\/+$/, "")}${spec.path}`, this.server);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     if (spec.dryRun) url.searchParams.set("dryRun", "All");
     const payload = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));

@@ -174,8 +174,9 @@ export function remoteKubeConfig(text: string, where: string): KubeConfig {
     for (const [field, why] of Object.entries(CLUSTER_REFUSED))
       if (isSet(c.cluster?.[field]))
         throw new ConfigError(`KubeConfig in ${where}: cluster '${c.name}' ${why}`);
-    if (typeof c.cluster?.server !== "string" || !/^https?:\/\//.test(c.cluster.server))
-      throw new ConfigError(`KubeConfig in ${where}: cluster '${c.name}' has no http(s) server address`);
+    // Credentials are only ever sent over TLS (the Kubernetes client refuses plain http without insecure TLS).
+    if (typeof c.cluster?.server !== "string" || !/^https:\/\//.test(c.cluster.server))
+      throw new ConfigError(`KubeConfig in ${where}: cluster '${c.name}' has no https server address`);
   }
   for (const u of cfg.users ?? []) {
     for (const [field, why] of Object.entries(USER_REFUSED))

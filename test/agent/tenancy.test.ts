@@ -3,11 +3,13 @@
  * named after Flux's kustomize-controller behaviour they pin. The real API
  * servers are in tenancy.kube.test.ts and remote.kube.test.ts.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { KubeClient } from "../../src/agent/client.ts";
 import {
   crossNamespaceRef,
   impersonationOf,
@@ -18,6 +20,7 @@ import {
   serviceAccountUser,
 } from "../../src/agent/tenancy.ts";
 import { redact } from "../../src/errors.ts";
+import { makeCertificates } from "../infra/kube.ts";
 
 describe("impersonation: whom a Kustomization is reconciled as", () => {
   it.each([
@@ -205,9 +208,9 @@ describe("a remote kubeconfig must be self-contained", () => {
     ],
     ["not YAML", "clusters: [", "invalid KubeConfig in Secret 'hub/spoke'"],
     [
-      "a server without scheme",
-      kubeconfig({ server: "127.0.0.1:6443" }, { token: "t" }),
-      "has no http(s) server address",
+      "a plain http server (credentials only over TLS)",
+      kubeconfig({ server: "http://127.0.0.1:6443" }, { token: "t" }),
+      "has no https server address",
     ],
   ])("invalid: %s", (_rule, text, message) => {
     expect(() => remoteKubeConfig(text, "Secret 'hub/spoke'")).toThrow(message);
@@ -296,5 +299,55 @@ describe("--no-remote-bases: what a build would fetch from the network", () => {
     expect(msg).toBe(
       'remote bases are not allowed (--no-remote-bases): path "./app" refers to "https://x/y.yaml" in app/kustomization.yaml; every resource must be a file or directory of the source',
     );
+  });
+});
+
+describe("a remote API server behind a path prefix (Rancher-style proxies)", () => {
+  it("requests keep the server URL's path", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shipmate-proxy-"));
+    roots.push(dir);
+    makeCertificates(dir);
+    const seen: { url?: string; user?: string }[] = [];
+    const srv = createServer(
+      { key: readFileSync(join(dir, "serving.key")), cert: readFileSync(join(dir, "serving.crt")) },
+      (req, res) => {
+        seen.push({ url: req.url, user: req.headers["impersonate-user"] as string | undefined });
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      },
+    );
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as { port: number }).port;
+    const kc = remoteKubeConfig(
+      stringify({
+        clusters: [
+          {
+            name: "c",
+            cluster: {
+              server: `https://127.0.0.1:${port}/k8s/clusters/c-1/`,
+              "certificate-authority-data": readFileSync(join(dir, "ca.crt")).toString("base64"),
+            },
+          },
+        ],
+        users: [{ name: "u", user: { token: "proxy-token-value" } }],
+        contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+        "current-context": "c",
+      }),
+      "Secret 'hub/proxy'",
+    );
+    const client = new KubeClient(kc, { retryForMs: 0 });
+    try {
+      await client.raw({ method: "GET", path: "/api/v1" });
+      await client
+        .as({ user: serviceAccountUser("apps", "flux") })
+        .raw({ method: "GET", path: "/apis/apps/v1" });
+    } finally {
+      client.close();
+      srv.close();
+    }
+    expect(seen).toEqual([
+      { url: "/k8s/clusters/c-1/api/v1", user: undefined },
+      { url: "/k8s/clusters/c-1/apis/apps/v1", user: "system:serviceaccount:apps:flux" },
+    ]);
   });
 });

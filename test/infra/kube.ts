@@ -86,7 +86,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** CA, a serving certificate for 127.0.0.1/localhost, and the service-account key pair. */
-function makeCertificates(dir: string): void {
+export function makeCertificates(dir: string): void {
   openssl(
     ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=shipmate-test-ca"].concat([
       "-keyout",
