@@ -88,7 +88,6 @@ export interface ClientOptions {
  */
 export interface Identity {
   user: string;
-  groups?: readonly string[];
 }
 
 /** What a client and the clients derived from it with `as()` share: one connection pool. */
@@ -224,7 +223,6 @@ export class KubeClient {
       // Replaces any impersonation the kubeconfig itself asks for: the API server takes one identity.
       for (const k of Object.keys(headers)) if (/^impersonate-/i.test(k)) delete headers[k];
       headers["impersonate-user"] = this.identity.user;
-      if (this.identity.groups?.length) headers["impersonate-group"] = [...this.identity.groups];
     }
     if (payload) {
       headers["content-type"] = spec.contentType ?? "application/json";
