@@ -30,6 +30,8 @@ import {
   parseDocument,
 } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
+import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
+import { DEFAULT_NAMESPACE } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
 import { mayContainMarker, parseMarker } from "../update/marker.ts";
 import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
@@ -583,12 +585,32 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   for (const r of raws) define(r.object, r.covered ? undefined : nsOf(r.object));
   for (const { object } of objects) define(object, nsOf(object));
 
+  // Markers name policies by the rule scan and update name them by (src/config/namespace.ts).
+  const policyNames = (o: K8sObject): string[] => {
+    const group = groupOf(o.apiVersion);
+    if (o.kind === "ImagePolicy" && (group === IMAGE || group === "shipmate.dev")) return [nameOf(o)];
+    if (o.kind === "ImagePolicyList" && group === "shipmate.dev" && Array.isArray(o.items))
+      return o.items.map((i: { name?: unknown }) => (typeof i?.name === "string" ? i.name : ""));
+    return [];
+  };
+  const kustomized = kustomizeNamespaces([
+    ...[...kustomizationDirs.values()].map((path) => ({ path, text: readFileSync(path, "utf8") })),
+    ...raws.filter((r) => policyNames(r.object).length).map((r) => ({ path: r.file, text: "" })),
+  ]);
+  const policyIds = new Set<string>();
+  for (const r of raws) {
+    const ns = policyNamespace({
+      kustomize: kustomized.get(r.file),
+      metadata: nsOf(r.object),
+      fallback: DEFAULT_NAMESPACE,
+    });
+    for (const name of policyNames(r.object)) policyIds.add(`${ns}:${name}`);
+  }
+  for (const { object } of objects)
+    for (const name of policyNames(object)) policyIds.add(`${nsOf(object) ?? DEFAULT_NAMESPACE}:${name}`);
   for (const m of markers) {
     const [ns, name] = m.policy.split(":") as [string, string];
-    if (
-      !indexFor(IMAGE, "ImagePolicy").has(name, ns) &&
-      !indexFor("shipmate.dev", "ImagePolicy").has(name, ns)
-    )
+    if (!policyIds.has(`${ns}:${name}`))
       report(m.file, m.line, `marker names image policy "${m.policy}", which is not defined in this tree`);
   }
 

@@ -7,9 +7,9 @@
  * folder (flux2-hub-spoke-example). Zero errors; only kinds whose CRDs
  * charts install are warnings.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { validateTree } from "../../src/validate/validate.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -31,7 +31,10 @@ async function copyOf(
   for (const [file, edit] of Object.entries(edits)) {
     const path = join(dir, file);
     if (edit === null) await rm(path);
-    else await writeFile(path, edit(await readFile(path, "utf8").catch(() => "")));
+    else {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, edit(await readFile(path, "utf8").catch(() => "")));
+    }
   }
   return dir;
 }
@@ -118,6 +121,22 @@ describe("validate: the rules that make those repositories pass", () => {
     expect(lines((await validateTree(dir)).problems)).toEqual([
       "apps/production/kustomization.yaml: podinfo-values.yaml is excluded from Flux's source artifact (.sourceignore or Flux's default exclusions), so Flux's build will not find it",
       "apps/staging/kustomization.yaml: podinfo-values.yaml is excluded from Flux's source artifact (.sourceignore or Flux's default exclusions), so Flux's build will not find it",
+    ]);
+  });
+
+  it("markers name policies by the namespace scan and update give them (kustomize's namespace: first)", async () => {
+    const policy =
+      "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImageRepository\nmetadata:\n  name: web\nspec:\n  image: example.com/web\n  interval: 5m\n---\napiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: web\nspec:\n  imageRepositoryRef:\n    name: web\n  policy:\n    semver:\n      range: '>=1.0.0'\n";
+    const dir = await copyOf("hub-spoke", {
+      "update/kustomization.yaml": () =>
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: apps-update\nresources:\n  - web.yaml\n",
+      "update/web.yaml": () => policy,
+      "update/marked.yaml": () =>
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\ndata:\n  a: "x:1" # {"$imagepolicy": "apps-update:web:tag"}\n  b: "x:1" # {"$imagepolicy": "flux-system:web:tag"}\n',
+    });
+    expect(lines((await validateTree(dir)).problems)).toEqual([
+      "update/marked.yaml:1: not referenced by update/kustomization.yaml, so never built or applied",
+      'update/marked.yaml:7: marker names image policy "flux-system:web", which is not defined in this tree',
     ]);
   });
 
