@@ -511,9 +511,23 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const treeCrds: CustomResourceDefinition[] = [];
   for (const o of [...raws.map((r) => r.object), ...objects.map((x) => x.object)])
     if (isCrd(o)) treeCrds.push(o);
+  // Flux's CRDs only for the Flux groups the bundle and the tree leave without a schema.
+  const known = new Set(SchemaChecker.knownKinds());
+  const taught = new Set(treeCrds.map((c) => c.spec.group));
+  const fluxGroups = new Set(
+    objects
+      .map((x) => x.object)
+      .filter((o) => !known.has(`${o.apiVersion}/${o.kind}`))
+      .map((o) => groupOf(o.apiVersion))
+      .filter((g) => g.endsWith(".fluxcd.io") && !taught.has(g)),
+  );
   const schemas = new SchemaChecker({
     tree: treeCrds,
-    flux: readCrdDir(options.fluxCrdDir ?? fluxCrdDir(options.env ?? process.env)),
+    flux: fluxGroups.size
+      ? readCrdDir(options.fluxCrdDir ?? fluxCrdDir(options.env ?? process.env), (file) =>
+          fluxGroups.has(file.slice(0, file.indexOf("_"))),
+        )
+      : [],
   });
   /** Kinds not checked, one warning each: where first seen, and how many objects. */
   const unchecked = new Map<
