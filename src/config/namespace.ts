@@ -65,7 +65,10 @@ export function kustomizeNamespaces(files: readonly { path: string; text: string
     const k = readKustomization(f.path, f.text);
     if (k) ks.set(k.dir, k);
   }
-  const includers = (target: string) => [...ks.values()].filter((k) => k.includes.includes(target));
+  const byTarget = new Map<string, Kustomization[]>();
+  for (const k of ks.values())
+    for (const target of k.includes) byTarget.set(target, [...(byTarget.get(target) ?? []), k]);
+  const includers = (target: string) => byTarget.get(target) ?? [];
 
   const effective = new Map<string, string | undefined>();
   const namespaceOf = (k: Kustomization, seen: Set<string>): string | undefined => {
