@@ -313,7 +313,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const warnings: Problem[] = [];
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
-  const excluded = sourceIgnoreMatcher(root);
+  const excluded = sourceIgnoreMatcher(root, syncIgnore(root));
   const { yaml, kustomizationDirs } = walk(root, excluded);
   const stats: ValidateStats = {
     yamlFiles: yaml.length,
@@ -676,6 +676,32 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   problems.sort(byPlace);
   warnings.sort(byPlace);
   return { problems, warnings, stats };
+}
+
+/**
+ * `spec.ignore` of the fleet's own sync GitRepositories in the tree
+ * (`flux-system`, `shipmate-system`): source-controller applies it on top of
+ * `.sourceignore` when it packs the repository. Only when every one of them
+ * says the same (clusters syncing the same repository with different rules
+ * would each see another tree).
+ */
+function syncIgnore(root: string): string | undefined {
+  const seen = new Set<string>();
+  for (const file of walk(root, () => false).yaml) {
+    const text = readFileSync(file, "utf8");
+    if (!text.includes("GitRepository")) continue;
+    const docs = parseAllDocuments(text);
+    for (const doc of Array.isArray(docs) ? docs : []) {
+      if (doc.errors.length) continue;
+      const o = doc.toJS() as unknown;
+      if (!isK8sObject(o) || o.kind !== "GitRepository" || groupOf(o.apiVersion) !== FLUX_SOURCE) continue;
+      if (nameOf(o) !== "flux-system" && nameOf(o) !== "shipmate-system") continue;
+      const ignore = (o.spec as { ignore?: unknown } | undefined)?.ignore;
+      seen.add(typeof ignore === "string" ? ignore : "");
+    }
+  }
+  const [only] = seen;
+  return seen.size === 1 && only ? only : undefined;
 }
 
 /**

@@ -114,6 +114,24 @@ describe("validate: the rules that make those repositories pass", () => {
     ]);
   });
 
+  it("the sync GitRepository's spec.ignore is honoured too, when every cluster's says the same", async () => {
+    const ignore = (t: string) =>
+      t.replace("  interval: 1m0s\n", "  interval: 1m0s\n  ignore: |\n    scripts/\n");
+    const both = await copyOf("kustomize-helm", {
+      ".sourceignore": null,
+      "clusters/staging/flux-system/gotk-sync.yaml": ignore,
+      "clusters/production/flux-system/gotk-sync.yaml": ignore,
+    });
+    expect(lines((await validateTree(both)).problems)).toEqual([]);
+    const one = await copyOf("kustomize-helm", {
+      ".sourceignore": null,
+      "clusters/staging/flux-system/gotk-sync.yaml": ignore,
+    });
+    expect(lines((await validateTree(one)).problems)).toEqual([
+      "scripts/check.yaml:5: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ]);
+  });
+
   it("a kustomization using a file the artifact leaves out is an error (Flux's build will not find it)", async () => {
     const dir = await copyOf("kustomize-helm", {
       ".sourceignore": (t) => `${t}podinfo-values.yaml\n`,
