@@ -16,6 +16,7 @@ import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { refuseBesideFlux } from "./fluxguard.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -167,8 +168,13 @@ export class Agent {
     };
   }
 
-  /** Namespace, CRDs and the root Kustomization object, created when missing. */
+  /**
+   * Namespace, CRDs and the root Kustomization object, created when missing;
+   * first of all, the agent refuses to start beside live Flux controllers
+   * (./fluxguard.ts).
+   */
   async setup(): Promise<void> {
+    await refuseBesideFlux(this.client);
     const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
     const ns = await this.client.raw({ method: "GET", path: nsPath });
     if (ns.code === 404) {
