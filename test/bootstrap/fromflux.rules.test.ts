@@ -4,10 +4,13 @@
  * controllers, and the hand-over of field ownership from Flux's managers.
  * One case runs on a real gotk-components.yaml rendered from Flux's modules.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { takeableConflict } from "../../src/agent/apply.ts";
 import { type DeploymentState, isFluxController, isLive, refusal } from "../../src/agent/fluxguard.ts";
+import { inventoryKeepsHashes, withoutHashes } from "../../src/agent/kustomization.ts";
 import {
   FLUX_FIELD_MANAGERS,
   handOverManagedFields,
@@ -22,7 +25,7 @@ import {
   withoutComponents,
 } from "../../src/bootstrap/fromflux.ts";
 import { agentFiles } from "../../src/bootstrap/layout.ts";
-import { fluxBootstrapFiles, gotkSync } from "../infra/flux.ts";
+import { fluxBootstrapFiles, fluxModuleDirs, gotkSync } from "../infra/flux.ts";
 
 const CP = "clusters/staging";
 const agent = agentFiles({
@@ -406,5 +409,31 @@ describe("field ownership: taken over from Flux's managers only", () => {
     ["no manager named, not taken", [], [], false],
   ])("conflicts: %s", (_n, managers, managedFields, want) => {
     expect(takeableConflict(managers, { managedFields })).toBe(want);
+  });
+});
+
+describe("inventory state hashes under Flux's CRDs", () => {
+  const crdOf = (file: string) =>
+    parseAllDocuments(readFileSync(file, "utf8"))
+      .map((d) => d.toJS() as { spec?: { names?: { kind?: string } } })
+      .find((d) => d?.spec?.names?.kind === "Kustomization");
+  it("the agent's own CRD keeps unknown fields: hashes are stored", () => {
+    expect(inventoryKeepsHashes(crdOf(join(import.meta.dirname, "../../deploy/agent/crds.yaml")))).toBe(true);
+  });
+  it("Flux's kustomize-controller CRD lists id and v only: the server prunes h", () => {
+    const dir = fluxModuleDirs().kustomize;
+    expect(
+      inventoryKeepsHashes(
+        crdOf(join(dir, "config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml")),
+      ),
+    ).toBe(false);
+  });
+  it("a CRD without a schema prunes nothing", () => {
+    expect(inventoryKeepsHashes({ spec: { versions: [{ name: "v1" }] } })).toBe(true);
+  });
+  it("the status compared under such a CRD has no h", () => {
+    expect(
+      withoutHashes({ inventory: { entries: [{ id: "a", v: "v1", h: "x" }] }, lastAppliedRevision: "r" }),
+    ).toEqual({ inventory: { entries: [{ id: "a", v: "v1" }] }, lastAppliedRevision: "r" });
   });
 });
