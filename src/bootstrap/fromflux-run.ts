@@ -202,6 +202,73 @@ async function scaleDown(
   }
 }
 
+const FLUX_FINALIZER = "finalizers.fluxcd.io";
+
+/**
+ * Removes Flux's finalizer from every object of Flux's CRDs, as `flux
+ * uninstall` does: with its controllers gone nobody would ever release it,
+ * and an object the agent prunes would stay Terminating. (The agent
+ * garbage-collects a pruned Kustomization's objects itself; Flux adds the
+ * finalizer back if it ever returns.) Returns how many objects changed.
+ */
+async function releaseFluxFinalizers(client: KubeClient, crds: string[]): Promise<number> {
+  let released = 0;
+  for (const name of crds) {
+    const res = await client.raw({
+      method: "GET",
+      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(name)}`,
+    });
+    if (res.code === 404) continue;
+    if (res.code !== 200) throw apiError(`CRD ${name}`, res.code, res.body);
+    const crd = res.body as {
+      spec: {
+        group: string;
+        names: { plural: string };
+        versions: { name: string; served: boolean; storage: boolean }[];
+      };
+    };
+    const version = crd.spec.versions.find((v) => v.storage) ?? crd.spec.versions.find((v) => v.served);
+    if (!version) continue;
+    const base = `/apis/${crd.spec.group}/${version.name}`;
+    const list = await client.call(
+      { method: "GET", path: `${base}/${crd.spec.names.plural}` },
+      KubeList,
+      `list ${name}`,
+    );
+    for (const item of list.items ?? []) {
+      const m = item.metadata as {
+        name?: string;
+        namespace?: string;
+        resourceVersion?: string;
+        finalizers?: string[];
+      };
+      if (!m.finalizers?.includes(FLUX_FINALIZER)) continue;
+      const ns = m.namespace ? `/namespaces/${encodeURIComponent(m.namespace)}` : "";
+      const patch = await client.raw({
+        method: "PATCH",
+        path: `${base}${ns}/${crd.spec.names.plural}/${encodeURIComponent(m.name ?? "")}`,
+        contentType: "application/json-patch+json",
+        body: [
+          { op: "test", path: "/metadata/resourceVersion", value: m.resourceVersion },
+          {
+            op: "replace",
+            path: "/metadata/finalizers",
+            value: m.finalizers.filter((f) => f !== FLUX_FINALIZER),
+          },
+        ],
+      });
+      if (patch.code < 200 || patch.code > 299)
+        throw apiError(
+          `release Flux's finalizer on ${crd.spec.names.plural} ${m.namespace ?? ""}/${m.name}`,
+          patch.code,
+          patch.body,
+        );
+      released++;
+    }
+  }
+  return released;
+}
+
 export async function bootstrapFromFlux(o: FromFluxOptions): Promise<FromFluxResult> {
   checkBranchName(o.branch);
   if (o.path !== undefined) checkClusterPath(o.path);
@@ -281,6 +348,11 @@ export async function bootstrapFromFlux(o: FromFluxOptions): Promise<FromFluxRes
     result.scaled = facts.controllers
       .filter((d) => (d.replicas ?? 1) > 0)
       .map((d) => `${d.namespace}/${d.name}`);
+    const released = await releaseFluxFinalizers(
+      client,
+      plan.kept.filter((r) => r.kind === "CustomResourceDefinition").map((r) => r.name),
+    );
+    if (released) say(`✔ released Flux's finalizer (${FLUX_FINALIZER}) on ${released} object(s)`);
     const scratch = mkdtempSync(join(tmpdir(), "shipmate-bootstrap-"));
     try {
       say(`► cloning ${repo.cloneUrl} (branch ${o.branch})`);

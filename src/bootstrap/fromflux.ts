@@ -394,6 +394,9 @@ export function formatPlan(plan: FromFluxPlan, cluster: ClusterPlan | undefined)
       "  field ownership: fields owned by kustomize-controller and helm-controller pass to the agent (manager shipmate) as it applies",
     );
     lines.push(
+      "  finalizers: finalizers.fluxcd.io released on Flux's objects (nobody would release it once Flux is gone)",
+    );
+    lines.push(
       `  installed: Namespace ${AGENT_NAMESPACE}, Secret ${AGENT_NAMESPACE}/${GIT_SECRET}, ServiceAccount, ClusterRoleBinding, Deployment ${AGENT_NAMESPACE}/shipmate-agent`,
     );
   }

@@ -319,6 +319,12 @@ describe("bootstrap --from-flux", () => {
     expect(
       git(work, "grep", "-c", "kind: CustomResourceDefinition", `${CP}/flux-system/flux-crds.yaml`),
     ).not.toBe("0");
+    // Flux's finalizer released (nobody would once Flux is gone), the objects themselves untouched.
+    for (const path of [`${KS_API}/flux-system`, `${KS_API}/apps`]) {
+      const ks = await getObject(client, path);
+      expect(ks?.metadata.finalizers ?? []).not.toContain("finalizers.fluxcd.io");
+    }
+    expect(r.stdout).toContain("✔ released Flux's finalizer (finalizers.fluxcd.io) on 3 object(s)");
     for (const name of ["kustomize-controller", "source-controller"])
       expect((await getObject(client, `${DEPLOY_API}/${name}`))?.spec.replicas).toBe(0);
     const agent = await getObject(
