@@ -13,11 +13,17 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { parseInventoryId } from "../../src/agent/objects.ts";
 import { planFromFlux } from "../../src/bootstrap/fromflux.ts";
 import { agentFiles } from "../../src/bootstrap/layout.ts";
 import { runCli } from "../helpers/cli.ts";
-import { applyAsFlux, fluxBootstrapFiles, parseDocs, setReadyReplicas } from "../infra/flux.ts";
+import {
+  applyAsFlux,
+  fluxBootstrapFiles,
+  isFluxComponentId,
+  parseDocs,
+  pathOfInventoryId,
+  setReadyReplicas,
+} from "../infra/flux.ts";
 import { findBinary, type KubeCluster, startKube } from "../infra/kube.ts";
 import { type ApiJson, adminClient, FleetRepo, getObject, ksStatus } from "./helpers.ts";
 
@@ -49,15 +55,6 @@ metadata:
 data:
   greeting: ${greeting}
 `;
-
-function pathOfId(id: string, v: string): string {
-  const ref = parseInventoryId(id, v);
-  if (!ref) throw new Error(`bad id ${id}`);
-  const k = ref.kind.toLowerCase();
-  const plural = k.endsWith("y") ? `${k.slice(0, -1)}ies` : `${k}s`;
-  const base = ref.group ? `/apis/${ref.group}/${ref.version}` : `/api/${ref.version}`;
-  return `${base}${ref.namespace ? `/namespaces/${ref.namespace}` : ""}/${plural}/${ref.name}`;
-}
 
 const onceArgs = () => [
   "agent",
@@ -99,7 +96,7 @@ beforeAll(async () => {
     )),
   ];
   for (const e of inventories) {
-    const obj = await getObject(client, pathOfId(e.id, e.v));
+    const obj = await getObject(client, pathOfInventoryId(e.id, e.v));
     if (!obj) throw new Error(`${e.id} was not applied`);
     before.set(e.id, { uid: obj.metadata.uid, v: e.v });
   }
@@ -178,14 +175,10 @@ describe("adopting what Flux applied", () => {
       ["flux-system", true],
       ["apps", true],
     ]);
-    const component = (id: string) =>
-      /^(flux-system)?_[^_]+_[^_]*_(Deployment|Service|ServiceAccount|Role|RoleBinding|ClusterRole|ClusterRoleBinding)$/.test(
-        id,
-      );
-    expect([...before.keys()].filter(component).length).toBeGreaterThanOrEqual(10);
+    expect([...before.keys()].filter(isFluxComponentId).length).toBeGreaterThanOrEqual(10);
     for (const [id, snap] of before) {
-      const obj = await getObject(client, pathOfId(id, snap.v));
-      if (component(id)) {
+      const obj = await getObject(client, pathOfInventoryId(id, snap.v));
+      if (isFluxComponentId(id)) {
         expect(obj, `${id} pruned`).toBeUndefined();
         continue;
       }
@@ -214,7 +207,7 @@ describe("adopting what Flux applied", () => {
       ]),
     );
     // Flux's components left the root's inventory; the agent's own (shipmate-*) came in.
-    expect(root.filter((id) => component(id) && !id.includes("shipmate"))).toEqual([]);
+    expect(root.filter((id) => isFluxComponentId(id) && !id.includes("shipmate"))).toEqual([]);
     // The root GitRepository's status satisfies Flux's CRD (artifact.digest is required there).
     const source = await getObject(
       client,

@@ -15,10 +15,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { parseInventoryId } from "../../src/agent/objects.ts";
 import { type ApiJson, adminClient, getObject, ksStatus } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
-import { applyAsFlux, fluxBootstrapFiles, parseDocs, setReadyReplicas } from "../infra/flux.ts";
+import {
+  applyAsFlux,
+  fluxBootstrapFiles,
+  isFluxComponentId,
+  parseDocs,
+  pathOfInventoryId,
+  setReadyReplicas,
+} from "../infra/flux.ts";
 import { type GiteaServer, startGitea } from "../infra/gitea.ts";
 import { findBinary, type KubeCluster, startKube } from "../infra/kube.ts";
 
@@ -126,15 +132,6 @@ interface Snapshot {
 const before = new Map<string, Snapshot>();
 let fluxRevision = "";
 
-function pathOfId(id: string, v: string): string {
-  const ref = parseInventoryId(id, v);
-  if (!ref) throw new Error(`bad id ${id}`);
-  const k = ref.kind.toLowerCase();
-  const p = k.endsWith("y") ? `${k.slice(0, -1)}ies` : `${k}s`;
-  const base = ref.group ? `/apis/${ref.group}/${ref.version}` : `/api/${ref.version}`;
-  return `${base}${ref.namespace ? `/namespaces/${ref.namespace}` : ""}/${p}/${ref.name}`;
-}
-
 async function agentOnce(): Promise<{ code: number; summary: ApiJson; stderr: string }> {
   const deployment = await getObject(
     client,
@@ -196,7 +193,7 @@ beforeAll(async () => {
     fluxRevision,
   );
   for (const e of [...root, ...apps]) {
-    const obj = await getObject(client, pathOfId(e.id, e.v));
+    const obj = await getObject(client, pathOfInventoryId(e.id, e.v));
     if (!obj) throw new Error(`${e.id} was not applied`);
     before.set(e.id, { uid: obj.metadata.uid, v: e.v });
   }
@@ -349,12 +346,7 @@ describe("bootstrap --from-flux", () => {
       ["flux-system", "flux-system", true],
       ["flux-system", "apps", true],
     ]);
-    // Flux's controllers, their Service and RBAC: what gotk-components.yaml held besides CRDs and Namespace.
-    const component = (id: string) =>
-      /^(flux-system)?_[^_]+_[^_]*_(Deployment|Service|ServiceAccount|Role|RoleBinding|ClusterRole|ClusterRoleBinding)$/.test(
-        id,
-      );
-    const leaving = [...before.keys()].filter(component);
+    const leaving = [...before.keys()].filter(isFluxComponentId);
     expect(leaving).toEqual(
       expect.arrayContaining([
         "flux-system_kustomize-controller_apps_Deployment",
@@ -364,8 +356,8 @@ describe("bootstrap --from-flux", () => {
       ]),
     );
     for (const [id, snap] of before) {
-      const obj = await getObject(client, pathOfId(id, snap.v));
-      if (component(id)) {
+      const obj = await getObject(client, pathOfInventoryId(id, snap.v));
+      if (isFluxComponentId(id)) {
         expect(obj, `${id} pruned`).toBeUndefined();
         continue;
       }

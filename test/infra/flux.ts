@@ -20,7 +20,13 @@ import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { inventoryId, NAME_LABEL, NAMESPACE_LABEL, refOf } from "../../src/agent/objects.ts";
+import {
+  inventoryId,
+  NAME_LABEL,
+  NAMESPACE_LABEL,
+  parseInventoryId,
+  refOf,
+} from "../../src/agent/objects.ts";
 import type { KubeObject } from "../../src/agent/schema.ts";
 import { findBinary } from "./kube.ts";
 
@@ -351,5 +357,26 @@ export async function setReadyReplicas(
       contentType: "application/merge-patch+json",
     }),
     `status of Deployment ${namespace}/${name}`,
+  );
+}
+
+/** The API path of an inventory entry's object (plural: the kind lowercased, `y` → `ies`, else `s`). */
+export function pathOfInventoryId(id: string, v: string): string {
+  const ref = parseInventoryId(id, v);
+  if (!ref) throw new Error(`bad inventory id ${id}`);
+  const k = ref.kind.toLowerCase();
+  const plural = k.endsWith("y") ? `${k.slice(0, -1)}ies` : `${k}s`;
+  const base = ref.group ? `/apis/${ref.group}/${ref.version}` : `/api/${ref.version}`;
+  return `${base}${ref.namespace ? `/namespaces/${ref.namespace}` : ""}/${plural}/${ref.name}`;
+}
+
+/**
+ * Whether an inventory id is one of the components gotk-components.yaml
+ * holds besides its Namespace and CRDs (controllers, their Services and
+ * RBAC): in flux-system, or cluster-scoped.
+ */
+export function isFluxComponentId(id: string): boolean {
+  return /^(flux-system)?_[^_]+_[^_]*_(Deployment|Service|ServiceAccount|Role|RoleBinding|ClusterRole|ClusterRoleBinding)$/.test(
+    id,
   );
 }
