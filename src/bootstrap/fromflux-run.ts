@@ -417,6 +417,8 @@ export async function bootstrapFromFlux(o: FromFluxOptions): Promise<FromFluxRes
           if (row?.lastAttemptedRevision)
             say(`  ${row.ready === "True" ? "✔" : "◎"} ${row.message.split("\n")[0]}`);
         },
+        1000,
+        AGENT_NAMESPACE,
       );
       say(`✔ the agent applied ${result.revision}: it now manages ${clusterPath} in Flux's place`);
     }
