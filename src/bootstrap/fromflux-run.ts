@@ -22,7 +22,7 @@ import type { KustomizationRow } from "../agent/control.ts";
 import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
 import { KUSTOMIZATION_API_VERSION, KubeList, KustomizationObject } from "../agent/schema.ts";
-import { ClusterError, UsageError } from "../errors.ts";
+import { ClusterError, ForgeError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
 import { checkBranchName } from "../git/workspace.ts";
 import { SHIPMATE_VERSION } from "../scaffold/scaffold.ts";
@@ -288,8 +288,9 @@ export async function bootstrapFromFlux(o: FromFluxOptions): Promise<FromFluxRes
     say(`► checking ${host.fullName}`);
     const repo = await host.get();
     if (!repo)
-      throw new UsageError(
-        `${host.fullName} does not exist (or the token cannot see it): --from-flux moves the repository flux bootstrap made`,
+      throw new ForgeError(
+        `${host.fullName} does not exist (or the token cannot see it): --from-flux moves the repository flux bootstrap made (nothing was changed)`,
+        404,
       );
     if (!repo.canPush && !o.dryRun)
       throw new ForgePermissionError(

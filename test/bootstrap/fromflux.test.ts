@@ -258,6 +258,31 @@ describe("the agent refuses to run beside live Flux controllers", () => {
   });
 });
 
+describe("bad input: one line, nothing changed", () => {
+  const other = (repo: string, extra: string[] = []) =>
+    args(["--dry-run", ...extra]).map((a) => (a === "fleet" ? repo : a));
+  it("a repository that does not exist", async () => {
+    const r = await runCli(other("no-such-fleet"), { env: env() });
+    expect([r.code, r.stderr.trim()]).toEqual([
+      1,
+      `shipmate bootstrap: ${gitea.admin.username}/no-such-fleet does not exist (or the token cannot see it): --from-flux moves the repository flux bootstrap made (nothing was changed)`,
+    ]);
+  });
+  it("a repository flux bootstrap did not make", async () => {
+    await gitea.createRepo("plain");
+    const r = await runCli(other("plain"), { env: env() });
+    expect([r.code, r.stderr.trim()]).toEqual([
+      2,
+      `shipmate bootstrap: no <path>/flux-system/gotk-components.yaml in ${gitea.admin.username}/plain on main: is it a repository flux bootstrap made?`,
+    ]);
+    const withPath = await runCli(other("plain", ["--path", CP]), { env: env() });
+    expect([withPath.code, withPath.stderr.trim()]).toEqual([
+      2,
+      `shipmate bootstrap: ${CP}/flux-system/gotk-sync.yaml not found: --from-flux needs a repository made by flux bootstrap (--path is the folder given to it)`,
+    ]);
+  });
+});
+
 describe("bootstrap --from-flux", () => {
   let tipBefore = "";
   it("--dry-run prints the plan and writes nothing, in git or in the cluster", async () => {
