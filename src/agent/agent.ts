@@ -37,6 +37,8 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import { sourceHandlers } from "./sources/index.ts";
+import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
@@ -63,6 +65,8 @@ export interface AgentOptions {
   installCrds?: boolean;
   /** How long an unreachable API server is retried before a request fails. */
   apiRetryMs?: number;
+  /** Bounds on an OCIRepository's layer: compressed bytes, bytes once extracted. */
+  artifactLimits?: Partial<OciLimits>;
 }
 
 export interface KustomizationReport {
@@ -119,6 +123,7 @@ export class Agent {
       healthPollMs: 2_000,
       installCrds: true,
       apiRetryMs: 60_000,
+      artifactLimits: {},
       ...options,
     };
     this.log = log;
@@ -137,6 +142,7 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
+      handlers: sourceHandlers({ oci: this.opts.artifactLimits }),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,

@@ -5,11 +5,26 @@
  */
 import { gitRepositoryHandler } from "./git.ts";
 import type { SourceHandler } from "./handler.ts";
+import { DEFAULT_OCI_LIMITS, type OciLimits, ociRepositoryHandler } from "./oci.ts";
+
+export interface SourceHandlerOptions {
+  /** Bounds on an OCIRepository's layer (compressed, and once extracted). */
+  oci?: Partial<OciLimits>;
+}
+
+/** Every handler, configured (the agent's `--max-artifact-size` reaches the OCI handler here). */
+// biome-ignore lint/suspicious/noExplicitAny: each handler is typed by its own spec; the map holds them all
+export function sourceHandlers(opts: SourceHandlerOptions = {}): ReadonlyMap<string, SourceHandler<any>> {
+  return new Map(
+    [gitRepositoryHandler, ociRepositoryHandler({ ...DEFAULT_OCI_LIMITS, ...opts.oci })].map((h) => [
+      h.kind,
+      h as SourceHandler<unknown>,
+    ]),
+  );
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: each handler is typed by its own spec; the map holds them all
-export const SOURCE_HANDLERS: ReadonlyMap<string, SourceHandler<any>> = new Map(
-  [gitRepositoryHandler].map((h) => [h.kind, h]),
-);
+export const SOURCE_HANDLERS: ReadonlyMap<string, SourceHandler<any>> = sourceHandlers();
 
 export function isSourceKind(kind: string | undefined): boolean {
   return kind !== undefined && SOURCE_HANDLERS.has(kind);
