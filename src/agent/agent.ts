@@ -37,6 +37,7 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import type { BucketLimits } from "./sources/bucket.ts";
 import { sourceHandlers } from "./sources/index.ts";
 import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
@@ -67,6 +68,8 @@ export interface AgentOptions {
   apiRetryMs?: number;
   /** Bounds on an OCIRepository's layer: compressed bytes, bytes once extracted. */
   artifactLimits?: Partial<OciLimits>;
+  /** Bounds on a Bucket: objects in a listing, bytes in all. */
+  bucketLimits?: Partial<BucketLimits>;
 }
 
 export interface KustomizationReport {
@@ -124,6 +127,7 @@ export class Agent {
       installCrds: true,
       apiRetryMs: 60_000,
       artifactLimits: {},
+      bucketLimits: {},
       ...options,
     };
     this.log = log;
@@ -142,7 +146,7 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
-      handlers: sourceHandlers({ oci: this.opts.artifactLimits }),
+      handlers: sourceHandlers({ oci: this.opts.artifactLimits, bucket: this.opts.bucketLimits }),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,

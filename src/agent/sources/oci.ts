@@ -8,7 +8,7 @@
  * outside the artifact, a link, too many bytes or a layer of the wrong type
  * fail the fetch with one line, and the previous tree stays in use.
  */
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -32,6 +32,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
+import { pruneTree, treePaths } from "./tree.ts";
 
 /** source.toolkit.fluxcd.io/v1 OCIRepository spec fields (source-controller v1.9.6 CRD), honoured or refused. */
 export const OCI_REPOSITORY_FIELDS: FieldTable = {
@@ -357,12 +358,7 @@ class OciFetcher implements SourceFetcher<OCIRepositorySpec> {
     }
     await rm(tree, { recursive: true, force: true });
     await rename(staging, tree);
-    this.extracted = new Set();
-    for (const p of paths) {
-      // Directories made for a file's sake (no entry of their own) belong to the artifact too.
-      const parts = p.replace(/\/$/, "").split("/");
-      for (let i = 1; i <= parts.length; i++) this.extracted.add(parts.slice(0, i).join("/"));
-    }
+    this.extracted = treePaths(paths);
     return {
       revision,
       digest: layer.digest,
@@ -373,21 +369,9 @@ class OciFetcher implements SourceFetcher<OCIRepositorySpec> {
     };
   }
 
-  /** Removes whatever a render wrote into the tree (files the artifact did not carry). */
+  /** Removes whatever a render wrote into the tree (files the source did not hold). */
   async clean(): Promise<void> {
-    const root = this.current?.dir;
-    if (!root || !existsSync(root)) return;
-    const walk = (rel: string): void => {
-      for (const name of readdirSync(join(root, rel))) {
-        const path = rel ? `${rel}/${name}` : name;
-        if (!this.extracted.has(path)) {
-          rmSync(join(root, path), { recursive: true, force: true });
-          continue;
-        }
-        if (statSync(join(root, path)).isDirectory()) walk(path);
-      }
-    };
-    walk("");
+    pruneTree(this.current?.dir, this.extracted);
   }
 }
 
