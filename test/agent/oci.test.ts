@@ -10,8 +10,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -26,6 +24,7 @@ import { envKey } from "../../src/registry/credentials.ts";
 import { sha256 } from "../../src/registry/tar.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
 import {
   adminClient,
@@ -44,31 +43,11 @@ let kube: KubeCluster;
 let client: KubeClient;
 let reg: TestRegistry;
 let secure: TestRegistry;
-let proxy: { server: Server; host: string; log: string[] };
+let proxy: CountingProxy;
 const repos: FleetRepo[] = [];
 const agents: Agent[] = [];
 const never = new AbortController().signal;
 const scratch = mkdtempSync(join(tmpdir(), "shipmate-oci-"));
-
-/** Forwards every request to the registry unchanged and records `METHOD /path`. */
-async function countingProxy(target: TestRegistry): Promise<{ server: Server; host: string; log: string[] }> {
-  const [, port] = target.host.split(":");
-  const log: string[] = [];
-  const server = createServer((req, res) => {
-    log.push(`${req.method} ${req.url?.split("?")[0]}`);
-    const up = httpRequest(
-      { host: "127.0.0.1", port: Number(port), method: req.method, path: req.url, headers: req.headers },
-      (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}`, log };
-}
 
 beforeAll(async () => {
   [kube, reg, secure] = await Promise.all([
@@ -86,13 +65,13 @@ beforeAll(async () => {
     }),
   ]);
   client = adminClient(kube);
-  proxy = await countingProxy(reg);
+  proxy = await countingProxy(reg.host);
 });
 afterAll(async () => {
   for (const a of agents) a.close();
   client?.close();
   for (const r of repos) r.remove();
-  proxy?.server.close();
+  await proxy?.close();
   await Promise.all([kube?.stop(), reg?.stop(), secure?.stop()]);
   rmSync(scratch, { recursive: true, force: true });
 });
