@@ -13,12 +13,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { describeError, registerSecret } from "../../errors.ts";
 import { safeEntryPath } from "../../registry/tar.ts";
@@ -138,6 +133,20 @@ function s3Reason(err: unknown): string {
   return `${code}${status ? ` (HTTP ${status})` : ""}${message && message !== code ? `: ${message}` : ""}`;
 }
 
+type S3Module = typeof import("@aws-sdk/client-s3");
+let s3Module: Promise<S3Module> | undefined;
+/**
+ * The AWS SDK, loaded when a Bucket is first fetched. The specifier is not a
+ * literal on purpose: bundlers (the GitHub Action's esbuild build, which
+ * reaches this file through the agent's status helpers but never fetches a
+ * bucket) leave it out instead of carrying a megabyte of SDK.
+ */
+function s3(): Promise<S3Module> {
+  const specifier = "@aws-sdk/client-s3";
+  s3Module ??= import(specifier) as Promise<S3Module>;
+  return s3Module;
+}
+
 class BucketFetcher implements SourceFetcher<BucketSpec> {
   private readonly dir: string;
   private readonly limits: BucketLimits;
@@ -173,6 +182,7 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
     ]);
     if (this.client && key === this.clientKey) return this.client;
     this.client?.destroy();
+    const { S3Client } = await s3();
     this.client = new S3Client({
       endpoint: `${spec.insecure ? "http" : "https"}://${spec.endpoint}`,
       // S3-compatible stores ignore the region or want their own; the SDK needs one to sign.
@@ -201,6 +211,7 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
 
   /** ListObjectsV2, paginated, stopped as soon as the bound is passed. */
   private async list(client: S3Client, spec: BucketSpec): Promise<Map<string, string>> {
+    const { ListObjectsV2Command } = await s3();
     const objects = new Map<string, string>();
     let token: string | undefined;
     const where = `bucket '${spec.bucketName}' at ${spec.endpoint}`;
@@ -263,6 +274,7 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
     const tree = join(this.dir, "tree");
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging);
+    const { GetObjectCommand } = await s3();
     let bytes = 0;
     try {
       for (const [key, etag] of objects) {
