@@ -143,7 +143,7 @@ describe("Bucket (generic, S3-compatible)", () => {
     proxy.log.length = 0;
     const steady = await agent.pass(never, true);
     expect(steady.writes).toBe(0);
-    expect(proxy.log).toEqual(["GET /fleet"]);
+    expect(proxy.log).toEqual(["GET /fleet/"]);
 
     await s3.put(
       "fleet",

@@ -194,7 +194,10 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
       ...(credentials
         ? { credentials }
         : // No Secret: anonymous requests, unsigned, as Flux's minio client sends them.
-          { signer: { sign: async (request) => request } }),
+          {
+            credentials: async () => ({ accessKeyId: "", secretAccessKey: "" }),
+            signer: { sign: async (request) => request },
+          }),
     });
     this.clientKey = key;
     return this.client;
