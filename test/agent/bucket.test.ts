@@ -11,7 +11,14 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { bareEtag, bucketCredentials } from "../../src/agent/sources/bucket.ts";
+import { refusedFields } from "../../src/agent/fields/support.ts";
+import {
+  BUCKET_FIELDS,
+  BucketSpec,
+  bareEtag,
+  bucketCredentials,
+  bucketRevision,
+} from "../../src/agent/sources/bucket.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startS3, type TestS3 } from "../infra/s3.ts";
@@ -211,6 +218,59 @@ describe("Bucket rules", () => {
     ["a bare one stays", "abc", "abc"],
   ])("%s", (_rule, etag, bare) => {
     expect(bareEtag(etag)).toBe(bare);
+  });
+  it("the revision is sha256 over '<key> <etag>\\n' in key order, whatever order the store listed", () => {
+    const a = bucketRevision(
+      new Map([
+        ["b.yaml", "2"],
+        ["a.yaml", "1"],
+      ]),
+    );
+    const b = bucketRevision(
+      new Map([
+        ["a.yaml", "1"],
+        ["b.yaml", "2"],
+      ]),
+    );
+    expect(a).toBe(b);
+    expect(a).toBe(`sha256:${createHash("sha256").update("a.yaml 1\nb.yaml 2\n").digest("hex")}`);
+    expect(
+      bucketRevision(
+        new Map([
+          ["a.yaml", "1"],
+          ["b.yaml", "3"],
+        ]),
+      ),
+    ).not.toBe(a);
+  });
+  it.each([
+    [
+      "the generic example passes",
+      { provider: "generic", region: "us-east-1", prefix: "p/", insecure: true },
+      [],
+    ],
+    ["a cloud provider is refused", { provider: "aws" }, ["spec.provider"]],
+    [
+      "STS, TLS, proxy, service account and ignore rules are refused",
+      {
+        sts: { provider: "ldap" },
+        certSecretRef: { name: "c" },
+        proxySecretRef: { name: "p" },
+        serviceAccountName: "s",
+        ignore: "x",
+      },
+      ["spec.sts", "spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName", "spec.ignore"],
+    ],
+  ])("fields: %s", (_rule, extra, expected) => {
+    expect(
+      refusedFields({ bucketName: "b", endpoint: "s3.example", interval: "5m", ...extra }, BUCKET_FIELDS),
+    ).toEqual(expected);
+  });
+  it("an endpoint with a scheme is refused with a hint", () => {
+    expect(
+      BucketSpec.safeParse({ bucketName: "b", endpoint: "https://s3.example", interval: "5m" }).error
+        ?.issues[0]?.message,
+    ).toBe("endpoint is host[:port], without a scheme (insecure: true for http)");
   });
   it("a Secret without accesskey/secretkey is refused, naming its keys", () => {
     expect(() => bucketCredentials({ username: "eA==" }, "secret ns/s")).toThrow(
