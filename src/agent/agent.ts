@@ -39,7 +39,10 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import type { BucketLimits } from "./sources/bucket.ts";
 import { treeDigest } from "./sources/git.ts";
+import { sourceHandlers } from "./sources/index.ts";
+import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
 import { TargetResolver } from "./targets.ts";
 import { crossNamespaceRef } from "./tenancy.ts";
@@ -68,6 +71,10 @@ export interface AgentOptions {
   installCrds?: boolean;
   /** How long an unreachable API server is retried before a request fails. */
   apiRetryMs?: number;
+  /** Bounds on an OCIRepository's layer: compressed bytes, bytes once extracted. */
+  artifactLimits?: Partial<OciLimits>;
+  /** Bounds on a Bucket: objects in a listing, bytes in all. */
+  bucketLimits?: Partial<BucketLimits>;
   /** How long an unreachable remote cluster (`spec.kubeConfig`) is retried before a request fails. */
   remoteApiRetryMs?: number;
   /** Flux's `--default-service-account`: Kustomizations without `serviceAccountName` impersonate this one. */
@@ -136,6 +143,8 @@ export class Agent {
       healthPollMs: 2_000,
       installCrds: true,
       apiRetryMs: 60_000,
+      artifactLimits: {},
+      bucketLimits: {},
       remoteApiRetryMs: 10_000,
       defaultServiceAccount: "",
       noCrossNamespaceRefs: false,
@@ -167,6 +176,7 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
+      handlers: sourceHandlers({ oci: this.opts.artifactLimits, bucket: this.opts.bucketLimits }),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
