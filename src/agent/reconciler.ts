@@ -33,6 +33,7 @@ import {
   REQUESTED_AT_ANNOTATION,
   withOwnerLabels,
 } from "./objects.ts";
+import { postRender } from "./postrender.ts";
 import type { Renderer } from "./render.ts";
 import {
   type InventoryEntry,
@@ -294,6 +295,8 @@ export class Reconciler {
         },
         () => this.ctx.cleanSource(),
       );
+      // spec.decryption, then spec.postBuild, on the built objects (./postrender.ts).
+      objects = await postRender(this.ctx.client, ns, ks.spec, objects);
     } catch (err) {
       return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
     }

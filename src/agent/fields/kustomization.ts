@@ -51,8 +51,22 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   commonMetadata: "honoured",
   "commonMetadata.labels": "honoured",
   "commonMetadata.annotations": "honoured",
-  postBuild: { refused: "variable substitution is not performed" },
-  decryption: { refused: "SOPS decryption is not performed" },
+  // Flux's envsubst, strict (see src/agent/postbuild/).
+  postBuild: "honoured",
+  "postBuild.substitute": "honoured",
+  "postBuild.substituteFrom": "honoured",
+  "postBuild.substituteFrom.kind": "honoured",
+  "postBuild.substituteFrom.name": "honoured",
+  "postBuild.substituteFrom.optional": "honoured",
+  "postBuild.substituteStrategy": "honoured",
+  // The real sops with the age keys of the Secret (src/agent/sops.ts).
+  decryption: "honoured",
+  "decryption.provider": "honoured",
+  "decryption.secretRef": "honoured",
+  "decryption.secretRef.name": "honoured",
+  "decryption.serviceAccountName": {
+    refused: "cloud KMS through workload identity is not available; use age keys in decryption.secretRef",
+  },
   serviceAccountName: {
     refused: "impersonation is not performed; applying with the agent's own rights would escalate privileges",
   },
