@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
+import { CelHealth } from "./celhealth.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
@@ -268,6 +269,14 @@ export class Reconciler {
       );
     }
 
+    // Compiled before anything is applied: an expression that cannot run is a configuration error.
+    let cel: CelHealth;
+    try {
+      cel = new CelHealth(Array.isArray(ks.spec?.healthCheckExprs) ? ks.spec.healthCheckExprs : []);
+    } catch (err) {
+      return await fail("InvalidCELExpression", describeError(err), { stalled: true });
+    }
+
     for (const dep of dependenciesOf(spec, ns)) {
       const depStatus = await this.ctx.statusOf(dep.namespace, dep.name);
       const sameSource =
@@ -379,7 +388,7 @@ export class Reconciler {
         ),
       };
       await this.writeStatus(ks, status);
-      const unhealthy = await this.waitHealthy(checks, timeoutMs);
+      const unhealthy = await this.waitHealthy(checks, timeoutMs, cel);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
         return {
@@ -436,7 +445,11 @@ export class Reconciler {
   }
 
   /** Polls until every target is Current; returns why not when one Failed or the timeout passed. */
-  private async waitHealthy(targets: ObjectRef[], timeoutMs: number): Promise<string | undefined> {
+  private async waitHealthy(
+    targets: ObjectRef[],
+    timeoutMs: number,
+    cel?: CelHealth,
+  ): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
     const poll = this.ctx.healthPollMs ?? 2000;
     for (;;) {
@@ -461,7 +474,8 @@ export class Reconciler {
           pending.push(`${describeRef(ref)}: unreadable (HTTP ${res.code})`);
           continue;
         }
-        const h = assessHealth(obj.data);
+        // spec.healthCheckExprs first, kstatus for the kinds they do not cover (./celhealth.ts).
+        const h = cel?.assess(obj.data) ?? assessHealth(obj.data);
         if (h.status === "Failed") return `${describeRef(ref)} failed: ${h.message}`;
         if (h.status === "InProgress") pending.push(`${describeRef(ref)}: ${h.message}`);
       }
