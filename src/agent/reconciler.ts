@@ -9,6 +9,7 @@ import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
 import { CelHealth } from "./celhealth.ts";
 import { apiError, type KubeClient } from "./client.ts";
+import { deletionPlan, waitForTermination } from "./deletion.ts";
 import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
@@ -495,8 +496,10 @@ export class Reconciler {
     if (ref.kind !== "Kustomization" || !ref.group.startsWith("kustomize.toolkit.fluxcd.io")) return;
     const child = live as KustomizationObject;
     const spec = KustomizationSpec.safeParse(child.spec ?? {});
-    if (!spec.success || !spec.data.prune || spec.data.suspend) return;
     const entries = child.status?.inventory?.entries ?? [];
+    // spec.deletionPolicy, with Flux's table (./deletion.ts).
+    const plan = spec.success ? deletionPlan(spec.data, entries.length) : { delete: false, wait: false };
+    if (!plan.delete) return;
     const refs = entries
       .map((e) => parseInventoryId(e.id, e.v))
       .filter((r): r is ObjectRef => r !== undefined);
@@ -509,6 +512,26 @@ export class Reconciler {
     );
     if (res.errors.length)
       throw new Error(`garbage collection of Kustomization ${ref.namespace}/${ref.name}: ${res.errors[0]}`);
+    if (plan.wait && spec.success) {
+      const deleted = res.changes.filter((c) => c.action === "deleted").map((c) => c.ref);
+      const timeout = spec.data.timeout ?? spec.data.interval;
+      const left = await waitForTermination(
+        this.ctx.client,
+        this.ctx.discovery,
+        deleted,
+        parseDuration(timeout),
+        {
+          pollMs: this.ctx.healthPollMs,
+          signal: this.ctx.signal,
+        },
+      );
+      // As Flux: a timeout is logged and the deletion goes on.
+      if (left.length)
+        this.ctx.log.error(
+          { kustomization: `${ref.namespace}/${ref.name}` },
+          `failed to wait for resources termination (timeout ${timeout}): ${left.slice(0, 5).join(", ")}`,
+        );
+    }
     this.ctx.log.info(
       { kustomization: `${ref.namespace}/${ref.name}`, revision: artifact.revision },
       `deleted with its ${res.changes.length} object(s)`,

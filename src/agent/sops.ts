@@ -24,7 +24,7 @@ import { delimiter, join } from "node:path";
 import { z } from "zod";
 import { ClusterError, registerSecret } from "../errors.ts";
 import { apiError, type KubeClient } from "./client.ts";
-import { describeRef } from "./objects.ts";
+import { canonicalJson, describeRef } from "./objects.ts";
 import { KubeObject } from "./schema.ts";
 
 /** kustomize.toolkit.fluxcd.io/v1 Decryption (api/v1/kustomization_types.go). */
@@ -162,9 +162,11 @@ export class SopsCli implements SopsRunner {
     return new Promise((resolve, reject) => {
       const child = spawn(
         this.bin,
-        ["--decrypt", "--input-type", inputType, "--output-type", outputType, "/dev/stdin"],
+        // `decrypt` with no file reads stdin (Node's stdio pipes are sockets, which /dev/stdin cannot open).
+        ["decrypt", "--input-type", inputType, "--output-type", outputType],
         {
           env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent", SOPS_AGE_KEY: keys.age },
+          cwd: "/",
           stdio: ["pipe", "pipe", "pipe"],
         },
       );
@@ -244,7 +246,8 @@ export async function decryptObjects(
     if (isSopsEncrypted(obj)) {
       let text: string;
       try {
-        text = await sops.decrypt(JSON.stringify(obj), "json", "json", keys);
+        // Keys sorted, as Flux hands sops the object (Go's JSON of a map): the MAC checks out on that form.
+        text = await sops.decrypt(canonicalJson(obj), "json", "json", keys);
       } catch (err) {
         throw new DecryptionError(`decryption failed for ${where}: ${(err as Error).message}`);
       }

@@ -244,7 +244,9 @@ describe("decryption: SOPS with age keys", () => {
     execFileSync(
       findBinary("sops"),
       [
-        "--encrypt",
+        "encrypt",
+        "--filename-override",
+        `secret.${type}`,
         "--age",
         recipient,
         ...(regex ? ["--encrypted-regex", regex] : []),
@@ -252,9 +254,13 @@ describe("decryption: SOPS with age keys", () => {
         type,
         "--output-type",
         type,
-        "/dev/stdin",
       ],
-      { input: plain, encoding: "utf8", env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent" } },
+      {
+        input: plain,
+        encoding: "utf8",
+        cwd: "/",
+        env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent" },
+      },
     );
 
   it("decrypts whole Secrets and secretGenerator files in memory; a foreign key is Ready=False, nothing applied, no plaintext anywhere", async () => {
@@ -263,14 +269,16 @@ describe("decryption: SOPS with age keys", () => {
     const password = "correct-horse-battery-staple-42";
     const apiKey = "api-key-0123456789abcdef";
     const strangerSecret = "only-the-stranger-can-read-this";
+    // Fields in kubectl's order (sorted, as `kubectl create secret … -o yaml` writes them): kustomize
+    // sorts them too, and sops's MAC covers the order, under Flux as here.
     const secretYaml = `apiVersion: v1
 kind: Secret
 metadata:
   name: db
   namespace: t-sops
-type: Opaque
 stringData:
   password: ${password}
+type: Opaque
 `;
     const encrypted = encrypt(secretYaml, key.recipient, "yaml", "^(data|stringData)$");
     expect(encrypted).not.toContain(password);
@@ -287,7 +295,10 @@ stringData:
     );
     await create(
       "/api/v1/namespaces/shipmate-system/secrets",
-      secret("t-sops-age", { "age.agekey": `# created by a test\n${key.identity}\n`, "old.asc": "not used" }),
+      secret("t-sops-age", {
+        "age.agekey": `# created by a test\n${key.identity}\n`,
+        "old.asc": "pgp-private-key-material-0001",
+      }),
     );
     const decryption = { provider: "sops", secretRef: { name: "t-sops-age" } };
     const repo = fleet();
@@ -316,6 +327,7 @@ secretGenerator:
     const { agent, logs } = loggedAgent(repo, "t-sops");
     const res = await agent.once();
     const by = Object.fromEntries(res.reconciled.map((k) => [k.name, k]));
+    expect(by["t-sops-apps"]?.message).toMatch(/^Applied revision/);
     expect(by["t-sops-apps"]?.ready).toBe(true);
     const db = await getObject(client, secretPath("t-sops", "db"));
     expect(Buffer.from(db?.data.password, "base64").toString()).toBe(password);
@@ -334,7 +346,14 @@ secretGenerator:
     expect(await getObject(client, cmPath("t-sops", "bad-neighbour"))).toBeUndefined();
 
     const out = await allOutput(logs);
-    for (const plain of [password, apiKey, strangerSecret, key.identity, stranger.identity])
+    for (const plain of [
+      password,
+      apiKey,
+      strangerSecret,
+      key.identity,
+      stranger.identity,
+      "pgp-private-key-material",
+    ])
       expect(out).not.toContain(plain);
   });
 });

@@ -53,7 +53,7 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   "images.newTag": "honoured",
   "images.digest": "honoured",
   components: "honoured",
-  ignoreMissingComponents: { refused: "missing components always fail the build" },
+  ignoreMissingComponents: "honoured",
   commonMetadata: "honoured",
   "commonMetadata.labels": "honoured",
   "commonMetadata.annotations": "honoured",
@@ -77,10 +77,8 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
     refused: "impersonation is not performed; applying with the agent's own rights would escalate privileges",
   },
   kubeConfig: { refused: "remote clusters are not reached; applying locally would hit the wrong cluster" },
-  deletionPolicy: {
-    refused: "only MirrorPrune (the default: delete what prune would) is implemented",
-    accepts: ["MirrorPrune"],
-  },
+  // Flux's table, when the Kustomization is deleted by its parent's prune (src/agent/deletion.ts).
+  deletionPolicy: "honoured",
   ignore: { refused: "ignore rules for applied objects are not implemented" },
   buildMetadata: { refused: "build metadata annotations are not written" },
 };
