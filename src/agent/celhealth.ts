@@ -28,6 +28,7 @@
 import { type CelValue, celEnv, isCelError, parse, plan } from "@bufbuild/cel";
 import { strings } from "@bufbuild/cel/ext";
 import { z } from "zod";
+import { ConfigError } from "../errors.ts";
 import type { Health } from "./health.ts";
 
 /** kustomize.toolkit.fluxcd.io/v1 CustomHealthCheck (fluxcd/pkg/apis/kustomize). */
@@ -40,7 +41,7 @@ export const HealthCheckExpr = z.strictObject({
 });
 export type HealthCheckExpr = z.infer<typeof HealthCheckExpr>;
 
-export class CelExpressionError extends Error {
+export class CelExpressionError extends ConfigError {
   override name = "CelExpressionError";
 }
 

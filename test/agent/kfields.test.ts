@@ -1,10 +1,11 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: Flux substitution variables are written ${name}
 /**
- * spec.postBuild and spec.decryption through the agent, against a real
- * kube-apiserver, the real kustomize and the real sops: substituted objects
- * land as Flux would write them; a failure is Ready=False naming the object,
- * with nothing of that Kustomization applied and no secret value in any
- * status, event or log line.
+ * Kustomization fields through the agent, against a real kube-apiserver,
+ * the real kustomize and the real sops: postBuild and decryption (objects
+ * land as Flux would write them; a failure is Ready=False naming the
+ * object, with nothing of that Kustomization applied and no secret value in
+ * any status, event or log line), healthCheckExprs, deletionPolicy and
+ * ignoreMissingComponents.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -35,7 +36,7 @@ const repos: FleetRepo[] = [];
 const agents: Agent[] = [];
 
 beforeAll(async () => {
-  kube = await startKube({ name: "postrender" });
+  kube = await startKube({ name: "kfields" });
   client = adminClient(kube);
   const res = await client.raw({
     method: "POST",
@@ -355,5 +356,167 @@ secretGenerator:
       "pgp-private-key-material",
     ])
       expect(out).not.toContain(plain);
+  });
+});
+
+describe("healthCheckExprs", () => {
+  const crd = {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: "gadgets.example.org" },
+    spec: {
+      group: "example.org",
+      names: { kind: "Gadget", plural: "gadgets", singular: "gadget", listKind: "GadgetList" },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+        },
+      ],
+    },
+  };
+  const gadgetPath = "/apis/example.org/v1/namespaces/t-cel/gadgets/g";
+  const synced = (status: string) =>
+    client.raw({
+      method: "PATCH",
+      path: gadgetPath,
+      body: { status: { conditions: [{ type: "Synced", status }] } },
+      contentType: "application/merge-patch+json",
+    });
+
+  it("docs' SealedSecret-style expressions decide a custom resource's health; a broken one stalls before apply", async () => {
+    const repo = fleet();
+    const exprs = [
+      {
+        apiVersion: "example.org/v1",
+        kind: "Gadget",
+        failed: "status.conditions.filter(e, e.type == 'Synced').all(e, e.status == 'False')",
+        current: "status.conditions.filter(e, e.type == 'Synced').all(e, e.status == 'True')",
+      },
+    ];
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-cel"),
+        crd,
+        kustomization("t-cel-apps", { path: "./apps", wait: true, timeout: "2s", healthCheckExprs: exprs }),
+        kustomization("t-cel-bad", {
+          path: "./bad",
+          wait: true,
+          healthCheckExprs: [{ apiVersion: "example.org/v1", current: "status.(" }],
+        }),
+      ],
+      "apps/g.yaml": [
+        { apiVersion: "example.org/v1", kind: "Gadget", metadata: { name: "g", namespace: "t-cel" } },
+      ],
+      "bad/cm.yaml": [configMap("never", "t-cel", { v: "1" })],
+    });
+    const agent = makeAgent(kube, repo, { name: "t-cel" });
+    agents.push(agent);
+    const first = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
+    // No status yet: the expression cannot evaluate, so the wait times out naming why.
+    expect(first["t-cel-apps"]).toMatchObject({ ready: false, reason: "HealthCheckFailed" });
+    expect(first["t-cel-apps"]?.message).toMatch(
+      /^timeout waiting for: Gadget\/t-cel\/g: health check expression error/,
+    );
+    expect(first["t-cel-bad"]).toMatchObject({ ready: false, reason: "InvalidCELExpression" });
+    expect(first["t-cel-bad"]?.message).toMatch(/^healthCheckExprs\[0\]\.current: /);
+    expect(
+      (await ksStatus(client, "t-cel-bad")).ks?.status.conditions.find(
+        (c: { type: string }) => c.type === "Stalled",
+      )?.status,
+    ).toBe("True");
+    expect(await getObject(client, cmPath("t-cel", "never"))).toBeUndefined();
+
+    await synced("False");
+    const second = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
+    expect(second["t-cel-apps"]?.message).toBe("Gadget/t-cel/g failed: failed expression is true");
+
+    await synced("True");
+    const third = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
+    expect(third["t-cel-apps"]?.ready).toBe(true);
+  });
+});
+
+describe("deletionPolicy: a Kustomization pruned from git", () => {
+  it("follows Flux's table: MirrorPrune mirrors prune, Delete deletes, Orphan leaves, WaitForTermination waits", async () => {
+    const repo = fleet();
+    const children = {
+      "t-del-mirror": { prune: true },
+      "t-del-mirrorfalse": { prune: false },
+      "t-del-delete": { prune: false, deletionPolicy: "Delete" },
+      "t-del-orphan": { prune: true, deletionPolicy: "Orphan" },
+      "t-del-wait": { prune: true, deletionPolicy: "WaitForTermination", timeout: "2s" },
+    };
+    const files: Record<string, object[] | string | null> = {
+      "clusters/test/ns.yaml": [namespace("t-del")],
+      "clusters/test/ks.yaml": Object.entries(children).map(([name, spec]) =>
+        kustomization(name, { path: `./${name}`, ...spec }),
+      ),
+    };
+    for (const name of Object.keys(children))
+      files[`${name}/cm.yaml`] = [configMap(name, "t-del", { v: "1" })];
+    // A finalizer nobody removes keeps this one terminating: WaitForTermination waits for it, then gives up.
+    files["t-del-wait/cm.yaml"] = [
+      {
+        ...configMap("t-del-wait", "t-del", { v: "1" }),
+        metadata: { name: "t-del-wait", namespace: "t-del", finalizers: ["example.com/hold"] },
+      },
+    ];
+    repo.commit(files);
+    const agent = makeAgent(kube, repo, { name: "t-del" });
+    agents.push(agent);
+    const first = await agent.once();
+    expect(first.reconciled.filter((k) => k.name.startsWith("t-del-")).every((k) => k.ready)).toBe(true);
+
+    repo.commit({ "clusters/test/ks.yaml": null });
+    const started = Date.now();
+    await agent.once();
+    const exists = async (name: string) => (await getObject(client, cmPath("t-del", name))) !== undefined;
+    expect(await exists("t-del-mirror")).toBe(false);
+    expect(await exists("t-del-mirrorfalse")).toBe(true);
+    expect(await exists("t-del-delete")).toBe(false);
+    expect(await exists("t-del-orphan")).toBe(true);
+    const waiting = await getObject(client, cmPath("t-del", "t-del-wait"));
+    expect(waiting?.metadata.deletionTimestamp).toBeDefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    for (const name of Object.keys(children)) expect((await ksStatus(client, name)).ks).toBeUndefined();
+    await client.raw({
+      method: "PATCH",
+      path: cmPath("t-del", "t-del-wait"),
+      body: { metadata: { finalizers: null } },
+      contentType: "application/merge-patch+json",
+    });
+  });
+});
+
+describe("ignoreMissingComponents", () => {
+  it("drops a component missing from the source instead of failing the build", async () => {
+    const repo = fleet();
+    const components = ["../comp/present", "../comp/missing"];
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-comp"),
+        kustomization("t-comp-lenient", { path: "./apps", components, ignoreMissingComponents: true }),
+        kustomization("t-comp-strict", { path: "./apps2", components }),
+      ],
+      "apps/cm.yaml": [configMap("lenient", "t-comp", { v: "1" })],
+      "apps2/cm.yaml": [configMap("strict", "t-comp", { v: "1" })],
+      "comp/present/kustomization.yaml": `apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+labels:
+  - pairs:
+      tier: gold
+`,
+    });
+    const agent = makeAgent(kube, repo, { name: "t-comp" });
+    agents.push(agent);
+    const by = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
+    expect(by["t-comp-lenient"]?.ready).toBe(true);
+    expect((await getObject(client, cmPath("t-comp", "lenient")))?.metadata.labels.tier).toBe("gold");
+    expect(by["t-comp-strict"]).toMatchObject({ ready: false, reason: "BuildFailed" });
+    expect(await getObject(client, cmPath("t-comp", "strict"))).toBeUndefined();
   });
 });
