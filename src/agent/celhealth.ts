@@ -147,3 +147,41 @@ export class CelHealth {
     return { status: "InProgress", message: "no health check expression is true yet" };
   }
 }
+
+/**
+ * `spec.dependsOn[].readyExpr`: whether a dependency is ready by a CEL
+ * expression over `self` (the Kustomization being reconciled) and `dep` (the
+ * dependency), which replaces the built-in check (Flux's default, without
+ * its AdditiveCELDependencyCheck feature gate). An expression that does not
+ * compile throws CelExpressionError (terminal: Stalled InvalidCELExpression);
+ * one that fails to evaluate or returns false means not ready, with why.
+ */
+export function dependencyReadyByExpr(
+  expr: string,
+  self: Record<string, unknown>,
+  dep: Record<string, unknown>,
+  depKey: string,
+): { ready: true } | { ready: false; message: string } {
+  let program: Program;
+  try {
+    program = plan(env, parse(expr));
+  } catch (err) {
+    const first = (err as Error).message.split("\n")[0] ?? "";
+    throw new CelExpressionError(`failed to evaluate dependency ${depKey}: readyExpr: ${first}`);
+  }
+  let result: CelValue | Error;
+  try {
+    result = program({ self: toCel(self), dep: toCel(dep) } as never);
+  } catch (err) {
+    result = err as Error;
+  }
+  if (isCelError(result) || result instanceof Error)
+    return { ready: false, message: `dependency '${depKey}' readyExpr failed: ${(result as Error).message}` };
+  if (typeof result !== "boolean")
+    throw new CelExpressionError(
+      `failed to evaluate dependency ${depKey}: readyExpr does not return a boolean`,
+    );
+  return result
+    ? { ready: true }
+    : { ready: false, message: `dependency '${depKey}' is not ready according to readyExpr eval` };
+}

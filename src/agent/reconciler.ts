@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
-import { CelHealth } from "./celhealth.ts";
+import { CelHealth, dependencyReadyByExpr } from "./celhealth.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import { deletionPlan, waitForTermination } from "./deletion.ts";
 import { type Discovery, resourcePath } from "./discovery.ts";
@@ -87,6 +87,8 @@ export interface ReconcileContext {
   cleanSource(): Promise<void>;
   /** Live status of other Kustomizations, for dependsOn. */
   statusOf(namespace: string, name: string): Promise<KustomizationStatus | undefined>;
+  /** The whole object of another Kustomization, for dependsOn[].readyExpr's `dep`. */
+  objectOf?(namespace: string, name: string): KustomizationObject | undefined;
   /**
    * The source (`<namespace>/<name>` of its GitRepository) another
    * Kustomization reads; a dependency's revision is compared only when it
@@ -278,7 +280,21 @@ export class Reconciler {
       return await fail("InvalidCELExpression", describeError(err), { stalled: true });
     }
 
-    for (const dep of dependenciesOf(spec, ns)) {
+    for (const [i, dep] of dependenciesOf(spec, ns).entries()) {
+      // dependsOn[].readyExpr replaces the built-in readiness check (./celhealth.ts).
+      const readyExpr = spec.dependsOn?.[i]?.readyExpr;
+      if (typeof readyExpr === "string" && readyExpr) {
+        const depObject = this.ctx.objectOf?.(dep.namespace, dep.name);
+        if (!depObject) return await fail("DependencyNotReady", `dependency '${keyOf(dep)}' not found`);
+        let verdict: ReturnType<typeof dependencyReadyByExpr>;
+        try {
+          verdict = dependencyReadyByExpr(readyExpr, ks, depObject, keyOf(dep));
+        } catch (err) {
+          return await fail("InvalidCELExpression", describeError(err), { stalled: true });
+        }
+        if (!verdict.ready) return await fail("DependencyNotReady", verdict.message);
+        continue;
+      }
       const depStatus = await this.ctx.statusOf(dep.namespace, dep.name);
       const sameSource =
         !artifact.source ||

@@ -4,7 +4,7 @@
  * the CEL cheatsheet's has() guard as cases.
  */
 import { describe, expect, it } from "vitest";
-import { CelHealth } from "../../src/agent/celhealth.ts";
+import { CelHealth, dependencyReadyByExpr } from "../../src/agent/celhealth.ts";
 
 // Flux docs: the SealedSecret example.
 const sealedSecret = {
@@ -129,5 +129,45 @@ describe("healthCheckExprs: Flux's CEL health checks", () => {
     ],
   ])("configuration error: %s", (_rule, entries, message) => {
     expect(() => new CelHealth(entries)).toThrow(message);
+  });
+});
+
+describe("dependsOn[].readyExpr: Flux's docs example", () => {
+  // Flux docs, "Dependency Ready Expression": a lockstep upgrade.
+  const expr = `dep.metadata.labels['app/version'] == self.metadata.labels['app/version'] &&
+dep.status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True') &&
+dep.metadata.generation == dep.status.observedGeneration`;
+  const ks = (version: string, ready = "True", generation = 1, observed = 1) => ({
+    apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+    kind: "Kustomization",
+    metadata: { name: "x", namespace: "apps", labels: { "app/version": version }, generation },
+    status: { observedGeneration: observed, conditions: [{ type: "Ready", status: ready }] },
+  });
+
+  it.each([
+    ["same version, ready, observed: ready", ks("v1.2.3"), true],
+    ["another version: not ready", ks("v1.2.2"), false],
+    ["not Ready: not ready", ks("v1.2.3", "False"), false],
+    ["generation not observed yet: not ready", ks("v1.2.3", "True", 2, 1), false],
+  ])("%s", (_rule, dep, ready) => {
+    expect(dependencyReadyByExpr(expr, ks("v1.2.3"), dep, "apps/app-backend").ready).toBe(ready);
+  });
+
+  it("the message names the dependency", () => {
+    expect(dependencyReadyByExpr(expr, ks("v1.2.3"), ks("v0"), "apps/app-backend")).toEqual({
+      ready: false,
+      message: "dependency 'apps/app-backend' is not ready according to readyExpr eval",
+    });
+  });
+
+  it("an evaluation error is not ready, with the reason", () => {
+    const v = dependencyReadyByExpr("dep.status.nothing == 1", ks("v1"), ks("v1"), "apps/b");
+    expect(v.ready).toBe(false);
+  });
+
+  it("an expression that does not compile is a configuration error", () => {
+    expect(() => dependencyReadyByExpr("dep.(", ks("v1"), ks("v1"), "apps/b")).toThrow(
+      /^failed to evaluate dependency apps\/b: readyExpr: /,
+    );
   });
 });

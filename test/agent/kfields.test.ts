@@ -520,3 +520,50 @@ labels:
     expect(await getObject(client, cmPath("t-comp", "strict"))).toBeUndefined();
   });
 });
+
+describe("dependsOn[].readyExpr", () => {
+  it("replaces the built-in readiness check with the docs' lockstep expression; a broken one stalls", async () => {
+    const repo = fleet();
+    const expr =
+      "dep.metadata.labels['app/version'] == self.metadata.labels['app/version'] && dep.status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')";
+    const labelled = (name: string, version: string, spec: Record<string, unknown>) => {
+      const k = kustomization(name, spec);
+      return { ...k, metadata: { ...k.metadata, labels: { "app/version": version } } };
+    };
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-rx"),
+        labelled("t-rx-backend", "v1.2.3", { path: "./backend" }),
+        labelled("t-rx-frontend", "v1.2.3", {
+          path: "./frontend",
+          dependsOn: [{ name: "t-rx-backend", readyExpr: expr }],
+        }),
+        labelled("t-rx-old", "v1.2.2", {
+          path: "./old",
+          dependsOn: [{ name: "t-rx-backend", readyExpr: expr }],
+        }),
+        labelled("t-rx-bad", "v1.2.3", {
+          path: "./old",
+          dependsOn: [{ name: "t-rx-backend", readyExpr: "dep.(" }],
+        }),
+      ],
+      "backend/cm.yaml": [configMap("backend", "t-rx", { v: "1" })],
+      "frontend/cm.yaml": [configMap("frontend", "t-rx", { v: "1" })],
+      "old/cm.yaml": [configMap("old", "t-rx", { v: "1" })],
+    });
+    const agent = makeAgent(kube, repo, { name: "t-rx" });
+    agents.push(agent);
+    await agent.once();
+    // The first pass lists the Kustomizations before the backend is Ready; the second sees it.
+    const by = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
+    expect(by["t-rx-frontend"]?.ready).toBe(true);
+    expect(await getObject(client, cmPath("t-rx", "frontend"))).toBeDefined();
+    expect(by["t-rx-old"]).toMatchObject({
+      ready: false,
+      reason: "DependencyNotReady",
+      message: "dependency 'shipmate-system/t-rx-backend' is not ready according to readyExpr eval",
+    });
+    expect(by["t-rx-bad"]).toMatchObject({ ready: false, reason: "InvalidCELExpression" });
+    expect(await getObject(client, cmPath("t-rx", "old"))).toBeUndefined();
+  });
+});

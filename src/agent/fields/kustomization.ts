@@ -19,7 +19,7 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   dependsOn: "honoured",
   "dependsOn.name": "honoured",
   "dependsOn.namespace": "honoured",
-  "dependsOn.readyExpr": { refused: "CEL readiness expressions on dependencies are not evaluated" },
+  "dependsOn.readyExpr": "honoured",
   sourceRef: "honoured",
   "sourceRef.apiVersion": "honoured",
   "sourceRef.kind": "honoured",
