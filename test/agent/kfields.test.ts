@@ -553,8 +553,7 @@ describe("dependsOn[].readyExpr", () => {
     });
     const agent = makeAgent(kube, repo, { name: "t-rx" });
     agents.push(agent);
-    await agent.once();
-    // The first pass lists the Kustomizations before the backend is Ready; the second sees it.
+    // The backend is reconciled first in the same pass (dependsOn orders it), so the expression sees it Ready.
     const by = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
     expect(by["t-rx-frontend"]?.ready).toBe(true);
     expect(await getObject(client, cmPath("t-rx", "frontend"))).toBeDefined();
