@@ -149,8 +149,10 @@ export interface SopsRunner {
 /** Runs the sops binary: input on stdin, plaintext on stdout, the key in its environment only. */
 export class SopsCli implements SopsRunner {
   private readonly bin: string;
-  constructor(bin: string = findSops()) {
+  private readonly timeoutMs: number;
+  constructor(bin: string = findSops(), timeoutMs = 60_000) {
     this.bin = bin;
+    this.timeoutMs = timeoutMs;
   }
 
   decrypt(
@@ -175,8 +177,17 @@ export class SopsCli implements SopsRunner {
       child.stdout.on("data", (d: Buffer) => out.push(d));
       child.stderr.on("data", (d: Buffer) => err.push(d));
       child.on("error", (e) => reject(new DecryptionError(`sops could not run: ${e.message}`)));
+      // A file encrypted for a cloud KMS makes sops try the network; never let that hold a reconcile.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, this.timeoutMs);
       child.on("close", (code) => {
-        if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
+        clearTimeout(timer);
+        if (timedOut)
+          reject(new DecryptionError(`sops did not finish within ${Math.round(this.timeoutMs / 1000)}s`));
+        else if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
         else reject(new DecryptionError(sopsReason(Buffer.concat(err).toString("utf8"), keys)));
       });
       child.stdin.on("error", () => undefined); // sops may exit before reading everything
