@@ -138,6 +138,21 @@ function referencedPaths(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
+/** The value at a schema issue's path, if the object has one there. */
+function valueAt(object: unknown, path: (string | number)[]): unknown {
+  let v: unknown = object;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<string | number, unknown>)[key];
+  }
+  return v;
+}
+
+/** A string holding a Flux postBuild expression (`${var}`, `${var:=default}`), substituted only in the cluster. */
+function isSubstitutionPlaceholder(v: unknown): boolean {
+  return typeof v === "string" && /\$\{[^}]+\}/.test(v);
+}
+
 function lineAt(counter: LineCounter, node: Node | null | undefined): number | undefined {
   return node?.range ? counter.linePos(node.range[0]).line : undefined;
 }
@@ -515,6 +530,8 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
       once(raw ? rel(raw.file) : origin, raw?.line, `${what}: ${verdict.message}`, suffix);
     if (verdict.status === "invalid")
       for (const issue of verdict.issues) {
+        // A Flux post-build variable (`replicas: ${replicas}`) is a string until the cluster substitutes it.
+        if (isSubstitutionPlaceholder(valueAt(object, issue.path))) continue;
         const blame = dir ? (sourceOf(object, dir, issue.path) ?? raw) : raw;
         once(
           blame ? rel(blame.file) : origin,

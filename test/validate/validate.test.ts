@@ -231,6 +231,14 @@ describe("validate: one problem per mistake, with file and line", () => {
         "secrets/db.yaml:1: Secret db is not encrypted, but .sops.yaml creation rule 0 (path_regex ^secrets/.*\\.yaml$) covers this file: encrypt it with sops --encrypt --in-place",
       ],
     ],
+    [
+      "a Flux postBuild variable where a number goes is not a schema error (the cluster substitutes it)",
+      {
+        "vars/deploy.yaml": () =>
+          "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  replicas: ${replicas:=2}\n  paused: nope\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\n",
+      },
+      ["vars/deploy.yaml:8: Deployment/web: spec.paused: must be boolean"],
+    ],
   ])("%s", async (_rule, edits, expected) => {
     const dir = await repoWith(edits);
     const report = await validateTree(dir);
