@@ -235,6 +235,7 @@ describe("validate: one problem per mistake, with file and line", () => {
       "a Flux postBuild variable where a number goes is not a schema error (the cluster substitutes it)",
       {
         "vars/deploy.yaml": () =>
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a Flux substitution variable, written ${name}
           "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  replicas: ${replicas:=2}\n  paused: nope\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\n",
       },
       ["vars/deploy.yaml:8: Deployment/web: spec.paused: must be boolean"],
