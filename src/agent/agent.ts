@@ -332,6 +332,7 @@ export class Agent {
           ? this.sources.clean(artifact)
           : this.source.clean(),
       statusOf: async (namespace, name) => this.current.get(`${namespace}/${name}`)?.status,
+      objectOf: (namespace, name) => this.current.get(`${namespace}/${name}`),
       sourceOf: (namespace, name) => {
         const ks = this.current.get(`${namespace}/${name}`);
         return ks && (this.sources.keyOf(ks) ?? this.sources.rootKey);

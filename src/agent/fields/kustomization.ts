@@ -19,7 +19,7 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   dependsOn: "honoured",
   "dependsOn.name": "honoured",
   "dependsOn.namespace": "honoured",
-  "dependsOn.readyExpr": { refused: "CEL readiness expressions on dependencies are not evaluated" },
+  "dependsOn.readyExpr": "honoured",
   sourceRef: "honoured",
   "sourceRef.apiVersion": "honoured",
   "sourceRef.kind": "honoured",
@@ -30,7 +30,13 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   "healthChecks.kind": "honoured",
   "healthChecks.name": "honoured",
   "healthChecks.namespace": "honoured",
-  healthCheckExprs: { refused: "CEL health expressions are not evaluated" },
+  // CEL on @bufbuild/cel (src/agent/celhealth.ts).
+  healthCheckExprs: "honoured",
+  "healthCheckExprs.apiVersion": "honoured",
+  "healthCheckExprs.kind": "honoured",
+  "healthCheckExprs.current": "honoured",
+  "healthCheckExprs.inProgress": "honoured",
+  "healthCheckExprs.failed": "honoured",
   patches: "honoured",
   "patches.patch": "honoured",
   "patches.target": "honoured",
@@ -47,12 +53,27 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   "images.newTag": "honoured",
   "images.digest": "honoured",
   components: "honoured",
-  ignoreMissingComponents: { refused: "missing components always fail the build" },
+  ignoreMissingComponents: "honoured",
   commonMetadata: "honoured",
   "commonMetadata.labels": "honoured",
   "commonMetadata.annotations": "honoured",
-  postBuild: { refused: "variable substitution is not performed" },
-  decryption: { refused: "SOPS decryption is not performed" },
+  // Flux's envsubst, strict (see src/agent/postbuild/).
+  postBuild: "honoured",
+  "postBuild.substitute": "honoured",
+  "postBuild.substituteFrom": "honoured",
+  "postBuild.substituteFrom.kind": "honoured",
+  "postBuild.substituteFrom.name": "honoured",
+  "postBuild.substituteFrom.optional": "honoured",
+  "postBuild.substituteStrategy": "honoured",
+  // The real sops with the age keys of the Secret (src/agent/sops.ts).
+  decryption: "honoured",
+  "decryption.provider": "honoured",
+  "decryption.secretRef": "honoured",
+  "decryption.secretRef.name": "honoured",
+  "decryption.serviceAccountName": {
+    refused: "cloud KMS through workload identity is not available; use age keys in decryption.secretRef",
+  },
+  // Impersonation and remote clusters (src/agent/targets.ts).
   serviceAccountName: "honoured",
   kubeConfig: "honoured",
   "kubeConfig.secretRef": "honoured",
@@ -61,10 +82,8 @@ export const KUSTOMIZATION_FIELDS: FieldTable = {
   "kubeConfig.configMapRef": {
     refused: "secret-less (workload identity) kubeconfigs are not built; use kubeConfig.secretRef",
   },
-  deletionPolicy: {
-    refused: "only MirrorPrune (the default: delete what prune would) is implemented",
-    accepts: ["MirrorPrune"],
-  },
+  // Flux's table, when the Kustomization is deleted by its parent's prune (src/agent/deletion.ts).
+  deletionPolicy: "honoured",
   ignore: { refused: "ignore rules for applied objects are not implemented" },
   buildMetadata: { refused: "build metadata annotations are not written" },
 };
