@@ -120,13 +120,36 @@ export function overlayDocument(target: string, spec: OverlaySpec): Record<strin
   return doc;
 }
 
+/**
+ * kubectl's log lines without klog's header (`E1206 10:57:59.733168 7855
+ * run.go:72] `): its time and pid would make every repeat of one failure a
+ * new message.
+ */
+export function withoutKlogHeaders(text: string): string {
+  return text.replace(/^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]\s]+\] /gm, "");
+}
+
+/** A message with the checkout's (and scratch's) absolute paths made repository-relative. */
+export function relativeToRoots(message: string, roots: readonly string[]): string {
+  let out = message;
+  for (const root of roots) {
+    const r = root.replace(/\/+$/, "");
+    if (r) out = out.replaceAll(`${r}/`, "").replaceAll(r, ".");
+  }
+  return out;
+}
+
 function run(k: Kustomize, dir: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(k.command, [...k.args, dir], { maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err)
         reject(
           new ConfigError(
-            `kustomize build failed: ${(stderr || err.message).trim().split("\n").slice(-3).join(" ")}`,
+            `kustomize build failed: ${withoutKlogHeaders(stderr || err.message)
+              .trim()
+              .split("\n")
+              .slice(-3)
+              .join(" ")}`,
           ),
         );
       else resolve(stdout);
@@ -193,7 +216,11 @@ export class Renderer {
           stringify(overlayDocument(relative(buildDir, dir), req.spec)),
         );
       }
-      const text = await run(this.kustomize, buildDir);
+      const text = await run(this.kustomize, buildDir).catch((err: Error) => {
+        // The checkout's absolute path changes with the agent's workdir; the message must not,
+        // or a failure repeated by a restarted agent would look new (status and event rewritten).
+        throw new ConfigError(relativeToRoots(err.message, [req.root, req.scratch]));
+      });
       return parseManifests(text, `${req.namespace}/${req.name}`);
     });
     this.queue = next.catch(() => undefined);

@@ -341,7 +341,8 @@ export class SourceManager {
     entry: Entry,
     why: string,
   ): Promise<void> {
-    const before = entry.artifact?.revision;
+    // After a restart the revision last stored is the one in status: NewArtifact is for a new one only.
+    const before = entry.artifact?.revision ?? obj.status?.artifact?.revision;
     try {
       this.opts.log.debug({ source: key, why }, "fetching");
       entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry))), source: key };
