@@ -16,6 +16,7 @@ import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { GeneratorManager } from "./generators.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -93,6 +94,7 @@ export class Agent {
   private readonly log: Logger;
   private readonly source: GitSource;
   private readonly sources: SourceManager;
+  private readonly generators: GeneratorManager;
   private readonly discovery: Discovery;
   private readonly applier: Applier;
   private readonly renderer: Renderer;
@@ -137,6 +139,22 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
+    });
+    this.generators = new GeneratorManager({
+      client: this.client,
+      workdir: this.opts.workdir,
+      log,
+      events: this.events,
+      // The fleet repository is the agent's own checkout; any other source comes from the SourceManager.
+      resolve: (ref) =>
+        ref.kind === "GitRepository" &&
+        ref.namespace === this.opts.namespace &&
+        ref.name === this.opts.name &&
+        this.source.artifact
+          ? Promise.resolve({ ok: true, artifact: { ...this.source.artifact, source: this.sources.rootKey } })
+          : this.sources.resolveRef(ref),
+      clean: (a) =>
+        a.source && a.source !== this.sources.rootKey ? this.sources.clean(a) : this.source.clean(),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
@@ -364,6 +382,8 @@ export class Agent {
       await this.sources.recordRoot({ artifact: this.source.artifact as Artifact });
     }
     const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
+    // ExternalArtifacts are (re)built before anything renders from them.
+    if (await this.generators.reconcileAll(signal)) await this.sources.refresh();
     const reconciler = this.reconcilerFor(signal, artifact);
     if (!this.current.has(this.rootKey())) this.current.set(this.rootKey(), await this.ensureRoot());
 
@@ -405,8 +425,9 @@ export class Agent {
       if (next.size) {
         const fresh = await this.listKustomizations();
         for (const [k, v] of fresh) if (!done.has(k)) this.current.set(k, v);
-        // The level just applied may have declared the GitRepositories the next one reads.
+        // The level just applied may have declared the sources (and ArtifactGenerators) the next one reads.
         await this.sources.refresh();
+        if (await this.generators.reconcileAll(signal)) await this.sources.refresh();
       }
       frontier = [...next];
     }

@@ -60,6 +60,11 @@ export function gitRepositoryPath(namespace?: string, name?: string, status = fa
   );
 }
 
+/** Where a source's files live: its handler's fetcher (and an ExternalArtifact's producer) work there. */
+export function sourceWorkdir(workdir: string, kind: string, namespace: string, name: string): string {
+  return join(workdir, "sources", kind.toLowerCase(), namespace, name);
+}
+
 /** `<Kind>/<namespace>/<name>`: sources of different kinds may share a name. */
 export const sourceKey = (kind: string, namespace: string, name: string): string =>
   `${kind}/${namespace}/${name}`;
@@ -282,7 +287,7 @@ export class SourceManager {
       return this.notReady(key, `: ${parsed.invalid}`, true);
     }
     const spec = parsed.spec;
-    const workdir = join(this.opts.workdir, "sources", ref.kind.toLowerCase(), ref.namespace, ref.name);
+    const workdir = sourceWorkdir(this.opts.workdir, ref.kind, ref.namespace, ref.name);
     const signature = canonicalJson(handler.signature(spec));
     let entry = this.entries.get(key);
     if (!entry || entry.signature !== signature) {
