@@ -352,7 +352,7 @@ export class Agent {
     ) {
       try {
         const before = this.source.artifact?.revision;
-        const artifact = await this.source.fetch();
+        const artifact = await this.source.fetch(this.sources.rootIgnore());
         this.lastFetch = Date.now();
         this.metrics.fetches.inc({ result: "success" });
         this.metrics.setRevision(artifact.revision);
@@ -431,7 +431,12 @@ export class Agent {
       }
       frontier = [...next];
     }
-    if (!signal.aborted) await this.sources.reconcileRest();
+    if (!signal.aborted) {
+      await this.sources.reconcileRest();
+      // The fleet's GitRepository may have been declared by this very pass: record its artifact now,
+      // not one pass later (which would make the next, unchanged pass write).
+      if (this.source.artifact) await this.sources.recordRoot({ artifact: this.source.artifact });
+    }
     this.lastPassEnd = Date.now();
     return {
       revision: artifact.revision,

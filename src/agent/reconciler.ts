@@ -322,6 +322,27 @@ export class Reconciler {
       return await fail("ReconciliationFailed", `${prefix}${describeError(err)}`);
     }
 
+    // A root that declares itself in git has just changed its own spec: the spec git holds is the
+    // one applied, so its generation is observed now rather than on the next, otherwise idle, pass.
+    const self = result.changes.find(
+      (c) =>
+        c.ref.kind === "Kustomization" &&
+        c.ref.group === "kustomize.toolkit.fluxcd.io" &&
+        c.ref.name === name &&
+        c.ref.namespace === ns &&
+        c.action !== "unchanged" &&
+        c.action !== "skipped",
+    );
+    if (self) {
+      const fresh = await this.ctx.client.raw({ method: "GET", path: ksPath(ns, name) });
+      const generation = (fresh.body as { metadata?: { generation?: number } } | undefined)?.metadata
+        ?.generation;
+      if (fresh.code === 200 && typeof generation === "number") {
+        ks.metadata.generation = generation;
+        status = { ...status, observedGeneration: generation };
+      }
+    }
+
     // Prune: what the last successful inventory held and git no longer does.
     const desiredIds = new Set(result.inventory.map((e) => e.id));
     const stale: ObjectRef[] = [];
@@ -368,17 +389,26 @@ export class Reconciler {
     if (checks.length) {
       const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
       const waiting = `waiting for ${checks.length} object(s) to become ready (timeout ${spec.timeout ?? spec.interval})`;
-      status = {
-        ...status,
-        conditions: conditionsFor(
-          status.conditions ?? [],
-          { kind: "progressing", message: waiting },
-          ks.metadata.generation,
-          now(),
-          true,
-        ),
-      };
-      await this.writeStatus(ks, status);
+      // Already Ready at this revision and nothing changed: health is checked without announcing
+      // progress, so a steady pass writes nothing (a failing check still records its failure).
+      const steady =
+        !summary &&
+        getCondition(ks.status, "Ready")?.status === "True" &&
+        ks.status?.lastAppliedRevision === artifact.revision &&
+        ks.status?.observedGeneration === ks.metadata.generation;
+      if (!steady) {
+        status = {
+          ...status,
+          conditions: conditionsFor(
+            status.conditions ?? [],
+            { kind: "progressing", message: waiting },
+            ks.metadata.generation,
+            now(),
+            true,
+          ),
+        };
+        await this.writeStatus(ks, status);
+      }
       const unhealthy = await this.waitHealthy(checks, timeoutMs);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);

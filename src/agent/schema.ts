@@ -232,6 +232,8 @@ export const GitRepositorySpec = z.looseObject({
   ref: GitRepositoryRef.optional(),
   secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
   suspend: z.boolean().optional(),
+  /** gitignore-syntax exclusions, applied after the defaults and `.sourceignore` files. */
+  ignore: z.string().optional(),
 });
 export type GitRepositorySpec = z.infer<typeof GitRepositorySpec>;
 

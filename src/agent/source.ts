@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { simpleGit } from "simple-git";
 import { GitError, redact } from "../errors.ts";
 import { compareVersions, parseLooseVersion, parseSemverRange, type SemVersion } from "../policy/semver.ts";
+import { applySourceIgnore } from "./sources/ignore.ts";
 
 /** What to check out, as a GitRepository's `spec.ref` says (Flux precedence: semver, tag, branch). */
 export type GitRef = { branch: string } | { tag: string } | { semver: string };
@@ -127,8 +128,11 @@ export class GitSource {
     return { remote: `refs/tags/${tag}`, name: tag, local: `refs/tags/${tag}`, what };
   }
 
-  /** Fetches the ref (depth 1) and checks it out; a failure leaves the previous checkout untouched. */
-  async fetch(): Promise<Artifact> {
+  /**
+   * Fetches the ref (depth 1) and checks it out; a failure leaves the previous checkout untouched.
+   * What Flux leaves out of the artifact (defaults, `.sourceignore`, `specIgnore`) is removed.
+   */
+  async fetch(specIgnore?: string): Promise<Artifact> {
     if (!existsSync(join(this.dir, ".git"))) {
       mkdirSync(this.dir, { recursive: true });
       await this.git().init();
@@ -142,6 +146,7 @@ export class GitSource {
     }
     const commit = (await git.revparse([`${t.local}^{commit}`])).trim();
     await this.checkout(commit);
+    applySourceIgnore(this.dir, specIgnore);
     this.current = { revision: formatRevision(t.name, commit), commit, dir: this.dir };
     return this.current;
   }

@@ -207,6 +207,12 @@ export class SourceManager {
     return Boolean(at && at !== root?.status?.lastHandledReconcileAt);
   }
 
+  /** The `spec.ignore` of the fleet repository's own GitRepository, when the cluster has one. */
+  rootIgnore(): string | undefined {
+    const ignore = this.objects.get(this.rootKey)?.spec?.ignore;
+    return typeof ignore === "string" ? ignore : undefined;
+  }
+
   /** Records a fetch of the fleet repository on its GitRepository object, when the cluster has one. */
   async recordRoot(outcome: { artifact: Artifact } | { error: string }): Promise<void> {
     const obj = this.objects.get(this.rootKey);
