@@ -109,6 +109,11 @@ function fixture(url: string): Record<string, string | object[]> {
     ],
     "infrastructure/controllers/NOTES.md": "not a manifest; excluded from the artifact\n",
     "infrastructure/configs/issuer.yaml": [configMap("issuer", "ag-infra", { tier: "production" })],
+    // Left out of the GitRepository's artifact, so out of the ExternalArtifact built from it too.
+    "infrastructure/configs/.sourceignore": "# drafts are not applied\ndraft-*.yaml\n",
+    "infrastructure/configs/draft-issuer.yaml": [configMap("draft", "ag-infra", { tier: "draft" })],
+    ".sourceignore": "# only the manifest directories\n/*\n!/apps/\n!/clusters/\n!/infrastructure/\n",
+    "scripts/validate.yaml": "this: [is not, a manifest\n",
     "apps/base/demo/kustomization.yaml":
       "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - settings.yaml\n",
     "apps/base/demo/namespace.yaml": [namespace("ag-demo")],
@@ -197,6 +202,7 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
     expect((await getObject(client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
       color: "green",
     });
+    expect(await getObject(client, "/api/v1/namespaces/ag-infra/configmaps/draft")).toBeUndefined();
     const appsKs = await getObject(
       client,
       "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps",
@@ -223,5 +229,67 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
     expect((await getObject(client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
       color: "red",
     });
+  });
+
+  it("GitRepository spec.ignore and .sourceignore leave files out of what a Kustomization renders", async () => {
+    const extra = FleetRepo.create();
+    try {
+      extra.commit({
+        "deploy/app.yaml": [configMap("app", "ag-ignore", { v: "1" })],
+        "deploy/local.yaml": [configMap("local", "ag-ignore", { v: "1" })],
+        "deploy/.sourceignore": "draft-*.yaml\n",
+        "deploy/draft-1.yaml": [configMap("draft", "ag-ignore", { v: "1" })],
+        "deploy/extra/kept.yaml": [configMap("kept", "ag-ignore", { v: "1" })],
+      });
+      const fleet = FleetRepo.create();
+      try {
+        fleet.commit({
+          "clusters/test/all.yaml": [
+            namespace("ag-ignore"),
+            {
+              apiVersion: "source.toolkit.fluxcd.io/v1",
+              kind: "GitRepository",
+              metadata: { name: "extra", namespace: "flux-system" },
+              spec: {
+                interval: "1m",
+                url: extra.url,
+                ref: { branch: "main" },
+                ignore: "/deploy/local.yaml\n",
+              },
+            },
+            ks("ignore-extra", { path: "./deploy", sourceRef: { kind: "GitRepository", name: "extra" } }),
+          ],
+        });
+        const res = await runCli([
+          "agent",
+          "--once",
+          "--json",
+          "--repo",
+          fleet.url,
+          "--path",
+          "clusters/test",
+          "--name",
+          "ignore-root",
+          "--namespace",
+          "flux-system",
+          "--kubeconfig",
+          kube.kubeconfig,
+          "--workdir",
+          `${fleet.root}/agent`,
+          "--no-leader-elect",
+        ]);
+        const pass = JSON.parse(res.stdout) as ApiJson;
+        expect(pass.reconciled.find((k: ApiJson) => k.name === "ignore-extra")?.ready).toBe(true);
+        const cm = (name: string) => getObject(client, `/api/v1/namespaces/ag-ignore/configmaps/${name}`);
+        expect(await cm("app")).toBeDefined();
+        expect(await cm("kept")).toBeDefined();
+        expect(await cm("local")).toBeUndefined();
+        expect(await cm("draft")).toBeUndefined();
+      } finally {
+        fleet.remove();
+      }
+    } finally {
+      extra.remove();
+    }
   });
 });
