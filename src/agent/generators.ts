@@ -142,6 +142,39 @@ export function observedSourcesDigest(sources: ReadonlyMap<string, Artifact>): s
   return `sha256:${createHash("sha256").update(parts.join("|")).digest("hex")}`;
 }
 
+/**
+ * Generators ordered so that one reading another's ExternalArtifact comes
+ * after it: in one pass the consumer then sees the artifact just built,
+ * instead of failing until the next pass. Cycles keep the listed order.
+ */
+export function producersFirst<G extends { metadata: ObjectMeta; spec?: Record<string, unknown> }>(
+  items: readonly G[],
+): G[] {
+  const producer = new Map<string, G>();
+  for (const g of items) {
+    const artifacts = (g.spec?.artifacts ?? []) as { name?: unknown }[];
+    for (const a of Array.isArray(artifacts) ? artifacts : [])
+      if (typeof a.name === "string") producer.set(`${g.metadata.namespace}/${a.name}`, g);
+  }
+  const out: G[] = [];
+  const state = new Map<G, "visiting" | "done">();
+  const visit = (g: G) => {
+    if (state.get(g)) return;
+    state.set(g, "visiting");
+    const sources = (g.spec?.sources ?? []) as { kind?: unknown; name?: unknown; namespace?: unknown }[];
+    for (const s of Array.isArray(sources) ? sources : []) {
+      if (s.kind !== "ExternalArtifact" || typeof s.name !== "string") continue;
+      const ns = typeof s.namespace === "string" && s.namespace ? s.namespace : g.metadata.namespace;
+      const p = producer.get(`${ns}/${s.name}`);
+      if (p && p !== g) visit(p);
+    }
+    state.set(g, "done");
+    out.push(g);
+  };
+  for (const g of items) visit(g);
+  return out;
+}
+
 export interface GeneratorManagerOptions {
   client: KubeClient;
   workdir: string;
@@ -176,7 +209,7 @@ export class GeneratorManager {
     const res = await this.opts.client.raw({ method: "GET", path: this.path() });
     if (res.code === 404) return 0; // kind not served: no generator can exist
     if (res.code !== 200) throw apiError("list artifactgenerators", res.code, res.body);
-    const items = (KubeList.parse(res.body).items ?? []) as GeneratorObject[];
+    const items = producersFirst((KubeList.parse(res.body).items ?? []) as GeneratorObject[]);
     for (const g of items) {
       if (signal?.aborted) break;
       if (g.metadata.deletionTimestamp) continue;
@@ -256,7 +289,8 @@ export class GeneratorManager {
         const built = readManifest(sourceWorkdir(this.opts.workdir, "ExternalArtifact", ns, a.name));
         return built && status.inventory?.some((r) => r.name === a.name && r.digest === built.digest);
       });
-    if (upToDate) {
+    // Drift: an ExternalArtifact deleted or changed behind the generator's back is rebuilt (reads only).
+    if (upToDate && (await this.outputsInPlace(ns, status.inventory ?? []))) {
       await this.writeStatus(g, { ...status }, undefined);
       return;
     }
@@ -323,6 +357,23 @@ export class GeneratorManager {
         "Ready",
         `external artifacts reconciled: ${changed.map((r) => `${r.namespace}/${r.name} (${r.digest})`).join("\n")}`,
       );
+  }
+
+  /** Whether every inventoried ExternalArtifact exists with the digest the generator recorded. */
+  private async outputsInPlace(namespace: string, inventory: readonly InventoryRef[]): Promise<boolean> {
+    for (const ref of inventory) {
+      const res = await this.opts.client.raw({
+        method: "GET",
+        path: sourcePath(
+          { apiVersion: SOURCE_API_VERSION, plural: "externalartifacts" },
+          ref.namespace || namespace,
+          ref.name,
+        ),
+      });
+      const digest = (res.body as { status?: SourceStatus } | undefined)?.status?.artifact?.digest;
+      if (res.code !== 200 || digest !== ref.digest) return false;
+    }
+    return true;
   }
 
   /** The ExternalArtifact object and its status, each written only when it differs. */

@@ -229,6 +229,14 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
     expect((await getObject(client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
       color: "red",
     });
+
+    // An ExternalArtifact deleted behind the generator's back is made again, with the same revision.
+    await client.raw({
+      method: "DELETE",
+      path: "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/externalartifacts/infrastructure",
+    });
+    await once();
+    expect((await ea("infrastructure"))?.status.artifact.revision).toBe(art.revision);
   });
 
   it("GitRepository spec.ignore and .sourceignore leave files out of what a Kustomization renders", async () => {
