@@ -31,6 +31,7 @@ import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from ".
 import type { Artifact } from "./source.ts";
 import { MANIFEST_FILE, readManifest, TREE_DIR } from "./sources/external.ts";
 import type { SourceRef } from "./sources/handler.ts";
+import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
 import { type Resolution, type SourceStatus, sourcePath, sourceWorkdir, statusArtifact } from "./sources.ts";
 
 export const ARTIFACT_GENERATOR_API_VERSION = `${ARTIFACT_GENERATOR_GROUP}/v1beta1`;
@@ -265,6 +266,13 @@ export class GeneratorManager {
     const invalid = validateGenerator(spec);
     if (invalid) return await this.fail(g, { reason: "ValidationFailed", message: invalid, stalled: true });
 
+    const unfetched = spec.sources.filter((s) => !isSourceKind(s.kind));
+    if (unfetched.length)
+      return await this.fail(g, {
+        reason: "UnsupportedSource",
+        message: `source kind ${unfetched.map((s) => `${s.kind} (alias '${s.alias}')`).join(", ")} is not fetched by the shipmate agent (supported: ${[...SOURCE_HANDLERS.keys()].join(", ")})`,
+        stalled: true,
+      });
     const inputs = new Map<string, Artifact>();
     for (const s of spec.sources) {
       const ref = { kind: s.kind, name: s.name, namespace: s.namespace || ns };
