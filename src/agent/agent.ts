@@ -16,10 +16,12 @@ import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { refuseBesideFlux } from "./fluxguard.ts";
 import { GeneratorManager } from "./generators.ts";
 import {
   dependenciesOf,
   dueReason,
+  inventoryKeepsHashes,
   type KsKey,
   keyOf,
   orderByDependencies,
@@ -38,6 +40,7 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import { treeDigest } from "./sources/git.ts";
 import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
@@ -85,6 +88,7 @@ export interface PassSummary {
 }
 
 const CRD_FILE = new URL("../../deploy/agent/crds.yaml", import.meta.url);
+const KUSTOMIZATION_CRD = `kustomizations.${KUSTOMIZATION_GROUP}`;
 
 export class Agent {
   readonly client: KubeClient;
@@ -106,6 +110,8 @@ export class Agent {
   private lastPassEnd = 0;
   private loopAlive = 0;
   private syncRequested = false;
+  /** Whether the Kustomization CRD stores inventory state hashes (Flux's prunes them). */
+  private inventoryHashes = true;
   private wake: AbortController | undefined;
   readonly elector: LeaderElector;
 
@@ -185,8 +191,13 @@ export class Agent {
     };
   }
 
-  /** Namespace, CRDs and the root Kustomization object, created when missing. */
+  /**
+   * Namespace, CRDs and the root Kustomization object, created when missing;
+   * first of all, the agent refuses to start beside live Flux controllers
+   * (./fluxguard.ts).
+   */
   async setup(): Promise<void> {
+    await refuseBesideFlux(this.client);
     const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
     const ns = await this.client.raw({ method: "GET", path: nsPath });
     if (ns.code === 404) {
@@ -200,7 +211,11 @@ export class Agent {
     for (const crd of parseManifests(readFileSync(CRD_FILE, "utf8"), "deploy/agent/crds.yaml")) {
       const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
       const res = await this.client.raw({ method: "GET", path });
-      if (res.code === 200) continue; // Flux's own (fuller) CRDs, or ours: either serves the agent.
+      if (res.code === 200) {
+        // Flux's own (fuller) CRDs, or ours: either serves the agent.
+        if (crd.metadata.name === KUSTOMIZATION_CRD) this.inventoryHashes = inventoryKeepsHashes(res.body);
+        continue;
+      }
       if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
       if (!this.opts.installCrds)
         throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
@@ -308,6 +323,7 @@ export class Agent {
       },
       signal,
       healthPollMs: this.opts.healthPollMs,
+      inventoryHashes: this.inventoryHashes,
     });
   }
 
@@ -381,7 +397,7 @@ export class Agent {
           writes: this.client.counts.writes - writesBefore,
         };
       }
-      await this.sources.recordRoot({ artifact: this.source.artifact as Artifact });
+      await this.sources.recordRoot({ artifact: this.rootStatusArtifact() });
     }
     const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
     // ExternalArtifacts are (re)built before anything renders from them.
@@ -437,7 +453,7 @@ export class Agent {
       await this.sources.reconcileRest();
       // The fleet's GitRepository may have been declared by this very pass: record its artifact now,
       // not one pass later (which would make the next, unchanged pass write).
-      if (this.source.artifact) await this.sources.recordRoot({ artifact: this.source.artifact });
+      if (this.source.artifact) await this.sources.recordRoot({ artifact: this.rootStatusArtifact() });
     }
     this.lastPassEnd = Date.now();
     return {
@@ -446,6 +462,13 @@ export class Agent {
       reconciled,
       writes: this.client.counts.writes - writesBefore,
     };
+  }
+
+  /** The fleet checkout's artifact as its GitRepository's status records it. */
+  private rootStatusArtifact(): Artifact {
+    const root = this.source.artifact as Artifact;
+    // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
+    return { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") };
   }
 
   /** Whether any Kustomization carries a `reconcile.fluxcd.io/requestedAt` not yet handled. */
