@@ -296,12 +296,13 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       toEnv.repository?.branch ?? job.branch ?? fleet.spec.repository?.branch ?? (await toWs.currentBranch());
     if (!base) throw new UsageError("cannot tell the target branch (detached HEAD): pass --branch");
     // The edit is recomputed on the target branch's current head on every attempt (never a stale patch).
-    const applyFor = (only?: string) => async () => {
-      const target = readEnv(toWs.dir, toEnv);
+    const applyFor = (only?: string) => async (how: { dir: string; write: boolean }) => {
+      const target = readEnv(how.dir, toEnv);
       const again = planPromotion(fromTree, target, only ? { apps: [only] } : apps);
       const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
+      if (!how.write) return updates;
       // The stamps taken at read time make the write refuse a file that changed underneath.
-      const written = await writeUpdates(toWs.dir, updates, target.stamps);
+      const written = await writeUpdates(how.dir, updates, target.stamps);
       if (written.problems.length)
         throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
       return updates.filter((u) => written.written.includes(u.path));
