@@ -12,7 +12,8 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, normalize, relative, sep } from "node:path";
-import { parseAllDocuments, stringify } from "yaml";
+import { stringify } from "yaml";
+import { documentValue, formatRefusal, parseDocumentsBounded } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
 import { KubeObject, type KustomizationSpec } from "./schema.ts";
 
@@ -137,9 +138,13 @@ function run(k: Kustomize, dir: string): Promise<string> {
 /** Parses kustomize's output into objects; a document that is not an object fails the build. */
 export function parseManifests(text: string, where: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length) throw new ConfigError(`${where}: ${doc.errors[0]?.message}`);
-    const value: unknown = doc.toJS();
+  const { docs, counter, refusal } = parseDocumentsBounded(text, where);
+  if (refusal) throw new ConfigError(formatRefusal(refusal));
+  for (const doc of docs) {
+    if (doc.errors.length) throw new ConfigError(`${where}: ${doc.errors[0]?.message.split("\n")[0]}`);
+    const converted = documentValue(doc, { file: where, text, counter });
+    if (converted.refusal) throw new ConfigError(formatRefusal(converted.refusal));
+    const value = converted.value;
     if (value === null || value === undefined) continue;
     const parsed = KubeObject.safeParse(value);
     if (!parsed.success || !parsed.data.metadata.name) {

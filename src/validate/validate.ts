@@ -12,7 +12,7 @@
  * One Problem per finding, with file and line where the tree has one.
  */
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
@@ -27,6 +27,7 @@ import {
   parseDocument,
 } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
+import { documentValue, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
 import { mayContainMarker, parseMarker } from "../update/marker.ts";
 import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
@@ -307,10 +308,15 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const components = new Set<string>();
   const kustomizationRefs = new Map<string, Set<string>>();
   for (const [dir, file] of kustomizationDirs) {
+    // Over a bound: reported with the other YAML files below.
+    if (sizeRefusal(file, statSync(file).size)) continue;
     const text = readFileSync(file, "utf8");
-    const doc = parseDocument(text);
-    if (doc.errors.length) continue; // reported with the other YAML files below
-    const k = doc.toJS() as Record<string, unknown> | null;
+    const counter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: counter });
+    if (doc.errors.length) continue;
+    const converted = documentValue(doc, { file, text, counter });
+    if (converted.refusal) continue;
+    const k = converted.value as Record<string, unknown> | null;
     if (k?.kind === "Component") components.add(dir);
     const refs = new Set<string>();
     for (const p of referencedPaths(k ?? {})) {
@@ -331,10 +337,18 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const markers: { file: string; line: number; policy: string }[] = [];
   const fleetFiles: string[] = [];
   for (const file of yaml) {
+    // Bounded: past a bound the file is one problem and the walk goes on (see src/config/limits.ts).
+    const tooBig = sizeRefusal(rel(file), statSync(file).size);
+    if (tooBig) {
+      report(tooBig.file, undefined, tooBig.message);
+      continue;
+    }
     const text = readFileSync(file, "utf8");
-    const counter = new LineCounter();
-    const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
-    const docList = Array.isArray(docs) ? docs : [];
+    const { docs: docList, counter, refusal } = parseDocumentsBounded(text, rel(file));
+    if (refusal) {
+      report(refusal.file, refusal.line, refusal.message);
+      continue;
+    }
     const bad = docList.flatMap((d) => d.errors)[0];
     if (bad) {
       report(rel(file), counter.linePos(bad.pos[0]).line, `invalid YAML: ${bad.message.split("\n")[0]}`);
@@ -344,7 +358,12 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     const isKustomizationFile = KUSTOMIZATION_FILES.includes(basename(file));
     const inKustomizationDir = kustomizationDirs.has(dir);
     for (const doc of docList) {
-      const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+      const converted = documentValue(doc, { file: rel(file), text, counter });
+      if (converted.refusal) {
+        report(converted.refusal.file, converted.refusal.line, converted.refusal.message);
+        continue;
+      }
+      const value = converted.value;
       if (!isK8sObject(value) || isKustomizationFile) continue;
       if (value.apiVersion.startsWith("shipmate.dev/") && value.kind === "Fleet") {
         fleetFiles.push(file);
@@ -446,8 +465,16 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
           }
           return;
         }
-        for (const doc of parseAllDocuments(result.yaml)) {
-          const value = doc.toJS() as unknown;
+        const output = parseDocumentsBounded(result.yaml, rel(dir));
+        for (const doc of output.docs) {
+          const converted = documentValue(doc, {
+            file: rel(dir),
+            text: result.yaml,
+            counter: output.counter,
+          });
+          // kustomize writes no aliases; a refusal here can only follow one in a source file, reported there.
+          if (converted.refusal) continue;
+          const value = converted.value;
           if (!isK8sObject(value)) continue;
           const raw = sourceOf(value, dir);
           objects.push(
