@@ -23,7 +23,6 @@ import {
   isSeq,
   LineCounter,
   type Node,
-  parseAllDocuments,
   parseDocument,
 } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
