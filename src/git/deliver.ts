@@ -90,7 +90,9 @@ export async function deliver(ws: Workspace, opts: DeliverOptions): Promise<Deli
       pushed: false,
       attempts: 1,
     };
-  await ws.beginRun(mode.kind === "commit" ? undefined : mode.kind === "push" ? mode.branch : mode.base);
+  // A clone of shipmate's own dies with its run: only a user's checkout needs the run marker.
+  if (!ws.temporary)
+    await ws.beginRun(mode.kind === "commit" ? undefined : mode.kind === "push" ? mode.branch : mode.base);
   try {
     if (mode.kind === "commit") return await commitHere(ws, opts, who);
     if (!ws.temporary) {
@@ -172,7 +174,8 @@ async function pushOnce(
   const pushed = await ws.push(sha, branch, tip === undefined ? null : undefined);
   if (!pushed.ok) return { done: false, reason: pushed.message };
   // The checkout follows only once the remote has the commit: it never holds one the remote refused.
-  await ws.advance(ref, head, sha);
+  // (A clone of shipmate's own is removed next; nobody reads its files again.)
+  if (!ws.temporary) await ws.advance(ref, head, sha);
   return { done: true, delivery: { files: reported(files), commit: sha, pushed: true } };
 }
 
