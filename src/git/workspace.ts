@@ -307,7 +307,9 @@ export class Workspace {
       const tree = (await this.plumb(["write-tree"], "write-tree", { env })).trim();
       const args = ["commit-tree", tree];
       if (base) args.push("-p", base);
-      if (who.sign) args.push("-S");
+      // commit-tree does not read commit.gpgSign as `git commit` does; a repository that asks for it is signed.
+      const asked = await this.plumb(["config", "--bool", "--get", "commit.gpgSign"], "config").catch(() => "");
+      if (who.sign || asked.trim() === "true") args.push("-S");
       const ids2 = {
         GIT_AUTHOR_NAME: who.author.name,
         GIT_AUTHOR_EMAIL: who.author.email,
