@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { join, normalize } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { ClusterError, describeError, redact } from "../errors.ts";
+import { ClusterError, ConfigError, describeError, redact } from "../errors.ts";
 import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
@@ -333,6 +333,8 @@ export class Agent {
       this.sources.rootRequested()
     ) {
       try {
+        const refusal = await this.sources.rootRefusal();
+        if (refusal) throw new ConfigError(refusal);
         const before = this.source.artifact?.revision;
         const artifact = await this.source.fetch();
         this.lastFetch = Date.now();
@@ -346,7 +348,7 @@ export class Agent {
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
         this.log.warn({ repo: redact(this.opts.repo) }, message);
-        await this.sources.recordRoot({ error: message });
+        if (!(err instanceof ConfigError)) await this.sources.recordRoot({ error: message });
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
