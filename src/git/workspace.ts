@@ -308,7 +308,9 @@ export class Workspace {
       const args = ["commit-tree", tree];
       if (base) args.push("-p", base);
       // commit-tree does not read commit.gpgSign as `git commit` does; a repository that asks for it is signed.
-      const asked = await this.plumb(["config", "--bool", "--get", "commit.gpgSign"], "config").catch(() => "");
+      const asked = await this.plumb(["config", "--bool", "--get", "commit.gpgSign"], "config").catch(
+        () => "",
+      );
       if (who.sign || asked.trim() === "true") args.push("-S");
       const ids2 = {
         GIT_AUTHOR_NAME: who.author.name,

@@ -16,15 +16,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
-import {
-  type Document,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseDocument,
-} from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
 import { documentValue, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
