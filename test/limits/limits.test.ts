@@ -12,6 +12,7 @@ import { MAX_DOCUMENTS, MAX_FILE_BYTES } from "../../src/config/limits.ts";
 import { parsePolicyConfig } from "../../src/config/load.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { validateTree } from "../../src/validate/validate.ts";
+import { loadRunPolicies } from "../../src/webhooks/refresh.ts";
 import { runCli } from "../helpers/cli.ts";
 import { tempDir } from "../infra/git.ts";
 
@@ -92,6 +93,18 @@ describe("alias bombs: refused with the file and line, the rest still read", () 
     expect(() =>
       parseFleet(BOMB.replace(/^apiVersion.*\nkind.*\nmetadata:\n {2}name: bomb\n/, ""), "shipmate.yaml"),
     ).toThrow(/^shipmate\.yaml:2: YAML aliases expand to more than/);
+  });
+
+  it("serve, the App and the Action: the run's policy load keeps the valid policy and reports the bomb", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "policies"));
+    writeFileSync(join(dir, "policies", "bomb.yaml"), BOMB);
+    writeFileSync(join(dir, "policies", "web.yaml"), POLICY);
+    const loaded = await loadRunPolicies(dir, { kind: "repo", path: "policies" });
+    expect(loaded.candidates.map((p) => p.id)).toEqual(["flux-system:web"]);
+    expect(loaded.refused).toEqual([
+      { file: "policies/bomb.yaml", line: 6, message: expect.stringMatching(/^YAML aliases expand/) },
+    ]);
   });
 
   it("scan CLI: one line naming the bomb's file, not a ReferenceError", async () => {
