@@ -290,10 +290,6 @@ export class Workspace {
     try {
       const env = { GIT_INDEX_FILE: join(scratch, "index") };
       if (base) await this.plumb(["read-tree", base], "read-tree", { env });
-      const ids = await this.writeBlobs(
-        files.map((f) => f.content),
-        scratch,
-      );
       const wanted = new Set(files.map((f) => f.path));
       const modes = new Map<string, string>();
       if (base)
@@ -302,7 +298,17 @@ export class Workspace {
           const path = entry.slice(tab + 1);
           if (tab > 0 && wanted.has(path)) modes.set(path, entry.slice(0, entry.indexOf(" ")));
         }
-      const info = files.map((f, i) => `${modes.get(f.path) ?? "100644"} ${ids[i]}\t${f.path}\0`).join("");
+      // A file git does not track is someone's uncommitted work (or ignored on purpose): not shipmate's to commit.
+      const untracked = files.find((f) => !modes.has(f.path));
+      if (untracked)
+        throw new UsageError(
+          `${untracked.path} is not tracked by git; shipmate commits its edits of tracked files only (add and commit the file first)`,
+        );
+      const ids = await this.writeBlobs(
+        files.map((f) => f.content),
+        scratch,
+      );
+      const info = files.map((f, i) => `${modes.get(f.path)} ${ids[i]}\t${f.path}\0`).join("");
       await this.plumb(["update-index", "-z", "--index-info"], "update-index", { env, input: info });
       const tree = (await this.plumb(["write-tree"], "write-tree", { env })).trim();
       const args = ["commit-tree", tree];

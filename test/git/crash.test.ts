@@ -63,6 +63,19 @@ describe("--commit commits shipmate's edits and nothing else", () => {
     expect(r.stderr).toMatch(/a\.yaml has uncommitted changes that are not shipmate's/);
   });
 
+  it("commit: a file git does not track is not committed (it is someone's uncommitted work)", async () => {
+    const { work } = seedCheckout({ "a.yaml": deployment("a", "nginx:1.0", "ns:a") });
+    const head = git(work, ["rev-parse", "HEAD"]).trim();
+    writeFileSync(join(work, "new.yaml"), deployment("n", "nginx:1.0", "ns:a"));
+    const r = await runCli(["update", "--repo", work, "--commit", "--set", "ns:a=nginx:2.0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "shipmate update: new.yaml is not tracked by git; shipmate commits its edits of tracked files only (add and commit the file first)",
+    );
+    expect(git(work, ["rev-parse", "HEAD"]).trim()).toBe(head);
+    expect(git(work, ["status", "--porcelain"])).toBe("?? new.yaml\n");
+  });
+
   it("commit: the user's edits to files shipmate does not change stay uncommitted where they were", async () => {
     const { work } = seedCheckout({
       "a.yaml": deployment("a", "nginx:1.0", "ns:a"),
