@@ -23,11 +23,15 @@ function removeAll(): void {
   live.clear();
 }
 
+/** Signals the program handles itself (serve, the agent): it shuts down in its own time, and `exit` cleans up. */
+const handledElsewhere = new Set<NodeJS.Signals>();
+
 function onSignal(signal: NodeJS.Signals): void {
+  if (handledElsewhere.has(signal) || process.listenerCount(signal) > 1) return;
   removeAll();
   uninstall();
   // Nobody else wanted the signal: end the way the default action would have.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  process.kill(process.pid, signal);
 }
 
 let installed = false;
@@ -35,7 +39,11 @@ function install(): void {
   if (installed) return;
   installed = true;
   process.on("exit", removeAll);
-  for (const s of SIGNALS) process.on(s, onSignal);
+  handledElsewhere.clear();
+  for (const s of SIGNALS) {
+    if (process.listenerCount(s) > 0) handledElsewhere.add(s);
+    process.on(s, onSignal);
+  }
 }
 function uninstall(): void {
   if (!installed) return;

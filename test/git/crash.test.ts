@@ -4,7 +4,7 @@
  * are built exactly, so each rule is pinned without timing luck (the random
  * kills are in test/faults/).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -172,6 +172,40 @@ describe("a run killed half way never blocks the next", () => {
 });
 
 describe("temporary folders of dead runs are swept", () => {
+  const SCRATCH = new URL("../../src/git/scratch.ts", import.meta.url).pathname;
+  /** A child that makes a scratch folder, prints it, and waits; `handler`: it handles SIGTERM itself. */
+  async function signalled(
+    handler: boolean,
+  ): Promise<{ dir: string; signal: string | null; code: number | null }> {
+    const script = `import { scratchDir } from ${JSON.stringify(SCRATCH)};
+${handler ? 'process.once("SIGTERM", () => setTimeout(() => process.exit(0), 100));' : ""}
+console.log(scratchDir("clone")); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const dir = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (d) => resolve(String(d).trim())),
+    );
+    expect(existsSync(dir)).toBe(true);
+    child.kill("SIGTERM");
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+      child.on("close", (c, s) => r([c, s])),
+    );
+    return { dir, signal, code };
+  }
+
+  it("signal: SIGTERM removes the run's folders and still ends the process as SIGTERM would", async () => {
+    const r = await signalled(false);
+    expect(r.signal).toBe("SIGTERM");
+    expect(existsSync(r.dir)).toBe(false);
+  });
+
+  it("signal: a program that handles SIGTERM itself shuts down in its own time; its folders go on exit", async () => {
+    const r = await signalled(true);
+    expect(r.code).toBe(0);
+    expect(existsSync(r.dir)).toBe(false);
+  });
+
   it("sweep: folders naming a dead pid go, a live one's and other programs' stay, unnamed ones after an hour", () => {
     const root = tempDir("shipmate-sweep-root-");
     const dead = deadPid();
