@@ -90,6 +90,27 @@ describe("--commit commits shipmate's edits and nothing else", () => {
   });
 });
 
+describe("--push-branch never touches the user's branch or files", () => {
+  it("push-branch: from a checkout with uncommitted edits, the bot branch gets the update and not the edits", async () => {
+    const { work, bare } = seedCheckout({
+      "a.yaml": deployment("a", "nginx:1.0", "ns:a"),
+      "b.yaml": deployment("b", "nginx:1.0", "ns:b"),
+    });
+    const head = git(work, ["rev-parse", "HEAD"]).trim();
+    const mine = `${deployment("a", "nginx:1.0", "ns:a")}# wip\n`;
+    writeFileSync(join(work, "a.yaml"), mine);
+    const r = await runCli(["update", "--repo", work, "--push-branch", "bot", "--set", "ns:a=nginx:2.0"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(show(bare, "bot", "a.yaml")).toBe(deployment("a", "nginx:2.0", "ns:a"));
+    expect(git(bare, ["rev-parse", "bot^"]).trim()).toBe(head);
+    // The user's branch, files and worktree list are as they were.
+    expect(git(work, ["rev-parse", "--abbrev-ref", "HEAD"]).trim()).toBe("main");
+    expect(git(work, ["rev-parse", "HEAD"]).trim()).toBe(head);
+    expect(readFileSync(join(work, "a.yaml"), "utf8")).toBe(mine);
+    expect(git(work, ["worktree", "list", "--porcelain"]).match(/^worktree /gm)).toHaveLength(1);
+  });
+});
+
 describe("a run killed half way never blocks the next", () => {
   it("rerun: an advance whose ref moved is finished (files written, stale index.lock removed), then the push goes on", async () => {
     const { work, bare } = seedCheckout({
