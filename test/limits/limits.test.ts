@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseManifests } from "../../src/agent/render.ts";
 import { parseFleet } from "../../src/config/fleet.ts";
-import { MAX_DOCUMENTS, MAX_FILE_BYTES } from "../../src/config/limits.ts";
+import { MAX_DOCUMENTS, MAX_FILE_BYTES, parseDocumentsBounded } from "../../src/config/limits.ts";
 import { parsePolicyConfig } from "../../src/config/load.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { validateTree } from "../../src/validate/validate.ts";
@@ -138,10 +138,25 @@ describe("file size and document count", () => {
     writeFileSync(join(dir, "many.yaml"), "---\na: 1\n".repeat(MAX_DOCUMENTS + 1));
     const report = await validateTree(dir);
     const p = report.problems.find((q) => q.file === "many.yaml");
-    expect(p?.message).toBe(
-      `file holds ${MAX_DOCUMENTS + 1} YAML documents, over the ${MAX_DOCUMENTS}-document bound; skipped`,
-    );
+    expect(p?.message).toBe(`file holds more than ${MAX_DOCUMENTS} YAML documents, the bound; skipped`);
     expect(p?.line).toBe(MAX_DOCUMENTS * 2 + 1);
+  });
+
+  it("documents: a first document without its marker counts too; the refusal points at the first one over", () => {
+    const text = `a: 0\n${"---\na: 1\n".repeat(MAX_DOCUMENTS)}`;
+    const r = parseDocumentsBounded(text, "x.yaml");
+    expect(r.refusal).toEqual({
+      file: "x.yaml",
+      line: MAX_DOCUMENTS * 2,
+      message: `file holds more than ${MAX_DOCUMENTS} YAML documents, the bound; skipped`,
+    });
+  });
+
+  it("documents: far too many are refused before the parse, in a moment", () => {
+    const t0 = performance.now();
+    const r = parseDocumentsBounded("---\na: 1\n".repeat(MAX_DOCUMENTS * 5), "x.yaml");
+    expect(r.refusal?.line).toBe(MAX_DOCUMENTS * 2 + 1);
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it("policy load: too many documents skips the file with one line", () => {
@@ -154,6 +169,8 @@ describe("file size and document count", () => {
     ]);
     expect(config.policies.map((p) => p.id)).toEqual(["flux-system:web"]);
     expect(config.skipped?.[0]?.file).toBe("many.yaml");
-    expect(config.skipped?.[0]?.message).toMatch(/YAML documents, over the 10000-document bound; skipped/);
+    expect(config.skipped?.[0]?.message).toMatch(
+      /^file holds more than 10000 YAML documents, the bound; skipped$/,
+    );
   });
 });
