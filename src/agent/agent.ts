@@ -16,9 +16,11 @@ import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { refuseBesideFlux } from "./fluxguard.ts";
 import {
   dependenciesOf,
   dueReason,
+  inventoryKeepsHashes,
   type KsKey,
   keyOf,
   orderByDependencies,
@@ -37,6 +39,7 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import { treeDigest } from "./sources/git.ts";
 import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
@@ -84,6 +87,7 @@ export interface PassSummary {
 }
 
 const CRD_FILE = new URL("../../deploy/agent/crds.yaml", import.meta.url);
+const KUSTOMIZATION_CRD = `kustomizations.${KUSTOMIZATION_GROUP}`;
 
 export class Agent {
   readonly client: KubeClient;
@@ -104,6 +108,8 @@ export class Agent {
   private lastPassEnd = 0;
   private loopAlive = 0;
   private syncRequested = false;
+  /** Whether the Kustomization CRD stores inventory state hashes (Flux's prunes them). */
+  private inventoryHashes = true;
   private wake: AbortController | undefined;
   readonly elector: LeaderElector;
 
@@ -167,8 +173,13 @@ export class Agent {
     };
   }
 
-  /** Namespace, CRDs and the root Kustomization object, created when missing. */
+  /**
+   * Namespace, CRDs and the root Kustomization object, created when missing;
+   * first of all, the agent refuses to start beside live Flux controllers
+   * (./fluxguard.ts).
+   */
   async setup(): Promise<void> {
+    await refuseBesideFlux(this.client);
     const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
     const ns = await this.client.raw({ method: "GET", path: nsPath });
     if (ns.code === 404) {
@@ -182,7 +193,11 @@ export class Agent {
     for (const crd of parseManifests(readFileSync(CRD_FILE, "utf8"), "deploy/agent/crds.yaml")) {
       const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
       const res = await this.client.raw({ method: "GET", path });
-      if (res.code === 200) continue; // Flux's own (fuller) CRDs, or ours: either serves the agent.
+      if (res.code === 200) {
+        // Flux's own (fuller) CRDs, or ours: either serves the agent.
+        if (crd.metadata.name === KUSTOMIZATION_CRD) this.inventoryHashes = inventoryKeepsHashes(res.body);
+        continue;
+      }
       if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
       if (!this.opts.installCrds)
         throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
@@ -290,6 +305,7 @@ export class Agent {
       },
       signal,
       healthPollMs: this.opts.healthPollMs,
+      inventoryHashes: this.inventoryHashes,
     });
   }
 
@@ -363,7 +379,11 @@ export class Agent {
           writes: this.client.counts.writes - writesBefore,
         };
       }
-      await this.sources.recordRoot({ artifact: this.source.artifact as Artifact });
+      const root = this.source.artifact as Artifact;
+      // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
+      await this.sources.recordRoot({
+        artifact: { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") },
+      });
     }
     const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
     const reconciler = this.reconcilerFor(signal, artifact);
