@@ -72,10 +72,19 @@ describe("alias bombs: refused with the file and line, the rest still read", () 
   it("validate: the bomb is one problem naming file:line; the next file is still checked", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "bomb.yaml"), BOMB);
+    // A GitRepository is also read for its spec.ignore: that read is bounded too.
+    writeFileSync(
+      join(dir, "source-bomb.yaml"),
+      BOMB.replace(
+        "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy",
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository",
+      ),
+    );
     writeFileSync(join(dir, "broken.yaml"), "a: [\n");
     const report = await validateTree(dir);
     const files = report.problems.map((p) => `${p.file}:${p.line}`);
     expect(files).toContain("bomb.yaml:6");
+    expect(files).toContain("source-bomb.yaml:6");
     expect(files).toContain("broken.yaml:2");
     expect(report.problems.find((p) => p.file === "bomb.yaml")?.message).toMatch(
       /aliases expand to more than/,
