@@ -3,7 +3,9 @@
  * test/agent/fields.crd.test.ts holds each table against Flux's CRD for the
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
+import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
+import { OCI_REPOSITORY_FIELDS } from "../sources/oci.ts";
 import { KUSTOMIZATION_FIELDS } from "./kustomization.ts";
 import type { FieldTable } from "./support.ts";
 
@@ -17,4 +19,6 @@ export interface KindFields {
 export const FIELD_TABLES: readonly KindFields[] = [
   { group: "kustomize.toolkit.fluxcd.io", kind: "Kustomization", fields: KUSTOMIZATION_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "GitRepository", fields: GIT_REPOSITORY_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "OCIRepository", fields: OCI_REPOSITORY_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "Bucket", fields: BUCKET_FIELDS },
 ];
