@@ -17,6 +17,7 @@ import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
+import { GeneratorManager } from "./generators.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -114,6 +115,7 @@ export class Agent {
   private readonly log: Logger;
   private readonly source: GitSource;
   private readonly sources: SourceManager;
+  private readonly generators: GeneratorManager;
   private readonly discovery: Discovery;
   private readonly applier: Applier;
   private readonly renderer: Renderer;
@@ -177,6 +179,22 @@ export class Agent {
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
       handlers: sourceHandlers({ oci: this.opts.artifactLimits, bucket: this.opts.bucketLimits }),
+    });
+    this.generators = new GeneratorManager({
+      client: this.client,
+      workdir: this.opts.workdir,
+      log,
+      events: this.events,
+      // The fleet repository is the agent's own checkout; any other source comes from the SourceManager.
+      resolve: (ref) =>
+        ref.kind === "GitRepository" &&
+        ref.namespace === this.opts.namespace &&
+        ref.name === this.opts.name &&
+        this.source.artifact
+          ? Promise.resolve({ ok: true, artifact: { ...this.source.artifact, source: this.sources.rootKey } })
+          : this.sources.resolveRef(ref),
+      clean: (a) =>
+        a.source && a.source !== this.sources.rootKey ? this.sources.clean(a) : this.source.clean(),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
@@ -386,7 +404,7 @@ export class Agent {
         const refusal = await this.sources.rootRefusal();
         if (refusal) throw new ConfigError(refusal);
         const before = this.source.artifact?.revision;
-        const artifact = await this.source.fetch();
+        const artifact = await this.source.fetch(this.sources.rootIgnore());
         this.lastFetch = Date.now();
         this.metrics.fetches.inc({ result: "success" });
         this.metrics.setRevision(artifact.revision);
@@ -413,13 +431,11 @@ export class Agent {
           writes: this.client.counts.writes - writesBefore,
         };
       }
-      const root = this.source.artifact as Artifact;
-      // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
-      await this.sources.recordRoot({
-        artifact: { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") },
-      });
+      await this.sources.recordRoot({ artifact: this.rootStatusArtifact() });
     }
     const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
+    // ExternalArtifacts are (re)built before anything renders from them.
+    if (await this.generators.reconcileAll(signal)) await this.sources.refresh();
     const reconciler = this.reconcilerFor(signal, artifact);
     if (!this.current.has(this.rootKey())) this.current.set(this.rootKey(), await this.ensureRoot());
 
@@ -463,12 +479,18 @@ export class Agent {
       if (next.size) {
         const fresh = await this.listKustomizations();
         for (const [k, v] of fresh) if (!done.has(k)) this.current.set(k, v);
-        // The level just applied may have declared the GitRepositories the next one reads.
+        // The level just applied may have declared the sources (and ArtifactGenerators) the next one reads.
         await this.sources.refresh();
+        if (await this.generators.reconcileAll(signal)) await this.sources.refresh();
       }
       frontier = [...next];
     }
-    if (!signal.aborted) await this.sources.reconcileRest();
+    if (!signal.aborted) {
+      await this.sources.reconcileRest();
+      // The fleet's GitRepository may have been declared by this very pass: record its artifact now,
+      // not one pass later (which would make the next, unchanged pass write).
+      if (this.source.artifact) await this.sources.recordRoot({ artifact: this.rootStatusArtifact() });
+    }
     this.lastPassEnd = Date.now();
     return {
       revision: artifact.revision,
@@ -476,6 +498,13 @@ export class Agent {
       reconciled,
       writes: this.client.counts.writes - writesBefore,
     };
+  }
+
+  /** The fleet checkout's artifact as its GitRepository's status records it. */
+  private rootStatusArtifact(): Artifact {
+    const root = this.source.artifact as Artifact;
+    // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
+    return { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") };
   }
 
   /** Whether any Kustomization carries a `reconcile.fluxcd.io/requestedAt` not yet handled. */

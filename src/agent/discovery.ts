@@ -4,7 +4,7 @@
  * applied in this reconcile has just become established).
  */
 import { ApiError, type KubeClient } from "./client.ts";
-import { APIResourceList } from "./schema.ts";
+import { APIGroup, APIResourceList } from "./schema.ts";
 
 export interface ResourceInfo {
   apiVersion: string;
@@ -16,6 +16,12 @@ export interface ResourceInfo {
 /** The kind is not served by the API server (yet): its CRD is missing or not established. */
 export class UnknownKindError extends Error {
   override name = "UnknownKindError";
+  /** Other versions of the same group that do serve the kind. */
+  readonly served: readonly string[];
+  constructor(message: string, served: readonly string[] = []) {
+    super(message);
+    this.served = served;
+  }
 }
 
 export class Discovery {
@@ -65,11 +71,40 @@ export class Discovery {
     return info;
   }
 
+  /**
+   * The versions of `apiVersion`'s group that serve `kind`, in the server's
+   * preference order: empty when no version does (the CRD is missing).
+   */
+  async servedVersions(apiVersion: string, kind: string): Promise<string[]> {
+    const slash = apiVersion.indexOf("/");
+    const group = slash < 0 ? "" : apiVersion.slice(0, slash);
+    let versions: string[];
+    if (!group) versions = ["v1"];
+    else {
+      const res = await this.client.raw({ method: "GET", path: `/apis/${encodeURIComponent(group)}` });
+      if (res.code === 404) return [];
+      const parsed = APIGroup.safeParse(res.body);
+      if (res.code !== 200 || !parsed.success) return [];
+      versions = parsed.data.versions.map((v) => v.version);
+    }
+    const out: string[] = [];
+    for (const v of versions) {
+      const gv = group ? `${group}/${v}` : v;
+      if (gv !== apiVersion && (await this.load(gv)).has(kind)) out.push(v);
+    }
+    return out;
+  }
+
   async resolve(apiVersion: string, kind: string): Promise<ResourceInfo> {
     const info = await this.find(apiVersion, kind);
-    if (!info)
-      throw new UnknownKindError(`no kind ${kind} is served by ${apiVersion} (is its CRD installed?)`);
-    return info;
+    if (info) return info;
+    const served = await this.servedVersions(apiVersion, kind);
+    throw new UnknownKindError(
+      served.length
+        ? `${kind} is not served as ${apiVersion} (served: ${served.join(", ")})`
+        : `no kind ${kind} is served by ${apiVersion} (is its CRD installed?)`,
+      served,
+    );
   }
 }
 

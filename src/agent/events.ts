@@ -1,8 +1,17 @@
 /**
- * Kubernetes Events about Kustomizations (core/v1, so `kubectl describe` and
- * `kubectl get events` show them), in Flux's reasons. A repeat of the last
- * event for the same object is not posted again, so a steady cluster makes
- * no event writes.
+ * Kubernetes Events about the objects the agent reconciles (core/v1, so
+ * `kubectl describe` and `kubectl get events` show them), in Flux's reasons.
+ *
+ * Flux's recorder (fluxcd/pkg runtime/events) hands each event to
+ * client-go's EventCorrelator: an identical event (same source, involved
+ * object, type, reason and message) seen again by the same process is a
+ * PATCH bumping `count` and `lastTimestamp`; a restarted controller has an
+ * empty cache and creates a new Event. The agent is quieter: an event
+ * identical to the last one it recorded for the object is not written at
+ * all, and "the last one" is read from the cluster the first time this
+ * process records for an object, so a restart (every `--once` run is one)
+ * does not post it again either. A steady cluster, failing or not, costs
+ * no event write.
  */
 import type { KubeClient } from "./client.ts";
 import { KubeObject } from "./schema.ts";
@@ -16,6 +25,35 @@ export interface Involved {
 }
 
 const MAX_MESSAGE = 4000;
+const COMPONENT = "shipmate-agent";
+
+/** The fields of a listed core/v1 Event the recorder compares. */
+interface EventLike {
+  metadata?: { resourceVersion?: string; creationTimestamp?: string };
+  type?: string;
+  reason?: string;
+  message?: string;
+  source?: { component?: string };
+  reportingComponent?: string;
+  lastTimestamp?: string | null;
+  eventTime?: string | null;
+}
+
+/** The newest of the agent's own events in a list, by time and then by resourceVersion (etcd order). */
+export function latestOwnEvent(items: readonly EventLike[]): EventLike | undefined {
+  const time = (e: EventLike) =>
+    Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? "") || 0;
+  const rv = (e: EventLike) => Number(e.metadata?.resourceVersion ?? 0) || 0;
+  let best: EventLike | undefined;
+  for (const e of items) {
+    if (e.source?.component !== COMPONENT && e.reportingComponent !== COMPONENT) continue;
+    if (!best || time(e) > time(best) || (time(e) === time(best) && rv(e) > rv(best))) best = e;
+  }
+  return best;
+}
+
+const signature = (type: string | undefined, reason: string | undefined, message: string | undefined) =>
+  `${type}/${reason}/${message}`;
 
 export class EventRecorder {
   private readonly client: KubeClient;
@@ -27,6 +65,24 @@ export class EventRecorder {
     this.instance = instance;
   }
 
+  /** The last event this agent recorded for the object, as the cluster holds it (a read, never a write). */
+  private async lastInCluster(obj: Involved): Promise<string | undefined> {
+    const selector = [
+      `involvedObject.kind=${obj.kind}`,
+      `involvedObject.name=${obj.name}`,
+      ...(obj.uid ? [`involvedObject.uid=${obj.uid}`] : []),
+    ].join(",");
+    const res = await this.client.raw({
+      method: "GET",
+      path: `/api/v1/namespaces/${encodeURIComponent(obj.namespace)}/events`,
+      query: { fieldSelector: selector },
+    });
+    if (res.code !== 200) return undefined;
+    const items = ((res.body as { items?: EventLike[] } | undefined)?.items ?? []) as EventLike[];
+    const e = latestOwnEvent(items);
+    return e ? signature(e.type, e.reason, e.message) : undefined;
+  }
+
   /** Posts an event; failures are returned, never thrown (events are best effort). */
   async emit(
     obj: Involved,
@@ -36,7 +92,12 @@ export class EventRecorder {
   ): Promise<Error | undefined> {
     const key = `${obj.namespace}/${obj.kind}/${obj.name}`;
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
-    if (this.last.get(key) === `${type}/${reason}/${text}`) return undefined;
+    const sig = signature(type, reason, text);
+    if (!this.last.has(key)) {
+      const seen = await this.lastInCluster(obj).catch(() => undefined);
+      if (seen !== undefined) this.last.set(key, seen);
+    }
+    if (this.last.get(key) === sig) return undefined;
     const now = new Date().toISOString();
     try {
       await this.client.call(
@@ -51,8 +112,8 @@ export class EventRecorder {
             type,
             reason,
             message: text,
-            source: { component: "shipmate-agent" },
-            reportingComponent: "shipmate-agent",
+            source: { component: COMPONENT },
+            reportingComponent: COMPONENT,
             reportingInstance: this.instance,
             firstTimestamp: now,
             lastTimestamp: now,
@@ -62,7 +123,7 @@ export class EventRecorder {
         KubeObject,
         `event on ${key}`,
       );
-      this.last.set(key, `${type}/${reason}/${text}`);
+      this.last.set(key, sig);
       return undefined;
     } catch (err) {
       return err as Error;

@@ -15,6 +15,7 @@ import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
 import { refusedFields, unsupportedMessage } from "./fields/support.ts";
 import { assessHealth } from "./health.ts";
+import { isFluxGroup, reconciledKindNames, unsupportedFluxKind } from "./kinds.ts";
 import {
   conditionsFor,
   dependenciesOf,
@@ -344,6 +345,8 @@ export class Reconciler {
       return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
     }
     objects = objects.map((o) => withOwnerLabels(o, name, ns));
+    const unsupported = await this.unsupportedKinds(objects);
+    if (unsupported) return await fail("UnsupportedKind", unsupported, { stalled: true });
     if (this.ctx.signal.aborted)
       return await fail("Interrupted", "leadership lost before apply; nothing applied");
 
@@ -363,6 +366,27 @@ export class Reconciler {
     } catch (err) {
       const prefix = err instanceof ApplyError && !err.written ? "validation failed, nothing applied: " : "";
       return await fail("ReconciliationFailed", `${prefix}${describeError(err)}`);
+    }
+
+    // A root that declares itself in git has just changed its own spec: the spec git holds is the
+    // one applied, so its generation is observed now rather than on the next, otherwise idle, pass.
+    const self = result.changes.find(
+      (c) =>
+        c.ref.kind === "Kustomization" &&
+        c.ref.group === "kustomize.toolkit.fluxcd.io" &&
+        c.ref.name === name &&
+        c.ref.namespace === ns &&
+        c.action !== "unchanged" &&
+        c.action !== "skipped",
+    );
+    if (self) {
+      const fresh = await this.ctx.client.raw({ method: "GET", path: ksPath(ns, name) });
+      const generation = (fresh.body as { metadata?: { generation?: number } } | undefined)?.metadata
+        ?.generation;
+      if (fresh.code === 200 && typeof generation === "number") {
+        ks.metadata.generation = generation;
+        status = { ...status, observedGeneration: generation };
+      }
     }
 
     // Prune: what the last successful inventory held and git no longer does.
@@ -411,17 +435,26 @@ export class Reconciler {
     if (checks.length) {
       const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
       const waiting = `waiting for ${checks.length} object(s) to become ready (timeout ${spec.timeout ?? spec.interval})`;
-      status = {
-        ...status,
-        conditions: conditionsFor(
-          status.conditions ?? [],
-          { kind: "progressing", message: waiting },
-          ks.metadata.generation,
-          now(),
-          true,
-        ),
-      };
-      await this.writeStatus(ks, status);
+      // Already Ready at this revision and nothing changed: health is checked without announcing
+      // progress, so a steady pass writes nothing (a failing check still records its failure).
+      const steady =
+        !summary &&
+        getCondition(ks.status, "Ready")?.status === "True" &&
+        ks.status?.lastAppliedRevision === artifact.revision &&
+        ks.status?.observedGeneration === ks.metadata.generation;
+      if (!steady) {
+        status = {
+          ...status,
+          conditions: conditionsFor(
+            status.conditions ?? [],
+            { kind: "progressing", message: waiting },
+            ks.metadata.generation,
+            now(),
+            true,
+          ),
+        };
+        await this.writeStatus(ks, status);
+      }
       const unhealthy = await this.waitHealthy(target, checks, timeoutMs, cel);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
@@ -449,6 +482,49 @@ export class Reconciler {
       );
     }
     return { ready: true, stalled: false, changes, writes: result.writes, inventory, message };
+  }
+
+  /**
+   * Why the rendered objects cannot be applied as Flux would: a Flux kind
+   * nothing in shipmate reconciles, or a Flux kind at a version the cluster
+   * does not serve. Retrying cannot help until git changes, so the caller
+   * stalls; nothing is applied.
+   */
+  private async unsupportedKinds(objects: KubeObject[]): Promise<string | undefined> {
+    const byKind = new Map<string, KubeObject[]>();
+    for (const o of objects) {
+      const group = o.apiVersion.includes("/") ? (o.apiVersion.split("/")[0] ?? "") : "";
+      if (!isFluxGroup(group)) continue;
+      const key = `${o.apiVersion} ${o.kind}`;
+      byKind.set(key, [...(byKind.get(key) ?? []), o]);
+    }
+    const kinds: string[] = [];
+    const versions: string[] = [];
+    for (const list of byKind.values()) {
+      const first = list[0] as KubeObject;
+      const group = first.apiVersion.split("/")[0] ?? "";
+      if (unsupportedFluxKind(group, first.kind)) {
+        const names = list.map(
+          (o) => `${o.metadata.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata.name}`,
+        );
+        kinds.push(
+          `${first.kind} (${first.apiVersion}) ${names.slice(0, 3).join(", ")}${names.length > 3 ? ` and ${names.length - 3} more` : ""}`,
+        );
+        continue;
+      }
+      if (await this.ctx.discovery.find(first.apiVersion, first.kind)) continue;
+      // No version served at all: the CRD may come with this very apply, which says so if not.
+      const served = await this.ctx.discovery.servedVersions(first.apiVersion, first.kind);
+      if (served.length)
+        versions.push(`${first.kind} is not served as ${first.apiVersion} (served: ${served.join(", ")})`);
+    }
+    const parts: string[] = [];
+    if (kinds.length)
+      parts.push(
+        `Flux kind${kinds.length === 1 ? "" : "s"} no reconciler of the shipmate agent serves, refused rather than applied with nothing acting on ${kinds.length === 1 ? "it" : "them"}: ${kinds.join("; ")} (the agent reconciles ${reconciledKindNames()})`,
+      );
+    parts.push(...versions);
+    return parts.length ? parts.join("; ") : undefined;
   }
 
   private healthTargets(spec: KustomizationSpec, objects: KubeObject[]): ObjectRef[] {

@@ -84,6 +84,12 @@ export const APIResourceList = z.looseObject({
   ),
 });
 
+/** meta/v1 APIGroup (discovery, GET /apis/GROUP): the versions a group serves. */
+export const APIGroup = z.looseObject({
+  name: z.string(),
+  versions: z.array(z.looseObject({ groupVersion: z.string(), version: z.string() })),
+});
+
 /** coordination.k8s.io/v1 Lease (LeaseSpec in k8s.io/api/coordination/v1/types.go). */
 export const Lease = z.looseObject({
   metadata: ObjectMeta,
@@ -235,6 +241,8 @@ export const GitRepositorySpec = z.looseObject({
   ref: GitRepositoryRef.optional(),
   secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
   suspend: z.boolean().optional(),
+  /** gitignore-syntax exclusions, applied after the defaults and `.sourceignore` files. */
+  ignore: z.string().optional(),
 });
 export type GitRepositorySpec = z.infer<typeof GitRepositorySpec>;
 

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { simpleGit } from "simple-git";
 import { GitError, redact } from "../errors.ts";
 import { compareVersions, parseLooseVersion, parseSemverRange, type SemVersion } from "../policy/semver.ts";
+import { applySourceIgnore } from "./sources/ignore.ts";
 
 /** What to check out, as a GitRepository's `spec.ref` says (Flux precedence: semver, tag, branch). */
 export type GitRef = { branch: string } | { tag: string } | { semver: string };
@@ -59,6 +60,49 @@ export function pickSemverTag(tags: readonly string[], range: string): string | 
   return best?.tag;
 }
 
+/**
+ * Environment variables through which git reads configuration or runs
+ * helpers, by the simple-git safety switch that otherwise refuses them
+ * ("Use of GIT_CONFIG_GLOBAL is not permitted without enabling
+ * allowUnsafeConfigPaths").
+ */
+const GIT_ENV_SWITCHES: Readonly<Record<string, string>> = {
+  GIT_CONFIG_GLOBAL: "allowUnsafeConfigPaths",
+  GIT_CONFIG_SYSTEM: "allowUnsafeConfigPaths",
+  GIT_CONFIG: "allowUnsafeConfigPaths",
+  GIT_EXEC_PATH: "allowUnsafeConfigPaths",
+  PREFIX: "allowUnsafeConfigPaths",
+  GIT_CONFIG_COUNT: "allowUnsafeConfigEnvCount",
+  GIT_SSH: "allowUnsafeSshCommand",
+  GIT_SSH_COMMAND: "allowUnsafeSshCommand",
+  GIT_ASKPASS: "allowUnsafeAskPass",
+  SSH_ASKPASS: "allowUnsafeAskPass",
+  GIT_PROXY_COMMAND: "allowUnsafeGitProxy",
+  GIT_TEMPLATE_DIR: "allowUnsafeTemplateDir",
+  GIT_EXTERNAL_DIFF: "allowUnsafeDiffExternal",
+  PAGER: "allowUnsafePager",
+  GIT_PAGER: "allowUnsafePager",
+  EDITOR: "allowUnsafeEditor",
+  GIT_EDITOR: "allowUnsafeEditor",
+  GIT_SEQUENCE_EDITOR: "allowUnsafeEditor",
+};
+
+/**
+ * The simple-git switches for the variables set in the agent's own
+ * environment. Those come from whoever runs the agent (a global or system
+ * git config, an ssh command), never from a repository or a cluster
+ * object, so they are the user's git configuration and honoured; arguments
+ * built from specs (URLs, refs) still pass simple-git's checks.
+ */
+export function operatorGitEnv(env: NodeJS.ProcessEnv): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const flag = GIT_ENV_SWITCHES[name.toUpperCase()];
+    if (flag && value !== undefined) out[flag] = true;
+  }
+  return out;
+}
+
 export class GitSource {
   readonly url: string;
   readonly branch: string;
@@ -81,7 +125,11 @@ export class GitSource {
   }
 
   private git() {
-    return simpleGit({ baseDir: this.dir, timeout: { block: this.timeoutMs } }).env({
+    return simpleGit({
+      baseDir: this.dir,
+      timeout: { block: this.timeoutMs },
+      unsafe: operatorGitEnv(process.env),
+    }).env({
       ...process.env,
       // Never wait for a password prompt: credentials come in the URL or not at all.
       GIT_TERMINAL_PROMPT: "0",
@@ -127,8 +175,11 @@ export class GitSource {
     return { remote: `refs/tags/${tag}`, name: tag, local: `refs/tags/${tag}`, what };
   }
 
-  /** Fetches the ref (depth 1) and checks it out; a failure leaves the previous checkout untouched. */
-  async fetch(): Promise<Artifact> {
+  /**
+   * Fetches the ref (depth 1) and checks it out; a failure leaves the previous checkout untouched.
+   * What Flux leaves out of the artifact (defaults, `.sourceignore`, `specIgnore`) is removed.
+   */
+  async fetch(specIgnore?: string): Promise<Artifact> {
     if (!existsSync(join(this.dir, ".git"))) {
       mkdirSync(this.dir, { recursive: true });
       await this.git().init();
@@ -142,6 +193,7 @@ export class GitSource {
     }
     const commit = (await git.revparse([`${t.local}^{commit}`])).trim();
     await this.checkout(commit);
+    applySourceIgnore(this.dir, specIgnore);
     this.current = { revision: formatRevision(t.name, commit), commit, dir: this.dir };
     return this.current;
   }

@@ -60,6 +60,11 @@ export function gitRepositoryPath(namespace?: string, name?: string, status = fa
   );
 }
 
+/** Where a source's files live: its handler's fetcher (and an ExternalArtifact's producer) work there. */
+export function sourceWorkdir(workdir: string, kind: string, namespace: string, name: string): string {
+  return join(workdir, "sources", kind.toLowerCase(), namespace, name);
+}
+
 /** `<Kind>/<namespace>/<name>`: sources of different kinds may share a name. */
 export const sourceKey = (kind: string, namespace: string, name: string): string =>
   `${kind}/${namespace}/${name}`;
@@ -202,6 +207,12 @@ export class SourceManager {
     return Boolean(at && at !== root?.status?.lastHandledReconcileAt);
   }
 
+  /** The `spec.ignore` of the fleet repository's own GitRepository, when the cluster has one. */
+  rootIgnore(): string | undefined {
+    const ignore = this.objects.get(this.rootKey)?.spec?.ignore;
+    return typeof ignore === "string" ? ignore : undefined;
+  }
+
   /**
    * The fleet repository's own GitRepository object is fetched from the
    * agent's flags, but a field on it the agent does not honour (an `ignore`,
@@ -299,7 +310,7 @@ export class SourceManager {
       return this.notReady(key, `: ${parsed.invalid}`, true);
     }
     const spec = parsed.spec;
-    const workdir = join(this.opts.workdir, "sources", ref.kind.toLowerCase(), ref.namespace, ref.name);
+    const workdir = sourceWorkdir(this.opts.workdir, ref.kind, ref.namespace, ref.name);
     const signature = canonicalJson(handler.signature(spec));
     let entry = this.entries.get(key);
     if (!entry || entry.signature !== signature) {
@@ -358,7 +369,8 @@ export class SourceManager {
     entry: Entry,
     why: string,
   ): Promise<void> {
-    const before = entry.artifact?.revision;
+    // After a restart the revision last stored is the one in status: NewArtifact is for a new one only.
+    const before = entry.artifact?.revision ?? obj.status?.artifact?.revision;
     try {
       this.opts.log.debug({ source: key, why }, "fetching");
       entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry))), source: key };

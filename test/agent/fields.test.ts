@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ARTIFACT_GENERATOR_FIELDS } from "../../src/agent/fields/artifactgenerator.ts";
 import { KUSTOMIZATION_FIELDS } from "../../src/agent/fields/kustomization.ts";
 import { type FieldTable, refusedFields, unsupportedMessage } from "../../src/agent/fields/support.ts";
 import { GIT_REPOSITORY_FIELDS } from "../../src/agent/sources/git.ts";
@@ -117,5 +118,31 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
     expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, GIT_REPOSITORY_FIELDS)).toEqual(
       expected,
     );
+  });
+
+  it.each([["ignore (gitignore rules) is honoured", { ignore: "/*\n!/deploy/" }, []]])(
+    "GitRepository: %s",
+    (_rule, extra, expected) => {
+      expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, GIT_REPOSITORY_FIELDS)).toEqual(
+        expected,
+      );
+    },
+  );
+
+  const generator = (copy: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    sources: [{ alias: "git", kind: "GitRepository", name: "flux-system", namespace: "flux-system" }],
+    artifacts: [
+      { name: "apps", originRevision: "@git", copy: [{ from: "@git/apps/**", to: "@artifact/", ...copy }] },
+    ],
+    commonMetadata: { labels: { team: "a" } },
+    ...extra,
+  });
+  it.each([
+    ["the Flux 2.7 example's generator is honoured whole", generator({ exclude: ["*.md"] }), []],
+    ["the Overwrite strategy (the default) is honoured", generator({ strategy: "Overwrite" }), []],
+    ["the Merge strategy is refused", generator({ strategy: "Merge" }), ["spec.artifacts.copy.strategy"]],
+    ["pathPattern is refused", generator({}, { pathPattern: "@git/apps/{app}" }), ["spec.pathPattern"]],
+  ])("ArtifactGenerator: %s", (_rule, spec, expected) => {
+    expect(refusedFields(spec, ARTIFACT_GENERATOR_FIELDS)).toEqual(expected);
   });
 });

@@ -4,8 +4,10 @@
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
+import { EXTERNAL_ARTIFACT_FIELDS } from "../sources/external.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
 import { OCI_REPOSITORY_FIELDS } from "../sources/oci.ts";
+import { ARTIFACT_GENERATOR_FIELDS } from "./artifactgenerator.ts";
 import { KUSTOMIZATION_FIELDS } from "./kustomization.ts";
 import type { FieldTable } from "./support.ts";
 
@@ -21,4 +23,6 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: "source.toolkit.fluxcd.io", kind: "GitRepository", fields: GIT_REPOSITORY_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "OCIRepository", fields: OCI_REPOSITORY_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "Bucket", fields: BUCKET_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "ExternalArtifact", fields: EXTERNAL_ARTIFACT_FIELDS },
+  { group: "source.extensions.fluxcd.io", kind: "ArtifactGenerator", fields: ARTIFACT_GENERATOR_FIELDS },
 ];

@@ -34,7 +34,7 @@ export const GIT_REPOSITORY_FIELDS: FieldTable = {
   provider: { refused: "only generic (Secret) authentication is implemented", accepts: ["generic"] },
   proxySecretRef: { refused: "git over a proxy is not implemented" },
   serviceAccountName: { refused: "workload-identity authentication is not implemented" },
-  ignore: { refused: "artifact exclusion rules are not applied" },
+  ignore: "honoured",
   include: { refused: "including other GitRepositories is not implemented" },
   recurseSubmodules: { refused: "submodules are not fetched" },
   sparseCheckout: { refused: "sparse checkouts are not implemented" },
@@ -112,7 +112,7 @@ class GitFetcher implements SourceFetcher<GitRepositorySpec> {
       }
     }
     if (url !== this.source?.url) this.source = new GitSource({ url, branch: "", ref, workdir: this.dir });
-    const artifact = await this.source.fetch();
+    const artifact = await this.source.fetch(spec.ignore);
     return { ...artifact, digest: treeDigest(this.source.dir, artifact.commit ?? "HEAD") };
   }
 

@@ -60,6 +60,8 @@ export interface SourceObjectLike {
     annotations?: Record<string, string>;
   };
   spec?: Record<string, unknown>;
+  /** As listed; a handler whose producer writes status (ExternalArtifact) reads its artifact here. */
+  status?: Record<string, unknown>;
 }
 
 /** One object's fetch state: a git working copy, an extracted OCI layer, a bucket mirror. */

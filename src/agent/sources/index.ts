@@ -4,6 +4,7 @@
  * A kind is added by writing its handler (./handler.ts) and one line below.
  */
 import { type BucketLimits, bucketHandler, DEFAULT_BUCKET_LIMITS } from "./bucket.ts";
+import { externalArtifactHandler } from "./external.ts";
 import { gitRepositoryHandler } from "./git.ts";
 import type { SourceHandler } from "./handler.ts";
 import { DEFAULT_OCI_LIMITS, type OciLimits, ociRepositoryHandler } from "./oci.ts";
@@ -23,6 +24,7 @@ export function sourceHandlers(opts: SourceHandlerOptions = {}): ReadonlyMap<str
       gitRepositoryHandler,
       ociRepositoryHandler({ ...DEFAULT_OCI_LIMITS, ...opts.oci }),
       bucketHandler({ ...DEFAULT_BUCKET_LIMITS, ...opts.bucket }),
+      externalArtifactHandler,
     ].map((h) => [h.kind, h as SourceHandler<unknown>]),
   );
 }
