@@ -10,7 +10,7 @@ import { type Applier, ApplyError, type Change } from "./apply.ts";
 import { CelHealth, dependencyReadyByExpr } from "./celhealth.ts";
 import { apiError, type KubeClient } from "./client.ts";
 import { deletionPlan, waitForTermination } from "./deletion.ts";
-import { resourcePath } from "./discovery.ts";
+import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
 import { refusedFields, unsupportedMessage } from "./fields/support.ts";
@@ -345,7 +345,7 @@ export class Reconciler {
       return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
     }
     objects = objects.map((o) => withOwnerLabels(o, name, ns));
-    const unsupported = await this.unsupportedKinds(objects);
+    const unsupported = await this.unsupportedKinds(objects, target.discovery);
     if (unsupported) return await fail("UnsupportedKind", unsupported, { stalled: true });
     if (this.ctx.signal.aborted)
       return await fail("Interrupted", "leadership lost before apply; nothing applied");
@@ -490,7 +490,7 @@ export class Reconciler {
    * does not serve. Retrying cannot help until git changes, so the caller
    * stalls; nothing is applied.
    */
-  private async unsupportedKinds(objects: KubeObject[]): Promise<string | undefined> {
+  private async unsupportedKinds(objects: KubeObject[], discovery: Discovery): Promise<string | undefined> {
     const byKind = new Map<string, KubeObject[]>();
     for (const o of objects) {
       const group = o.apiVersion.includes("/") ? (o.apiVersion.split("/")[0] ?? "") : "";
@@ -512,9 +512,9 @@ export class Reconciler {
         );
         continue;
       }
-      if (await this.ctx.discovery.find(first.apiVersion, first.kind)) continue;
+      if (await discovery.find(first.apiVersion, first.kind)) continue;
       // No version served at all: the CRD may come with this very apply, which says so if not.
-      const served = await this.ctx.discovery.servedVersions(first.apiVersion, first.kind);
+      const served = await discovery.servedVersions(first.apiVersion, first.kind);
       if (served.length)
         versions.push(`${first.kind} is not served as ${first.apiVersion} (served: ${served.join(", ")})`);
     }
