@@ -16,6 +16,9 @@ import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { HelmCli } from "./helm/cli.ts";
+import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
+import { HELM_GROUP } from "./helm/spec.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -80,6 +83,8 @@ export interface PassSummary {
   revision: string | undefined;
   sourceError: string | undefined;
   reconciled: KustomizationReport[];
+  /** HelmReleases looked at in this pass (suspended and not-due ones report their current state). */
+  helmReleases: HelmReleaseReport[];
   writes: number;
 }
 
@@ -97,6 +102,8 @@ export class Agent {
   private readonly applier: Applier;
   private readonly renderer: Renderer;
   private readonly events: EventRecorder;
+  readonly helm: HelmCli;
+  private readonly helmReleases: HelmReleaseReconciler;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
   private lastFetch = 0;
   private sourceFailed = false;
@@ -137,6 +144,14 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
+    });
+    this.helm = new HelmCli(kc, { workdir: this.opts.workdir });
+    this.helmReleases = new HelmReleaseReconciler({
+      client: this.client,
+      helm: this.helm,
+      sources: this.sources,
+      events: this.events,
+      log,
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
@@ -290,6 +305,15 @@ export class Agent {
       },
       signal,
       healthPollMs: this.opts.healthPollMs,
+      settle: async (targets) => {
+        const releases = targets.filter((t) => t.kind === "HelmRelease" && t.group === HELM_GROUP);
+        if (!releases.length) return;
+        await this.sources.refresh();
+        for (const r of releases) {
+          if (signal.aborted) return;
+          await this.helmReleases.reconcileNamed(r.namespace, r.name);
+        }
+      },
     });
   }
 
@@ -358,6 +382,7 @@ export class Agent {
           revision: this.source.artifact?.revision,
           sourceError: message,
           reconciled: root ? [this.report(root)] : [],
+          helmReleases: [],
           writes: this.client.counts.writes - writesBefore,
         };
       }
@@ -410,12 +435,23 @@ export class Agent {
       }
       frontier = [...next];
     }
+    // HelmReleases after the Kustomizations that apply them: one applied in this pass is installed in it.
+    let helmReleases: HelmReleaseReport[] = [];
+    if (!signal.aborted) {
+      await this.sources.refresh();
+      try {
+        helmReleases = await this.helmReleases.reconcileAll(signal, force);
+      } catch (err) {
+        this.log.error({}, `HelmReleases: ${describeError(err)}`);
+      }
+    }
     if (!signal.aborted) await this.sources.reconcileRest();
     this.lastPassEnd = Date.now();
     return {
       revision: artifact.revision,
       sourceError: undefined,
       reconciled,
+      helmReleases,
       writes: this.client.counts.writes - writesBefore,
     };
   }

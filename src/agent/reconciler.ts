@@ -43,7 +43,7 @@ import {
   type KustomizationStatus,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
-import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
+import { isSourceKind, manifestSourceKinds } from "./sources/index.ts";
 
 /** Kinds that have no status to wait for; `wait` does not poll them. */
 const STATUSLESS = new Set([
@@ -94,6 +94,11 @@ export interface ReconcileContext {
   signal: AbortSignal;
   /** How often health is polled while waiting. */
   healthPollMs?: number;
+  /**
+   * Lets the agent's other reconcilers act on objects this Kustomization
+   * just applied (a HelmRelease is installed) before their health is waited for.
+   */
+  settle?(targets: ObjectRef[]): Promise<void>;
 }
 
 export interface ReconcileResult {
@@ -252,7 +257,7 @@ export class Reconciler {
     if (spec.sourceRef && !isSourceKind(spec.sourceRef.kind)) {
       return await fail(
         "UnsupportedSource",
-        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (supported: ${[...SOURCE_HANDLERS.keys()].join(", ")})`,
+        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (supported: ${manifestSourceKinds().join(", ")})`,
         { stalled: true },
       );
     }
@@ -376,6 +381,7 @@ export class Reconciler {
         ),
       };
       await this.writeStatus(ks, status);
+      await this.ctx.settle?.(checks);
       const unhealthy = await this.waitHealthy(checks, timeoutMs);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);

@@ -121,6 +121,7 @@ export const gitRepositoryHandler: SourceHandler<GitRepositorySpec> = {
   plural: "gitrepositories",
   failureReason: "GitOperationFailed",
   writesStatus: true,
+  holds: "manifests",
   fields: GIT_REPOSITORY_FIELDS,
   parse(spec) {
     const parsed = GitRepositorySpec.safeParse(spec);
