@@ -265,12 +265,7 @@ export class HelmReleaseReconciler {
     const chartRef = await this.chartRef(hr, spec);
     const resolution = await this.opts.sources.resolveRef(chartRef);
     const helmChart = `${chartRef.namespace}/${chartRef.name}`;
-    if (!resolution.ok)
-      throw new Failure(
-        "ArtifactFailed",
-        `HelmChart '${helmChart}' is not ready: ${resolution.message}`,
-        resolution.stalled,
-      );
+    if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
     const artifact = resolution.artifact;
     if (!this.due(hr, spec, artifact.revision, force)) return;
     await this.ensureFinalizer(hr);
@@ -469,7 +464,9 @@ export class HelmReleaseReconciler {
     const remediation = isInstall ? install : upgrade;
     if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
       const outcome = isInstall
-        ? await this.remediateInstall(release, storageNs, spec, actions)
+        ? after.length
+          ? await this.remediateInstall(release, storageNs, spec, actions)
+          : undefined
         : await this.remediateUpgrade(release, storageNs, spec, after, actions);
       if (outcome) {
         after = await listReleases(this.opts.client, storageNs, release);
@@ -511,6 +508,8 @@ export class HelmReleaseReconciler {
     after: StoredRelease[],
     actions: string[],
   ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
+    // An upgrade that failed before Helm recorded it (a render error) left the deployed release as it was.
+    if (after.at(-1)?.info.status !== "failed") return undefined;
     // Back to the newest release that was deployed before the failed upgrade.
     const target = [...after]
       .reverse()
