@@ -20,6 +20,7 @@ import {
   makeAgent,
   namespace,
 } from "../agent/helpers.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type ChartServer, configMapChart, helm, startChartServer, writeChart } from "../infra/charts.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 
@@ -78,7 +79,7 @@ const cm = (ns: string, name: string) => getObject(client, `/api/v1/namespaces/$
 /** `helm history` as the real helm sees the agent's releases. */
 function history(ns: string, release: string): { revision: number; status: string; chart: string }[] {
   const out = helm(["history", release, "-n", ns, "-o", "json", "--kubeconfig", kube.kubeconfig], {
-    home: join(tmpdir(), "shipmate-helm-test-home"),
+    home: join(tmpdir(), "shipmate-test-helm-home"),
   });
   return JSON.parse(out);
 }
@@ -86,6 +87,8 @@ function history(ns: string, release: string): { revision: number; status: strin
 describe("HelmRelease lifecycle", () => {
   it("installs from a chart repository, then a second pass costs no Helm action and no write, then upgrades on a new chart version and uninstalls when pruned", async () => {
     const ns = "h-life";
+    const helmTempDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith("shipmate-helm-"));
+    const tempBefore = helmTempDirs();
     const chartRepo = charts.repository("life");
     chartRepo.publish(configMapChart("greeter", "1.0.0"));
     const { repo, agent } = setup("h-life");
@@ -179,6 +182,21 @@ describe("HelmRelease lifecycle", () => {
     ]);
     expect((await cm(ns, "greeter-config"))?.data.version).toBe("1.1.0");
 
+    // The CLI shows them as `flux get` does; suspend and resume, the resumed request handled with no Helm action.
+    const kcfg = kube.kubeconfig;
+    const get = await runCli(["get", "helmreleases", "-n", ns, "--kubeconfig", kcfg]);
+    expect(get.code).toBe(0);
+    expect(get.stdout).toMatch(/h-life\s+greeter\s+1\.1\.0\s+False\s+True\s+Helm upgrade succeeded/);
+    const sources = await runCli(["get", "sources", "chart", "-n", ns, "--kubeconfig", kcfg]);
+    expect(sources.stdout).toMatch(/h-life-greeter\s+1\.1\.0\s+False\s+True/);
+    expect((await runCli(["suspend", "helmrelease", "greeter", "-n", ns, "--kubeconfig", kcfg])).code).toBe(
+      0,
+    );
+    await runCli(["resume", "helmrelease", "greeter", "-n", ns, "--no-wait", "--kubeconfig", kcfg]);
+    await agent.pass(never, false);
+    expect((await hr(ns, "greeter"))?.status.lastHandledReconcileAt).toBeDefined();
+    expect(agent.helm.actions).toMatchObject({ install: 1, upgrade: 1 });
+
     // Pruned from git: the release is uninstalled, the HelmChart deleted, the object let go.
     repo.commit({ "clusters/test/release.yaml": null });
     await agent.pass(never, true);
@@ -190,7 +208,7 @@ describe("HelmRelease lifecycle", () => {
     ).toBeUndefined();
     expect(agent.helm.actions.uninstall).toBe(1);
     // The kubeconfigs written for helm are gone.
-    expect(readdirSync(tmpdir()).filter((f) => f.startsWith("shipmate-helm-"))).toEqual([]);
+    expect(helmTempDirs().filter((d) => !tempBefore.includes(d))).toEqual([]);
   });
 
   it("a failed upgrade (an object the API server rejects) is rolled back, with the failure in status; retries spent, it stops", async () => {
@@ -255,7 +273,7 @@ describe("HelmRelease lifecycle", () => {
     const chartRepo = charts.repository("adopt");
     const source = configMapChart("tool", "1.0.0");
     chartRepo.publish(source);
-    const home = join(tmpdir(), "shipmate-helm-test-home");
+    const home = join(tmpdir(), "shipmate-test-helm-home");
     const dir = writeChart(join(chartRepo.dir, "..", ".helm-home", "manual"), source);
     helm(["install", "tool", dir, "-n", ns, "--create-namespace", "--kubeconfig", kube.kubeconfig], { home });
     expect(history(ns, "tool")).toMatchObject([{ revision: 1, status: "deployed" }]);
