@@ -17,6 +17,7 @@ import {
   configMap,
   FleetRepo,
   getObject,
+  kustomization,
   makeAgent,
   namespace,
 } from "../agent/helpers.ts";
@@ -293,6 +294,60 @@ describe("HelmRelease lifecycle", () => {
       [2, "deployed"],
     ]);
     expect(cond(await hr(ns, "tool"), "Ready")).toMatchObject({ status: "True", reason: "UpgradeSucceeded" });
+  });
+});
+
+describe("HelmReleases in a fleet", () => {
+  it("a Kustomization waiting on a HelmRelease it applies sees it installed in the same pass; dependsOn orders releases; a chart from a GitRepository path takes the commit with reconcileStrategy Revision", async () => {
+    const ns = "h-wait";
+    const chartRepo = charts.repository("wait");
+    chartRepo.publish(configMapChart("base", "1.0.0"));
+    const { repo, agent } = setup("h-wait");
+    const local = configMapChart("local", "0.1.0");
+    const commit = repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/infra.yaml": [
+        kustomization("h-wait-infra", { path: "./infra", wait: true, timeout: "2m" }),
+      ],
+      "infra/repo.yaml": [helmRepository(ns, "charts", chartRepo.url)],
+      "infra/release.yaml": [helmRelease(ns, "base", { chart: chartSpec("base", "charts") })],
+      "clusters/test/apps.yaml": [
+        {
+          apiVersion: "source.toolkit.fluxcd.io/v1",
+          kind: "GitRepository",
+          metadata: { name: "apps-src", namespace: ns },
+          spec: { interval: "10m", url: repo.url, ref: { branch: "main" } },
+        },
+        helmRelease(ns, "local", {
+          dependsOn: [{ name: "base" }],
+          chart: {
+            spec: {
+              chart: "./charts/local",
+              reconcileStrategy: "Revision",
+              sourceRef: { kind: "GitRepository", name: "apps-src" },
+            },
+          },
+        }),
+      ],
+      "charts/local/Chart.yaml": `apiVersion: v2\nname: local\nversion: 0.1.0\n`,
+      "charts/local/values.yaml": "greeting: from-git\nreplicas: 1\n",
+      "charts/local/templates/configmap.yaml": local.templates["configmap.yaml"] ?? "",
+    });
+    const summary = await agent.once();
+    const infra = summary.reconciled.find((k) => k.name === "h-wait-infra");
+    expect(infra).toMatchObject({ ready: true });
+    expect(cond(await hr(ns, "base"), "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+    const local1 = await hr(ns, "local");
+    expect(cond(local1, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+    const revision = `0.1.0+${commit.slice(0, 12)}`;
+    expect(local1?.status.history[0]).toMatchObject({ chartName: "local", chartVersion: revision });
+    expect((await cm(ns, "local-config"))?.data).toMatchObject({ greeting: "from-git", version: revision });
+    // A new commit is a new chart revision: one upgrade.
+    const next = repo.commit({ "charts/local/values.yaml": "greeting: changed\nreplicas: 1\n" });
+    await agent.pass(never, true);
+    expect((await hr(ns, "local"))?.status.history[0].chartVersion).toBe(`0.1.0+${next.slice(0, 12)}`);
+    expect((await cm(ns, "local-config"))?.data.greeting).toBe("changed");
+    expect(agent.helm.actions).toMatchObject({ install: 2, upgrade: 1 });
   });
 });
 
