@@ -18,66 +18,11 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { findBinary, startKube } from "../test/infra/kube.ts";
+import { benchObjects } from "./_objects.ts";
 
 const N = Number(process.argv[2] ?? 1000);
 const CLI = join(import.meta.dirname, "../src/cli/index.ts");
 const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
-
-/** N objects over two namespaces: ConfigMaps, Secrets, ServiceAccounts and Deployments. */
-function objects(prefix: string): object[] {
-  const ns = [`${prefix}-a`, `${prefix}-b`];
-  const out: object[] = ns.map((name) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name } }));
-  for (let i = 0; out.length < N; i++) {
-    const namespace = ns[i % 2];
-    const name = `obj-${i}`;
-    switch (i % 5) {
-      case 0:
-      case 1:
-        out.push({
-          apiVersion: "v1",
-          kind: "ConfigMap",
-          metadata: { name, namespace },
-          data: { index: String(i), payload: "x".repeat(200) },
-        });
-        break;
-      case 2:
-        out.push({
-          apiVersion: "v1",
-          kind: "Secret",
-          metadata: { name, namespace },
-          stringData: { token: `t-${i}` },
-        });
-        break;
-      case 3:
-        out.push({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } });
-        break;
-      default:
-        out.push({
-          apiVersion: "apps/v1",
-          kind: "Deployment",
-          metadata: { name, namespace, labels: { app: name } },
-          spec: {
-            replicas: 2,
-            selector: { matchLabels: { app: name } },
-            template: {
-              metadata: { labels: { app: name } },
-              spec: {
-                containers: [
-                  {
-                    name: "app",
-                    image: `nginx:1.27.${i % 10}`,
-                    ports: [{ containerPort: 80 }],
-                    resources: { requests: { cpu: "10m", memory: "16Mi" } },
-                  },
-                ],
-              },
-            },
-          },
-        });
-    }
-  }
-  return out;
-}
 
 const yamlOf = (objs: object[]) => objs.map((o) => stringify(o)).join("---\n");
 
@@ -140,7 +85,7 @@ async function main() {
     const bare = join(work, "fleet.git");
     mkdirSync(join(repoDir, "clusters/bench"), { recursive: true });
     mkdirSync(join(repoDir, "clusters/warmup"), { recursive: true });
-    writeFileSync(join(repoDir, "clusters/bench/objects.yaml"), yamlOf(objects("bench-agent")));
+    writeFileSync(join(repoDir, "clusters/bench/objects.yaml"), yamlOf(benchObjects("bench-agent", N)));
     writeFileSync(
       join(repoDir, "clusters/warmup/ns.yaml"),
       yamlOf([{ apiVersion: "v1", kind: "Namespace", metadata: { name: "bench-warmup" } }]),
@@ -162,7 +107,7 @@ async function main() {
     git("commit", "-q", "-m", "bench");
     git("push", "-q", bare, "HEAD:refs/heads/main");
     const kubectlFile = join(work, "kubectl.yaml");
-    writeFileSync(kubectlFile, yamlOf(objects("bench-kubectl")));
+    writeFileSync(kubectlFile, yamlOf(benchObjects("bench-kubectl", N)));
 
     const agentArgs = (path: string, name: string) => [
       CLI,

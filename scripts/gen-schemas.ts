@@ -22,6 +22,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { compact, crdSchema, isObj, OBJECT_META, type Obj } from "../src/validate/compact.ts";
 
 const KUBERNETES = "v1.34.3";
 const FLUX = {
@@ -49,65 +50,6 @@ function goModDir(module: string, version: string): string {
     encoding: "utf8",
   });
   return (JSON.parse(out) as { Dir: string }).Dir;
-}
-
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Obj = { [k: string]: Json };
-const isObj = (v: Json | undefined): v is Obj => !!v && typeof v === "object" && !Array.isArray(v);
-
-const DROP = new Set([
-  "description",
-  "default",
-  "example",
-  "format",
-  "x-kubernetes-group-version-kind",
-  "x-kubernetes-list-map-keys",
-  "x-kubernetes-list-type",
-  "x-kubernetes-map-type",
-  "x-kubernetes-patch-merge-key",
-  "x-kubernetes-patch-strategy",
-  "x-kubernetes-unions",
-  "x-kubernetes-validations",
-  "x-kubernetes-embedded-resource",
-]);
-
-/** Keywords whose value is a schema, a list of schemas, or a map from names to schemas. */
-const SUBSCHEMA = new Set(["items", "additionalProperties", "not"]);
-const SUBSCHEMA_LIST = new Set(["allOf", "anyOf", "oneOf"]);
-const SUBSCHEMA_MAP = new Set(["properties", "patternProperties", "definitions"]);
-
-/**
- * One schema node, compacted and made strict; `$ref`s point into
- * `definitions`. Only keywords are dropped: a property that happens to be
- * called `description` or `default` (PriorityClass, JSONSchemaProps) stays.
- */
-function compact(node: Json): Json {
-  if (!isObj(node)) return node;
-  if (node.format === "int-or-string" || node["x-kubernetes-int-or-string"] === true) {
-    return { anyOf: [{ type: "string" }, { type: "integer" }] };
-  }
-  const out: Obj = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (DROP.has(k)) continue;
-    if (k === "$ref" && typeof v === "string")
-      out.$ref = v.replace("#/components/schemas/", "#/definitions/");
-    else if (SUBSCHEMA.has(k)) out[k] = compact(v);
-    else if (SUBSCHEMA_LIST.has(k) && Array.isArray(v)) out[k] = v.map(compact);
-    else if (SUBSCHEMA_MAP.has(k) && isObj(v))
-      out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, compact(sub)]));
-    else out[k] = v;
-  }
-  const preserve = node["x-kubernetes-preserve-unknown-fields"] === true;
-  delete out["x-kubernetes-preserve-unknown-fields"];
-  if (isObj(out.properties) && out.additionalProperties === undefined && !preserve) {
-    out.additionalProperties = false;
-  }
-  if (out.nullable === true) {
-    delete out.nullable;
-    return { anyOf: [out, { type: "null" }] };
-  }
-  delete out.nullable;
-  return out;
 }
 
 const definitions: Obj = {};
@@ -157,14 +99,8 @@ function addCrds(dir: string, label: string): void {
       for (const v of crd.spec.versions) {
         if (!v.served) continue;
         const name = `${crd.spec.group}.${v.name}.${crd.spec.names.kind}`;
-        const schema = compact(v.schema.openAPIV3Schema) as Obj;
         // CRDs leave metadata as a bare object; the built-in ObjectMeta checks names and labels.
-        if (isObj(schema.properties)) {
-          schema.properties.metadata = {
-            $ref: "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-          };
-        }
-        definitions[name] = schema;
+        definitions[name] = crdSchema(v.schema.openAPIV3Schema, `#/definitions/${OBJECT_META}`);
         kinds[`${crd.spec.group}/${v.name}/${crd.spec.names.kind}`] = name;
       }
     }

@@ -11,17 +11,19 @@ import { hostname } from "node:os";
 import { join, normalize } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { ClusterError, describeError, redact } from "../errors.ts";
+import { ClusterError, ConfigError, describeError, redact } from "../errors.ts";
 import { Applier } from "./apply.ts";
 import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
+import { refuseBesideFlux } from "./fluxguard.ts";
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
 import { HELM_GROUP } from "./helm/spec.ts";
 import {
   dependenciesOf,
   dueReason,
+  inventoryKeepsHashes,
   type KsKey,
   keyOf,
   orderByDependencies,
@@ -40,6 +42,7 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import { treeDigest } from "./sources/git.ts";
 import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
@@ -89,6 +92,7 @@ export interface PassSummary {
 }
 
 const CRD_FILE = new URL("../../deploy/agent/crds.yaml", import.meta.url);
+const KUSTOMIZATION_CRD = `kustomizations.${KUSTOMIZATION_GROUP}`;
 
 export class Agent {
   readonly client: KubeClient;
@@ -111,6 +115,8 @@ export class Agent {
   private lastPassEnd = 0;
   private loopAlive = 0;
   private syncRequested = false;
+  /** Whether the Kustomization CRD stores inventory state hashes (Flux's prunes them). */
+  private inventoryHashes = true;
   private wake: AbortController | undefined;
   readonly elector: LeaderElector;
 
@@ -182,8 +188,13 @@ export class Agent {
     };
   }
 
-  /** Namespace, CRDs and the root Kustomization object, created when missing. */
+  /**
+   * Namespace, CRDs and the root Kustomization object, created when missing;
+   * first of all, the agent refuses to start beside live Flux controllers
+   * (./fluxguard.ts).
+   */
   async setup(): Promise<void> {
+    await refuseBesideFlux(this.client);
     const nsPath = `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}`;
     const ns = await this.client.raw({ method: "GET", path: nsPath });
     if (ns.code === 404) {
@@ -197,7 +208,11 @@ export class Agent {
     for (const crd of parseManifests(readFileSync(CRD_FILE, "utf8"), "deploy/agent/crds.yaml")) {
       const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
       const res = await this.client.raw({ method: "GET", path });
-      if (res.code === 200) continue; // Flux's own (fuller) CRDs, or ours: either serves the agent.
+      if (res.code === 200) {
+        // Flux's own (fuller) CRDs, or ours: either serves the agent.
+        if (crd.metadata.name === KUSTOMIZATION_CRD) this.inventoryHashes = inventoryKeepsHashes(res.body);
+        continue;
+      }
       if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
       if (!this.opts.installCrds)
         throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
@@ -305,6 +320,7 @@ export class Agent {
       },
       signal,
       healthPollMs: this.opts.healthPollMs,
+      inventoryHashes: this.inventoryHashes,
       settle: async (targets) => {
         const releases = targets.filter((t) => t.kind === "HelmRelease" && t.group === HELM_GROUP);
         if (!releases.length) return;
@@ -357,6 +373,8 @@ export class Agent {
       this.sources.rootRequested()
     ) {
       try {
+        const refusal = await this.sources.rootRefusal();
+        if (refusal) throw new ConfigError(refusal);
         const before = this.source.artifact?.revision;
         const artifact = await this.source.fetch();
         this.lastFetch = Date.now();
@@ -370,7 +388,7 @@ export class Agent {
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
         this.log.warn({ repo: redact(this.opts.repo) }, message);
-        await this.sources.recordRoot({ error: message });
+        if (!(err instanceof ConfigError)) await this.sources.recordRoot({ error: message });
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
@@ -386,7 +404,11 @@ export class Agent {
           writes: this.client.counts.writes - writesBefore,
         };
       }
-      await this.sources.recordRoot({ artifact: this.source.artifact as Artifact });
+      const root = this.source.artifact as Artifact;
+      // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
+      await this.sources.recordRoot({
+        artifact: { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") },
+      });
     }
     const artifact: Artifact = { ...(this.source.artifact as Artifact), source: this.sources.rootKey };
     const reconciler = this.reconcilerFor(signal, artifact);

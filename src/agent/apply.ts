@@ -13,6 +13,10 @@
  * Conflicts with fields last written imperatively (`kubectl edit`, `scale`,
  * client-side apply) are drift and are taken back; conflicts with another
  * server-side applier are reported, and forced only when configured.
+ * Fields owned by Flux's own controllers (`kustomize-controller`,
+ * `helm-controller`: ./ownership.ts) are handed over to the agent before it
+ * writes, so a cluster Flux ran is taken over without a conflict and
+ * without a co-owner that is gone.
  */
 import { ClusterError } from "../errors.ts";
 import { ApiError, apiError, type KubeClient } from "./client.ts";
@@ -33,6 +37,7 @@ import {
   sameObject,
   stateHash,
 } from "./objects.ts";
+import { FLUX_FIELD_MANAGERS, fluxOwners, handOverManagedFields } from "./ownership.ts";
 import { type InventoryEntry, KubeList, KubeObject, type ObjectMeta } from "./schema.ts";
 
 const SSA_POLICY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa";
@@ -106,6 +111,8 @@ interface Item {
   /** Flux's `spec.force`: an immutable-field change is applied by deleting and creating the object. */
   recreate: boolean;
   needsRecreate?: boolean;
+  /** Flux's controllers own fields of the live object: they are handed over before the write. */
+  handOver?: boolean;
   dryRun?: KubeObject;
   result?: KubeObject;
   action?: Action;
@@ -131,6 +138,17 @@ export function conflictManagers(err: ApiError): string[] {
   const out = new Set<string>();
   for (const t of texts) for (const m of t.matchAll(/conflict with "([^"]+)"/g)) if (m[1]) out.add(m[1]);
   return [...out];
+}
+
+/**
+ * Whether a conflict may be taken without `--force-conflicts`: every
+ * conflicting manager either only ever wrote imperatively (drift, not a
+ * rival owner) or is one of Flux's controllers the agent takes over from.
+ */
+export function takeableConflict(managers: string[], live: ObjectMeta | undefined): boolean {
+  if (!managers.length) return false;
+  const rest = managers.filter((m) => !FLUX_FIELD_MANAGERS.includes(m));
+  return rest.length === 0 || onlyImperative(rest, live);
 }
 
 /** Whether every conflicting manager only ever wrote imperatively (Update): that is drift, not a rival owner. */
@@ -217,7 +235,7 @@ export class Applier {
       if (err instanceof ApiError && err.code === 409 && !item.force) {
         const managers = conflictManagers(err);
         const live = item.live ?? (await this.getLive(item))?.metadata;
-        if (onlyImperative(managers, live)) {
+        if (takeableConflict(managers, live)) {
           item.force = true;
           return await this.validate(item, errors);
         }
@@ -357,7 +375,8 @@ export class Applier {
         item.action = "skipped";
         continue;
       }
-      if (item.live) {
+      if (item.live && fluxOwners(item.live).length) item.handOver = true;
+      else if (item.live) {
         const h = stateHash(item.obj, ownedFields({ ...item.obj, metadata: item.live }));
         if (h && previous.get(item.id)?.h === h) {
           item.action = "unchanged";
@@ -379,7 +398,7 @@ export class Applier {
     const existing = toValidate.filter((i) => i.dryRun && i.live);
     await pool(existing, this.opts.concurrency, async (item) => {
       const full = await this.getLive(item);
-      if (full && item.dryRun && sameObject(full, item.dryRun)) {
+      if (full && item.dryRun && !item.handOver && sameObject(full, item.dryRun)) {
         item.action = "unchanged";
         item.result = full;
       }
@@ -406,6 +425,7 @@ export class Applier {
               item.result = await this.recreateObject(item);
               item.action = "recreated";
             } else {
+              if (item.handOver) writes += await this.handOver(item);
               item.result = await this.ssa(item, false);
               item.action = item.live ? "configured" : "created";
             }
@@ -422,6 +442,38 @@ export class Applier {
       if (errors.length) break;
     }
     return writes;
+  }
+
+  /**
+   * Folds Flux's controllers' managedFields entries into the agent's own,
+   * guarded by the resourceVersion just read (a concurrent writer makes it
+   * fail, and the next pass tries again). Returns the writes made (0 or 1).
+   */
+  private async handOver(item: Item): Promise<number> {
+    const live = await this.getLive(item);
+    const entries = live
+      ? handOverManagedFields(
+          live.metadata.managedFields ?? [],
+          FLUX_FIELD_MANAGERS,
+          FIELD_MANAGER,
+          item.obj.apiVersion,
+          new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+        )
+      : undefined;
+    if (!live || !entries) return 0;
+    const info = item.info as ResourceInfo;
+    const res = await this.client.raw({
+      method: "PATCH",
+      path: resourcePath(info, item.ref.namespace, item.ref.name),
+      contentType: "application/json-patch+json",
+      body: [
+        { op: "test", path: "/metadata/resourceVersion", value: live.metadata.resourceVersion },
+        { op: "replace", path: "/metadata/managedFields", value: entries },
+      ],
+    });
+    if (res.code < 200 || res.code > 299)
+      throw apiError(`take field ownership of ${describeRef(item.ref)} over from Flux`, res.code, res.body);
+    return 1;
   }
 
   private async waitForCrds(items: Item[]): Promise<void> {

@@ -5,6 +5,43 @@
  */
 import type { Condition, KustomizationSpec, KustomizationStatus } from "./schema.ts";
 
+/**
+ * Whether a Kustomization CRD stores the agent's inventory state hashes
+ * (`status.inventory.entries[].h`). The agent's own CRD keeps unknown fields;
+ * Flux's CRD has a structural schema listing `id` and `v` only, so the API
+ * server prunes `h` (and the agent then validates every object each pass,
+ * with dry runs, instead of trusting a hash).
+ */
+export function inventoryKeepsHashes(crd: unknown): boolean {
+  type Schema = {
+    properties?: Record<string, Schema>;
+    items?: Schema;
+    "x-kubernetes-preserve-unknown-fields"?: boolean;
+  };
+  const versions =
+    (
+      crd as {
+        spec?: { versions?: { name: string; storage?: boolean; schema?: { openAPIV3Schema?: Schema } }[] };
+      }
+    ).spec?.versions ?? [];
+  const v1 = versions.find((v) => v.name === "v1") ?? versions.find((v) => v.storage);
+  let node: Schema | undefined = v1?.schema?.openAPIV3Schema;
+  if (!node) return true;
+  for (const step of ["status", "inventory", "entries", "[]"]) {
+    if (node?.["x-kubernetes-preserve-unknown-fields"]) return true;
+    node = step === "[]" ? node?.items : node?.properties?.[step];
+    if (!node) return true; // not described below here: nothing is pruned
+  }
+  return Boolean(node?.["x-kubernetes-preserve-unknown-fields"] || node?.properties?.h || !node?.properties);
+}
+
+/** The status as a CRD that prunes `h` stores it. */
+export function withoutHashes(status: KustomizationStatus): KustomizationStatus {
+  const entries = status.inventory?.entries;
+  if (!entries) return status;
+  return { ...status, inventory: { ...status.inventory, entries: entries.map(({ h: _h, ...e }) => e) } };
+}
+
 /** Parses Go duration strings as Flux writes them ("1m30s", "500ms", "2h"). */
 export function parseDuration(text: string): number {
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;

@@ -21,6 +21,7 @@ import {
   type Outcome,
   parseDuration,
   readyAt,
+  withoutHashes,
 } from "./kustomization.ts";
 import { sleep } from "./leader.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -94,6 +95,8 @@ export interface ReconcileContext {
   signal: AbortSignal;
   /** How often health is polled while waiting. */
   healthPollMs?: number;
+  /** false when the Kustomization CRD prunes `status.inventory.entries[].h` (Flux's own CRD). */
+  inventoryHashes?: boolean;
   /**
    * Lets the agent's other reconcilers act on objects this Kustomization
    * just applied (a HelmRelease is installed) before their health is waited for.
@@ -130,7 +133,9 @@ export class Reconciler {
   }
 
   /** Writes status only when it differs from what the cluster holds, so a steady state costs no write. */
-  private async writeStatus(ks: KustomizationObject, next: KustomizationStatus): Promise<void> {
+  private async writeStatus(ks: KustomizationObject, wanted: KustomizationStatus): Promise<void> {
+    // Under a CRD that prunes the state hashes, the status it would store is the one compared.
+    const next = this.ctx.inventoryHashes === false ? withoutHashes(wanted) : wanted;
     if (canonicalJson(ks.status ?? {}) === canonicalJson(next)) return;
     const ns = ks.metadata.namespace ?? "";
     const name = ks.metadata.name ?? "";

@@ -202,6 +202,23 @@ export class SourceManager {
     return Boolean(at && at !== root?.status?.lastHandledReconcileAt);
   }
 
+  /**
+   * The fleet repository's own GitRepository object is fetched from the
+   * agent's flags, but a field on it the agent does not honour (an `ignore`,
+   * a pinned commit) would change what Flux applies: the object is marked
+   * Stalled and the message returned, so the pass applies nothing.
+   */
+  async rootRefusal(): Promise<string | undefined> {
+    const obj = this.objects.get(this.rootKey);
+    const handler = this.handlers.get("GitRepository");
+    if (!obj || !handler) return undefined;
+    const refused = refusedFields(obj.spec, handler.fields);
+    if (refused.length === 0) return undefined;
+    const error = unsupportedMessage(handler.kind, refused, handler.fields);
+    await this.writeStatus(handler, obj, { reason: "UnsupportedField", error, stalled: true });
+    return `${this.rootKey}: ${error}`;
+  }
+
   /** Records a fetch of the fleet repository on its GitRepository object, when the cluster has one. */
   async recordRoot(outcome: { artifact: Artifact } | { error: string }): Promise<void> {
     const obj = this.objects.get(this.rootKey);

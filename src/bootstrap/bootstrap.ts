@@ -14,8 +14,9 @@ import { join } from "node:path";
 import type { Change } from "../agent/apply.ts";
 import { KubeClient, loadKubeConfig } from "../agent/client.ts";
 import type { KustomizationRow } from "../agent/control.ts";
+import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
-import { UsageError } from "../errors.ts";
+import { ClusterError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
 import type { ForgeKind } from "../forge/types.ts";
 import { checkBranchName, type Identity } from "../git/workspace.ts";
@@ -105,6 +106,12 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
     }
     say(`► checking the cluster ${client.server.host}`);
     const version = await preflightCluster(client);
+    // The agent would refuse to start beside them; say so before anything is written.
+    const flux = refusal(await listFluxControllers(client));
+    if (flux)
+      throw new ClusterError(
+        `${flux.split(";")[0]}: run bootstrap with --from-flux to move this cluster to the agent (nothing was changed)`,
+      );
     say(`✔ cluster reachable (Kubernetes ${version}), installation allowed`);
 
     let created = false;

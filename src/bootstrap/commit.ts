@@ -5,7 +5,7 @@
  * edit is redone on top of it instead). An empty repository and a branch
  * that does not exist yet both work: the first commit creates the branch.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { GitError } from "../errors.ts";
 import type { GitCredentials } from "../git/auth.ts";
@@ -23,6 +23,11 @@ export interface CommitInput {
   agentFiles: Map<string, string>;
   author: Identity;
   message: string;
+  /**
+   * The files to write and remove, given the checkout at the branch tip
+   * (redone on top of a concurrent push); by default the agent folder.
+   */
+  plan?(dir: string): { write: Map<string, string>; remove: string[] };
   /** Called with the checkout once the branch is written and pushed (to render from it), before it is removed. */
   inspect?(dir: string, result: CommitResult): Promise<void>;
 }
@@ -65,6 +70,27 @@ export function plannedFiles(
   return out;
 }
 
+/**
+ * Reads the branch tip without changing anything: `look` gets a checkout of
+ * it (an empty one when the branch does not exist yet); for plans and dry runs.
+ */
+export async function readBranch<T>(
+  input: Pick<CommitInput, "cloneUrl" | "branch" | "credentials" | "env">,
+  look: (dir: string, tip: string | undefined) => T,
+): Promise<T> {
+  const ws = await Workspace.clone(input.cloneUrl, undefined, {
+    env: input.env,
+    credentials: input.credentials,
+  });
+  try {
+    const tip = await ws.fetch(input.branch);
+    if (tip) await ws.resetTo(tip, input.branch);
+    return look(ws.dir, tip);
+  } finally {
+    ws.dispose();
+  }
+}
+
 export async function commitClusterFolder(input: CommitInput): Promise<CommitResult> {
   const ws = await Workspace.clone(input.cloneUrl, undefined, {
     env: input.env,
@@ -78,11 +104,20 @@ export async function commitClusterFolder(input: CommitInput): Promise<CommitRes
       if (tip) await ws.resetTo(tip, input.branch);
       else if (head) await ws.resetTo(head, input.branch);
       const changed: string[] = [];
-      for (const [rel, content] of plannedFiles(ws.dir, input.clusterPath, input.agentFiles)) {
+      const planned = input.plan
+        ? input.plan(ws.dir)
+        : { write: plannedFiles(ws.dir, input.clusterPath, input.agentFiles), remove: [] };
+      for (const [rel, content] of planned.write) {
         const full = join(ws.dir, rel);
         if (existsSync(full) && readFileSync(full, "utf8") === content) continue;
         mkdirSync(dirname(full), { recursive: true });
         writeFileSync(full, content);
+        changed.push(rel);
+      }
+      for (const rel of planned.remove) {
+        const full = join(ws.dir, rel);
+        if (!existsSync(full)) continue;
+        rmSync(full);
         changed.push(rel);
       }
       if (!changed.length && tip) {

@@ -187,6 +187,8 @@ export async function waitReadyAt(
   timeoutMs: number,
   onChange: (row: KustomizationRow | undefined) => void,
   pollMs = 1000,
+  /** Where the agent's Deployment runs, for the hint on timeout (the root's namespace unless told). */
+  agentNamespace = namespace,
 ): Promise<KustomizationRow> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
@@ -205,7 +207,7 @@ export async function waitReadyAt(
         ? `Ready=${row.ready}${row.reason ? ` ${row.reason}` : ""}: ${row.message.replaceAll("\n", " ")}`
         : "the object does not exist yet";
       throw new ClusterError(
-        `Kustomization ${namespace}/${name} did not apply ${revision} within ${Math.round(timeoutMs / 1000)}s (${state}); is the agent running? kubectl -n ${namespace} get deployment shipmate-agent`,
+        `Kustomization ${namespace}/${name} did not apply ${revision} within ${Math.round(timeoutMs / 1000)}s (${state}); is the agent running? kubectl -n ${agentNamespace} get deployment shipmate-agent`,
       );
     }
     await new Promise((r) => setTimeout(r, pollMs));

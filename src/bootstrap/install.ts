@@ -86,23 +86,26 @@ export interface InstallInput {
   /** Where generated overlays may go. */
   scratch: string;
   credentials: { username: string; password: string };
+  /** The root Kustomization that will own the agent's objects (default shipmate-system/shipmate-system; Flux's flux-system with --from-flux). */
+  owner?: { name: string; namespace: string };
 }
 
 /** The agent's objects as the agent itself will render them from git, owned by the root Kustomization. */
 export async function renderAgentFolder(
   input: Omit<InstallInput, "client" | "credentials">,
 ): Promise<KubeObject[]> {
+  const owner = input.owner ?? { name: ROOT_NAME, namespace: AGENT_NAMESPACE };
   const objects = await new Renderer().render(
     {
       root: input.checkoutDir,
       scratch: input.scratch,
-      name: ROOT_NAME,
-      namespace: AGENT_NAMESPACE,
+      name: owner.name,
+      namespace: owner.namespace,
       spec: { path: join(input.clusterPath, AGENT_DIR) },
     },
     async () => {},
   );
-  return objects.map((o) => withOwnerLabels(o, ROOT_NAME, AGENT_NAMESPACE));
+  return objects.map((o) => withOwnerLabels(o, owner.name, owner.namespace));
 }
 
 /** Server-side applies the git credentials Secret (never committed, never printed). */
@@ -142,7 +145,7 @@ async function applySecret(client: KubeClient, credentials: InstallInput["creden
 export async function installAgent(input: InstallInput): Promise<Change[]> {
   const objects = await renderAgentFolder(input);
   const applier = new Applier(input.client, new Discovery(input.client));
-  const owner = { name: ROOT_NAME, namespace: AGENT_NAMESPACE };
+  const owner = input.owner ?? { name: ROOT_NAME, namespace: AGENT_NAMESPACE };
   const writeAhead = async () => {};
   const namespaces = objects.filter((o) => o.kind === "Namespace");
   const first = namespaces.length

@@ -22,6 +22,7 @@ import {
 import { parseGoDuration } from "./duration.ts";
 import { type ConfigProblem, PolicyConfigError } from "./errors.ts";
 import { type FieldPath, formatPath, lineOf } from "./locate.ts";
+import { kustomizeNamespaces, policyNamespace } from "./namespace.ts";
 import {
   DEFAULT_NAMESPACE,
   FLUX_IMAGE_GROUP,
@@ -350,6 +351,7 @@ export function parsePolicyConfig(files: readonly { path: string; text: string }
   const fluxPolicies: Parsed<FluxImagePolicy>[] = [];
   const automations: Parsed<FluxImageUpdateAutomation>[] = [];
   const policies: Policy[] = [];
+  const kustomized = kustomizeNamespaces(files);
 
   const parse = <T>(schema: z.ZodType<T>, where: Located, value: unknown): T | undefined => {
     const r = schema.safeParse(value);
@@ -381,8 +383,11 @@ export function parsePolicyConfig(files: readonly { path: string; text: string }
       const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
       if (typeof apiVersion !== "string" || typeof kind !== "string") return;
       const [group, version] = apiVersion.split("/");
-      const metaNs = (value as { metadata?: { namespace?: unknown } }).metadata?.namespace;
-      const namespace = typeof metaNs === "string" && metaNs ? metaNs : DEFAULT_NAMESPACE;
+      const namespace = policyNamespace({
+        kustomize: kustomized.get(path),
+        metadata: (value as { metadata?: { namespace?: unknown } }).metadata?.namespace,
+        fallback: DEFAULT_NAMESPACE,
+      });
 
       if (group === FLUX_IMAGE_GROUP && FLUX_KINDS.has(kind)) {
         if (!(FLUX_IMAGE_VERSIONS as readonly string[]).includes(version ?? "")) {

@@ -1,20 +1,33 @@
 /**
- * Object schemas for Kubernetes built-in kinds and the Flux kinds, from the
- * bundle scripts/gen-schemas.ts generates (Kubernetes OpenAPI v3 and Flux
- * CRDs, unknown fields rejected as the API server's strict field validation
- * does). Validators compile on first use of a kind.
+ * Object schemas, from three places:
+ * - the bundle scripts/gen-schemas.ts generates (Kubernetes OpenAPI v3 and
+ *   the Flux CRDs it was made from), committed;
+ * - CustomResourceDefinitions found in the validated tree: they teach their
+ *   kinds, and for their group and kind they are the truth (a
+ *   gotk-components.yaml serves exactly its Flux version);
+ * - Flux's CRDs provisioned in $SHIPMATE_CACHE/flux-crds (./crds.ts), for
+ *   Flux kinds the bundle lacks (notification, source.extensions…).
+ * Unknown fields are rejected as the API server's strict field validation
+ * does. Only the groups an API server serves by itself are "known": an
+ * unknown kind there is a mistake. Any other kind without a schema is not
+ * checked and is a warning (a chart or controller may install its CRD).
+ * Validators compile on first use of a kind.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { crdSchema, type Json, OBJECT_META } from "./compact.ts";
+import type { CustomResourceDefinition } from "./crds.ts";
 import bundle from "./schemas.json" with { type: "json" };
 
 const kinds: Record<string, string> = bundle.kinds;
 
 export type SchemaVerdict =
   | { status: "ok" }
-  /** A kind whose group we know but whose version/kind is not served: a real mistake. */
+  /** A kind whose group is known (built in, or a CRD we have) but whose version/kind is not served: a real mistake. */
   | { status: "unknown-kind"; message: string }
-  /** A custom resource of a group we have no schema for: not checked. */
+  /** Build-time configuration (kustomize's own files), kubectl's List: never sent as such. */
   | { status: "unchecked" }
+  /** A custom resource no schema we have defines: not checked, worth a warning. */
+  | { status: "no-schema"; message: string }
   | { status: "invalid"; issues: SchemaIssue[] };
 
 export interface SchemaIssue {
@@ -26,17 +39,52 @@ export interface SchemaIssue {
 /** Build-time configuration kinds (kustomize's own files), never sent to a cluster. */
 const CONFIG_GROUPS = new Set(["kustomize.config.k8s.io", "config.kubernetes.io"]);
 
-/** Groups whose every served kind is in the bundle (built-in Kubernetes, Flux). */
-function isKnownGroup(group: string): boolean {
-  if (CONFIG_GROUPS.has(group)) return false;
-  return group === "" || !group.includes(".") || group.endsWith(".k8s.io") || group.endsWith(".fluxcd.io");
-}
+const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
+const isFluxGroup = (group: string) => group.endsWith(".fluxcd.io");
 
-/** The apiVersions under which a kind of this name is served, in any group. */
+/** The bundle's non-Flux groups: the `.k8s.io` groups of k8s.io/kubernetes (GA and beta). */
+const BUNDLED_BUILTIN = new Set(
+  Object.keys(kinds)
+    .map((k) => groupOf(k.slice(0, k.lastIndexOf("/"))))
+    .filter((g) => !isFluxGroup(g)),
+);
+
+/**
+ * The groups an API server serves by itself. A CRD's group must contain a
+ * dot, so a group without one (core, apps, batch, extensions…) is built in;
+ * a dotted group is built in only when Kubernetes itself serves it (not
+ * gateway.networking.k8s.io, which is a CRD).
+ */
+const isBuiltinGroup = (group: string) => !group.includes(".") || BUNDLED_BUILTIN.has(group);
+
+/** The apiVersions under which a built-in kind of this name is served, in any group. */
 function servedAs(kind: string): string[] {
   return Object.keys(kinds)
-    .filter((k) => k.endsWith(`/${kind}`))
+    .filter((k) => k.endsWith(`/${kind}`) && isBuiltinGroup(groupOf(k.slice(0, -kind.length - 1))))
     .map((k) => k.slice(0, -kind.length - 1));
+}
+
+/** The served versions of one CRD, by version name, with their raw schemas. */
+type CrdKind = Map<string, Json>;
+
+function crdKinds(crds: readonly CustomResourceDefinition[]): Map<string, CrdKind> {
+  const out = new Map<string, CrdKind>();
+  for (const crd of crds) {
+    const key = `${crd.spec.group}/${crd.spec.names.kind}`;
+    if (out.has(key)) continue;
+    const versions: CrdKind = new Map();
+    for (const v of crd.spec.versions)
+      if (v.served) versions.set(v.name, (v.schema?.openAPIV3Schema ?? { type: "object" }) as Json);
+    out.set(key, versions);
+  }
+  return out;
+}
+
+export interface SchemaSources {
+  /** CRDs defined in the validated tree. */
+  tree?: readonly CustomResourceDefinition[];
+  /** Flux's own CRDs (scripts/provision/70-flux-crds.sh), for Flux kinds the bundle lacks. */
+  flux?: readonly CustomResourceDefinition[];
 }
 
 function pointerPath(pointer: string): (string | number)[] {
@@ -108,11 +156,15 @@ function withoutNulls(v: unknown): unknown {
 export class SchemaChecker {
   private readonly ajv: Ajv;
   private readonly compiled = new Map<string, ValidateFunction>();
+  private readonly tree: Map<string, CrdKind>;
+  private readonly flux: Map<string, CrdKind>;
 
-  constructor() {
+  constructor(sources: SchemaSources = {}) {
     // Formats are dropped by the generator; the schemas are trusted, so strict mode's schema lint is off.
     this.ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false });
     this.ajv.addSchema({ $id: "k8s", definitions: bundle.definitions });
+    this.tree = crdKinds(sources.tree ?? []);
+    this.flux = crdKinds(sources.flux ?? []);
   }
 
   /** Every apiVersion/kind the bundle has a schema for. */
@@ -122,25 +174,62 @@ export class SchemaChecker {
 
   check(object: { apiVersion: string; kind: string } & Record<string, unknown>): SchemaVerdict {
     const { apiVersion, kind } = object;
-    const slash = apiVersion.indexOf("/");
-    const group = slash < 0 ? "" : apiVersion.slice(0, slash);
+    const group = groupOf(apiVersion);
+    const version = apiVersion.slice(apiVersion.indexOf("/") + 1);
     // `kind: List` is kubectl's client-side wrapper, never sent to the server as such.
     if (apiVersion === "v1" && kind === "List") return { status: "unchecked" };
-    const definition = kinds[`${apiVersion}/${kind}`];
-    if (!definition) {
-      if (!isKnownGroup(group)) return { status: "unchecked" };
-      const served = servedAs(kind);
-      return {
-        status: "unknown-kind",
-        message: served.length
-          ? `${kind} is not served as ${apiVersion} (served: ${served.join(", ")})`
-          : `unknown kind ${kind} in ${apiVersion}`,
-      };
+    if (CONFIG_GROUPS.has(group)) return { status: "unchecked" };
+    const notServed = (served: string[]): SchemaVerdict => ({
+      status: "unknown-kind",
+      message: `${kind} is not served as ${apiVersion} (served: ${served.join(", ")})`,
+    });
+
+    // A CRD in the tree is what the cluster will serve for its kind.
+    const fromTree = this.tree.get(`${group}/${kind}`);
+    if (fromTree) {
+      const schema = fromTree.get(version);
+      if (schema === undefined) return notServed([...fromTree.keys()].map((v) => `${group}/${v}`));
+      return this.validate(`tree:${apiVersion}/${kind}`, object, () =>
+        crdSchema(schema, `k8s#/definitions/${OBJECT_META}`),
+      );
     }
-    let validate = this.compiled.get(definition);
+    const definition = kinds[`${apiVersion}/${kind}`];
+    if (definition)
+      return this.validate(definition, object, () => ({ $ref: `k8s#/definitions/${definition}` }));
+    const fromFlux = this.flux.get(`${group}/${kind}`);
+    const fluxSchema = fromFlux?.get(version);
+    if (fluxSchema !== undefined)
+      return this.validate(`flux:${apiVersion}/${kind}`, object, () =>
+        crdSchema(fluxSchema, `k8s#/definitions/${OBJECT_META}`),
+      );
+
+    if (isBuiltinGroup(group)) {
+      const served = servedAs(kind);
+      return served.length
+        ? notServed(served)
+        : { status: "unknown-kind", message: `unknown kind ${kind} in ${apiVersion}` };
+    }
+    // A Flux kind we know at other versions: Flux does not serve this one.
+    const fluxServed = new Set([
+      ...Object.keys(kinds)
+        .filter((k) => k.startsWith(`${group}/`) && k.endsWith(`/${kind}`))
+        .map((k) => k.slice(0, -kind.length - 1)),
+      ...[...(fromFlux?.keys() ?? [])].map((v) => `${group}/${v}`),
+    ]);
+    if (isFluxGroup(group) && fluxServed.size) return notServed([...fluxServed].sort());
+    return {
+      status: "no-schema",
+      message: isFluxGroup(group)
+        ? `no schema for ${kind} ${apiVersion} (neither a CRD in this tree nor Flux's CRDs define it), so it is not checked`
+        : `no CRD in this tree defines ${kind} ${apiVersion}, so it is not checked (a chart or controller may install it)`,
+    };
+  }
+
+  private validate(key: string, object: Record<string, unknown>, schema: () => object): SchemaVerdict {
+    let validate = this.compiled.get(key);
     if (!validate) {
-      validate = this.ajv.compile({ $ref: `k8s#/definitions/${definition}` });
-      this.compiled.set(definition, validate);
+      validate = this.ajv.compile(schema());
+      this.compiled.set(key, validate);
     }
     if (validate(withoutNulls(object))) return { status: "ok" };
     return { status: "invalid", issues: summarize(validate.errors ?? []) };

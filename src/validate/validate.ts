@@ -9,10 +9,13 @@
  *   tree, and every source, chart and image repository reference names one too;
  * - Flux Kustomizations synced from this repository point at folders that exist;
  * - shipmate.yaml is valid and its paths exist.
- * One Problem per finding, with file and line where the tree has one.
+ * Files Flux leaves out of the source artifact (`.sourceignore`, Flux's
+ * default exclusions) are not read, as Flux never sees them. One Problem per
+ * finding, with file and line where the tree has one; what cannot be checked
+ * (a kind no schema defines) is a warning, never a failure.
  */
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
@@ -27,10 +30,14 @@ import {
   parseDocument,
 } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
+import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
+import { DEFAULT_NAMESPACE } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
 import { mayContainMarker, parseMarker } from "../update/marker.ts";
+import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
 import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
 import { SchemaChecker } from "./schema.ts";
+import { sourceIgnoreMatcher } from "./sourceignore.ts";
 
 export interface Problem {
   /** Relative to the validated folder. */
@@ -49,7 +56,10 @@ export interface ValidateStats {
 }
 
 export interface ValidateReport {
+  /** Errors: the tree will not sync as written. */
   problems: Problem[];
+  /** What could not be checked (a kind no schema defines); never a failure. */
+  warnings: Problem[];
   stats: ValidateStats;
 }
 
@@ -57,6 +67,8 @@ export interface ValidateOptions {
   kustomize?: KustomizeRunner;
   env?: NodeJS.ProcessEnv;
   concurrency?: number;
+  /** Flux's CRDs (default: $SHIPMATE_CACHE/flux-crds, see ./crds.ts), for Flux kinds the built-in bundle lacks. */
+  fluxCrdDir?: string;
 }
 
 type K8sObject = {
@@ -94,15 +106,21 @@ const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.s
 const toPosix = (p: string) => p.split(sep).join("/");
 
 /**
- * Files worth reading: YAML outside VCS folders, dependencies and Helm chart
- * templates (Go templates, not YAML). Synchronous: a fleet has thousands of
- * small folders, and direct system calls beat the thread pool's round trips.
+ * Files worth reading: YAML outside VCS folders, dependencies, Helm chart
+ * templates (Go templates, not YAML) and files Flux excludes from the
+ * artifact. Synchronous: a fleet has thousands of small folders, and direct
+ * system calls beat the thread pool's round trips.
  */
-function walk(root: string): { yaml: string[]; kustomizationDirs: Map<string, string> } {
+function walk(
+  root: string,
+  excluded: (relPath: string) => boolean,
+): { yaml: string[]; kustomizationDirs: Map<string, string> } {
   const yaml: string[] = [];
   const kustomizationDirs = new Map<string, string>();
   const visit = (dir: string, inChart: boolean): void => {
-    const entries = readdirSync(dir, { withFileTypes: true });
+    const entries = readdirSync(dir, { withFileTypes: true }).filter(
+      (e) => !e.isFile() || !excluded(toPosix(relative(root, join(dir, e.name)))),
+    );
     const names = new Set(entries.map((e) => e.name));
     const isChart = names.has("Chart.yaml");
     const k = KUSTOMIZATION_FILES.find((f) => names.has(f));
@@ -214,6 +232,7 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
 }
 
 const FLUX_SOURCE = "source.toolkit.fluxcd.io";
+const SOURCE_EXTENSIONS = "source.extensions.fluxcd.io";
 const IMAGE = "image.toolkit.fluxcd.io";
 
 interface Reference {
@@ -228,7 +247,8 @@ interface Reference {
 
 /**
  * The objects a Flux object names and needs: dependsOn, the source of a
- * Kustomization or HelmRelease, the ImageRepository of an ImagePolicy.
+ * Kustomization or HelmRelease, the sources of an ArtifactGenerator, the
+ * ImageRepository of an ImagePolicy.
  * (An ImageUpdateAutomation's source is left out: in multi-repository fleets
  * it is defined in another repository.)
  */
@@ -268,6 +288,10 @@ function referencesOf(o: K8sObject): Reference[] {
     const chart = (spec.chart as { spec?: { sourceRef?: unknown } } | undefined)?.spec;
     ref("sourceRef", ["spec", "chart", "spec", "sourceRef"], chart?.sourceRef, undefined, FLUX_SOURCE);
     ref("chartRef", ["spec", "chartRef"], spec.chartRef, undefined, FLUX_SOURCE);
+  } else if (group === SOURCE_EXTENSIONS && o.kind === "ArtifactGenerator") {
+    if (Array.isArray(spec.sources))
+      for (const [i, src] of spec.sources.entries())
+        ref("sources", ["spec", "sources", i], src, undefined, FLUX_SOURCE);
   } else if (group === IMAGE && o.kind === "ImagePolicy") {
     ref(
       "imageRepositoryRef",
@@ -286,10 +310,11 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   if (!rootStat?.isDirectory()) throw new ConfigError(`${root} is not a directory`);
   const rel = (p: string) => toPosix(relative(root, p)) || ".";
   const problems: Problem[] = [];
+  const warnings: Problem[] = [];
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
-  const schemas = new SchemaChecker();
-  const { yaml, kustomizationDirs } = walk(root);
+  const excluded = sourceIgnoreMatcher(root, syncIgnore(root));
+  const { yaml, kustomizationDirs } = walk(root, excluded);
   const stats: ValidateStats = {
     yamlFiles: yaml.length,
     objects: 0,
@@ -316,6 +341,14 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     for (const p of referencedPaths(k ?? {})) {
       if (p.includes("://") || p.includes("?") || p.startsWith("/")) continue;
       const target = normalize(join(dir, p));
+      // Kustomize here finds the file, Flux's build would not: the artifact leaves it out.
+      const relTarget = toPosix(relative(root, target));
+      if (!relTarget.startsWith("..") && excluded(relTarget) && isFile(target))
+        report(
+          rel(file),
+          undefined,
+          `${p} is excluded from Flux's source artifact (.sourceignore or Flux's default exclusions), so Flux's build will not find it`,
+        );
       refs.add(target);
       covered.add(target);
       if (kustomizationDirs.has(target)) includedDirs.add(target);
@@ -474,7 +507,33 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   }
   stats.objects = objects.length;
 
-  // Schemas.
+  // Schemas: the bundle, CRDs this tree defines, and Flux's own CRDs when provisioned.
+  const treeCrds: CustomResourceDefinition[] = [];
+  for (const o of [...raws.map((r) => r.object), ...objects.map((x) => x.object)])
+    if (isCrd(o)) treeCrds.push(o);
+  // Flux's CRDs only for the Flux groups the bundle and the tree leave without a schema.
+  const known = new Set(SchemaChecker.knownKinds());
+  const taught = new Set(treeCrds.map((c) => c.spec.group));
+  const fluxGroups = new Set(
+    objects
+      .map((x) => x.object)
+      .filter((o) => !known.has(`${o.apiVersion}/${o.kind}`))
+      .map((o) => groupOf(o.apiVersion))
+      .filter((g) => g.endsWith(".fluxcd.io") && !taught.has(g)),
+  );
+  const schemas = new SchemaChecker({
+    tree: treeCrds,
+    flux: fluxGroups.size
+      ? readCrdDir(options.fluxCrdDir ?? fluxCrdDir(options.env ?? process.env), (file) =>
+          fluxGroups.has(file.slice(0, file.indexOf("_"))),
+        )
+      : [],
+  });
+  /** Kinds not checked, one warning each: where first seen, and how many objects. */
+  const unchecked = new Map<
+    string,
+    { file: string; line: number | undefined; message: string; count: number }
+  >();
   const seen = new Set<string>();
   const once = (file: string, line: number | undefined, message: string, suffix = "") => {
     const key = `${file}:${line}:${message}`;
@@ -488,6 +547,18 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     const suffix = origin && raw ? ` (as built from ${origin})` : "";
     if (verdict.status === "unknown-kind")
       once(raw ? rel(raw.file) : origin, raw?.line, `${what}: ${verdict.message}`, suffix);
+    if (verdict.status === "no-schema") {
+      const key = `${object.apiVersion}/${object.kind}`;
+      const u = unchecked.get(key);
+      if (u) u.count++;
+      else
+        unchecked.set(key, {
+          file: raw ? rel(raw.file) : origin,
+          line: raw?.line,
+          message: verdict.message,
+          count: 1,
+        });
+    }
     if (verdict.status === "invalid")
       for (const issue of verdict.issues) {
         const blame = dir ? (sourceOf(object, dir, issue.path) ?? raw) : raw;
@@ -500,6 +571,11 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
       }
   }
 
+  for (const u of unchecked.values()) {
+    const message = u.count > 1 ? `${u.message} (${u.count} objects)` : u.message;
+    warnings.push(u.line === undefined ? { file: u.file, message } : { file: u.file, line: u.line, message });
+  }
+
   // Names that markers, dependsOn and source references refer to.
   const defined = new Map<string, Index>();
   const indexFor = (group: string, kind: string): Index => {
@@ -510,20 +586,45 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     }
     return index;
   };
-  for (const r of raws)
-    indexFor(groupOf(r.object.apiVersion), r.object.kind).add(
-      nameOf(r.object),
-      r.covered ? undefined : nsOf(r.object),
-    );
-  for (const { object } of objects)
-    indexFor(groupOf(object.apiVersion), object.kind).add(nameOf(object), nsOf(object));
+  const define = (o: K8sObject, namespace: string | undefined) => {
+    indexFor(groupOf(o.apiVersion), o.kind).add(nameOf(o), namespace);
+    // An ArtifactGenerator defines the ExternalArtifacts it produces, one per artifact, in its namespace.
+    if (groupOf(o.apiVersion) === SOURCE_EXTENSIONS && o.kind === "ArtifactGenerator") {
+      const artifacts = (o.spec as { artifacts?: unknown } | undefined)?.artifacts;
+      if (Array.isArray(artifacts))
+        for (const a of artifacts)
+          if (typeof a?.name === "string") indexFor(FLUX_SOURCE, "ExternalArtifact").add(a.name, namespace);
+    }
+  };
+  for (const r of raws) define(r.object, r.covered ? undefined : nsOf(r.object));
+  for (const { object } of objects) define(object, nsOf(object));
 
+  // Markers name policies by the rule scan and update name them by (src/config/namespace.ts).
+  const policyNames = (o: K8sObject): string[] => {
+    const group = groupOf(o.apiVersion);
+    if (o.kind === "ImagePolicy" && (group === IMAGE || group === "shipmate.dev")) return [nameOf(o)];
+    if (o.kind === "ImagePolicyList" && group === "shipmate.dev" && Array.isArray(o.items))
+      return o.items.map((i: { name?: unknown }) => (typeof i?.name === "string" ? i.name : ""));
+    return [];
+  };
+  const kustomized = kustomizeNamespaces([
+    ...[...kustomizationDirs.values()].map((path) => ({ path, text: readFileSync(path, "utf8") })),
+    ...raws.filter((r) => policyNames(r.object).length).map((r) => ({ path: r.file, text: "" })),
+  ]);
+  const policyIds = new Set<string>();
+  for (const r of raws) {
+    const ns = policyNamespace({
+      kustomize: kustomized.get(r.file),
+      metadata: nsOf(r.object),
+      fallback: DEFAULT_NAMESPACE,
+    });
+    for (const name of policyNames(r.object)) policyIds.add(`${ns}:${name}`);
+  }
+  for (const { object } of objects)
+    for (const name of policyNames(object)) policyIds.add(`${nsOf(object) ?? DEFAULT_NAMESPACE}:${name}`);
   for (const m of markers) {
     const [ns, name] = m.policy.split(":") as [string, string];
-    if (
-      !indexFor(IMAGE, "ImagePolicy").has(name, ns) &&
-      !indexFor("shipmate.dev", "ImagePolicy").has(name, ns)
-    )
+    if (!policyIds.has(`${ns}:${name}`))
       report(m.file, m.line, `marker names image policy "${m.policy}", which is not defined in this tree`);
   }
 
@@ -533,7 +634,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     checkedRefs.add(raw);
     for (const ref of referencesOf(object)) {
       const ns = ref.namespace ?? nsOf(object);
-      if (indexFor(ref.group, ref.kind).has(ref.name, ns)) continue;
+      if (indexFor(ref.group, ref.kind).has(ref.name, ns) || isSyncSource(ref)) continue;
       const target = `"${ns ? `${ns}/` : ""}${ref.name}"`;
       report(
         rel(raw.file),
@@ -551,7 +652,12 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     if (o.kind !== "Kustomization" || groupOf(o.apiVersion) !== "kustomize.toolkit.fluxcd.io") continue;
     const spec = o.spec as { path?: unknown; sourceRef?: { kind?: unknown; name?: unknown } } | undefined;
     const source = spec?.sourceRef?.name;
-    if (typeof spec?.path !== "string" || (source !== "shipmate-system" && source !== "flux-system"))
+    const kind = spec?.sourceRef?.kind ?? "GitRepository";
+    if (
+      typeof spec?.path !== "string" ||
+      kind !== "GitRepository" ||
+      (source !== "shipmate-system" && source !== "flux-system")
+    )
       continue;
     const repoRoot = await repositoryRoot(dirname(r.file), root);
     const target = join(repoRoot, spec.path);
@@ -565,8 +671,58 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
 
   for (const file of fleetFiles) await checkFleetFile(file, rel(file), report);
 
-  problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1));
-  return { problems, stats };
+  const byPlace = (a: Problem, b: Problem) =>
+    a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1;
+  problems.sort(byPlace);
+  warnings.sort(byPlace);
+  return { problems, warnings, stats };
+}
+
+/**
+ * `spec.ignore` of the fleet's own sync GitRepositories in the tree
+ * (`flux-system`, `shipmate-system`): source-controller applies it on top of
+ * `.sourceignore` when it packs the repository. Only when every one of them
+ * says the same (clusters syncing the same repository with different rules
+ * would each see another tree).
+ */
+function syncIgnore(root: string): string | undefined {
+  const seen = new Set<string>();
+  for (const file of walk(root, () => false).yaml) {
+    const text = readFileSync(file, "utf8");
+    if (!text.includes("GitRepository")) continue;
+    const docs = parseAllDocuments(text);
+    for (const doc of Array.isArray(docs) ? docs : []) {
+      if (doc.errors.length) continue;
+      const o = doc.toJS() as unknown;
+      if (!isK8sObject(o) || o.kind !== "GitRepository" || groupOf(o.apiVersion) !== FLUX_SOURCE) continue;
+      if (nameOf(o) !== "flux-system" && nameOf(o) !== "shipmate-system") continue;
+      const ignore = (o.spec as { ignore?: unknown } | undefined)?.ignore;
+      seen.add(typeof ignore === "string" ? ignore : "");
+    }
+  }
+  const [only] = seen;
+  return seen.size === 1 && only ? only : undefined;
+}
+
+/**
+ * The fleet's own sync source: bootstrap creates it in the cluster (`flux
+ * bootstrap`: flux-system/flux-system; shipmate's agent: shipmate-system in
+ * its namespace), so a tree that only references it is complete.
+ */
+function isSyncSource(ref: Reference): boolean {
+  return (
+    ref.group === FLUX_SOURCE &&
+    ref.kind === "GitRepository" &&
+    (ref.name === "flux-system" || ref.name === "shipmate-system")
+  );
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** The nearest folder above `dir` (up to `top`) that is a repository root: has `.git` or shipmate.yaml. */

@@ -227,6 +227,31 @@ describe("Kustomizations", () => {
     ]);
   });
 
+  it("a field the agent does not honour is refused, never ignored: Stalled UnsupportedField naming each field, nothing applied", async () => {
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/apps.yaml": [
+        namespace("t-refuse"),
+        kustomization("t-refuse-apps", {
+          path: "./apps",
+          targetNamespace: "t-refuse",
+          ignore: [{ paths: ["/spec/replicas"] }],
+          futureFluxField: { enabled: true },
+        }),
+      ],
+      "apps/settings.yaml": [configMap("settings", "placeholder", { mode: "base" })],
+    });
+    const res = await agentFor(repo, "t-refuse").once();
+    const child = res.reconciled.find((k) => k.name === "t-refuse-apps");
+    expect(child).toMatchObject({ ready: false, reason: "UnsupportedField" });
+    expect(child?.message).toContain("spec.futureFluxField (not a field this agent knows)");
+    expect(child?.message).toContain("spec.ignore (ignore rules for applied objects are not implemented)");
+    const status = await ksStatus(client, "t-refuse-apps");
+    const stalled = status.ks?.status.conditions.find((c: { type: string }) => c.type === "Stalled");
+    expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });
+    expect(await getObject(client, cm("t-refuse", "settings"))).toBeUndefined();
+  });
+
   it("a Kustomization deleted from git is removed with all its objects", async () => {
     const repo = fleet();
     repo.commit({

@@ -319,8 +319,45 @@ describe("bad sources", () => {
     expect((await sourceStatus("s-norange-b")).ready).toMatchObject({
       status: "False",
       reason: "UnsupportedField",
-      message: expect.stringMatching(/^GitRepository field not supported by the shipmate agent, refused rather than ignored: spec\.ref\.commit \(/),
+      message: expect.stringMatching(
+        /^GitRepository field not supported by the shipmate agent, refused rather than ignored: spec\.ref\.commit \(/,
+      ),
     });
-    expect((await sourceStatus("s-norange-b")).stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });
+    expect((await sourceStatus("s-norange-b")).stalled).toMatchObject({
+      status: "True",
+      reason: "UnsupportedField",
+    });
   }, 60_000);
+});
+
+describe("the fleet's own GitRepository", () => {
+  it("a field on it the agent does not honour stops the pass: Stalled on the object, nothing new applied", async () => {
+    const fleet = repo();
+    fleet.commit({
+      "clusters/test/sync.yaml": [gitRepository("s-rootref", { url: fleet.url, ref: { branch: "main" } })],
+      "clusters/test/cm.yaml": [configMap("first", "shipmate-system", { v: "1" })],
+    });
+    const agent = agentFor(fleet, "s-rootref");
+    expect((await agent.once()).reconciled[0]?.ready).toBe(true);
+    fleet.commit({
+      "clusters/test/sync.yaml": [
+        gitRepository("s-rootref", {
+          url: fleet.url,
+          ref: { branch: "main" },
+          include: [{ repository: { name: "x" } }],
+        }),
+      ],
+    });
+    // The first pass applies the changed object from git (its status then says what is refused) ...
+    await agent.once();
+    fleet.commit({ "clusters/test/cm2.yaml": [configMap("second", "shipmate-system", { v: "2" })] });
+    // ... and from then on nothing is applied while the refused field stands.
+    const res = await agent.once();
+    expect(res.sourceError).toMatch(/GitRepository\/shipmate-system\/s-rootref: .*spec\.include \(/);
+    expect(res.reconciled[0]).toMatchObject({ ready: false, reason: "ArtifactFailed" });
+    expect(await getObject(client, cm("shipmate-system", "second"))).toBeUndefined();
+    const { ready, stalled } = await sourceStatus("s-rootref");
+    expect(ready).toMatchObject({ status: "False", reason: "UnsupportedField" });
+    expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });
+  }, 120_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { type CustomResourceDefinition, fluxCrdDir, readCrdDir } from "../../src/validate/crds.ts";
 import { SchemaChecker } from "../../src/validate/schema.ts";
 
 const checker = new SchemaChecker();
@@ -82,15 +83,6 @@ describe("schemas: what the API server would accept", () => {
       },
     ],
     ["kubectl's List wrapper", { apiVersion: "v1", kind: "List", items: [] }],
-    [
-      "a custom resource we have no schema for",
-      {
-        apiVersion: "cert-manager.io/v1",
-        kind: "Certificate",
-        metadata: { name: "x" },
-        spec: { whatever: true },
-      },
-    ],
     [
       "kustomize's own configuration",
       { apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources: [] },
@@ -179,5 +171,213 @@ describe("schemas: what the API server would accept", () => {
       "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
     ])
       expect(known).toContain(k);
+  });
+});
+
+const widgetCrd = (group: string, kind: string, versions: string[]): CustomResourceDefinition => ({
+  apiVersion: "apiextensions.k8s.io/v1",
+  kind: "CustomResourceDefinition",
+  spec: {
+    group,
+    names: { kind },
+    versions: versions.map((name) => ({
+      name,
+      served: true,
+      schema: {
+        openAPIV3Schema: {
+          type: "object",
+          properties: {
+            apiVersion: { type: "string" },
+            kind: { type: "string" },
+            metadata: { type: "object" },
+            spec: {
+              type: "object",
+              required: ["size"],
+              properties: {
+                size: { type: "integer" },
+                labels: { type: "object", additionalProperties: { type: "string" } },
+              },
+            },
+          },
+        },
+      },
+    })),
+  },
+});
+const widget = (apiVersion: string, spec: Record<string, unknown>, kind = "Widget") => ({
+  apiVersion,
+  kind,
+  metadata: { name: "w" },
+  spec,
+});
+
+describe("schemas: only built-in groups are known; other kinds need a CRD", () => {
+  it.each([
+    [
+      "a cert-manager Certificate",
+      widget("cert-manager.io/v1", { any: 1 }, "Certificate"),
+      "no CRD in this tree defines Certificate cert-manager.io/v1, so it is not checked (a chart or controller may install it)",
+    ],
+    [
+      "a Gateway API route (a .k8s.io group Kubernetes does not serve by itself)",
+      widget("gateway.networking.k8s.io/v1", {}, "HTTPRoute"),
+      "no CRD in this tree defines HTTPRoute gateway.networking.k8s.io/v1, so it is not checked (a chart or controller may install it)",
+    ],
+    [
+      "a Flux kind without its CRD (notification v1beta3 when Flux's CRDs are not at hand)",
+      widget("notification.toolkit.fluxcd.io/v1beta3", {}, "Alert"),
+      "no schema for Alert notification.toolkit.fluxcd.io/v1beta3 (neither a CRD in this tree nor Flux's CRDs define it), so it is not checked",
+    ],
+  ])("%s: not checked, a warning", (_rule, object, message) => {
+    expect(new SchemaChecker().check(object)).toEqual({ status: "no-schema", message });
+  });
+
+  it("a group without a dot is built in (a CRD group must have one): unknown there is an error", () => {
+    expect(new SchemaChecker().check(widget("apps/v1", {}, "Deploymnet")).status).toBe("unknown-kind");
+  });
+
+  const tree = new SchemaChecker({ tree: [widgetCrd("example.com", "Widget", ["v1", "v2"])] });
+  it.each([
+    ["a valid object of a CRD in the tree", widget("example.com/v2", { size: 1, labels: { a: "b" } }), "ok"],
+    ["a wrong type", widget("example.com/v1", { size: "big" }), "invalid: spec.size: must be integer"],
+    [
+      "an unknown field (strict, as the API server)",
+      widget("example.com/v1", { size: 1, colour: "red" }),
+      'invalid: spec: unknown field "colour"',
+    ],
+    [
+      "a version the CRD does not serve",
+      widget("example.com/v1beta1", { size: 1 }),
+      "unknown-kind: Widget is not served as example.com/v1beta1 (served: example.com/v1, example.com/v2)",
+    ],
+  ])("CRDs in the tree teach their kinds: %s", (_rule, object, expected) => {
+    const v = tree.check(object);
+    const got =
+      v.status === "invalid"
+        ? `invalid: ${v.issues.map((i) => i.message).join("; ")}`
+        : v.status === "unknown-kind"
+          ? `unknown-kind: ${v.message}`
+          : v.status;
+    expect(got).toBe(expected);
+  });
+
+  it("a CRD in the tree is the truth for its Flux kind (an older gotk-components.yaml serves its own versions)", () => {
+    const old = new SchemaChecker({
+      tree: [widgetCrd("kustomize.toolkit.fluxcd.io", "Kustomization", ["v1beta2"])],
+    });
+    expect(old.check(widget("kustomize.toolkit.fluxcd.io/v1beta2", { size: 2 }, "Kustomization"))).toEqual({
+      status: "ok",
+    });
+    expect(old.check(widget("kustomize.toolkit.fluxcd.io/v1", { size: 2 }, "Kustomization"))).toEqual({
+      status: "unknown-kind",
+      message:
+        "Kustomization is not served as kustomize.toolkit.fluxcd.io/v1 (served: kustomize.toolkit.fluxcd.io/v1beta2)",
+    });
+  });
+});
+
+describe("schemas: every Flux kind at every served version, from Flux's CRDs", () => {
+  const flux = readCrdDir(fluxCrdDir());
+  const checker = new SchemaChecker({ flux });
+  it("Flux's CRDs are provisioned (scripts/provision/70-flux-crds.sh)", () => {
+    expect(flux.length).toBeGreaterThanOrEqual(15);
+  });
+
+  it.each([
+    [
+      "notification v1beta3 Provider",
+      {
+        apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
+        kind: "Provider",
+        spec: { type: "slack", channel: "general", address: "https://slack.example.com" },
+      },
+    ],
+    [
+      "notification v1beta3 Alert",
+      {
+        apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
+        kind: "Alert",
+        spec: {
+          providerRef: { name: "slack" },
+          eventSeverity: "info",
+          eventSources: [{ kind: "Kustomization", name: "*" }],
+        },
+      },
+    ],
+    [
+      "notification v1 Receiver",
+      {
+        apiVersion: "notification.toolkit.fluxcd.io/v1",
+        kind: "Receiver",
+        spec: {
+          type: "github",
+          events: ["push"],
+          secretRef: { name: "token" },
+          resources: [{ kind: "GitRepository", name: "flux-system" }],
+        },
+      },
+    ],
+    [
+      "source.extensions v1beta1 ArtifactGenerator",
+      {
+        apiVersion: "source.extensions.fluxcd.io/v1beta1",
+        kind: "ArtifactGenerator",
+        spec: {
+          sources: [{ alias: "repo", kind: "GitRepository", name: "flux-system" }],
+          artifacts: [{ name: "apps", copy: [{ from: "@repo/apps/**", to: "@artifact/" }] }],
+        },
+      },
+    ],
+    [
+      "image v1 ImagePolicy",
+      {
+        apiVersion: "image.toolkit.fluxcd.io/v1",
+        kind: "ImagePolicy",
+        spec: { imageRepositoryRef: { name: "app" }, policy: { semver: { range: ">=1.0.0" } } },
+      },
+    ],
+  ])("%s passes its schema", (_rule, object) => {
+    expect(checker.check({ metadata: { name: "x", namespace: "flux-system" }, ...object })).toEqual({
+      status: "ok",
+    });
+  });
+
+  it.each([
+    [
+      "a Provider type outside the enum",
+      {
+        apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
+        kind: "Provider",
+        spec: { type: "carrier-pigeon" },
+      },
+      /^spec\.type: must be one of /,
+    ],
+    [
+      "an unknown ArtifactGenerator field",
+      {
+        apiVersion: "source.extensions.fluxcd.io/v1beta1",
+        kind: "ArtifactGenerator",
+        spec: { sources: [], artifacts: [], extra: 1 },
+      },
+      /^spec: unknown field "extra"$/,
+    ],
+  ])("%s is invalid", (_rule, object, message) => {
+    const v = checker.check({ metadata: { name: "x" }, ...object });
+    expect(v.status).toBe("invalid");
+    if (v.status === "invalid") expect(v.issues[0]?.message).toMatch(message);
+  });
+
+  it("a notification version Flux no longer serves names the one it does", () => {
+    expect(
+      checker.check({
+        apiVersion: "notification.toolkit.fluxcd.io/v1beta2",
+        kind: "Alert",
+        metadata: { name: "x" },
+      }),
+    ).toEqual({
+      status: "unknown-kind",
+      message:
+        "Alert is not served as notification.toolkit.fluxcd.io/v1beta2 (served: notification.toolkit.fluxcd.io/v1beta3)",
+    });
   });
 });

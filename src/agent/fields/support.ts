@@ -9,9 +9,9 @@
  * silently ignored: that would apply a tenant's objects with the agent's
  * rights, or a spoke's objects on the hub.
  *
- * test/agent/fields.test.ts holds every table against Flux's own CRD
- * schemas: a CRD field missing from a table, or a table entry no CRD has,
- * fails the test.
+ * test/agent/fields.crd.test.ts holds every table (./tables.ts) against
+ * Flux's own CRD schemas (./coverage.ts): a CRD field missing from a table,
+ * or a table entry no CRD has, fails the test.
  */
 
 /** Why a field is refused; `accepts` lists values that mean what the agent does anyway (Flux's defaults). */
@@ -37,7 +37,8 @@ function isZero(v: unknown): boolean {
   return false;
 }
 
-function hasChildren(table: FieldTable, path: string): boolean {
+/** Whether the table names children of `path` (then only those are honoured). */
+export function hasChildren(table: FieldTable, path: string): boolean {
   const prefix = `${path}.`;
   return Object.keys(table).some((k) => k.startsWith(prefix));
 }

@@ -1,4 +1,5 @@
 import { bootstrap } from "../../bootstrap/bootstrap.ts";
+import { bootstrapFromFlux } from "../../bootstrap/fromflux-run.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { parseForgeKind, TOKEN_ENV } from "../../forge/index.ts";
 import { parseIdentity } from "../../git/workspace.ts";
@@ -9,6 +10,8 @@ import type { Command } from "../main.ts";
 const USAGE = `shipmate bootstrap --forge gitea|github|gitlab [--forge-url URL] --owner OWNER --repository NAME
        --path clusters/<env> [--branch main] [--personal] [--private | --public] [--token-env VAR]
        [--kubeconfig FILE] [--author "Name <email>"] [--timeout 5m] [--no-wait] [--json]
+shipmate bootstrap --from-flux --forge KIND [--forge-url URL] --owner OWNER --repository NAME
+       [--path clusters/<env>] [--dry-run] [--branch main] [--token-env VAR] [--kubeconfig FILE] …
 
   --forge KIND         gitea (or forgejo), github or gitlab
   --forge-url URL      the forge's web URL (required for Gitea; GitHub Enterprise, self-managed GitLab)
@@ -25,6 +28,10 @@ const USAGE = `shipmate bootstrap --forge gitea|github|gitlab [--forge-url URL] 
   --author "N <e>"     author of the bootstrap commit (default: shipmate)
   --timeout D          how long to wait for the agent to apply the pushed revision (default: 5m)
   --no-wait            install and return without waiting for the agent
+  --from-flux          move a repository and cluster flux bootstrap made to the agent: Flux's
+                       controllers leave git, its CRDs and every Flux object stay (inventories
+                       kept, nothing re-created); --path is found when omitted (docs/moving-from-flux.md)
+  --dry-run            with --from-flux: print the plan (git and cluster) and change nothing
 
 exit: 0 done, 1 the forge, git or the cluster failed (or the wait timed out), 2 usage error`;
 
@@ -59,10 +66,18 @@ export const command: Command = {
       timeout: { type: "string" },
       "no-wait": { type: "boolean" },
       json: { type: "boolean" },
+      "from-flux": { type: "boolean" },
+      "dry-run": { type: "boolean" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    for (const f of ["forge", "owner", "repository", "path"] as const)
-      if (!values[f]) throw new UsageError(`--${f} is required (see 'shipmate bootstrap --help')`);
+    const fromFlux = values["from-flux"] === true;
+    if (values["dry-run"] && !fromFlux) throw new UsageError("--dry-run works with --from-flux only");
+    for (const f of ["forge", "owner", "repository", ...(fromFlux ? [] : ["path"])] as const)
+      if (!values[f as "forge"]) throw new UsageError(`--${f} is required (see 'shipmate bootstrap --help')`);
+    if (fromFlux)
+      for (const f of ["personal", "private", "public"] as const)
+        if (values[f])
+          throw new UsageError(`--${f} does not apply to --from-flux (the repository exists already)`);
     if (values.private && values.public) throw new UsageError("--private and --public exclude each other");
     const kind = parseForgeKind(values.forge as string);
     const names = values["token-env"] ? [values["token-env"]] : TOKEN_ENV[kind];
@@ -75,6 +90,40 @@ export const command: Command = {
       ? parseIdentity(values.author, "--author")
       : { name: "shipmate", email: "shipmate@users.noreply.invalid" };
     const json = values.json === true;
+    const progress = (line: string) => writeLine(json ? io.stderr : io.stdout, line);
+    if (fromFlux) {
+      const moved = await bootstrapFromFlux({
+        forge: kind,
+        ...(values["forge-url"] ? { forgeUrl: values["forge-url"] } : {}),
+        owner: values.owner as string,
+        repository: values.repository as string,
+        branch: values.branch ?? "main",
+        ...(values.path ? { path: values.path } : {}),
+        token,
+        tokenSource: `$${tokenVar}`,
+        ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+        author,
+        timeoutMs,
+        wait: values["no-wait"] !== true,
+        env: io.env,
+        dryRun: values["dry-run"] === true,
+        progress,
+      });
+      if (json)
+        writeLine(
+          io.stdout,
+          JSON.stringify(
+            {
+              ...moved,
+              applied: moved.applied.map((c) => ({ ...c.ref, action: c.action })),
+              ready: moved.ready ?? null,
+            },
+            null,
+            2,
+          ),
+        );
+      return 0;
+    }
     const result = await bootstrap({
       forge: kind,
       ...(values["forge-url"] ? { forgeUrl: values["forge-url"] } : {}),
@@ -91,7 +140,7 @@ export const command: Command = {
       timeoutMs,
       wait: values["no-wait"] !== true,
       env: io.env,
-      progress: (line) => writeLine(json ? io.stderr : io.stdout, line),
+      progress,
     });
     if (json)
       writeLine(

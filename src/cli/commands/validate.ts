@@ -9,23 +9,29 @@ export const command: Command = {
   summary: "Check a fleet repository: kustomize builds, object schemas, image policy markers, dependsOn",
   usage: `shipmate validate [DIR] [--json]
 
-  Exit 0 when the tree is valid, 1 with one line per problem (file:line: message).`,
+  Exit 0 when the tree is valid, 1 with one line per problem (file:line: message).
+  Objects no schema defines (a custom resource whose CRD is not in the tree)
+  are not checked: one "warning:" line per kind, never a failure.`,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parseFlags("validate", argv, { json: { type: "boolean" } });
     if (positionals.length > 1) throw new UsageError(`one DIR at most`);
     const shown = positionals[0] ?? ".";
     const started = performance.now();
-    const { problems, stats } = await validateTree(resolve(io.cwd, shown), { env: io.env });
+    const { problems, warnings, stats } = await validateTree(resolve(io.cwd, shown), { env: io.env });
     const seconds = (performance.now() - started) / 1000;
     if (values.json) {
-      writeLine(io.stdout, JSON.stringify({ ok: problems.length === 0, problems, stats, seconds }));
+      writeLine(io.stdout, JSON.stringify({ ok: problems.length === 0, problems, warnings, stats, seconds }));
       return problems.length ? 1 : 0;
     }
-    for (const p of problems)
-      writeLine(io.stdout, `${join(shown, p.file)}${p.line ? `:${p.line}` : ""}: ${p.message}`);
+    const where = (p: { file: string; line?: number }) =>
+      `${join(shown, p.file)}${p.line ? `:${p.line}` : ""}`;
+    for (const p of problems) writeLine(io.stdout, `${where(p)}: ${p.message}`);
+    for (const w of warnings) writeLine(io.stdout, `${where(w)}: warning: ${w.message}`);
+    const outcome = problems.length ? `${problems.length} problem(s)` : "ok";
+    const warned = warnings.length ? `, ${warnings.length} warning(s)` : "";
     writeLine(
       io.stderr,
-      `${problems.length ? `${problems.length} problem(s)` : "ok"}: ${stats.objects} objects, ${stats.yamlFiles} YAML files, ${stats.builds} kustomize builds${stats.tool ? ` (${stats.tool})` : ""}, ${stats.markers} image policy markers, ${seconds.toFixed(1)}s`,
+      `${outcome}${warned}: ${stats.objects} objects, ${stats.yamlFiles} YAML files, ${stats.builds} kustomize builds${stats.tool ? ` (${stats.tool})` : ""}, ${stats.markers} image policy markers, ${seconds.toFixed(1)}s`,
     );
     return problems.length ? 1 : 0;
   },

@@ -1,0 +1,356 @@
+/**
+ * `npm run bench -- flux-kustomize [objects]`: shipmate's agent beside Flux's
+ * own kustomize-controller + source-controller (v1.9.6, built from their Go
+ * modules by bench/peers/flux/build.sh and run outside the cluster with a
+ * kubeconfig), on one real kube-apiserver, reconciling the same N-object
+ * Kustomization (default 1,000) from the same git remote over smart HTTP.
+ *
+ * Both run as long-lived controllers and are driven the same way: the
+ * initial sync is timed from the moment the objects exist until the
+ * Kustomization is Ready at the commit; a no-op reconcile is a
+ * `reconcile.fluxcd.io/requestedAt` request (what `flux reconcile` and
+ * `shipmate reconcile` write) timed until `status.lastHandledReconcileAt`
+ * echoes it. Write requests come from the API server's own
+ * apiserver_request_total (dry runs excluded), minus the request itself.
+ * CPU time and peak RSS come from /proc of each controller process.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { startGitHttpServer } from "../test/infra/git.ts";
+import { findBinary, freePort, type KubeCluster, startKube } from "../test/infra/kube.ts";
+import { cacheRoot } from "./_lib.ts";
+import { benchObjects } from "./_objects.ts";
+
+const N = Number(process.argv[2] ?? 1000);
+const CLI = join(import.meta.dirname, "../src/cli/index.ts");
+const FLUX_VERSION = "v1.9.6";
+
+const yamlOf = (objs: object[]) => objs.map((o) => stringify(o)).join("---\n");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function moduleDir(mod: string): string {
+  const out = execFileSync("go", ["mod", "download", "-json", `${mod}@${FLUX_VERSION}`], {
+    encoding: "utf8",
+    env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" },
+  });
+  return (JSON.parse(out) as { Dir: string }).Dir;
+}
+
+function api(kube: KubeCluster, method: string, path: string, body?: unknown, type = "application/json") {
+  return new Promise<{ code: number; body: string }>((resolve, reject) => {
+    const req = request(
+      `${kube.server}${path}`,
+      {
+        method,
+        ca: kube.caPem,
+        headers: {
+          authorization: `Bearer ${kube.adminToken}`,
+          ...(body === undefined ? {} : { "content-type": type }),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ code: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+async function writes(kube: KubeCluster): Promise<number> {
+  const { body } = await api(kube, "GET", "/metrics");
+  let n = 0;
+  for (const line of body.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{") || !/dry_run=""/.test(line)) continue;
+    if (!/verb="(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION|CREATE|UPDATE)"/.test(line)) continue;
+    n += Number(line.split(" ").pop());
+  }
+  return n;
+}
+
+/** CPU seconds (user + system) and peak RSS of a running process, from /proc. */
+function usage(pid: number): { cpuS: number; peakMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return { cpuS: ticks / 100, peakMb: Math.round(Number(hwm?.[1] ?? 0) / 1024) };
+}
+
+async function ksStatus(kube: KubeCluster, ns: string, name: string) {
+  const res = await api(
+    kube,
+    "GET",
+    `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${ns}/kustomizations/${name}`,
+  );
+  if (res.code !== 200) return undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: status read field by field
+  return JSON.parse(res.body).status as any;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+interface Figures {
+  initialS: number;
+  initialWrites: number;
+  noopS: number[];
+  noopWrites: number[];
+  cpuS: number;
+  peakMb: number;
+}
+
+/** Initial sync and three no-op reconciles of Kustomization ns/name, driven by requestedAt annotations. */
+async function measure(
+  kube: KubeCluster,
+  ns: string,
+  name: string,
+  start: () => Promise<void>,
+  pids: () => number[],
+): Promise<Figures> {
+  const w0 = await writes(kube);
+  const t0 = performance.now();
+  await start();
+  await waitFor(`${ns}/${name} ready`, async () => {
+    const s = await ksStatus(kube, ns, name);
+    return s?.conditions?.some(
+      (c: { type: string; status: string }) => c.type === "Ready" && c.status === "True",
+    );
+  });
+  const initialS = (performance.now() - t0) / 1000;
+  // Let status writes and events of the initial sync settle before the no-op runs.
+  await sleep(3000);
+  const initialWrites = (await writes(kube)) - w0;
+  const noopS: number[] = [];
+  const noopWrites: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const at = new Date().toISOString() + i;
+    const before = await writes(kube);
+    const t = performance.now();
+    await api(
+      kube,
+      "PATCH",
+      `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${ns}/kustomizations/${name}`,
+      { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": at } } },
+      "application/merge-patch+json",
+    );
+    await waitFor(`${ns}/${name} to handle ${at}`, async () => {
+      const s = await ksStatus(kube, ns, name);
+      return s?.lastHandledReconcileAt === at;
+    });
+    noopS.push((performance.now() - t) / 1000);
+    await sleep(2000);
+    // The request itself is one write.
+    noopWrites.push((await writes(kube)) - before - 1);
+  }
+  let cpuS = 0;
+  let peakMb = 0;
+  for (const pid of pids()) {
+    const u = usage(pid);
+    cpuS += u.cpuS;
+    peakMb += u.peakMb;
+  }
+  return { initialS, initialWrites, noopS, noopWrites, cpuS, peakMb };
+}
+
+/** A long-lived controller; the tail of its output is kept in `log` for a failed run. */
+function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  const keep = (d: Buffer) => {
+    text = (text + d.toString()).slice(-20_000);
+    writeFileSync(log, text);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  return child;
+}
+
+async function main() {
+  const fluxKustomize = join(cacheRoot, "bin", "flux-kustomize-controller");
+  const fluxSource = join(cacheRoot, "bin", "flux-source-controller");
+  for (const b of [fluxKustomize, fluxSource]) {
+    try {
+      readFileSync(b);
+    } catch {
+      throw new Error(`${b} is missing: run bash bench/peers/flux/build.sh first`);
+    }
+  }
+  const kube = await startKube({ name: "bench-flux" });
+  const git = await startGitHttpServer({ user: "x-access-token", password: "bench-token" });
+  const work = mkdtempSync(join(tmpdir(), "shipmate-bench-flux-"));
+  const children: ChildProcess[] = [];
+  try {
+    const url = git.createRepo("fleet", {
+      "flux/objects.yaml": yamlOf(benchObjects("bench-flux", N)),
+      "shipmate/objects.yaml": yamlOf(benchObjects("bench-shipmate", N)),
+    });
+    const kubectl = (...a: string[]) =>
+      execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, ...a], { encoding: "utf8" });
+    // Flux's own CRDs (fuller than shipmate's): both agents then read the same objects.
+    for (const [mod, files] of [
+      ["github.com/fluxcd/kustomize-controller", ["kustomize.toolkit.fluxcd.io_kustomizations.yaml"]],
+      ["github.com/fluxcd/source-controller", ["source.toolkit.fluxcd.io_gitrepositories.yaml"]],
+    ] as const) {
+      const dir = moduleDir(mod);
+      for (const f of files) kubectl("apply", "--server-side", "-f", join(dir, "config/crd/bases", f));
+    }
+    kubectl("wait", "--for=condition=Established", "crd/kustomizations.kustomize.toolkit.fluxcd.io");
+    kubectl("create", "namespace", "flux-system");
+    kubectl(
+      "-n",
+      "flux-system",
+      "create",
+      "secret",
+      "generic",
+      "fleet-auth",
+      "--from-literal=username=x-access-token",
+      "--from-literal=password=bench-token",
+    );
+
+    // Flux: source-controller serves artifacts on loopback, kustomize-controller fetches them.
+    const storagePort = await freePort();
+    const fluxEnv = { KUBECONFIG: kube.kubeconfig, RUNTIME_NAMESPACE: "flux-system" };
+    const common = async () => [
+      `--metrics-addr=127.0.0.1:${await freePort()}`,
+      `--health-addr=127.0.0.1:${await freePort()}`,
+      "--enable-leader-election=false",
+      "--watch-all-namespaces=true",
+      "--log-level=error",
+    ];
+    const fluxStart = async () => {
+      children.push(
+        startProcess(
+          fluxSource,
+          [
+            ...(await common()),
+            `--storage-path=${join(work, "flux-storage")}`,
+            `--storage-addr=127.0.0.1:${storagePort}`,
+            `--storage-adv-addr=127.0.0.1:${storagePort}`,
+          ],
+          fluxEnv,
+          join(work, "source-controller.log"),
+        ),
+      );
+      children.push(
+        startProcess(fluxKustomize, await common(), fluxEnv, join(work, "kustomize-controller.log")),
+      );
+    };
+    const fluxObjects = yamlOf([
+      {
+        apiVersion: "source.toolkit.fluxcd.io/v1",
+        kind: "GitRepository",
+        metadata: { name: "fleet", namespace: "flux-system" },
+        spec: { interval: "10m", url, ref: { branch: "main" }, secretRef: { name: "fleet-auth" } },
+      },
+      {
+        apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+        kind: "Kustomization",
+        metadata: { name: "bench", namespace: "flux-system" },
+        spec: {
+          interval: "10m",
+          path: "./flux",
+          prune: true,
+          sourceRef: { kind: "GitRepository", name: "fleet" },
+        },
+      },
+    ]);
+    const flux = await measure(
+      kube,
+      "flux-system",
+      "bench",
+      async () => {
+        const file = join(work, "flux-objects.yaml");
+        writeFileSync(file, fluxObjects);
+        await fluxStart();
+        kubectl("apply", "--server-side", "--field-manager=bench", "-f", file);
+      },
+      () => children.map((c) => c.pid ?? 0),
+    );
+    for (const c of children.splice(0)) c.kill("SIGTERM");
+    await sleep(1000);
+
+    // shipmate: the agent as a long-lived controller on the same remote.
+    let agent: ChildProcess | undefined;
+    const shipmate = await measure(
+      kube,
+      "shipmate-system",
+      "bench",
+      async () => {
+        agent = startProcess(
+          process.execPath,
+          [
+            CLI,
+            "agent",
+            "--repo",
+            url,
+            "--token-env",
+            "BENCH_TOKEN",
+            "--path",
+            "shipmate",
+            "--name",
+            "bench",
+            "--interval",
+            "10m",
+            "--poll-interval",
+            "250ms",
+            "--no-leader-elect",
+            "--kubeconfig",
+            kube.kubeconfig,
+            "--workdir",
+            join(work, "agent"),
+            "--listen",
+            `127.0.0.1:${await freePort()}`,
+            "--log-level",
+            "error",
+          ],
+          { BENCH_TOKEN: "bench-token" },
+          join(work, "agent.log"),
+        );
+        children.push(agent);
+      },
+      () => (agent?.pid ? [agent.pid] : []),
+    );
+
+    const apiserverVersion = execFileSync(findBinary("kube-apiserver"), ["--version"], {
+      encoding: "utf8",
+    }).trim();
+    console.log(
+      `machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}, ${apiserverVersion}, Flux kustomize-controller + source-controller ${FLUX_VERSION}`,
+    );
+    console.log(`objects: ${N} per Kustomization, one git remote over smart HTTP (git http-backend)\n`);
+    console.log(
+      "| | initial sync | its writes | no-op reconcile (median of 3) | no-op writes | CPU | peak RSS |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- |");
+    const row = (name: string, f: Figures) =>
+      console.log(
+        `| ${name} | ${f.initialS.toFixed(2)} s | ${f.initialWrites} | ${median(f.noopS).toFixed(2)} s (${f.noopS.map((s) => s.toFixed(2)).join(", ")}) | ${median(f.noopWrites)} | ${f.cpuS.toFixed(1)} s | ${f.peakMb} MB |`,
+      );
+    row("Flux kustomize-controller + source-controller", flux);
+    row("shipmate agent", shipmate);
+    console.log("");
+    console.log(
+      `initial: shipmate/Flux = ${(shipmate.initialS / flux.initialS).toFixed(2)}×; no-op: shipmate/Flux = ${(median(shipmate.noopS) / median(flux.noopS)).toFixed(2)}× (target ≤ 0.5×), shipmate no-op writes ${median(shipmate.noopWrites)} (target 0)`,
+    );
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
+    await git.close();
+    await kube.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,20 @@
+/**
+ * Every Flux kind the agent reads, with its FieldTable: one line per kind.
+ * test/agent/fields.crd.test.ts holds each table against Flux's CRD for the
+ * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
+ */
+import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
+import { KUSTOMIZATION_FIELDS } from "./kustomization.ts";
+import type { FieldTable } from "./support.ts";
+
+export interface KindFields {
+  /** The API group of the kind's CRD (`kustomize.toolkit.fluxcd.io`). */
+  group: string;
+  kind: string;
+  fields: FieldTable;
+}
+
+export const FIELD_TABLES: readonly KindFields[] = [
+  { group: "kustomize.toolkit.fluxcd.io", kind: "Kustomization", fields: KUSTOMIZATION_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "GitRepository", fields: GIT_REPOSITORY_FIELDS },
+];
