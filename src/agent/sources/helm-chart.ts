@@ -58,8 +58,6 @@ export const HELM_CHART_FIELDS: FieldTable = {
   ignoreMissingValuesFiles: "honoured",
   suspend: "honoured",
   verify: { refused: "chart signature verification (cosign, notation) is not implemented" },
-  // Flux documents accessFrom as provisional and does not enforce it either.
-  accessFrom: "honoured",
 };
 
 /** source.toolkit.fluxcd.io/v1 HelmChartSpec. */
