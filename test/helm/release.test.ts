@@ -5,7 +5,8 @@
  * namespace, fleet repository and agent; HelmReleases are applied from git
  * by the agent's root Kustomization, as in a fleet.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -364,6 +365,15 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
     locked.publish(configMapChart("app", "1.0.0"));
     const broken = charts.repository("bad-broken");
     broken.write("index.yaml", "apiVersion: v1\nentries: {app: [\n");
+    // A chart archive carrying a symbolic link out of the chart, made by GNU tar as an attacker would.
+    const evil = charts.repository("bad-evil");
+    const src = writeChart(join(evil.dir, ".src"), configMapChart("evil", "1.0.0"));
+    symlinkSync("/etc/passwd", join(src, "templates", "passwd.yaml"));
+    execFileSync("tar", ["czf", join(evil.dir, "evil-1.0.0.tgz"), "-C", join(evil.dir, ".src"), "evil"]);
+    evil.write(
+      "index.yaml",
+      `apiVersion: v1\nentries:\n  evil:\n    - {name: evil, version: 1.0.0, urls: [${evil.url}/evil-1.0.0.tgz]}\n`,
+    );
     const setupResult = setup("h-bad");
     agent = setupResult.agent;
     const secret = {
@@ -380,6 +390,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
         helmRepository(ns, "locked", locked.url),
         helmRepository(ns, "unlocked", locked.url, { secretRef: { name: "chart-auth" } }),
         helmRepository(ns, "broken", broken.url),
+        helmRepository(ns, "evil", evil.url),
       ],
       "clusters/test/releases.yaml": [
         helmRelease(ns, "missing-chart", { chart: chartSpec("nope", "good") }),
@@ -387,6 +398,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
         helmRelease(ns, "unauthorized", { chart: chartSpec("app", "locked") }),
         helmRelease(ns, "authorized", { chart: chartSpec("app", "unlocked"), releaseName: "authorized" }),
         helmRelease(ns, "not-yaml", { chart: chartSpec("app", "broken") }),
+        helmRelease(ns, "symlink", { chart: chartSpec("evil", "evil") }),
         helmRelease(ns, "no-key", {
           chart: chartSpec("app", "good"),
           valuesFrom: [{ kind: "ConfigMap", name: "absent-values" }],
@@ -419,6 +431,12 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
       /HTTP 401 Unauthorized \(credentials needed\)/,
     ],
     ["an index.yaml that is not YAML", "not-yaml", "ArtifactFailed", /index\.yaml is not valid YAML/],
+    [
+      "a chart archive with a symbolic link",
+      "symlink",
+      "ArtifactFailed",
+      /archive entry "evil\/templates\/passwd\.yaml" is a symbolic link/,
+    ],
     [
       "a valuesFrom object that is missing",
       "no-key",
