@@ -40,6 +40,12 @@ export class RegistryError extends ShipmateError {
   }
 }
 
+/** An artifact (a Flux OCI artifact's tarball, a directory to archive) that cannot be used as it is. */
+export class ArtifactError extends ShipmateError {
+  readonly exitCode = 1;
+  override name = "ArtifactError";
+}
+
 /** Git failed: clone, fetch, commit or push. */
 export class GitError extends ShipmateError {
   readonly exitCode = 1;

@@ -2,7 +2,8 @@
  * The GitHub Action: inputs in, one engine call, outputs and a job summary
  * out. `scan` reports what each policy selects; `update` scans and
  * delivers (refreshFleet: pushed or proposed per policy); `promote` runs
- * the promotion. Problems become annotations on the files they are in,
+ * the promotion; `push-artifact` publishes a folder as a Flux OCI
+ * artifact. Problems become annotations on the files they are in,
  * and fail the step; the token is masked before anything is printed.
  */
 import { existsSync } from "node:fs";
@@ -16,6 +17,8 @@ import { createForge, parseForgeKind } from "../forge/index.ts";
 import type { Forge, MergeMethod } from "../forge/types.ts";
 import { parseIdentity } from "../git/workspace.ts";
 import { runPromotion } from "../promote/index.ts";
+import { buildArtifact, parseOciUrl, pushArtifact } from "../registry/artifact.ts";
+import { RegistryClient } from "../registry/client.ts";
 import { defaultCredentials } from "../registry/index.ts";
 import { scanPolicies } from "../scan/index.ts";
 import { changeRows, loadRunPolicies, type PolicySource, refreshFleet } from "../webhooks/refresh.ts";
@@ -243,6 +246,46 @@ async function promote(ctx: Context): Promise<boolean> {
   return result.status !== "blocked" && !result.problems.some((p) => p.severity === "error");
 }
 
+/**
+ * Publishes a folder of the checkout as a Flux OCI artifact. Source and
+ * revision default to what `flux push artifact` is documented with: the
+ * repository URL and `<branch>@sha1:<commit>` of the workflow run.
+ */
+async function pushArtifactCommand(ctx: Context): Promise<boolean> {
+  const url = optional("artifact");
+  if (!url) throw new UsageError("push-artifact needs the artifact input, oci://HOST/REPO:TAG");
+  const ref = parseOciUrl(url);
+  if (!ref.tag || ref.digest)
+    throw new UsageError(`input artifact ${url}: push to a tag, oci://HOST/REPO:TAG`);
+  const dir = resolve(ctx.workspace, optional("path") ?? ".");
+  const e = ctx.env;
+  const repoUrl =
+    e.GITHUB_SERVER_URL && e.GITHUB_REPOSITORY ? `${e.GITHUB_SERVER_URL}/${e.GITHUB_REPOSITORY}` : undefined;
+  const gitRevision = e.GITHUB_SHA ? `${e.GITHUB_REF_NAME ?? "HEAD"}@sha1:${e.GITHUB_SHA}` : undefined;
+  const source = optional("source") ?? repoUrl;
+  const revision = optional("revision") ?? gitRevision;
+  const client = new RegistryClient({
+    credentials: (await scanOptions(ctx)).credentials,
+    cacheDir: false,
+    insecureRegistries: list("insecure-registries"),
+    env: ctx.env,
+  });
+  const built = await buildArtifact(dir, {
+    ...(source ? { source } : {}),
+    ...(revision ? { revision } : {}),
+  });
+  const pushed = bool("dry-run") ? undefined : await pushArtifact(client, ref, built);
+  core.setOutput("changes", JSON.stringify([{ artifact: pushed?.reference ?? "", digest: built.digest }]));
+  core.setOutput("pull-request-url", "");
+  core.setOutput("commit", "");
+  await core.summary
+    .addRaw(
+      `### shipmate push-artifact\n\n${bool("dry-run") ? "Would push" : "Pushed"} \`${url}\` (${built.layer.files} files, \`${built.digest}\`).\n`,
+    )
+    .write();
+  return true;
+}
+
 function report(ctx: Context, err: unknown): void {
   if (err instanceof PolicyConfigError) {
     for (const p of err.problems)
@@ -284,7 +327,9 @@ export async function run(): Promise<void> {
     if (command === "scan") ok = await scan(ctx);
     else if (command === "update") ok = await update(ctx);
     else if (command === "promote") ok = await promote(ctx);
-    else throw new UsageError(`input command must be scan, update or promote, got "${command}"`);
+    else if (command === "push-artifact") ok = await pushArtifactCommand(ctx);
+    else
+      throw new UsageError(`input command must be scan, update, promote or push-artifact, got "${command}"`);
     if (!ok) core.setFailed(`shipmate ${command} finished with problems (see the annotations)`);
   } catch (err) {
     report(ctx, err);

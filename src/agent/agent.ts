@@ -42,7 +42,10 @@ import {
   KustomizationSpec,
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
+import type { BucketLimits } from "./sources/bucket.ts";
 import { treeDigest } from "./sources/git.ts";
+import { sourceHandlers } from "./sources/index.ts";
+import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
 
 export interface AgentOptions {
@@ -69,6 +72,10 @@ export interface AgentOptions {
   installCrds?: boolean;
   /** How long an unreachable API server is retried before a request fails. */
   apiRetryMs?: number;
+  /** Bounds on an OCIRepository's layer: compressed bytes, bytes once extracted. */
+  artifactLimits?: Partial<OciLimits>;
+  /** Bounds on a Bucket: objects in a listing, bytes in all. */
+  bucketLimits?: Partial<BucketLimits>;
 }
 
 export interface KustomizationReport {
@@ -132,6 +139,8 @@ export class Agent {
       healthPollMs: 2_000,
       installCrds: true,
       apiRetryMs: 60_000,
+      artifactLimits: {},
+      bucketLimits: {},
       ...options,
     };
     this.log = log;
@@ -150,6 +159,7 @@ export class Agent {
       events: this.events,
       metrics: this.metrics,
       root: { name: this.opts.name, namespace: this.opts.namespace },
+      handlers: sourceHandlers({ oci: this.opts.artifactLimits, bucket: this.opts.bucketLimits }),
     });
     this.helm = new HelmCli(kc, { workdir: this.opts.workdir });
     this.helmReleases = new HelmReleaseReconciler({
@@ -314,6 +324,7 @@ export class Agent {
           ? this.sources.clean(artifact)
           : this.source.clean(),
       statusOf: async (namespace, name) => this.current.get(`${namespace}/${name}`)?.status,
+      objectOf: (namespace, name) => this.current.get(`${namespace}/${name}`),
       sourceOf: (namespace, name) => {
         const ks = this.current.get(`${namespace}/${name}`);
         return ks && (this.sources.keyOf(ks) ?? this.sources.rootKey);

@@ -7,7 +7,9 @@
 import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
 import { type Applier, ApplyError, type Change } from "./apply.ts";
+import { CelHealth, dependencyReadyByExpr } from "./celhealth.ts";
 import { apiError, type KubeClient } from "./client.ts";
+import { deletionPlan, waitForTermination } from "./deletion.ts";
 import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
@@ -34,6 +36,7 @@ import {
   REQUESTED_AT_ANNOTATION,
   withOwnerLabels,
 } from "./objects.ts";
+import { postRender } from "./postrender.ts";
 import type { Renderer } from "./render.ts";
 import {
   type InventoryEntry,
@@ -85,6 +88,8 @@ export interface ReconcileContext {
   cleanSource(): Promise<void>;
   /** Live status of other Kustomizations, for dependsOn. */
   statusOf(namespace: string, name: string): Promise<KustomizationStatus | undefined>;
+  /** The whole object of another Kustomization, for dependsOn[].readyExpr's `dep`. */
+  objectOf?(namespace: string, name: string): KustomizationObject | undefined;
   /**
    * The source (`<namespace>/<name>` of its GitRepository) another
    * Kustomization reads; a dependency's revision is compared only when it
@@ -277,7 +282,29 @@ export class Reconciler {
       );
     }
 
-    for (const dep of dependenciesOf(spec, ns)) {
+    // Compiled before anything is applied: an expression that cannot run is a configuration error.
+    let cel: CelHealth;
+    try {
+      cel = new CelHealth(Array.isArray(ks.spec?.healthCheckExprs) ? ks.spec.healthCheckExprs : []);
+    } catch (err) {
+      return await fail("InvalidCELExpression", describeError(err), { stalled: true });
+    }
+
+    for (const [i, dep] of dependenciesOf(spec, ns).entries()) {
+      // dependsOn[].readyExpr replaces the built-in readiness check (./celhealth.ts).
+      const readyExpr = spec.dependsOn?.[i]?.readyExpr;
+      if (typeof readyExpr === "string" && readyExpr) {
+        const depObject = this.ctx.objectOf?.(dep.namespace, dep.name);
+        if (!depObject) return await fail("DependencyNotReady", `dependency '${keyOf(dep)}' not found`);
+        let verdict: ReturnType<typeof dependencyReadyByExpr>;
+        try {
+          verdict = dependencyReadyByExpr(readyExpr, ks, depObject, keyOf(dep));
+        } catch (err) {
+          return await fail("InvalidCELExpression", describeError(err), { stalled: true });
+        }
+        if (!verdict.ready) return await fail("DependencyNotReady", verdict.message);
+        continue;
+      }
       const depStatus = await this.ctx.statusOf(dep.namespace, dep.name);
       const sameSource =
         !artifact.source ||
@@ -304,6 +331,8 @@ export class Reconciler {
         },
         () => this.ctx.cleanSource(),
       );
+      // spec.decryption, then spec.postBuild, on the built objects (./postrender.ts).
+      objects = await postRender(this.ctx.client, ns, ks.spec, objects);
     } catch (err) {
       return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
     }
@@ -387,7 +416,7 @@ export class Reconciler {
       };
       await this.writeStatus(ks, status);
       await this.ctx.settle?.(checks);
-      const unhealthy = await this.waitHealthy(checks, timeoutMs);
+      const unhealthy = await this.waitHealthy(checks, timeoutMs, cel);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
         return {
@@ -444,7 +473,11 @@ export class Reconciler {
   }
 
   /** Polls until every target is Current; returns why not when one Failed or the timeout passed. */
-  private async waitHealthy(targets: ObjectRef[], timeoutMs: number): Promise<string | undefined> {
+  private async waitHealthy(
+    targets: ObjectRef[],
+    timeoutMs: number,
+    cel?: CelHealth,
+  ): Promise<string | undefined> {
     const deadline = Date.now() + timeoutMs;
     const poll = this.ctx.healthPollMs ?? 2000;
     for (;;) {
@@ -469,7 +502,8 @@ export class Reconciler {
           pending.push(`${describeRef(ref)}: unreadable (HTTP ${res.code})`);
           continue;
         }
-        const h = assessHealth(obj.data);
+        // spec.healthCheckExprs first, kstatus for the kinds they do not cover (./celhealth.ts).
+        const h = cel?.assess(obj.data) ?? assessHealth(obj.data);
         if (h.status === "Failed") return `${describeRef(ref)} failed: ${h.message}`;
         if (h.status === "InProgress") pending.push(`${describeRef(ref)}: ${h.message}`);
       }
@@ -489,8 +523,10 @@ export class Reconciler {
     if (ref.kind !== "Kustomization" || !ref.group.startsWith("kustomize.toolkit.fluxcd.io")) return;
     const child = live as KustomizationObject;
     const spec = KustomizationSpec.safeParse(child.spec ?? {});
-    if (!spec.success || !spec.data.prune || spec.data.suspend) return;
     const entries = child.status?.inventory?.entries ?? [];
+    // spec.deletionPolicy, with Flux's table (./deletion.ts).
+    const plan = spec.success ? deletionPlan(spec.data, entries.length) : { delete: false, wait: false };
+    if (!plan.delete) return;
     const refs = entries
       .map((e) => parseInventoryId(e.id, e.v))
       .filter((r): r is ObjectRef => r !== undefined);
@@ -503,6 +539,26 @@ export class Reconciler {
     );
     if (res.errors.length)
       throw new Error(`garbage collection of Kustomization ${ref.namespace}/${ref.name}: ${res.errors[0]}`);
+    if (plan.wait && spec.success) {
+      const deleted = res.changes.filter((c) => c.action === "deleted").map((c) => c.ref);
+      const timeout = spec.data.timeout ?? spec.data.interval;
+      const left = await waitForTermination(
+        this.ctx.client,
+        this.ctx.discovery,
+        deleted,
+        parseDuration(timeout),
+        {
+          pollMs: this.ctx.healthPollMs,
+          signal: this.ctx.signal,
+        },
+      );
+      // As Flux: a timeout is logged and the deletion goes on.
+      if (left.length)
+        this.ctx.log.error(
+          { kustomization: `${ref.namespace}/${ref.name}` },
+          `failed to wait for resources termination (timeout ${timeout}): ${left.slice(0, 5).join(", ")}`,
+        );
+    }
     this.ctx.log.info(
       { kustomization: `${ref.namespace}/${ref.name}`, revision: artifact.revision },
       `deleted with its ${res.changes.length} object(s)`,

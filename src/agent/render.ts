@@ -152,6 +152,18 @@ export function parseManifests(text: string, where: string): KubeObject[] {
   return out;
 }
 
+/**
+ * `spec.ignoreMissingComponents`: components whose directory is not in the
+ * source (relative to `spec.path`) are dropped instead of failing the build.
+ */
+export function withoutMissingComponents<T extends OverlaySpec & { ignoreMissingComponents?: boolean }>(
+  dir: string,
+  spec: T,
+): T {
+  if (!spec.ignoreMissingComponents || !spec.components?.length) return spec;
+  return { ...spec, components: spec.components.filter((c) => existsSync(join(dir, c))) };
+}
+
 export interface RenderRequest {
   /** Checkout root. */
   root: string;
@@ -159,7 +171,7 @@ export interface RenderRequest {
   scratch: string;
   name: string;
   namespace: string;
-  spec: OverlaySpec & { path?: string };
+  spec: OverlaySpec & { path?: string; ignoreMissingComponents?: boolean };
 }
 
 export class Renderer {
@@ -184,13 +196,14 @@ export class Renderer {
       }
       ensureKustomization(dir);
       let buildDir = dir;
-      if (needsOverlay(req.spec)) {
+      const spec = withoutMissingComponents(dir, req.spec);
+      if (needsOverlay(spec)) {
         buildDir = join(req.scratch, `overlay-${req.namespace}-${req.name}`);
         rmSync(buildDir, { recursive: true, force: true });
         mkdirSync(buildDir, { recursive: true });
         writeFileSync(
           join(buildDir, "kustomization.yaml"),
-          stringify(overlayDocument(relative(buildDir, dir), req.spec)),
+          stringify(overlayDocument(relative(buildDir, dir), spec)),
         );
       }
       const text = await run(this.kustomize, buildDir);

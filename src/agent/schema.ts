@@ -166,6 +166,8 @@ export const KustomizationSpec = z.looseObject({
     )
     .optional(),
   components: z.array(z.string()).optional(),
+  ignoreMissingComponents: z.boolean().optional(),
+  deletionPolicy: z.enum(["MirrorPrune", "Delete", "WaitForTermination", "Orphan"]).optional(),
   commonMetadata: z
     .looseObject({
       labels: z.record(z.string(), z.string()).optional(),

@@ -383,7 +383,11 @@ export class SourceManager {
       uid: obj.metadata.uid,
     };
     if (entry.error) {
-      await this.writeStatus(handler, obj, { reason: entry.error.reason, error: entry.error.message });
+      await this.writeStatus(handler, obj, {
+        reason: entry.error.reason,
+        error: entry.error.message,
+        stalled: entry.error.stalled,
+      });
       await this.opts.events.emit(involved, "Warning", entry.error.reason, entry.error.message);
     } else if (entry.artifact) {
       await this.writeStatus(handler, obj, { artifact: entry.artifact });

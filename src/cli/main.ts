@@ -26,6 +26,8 @@ const commands: Record<string, Loader> = {
   bootstrap: () => import("./commands/bootstrap.ts"),
   create: () => import("./commands/create.ts"),
   reconcile: () => import("./commands/reconcile.ts"),
+  push: () => import("./commands/push.ts"),
+  build: () => import("./commands/build.ts"),
 };
 
 function help(io: CliIO): void {

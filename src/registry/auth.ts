@@ -39,6 +39,11 @@ export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
+/** Uploading blobs and manifests: the distribution token spec's `pull,push` scope. */
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
 function basic(c: Credential): string {
   const value = Buffer.from(`${c.username ?? ""}:${c.password ?? ""}`).toString("base64");
   registerSecret(value);

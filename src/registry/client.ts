@@ -4,9 +4,12 @@
  * See docs/registry.md for the request-cost model.
  */
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
 import { JSONParser } from "@streamparser/json";
 import { RegistryError, redact } from "../errors.ts";
-import { Authenticator, type Authorization, pullScope } from "./auth.ts";
+import { Authenticator, type Authorization, pullScope, pushScope } from "./auth.ts";
 import { defaultCacheDir, RegistryCache, type RepoCache } from "./cache.ts";
 import {
   type CredentialProvider,
@@ -19,6 +22,7 @@ import {
 import {
   describeFailure,
   type HttpRequest,
+  type IdleTimeout,
   isHtml,
   networkReason,
   parseJsonBody,
@@ -134,6 +138,12 @@ class Unauthorized {
   }
 }
 
+/** A manifest as `manifest()` returns it: exactly one of `manifest` and `index`. */
+export type PulledManifest = { digest: string; mediaType: string | undefined } & (
+  | { index: ImageIndex; manifest?: undefined }
+  | { manifest: ImageManifest; index?: undefined }
+);
+
 interface FetchedManifest {
   body: Buffer;
   mediaType: string | undefined;
@@ -228,8 +238,8 @@ export class RegistryClient {
     registry: string,
     repository: string,
     send: (headers: Record<string, string>) => Promise<T | Unauthorized>,
+    scope = pullScope(repository),
   ): Promise<T> {
-    const scope = pullScope(repository);
     const release = await this.auth.gate(registry);
     try {
       let auth: Authorization | undefined = await this.auth.proactive(registry, scope);
@@ -250,19 +260,63 @@ export class RegistryClient {
   private async fetchBuffered(
     registry: string,
     repository: string,
-    req: Omit<HttpRequest, "registry" | "headers"> & { accept: string },
+    req: Omit<HttpRequest, "registry" | "headers"> & {
+      accept: string;
+      contentType?: string;
+      scope?: string;
+    },
     limit: number,
   ): Promise<{ res: Response; body: Buffer } | { res: Response; body?: undefined; failure: string }> {
     const ctx = { registry, what: req.what };
-    return this.authorized(registry, repository, (auth) =>
-      this.transport.request({ ...req, registry, headers: { ...auth, Accept: req.accept } }, async (res) => {
-        if (res.status === 401)
-          return new Unauthorized(res.headers.get("www-authenticate"), await describeFailure(res, ctx));
-        if (!res.ok) return { res, failure: await describeFailure(res, ctx) };
-        if (req.method === "HEAD") return { res, body: Buffer.alloc(0) };
-        return { res, body: await readLimited(res, limit, ctx) };
-      }),
+    const extra: Record<string, string> = req.contentType ? { "Content-Type": req.contentType } : {};
+    return this.authorized(
+      registry,
+      repository,
+      (auth) =>
+        this.transport.request(
+          { ...req, registry, headers: { ...auth, ...extra, Accept: req.accept } },
+          async (res) => {
+            if (res.status === 401)
+              return new Unauthorized(res.headers.get("www-authenticate"), await describeFailure(res, ctx));
+            if (!res.ok) return { res, failure: await describeFailure(res, ctx) };
+            if (req.method === "HEAD") return { res, body: Buffer.alloc(0) };
+            return { res, body: await readLimited(res, limit, ctx) };
+          },
+        ),
+      req.scope,
     );
+  }
+
+  /**
+   * Opens a streamed response through the auth state machine; any answer
+   * but 2xx is one RegistryError (`notFound` appended to a 404's line).
+   */
+  private openAuthorized(
+    registry: string,
+    repository: string,
+    req: { url: URL; accept: string; kind: "tags" | "blob"; what: string; notFound?: string },
+  ): Promise<{ res: Response; timer: IdleTimeout }> {
+    return this.authorized(registry, repository, async (auth) => {
+      const opened = await this.transport.open({
+        registry,
+        url: req.url,
+        headers: { ...auth, Accept: req.accept },
+        kind: req.kind,
+        what: req.what,
+      });
+      if (opened.res.status === 401 || !opened.res.ok) {
+        const failure = await describeFailure(opened.res, { what: req.what });
+        opened.timer.clear();
+        if (opened.res.status === 401)
+          return new Unauthorized(opened.res.headers.get("www-authenticate"), failure);
+        throw new RegistryError(
+          registry,
+          opened.res.status === 404 && req.notFound ? `${failure} — ${req.notFound}` : failure,
+          opened.res.status,
+        );
+      }
+      return opened;
+    });
   }
 
   // ---------------------------------------------------------------- tags
@@ -291,27 +345,12 @@ export class RegistryClient {
     for (;;) {
       visited.add(url.href);
       const pageUrl = url;
-      const { res, timer } = await this.authorized(registry, repository, async (auth) => {
-        const opened = await this.transport.open({
-          registry,
-          url: pageUrl,
-          headers: { ...auth, Accept: "application/json" },
-          kind: "tags",
-          what,
-        });
-        const ctx = { registry, what };
-        if (opened.res.status === 401 || !opened.res.ok) {
-          const failure = await describeFailure(opened.res, ctx);
-          opened.timer.clear();
-          if (opened.res.status === 401)
-            return new Unauthorized(opened.res.headers.get("www-authenticate"), failure);
-          throw new RegistryError(
-            registry,
-            opened.res.status === 404 ? `${failure} — no such repository` : failure,
-            opened.res.status,
-          );
-        }
-        return opened;
+      const { res, timer } = await this.openAuthorized(registry, repository, {
+        url: pageUrl,
+        accept: "application/json",
+        kind: "tags",
+        what,
+        notFound: "no such repository",
       });
       summary.pages++;
       const fingerprint = createHash("sha256");
@@ -626,6 +665,172 @@ export class RegistryClient {
       platform: formatPlatform(platform),
       fromCache,
     };
+  }
+
+  // ---------------------------------------------------------------- artifacts
+
+  /**
+   * A manifest by tag or digest, parsed: an image manifest (what an OCI
+   * artifact is) or an index. Addressed by digest, the bytes must hash to
+   * it. One GET.
+   */
+  async manifest(input: ReferenceInput): Promise<PulledManifest> {
+    const { registry, repository, tag, digest } = toRef(input);
+    const reference = digest ?? tag ?? "latest";
+    const fetched = await this.getManifest(registry, repository, reference);
+    const what = `manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`;
+    const parsed = this.parseManifest(registry, what, fetched);
+    return { digest: fetched.digest, mediaType: fetched.mediaType, ...parsed };
+  }
+
+  /**
+   * Streams a blob into `file`, never holding it whole: refused before a
+   * byte is written when the descriptor or the registry announces more than
+   * `limit` bytes, stopped as soon as more arrive, and checked against its
+   * digest. A failure leaves no file behind.
+   */
+  async downloadBlob(input: ReferenceInput, digest: string, file: string, limit: number): Promise<number> {
+    const { registry, repository } = toRef(input);
+    const what = `blob ${repository}@${digest}`;
+    const url = this.url(registry, `${repository}/blobs/${digest}`);
+    const { res, timer } = await this.openAuthorized(registry, repository, {
+      url,
+      accept: "*/*",
+      kind: "blob",
+      what,
+    });
+    const tooLarge = () =>
+      new RegistryError(registry, `${what}: larger than the ${limit} bytes allowed`, res.status);
+    const out = createWriteStream(file, { flags: "w" });
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      if (Number(res.headers.get("content-length") ?? "0") > limit) throw tooLarge();
+      for await (const chunk of res.body ?? []) {
+        timer.touch();
+        size += chunk.byteLength;
+        if (size > limit) throw tooLarge();
+        hash.update(chunk);
+        if (!out.write(chunk)) await once(out, "drain");
+      }
+      out.end();
+      await once(out, "finish");
+      const computed = `sha256:${hash.digest("hex")}`;
+      if (computed !== digest)
+        throw new RegistryError(registry, `${what}: content does not match its digest (got ${computed})`);
+      return size;
+    } catch (err) {
+      out.destroy();
+      await rm(file, { force: true });
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError(
+        registry,
+        `${what}: the response broke off (${redact(networkReason(err))})`,
+        res.status,
+        { cause: err },
+      );
+    } finally {
+      timer.clear();
+      await res.body?.cancel().catch(() => {});
+    }
+  }
+
+  /** Whether the repository holds a blob (HEAD): an upload of what is there is skipped. */
+  async hasBlob(input: ReferenceInput, digest: string): Promise<boolean> {
+    const { registry, repository } = toRef(input);
+    const got = await this.fetchBuffered(
+      registry,
+      repository,
+      {
+        url: this.url(registry, `${repository}/blobs/${digest}`),
+        method: "HEAD",
+        kind: "blob",
+        what: `blob ${repository}@${digest}`,
+        accept: "*/*",
+        scope: pushScope(repository),
+      },
+      0,
+    );
+    if (got.body !== undefined) return true;
+    if (got.res.status === 404) return false;
+    throw new RegistryError(registry, got.failure, got.res.status);
+  }
+
+  /**
+   * Uploads a blob monolithically (OCI distribution spec, "POST then PUT"):
+   * POST opens an upload session, PUT `?digest=` sends the bytes and closes
+   * it. The registry checks the digest.
+   */
+  async uploadBlob(input: ReferenceInput, digest: string, data: Buffer): Promise<void> {
+    const { registry, repository } = toRef(input);
+    const what = `upload of blob ${repository}@${digest}`;
+    const scope = pushScope(repository);
+    const start = await this.fetchBuffered(
+      registry,
+      repository,
+      {
+        url: this.url(registry, `${repository}/blobs/uploads/`),
+        method: "POST",
+        kind: "blob",
+        what,
+        accept: "*/*",
+        scope,
+      },
+      64 * 1024,
+    );
+    if (start.body === undefined) throw new RegistryError(registry, start.failure, start.res.status);
+    const location = start.res.headers.get("location");
+    if (start.res.status !== 202 || !location)
+      throw new RegistryError(
+        registry,
+        `${what}: expected 202 with a Location header, got HTTP ${start.res.status}`,
+        start.res.status,
+      );
+    const url = new URL(location, this.url(registry, ""));
+    url.searchParams.set("digest", digest);
+    const put = await this.fetchBuffered(
+      registry,
+      repository,
+      {
+        url,
+        method: "PUT",
+        body: data,
+        kind: "blob",
+        what,
+        accept: "*/*",
+        contentType: "application/octet-stream",
+        scope,
+      },
+      64 * 1024,
+    );
+    if (put.body === undefined) throw new RegistryError(registry, put.failure, put.res.status);
+    if (put.res.status !== 201)
+      throw new RegistryError(registry, `${what}: expected 201, got HTTP ${put.res.status}`, put.res.status);
+  }
+
+  /** PUTs a manifest under a tag (or its digest); returns the digest of the bytes sent. */
+  async putManifest(input: ReferenceInput, body: Buffer, mediaType: string): Promise<string> {
+    const { registry, repository, tag, digest } = toRef(input);
+    const computed = sha256(body);
+    const reference = tag ?? digest ?? computed;
+    const what = `manifest ${repository}${reference.includes(":") ? "@" : ":"}${reference}`;
+    const put = await this.fetchBuffered(
+      registry,
+      repository,
+      {
+        url: this.url(registry, `${repository}/manifests/${reference}`),
+        method: "PUT",
+        body,
+        kind: "manifest",
+        what,
+        accept: "*/*",
+        contentType: mediaType,
+        scope: pushScope(repository),
+      },
+      64 * 1024,
+    );
+    if (put.body === undefined) throw new RegistryError(registry, put.failure, put.res.status);
+    return computed;
   }
 
   // ---------------------------------------------------------------- build time

@@ -52,9 +52,10 @@ export interface HttpRequest {
   /** The registry the request is for (accounting, limits, messages), even when sent to a token realm. */
   registry: string;
   url: URL;
-  method?: "GET" | "HEAD" | "POST";
+  method?: "GET" | "HEAD" | "POST" | "PUT";
   headers?: Record<string, string>;
-  body?: string;
+  /** Sent as is on every attempt (a retry resends it whole). */
+  body?: string | Buffer;
   kind: RequestKind;
   /** What is being fetched, for messages: `tag list of team/app`. */
   what: string;
@@ -212,7 +213,7 @@ export class Transport {
   private async exchange(req: HttpRequest, signal: AbortSignal): Promise<Response> {
     let url = req.url;
     let method = req.method ?? "GET";
-    let body = req.body;
+    let body: string | Buffer | undefined = req.body;
     const headers: Record<string, string> = { "User-Agent": this.userAgent, ...req.headers };
     for (let hop = 0; ; hop++) {
       this.count(req);

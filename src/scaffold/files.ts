@@ -53,6 +53,7 @@ const manifestSchema = z.object({
     branch: z.string(),
     registry: z.string(),
     appSource: z.enum(APP_SOURCES),
+    sopsAgeRecipient: z.string().optional(),
     version: z.string(),
   }),
   /** Path → sha256 of the content shipmate last wrote there. */

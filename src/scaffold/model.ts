@@ -37,6 +37,8 @@ export interface ScaffoldInput {
   name?: string;
   registry?: string;
   appSource?: string;
+  /** An age public key: a `.sops.yaml` per repository and a decryption block in the cluster Kustomizations. */
+  sopsAgeRecipient?: string;
   /** shipmate version the agent manifests pin. */
   version: string;
 }
@@ -58,6 +60,7 @@ export interface FleetSpec {
   branch: string;
   registry: string;
   appSource: AppSource;
+  sopsAgeRecipient?: string;
   version: string;
 }
 
@@ -169,6 +172,16 @@ export function normalize(input: ScaffoldInput): FleetSpec {
   if (!/^[A-Za-z0-9._/-]+$/.test(branch) || branch.includes("..") || branch.startsWith("-"))
     throw new UsageError(`branch "${branch}" is not a valid git branch name`);
 
+  // An age recipient is bech32: "age1" and 58 characters of its alphabet (what age-keygen prints).
+  const sopsAgeRecipient = input.sopsAgeRecipient?.trim();
+  if (sopsAgeRecipient !== undefined && !/^age1[02-9ac-hj-np-z]{58}$/.test(sopsAgeRecipient))
+    // Not echoed: a private key pasted here by mistake must not reach a terminal log.
+    throw new UsageError(
+      sopsAgeRecipient.startsWith("AGE-SECRET-KEY-")
+        ? "--sops-age-recipient was given an age private key; give its public key (age1…, the 'public key:' line of age-keygen)"
+        : "--sops-age-recipient is not an age public key (age1 and 58 characters, as age-keygen prints)",
+    );
+
   const spec: FleetSpec = {
     layout,
     name,
@@ -179,6 +192,7 @@ export function normalize(input: ScaffoldInput): FleetSpec {
     branch,
     registry,
     appSource,
+    ...(sopsAgeRecipient ? { sopsAgeRecipient } : {}),
     version: input.version,
   };
   // Folder names of the repositories must not collide (e.g. an app named like the fleet in repo-per-app).
@@ -199,6 +213,7 @@ export function toInput(spec: FleetSpec): ScaffoldInput {
     name: spec.name,
     registry: spec.registry,
     appSource: spec.appSource,
+    ...(spec.sopsAgeRecipient ? { sopsAgeRecipient: spec.sopsAgeRecipient } : {}),
     version: spec.version,
   };
 }
@@ -295,6 +310,8 @@ export interface FleetModel {
   helm: boolean;
   /** repo-per-app with plain manifests: one folder for every environment, promoted by release tags. */
   manifests: boolean;
+  /** SOPS with an age key: `.sops.yaml` files and decryption blocks. */
+  sops: false | { recipient: string };
   hasTeams: boolean;
   envs: EnvModel[];
   /** Environments after the first: the ones changes are promoted into. */
@@ -351,6 +368,7 @@ export function buildModel(spec: FleetSpec): FleetModel {
     firstTag: FIRST_TAG,
     helm: spec.appSource === "helm",
     manifests: spec.appSource === "manifests",
+    sops: spec.sopsAgeRecipient ? { recipient: spec.sopsAgeRecipient } : false,
     hasTeams: teams.length > 0,
     envs,
     promotedEnvs: envs.slice(1),

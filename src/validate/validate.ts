@@ -8,7 +8,8 @@
  * - every `dependsOn` names a Kustomization (or HelmRelease) defined in the
  *   tree, and every source, chart and image repository reference names one too;
  * - Flux Kustomizations synced from this repository point at folders that exist;
- * - shipmate.yaml is valid and its paths exist.
+ * - shipmate.yaml is valid and its paths exist;
+ * - no Secret is committed unencrypted where a `.sops.yaml` rule says files are encrypted.
  * Files Flux leaves out of the source artifact (`.sourceignore`, Flux's
  * default exclusions) are not read, as Flux never sees them. One Problem per
  * finding, with file and line where the tree has one; what cannot be checked
@@ -37,6 +38,7 @@ import { mayContainMarker, parseMarker } from "../update/marker.ts";
 import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
 import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
 import { SchemaChecker } from "./schema.ts";
+import { isPlainSecret, type SopsConfig, sopsRuleFor, withoutSopsMetadata } from "./sops.ts";
 import { sourceIgnoreMatcher } from "./sourceignore.ts";
 
 export interface Problem {
@@ -152,6 +154,21 @@ function referencedPaths(value: unknown, out: string[] = []): string[] {
       referencedPaths(v, out);
     }
   return out;
+}
+
+/** The value at a schema issue's path, if the object has one there. */
+function valueAt(object: unknown, path: (string | number)[]): unknown {
+  let v: unknown = object;
+  for (const key of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<string | number, unknown>)[key];
+  }
+  return v;
+}
+
+/** A string holding a Flux postBuild expression (`${var}`, `${var:=default}`), substituted only in the cluster. */
+function isSubstitutionPlaceholder(v: unknown): boolean {
+  return typeof v === "string" && /\$\{[^}]+\}/.test(v);
 }
 
 function lineAt(counter: LineCounter, node: Node | null | undefined): number | undefined {
@@ -415,6 +432,28 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   }
   stats.markers = markers.length;
 
+  // Secrets in plain text where a .sops.yaml creation rule says files are encrypted.
+  const sopsConfigs = new Map<string, SopsConfig | undefined>();
+  for (const r of raws) {
+    if (!isPlainSecret(r.object)) continue;
+    let match: ReturnType<typeof sopsRuleFor>;
+    try {
+      match = sopsRuleFor(root, r.file, sopsConfigs);
+    } catch (err) {
+      report(rel(r.file), r.line, `.sops.yaml for this file cannot be read: ${(err as Error).message}`);
+      continue;
+    }
+    if (!match?.rule.encrypts) continue;
+    const which = match.rule.pathRegexText
+      ? `creation rule ${match.rule.index} (path_regex ${match.rule.pathRegexText})`
+      : `creation rule ${match.rule.index}`;
+    report(
+      rel(r.file),
+      r.line,
+      `Secret ${nameOf(r.object)} is not encrypted, but ${rel(match.config.file)} ${which} covers this file: encrypt it with sops --encrypt --in-place`,
+    );
+  }
+
   // Where a built object came from: its defining document, found by kind and name.
   const byKindName = new Map<string, RawObject[]>();
   for (const r of raws) {
@@ -542,7 +581,8 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     report(file, line, message + suffix);
   };
   for (const { object, raw, origin, dir } of objects) {
-    const verdict = schemas.check(object);
+    // A sops-encrypted manifest carries sops's metadata, which the cluster never sees (decrypted before apply).
+    const verdict = schemas.check(withoutSopsMetadata(object));
     const what = `${object.kind}/${nameOf(object) || "(no name)"}`;
     const suffix = origin && raw ? ` (as built from ${origin})` : "";
     if (verdict.status === "unknown-kind")
@@ -561,6 +601,8 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     }
     if (verdict.status === "invalid")
       for (const issue of verdict.issues) {
+        // A Flux post-build variable (`replicas: ${replicas}`) is a string until the cluster substitutes it.
+        if (isSubstitutionPlaceholder(valueAt(object, issue.path))) continue;
         const blame = dir ? (sourceOf(object, dir, issue.path) ?? raw) : raw;
         once(
           blame ? rel(blame.file) : origin,

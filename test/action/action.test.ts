@@ -266,7 +266,7 @@ describe("the Action (dist/index.js as the runner runs it)", () => {
     [
       "an unknown command",
       { command: "deploy" },
-      /input command must be scan, update or promote, got "deploy"/,
+      /input command must be scan, update, promote or push-artifact, got "deploy"/,
     ],
     ["an unknown mode", { command: "update", mode: "sideways" }, /input mode must be push or pull-request/],
     [

@@ -64,9 +64,6 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
   it.each([
     ["serviceAccountName", { serviceAccountName: "tenant" }],
     ["kubeConfig", { kubeConfig: { secretRef: { name: "spoke" } } }],
-    ["healthCheckExprs", { healthCheckExprs: [{ apiVersion: "v1", kind: "X", current: "true" }] }],
-    ["ignoreMissingComponents", { ignoreMissingComponents: true }],
-    ["deletionPolicy", { deletionPolicy: "Orphan" }],
   ])("Kustomization: the safety field %s is refused until the agent honours it", (field, extra) => {
     const spec = {
       interval: "1m",
@@ -76,6 +73,34 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
       ...extra,
     };
     expect(refusedFields(spec, KUSTOMIZATION_FIELDS)).toEqual([`spec.${field}`]);
+  });
+
+  it.each([
+    [
+      "healthCheckExprs",
+      { healthCheckExprs: [{ apiVersion: "v1", kind: "X", current: "true", failed: "false" }] },
+    ],
+    ["ignoreMissingComponents", { ignoreMissingComponents: true }],
+    ["deletionPolicy", { deletionPolicy: "Orphan" }],
+    [
+      "postBuild",
+      {
+        postBuild: {
+          substitute: { a: "b" },
+          substituteFrom: [{ kind: "Secret", name: "s", optional: true }],
+          substituteStrategy: "Always",
+        },
+      },
+    ],
+    ["decryption with age keys", { decryption: { provider: "sops", secretRef: { name: "sops-age" } } }],
+  ])("Kustomization: %s is honoured", (_field, extra) => {
+    const spec = { interval: "1m", prune: true, sourceRef: { kind: "GitRepository", name: "x" }, ...extra };
+    expect(refusedFields(spec, KUSTOMIZATION_FIELDS)).toEqual([]);
+  });
+
+  it("Kustomization: decryption through a KMS service account is refused", () => {
+    const spec = { interval: "1m", prune: true, decryption: { provider: "sops", serviceAccountName: "kms" } };
+    expect(refusedFields(spec, KUSTOMIZATION_FIELDS)).toEqual(["spec.decryption.serviceAccountName"]);
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { validateTree } from "../../src/validate/validate.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -20,6 +20,7 @@ async function repoWith(edits: Record<string, (text: string) => string>): Promis
   for (const [file, edit] of Object.entries(edits)) {
     const path = join(dir, file);
     const text = await readFile(path, "utf8").catch(() => "");
+    await mkdir(dirname(path), { recursive: true });
     await writeFile(path, edit(text));
   }
   return dir;
@@ -213,6 +214,31 @@ describe("validate: one problem per mistake, with file and line", () => {
           "apiVersion: shipmate.dev/v1alpha1\nkind: Fleet\nmetadata:\n  name: acme\nspec:\n  environments:\n    - name: prod\n      path: apps/prod\n      policies: policies/prod\n",
       },
       ['shipmate.yaml:9: environment "prod": policies policies/prod does not exist'],
+    ],
+    [
+      "a Secret in plain text where a .sops.yaml creation rule says files are encrypted",
+      {
+        ".sops.yaml": () =>
+          "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
+        "secrets/db.yaml": () =>
+          "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\nstringData:\n  password: hunter2\n",
+        "secrets/token.yaml": () =>
+          "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  namespace: apps\nstringData:\n  token: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\nsops:\n  mac: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\n  version: 3.13.3\n",
+        "other/plain.yaml": () =>
+          "apiVersion: v1\nkind: Secret\nmetadata:\n  name: plain\n  namespace: apps\nstringData:\n  a: b\n",
+      },
+      [
+        "secrets/db.yaml:1: Secret db is not encrypted, but .sops.yaml creation rule 0 (path_regex ^secrets/.*\\.yaml$) covers this file: encrypt it with sops --encrypt --in-place",
+      ],
+    ],
+    [
+      "a Flux postBuild variable where a number goes is not a schema error (the cluster substitutes it)",
+      {
+        "vars/deploy.yaml": () =>
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a Flux substitution variable, written ${name}
+          "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  replicas: ${replicas:=2}\n  paused: nope\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\n",
+      },
+      ["vars/deploy.yaml:8: Deployment/web: spec.paused: must be boolean"],
     ],
   ])("%s", async (_rule, edits, expected) => {
     const dir = await repoWith(edits);

@@ -4,9 +4,11 @@
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
 import { HELM_RELEASE_FIELDS } from "../helm/spec.ts";
+import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
 import { HELM_CHART_FIELDS } from "../sources/helm-chart.ts";
 import { HELM_REPOSITORY_FIELDS } from "../sources/helm-repository.ts";
+import { OCI_REPOSITORY_FIELDS } from "../sources/oci.ts";
 import { KUSTOMIZATION_FIELDS } from "./kustomization.ts";
 import type { FieldTable } from "./support.ts";
 
@@ -20,6 +22,8 @@ export interface KindFields {
 export const FIELD_TABLES: readonly KindFields[] = [
   { group: "kustomize.toolkit.fluxcd.io", kind: "Kustomization", fields: KUSTOMIZATION_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "GitRepository", fields: GIT_REPOSITORY_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "OCIRepository", fields: OCI_REPOSITORY_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "Bucket", fields: BUCKET_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "HelmRepository", fields: HELM_REPOSITORY_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "HelmChart", fields: HELM_CHART_FIELDS },
   { group: "helm.toolkit.fluxcd.io", kind: "HelmRelease", fields: HELM_RELEASE_FIELDS },

@@ -9,7 +9,13 @@ import { registerSecret } from "../../errors.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { GitRepositorySpec, SOURCE_API_VERSION } from "../schema.ts";
 import { type Artifact, type GitRef, GitSource } from "../source.ts";
-import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+import {
+  type FetchContext,
+  parseWith,
+  SourceError,
+  type SourceFetcher,
+  type SourceHandler,
+} from "./handler.ts";
 
 /** source.toolkit.fluxcd.io/v1 GitRepository spec fields, honoured or refused. */
 export const GIT_REPOSITORY_FIELDS: FieldTable = {
@@ -123,14 +129,7 @@ export const gitRepositoryHandler: SourceHandler<GitRepositorySpec> = {
   writesStatus: true,
   holds: "manifests",
   fields: GIT_REPOSITORY_FIELDS,
-  parse(spec) {
-    const parsed = GitRepositorySpec.safeParse(spec);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
-    }
-    return { spec: parsed.data };
-  },
+  parse: (spec) => parseWith(GitRepositorySpec, spec),
   interval: (spec) => spec.interval,
   suspended: (spec) => spec.suspend === true,
   signature: (spec) => ({ url: spec.url, ref: gitRefOf(spec), secret: spec.secretRef?.name ?? null }),

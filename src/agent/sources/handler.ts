@@ -101,3 +101,22 @@ export interface SourceHandler<Spec = unknown> {
   signature(spec: Spec): unknown;
   open(dir: string): SourceFetcher<Spec>;
 }
+
+/** A handler's `parse`: the spec through its schema, the first issue as InvalidSpec's one line. */
+export function parseWith<Spec>(
+  schema: {
+    safeParse(
+      v: unknown,
+    ):
+      | { success: true; data: Spec }
+      | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  },
+  spec: Record<string, unknown>,
+): { spec: Spec } | { invalid: string } {
+  const parsed = schema.safeParse(spec);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
+  }
+  return { spec: parsed.data };
+}

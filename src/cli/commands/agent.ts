@@ -5,14 +5,29 @@ import { Agent, type PassSummary } from "../../agent/agent.ts";
 import { loadKubeConfig } from "../../agent/client.ts";
 import { serve } from "../../agent/server.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
-import { durationMs, parseFlags } from "../args.ts";
+import { durationMs, parseFlags, positiveInt } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
 const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--once]
        [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
-       [--log-level info]`;
+       [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
+
+  --max-artifact-size SIZE   largest OCIRepository layer pulled (bytes, or Ki/Mi/Gi; default 256Mi)
+  --max-bucket-objects N     most objects a Bucket listing may hold (default 10000)`;
+
+/** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
+function byteSize(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([0-9]+)(Ki|Mi|Gi)?$/.exec(value.trim());
+  const n = m ? Number(m[1]) * { "": 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2] ?? ""]! : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(
+      `${flag} must be a size in bytes such as 1048576, 512Ki, 256Mi or 1Gi, got "${value}"`,
+    );
+  return n;
+}
 
 function durationFlag(value: string | undefined, flag: string, dflt: string): number {
   return durationMs(value ?? dflt, flag, 0);
@@ -67,6 +82,8 @@ export const command: Command = {
       "log-level": { type: "string" },
       "poll-interval": { type: "string" },
       "lease-duration": { type: "string" },
+      "max-artifact-size": { type: "string" },
+      "max-bucket-objects": { type: "string" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.repo) throw new UsageError("--repo is required");
@@ -82,6 +99,8 @@ export const command: Command = {
     const log = pino({ level, base: { component: "shipmate-agent" } }, io.stderr);
     const kc = loadKubeConfig(values.kubeconfig);
     const namespace = values.namespace ?? "shipmate-system";
+    const layerBytes = byteSize(values["max-artifact-size"], "--max-artifact-size");
+    const bucketObjects = positiveInt(values["max-bucket-objects"], "--max-bucket-objects");
     const agent = new Agent(
       kc,
       {
@@ -97,6 +116,8 @@ export const command: Command = {
         leaseDurationMs: leaseMs,
         renewDeadlineMs: Math.round((leaseMs * 2) / 3),
         retryPeriodMs: Math.max(200, Math.round(leaseMs / 7)),
+        artifactLimits: layerBytes ? { layerBytes } : {},
+        bucketLimits: bucketObjects ? { objects: bucketObjects } : {},
       },
       log,
     );

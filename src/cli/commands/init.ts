@@ -10,13 +10,16 @@ export const command: Command = {
   summary: "Scaffold a fleet repository (or repositories) in one of four layouts",
   usage: `shipmate init --layout ${LAYOUTS.join("|")} --out DIR [--env NAME]… [--app NAME[@TEAM]]… [--team NAME]…
        [--git-url URL] [--branch main] [--name NAME] [--registry ghcr.io/ORG] [--app-source kustomize|helm|manifests]
-       [--dry-run] [--force] [--no-git] [--json]
+       [--sops-age-recipient AGE1…] [--dry-run] [--force] [--no-git] [--json]
 
   --env         environments in promotion order (default: staging, production)
   --app         apps, optionally owned by a team (default: one example app, hello)
   --team        teams: a namespace and RBAC each; in repo-per-team, a repository each
   --git-url     URL of the (main) repository; other repositories are its siblings
   --app-source  repo-per-app: deploy/ overlays (kustomize), a chart/ (helm) or deploy/manifests (manifests)
+  --sops-age-recipient
+                an age public key: a .sops.yaml in each repository, and the cluster Kustomizations
+                decrypt SOPS-encrypted Secrets with the sops-age Secret
   --force       write into a non-empty --out, replacing the files shipmate writes
   --no-git      do not git init the new repositories`,
   async run(argv: string[], io: CliIO): Promise<number> {
@@ -31,6 +34,7 @@ export const command: Command = {
       name: { type: "string" },
       registry: { type: "string" },
       "app-source": { type: "string" },
+      "sops-age-recipient": { type: "string" },
       "dry-run": { type: "boolean" },
       force: { type: "boolean" },
       "no-git": { type: "boolean" },
@@ -50,6 +54,7 @@ export const command: Command = {
       ...(values.name ? { name: values.name } : {}),
       ...(values.registry ? { registry: values.registry } : {}),
       ...(values["app-source"] ? { appSource: values["app-source"] } : {}),
+      ...(values["sops-age-recipient"] ? { sopsAgeRecipient: values["sops-age-recipient"] } : {}),
       dryRun: values["dry-run"] ?? false,
       force: values.force ?? false,
       noGit: values["no-git"] ?? false,

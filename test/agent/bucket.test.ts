@@ -1,0 +1,280 @@
+/**
+ * Bucket sources on the real API server, reading a real S3-compatible
+ * server (versitygw, scripts/provision/80-s3.sh): Flux's revision, the
+ * steady-state cost (one listing, no write), credentials from a Secret,
+ * the listing bound, and refusals. Requests are counted by a pass-through
+ * proxy in front of the server.
+ */
+import { createHash } from "node:crypto";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { stringify } from "yaml";
+import type { Agent } from "../../src/agent/agent.ts";
+import type { KubeClient } from "../../src/agent/client.ts";
+import { refusedFields } from "../../src/agent/fields/support.ts";
+import {
+  BUCKET_FIELDS,
+  BucketSpec,
+  bareEtag,
+  bucketCredentials,
+  bucketRevision,
+} from "../../src/agent/sources/bucket.ts";
+import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
+import { startS3, type TestS3 } from "../infra/s3.ts";
+import {
+  adminClient,
+  configMap,
+  FleetRepo,
+  getObject,
+  kustomization,
+  makeAgent,
+  namespace,
+} from "./helpers.ts";
+
+vi.setConfig({ testTimeout: 180_000 });
+
+let kube: KubeCluster;
+let client: KubeClient;
+let s3: TestS3;
+let proxy: CountingProxy;
+const repos: FleetRepo[] = [];
+const agents: Agent[] = [];
+const never = new AbortController().signal;
+
+beforeAll(async () => {
+  [kube, s3] = await Promise.all([startKube({ name: "bucket" }), startS3()]);
+  client = adminClient(kube);
+  proxy = await countingProxy(s3.endpoint);
+  const res = await client.raw({
+    method: "POST",
+    path: "/api/v1/namespaces/shipmate-system/secrets",
+    body: {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "s3-creds", namespace: "shipmate-system" },
+      stringData: { accesskey: s3.accessKey, secretkey: s3.secretKey },
+    },
+  });
+  // The namespace may not exist before the first agent sets itself up.
+  if (res.code === 404) {
+    await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("shipmate-system") });
+    await client.raw({
+      method: "POST",
+      path: "/api/v1/namespaces/shipmate-system/secrets",
+      body: {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "s3-creds", namespace: "shipmate-system" },
+        stringData: { accesskey: s3.accessKey, secretkey: s3.secretKey },
+      },
+    });
+  }
+});
+afterAll(async () => {
+  for (const a of agents) a.close();
+  client?.close();
+  for (const r of repos) r.remove();
+  await proxy?.close();
+  await Promise.all([kube?.stop(), s3?.stop()]);
+});
+
+const bucket = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "source.toolkit.fluxcd.io/v1",
+  kind: "Bucket",
+  metadata: { name, namespace: "shipmate-system" },
+  spec: {
+    interval: "10m",
+    provider: "generic",
+    endpoint: proxy.host,
+    insecure: true,
+    secretRef: { name: "s3-creds" },
+    ...spec,
+  },
+});
+
+async function bucketStatus(name: string) {
+  const obj = await getObject(
+    client,
+    `/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/buckets/${name}`,
+  );
+  const cond = (type: string) =>
+    (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
+  return { obj, artifact: obj?.status?.artifact, ready: cond("Ready"), stalled: cond("Stalled") };
+}
+
+function agentFor(name: string, files: Record<string, object[]>, opts: Parameters<typeof makeAgent>[2] = {}) {
+  const repo = FleetRepo.create();
+  repos.push(repo);
+  repo.commit(files);
+  const agent = makeAgent(kube, repo, { name, ...opts });
+  agents.push(agent);
+  return agent;
+}
+
+/** source-controller's formula, written out independently: sha256 over `<key> <etag>\n`, keys sorted. */
+async function fluxRevision(name: string, prefix: string): Promise<string> {
+  const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: name, Prefix: prefix }));
+  const lines = (listed.Contents ?? [])
+    .map((o) => `${o.Key} ${(o.ETag ?? "").replace(/"/g, "")}\n`)
+    .sort()
+    .join("");
+  return `sha256:${createHash("sha256").update(lines).digest("hex")}`;
+}
+
+const cm = (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`;
+
+describe("Bucket (generic, S3-compatible)", () => {
+  it("syncs a prefix; the revision is Flux's; a second pass is one listing and no write; a changed object is applied", async () => {
+    await s3.createBucket("fleet");
+    await s3.put(
+      "fleet",
+      "apps/app.yaml",
+      [namespace("t-bkt"), configMap("web", "t-bkt", { v: "1" })].map((d) => stringify(d)).join("---\n"),
+    );
+    await s3.put("fleet", "other/ignored.yaml", stringify(configMap("other", "t-bkt", { v: "x" })));
+    const agent = agentFor("t-bkt", {
+      "clusters/test/sources.yaml": [
+        bucket("t-bkt-src", { bucketName: "fleet", prefix: "apps/" }),
+        kustomization("t-bkt-apps", { path: "./apps", sourceRef: { kind: "Bucket", name: "t-bkt-src" } }),
+      ],
+    });
+    const first = await agent.once();
+    expect(first.reconciled.find((k) => k.name === "t-bkt-apps")?.ready).toBe(true);
+    expect((await getObject(client, cm("t-bkt", "web")))?.data).toEqual({ v: "1" });
+    expect(await getObject(client, cm("t-bkt", "other"))).toBeUndefined();
+    const s1 = await bucketStatus("t-bkt-src");
+    expect(s1.ready).toMatchObject({ status: "True", reason: "Succeeded" });
+    expect(s1.artifact.revision).toBe(await fluxRevision("fleet", "apps/"));
+
+    proxy.log.length = 0;
+    const steady = await agent.pass(never, true);
+    expect(steady.writes).toBe(0);
+    expect(proxy.log).toEqual(["GET /fleet/"]);
+
+    await s3.put(
+      "fleet",
+      "apps/app.yaml",
+      [namespace("t-bkt"), configMap("web", "t-bkt", { v: "2" })].map((d) => stringify(d)).join("---\n"),
+    );
+    await agent.pass(never, true);
+    expect((await getObject(client, cm("t-bkt", "web")))?.data).toEqual({ v: "2" });
+    expect((await bucketStatus("t-bkt-src")).artifact.revision).toBe(await fluxRevision("fleet", "apps/"));
+  });
+
+  it("a listing past the bound fails with one line; without credentials the store's refusal is one line; no secret is printed", async () => {
+    await s3.createBucket("many");
+    for (let i = 0; i < 25; i++) await s3.put("many", `o/${String(i).padStart(3, "0")}.yaml`, `a: ${i}\n`);
+    const agent = agentFor(
+      "t-bnd",
+      {
+        "clusters/test/sources.yaml": [
+          bucket("t-bnd-many", { bucketName: "many" }),
+          bucket("t-bnd-anon", { bucketName: "many", secretRef: undefined }),
+          bucket("t-bnd-sts", {
+            bucketName: "many",
+            sts: { provider: "ldap", endpoint: "https://sts.example" },
+          }),
+        ],
+      },
+      { bucketLimits: { objects: 20 } },
+    );
+    await agent.once();
+    const many = await bucketStatus("t-bnd-many");
+    expect(many.ready).toMatchObject({ status: "False", reason: "BucketOperationFailed" });
+    expect(many.ready.message).toMatch(
+      /bucket 'many' at 127\.0\.0\.1:\d+ lists more than 20 objects, the most the agent fetches/,
+    );
+    const anon = await bucketStatus("t-bnd-anon");
+    expect(anon.ready).toMatchObject({ status: "False", reason: "BucketOperationFailed" });
+    expect(anon.ready.message).toMatch(/listing objects from bucket 'many' .* failed: \w+ \(HTTP 403\)/);
+    const sts = await bucketStatus("t-bnd-sts");
+    expect(sts.stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });
+    expect(sts.ready.message).toContain(
+      "spec.sts (security token service authentication is not implemented)",
+    );
+    for (const s of [many, anon, sts]) expect(s.ready.message).not.toContain("\n");
+    expect(JSON.stringify([many, anon, sts])).not.toContain(s3.secretKey);
+  });
+
+  it("a bucket with a .sourceignore file is refused, not half-honoured", async () => {
+    await s3.createBucket("ign");
+    await s3.put("ign", ".sourceignore", "*.md\n");
+    await s3.put("ign", "a.yaml", stringify(configMap("ign", "default", { a: "1" })));
+    const agent = agentFor("t-ign", {
+      "clusters/test/sources.yaml": [bucket("t-ign-src", { bucketName: "ign" })],
+    });
+    await agent.once();
+    const s = await bucketStatus("t-ign-src");
+    expect(s.ready?.message).toMatch(/has a \.sourceignore file: its ignore rules are not applied/);
+    expect(s.stalled).toMatchObject({ status: "True" });
+  });
+});
+
+describe("Bucket rules", () => {
+  it.each([
+    ["a quoted ETag loses its quotes", '"abc"', "abc"],
+    ["a weak one too", 'W/"abc"', "abc"],
+    ["a bare one stays", "abc", "abc"],
+  ])("%s", (_rule, etag, bare) => {
+    expect(bareEtag(etag)).toBe(bare);
+  });
+  it("the revision is sha256 over '<key> <etag>\\n' in key order, whatever order the store listed", () => {
+    const a = bucketRevision(
+      new Map([
+        ["b.yaml", "2"],
+        ["a.yaml", "1"],
+      ]),
+    );
+    const b = bucketRevision(
+      new Map([
+        ["a.yaml", "1"],
+        ["b.yaml", "2"],
+      ]),
+    );
+    expect(a).toBe(b);
+    expect(a).toBe(`sha256:${createHash("sha256").update("a.yaml 1\nb.yaml 2\n").digest("hex")}`);
+    expect(
+      bucketRevision(
+        new Map([
+          ["a.yaml", "1"],
+          ["b.yaml", "3"],
+        ]),
+      ),
+    ).not.toBe(a);
+  });
+  it.each([
+    [
+      "the generic example passes",
+      { provider: "generic", region: "us-east-1", prefix: "p/", insecure: true },
+      [],
+    ],
+    ["a cloud provider is refused", { provider: "aws" }, ["spec.provider"]],
+    [
+      "STS, TLS, proxy, service account and ignore rules are refused",
+      {
+        sts: { provider: "ldap" },
+        certSecretRef: { name: "c" },
+        proxySecretRef: { name: "p" },
+        serviceAccountName: "s",
+        ignore: "x",
+      },
+      ["spec.sts", "spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName", "spec.ignore"],
+    ],
+  ])("fields: %s", (_rule, extra, expected) => {
+    expect(
+      refusedFields({ bucketName: "b", endpoint: "s3.example", interval: "5m", ...extra }, BUCKET_FIELDS),
+    ).toEqual(expected);
+  });
+  it("an endpoint with a scheme is refused with a hint", () => {
+    expect(
+      BucketSpec.safeParse({ bucketName: "b", endpoint: "https://s3.example", interval: "5m" }).error
+        ?.issues[0]?.message,
+    ).toBe("endpoint is host[:port], without a scheme (insecure: true for http)");
+  });
+  it("a Secret without accesskey/secretkey is refused, naming its keys", () => {
+    expect(() => bucketCredentials({ username: "eA==" }, "secret ns/s")).toThrow(
+      'secret ns/s has username; the shipmate agent reads "accesskey" and "secretkey"',
+    );
+  });
+});
