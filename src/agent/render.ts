@@ -12,8 +12,10 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, normalize, relative, sep } from "node:path";
-import { parseAllDocuments, stringify } from "yaml";
+import { stringify } from "yaml";
+import { documentValue, formatRefusal, parseDocumentsBounded } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
+import { kustomizeErrorLine } from "../validate/kustomize.ts";
 import { KubeObject, type KustomizationSpec } from "./schema.ts";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -120,15 +122,41 @@ export function overlayDocument(target: string, spec: OverlaySpec): Record<strin
   return doc;
 }
 
-function run(k: Kustomize, dir: string): Promise<string> {
+/** Longest BuildFailed message: a condition message is read in `kubectl get` columns and events. */
+const MAX_MESSAGE = 300;
+
+/**
+ * kustomize's failure as one line for a condition: kubectl's klog wrapping
+ * dropped, paths relative to the source root, the agent's own overlay
+ * folder named as such (the working directories are the agent's business,
+ * not the user's), and bounded in length.
+ */
+export function buildFailureMessage(stderr: string, root: string, scratch?: string): string {
+  // kubectl kustomize wraps the error in a klog line: `E1206 … run.go:72] "command failed" err="…"`.
+  const unwrapped = stderr
+    .split("\n")
+    .map((l) => {
+      const m = /^[EWIF]\d{4} [^\]]*\] "command failed" err="(.*)"\s*$/.exec(l.trim());
+      return m ? `error: ${m[1]}` : l;
+    })
+    .join("\n");
+  let line = kustomizeErrorLine(unwrapped, root).replace(/…$/, "");
+  if (scratch)
+    line = line.replace(new RegExp(`${escapeRegExp(scratch)}/overlay-[^/\\s']+`, "g"), "(generated overlay)");
+  for (const dir of [root, scratch]) if (dir) line = line.split(`${dir}/`).join("").split(dir).join(".");
+  line = line.replace(/\s+/g, " ").trim() || "kustomize failed";
+  const room = MAX_MESSAGE - "kustomize build failed: ".length - 1;
+  return `kustomize build failed: ${line.length > room ? `${line.slice(0, room)}…` : line}`;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function run(k: Kustomize, dir: string, where: { root: string; scratch: string }): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(k.command, [...k.args, dir], { maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err)
-        reject(
-          new ConfigError(
-            `kustomize build failed: ${(stderr || err.message).trim().split("\n").slice(-3).join(" ")}`,
-          ),
-        );
+      if (err) reject(new ConfigError(buildFailureMessage(stderr || err.message, where.root, where.scratch)));
       else resolve(stdout);
     });
   });
@@ -137,9 +165,13 @@ function run(k: Kustomize, dir: string): Promise<string> {
 /** Parses kustomize's output into objects; a document that is not an object fails the build. */
 export function parseManifests(text: string, where: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length) throw new ConfigError(`${where}: ${doc.errors[0]?.message}`);
-    const value: unknown = doc.toJS();
+  const { docs, counter, refusal } = parseDocumentsBounded(text, where);
+  if (refusal) throw new ConfigError(formatRefusal(refusal));
+  for (const doc of docs) {
+    if (doc.errors.length) throw new ConfigError(`${where}: ${doc.errors[0]?.message.split("\n")[0]}`);
+    const converted = documentValue(doc, { file: where, text, counter });
+    if (converted.refusal) throw new ConfigError(formatRefusal(converted.refusal));
+    const value = converted.value;
     if (value === null || value === undefined) continue;
     const parsed = KubeObject.safeParse(value);
     if (!parsed.success || !parsed.data.metadata.name) {
@@ -206,7 +238,7 @@ export class Renderer {
           stringify(overlayDocument(relative(buildDir, dir), spec)),
         );
       }
-      const text = await run(this.kustomize, buildDir);
+      const text = await run(this.kustomize, buildDir, { root: req.root, scratch: req.scratch });
       return parseManifests(text, `${req.namespace}/${req.name}`);
     });
     this.queue = next.catch(() => undefined);

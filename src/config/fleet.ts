@@ -12,6 +12,7 @@ import { join, relative, sep } from "node:path";
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
+import { documentValue } from "./limits.ts";
 
 export const FLEET_FILE = "shipmate.yaml";
 export const FLEET_API_VERSION = "shipmate.dev/v1alpha1";
@@ -161,7 +162,13 @@ export function parseFleet(text: string, file: string = FLEET_FILE): Fleet {
     const line = counter.linePos(yamlError.pos[0]).line;
     throw new ConfigError(`invalid YAML: ${yamlError.message.split("\n")[0]}`, { file, line });
   }
-  const parsed = fleetSchema.safeParse(doc.toJS());
+  const converted = documentValue(doc, { file, text, counter });
+  if (converted.refusal)
+    throw new ConfigError(converted.refusal.message, {
+      file,
+      ...(converted.refusal.line ? { line: converted.refusal.line } : {}),
+    });
+  const parsed = fleetSchema.safeParse(converted.value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const where = issue.path.length ? `${issue.path.join(".")}: ` : "";

@@ -6,10 +6,10 @@
  * documents (Deployments, Kustomizations, …) are ignored. Every problem is
  * collected with its file, document, field and line, and thrown together.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { type Document, LineCounter, parseAllDocuments } from "yaml";
+import type { Document, LineCounter } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import {
@@ -21,6 +21,7 @@ import {
 } from "../policy/index.ts";
 import { parseGoDuration } from "./duration.ts";
 import { type ConfigProblem, PolicyConfigError } from "./errors.ts";
+import { documentValue, type LimitRefusal, parseDocumentsBounded, sizeRefusal } from "./limits.ts";
 import { type FieldPath, formatPath, lineOf } from "./locate.ts";
 import { kustomizeNamespaces, policyNamespace } from "./namespace.ts";
 import {
@@ -360,11 +361,14 @@ export function parsePolicyConfig(files: readonly { path: string; text: string }
     return undefined;
   };
 
+  const skipped: LimitRefusal[] = [];
   for (const { path, text } of files) {
     if (!mayHoldPolicyDocument(text)) continue;
-    const counter = new LineCounter();
-    const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
-    if (!Array.isArray(docs)) continue;
+    const { docs, counter, refusal } = parseDocumentsBounded(text, path);
+    if (refusal) {
+      skipped.push(refusal);
+      continue;
+    }
     docs.forEach((doc, i) => {
       const where: Located = { file: path, index: i + 1, doc, counter };
       const yamlError = doc.errors[0];
@@ -378,7 +382,12 @@ export function parsePolicyConfig(files: readonly { path: string; text: string }
         });
         return;
       }
-      const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+      const converted = documentValue(doc, { file: path, text, counter });
+      if (converted.refusal) {
+        skipped.push(converted.refusal);
+        return;
+      }
+      const value = converted.value;
       if (typeof value !== "object" || value === null || Array.isArray(value)) return;
       const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
       if (typeof apiVersion !== "string" || typeof kind !== "string") return;
@@ -475,7 +484,12 @@ export function parsePolicyConfig(files: readonly { path: string; text: string }
   );
 
   if (problems.list.length) throw new PolicyConfigError(problems.list);
-  return { policies, automations: builtAutomations, files: files.map((f) => f.path) };
+  return {
+    policies,
+    automations: builtAutomations,
+    files: files.map((f) => f.path),
+    ...(skipped.length ? { skipped } : {}),
+  };
 }
 
 function locationOf(where: Located): string {
@@ -541,8 +555,17 @@ export async function loadPolicyConfig(dir: string): Promise<PolicyConfig> {
   const paths = await findPolicyFiles(dir);
   // Read one after another: with the policies directory being a whole fleet repository, that is thousands
   // of small files, which synchronous reads take in a tenth of the time of as many concurrent promises.
-  const files = paths.map((path) => ({ path, text: readFileSync(path, "utf8") }));
-  return parsePolicyConfig(files);
+  const tooBig: LimitRefusal[] = [];
+  const files: { path: string; text: string }[] = [];
+  for (const path of paths) {
+    // Over the size bound a file is refused unread.
+    const refusal = sizeRefusal(path, statSync(path).size);
+    if (refusal) tooBig.push(refusal);
+    else files.push({ path, text: readFileSync(path, "utf8") });
+  }
+  const config = parsePolicyConfig(files);
+  const skipped = [...tooBig, ...(config.skipped ?? [])];
+  return skipped.length ? { ...config, skipped } : config;
 }
 
 /** The policies under `dir`; see loadPolicyConfig for automations too. */

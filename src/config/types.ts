@@ -1,4 +1,5 @@
 import type { SelectionPolicy } from "../policy/types.ts";
+import type { LimitRefusal } from "./limits.ts";
 
 /** Where a document came from, for errors that name the file, document and line. */
 export interface SourceLocation {
@@ -90,4 +91,6 @@ export interface PolicyConfig {
   automations: UpdateAutomation[];
   /** The YAML files read, in the order they were read. */
   files: string[];
+  /** Files and documents refused by a bound of src/config/limits.ts (the others were read). */
+  skipped?: LimitRefusal[];
 }

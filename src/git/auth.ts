@@ -6,10 +6,10 @@
  * remote URL or `.git/config`. Without a token, git's own credential helpers
  * and SSH configuration apply unchanged.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { registerSecret } from "../errors.ts";
+import { releaseScratch, scratchDir } from "./scratch.ts";
 
 export interface GitCredentials {
   username: string;
@@ -72,7 +72,7 @@ export interface AskPass {
 
 /** Installs the askpass script in a private temporary directory. */
 export function askPass(credentials: GitCredentials): AskPass {
-  const dir = mkdtempSync(join(tmpdir(), "shipmate-askpass-"));
+  const dir = scratchDir("askpass");
   const script = join(dir, "askpass.sh");
   writeFileSync(script, ASKPASS, { mode: 0o700 });
   chmodSync(script, 0o700);
@@ -83,6 +83,6 @@ export function askPass(credentials: GitCredentials): AskPass {
       SHIPMATE_ASKPASS_PASSWORD: credentials.password,
     },
     config: ["credential.helper="],
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+    dispose: () => releaseScratch(dir),
   };
 }

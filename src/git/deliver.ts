@@ -20,8 +20,13 @@ export type DeliveryMode =
 
 export interface DeliverOptions {
   mode: DeliveryMode;
-  /** Runs the update against the work tree as it is now and writes the files; returns what changed. */
-  apply: () => Promise<FileUpdate[]>;
+  /**
+   * Runs the update against the tree in `dir` as it is now. With `write` it
+   * writes the files and returns what changed; without, it writes nothing and
+   * returns each changed file with its new `content` (commits are made from
+   * those with plumbing, never through the user's working files).
+   */
+  apply: (how: { dir: string; write: boolean }) => Promise<FileUpdate[]>;
   message: (files: readonly FileUpdate[]) => string;
   author: Identity;
   committer: Identity;
@@ -54,32 +59,51 @@ function backoff(attempt: number, base: number): number {
   return cap / 2 + Math.random() * (cap / 2);
 }
 
+type Who = { author: Identity; committer: Identity; sign: boolean };
+
+/** The files of an update without their content (what a delivery reports). */
+function reported(files: readonly FileUpdate[]): FileUpdate[] {
+  return files.map((f) => ({ path: f.path, changes: f.changes }));
+}
+
+function withContent(files: readonly FileUpdate[]): { path: string; content: string }[] {
+  return files.map((f) => {
+    if (f.content === undefined) throw new Error(`internal: no content for ${f.path}`);
+    return { path: f.path, content: f.content };
+  });
+}
+
+/**
+ * Every mode but `files` prepares its commit with plumbing (a private
+ * index, blobs, commit-tree) and then moves one ref; the user's working
+ * files change only after the commit exists, through Workspace.advance, which
+ * a later run finishes if this one is killed. So a kill at any instant leaves
+ * the checkout as it was or the update committed, and the next run goes on.
+ */
 export async function deliver(ws: Workspace, opts: DeliverOptions): Promise<Delivery> {
   const { mode } = opts;
-  const who = { author: opts.author, committer: opts.committer, sign: opts.sign };
-  if (mode.kind === "files") return { files: await opts.apply(), commit: null, pushed: false, attempts: 1 };
-  if (mode.kind === "commit") {
-    const files = await opts.apply();
-    if (files.length === 0) return { files, commit: null, pushed: false, attempts: 1 };
-    const sha = await ws.commit(
-      opts.message(files),
-      files.map((f) => f.path),
-      who,
-    );
-    return { files, commit: sha, pushed: false, attempts: 1 };
-  }
-
-  if (!ws.temporary) {
-    const dirty = await ws.dirty();
-    if (dirty.length > 0)
-      throw new UsageError(
-        `the checkout has uncommitted changes (${dirty.length} files); commit or stash them before --push`,
-      );
-  }
-  const max = opts.maxAttempts ?? 10;
-  const base = opts.backoffMs ?? 150;
-  const original = ws.temporary ? undefined : await ws.currentBranch();
+  const who: Who = { author: opts.author, committer: opts.committer, sign: opts.sign };
+  if (mode.kind === "files")
+    return {
+      files: await opts.apply({ dir: ws.dir, write: true }),
+      commit: null,
+      pushed: false,
+      attempts: 1,
+    };
+  // A clone of shipmate's own dies with its run: only a user's checkout needs the run marker.
+  if (!ws.temporary)
+    await ws.beginRun(mode.kind === "commit" ? undefined : mode.kind === "push" ? mode.branch : mode.base);
   try {
+    if (mode.kind === "commit") return await commitHere(ws, opts, who);
+    if (!ws.temporary) {
+      const dirty = await ws.dirty();
+      if (dirty.length > 0 && mode.kind === "push")
+        throw new UsageError(
+          `the checkout has uncommitted changes (${dirty.length} files); commit or stash them before --push`,
+        );
+    }
+    const max = opts.maxAttempts ?? 10;
+    const base = opts.backoffMs ?? 150;
     for (let attempt = 1; ; attempt++) {
       const outcome =
         mode.kind === "push"
@@ -94,20 +118,34 @@ export async function deliver(ws: Workspace, opts: DeliverOptions): Promise<Deli
       await sleep(backoff(attempt, base));
     }
   } finally {
-    // A local checkout goes back to the branch it was on (push-branch checks out its own branch).
-    if (original && mode.kind === "push-branch" && (await ws.currentBranch()) !== original)
-      await ws.resetTo(original, original).catch(() => undefined);
+    ws.endRun();
   }
 }
 
 type Once = { done: true; delivery: Omit<Delivery, "attempts"> } | { done: false; reason: string };
+
+/** `--commit`: only shipmate's own edits are committed; a file it changes that holds someone else's edits is refused. */
+async function commitHere(ws: Workspace, opts: DeliverOptions, who: Who): Promise<Delivery> {
+  const files = await opts.apply({ dir: ws.dir, write: false });
+  if (files.length === 0) return { files, commit: null, pushed: false, attempts: 1 };
+  const dirty = new Set(await ws.dirtyPaths());
+  const theirs = files.find((f) => dirty.has(f.path));
+  if (theirs)
+    throw new UsageError(
+      `${theirs.path} has uncommitted changes that are not shipmate's; commit or stash them before --commit`,
+    );
+  const head = await ws.head();
+  const sha = await ws.commitFiles(head, withContent(files), opts.message(files), who);
+  await ws.advance(await ws.headRef(), head, sha);
+  return { files: reported(files), commit: sha, pushed: false, attempts: 1 };
+}
 
 async function pushOnce(
   ws: Workspace,
   opts: DeliverOptions,
   branch: string,
   attempt: number,
-  who: { author: Identity; committer: Identity; sign: boolean },
+  who: Who,
 ): Promise<Once> {
   const tip = await ws.fetch(branch);
   if (!ws.temporary && attempt === 1) {
@@ -123,25 +161,29 @@ async function pushOnce(
       );
   }
   // Start from the remote's head every time: the update is recomputed on it, never replayed.
-  if (tip) await ws.resetTo(tip);
-  const files = await opts.apply();
+  const ref = await ws.headRef();
+  let head = await ws.head();
+  if (tip && head !== tip) {
+    await ws.advance(ref, head, tip);
+    head = tip;
+  }
+  const files = await opts.apply({ dir: ws.dir, write: false });
   if (files.length === 0) return { done: true, delivery: { files, commit: null, pushed: false } };
-  const sha = await ws.commit(
-    opts.message(files),
-    files.map((f) => f.path),
-    who,
-  );
+  const sha = await ws.commitFiles(head, withContent(files), opts.message(files), who);
   // Creating the branch uses an empty lease so a concurrent creator is detected, not overwritten.
   const pushed = await ws.push(sha, branch, tip === undefined ? null : undefined);
-  if (pushed.ok) return { done: true, delivery: { files, commit: sha, pushed: true } };
-  return { done: false, reason: pushed.message };
+  if (!pushed.ok) return { done: false, reason: pushed.message };
+  // The checkout follows only once the remote has the commit: it never holds one the remote refused.
+  // (A clone of shipmate's own is removed next; nobody reads its files again.)
+  if (!ws.temporary) await ws.advance(ref, head, sha);
+  return { done: true, delivery: { files: reported(files), commit: sha, pushed: true } };
 }
 
 async function pushBranchOnce(
   ws: Workspace,
   opts: DeliverOptions,
   mode: { branch: string; base: string },
-  who: { author: Identity; committer: Identity; sign: boolean },
+  who: Who,
 ): Promise<Once> {
   const baseTip = await ws.fetch(mode.base);
   if (!baseTip) throw new GitError(`base branch ${mode.base} does not exist on the remote`);
@@ -152,19 +194,26 @@ async function pushBranchOnce(
     throw new GitError(
       `branch ${mode.branch} exists and its tip was not made by shipmate (no "${OWNER_TRAILER}: ${mode.branch}" trailer); refusing to force-push it`,
     );
-  await ws.resetTo(baseTip, mode.branch);
-  const files = await opts.apply();
-  if (files.length === 0) return { done: true, delivery: { files, commit: null, pushed: false } };
-  const message = `${opts.message(files).trimEnd()}\n\n${OWNER_TRAILER}: ${mode.branch}\n`;
-  const sha = await ws.commit(
-    message,
-    files.map((f) => f.path),
-    who,
-  );
-  // Same content on the same base: the branch is already right, and pushing again would only flap.
-  if (remote && (await ws.tree(remote)) === (await ws.tree(sha)) && (await ws.parent(remote)) === baseTip)
-    return { done: true, delivery: { files, commit: remote, pushed: false } };
-  const pushed = await ws.push(sha, mode.branch, remote ?? null);
-  if (pushed.ok) return { done: true, delivery: { files, commit: sha, pushed: true } };
-  return { done: false, reason: pushed.message };
+  // The update is computed on the base's tip: in place when the working files are exactly that
+  // (a clone of shipmate's own, or a clean checkout there), else in a worktree of its own beside them.
+  const head = await ws.head();
+  let dir = ws.dir;
+  let worktree: string | undefined;
+  if (ws.temporary) await ws.advance(await ws.headRef(), head, baseTip);
+  else if (head !== baseTip || (await ws.dirtyPaths()).length > 0)
+    dir = worktree = await ws.addWorktree(baseTip);
+  try {
+    const files = await opts.apply({ dir, write: false });
+    if (files.length === 0) return { done: true, delivery: { files, commit: null, pushed: false } };
+    const message = `${opts.message(files).trimEnd()}\n\n${OWNER_TRAILER}: ${mode.branch}\n`;
+    const sha = await ws.commitFiles(baseTip, withContent(files), message, who);
+    // Same content on the same base: the branch is already right, and pushing again would only flap.
+    if (remote && (await ws.tree(remote)) === (await ws.tree(sha)) && (await ws.parent(remote)) === baseTip)
+      return { done: true, delivery: { files: reported(files), commit: remote, pushed: false } };
+    const pushed = await ws.push(sha, mode.branch, remote ?? null);
+    if (pushed.ok) return { done: true, delivery: { files: reported(files), commit: sha, pushed: true } };
+    return { done: false, reason: pushed.message };
+  } finally {
+    if (worktree) await ws.removeWorktree(worktree);
+  }
 }

@@ -3,12 +3,22 @@
  * a URL in a temporary directory. Thin, typed wrappers over simple-git; every
  * failure becomes a one-line GitError with credentials redacted.
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { execFile } from "node:child_process";
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { join, resolve } from "node:path";
 import { type SimpleGit, simpleGit } from "simple-git";
 import { GitError, redact, UsageError } from "../errors.ts";
 import { type AskPass, askPass, type GitCredentials, stripUserinfo } from "./auth.ts";
+import { processAlive, releaseScratch, scratchDir, sweepScratch } from "./scratch.ts";
 
 export interface Identity {
   name: string;
@@ -19,6 +29,18 @@ export interface WorkspaceOptions {
   /** Environment the git processes inherit (the CLI's, normally). */
   env?: NodeJS.ProcessEnv;
   credentials?: GitCredentials;
+}
+
+/** What `.git/shipmate-run.json` holds while a run uses the checkout. */
+interface RunRecord {
+  pid?: number;
+  started?: number;
+  /** The branch the run fetches and pushes. */
+  branch?: string;
+  /** Set while `ref` is being moved from `from` to `to` (see Workspace.advance). */
+  ref?: string;
+  from?: string;
+  to?: string;
 }
 
 export type PushOutcome =
@@ -62,6 +84,10 @@ export class Workspace {
   readonly temporary: boolean;
   private readonly git: SimpleGit;
   private readonly askpass: AskPass | undefined;
+  /** The environment every git process of this workspace gets (plumbing runs without simple-git). */
+  private readonly env: Record<string, string>;
+  /** This process's run marker, while it holds one (see beginRun). */
+  private runFile: string | undefined;
 
   private constructor(dir: string, temporary: boolean, opts: WorkspaceOptions) {
     this.dir = dir;
@@ -72,6 +98,7 @@ export class Workspace {
       if (v !== undefined && !DROPPED_ENV.has(k)) env[k] = v;
     env.GIT_TERMINAL_PROMPT = "0";
     Object.assign(env, this.askpass?.env);
+    this.env = env;
     this.git = simpleGit({
       baseDir: dir,
       config: this.askpass?.config ?? [],
@@ -90,6 +117,7 @@ export class Workspace {
 
   /** Opens the checkout that contains `dir`. */
   static async open(dir: string, opts: WorkspaceOptions = {}): Promise<Workspace> {
+    sweepScratch();
     let isDir = false;
     try {
       isDir = statSync(dir).isDirectory();
@@ -119,7 +147,8 @@ export class Workspace {
     opts: WorkspaceOptions = {},
   ): Promise<Workspace> {
     const { url: clean, credentials } = stripUserinfo(url);
-    const dir = mkdtempSync(join(tmpdir(), "shipmate-clone-"));
+    sweepScratch();
+    const dir = scratchDir("clone");
     const ws = new Workspace(dir, true, { ...opts, credentials: opts.credentials ?? credentials });
     const args = ["clone", "--quiet", "--depth=1", "--no-tags", "--single-branch"];
     if (branch) args.push("--branch", checkBranchName(branch));
@@ -135,7 +164,9 @@ export class Workspace {
 
   dispose(): void {
     this.askpass?.dispose();
-    if (this.temporary) rmSync(this.dir, { recursive: true, force: true });
+    if (this.runFile) rmSync(this.runFile, { force: true });
+    this.runFile = undefined;
+    if (this.temporary) releaseScratch(this.dir);
   }
 
   private async run(args: string[], what: string): Promise<string> {
@@ -163,6 +194,280 @@ export class Workspace {
   async dirty(): Promise<string[]> {
     const out = await this.run(["status", "--porcelain", "--untracked-files=no"], "git status");
     return out.split("\n").filter((l) => l.trim() !== "");
+  }
+
+  /** Tracked paths whose index or working-tree content differs from HEAD (both sides of a rename). */
+  async dirtyPaths(): Promise<string[]> {
+    const out = await this.plumb(["status", "--porcelain", "-z", "--untracked-files=no"], "git status");
+    const parts = out.split("\0");
+    const paths: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const entry = parts[i] as string;
+      if (entry.length < 4) continue;
+      paths.push(entry.slice(3));
+      // A rename or copy names its source in the next field.
+      if (entry[0] === "R" || entry[0] === "C") paths.push(parts[++i] ?? "");
+    }
+    return paths;
+  }
+
+  /** The ref HEAD points at (`refs/heads/…`), or HEAD itself when detached. */
+  async headRef(): Promise<string> {
+    try {
+      return (await this.plumb(["symbolic-ref", "-q", "HEAD"], "symbolic-ref")).trim() || "HEAD";
+    } catch {
+      return "HEAD";
+    }
+  }
+
+  /** Runs git without simple-git: plumbing that reads stdin or needs its own environment. */
+  private plumb(
+    args: string[],
+    what: string,
+    opts: { input?: string | Buffer; env?: Record<string, string>; cwd?: string } = {},
+  ): Promise<string> {
+    return new Promise((resolveOut, reject) => {
+      const child = execFile(
+        "git",
+        args,
+        {
+          cwd: opts.cwd ?? this.dir,
+          env: { ...this.env, ...opts.env },
+          encoding: "utf8",
+          maxBuffer: 1 << 30,
+        },
+        (err, stdout, stderr) =>
+          err ? reject(new GitError(`${what}: ${firstLine(stderr || err)}`)) : resolveOut(stdout),
+      );
+      // git may exit before reading all of stdin (it failed); its error is the one to report.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(opts.input ?? "");
+    });
+  }
+
+  /** An absolute path inside this worktree's git directory. */
+  async gitPath(name: string): Promise<string> {
+    return resolve(this.dir, (await this.plumb(["rev-parse", "--git-path", name], "rev-parse")).trim());
+  }
+
+  /** Writes `contents` as blobs in one fast-import (small sets stay loose objects); their ids in order. */
+  private async writeBlobs(contents: readonly string[], scratch: string): Promise<string[]> {
+    if (contents.length === 0) return [];
+    const marks = join(scratch, "marks");
+    const chunks: Buffer[] = [];
+    contents.forEach((text, i) => {
+      const data = Buffer.from(text, "utf8");
+      chunks.push(Buffer.from(`blob\nmark :${i + 1}\ndata ${data.length}\n`), data, Buffer.from("\n"));
+    });
+    chunks.push(Buffer.from("done\n"));
+    await this.plumb(["fast-import", "--quiet", "--done", `--export-marks=${marks}`], "write blobs", {
+      input: Buffer.concat(chunks),
+    });
+    const ids = new Map<number, string>();
+    for (const line of readFileSync(marks, "utf8").split("\n")) {
+      const m = /^:(\d+) ([0-9a-f]+)$/.exec(line);
+      if (m) ids.set(Number(m[1]), m[2] as string);
+    }
+    return contents.map((_, i) => {
+      const id = ids.get(i + 1);
+      if (!id) throw new GitError("write blobs: fast-import did not report every blob");
+      return id;
+    });
+  }
+
+  /**
+   * Makes a commit of `base`'s tree with `files` replaced, using plumbing on
+   * a private index: the user's index and working files are not read or
+   * touched, and only the changed files are hashed.
+   */
+  async commitFiles(
+    base: string | undefined,
+    files: readonly { path: string; content: string }[],
+    message: string,
+    who: { author: Identity; committer: Identity; sign: boolean },
+  ): Promise<string> {
+    const scratch = scratchDir("msg");
+    try {
+      const env = { GIT_INDEX_FILE: join(scratch, "index") };
+      if (base) await this.plumb(["read-tree", base], "read-tree", { env });
+      const wanted = new Set(files.map((f) => f.path));
+      const modes = new Map<string, string>();
+      if (base)
+        for (const entry of (await this.plumb(["ls-files", "-s", "-z"], "ls-files", { env })).split("\0")) {
+          const tab = entry.indexOf("\t");
+          const path = entry.slice(tab + 1);
+          if (tab > 0 && wanted.has(path)) modes.set(path, entry.slice(0, entry.indexOf(" ")));
+        }
+      // A file git does not track is someone's uncommitted work (or ignored on purpose): not shipmate's to commit.
+      const untracked = files.find((f) => !modes.has(f.path));
+      if (untracked)
+        throw new UsageError(
+          `${untracked.path} is not tracked by git; shipmate commits its edits of tracked files only (add and commit the file first)`,
+        );
+      const ids = await this.writeBlobs(
+        files.map((f) => f.content),
+        scratch,
+      );
+      const info = files.map((f, i) => `${modes.get(f.path)} ${ids[i]}\t${f.path}\0`).join("");
+      await this.plumb(["update-index", "-z", "--index-info"], "update-index", { env, input: info });
+      const tree = (await this.plumb(["write-tree"], "write-tree", { env })).trim();
+      const args = ["commit-tree", tree];
+      if (base) args.push("-p", base);
+      // commit-tree does not read commit.gpgSign as `git commit` does; a repository that asks for it is signed.
+      const asked = await this.plumb(["config", "--bool", "--get", "commit.gpgSign"], "config").catch(
+        () => "",
+      );
+      if (who.sign || asked.trim() === "true") args.push("-S");
+      const ids2 = {
+        GIT_AUTHOR_NAME: who.author.name,
+        GIT_AUTHOR_EMAIL: who.author.email,
+        GIT_COMMITTER_NAME: who.committer.name,
+        GIT_COMMITTER_EMAIL: who.committer.email,
+      };
+      return (await this.plumb(args, "commit", { env: ids2, input: message })).trim();
+    } finally {
+      releaseScratch(scratch);
+    }
+  }
+
+  /**
+   * Moves `ref` from `from` to `to` and brings the index and working files
+   * of the paths that differ in line, recorded in the run marker first so
+   * that a run killed half way is finished by the next (see beginRun).
+   * The caller has made sure those paths hold no one else's changes.
+   */
+  async advance(ref: string, from: string | undefined, to: string): Promise<void> {
+    if (from === to) return;
+    this.mark({ ref, ...(from ? { from } : {}), to });
+    await this.plumb(["update-ref", "-m", "shipmate: update", ref, to, from ?? ""], `update ${ref}`);
+    await this.syncPaths(from, to);
+    this.mark({});
+  }
+
+  /** Makes index and working files match `to` wherever `from` and `to` differ. */
+  private async syncPaths(from: string | undefined, to: string): Promise<void> {
+    const listed = from
+      ? await this.plumb(["diff-tree", "-r", "-z", "--name-only", "--no-renames", from, to], "diff-tree")
+      : await this.plumb(["ls-tree", "-r", "-z", "--name-only", "--full-tree", to], "ls-tree");
+    const paths = listed.split("\0").filter(Boolean);
+    if (paths.length === 0) return;
+    await this.plumb(
+      [
+        "--literal-pathspecs",
+        "restore",
+        `--source=${to}`,
+        "--staged",
+        "--worktree",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+      ],
+      "update the working files",
+      { input: `${paths.join("\0")}\0` },
+    );
+  }
+
+  /**
+   * Claims the checkout for this run. A marker left by a shipmate run that
+   * died (kill -9, power loss) is finished or discarded first: the locks
+   * git held when it died with it are removed, and an update whose ref had
+   * moved gets its files written; a live run's marker is refused.
+   */
+  async beginRun(branch?: string): Promise<void> {
+    const file = await this.gitPath("shipmate-run.json");
+    const record = JSON.stringify({ pid: process.pid, started: Date.now(), ...(branch ? { branch } : {}) });
+    for (;;) {
+      try {
+        const fd = openSync(file, "wx", 0o600);
+        try {
+          writeSync(fd, record);
+        } finally {
+          closeSync(fd);
+        }
+        this.runFile = file;
+        this.runRecord = JSON.parse(record) as RunRecord;
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST")
+          throw new GitError(`${file}: ${(err as Error).message}`);
+      }
+      let prior: RunRecord = {};
+      let since = 0;
+      try {
+        since = statSync(file).mtimeMs;
+        prior = JSON.parse(readFileSync(file, "utf8")) as RunRecord;
+      } catch {
+        // Half written: its writer died writing it, before doing anything else.
+      }
+      if (prior.pid && prior.pid !== process.pid && processAlive(prior.pid))
+        throw new UsageError(
+          `another shipmate run (pid ${prior.pid}) is updating ${this.dir}; wait for it to finish`,
+        );
+      await this.recover(prior, Math.min(since, prior.started ?? since));
+      rmSync(file, { force: true });
+    }
+    // Worktrees shipmate added for a run that died are gone from disk by now (swept); forget them.
+    await this.plumb(["worktree", "prune"], "worktree prune").catch(() => undefined);
+  }
+
+  endRun(): void {
+    if (this.runFile) rmSync(this.runFile, { force: true });
+    this.runFile = undefined;
+  }
+
+  private runRecord: RunRecord = {};
+
+  /** Rewrites the run marker atomically with `state` (what a successor must finish). */
+  private mark(state: Pick<RunRecord, "ref" | "from" | "to">): void {
+    if (!this.runFile) return;
+    const next = {
+      pid: this.runRecord.pid,
+      started: this.runRecord.started,
+      branch: this.runRecord.branch,
+      ...state,
+    };
+    const tmp = `${this.runFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(next), { mode: 0o600 });
+    renameSync(tmp, this.runFile);
+  }
+
+  private async recover(prior: RunRecord, since: number): Promise<void> {
+    // A lock made while the dead run ran was its own (git removes its locks on every exit but SIGKILL).
+    const locks = ["index.lock", "HEAD.lock", "packed-refs.lock", "shallow.lock", "shipmate-run.json.tmp"];
+    if (prior.ref) locks.push(`${prior.ref}.lock`);
+    if (prior.branch)
+      locks.push(`refs/heads/${prior.branch}.lock`, `refs/remotes/origin/${prior.branch}.lock`);
+    for (const name of locks) {
+      const path = await this.gitPath(name);
+      try {
+        if (statSync(path).mtimeMs >= since - 1000) rmSync(path, { force: true });
+      } catch {
+        // Not there.
+      }
+    }
+    if (!prior.ref || !prior.to) return;
+    const now = (
+      await this.plumb(["rev-parse", "--verify", "-q", prior.ref], "rev-parse").catch(() => "")
+    ).trim();
+    // The ref moved before the run died: write the files it did not get to. Otherwise nothing was written.
+    if (now === prior.to) await this.syncPaths(prior.from, prior.to);
+  }
+
+  /** A detached worktree at `commit` in a temporary folder, for preparing a change beside the user's files. */
+  async addWorktree(commit: string): Promise<string> {
+    const dir = scratchDir("wt");
+    try {
+      await this.plumb(["worktree", "add", "--quiet", "--detach", dir, commit], "worktree add");
+    } catch (err) {
+      releaseScratch(dir);
+      throw err;
+    }
+    return dir;
+  }
+
+  async removeWorktree(dir: string): Promise<void> {
+    await this.plumb(["worktree", "remove", "--force", dir], "worktree remove").catch(() => undefined);
+    releaseScratch(dir);
+    await this.plumb(["worktree", "prune"], "worktree prune").catch(() => undefined);
   }
 
   /** Fetches `branch` from origin (shallow on a shallow clone); the remote tip, or undefined if it does not exist. */
@@ -215,7 +520,7 @@ export class Workspace {
   ): Promise<string> {
     // Message and paths go through private files: argv is visible to other users and bounded in size
     // (a fleet-wide update touches thousands of files), and simple-git has no stdin.
-    const tmp = mkdtempSync(join(tmpdir(), "shipmate-msg-"));
+    const tmp = scratchDir("msg");
     const file = join(tmp, "message");
     const list = join(tmp, "paths");
     writeFileSync(file, message, { mode: 0o600 });
@@ -236,7 +541,7 @@ export class Workspace {
       await this.run(["--literal-pathspecs", "add", ...pathspec], "git add");
       await this.run([...args, ...pathspec], "commit");
     } finally {
-      rmSync(tmp, { recursive: true, force: true });
+      releaseScratch(tmp);
     }
     return (await this.run(["rev-parse", "HEAD"], "rev-parse")).trim();
   }

@@ -23,7 +23,8 @@ export type GateState = "passed" | "waiting" | "failed";
 
 export interface GateVerdict {
   gate: GateName;
-  state: GateState;
+  /** `not-evaluated`: a dry run that could not ask (no forge token, no cluster); it never blocks. */
+  state: GateState | "not-evaluated";
   /** One line for a person. */
   message: string;
 }

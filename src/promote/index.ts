@@ -184,6 +184,52 @@ async function healthEvidence(job: PromoteJob, revision: string): Promise<Health
   }
 }
 
+/**
+ * The gates as a dry run sees them: what needs only the checkout (soak) and
+ * the forge when one is at hand (checks) is evaluated; what would need a
+ * token it does not have, or a cluster (health), is marked `not-evaluated`.
+ */
+async function dryRunGates(
+  config: GateConfig,
+  ctx: {
+    from: string;
+    revision: string;
+    checksForge: Forge | undefined;
+    noForge?: string;
+    changedAt: () => Promise<Date | undefined>;
+    now: Date;
+  },
+): Promise<GateVerdict[]> {
+  const out: GateVerdict[] = [];
+  for (const gate of ["checks", "health", "soak"] as const) {
+    if (!config[gate]) continue;
+    if (gate === "health") {
+      out.push({ gate, state: "not-evaluated", message: "dry run: the cluster is not asked" });
+      continue;
+    }
+    if (gate === "checks" && !ctx.checksForge) {
+      const why = ctx.noForge
+        ? ctx.noForge.replace(/^no (\S+) token: /, "no forge token ($1): ")
+        : "no forge";
+      out.push({ gate, state: "not-evaluated", message: `dry run: ${why}` });
+      continue;
+    }
+    const one: GateConfig = { [gate]: config[gate] };
+    out.push(
+      ...evaluateGates(one, {
+        from: ctx.from,
+        revision: ctx.revision,
+        ...(gate === "checks" && ctx.checksForge
+          ? { checks: await ctx.checksForge.commitChecks(ctx.revision) }
+          : {}),
+        ...(gate === "soak" ? { changedAt: await ctx.changedAt() } : {}),
+        now: ctx.now,
+      }),
+    );
+  }
+  return out;
+}
+
 export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
   const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
   const wsOpts = { env: job.env, ...(credentials ? { credentials } : {}) };
@@ -234,9 +280,20 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     let forge: Forge | undefined = job.forgeClient;
     const needForge =
       mode === "pull-request" || (!job.skipGates && (job.gates?.checks ?? toEnv.gates?.checks));
+    // A dry run plans without a forge when it cannot have one (no token): the gates needing it are marked.
+    let noForge: string | undefined;
+    const forgeFor = (options: Parameters<typeof forgeOptions>[0]): Forge | undefined => {
+      try {
+        return createForge(forgeOptions(options, job.env));
+      } catch (err) {
+        if (!job.dryRun || !(err instanceof UsageError)) throw err;
+        noForge = err.message;
+        return undefined;
+      }
+    };
     if (!forge && needForge) {
       const remote = toEnv.repository?.url ?? fleet.spec.repository?.url ?? (await originOf(toWs.dir));
-      forge = createForge(forgeOptions({ ...job.forge, ...(remote ? { remote } : {}) }, job.env));
+      forge = forgeFor({ ...job.forge, ...(remote ? { remote } : {}) });
     }
     // Repository per environment: the source commit's checks live in the source's repository.
     let checksForge = forge;
@@ -247,7 +304,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       !job.forgeClient
     ) {
       const { forgeRepo: _target, ...rest } = job.forge ?? {};
-      checksForge = createForge(forgeOptions({ ...rest, remote: fromEnv.repository.url }, job.env));
+      checksForge = forgeFor({ ...rest, remote: fromEnv.repository.url });
     }
     const countFrom =
       (forge?.requestCount ?? 0) + (checksForge !== forge ? (checksForge?.requestCount ?? 0) : 0);
@@ -259,6 +316,18 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
 
     if (job.dryRun) {
       result.status = plan.changes.length ? "dry-run" : "nothing-to-promote";
+      if (plan.changes.length && !job.skipGates)
+        result.gates = await dryRunGates(
+          { ...toEnv.gates, ...job.gates },
+          {
+            from: fromEnv.name,
+            revision,
+            checksForge,
+            ...(noForge ? { noForge } : {}),
+            changedAt: () => lastChange(fromWs.dir, fromEnv.path),
+            now: job.now ?? new Date(),
+          },
+        );
       return finish();
     }
 
@@ -296,12 +365,13 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       toEnv.repository?.branch ?? job.branch ?? fleet.spec.repository?.branch ?? (await toWs.currentBranch());
     if (!base) throw new UsageError("cannot tell the target branch (detached HEAD): pass --branch");
     // The edit is recomputed on the target branch's current head on every attempt (never a stale patch).
-    const applyFor = (only?: string) => async () => {
-      const target = readEnv(toWs.dir, toEnv);
+    const applyFor = (only?: string) => async (how: { dir: string; write: boolean }) => {
+      const target = readEnv(how.dir, toEnv);
       const again = planPromotion(fromTree, target, only ? { apps: [only] } : apps);
       const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
+      if (!how.write) return updates;
       // The stamps taken at read time make the write refuse a file that changed underneath.
-      const written = await writeUpdates(toWs.dir, updates, target.stamps);
+      const written = await writeUpdates(how.dir, updates, target.stamps);
       if (written.problems.length)
         throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
       return updates.filter((u) => written.written.includes(u.path));

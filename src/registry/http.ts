@@ -104,6 +104,8 @@ export class IdleTimeout {
   resume(): void {
     this.pause();
     this.timer = setTimeout(() => this.controller.abort(new IdleTimeoutError(this.ms)), this.ms);
+    // A deadline for I/O that keeps the process alive by itself: the clock alone never should.
+    this.timer.unref();
   }
   clear(): void {
     this.pause();
@@ -117,10 +119,28 @@ class IdleTimeoutError extends Error {
   }
 }
 
-/** Network-level failures worth another attempt (as opposed to an answer we did not like). */
+/** Network-level failures at all (as opposed to an answer we did not like). */
 function isTransient(err: unknown): boolean {
   if (!(err instanceof Error) || err instanceof RegistryError) return false;
   return err.name === "TypeError" || err.name === "TimeoutError" || err.name === "AbortError";
+}
+
+/**
+ * Errors no retry can mend: a name that does not resolve, a certificate the
+ * client does not trust (or TLS spoken to a plain port), and a registry that
+ * let the whole timeout pass without answering; one more attempt would only
+ * wait as long again.
+ */
+const PERMANENT_CODES =
+  /^(ENOTFOUND|EAI_NONAME|EAI_FAIL|CERT_|ERR_TLS_|ERR_SSL_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_(VERIFY|GET)_|HOSTNAME_MISMATCH)/;
+
+export function isRetryable(err: unknown): boolean {
+  if (!isTransient(err)) return false;
+  const e = err as Error;
+  const cause = (e as { cause?: unknown }).cause;
+  if (e.name === "TimeoutError" || cause instanceof IdleTimeoutError) return false;
+  const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+  return !(code && PERMANENT_CODES.test(code));
 }
 
 /** What went wrong on the wire, in a few words (`ECONNRESET`, `no answer within 30s`). */
@@ -289,8 +309,8 @@ export class Transport {
         try {
           res = await this.exchange(req, timer.controller.signal);
         } catch (err) {
-          if (!isTransient(err) || last) throw this.unreachable(req, err);
           timer.clear();
+          if (!isRetryable(err) || last) throw this.unreachable(req, err);
           wait = backoff(attempt, baseDelayMs, maxDelayMs);
           continue;
         }
@@ -325,7 +345,8 @@ export class Transport {
         try {
           return await use(res, timer);
         } catch (err) {
-          if (!isTransient(err) || last) throw this.unreachable(req, err);
+          timer.clear();
+          if (!isRetryable(err) || last) throw this.unreachable(req, err);
           wait = backoff(attempt, baseDelayMs, maxDelayMs);
         }
       } finally {

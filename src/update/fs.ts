@@ -21,12 +21,13 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { MAX_FILE_BYTES } from "../config/limits.ts";
 import type { SourceFile } from "./apply.ts";
 import { mayContainMarker } from "./marker.ts";
 import type { FileUpdate, Problem } from "./types.ts";
 
 /** Larger files are reported, not read: no manifest is this big, and parsing one would take the memory of many. */
-export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_FILE_BYTES = MAX_FILE_BYTES;
 
 export interface ReadOptions {
   /** Directory (relative to root) to look under; the whole tree by default. */

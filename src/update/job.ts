@@ -76,7 +76,14 @@ const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.no
 export async function updateDirectory(
   dir: string,
   input: UpdateInput,
-  opts: { path?: string; dryRun: boolean; maxFileBytes?: number; writers?: number },
+  opts: {
+    path?: string;
+    dryRun: boolean;
+    /** Write the files (default: unless a dry run); without, each changed file comes back with its content. */
+    write?: boolean;
+    maxFileBytes?: number;
+    writers?: number;
+  },
 ): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string; timings: Timings }> {
   const t0 = performance.now();
   const walked = walkTree(dir, {
@@ -85,7 +92,13 @@ export async function updateDirectory(
   });
   const t1 = performance.now();
   const r = await updateTree(
-    { realRoot: walked.realRoot, candidates: walked.candidates, input, write: !opts.dryRun },
+    {
+      realRoot: walked.realRoot,
+      candidates: walked.candidates,
+      input,
+      write: opts.write ?? !opts.dryRun,
+      originals: opts.dryRun,
+    },
     opts.writers !== undefined ? { writers: opts.writers } : {},
   );
   const timings: Timings = {
@@ -111,12 +124,13 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     const problems: Problem[] = [];
     let diff = "";
     let timings: Timings = NO_TIMINGS;
-    const apply = async () => {
+    const apply = async (how: { dir: string; write: boolean }) => {
       // Each attempt starts from a fresh tree: problems and diff describe the attempt that counted.
       problems.length = 0;
       problems.push(...(input.problems ?? []));
-      const r = await updateDirectory(ws.dir, input, {
+      const r = await updateDirectory(how.dir, input, {
         dryRun: job.dryRun,
+        write: how.write && !job.dryRun,
         ...(path !== undefined ? { path } : {}),
         ...(job.maxFileBytes !== undefined ? { maxFileBytes: job.maxFileBytes } : {}),
       });
@@ -126,7 +140,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
       return r.files;
     };
     if (job.dryRun) {
-      const files = await apply();
+      const files = await apply({ dir: ws.dir, write: false });
       return { files, problems, commit: null, pushed: false, attempts: 1, diff, timings };
     }
     const branch = job.branch ?? (await ws.currentBranch());

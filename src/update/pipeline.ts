@@ -22,8 +22,10 @@ export interface TreeJob {
   realRoot: string;
   candidates: readonly Candidate[];
   input: UpdateInput;
-  /** Write the updated files (false: a dry run, which keeps the originals for a diff instead). */
+  /** Write the updated files (false: each changed file is returned with its content instead). */
   write: boolean;
+  /** Without writing, keep each changed file's original text too, for a diff (default: true). */
+  originals?: boolean;
 }
 
 /** Where the time went: reading and rewriting in this thread, writing summed over the writers. */
@@ -163,7 +165,7 @@ export async function updateTree(job: TreeJob, opts: { writers?: number } = {}):
         files.push({ path: update.path, changes: update.changes });
       } else {
         files.push(update);
-        originals.set(file.path, file.content);
+        if (job.originals !== false) originals.set(file.path, file.content);
       }
     }
   });

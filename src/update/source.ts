@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { environmentOfFile, FLEET_FILE, loadFleet, type PullRequestSettings } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
+import type { LimitRefusal } from "../config/limits.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
@@ -96,14 +97,27 @@ async function delivery(
   return { modes, requestSettings };
 }
 
+/** Policy files refused by a bound, as warnings of the run (the other policies are used). */
+function refused(skipped: readonly LimitRefusal[], repoDir: string): Problem[] {
+  return skipped.map((r) => ({
+    file: relative(repoDir, r.file) || r.file,
+    ...(r.line ? { line: r.line } : {}),
+    kind: "too-large",
+    severity: "warning",
+    message: r.message,
+  }));
+}
+
 export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> {
   const dir = opts.policiesDir ?? opts.repoDir;
   if (opts.sets.length > 0) {
     // Explicit selections never scan; the policies (by default the repository's own) add path claims,
     // known ids and delivery modes.
-    const policies = (await loadPolicyConfig(dir)).policies;
+    const config = await loadPolicyConfig(dir);
+    const policies = config.policies;
     return {
       ...inputFromSets(opts.sets, claims(policies)),
+      ...(config.skipped ? { problems: refused(config.skipped, opts.repoDir) } : {}),
       ...(await delivery(opts.repoDir, policies)),
     };
   }
@@ -113,7 +127,7 @@ export async function resolveInput(opts: SourceOptions): Promise<ResolvedInput> 
     throw new UsageError(
       `no image policies found in ${dir}; give --policies DIR or --set <namespace>:<name>=<image:tag>`,
     );
-  const problems: Problem[] = [];
+  const problems: Problem[] = refused(config.skipped ?? [], opts.repoDir);
   const active = config.automations.filter((a) => !a.suspended);
   const defaults =
     active.length === 1 && active[0] ? automationDefaults(active[0], opts.repoDir, problems) : undefined;

@@ -20,17 +20,9 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
-import {
-  type Document,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseAllDocuments,
-  parseDocument,
-} from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
+import { documentValue, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
 import { DEFAULT_NAMESPACE } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
@@ -349,10 +341,15 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const components = new Set<string>();
   const kustomizationRefs = new Map<string, Set<string>>();
   for (const [dir, file] of kustomizationDirs) {
+    // Over a bound: reported with the other YAML files below.
+    if (sizeRefusal(file, statSync(file).size)) continue;
     const text = readFileSync(file, "utf8");
-    const doc = parseDocument(text);
-    if (doc.errors.length) continue; // reported with the other YAML files below
-    const k = doc.toJS() as Record<string, unknown> | null;
+    const counter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: counter });
+    if (doc.errors.length) continue;
+    const converted = documentValue(doc, { file, text, counter });
+    if (converted.refusal) continue;
+    const k = converted.value as Record<string, unknown> | null;
     if (k?.kind === "Component") components.add(dir);
     const refs = new Set<string>();
     for (const p of referencedPaths(k ?? {})) {
@@ -381,10 +378,18 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const markers: { file: string; line: number; policy: string }[] = [];
   const fleetFiles: string[] = [];
   for (const file of yaml) {
+    // Bounded: past a bound the file is one problem and the walk goes on (see src/config/limits.ts).
+    const tooBig = sizeRefusal(rel(file), statSync(file).size);
+    if (tooBig) {
+      report(tooBig.file, undefined, tooBig.message);
+      continue;
+    }
     const text = readFileSync(file, "utf8");
-    const counter = new LineCounter();
-    const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
-    const docList = Array.isArray(docs) ? docs : [];
+    const { docs: docList, counter, refusal } = parseDocumentsBounded(text, rel(file));
+    if (refusal) {
+      report(refusal.file, refusal.line, refusal.message);
+      continue;
+    }
     const bad = docList.flatMap((d) => d.errors)[0];
     if (bad) {
       report(rel(file), counter.linePos(bad.pos[0]).line, `invalid YAML: ${bad.message.split("\n")[0]}`);
@@ -394,7 +399,12 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     const isKustomizationFile = KUSTOMIZATION_FILES.includes(basename(file));
     const inKustomizationDir = kustomizationDirs.has(dir);
     for (const doc of docList) {
-      const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
+      const converted = documentValue(doc, { file: rel(file), text, counter });
+      if (converted.refusal) {
+        report(converted.refusal.file, converted.refusal.line, converted.refusal.message);
+        continue;
+      }
+      const value = converted.value;
       if (!isK8sObject(value) || isKustomizationFile) continue;
       if (value.apiVersion.startsWith("shipmate.dev/") && value.kind === "Fleet") {
         fleetFiles.push(file);
@@ -518,8 +528,16 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
           }
           return;
         }
-        for (const doc of parseAllDocuments(result.yaml)) {
-          const value = doc.toJS() as unknown;
+        const output = parseDocumentsBounded(result.yaml, rel(dir));
+        for (const doc of output.docs) {
+          const converted = documentValue(doc, {
+            file: rel(dir),
+            text: result.yaml,
+            counter: output.counter,
+          });
+          // kustomize writes no aliases; a refusal here can only follow one in a source file, reported there.
+          if (converted.refusal) continue;
+          const value = converted.value;
           if (!isK8sObject(value)) continue;
           const raw = sourceOf(value, dir);
           objects.push(
@@ -730,12 +748,16 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
 function syncIgnore(root: string): string | undefined {
   const seen = new Set<string>();
   for (const file of walk(root, () => false).yaml) {
+    // Files over a bound are reported by the main walk; here they are only skipped.
+    if (sizeRefusal(file, statSync(file).size)) continue;
     const text = readFileSync(file, "utf8");
     if (!text.includes("GitRepository")) continue;
-    const docs = parseAllDocuments(text);
-    for (const doc of Array.isArray(docs) ? docs : []) {
+    const { docs, counter } = parseDocumentsBounded(text, file);
+    for (const doc of docs) {
       if (doc.errors.length) continue;
-      const o = doc.toJS() as unknown;
+      const converted = documentValue(doc, { file, text, counter });
+      if (converted.refusal) continue;
+      const o = converted.value;
       if (!isK8sObject(o) || o.kind !== "GitRepository" || groupOf(o.apiVersion) !== FLUX_SOURCE) continue;
       if (nameOf(o) !== "flux-system" && nameOf(o) !== "shipmate-system") continue;
       const ignore = (o.spec as { ignore?: unknown } | undefined)?.ignore;

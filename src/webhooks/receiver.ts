@@ -31,9 +31,12 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<boo
 export type BodyResult = { ok: true; body: Buffer } | { ok: false; tooLarge: true };
 
 /**
- * Reads the body, giving up past `max` bytes. A declared length over the
- * limit is refused before reading; an undeclared one is drained up to a hard
- * cap and the connection is closed beyond it.
+ * Reads the body, giving up past `max` bytes while it streams. A declared
+ * length over the limit is refused before reading; a chunked body is
+ * refused the moment it crosses the limit, so the caller answers 413 then.
+ * What follows is drained and discarded (the client reads the answer more
+ * reliably when its upload is not cut), up to a hard cap past which the
+ * connection is closed.
  */
 export async function readBody(req: IncomingMessage, max: number): Promise<BodyResult> {
   const declared = Number(req.headers["content-length"]);
@@ -42,30 +45,40 @@ export async function readBody(req: IncomingMessage, max: number): Promise<BodyR
   let size = 0;
   let over = Number.isFinite(declared) && declared > max;
   return new Promise((resolve, reject) => {
-    if (over) {
-      // Answer now; the unread body is discarded as it arrives, or the connection dropped.
-      req.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > hardCap) req.destroy();
-      });
-      req.on("error", () => undefined);
-      resolve({ ok: false, tooLarge: true });
-      return;
-    }
+    let settled = false;
+    const settle = (r: BodyResult) => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
+    const tooLarge = () => settle({ ok: false, tooLarge: true });
+    if (over) tooLarge();
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > max) {
+      if (!over && size > max) {
         over = true;
         chunks.length = 0;
-        if (size > hardCap) req.destroy();
-        return;
+        tooLarge();
       }
-      chunks.push(c);
+      if (!over) chunks.push(c);
+      else if (size > hardCap) req.destroy();
     });
     req.on("end", () =>
-      resolve(over ? { ok: false, tooLarge: true } : { ok: true, body: Buffer.concat(chunks) }),
+      settle(over ? { ok: false, tooLarge: true } : { ok: true, body: Buffer.concat(chunks) }),
     );
-    req.on("error", reject);
+    req.on("error", (err) => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+    });
+    // A client that goes away mid-body ends the read instead of leaving it pending for ever.
+    req.on("close", () => {
+      if (over) tooLarge();
+      else if (!settled) {
+        settled = true;
+        reject(new Error("the client closed the connection before the body ended"));
+      }
+    });
   });
 }
 

@@ -9,9 +9,10 @@
  * its own beyond which policies a run covers and which mode each one uses.
  */
 import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { environmentOfFile, FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { loadPolicyConfig } from "../config/index.ts";
+import type { LimitRefusal } from "../config/limits.ts";
 import type { Policy, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { deliverUpdateAsPullRequest, splitByMode, type UpdateRequestResult } from "../forge/deliver.ts";
@@ -90,14 +91,18 @@ interface LoadedPolicies {
   known: Policy[];
   /** The shipmate.yaml environment a policy belongs to (its delivery mode, its request settings). */
   environmentOf: (p: Policy) => FleetEnvironment | undefined;
+  /** Policy files refused by a bound of src/config/limits.ts; the policies beside them are used. */
+  refused: LimitRefusal[];
 }
 
-async function loadDirs(dirs: string[]): Promise<Policy[]> {
+async function loadDirs(dirs: string[], refused: LimitRefusal[]): Promise<Policy[]> {
   const seen = new Set<string>();
   const out: Policy[] = [];
   for (const dir of dirs) {
     if (!existsSync(dir)) continue;
-    for (const p of (await loadPolicyConfig(dir)).policies) {
+    const config = await loadPolicyConfig(dir);
+    for (const r of config.skipped ?? []) if (!refused.some((q) => q.file === r.file)) refused.push(r);
+    for (const p of config.policies) {
       if (seen.has(p.id)) continue;
       seen.add(p.id);
       out.push(p);
@@ -110,23 +115,20 @@ async function loadDirs(dirs: string[]): Promise<Policy[]> {
 export async function loadRunPolicies(root: string, source: PolicySource): Promise<LoadedPolicies> {
   const fleet = existsSync(join(root, FLEET_FILE)) ? await loadFleet(root) : undefined;
   const environmentOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file);
-  if (source.kind === "dir") {
-    const policies = (await loadPolicyConfig(source.dir)).policies;
-    return { candidates: policies, known: policies, environmentOf };
-  }
-  if (source.path !== undefined) {
-    const policies = (await loadPolicyConfig(resolve(root, source.path))).policies;
-    return { candidates: policies, known: policies, environmentOf };
-  }
-  if (!fleet) {
-    const policies = (await loadPolicyConfig(root)).policies;
-    return { candidates: policies, known: policies, environmentOf };
-  }
+  const refused: LimitRefusal[] = [];
+  const shown = (list: LimitRefusal[]) => list.map((r) => ({ ...r, file: relative(root, r.file) || r.file }));
+  const one = async (dir: string) => {
+    const policies = await loadDirs([dir], refused);
+    return { candidates: policies, known: policies, environmentOf, refused: shown(refused) };
+  };
+  if (source.kind === "dir") return one(source.dir);
+  if (source.path !== undefined) return one(resolve(root, source.path));
+  if (!fleet) return one(root);
   const local = fleet.spec.environments.filter((e) => !e.repository);
   const dirOf = (e: FleetEnvironment) => join(root, e.policies ?? e.path);
-  const candidates = await loadDirs(local.filter((e) => !e.promoteFrom).map(dirOf));
-  const known = await loadDirs(local.map(dirOf));
-  return { candidates, known, environmentOf };
+  const candidates = await loadDirs(local.filter((e) => !e.promoteFrom).map(dirOf), refused);
+  const known = await loadDirs(local.map(dirOf), refused);
+  return { candidates, known, environmentOf, refused: shown(refused) };
 }
 
 function inScope(p: Policy, scope: RefreshScope | undefined): boolean {
@@ -181,7 +183,15 @@ export async function refreshFleet(job: RefreshJob): Promise<RefreshResult> {
         .filter((i): i is string => i !== undefined),
     ),
   ].sort();
-  const result: RefreshResult = { policies: chosen, watched, scan: [], problems: [] };
+  // A policy file refused by a bound is reported with every run; the others are scanned.
+  const refusedProblems: Problem[] = loaded.refused.map((r) => ({
+    file: r.file,
+    ...(r.line ? { line: r.line } : {}),
+    kind: "too-large",
+    severity: "warning",
+    message: r.message,
+  }));
+  const result: RefreshResult = { policies: chosen, watched, scan: [], problems: refusedProblems };
   if (chosen.length === 0) {
     result.skipped =
       loaded.candidates.length === 0

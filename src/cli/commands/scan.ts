@@ -1,5 +1,6 @@
-import { resolve } from "node:path";
-import { loadPolicies } from "../../config/index.ts";
+import { relative, resolve } from "node:path";
+import { loadPolicyConfig } from "../../config/index.ts";
+import { formatRefusal } from "../../config/limits.ts";
 import { UsageError } from "../../errors.ts";
 import { type PolicyResult, scanPolicies } from "../../scan/index.ts";
 import { parseFlags } from "../args.ts";
@@ -46,7 +47,11 @@ export const command: Command = {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
 
     const dir = resolve(io.cwd, values.policies ?? ".");
-    const policies = await loadPolicies(dir);
+    const config = await loadPolicyConfig(dir);
+    // A file refused by a bound is one line; the policies beside it are scanned.
+    for (const r of config.skipped ?? [])
+      writeLine(io.stderr, `warning: ${formatRefusal({ ...r, file: relative(io.cwd, r.file) || r.file })}`);
+    const policies = config.policies;
     const unknown = (values.policy ?? []).filter((id) => !policies.some((p) => p.id === id));
     if (unknown.length > 0) throw new UsageError(`--policy ${unknown[0]}: no such policy in ${dir}`);
     if (policies.length === 0) throw new UsageError(`no image policies found in ${dir}`);
