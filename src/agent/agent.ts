@@ -18,6 +18,9 @@ import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
 import { GeneratorManager } from "./generators.ts";
+import { HelmCli } from "./helm/cli.ts";
+import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
+import { HELM_GROUP } from "./helm/spec.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -101,6 +104,8 @@ export interface PassSummary {
   revision: string | undefined;
   sourceError: string | undefined;
   reconciled: KustomizationReport[];
+  /** HelmReleases looked at in this pass (suspended and not-due ones report their current state). */
+  helmReleases: HelmReleaseReport[];
   writes: number;
 }
 
@@ -121,6 +126,8 @@ export class Agent {
   private readonly renderer: Renderer;
   private readonly targets: TargetResolver;
   private readonly events: EventRecorder;
+  readonly helm: HelmCli;
+  private readonly helmReleases: HelmReleaseReconciler;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
   private lastFetch = 0;
   private sourceFailed = false;
@@ -195,6 +202,14 @@ export class Agent {
           : this.sources.resolveRef(ref),
       clean: (a) =>
         a.source && a.source !== this.sources.rootKey ? this.sources.clean(a) : this.source.clean(),
+    });
+    this.helm = new HelmCli(kc, { workdir: this.opts.workdir });
+    this.helmReleases = new HelmReleaseReconciler({
+      client: this.client,
+      helm: this.helm,
+      sources: this.sources,
+      events: this.events,
+      log,
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
@@ -358,6 +373,15 @@ export class Agent {
       signal,
       healthPollMs: this.opts.healthPollMs,
       inventoryHashes: this.inventoryHashes,
+      settle: async (targets) => {
+        const releases = targets.filter((t) => t.kind === "HelmRelease" && t.group === HELM_GROUP);
+        if (!releases.length) return;
+        await this.sources.refresh();
+        for (const r of releases) {
+          if (signal.aborted) return;
+          await this.helmReleases.reconcileNamed(r.namespace, r.name);
+        }
+      },
     });
   }
 
@@ -428,6 +452,7 @@ export class Agent {
           revision: this.source.artifact?.revision,
           sourceError: message,
           reconciled: root ? [this.report(root)] : [],
+          helmReleases: [],
           writes: this.client.counts.writes - writesBefore,
         };
       }
@@ -485,6 +510,16 @@ export class Agent {
       }
       frontier = [...next];
     }
+    // HelmReleases after the Kustomizations that apply them: one applied in this pass is installed in it.
+    let helmReleases: HelmReleaseReport[] = [];
+    if (!signal.aborted) {
+      await this.sources.refresh();
+      try {
+        helmReleases = await this.helmReleases.reconcileAll(signal, force);
+      } catch (err) {
+        this.log.error({}, `HelmReleases: ${describeError(err)}`);
+      }
+    }
     if (!signal.aborted) {
       await this.sources.reconcileRest();
       // The fleet's GitRepository may have been declared by this very pass: record its artifact now,
@@ -496,6 +531,7 @@ export class Agent {
       revision: artifact.revision,
       sourceError: undefined,
       reconciled,
+      helmReleases,
       writes: this.client.counts.writes - writesBefore,
     };
   }

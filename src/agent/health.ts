@@ -37,7 +37,11 @@ function stale(obj: Obj): Health | undefined {
   if (generation !== undefined && typeof observed === "number" && observed < generation) {
     return progressing(`observed generation ${observed} < ${generation}`);
   }
-  if (generation !== undefined && observed === undefined && hasWorkloadStatus(obj.kind)) {
+  if (
+    generation !== undefined &&
+    observed === undefined &&
+    (hasWorkloadStatus(obj.kind) || obj.kind === "HelmRelease")
+  ) {
     return progressing("not yet observed by its controller");
   }
   return undefined;
@@ -130,6 +134,8 @@ function generic(obj: Obj): Health {
   const ready = condition(st, "Ready");
   if (ready?.status === "True") return current(ready.message || "ready");
   if (ready) return progressing(`not ready: ${ready.message || ready.reason || ready.status}`);
+  // A HelmRelease is healthy only once its release is reconciled: no Ready yet means not looked at.
+  if (obj.kind === "HelmRelease") return progressing("not yet reconciled");
   // No status to judge by (ConfigMap, Service, RBAC…): existing is being healthy.
   return current();
 }

@@ -5,6 +5,7 @@
  * Kustomization that would apply one is Stalled with reason
  * `UnsupportedKind`, naming it, before anything is written (fail closed).
  */
+import { HELM_GROUP } from "./helm/spec.ts";
 import { SOURCE_HANDLERS } from "./sources/index.ts";
 
 /** Flux's API groups all end in this; objects of other groups are the user's own. */
@@ -20,6 +21,7 @@ export const ARTIFACT_GENERATOR_GROUP = "source.extensions.fluxcd.io";
 export const AGENT_RECONCILED_KINDS: ReadonlySet<string> = new Set([
   "kustomize.toolkit.fluxcd.io/Kustomization",
   `${ARTIFACT_GENERATOR_GROUP}/ArtifactGenerator`,
+  `${HELM_GROUP}/HelmRelease`,
   ...[...SOURCE_HANDLERS.values()].map((h) => `${h.apiVersion.split("/")[0]}/${h.kind}`),
 ]);
 

@@ -48,7 +48,7 @@ import {
   type KustomizationStatus,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
-import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
+import { isSourceKind, manifestSourceKinds } from "./sources/index.ts";
 import { type Target, TargetError } from "./targets.ts";
 
 /** Kinds that have no status to wait for; `wait` does not poll them. */
@@ -108,6 +108,11 @@ export interface ReconcileContext {
   healthPollMs?: number;
   /** false when the Kustomization CRD prunes `status.inventory.entries[].h` (Flux's own CRD). */
   inventoryHashes?: boolean;
+  /**
+   * Lets the agent's other reconcilers act on objects this Kustomization
+   * just applied (a HelmRelease is installed) before their health is waited for.
+   */
+  settle?(targets: ObjectRef[]): Promise<void>;
 }
 
 export interface ReconcileResult {
@@ -268,7 +273,7 @@ export class Reconciler {
     if (spec.sourceRef && !isSourceKind(spec.sourceRef.kind)) {
       return await fail(
         "UnsupportedSource",
-        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (supported: ${[...SOURCE_HANDLERS.keys()].join(", ")})`,
+        `source kind ${spec.sourceRef.kind} is not supported by the shipmate agent (supported: ${manifestSourceKinds().join(", ")})`,
         { stalled: true },
       );
     }
@@ -455,6 +460,8 @@ export class Reconciler {
         };
         await this.writeStatus(ks, status);
       }
+      // HelmReleases a remote Kustomization applied live on that cluster: this agent does not reconcile them.
+      if (!target.remote) await this.ctx.settle?.(checks);
       const unhealthy = await this.waitHealthy(target, checks, timeoutMs, cel);
       if (unhealthy) {
         if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);

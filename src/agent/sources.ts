@@ -249,7 +249,7 @@ export class SourceManager {
    */
   resolve(ks: Pick<KustomizationObject, "metadata" | "spec">): Promise<Resolution> | undefined {
     const ref = sourceRefOf(ks);
-    if (!ref || !this.handlers.has(ref.kind)) return undefined;
+    if (!ref || this.handlers.get(ref.kind)?.holds !== "manifests") return undefined;
     if (sourceKey(ref.kind, ref.namespace, ref.name) === this.rootKey) return undefined;
     return this.resolveRef(ref);
   }
@@ -358,6 +358,7 @@ export class SourceManager {
       log: this.opts.log,
       secret: (name) => this.secretData(namespace, name),
       resolve: (ref) => this.resolveRef(ref),
+      lookup: (ref) => this.objects.get(sourceKey(ref.kind, ref.namespace, ref.name)),
     };
   }
 

@@ -171,7 +171,7 @@ describe("bad input", () => {
     [["create", "kustomization", "Bad_Name", "--source=s", "--path=./k"], /not a valid object name/],
     [["reconcile", "kustomization"], /usage: shipmate reconcile/],
     [["reconcile", "source", "git", "x", "--with-source"], /--with-source applies to kustomizations/],
-    [["get", "sources", "helm"], /only "git" sources/],
+    [["get", "sources", "oci"], /only "git", "helm" and "chart" sources/],
   ])("usage: %j (exit 2)", async (argv, message) => {
     const r = await cli(...argv);
     expect(r.code).toBe(2);

@@ -3,9 +3,12 @@
  * test/agent/fields.crd.test.ts holds each table against Flux's CRD for the
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
+import { HELM_RELEASE_FIELDS } from "../helm/spec.ts";
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { EXTERNAL_ARTIFACT_FIELDS } from "../sources/external.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
+import { HELM_CHART_FIELDS } from "../sources/helm-chart.ts";
+import { HELM_REPOSITORY_FIELDS } from "../sources/helm-repository.ts";
 import { OCI_REPOSITORY_FIELDS } from "../sources/oci.ts";
 import { ARTIFACT_GENERATOR_FIELDS } from "./artifactgenerator.ts";
 import { KUSTOMIZATION_FIELDS } from "./kustomization.ts";
@@ -25,4 +28,7 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: "source.toolkit.fluxcd.io", kind: "Bucket", fields: BUCKET_FIELDS },
   { group: "source.toolkit.fluxcd.io", kind: "ExternalArtifact", fields: EXTERNAL_ARTIFACT_FIELDS },
   { group: "source.extensions.fluxcd.io", kind: "ArtifactGenerator", fields: ARTIFACT_GENERATOR_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "HelmRepository", fields: HELM_REPOSITORY_FIELDS },
+  { group: "source.toolkit.fluxcd.io", kind: "HelmChart", fields: HELM_CHART_FIELDS },
+  { group: "helm.toolkit.fluxcd.io", kind: "HelmRelease", fields: HELM_RELEASE_FIELDS },
 ];

@@ -340,6 +340,7 @@ export function bucketHandler(limits: BucketLimits = DEFAULT_BUCKET_LIMITS): Sou
     plural: "buckets",
     failureReason: "BucketOperationFailed",
     writesStatus: true,
+    holds: "manifests",
     fields: BUCKET_FIELDS,
     parse: (spec) => parseWith(BucketSpec, spec),
     interval: (spec) => spec.interval,

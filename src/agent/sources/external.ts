@@ -118,6 +118,7 @@ export const externalArtifactHandler: SourceHandler<ExternalArtifactSpec> = {
   failureReason: "ArtifactUnavailable",
   // Its producer (the ArtifactGenerator reconciler) writes the status, as in Flux.
   writesStatus: false,
+  holds: "manifests",
   fields: EXTERNAL_ARTIFACT_FIELDS,
   parse(spec) {
     const parsed = ExternalArtifactSpec.safeParse(spec);

@@ -127,6 +127,7 @@ export const gitRepositoryHandler: SourceHandler<GitRepositorySpec> = {
   plural: "gitrepositories",
   failureReason: "GitOperationFailed",
   writesStatus: true,
+  holds: "manifests",
   fields: GIT_REPOSITORY_FIELDS,
   parse: (spec) => parseWith(GitRepositorySpec, spec),
   interval: (spec) => spec.interval,

@@ -43,6 +43,8 @@ export interface FetchContext {
   secret(name: string): Promise<Record<string, string>>;
   /** Another source's artifact (an ArtifactGenerator's inputs), fetched when due. */
   resolve(ref: SourceRef): Promise<Resolution>;
+  /** Another source object as listed in this pass (a HelmChart reads its HelmRepository's URL and Secret). */
+  lookup(ref: SourceRef): SourceObjectLike | undefined;
   /** The artifact this source holds now, if any: a fetcher may stop early when nothing changed. */
   previous: Artifact | undefined;
   log: Logger;
@@ -85,6 +87,11 @@ export interface SourceHandler<Spec = unknown> {
    * status another producer writes (ExternalArtifact: its ArtifactGenerator).
    */
   readonly writesStatus: boolean;
+  /**
+   * What the artifact holds: a tree of manifests (a Kustomization renders
+   * from it), a chart repository index, or one chart (a HelmRelease installs it).
+   */
+  readonly holds: "manifests" | "chart-index" | "chart";
   /** Every spec field of Flux's served versions, honoured or refused (../fields/support.ts). */
   readonly fields: FieldTable;
   /** The spec checked through its schema; `invalid` names the first problem (InvalidSpec). */

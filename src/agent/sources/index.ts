@@ -7,6 +7,8 @@ import { type BucketLimits, bucketHandler, DEFAULT_BUCKET_LIMITS } from "./bucke
 import { externalArtifactHandler } from "./external.ts";
 import { gitRepositoryHandler } from "./git.ts";
 import type { SourceHandler } from "./handler.ts";
+import { helmChartHandler } from "./helm-chart.ts";
+import { helmRepositoryHandler } from "./helm-repository.ts";
 import { DEFAULT_OCI_LIMITS, type OciLimits, ociRepositoryHandler } from "./oci.ts";
 
 export interface SourceHandlerOptions {
@@ -25,6 +27,8 @@ export function sourceHandlers(opts: SourceHandlerOptions = {}): ReadonlyMap<str
       ociRepositoryHandler({ ...DEFAULT_OCI_LIMITS, ...opts.oci }),
       bucketHandler({ ...DEFAULT_BUCKET_LIMITS, ...opts.bucket }),
       externalArtifactHandler,
+      helmRepositoryHandler,
+      helmChartHandler,
     ].map((h) => [h.kind, h as SourceHandler<unknown>]),
   );
 }
@@ -32,6 +36,12 @@ export function sourceHandlers(opts: SourceHandlerOptions = {}): ReadonlyMap<str
 // biome-ignore lint/suspicious/noExplicitAny: each handler is typed by its own spec; the map holds them all
 export const SOURCE_HANDLERS: ReadonlyMap<string, SourceHandler<any>> = sourceHandlers();
 
+/** Whether a Kustomization can render from this kind (its artifact is a tree of manifests). */
 export function isSourceKind(kind: string | undefined): boolean {
-  return kind !== undefined && SOURCE_HANDLERS.has(kind);
+  return kind !== undefined && SOURCE_HANDLERS.get(kind)?.holds === "manifests";
+}
+
+/** The kinds a Kustomization's sourceRef may name, for messages. */
+export function manifestSourceKinds(): string[] {
+  return [...SOURCE_HANDLERS.values()].filter((h) => h.holds === "manifests").map((h) => h.kind);
 }

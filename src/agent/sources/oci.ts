@@ -384,6 +384,7 @@ export function ociRepositoryHandler(
     plural: "ocirepositories",
     failureReason: "OCIArtifactPullFailed",
     writesStatus: true,
+    holds: "manifests",
     fields: OCI_REPOSITORY_FIELDS,
     parse: (spec) => parseWith(OCIRepositorySpec, spec),
     interval: (spec) => spec.interval,

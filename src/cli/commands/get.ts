@@ -6,6 +6,7 @@ import {
   listKustomizations,
   watchKustomizations,
 } from "../../agent/control.ts";
+import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm/control.ts";
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { UsageError } from "../../errors.ts";
 import { parseFlags } from "../args.ts";
@@ -13,7 +14,30 @@ import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
-       shipmate get sources git [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+       shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
+       shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+const HELM_RELEASE_KINDS = new Set(["helmreleases", "helmrelease", "hr"]);
+const HELM_SOURCES: Record<string, HelmKind> = { helm: "HelmRepository", chart: "HelmChart" };
+
+/** `get helmreleases` and `get sources helm|chart`, as `flux get` shows them. */
+async function getHelm(
+  kind: HelmKind,
+  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
+  io: CliIO,
+): Promise<number> {
+  const client = new KubeClient(loadKubeConfig(args.kubeconfig));
+  try {
+    const rows = (await listHelmObjects(client, kind, args.namespace)).filter(
+      (r) => !args.name || r.name === args.name,
+    );
+    if (args.json) writeLine(io.stdout, JSON.stringify(rows, null, 2));
+    else if (rows.length) for (const line of formatHelmRows(rows)) writeLine(io.stdout, line);
+    else writeLine(io.stderr, `no ${kind} objects found${args.namespace ? ` in ${args.namespace}` : ""}`);
+    return args.name && !rows.length ? 1 : 0;
+  } finally {
+    client.close();
+  }
+}
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
 
 /** `get sources git`: the GitRepository objects the agent fetches, as `flux get sources git` shows them. */
@@ -49,17 +73,36 @@ export const command: Command = {
     });
     if (positionals[0] === "sources" || positionals[0] === "source") {
       const [, type, sourceName, more] = positionals;
-      if (type !== "git" || more || values.watch)
-        throw new UsageError(`only "git" sources, without --watch (usage: ${USAGE})`);
+      const helmKind = type ? HELM_SOURCES[type] : undefined;
+      if ((type !== "git" && !helmKind) || more || values.watch)
+        throw new UsageError(`only "git", "helm" and "chart" sources, without --watch (usage: ${USAGE})`);
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
+      if (helmKind)
+        return await getHelm(
+          helmKind,
+          { name: sourceName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
+          io,
+        );
       return await getSources(
         { name: sourceName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
         io,
       );
     }
     const [kind, name, extra] = positionals;
+    if (kind && HELM_RELEASE_KINDS.has(kind)) {
+      if (extra || values.watch)
+        throw new UsageError(`get helmreleases takes one NAME, without --watch (usage: ${USAGE})`);
+      const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
+      return await getHelm(
+        "HelmRelease",
+        { name, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
+        io,
+      );
+    }
     if (!kind || !KINDS.has(kind)) {
-      throw new UsageError(`what to get? supported: kustomizations, sources git (usage: ${USAGE})`);
+      throw new UsageError(
+        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart (usage: ${USAGE})`,
+      );
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);
     const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");

@@ -1,6 +1,13 @@
 import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import { formatRows, waitReconciled } from "../../agent/control.ts";
 import {
+  formatHelmRows,
+  type HelmKind,
+  helmPath,
+  requestHelmReconcile,
+  waitHelmHandled,
+} from "../../agent/helm/control.ts";
+import {
   formatSourceRows,
   getKustomization,
   requestReconcile,
@@ -13,7 +20,8 @@ import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
 const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
-       shipmate reconcile source git NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile source git|helm|chart NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile helmrelease NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
 
   Asks the agent to act now (reconcile.fluxcd.io/requestedAt) and waits for the result:
   --with-source fetches the Kustomization's GitRepository first.
@@ -32,6 +40,46 @@ export const command: Command = {
       kubeconfig: { type: "string" },
     });
     const [kind, ...rest] = positionals;
+    const helmKind: HelmKind | undefined =
+      (kind === "helmrelease" || kind === "hr") && rest.length === 1
+        ? "HelmRelease"
+        : kind === "source" && rest.length === 2 && (rest[0] === "helm" || rest[0] === "chart")
+          ? rest[0] === "helm"
+            ? "HelmRepository"
+            : "HelmChart"
+          : undefined;
+    if (helmKind) {
+      const name = rest.at(-1) ?? "";
+      if (values["with-source"] && helmKind !== "HelmRelease")
+        throw new UsageError("--with-source applies to kustomizations and helmreleases");
+      const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
+      const namespace = values.namespace ?? "shipmate-system";
+      const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+      try {
+        const ask = async (k: HelmKind, ns: string, n: string): Promise<boolean> => {
+          writeLine(io.stdout, `► annotating ${k} ${ns}/${n}`);
+          const at = await requestHelmReconcile(client, k, ns, n);
+          const row = await waitHelmHandled(client, k, ns, n, at, timeoutMs);
+          for (const line of formatHelmRows([row])) writeLine(io.stdout, line);
+          return row.ready === "True";
+        };
+        // --with-source: the HelmChart the HelmRelease installs from is fetched first (status.helmChart).
+        if (values["with-source"]) {
+          const res = await client.raw({ method: "GET", path: helmPath("HelmRelease", namespace, name) });
+          if (res.code === 404) throw new ClusterError(`HelmRelease ${namespace}/${name} not found`);
+          const chart = (res.body as { status?: { helmChart?: string } }).status?.helmChart;
+          if (!chart)
+            throw new ClusterError(
+              `HelmRelease ${namespace}/${name} has no HelmChart yet (status.helmChart)`,
+            );
+          const [chartNs = namespace, chartName = ""] = chart.split("/");
+          if (!(await ask("HelmChart", chartNs, chartName))) return 1;
+        }
+        return (await ask(helmKind, namespace, name)) ? 0 : 1;
+      } finally {
+        client.close();
+      }
+    }
     let target: { kind: "Kustomization" | "GitRepository"; name: string };
     if ((kind === "kustomization" || kind === "ks") && rest.length === 1 && rest[0])
       target = { kind: "Kustomization", name: rest[0] };

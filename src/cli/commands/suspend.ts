@@ -1,18 +1,20 @@
 import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import { formatRows, resume, suspend, waitReconciled } from "../../agent/control.ts";
+import { formatHelmRows, setHelmReleaseSuspended, waitHelmHandled } from "../../agent/helm/control.ts";
 import { UsageError } from "../../errors.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
 const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
+const HELM_KINDS = new Set(["helmrelease", "helmreleases", "hr"]);
 
 /** `shipmate suspend|resume kustomization NAME`, as `flux suspend|resume kustomization` behave. */
 export function toggleCommand(verb: "suspend" | "resume"): Command {
   const usage =
     verb === "suspend"
-      ? "shipmate suspend kustomization NAME [-n NAMESPACE] [--kubeconfig FILE]"
-      : "shipmate resume kustomization NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
+      ? "shipmate suspend kustomization|helmrelease NAME [-n NAMESPACE] [--kubeconfig FILE]"
+      : "shipmate resume kustomization|helmrelease NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
   return {
     summary:
       verb === "suspend"
@@ -27,7 +29,8 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
         timeout: { type: "string" },
       });
       const [kind, name, extra] = positionals;
-      if (!kind || !KINDS.has(kind) || !name || extra) throw new UsageError(`usage: ${usage}`);
+      const helm = kind !== undefined && HELM_KINDS.has(kind);
+      if (!kind || !(KINDS.has(kind) || helm) || !name || extra) throw new UsageError(`usage: ${usage}`);
       if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
         throw new UsageError(`--no-wait and --timeout belong to resume`);
       }
@@ -35,6 +38,14 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       const namespace = values.namespace ?? "shipmate-system";
       const client = new KubeClient(loadKubeConfig(values.kubeconfig));
       try {
+        if (helm) {
+          const at = await setHelmReleaseSuspended(client, namespace, name, verb === "suspend");
+          writeLine(io.stdout, `${verb}d HelmRelease ${namespace}/${name}`);
+          if (verb === "suspend" || values["no-wait"]) return 0;
+          const row = await waitHelmHandled(client, "HelmRelease", namespace, name, at, timeoutMs);
+          for (const line of formatHelmRows([row])) writeLine(io.stdout, line);
+          return row.ready === "True" ? 0 : 1;
+        }
         if (verb === "suspend") {
           await suspend(client, namespace, name);
           writeLine(io.stdout, `suspended Kustomization ${namespace}/${name}`);

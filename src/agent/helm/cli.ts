@@ -1,0 +1,229 @@
+/**
+ * The Helm engine: the real `helm` CLI (built from Helm's Go module by
+ * scripts/provision/60-helm.sh, shipped in the agent image), run with a
+ * kubeconfig written for the call from the agent's own credentials (0600 in
+ * a private temporary directory, removed afterwards) and Helm's home
+ * directories inside the agent's workdir. Releases live in Helm's own
+ * storage (`sh.helm.release.v1.*` Secrets), so `helm list` and `helm
+ * history` see what the agent did. Every invocation is counted by action.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { RequestOptions } from "node:https";
+import { homedir, tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { redact, registerSecret } from "../../errors.ts";
+import { parseDuration } from "../kustomization.ts";
+import type { Values } from "./rules.ts";
+
+export class HelmError extends Error {
+  override name = "HelmError";
+}
+
+/** `helm` from $SHIPMATE_HELM, PATH, or $SHIPMATE_CACHE/bin (where provisioning builds it). */
+export function findHelm(): string {
+  if (process.env.SHIPMATE_HELM) return process.env.SHIPMATE_HELM;
+  const cache =
+    process.env.SHIPMATE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "shipmate");
+  for (const d of [...(process.env.PATH ?? "").split(delimiter), join(cache, "bin")]) {
+    if (d && existsSync(join(d, "helm"))) return join(d, "helm");
+  }
+  throw new HelmError(`helm not found on PATH or in ${join(cache, "bin")}: run scripts/provision/60-helm.sh`);
+}
+
+/**
+ * A kubeconfig for one Helm call, from the credentials client-node would
+ * send now (a bearer token, a client certificate, basic auth), whatever
+ * produced them (file, in-cluster service account, exec plugin).
+ */
+export async function kubeconfigFor(kc: KubeConfig): Promise<string> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new HelmError("kubeconfig has no current cluster");
+  const opts: RequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  const b64 = (v: unknown) => Buffer.from(v as string | Buffer).toString("base64");
+  const user: Record<string, string> = {};
+  const authz = (opts.headers as Record<string, string> | undefined)?.Authorization;
+  if (authz?.startsWith("Bearer ")) {
+    user.token = authz.slice("Bearer ".length);
+    registerSecret(user.token);
+  }
+  if (opts.cert) user["client-certificate-data"] = b64(opts.cert);
+  if (opts.key) user["client-key-data"] = b64(opts.key);
+  if (typeof opts.auth === "string" && opts.auth.includes(":")) {
+    const i = opts.auth.indexOf(":");
+    user.username = opts.auth.slice(0, i);
+    user.password = opts.auth.slice(i + 1);
+    registerSecret(user.password);
+  }
+  const clusterEntry: Record<string, unknown> = { server: cluster.server };
+  if (opts.ca) clusterEntry["certificate-authority-data"] = b64(opts.ca);
+  if (cluster.skipTLSVerify) clusterEntry["insecure-skip-tls-verify"] = true;
+  if (cluster.tlsServerName) clusterEntry["tls-server-name"] = cluster.tlsServerName;
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "cluster", cluster: clusterEntry }],
+    users: [{ name: "agent", user }],
+    contexts: [{ name: "agent", context: { cluster: "cluster", user: "agent" } }],
+    "current-context": "agent",
+  });
+}
+
+export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall";
+
+export interface ReleaseCall {
+  release: string;
+  /** Namespace of the release (and of its storage: the CLI keeps them together). */
+  namespace: string;
+  timeout: string;
+  wait: boolean;
+  waitForJobs?: boolean;
+}
+
+export interface UpgradeCall extends ReleaseCall {
+  chartDir: string;
+  values: Values;
+  install: boolean;
+  maxHistory: number;
+  createNamespace?: boolean;
+  skipCrds?: boolean;
+  disableHooks?: boolean;
+  disableOpenApiValidation?: boolean;
+  disableSchemaValidation?: boolean;
+  cleanupOnFail?: boolean;
+  /** Adopt objects another tool created (helm-controller does unless `disableTakeOwnership`). */
+  takeOwnership?: boolean;
+}
+
+export class HelmCli {
+  private bin: string | undefined;
+  private readonly kc: KubeConfig;
+  private readonly home: string;
+  /** Helm actions run, by action: what the no-op rule is measured by. */
+  readonly actions: Record<HelmAction, number> = { install: 0, upgrade: 0, rollback: 0, uninstall: 0 };
+
+  constructor(kc: KubeConfig, opts: { workdir: string; binary?: string }) {
+    this.kc = kc;
+    this.bin = opts.binary;
+    this.home = join(opts.workdir, "helm-home");
+  }
+
+  /** Resolved on first use: an agent with no HelmRelease never needs helm. */
+  get binary(): string {
+    this.bin ??= findHelm();
+    return this.bin;
+  }
+
+  get total(): number {
+    return Object.values(this.actions).reduce((a, b) => a + b, 0);
+  }
+
+  /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
+  async upgrade(call: UpgradeCall): Promise<void> {
+    this.actions[call.install ? "install" : "upgrade"]++;
+    await this.run(call.timeout, async (dir) => {
+      const valuesFile = join(dir, "values.json");
+      writeFileSync(valuesFile, JSON.stringify(call.values), { mode: 0o600 });
+      const args = ["upgrade", call.release, call.chartDir, "--namespace", call.namespace, "-f", valuesFile];
+      args.push("--timeout", goDuration(call.timeout), "--history-max", String(call.maxHistory));
+      if (call.install) args.push("--install");
+      if (call.wait) args.push("--wait");
+      if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
+      if (call.takeOwnership) args.push("--take-ownership");
+      if (call.createNamespace) args.push("--create-namespace");
+      if (call.skipCrds) args.push("--skip-crds");
+      if (call.disableHooks) args.push("--no-hooks");
+      if (call.disableOpenApiValidation) args.push("--disable-openapi-validation");
+      if (call.disableSchemaValidation) args.push("--skip-schema-validation");
+      if (call.cleanupOnFail) args.push("--cleanup-on-fail");
+      return args;
+    });
+  }
+
+  /** `helm rollback` to `version` (0: the previous release). */
+  async rollback(
+    call: ReleaseCall & { version: number; cleanupOnFail?: boolean; disableHooks?: boolean },
+  ): Promise<void> {
+    this.actions.rollback++;
+    await this.run(call.timeout, async () => {
+      const args = ["rollback", call.release, String(call.version), "--namespace", call.namespace];
+      args.push("--timeout", goDuration(call.timeout));
+      if (call.wait) args.push("--wait");
+      if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
+      if (call.cleanupOnFail) args.push("--cleanup-on-fail");
+      if (call.disableHooks) args.push("--no-hooks");
+      return args;
+    });
+  }
+
+  async uninstall(
+    call: ReleaseCall & { keepHistory?: boolean; disableHooks?: boolean; cascade?: string },
+  ): Promise<void> {
+    this.actions.uninstall++;
+    await this.run(call.timeout, async () => {
+      const args = [
+        "uninstall",
+        call.release,
+        "--namespace",
+        call.namespace,
+        "--timeout",
+        goDuration(call.timeout),
+      ];
+      if (call.wait) args.push("--wait");
+      if (call.keepHistory) args.push("--keep-history");
+      if (call.disableHooks) args.push("--no-hooks");
+      if (call.cascade) args.push("--cascade", call.cascade);
+      return args;
+    });
+  }
+
+  /** Runs helm with a private kubeconfig; the first `Error:` line (redacted) is the failure. */
+  private async run(timeout: string, argsFor: (dir: string) => Promise<string[]>): Promise<string> {
+    mkdirSync(this.home, { recursive: true });
+    const dir = mkdtempSync(join(tmpdir(), "shipmate-helm-"));
+    try {
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, await kubeconfigFor(this.kc), { mode: 0o600 });
+      const args = [...(await argsFor(dir)), "--kubeconfig", kubeconfig];
+      // Helm's own timeout ends the action; this bound only catches a hung process.
+      const limit = parseDuration(timeout) + 60_000;
+      return await new Promise<string>((resolve, reject) => {
+        execFile(
+          this.binary,
+          args,
+          {
+            timeout: limit,
+            maxBuffer: 32 * 1024 * 1024,
+            env: {
+              PATH: process.env.PATH ?? "/usr/bin:/bin",
+              HOME: this.home,
+              HELM_CACHE_HOME: join(this.home, "cache"),
+              HELM_CONFIG_HOME: join(this.home, "config"),
+              HELM_DATA_HOME: join(this.home, "data"),
+              HELM_DRIVER: "secret",
+            },
+          },
+          (err, stdout, stderr) => {
+            if (!err) return resolve(stdout);
+            const lines = `${stderr}`
+              .split("\n")
+              .map((l) => l.trim())
+              .filter(Boolean);
+            const line = lines.find((l) => l.startsWith("Error:")) ?? lines.at(-1) ?? err.message;
+            reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
+          },
+        );
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
+function goDuration(d: string): string {
+  return `${Math.max(1, Math.round(parseDuration(d) / 1000))}s`;
+}

@@ -1,0 +1,147 @@
+/**
+ * `shipmate get helmreleases` and `get sources helm|chart`: the Helm kinds
+ * listed as `flux get` shows them (revision, suspended, Ready, message).
+ */
+import { formatSourceRows, type SourceRow } from "../../bootstrap/control.ts";
+import { ClusterError } from "../../errors.ts";
+import { apiError, type KubeClient } from "../client.ts";
+import { REQUESTED_AT_ANNOTATION } from "../objects.ts";
+import { type Condition, KubeList } from "../schema.ts";
+import { helmChartHandler } from "../sources/helm-chart.ts";
+import { helmRepositoryHandler } from "../sources/helm-repository.ts";
+import { sourcePath } from "../sources.ts";
+import { helmReleasePath } from "./release.ts";
+
+export type HelmKind = "HelmRelease" | "HelmRepository" | "HelmChart";
+
+interface Listed {
+  metadata: { name?: string; namespace?: string };
+  spec?: { url?: unknown; suspend?: unknown; chart?: unknown };
+  status?: {
+    conditions?: Condition[];
+    artifact?: { revision?: string };
+    history?: { chartVersion?: string }[];
+    lastHandledReconcileAt?: string;
+  };
+}
+
+/** One row: for a HelmRelease the revision is the chart version of its latest release, as `flux get hr` shows. */
+export function helmRowOf(kind: HelmKind, obj: Listed): SourceRow {
+  const ready = obj.status?.conditions?.find((c) => c.type === "Ready");
+  const revision =
+    kind === "HelmRelease"
+      ? (obj.status?.history?.[0]?.chartVersion ?? "")
+      : (obj.status?.artifact?.revision ?? "");
+  return {
+    namespace: obj.metadata.namespace ?? "",
+    name: obj.metadata.name ?? "",
+    url: typeof obj.spec?.url === "string" ? obj.spec.url : "",
+    revision,
+    suspended: obj.spec?.suspend === true,
+    ready: ready?.status ?? "Unknown",
+    reason: ready?.reason ?? "",
+    message: ready?.message ?? "waiting to be reconciled",
+    lastHandledReconcileAt: obj.status?.lastHandledReconcileAt ?? "",
+  };
+}
+
+export function helmPath(kind: HelmKind, namespace?: string, name?: string): string {
+  if (kind === "HelmRelease") return helmReleasePath(namespace, name);
+  return sourcePath(kind === "HelmChart" ? helmChartHandler : helmRepositoryHandler, namespace, name);
+}
+
+export async function listHelmObjects(
+  client: KubeClient,
+  kind: HelmKind,
+  namespace?: string,
+): Promise<SourceRow[]> {
+  const res = await client.raw({ method: "GET", path: helmPath(kind, namespace) });
+  if (res.code === 404)
+    throw new ClusterError(`${kind} objects are not served by this cluster: apply deploy/agent/crds.yaml`);
+  if (res.code !== 200) throw apiError(`list ${kind}`, res.code, res.body);
+  return (KubeList.parse(res.body).items ?? [])
+    .map((i) => helmRowOf(kind, i as Listed))
+    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+}
+
+export { formatSourceRows as formatHelmRows };
+
+/** `suspend|resume helmrelease`: the spec flag, and on resume a reconcile request; returns the request time. */
+export async function setHelmReleaseSuspended(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  suspended: boolean,
+  now = new Date(),
+): Promise<string> {
+  const at = now.toISOString();
+  const body = suspended
+    ? { spec: { suspend: true } }
+    : { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } }, spec: { suspend: false } };
+  await patchHelm(client, "HelmRelease", namespace, name, body, suspended ? "suspend" : "resume");
+  return at;
+}
+
+/** `reconcile helmrelease|source helm|source chart`: a `reconcile.fluxcd.io/requestedAt` request. */
+export async function requestHelmReconcile(
+  client: KubeClient,
+  kind: HelmKind,
+  namespace: string,
+  name: string,
+  now = new Date(),
+): Promise<string> {
+  const at = now.toISOString();
+  await patchHelm(
+    client,
+    kind,
+    namespace,
+    name,
+    { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
+    "annotate",
+  );
+  return at;
+}
+
+async function patchHelm(
+  client: KubeClient,
+  kind: HelmKind,
+  namespace: string,
+  name: string,
+  body: unknown,
+  what: string,
+): Promise<void> {
+  const res = await client.raw({
+    method: "PATCH",
+    path: helmPath(kind, namespace, name),
+    query: { fieldManager: "shipmate-cli" },
+    body,
+    contentType: "application/merge-patch+json",
+  });
+  if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
+  if (res.code < 200 || res.code > 299)
+    throw apiError(`${what} ${kind} ${namespace}/${name}`, res.code, res.body);
+}
+
+/** Waits until the agent handled the request made at `at`; returns the object's row then. */
+export async function waitHelmHandled(
+  client: KubeClient,
+  kind: HelmKind,
+  namespace: string,
+  name: string,
+  at: string,
+  timeoutMs: number,
+): Promise<SourceRow> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await client.raw({ method: "GET", path: helmPath(kind, namespace, name) });
+    if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
+    if (res.code !== 200) throw apiError(`${kind} ${namespace}/${name}`, res.code, res.body);
+    const row = helmRowOf(kind, res.body as Listed);
+    if (row.lastHandledReconcileAt === at) return row;
+    if (Date.now() > deadline)
+      throw new ClusterError(
+        `${kind} ${namespace}/${name}: not reconciled within ${Math.round(timeoutMs / 1000)}s`,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

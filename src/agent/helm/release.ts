@@ -1,0 +1,883 @@
+/**
+ * HelmRelease (helm.toolkit.fluxcd.io/v2), reconciled as helm-controller
+ * does, on the real Helm: the HelmChart of `chart.spec` is created (named
+ * `<namespace>-<name>` in the source's namespace) and fetched through the
+ * SourceManager; values are composed from `valuesFrom` and `values`; the
+ * release in Helm's storage is compared with what is asked (./plan.ts) and
+ * installed, upgraded, remediated (rollback / uninstall) or left alone.
+ * Status carries helm-controller's vocabulary (Ready, Released,
+ * Remediated, history, failure counters). A deleted HelmRelease is
+ * uninstalled before its finalizer is released.
+ */
+import type { Logger } from "pino";
+import { parse } from "yaml";
+import { describeError } from "../../errors.ts";
+import { apiError, type KubeClient } from "../client.ts";
+import type { EventRecorder } from "../events.ts";
+import { refusedFields, unsupportedMessage } from "../fields/support.ts";
+import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
+import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
+import type { SourceManager } from "../sources.ts";
+import { type HelmCli, HelmError } from "./cli.ts";
+import { planRelease, type ReleaseState, remediates } from "./plan.ts";
+import {
+  chartObjectName,
+  composeValues,
+  configDigest,
+  releaseNameOf,
+  type Values,
+  type ValuesSource,
+} from "./rules.ts";
+import {
+  HELM_API_VERSION,
+  HELM_FINALIZER,
+  HELM_RELEASE_FIELDS,
+  HelmReleaseSpec,
+  remediationOf,
+} from "./spec.ts";
+import { listReleases, type Snapshot, type StoredRelease, snapshotOf } from "./storage.ts";
+
+export interface HelmReleaseStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  helmChart?: string;
+  storageNamespace?: string;
+  history?: Snapshot[];
+  lastAttemptedGeneration?: number;
+  lastAttemptedRevision?: string;
+  lastAttemptedConfigDigest?: string;
+  lastAttemptedReleaseAction?: string;
+  lastHandledReconcileAt?: string;
+  failures?: number;
+  installFailures?: number;
+  upgradeFailures?: number;
+  [k: string]: unknown;
+}
+
+export interface HelmReleaseObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta & { finalizers?: string[] };
+  spec?: Record<string, unknown>;
+  status?: HelmReleaseStatus;
+}
+
+export interface HelmReleaseReport {
+  name: string;
+  namespace: string;
+  ready: boolean;
+  reason: string;
+  message: string;
+  /** The Helm actions this reconcile ran (install, upgrade, rollback, uninstall). */
+  actions: string[];
+}
+
+export interface HelmReconcilerOptions {
+  client: KubeClient;
+  helm: HelmCli;
+  sources: SourceManager;
+  events: EventRecorder;
+  log: Logger;
+  /** How soon a failed reconcile is retried (capped by the interval). */
+  retryMs?: number;
+}
+
+export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
+  const base = namespace
+    ? `/apis/${HELM_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/helmreleases`
+    : `/apis/${HELM_API_VERSION}/helmreleases`;
+  return name ? `${base}/${encodeURIComponent(name)}${status ? "/status" : ""}` : base;
+};
+
+const helmChartPath = (namespace: string, name?: string): string =>
+  `/apis/${SOURCE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/helmcharts${name ? `/${encodeURIComponent(name)}` : ""}`;
+
+/** Ready=True for the HelmRelease's current generation: what dependents and health checks wait for. */
+export function helmReleaseReady(obj: Pick<HelmReleaseObject, "metadata" | "status">): boolean {
+  const ready = obj.status?.conditions?.find((c) => c.type === "Ready");
+  return (
+    ready?.status === "True" &&
+    (obj.metadata.generation === undefined || obj.status?.observedGeneration === obj.metadata.generation)
+  );
+}
+
+/** Thrown inside a reconcile: becomes Ready=False with the reason. */
+class Failure extends Error {
+  readonly reason: string;
+  readonly stalled: boolean;
+  constructor(reason: string, message: string, stalled = false) {
+    super(message);
+    this.reason = reason;
+    this.stalled = stalled;
+  }
+}
+
+const keyOf = (o: { metadata: { namespace?: string; name?: string } }) =>
+  `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
+
+export class HelmReleaseReconciler {
+  private readonly opts: HelmReconcilerOptions;
+  private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
+
+  constructor(opts: HelmReconcilerOptions) {
+    this.opts = opts;
+  }
+
+  private async list(): Promise<HelmReleaseObject[]> {
+    const res = await this.opts.client.raw({ method: "GET", path: helmReleasePath() });
+    if (res.code === 404) return []; // the kind is not served: no HelmRelease can exist
+    if (res.code !== 200) throw apiError("list HelmReleases", res.code, res.body);
+    return (KubeList.parse(res.body).items ?? []).map(
+      (i) => ({ ...i, apiVersion: HELM_API_VERSION, kind: "HelmRelease" }) as HelmReleaseObject,
+    );
+  }
+
+  /** Every due HelmRelease, each after those it depends on. */
+  async reconcileAll(signal: AbortSignal, force = false): Promise<HelmReleaseReport[]> {
+    const all = await this.list();
+    if (!all.length) return [];
+    const items = all.map((hr) => {
+      const ns = hr.metadata.namespace ?? "";
+      const deps = Array.isArray(hr.spec?.dependsOn)
+        ? (hr.spec.dependsOn as { name?: unknown; namespace?: unknown }[])
+        : [];
+      return {
+        hr,
+        name: hr.metadata.name ?? "",
+        namespace: ns,
+        dependsOn: deps
+          .filter((d) => typeof d.name === "string")
+          .map((d) => ({
+            name: d.name as string,
+            namespace: typeof d.namespace === "string" ? d.namespace : ns,
+          })),
+      };
+    });
+    const known = new Set(items.map((i) => `${i.namespace}/${i.name}`));
+    // Dependencies that are not HelmReleases here are checked through their status at reconcile time.
+    const { order, blocked } = orderByDependencies(
+      items.map((i) => ({
+        ...i,
+        dependsOn: i.dependsOn.filter((d) => known.has(`${d.namespace}/${d.name}`)),
+      })),
+    );
+    const reports: HelmReleaseReport[] = [];
+    for (const b of blocked) {
+      if (b.item.hr.metadata.deletionTimestamp) continue;
+      reports.push(await this.fail(b.item.hr, new Failure("DependencyNotReady", b.reason, true)));
+    }
+    for (const item of order) {
+      if (signal.aborted) break;
+      const report = await this.reconcile(item.hr, force);
+      if (report) reports.push(report);
+    }
+    return reports;
+  }
+
+  /** One HelmRelease by name, read afresh (a Kustomization waiting on one it just applied). */
+  async reconcileNamed(namespace: string, name: string): Promise<HelmReleaseReport | undefined> {
+    const res = await this.opts.client.raw({ method: "GET", path: helmReleasePath(namespace, name) });
+    if (res.code !== 200) return undefined;
+    const hr = {
+      ...(res.body as object),
+      apiVersion: HELM_API_VERSION,
+      kind: "HelmRelease",
+    } as HelmReleaseObject;
+    return await this.reconcile(hr, false);
+  }
+
+  async reconcile(hr: HelmReleaseObject, force: boolean): Promise<HelmReleaseReport | undefined> {
+    const key = keyOf(hr);
+    if (hr.metadata.deletionTimestamp) {
+      await this.finalize(hr);
+      this.lastRun.delete(key);
+      return undefined;
+    }
+    if (hr.spec?.suspend === true) return this.report(hr, []);
+    const actions: string[] = [];
+    try {
+      await this.run(hr, force, actions);
+      this.lastRun.set(key, { at: Date.now(), failed: !helmReleaseReady(hr) });
+      return this.report(hr, actions);
+    } catch (err) {
+      const failure = err instanceof Failure ? err : new Failure("ReconciliationFailed", describeError(err));
+      this.lastRun.set(key, { at: Date.now(), failed: true });
+      return { ...(await this.fail(hr, failure)), actions };
+    }
+  }
+
+  private report(hr: HelmReleaseObject, actions: string[]): HelmReleaseReport {
+    const ready = hr.status?.conditions?.find((c) => c.type === "Ready");
+    return {
+      name: hr.metadata.name ?? "",
+      namespace: hr.metadata.namespace ?? "",
+      ready: helmReleaseReady(hr),
+      reason: ready?.reason ?? "",
+      message: ready?.message ?? "",
+      actions,
+    };
+  }
+
+  private due(hr: HelmReleaseObject, spec: HelmReleaseSpec, chartRevision: string, force: boolean): boolean {
+    const last = this.lastRun.get(keyOf(hr));
+    const st = hr.status ?? {};
+    if (force || !last) return true;
+    if (hr.metadata.generation !== undefined && st.observedGeneration !== hr.metadata.generation) return true;
+    const requestedAt = hr.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    if (requestedAt && requestedAt !== st.lastHandledReconcileAt) return true;
+    if (st.lastAttemptedRevision !== chartRevision) return true;
+    const interval = parseDuration(spec.interval);
+    const wait = last.failed ? Math.min(interval, this.opts.retryMs ?? 30_000) : interval;
+    return Date.now() - last.at >= wait;
+  }
+
+  private async run(hr: HelmReleaseObject, force: boolean, actions: string[]): Promise<void> {
+    const ns = hr.metadata.namespace ?? "";
+    const name = hr.metadata.name ?? "";
+    const refused = refusedFields(hr.spec, HELM_RELEASE_FIELDS);
+    if (refused.length)
+      throw new Failure(
+        "UnsupportedField",
+        unsupportedMessage("HelmRelease", refused, HELM_RELEASE_FIELDS),
+        true,
+      );
+    const parsed = HelmReleaseSpec.safeParse(hr.spec ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Failure(
+        "InvalidSpec",
+        `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`,
+        true,
+      );
+    }
+    const spec = parsed.data;
+    const targetNs = spec.targetNamespace ?? ns;
+    const storageNs = spec.storageNamespace ?? ns;
+    if (targetNs !== storageNs)
+      throw new Failure(
+        "UnsupportedField",
+        `HelmRelease ${ns}/${name}: storage namespace ${storageNs} differs from target namespace ${targetNs}; the helm CLI keeps a release's storage in its own namespace, so set spec.storageNamespace: ${targetNs} (refused rather than stored elsewhere)`,
+        true,
+      );
+
+    // The chart, through the HelmChart source (created for chart.spec, as helm-controller does).
+    const chartRef = await this.chartRef(hr, spec);
+    const resolution = await this.opts.sources.resolveRef(chartRef);
+    const helmChart = `${chartRef.namespace}/${chartRef.name}`;
+    if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
+    const artifact = resolution.artifact;
+    if (!this.due(hr, spec, artifact.revision, force)) return;
+    await this.ensureFinalizer(hr);
+
+    for (const dep of spec.dependsOn ?? []) {
+      const depNs = dep.namespace ?? ns;
+      const res = await this.opts.client.raw({ method: "GET", path: helmReleasePath(depNs, dep.name) });
+      const depObj = res.code === 200 ? (res.body as HelmReleaseObject) : undefined;
+      if (!depObj || !helmReleaseReady(depObj))
+        throw new Failure("DependencyNotReady", `dependency '${depNs}/${dep.name}' is not ready`);
+    }
+
+    const values = await this.values(ns, spec);
+    const desired = {
+      chartName: artifact.metadata?.chart ?? "",
+      chartVersion: artifact.revision,
+      configDigest: configDigest(values),
+    };
+    const release = releaseNameOf({
+      name,
+      releaseName: spec.releaseName,
+      targetNamespace: spec.targetNamespace,
+    });
+    const before = await listReleases(this.opts.client, storageNs, release);
+    const latest = before.at(-1);
+    const prev = hr.status ?? {};
+    const attemptChanged =
+      prev.lastAttemptedRevision !== desired.chartVersion ||
+      prev.lastAttemptedConfigDigest !== desired.configDigest ||
+      prev.lastAttemptedGeneration !== hr.metadata.generation;
+    // A new desired state earns fresh retries, as helm-controller clears its failure counts.
+    let installFailures = attemptChanged ? 0 : (prev.installFailures ?? 0);
+    let upgradeFailures = attemptChanged ? 0 : (prev.upgradeFailures ?? 0);
+    let failures = attemptChanged ? 0 : (prev.failures ?? 0);
+    const latestState: ReleaseState | undefined = latest && stateOf(latest);
+    const head = prev.history?.[0];
+    const managed = Boolean(latest && head && head.version === latest.version && head.name === latest.name);
+    const install = remediationOf(spec.install?.remediation);
+    const upgrade = remediationOf(spec.upgrade?.remediation);
+    const plan = planRelease({
+      latest: latestState,
+      managed,
+      everDeployed: before.some(
+        (r) =>
+          r.info.status !== "failed" &&
+          r.info.status !== "uninstalled" &&
+          !r.info.status.startsWith("pending"),
+      ),
+      desired,
+      installFailures,
+      upgradeFailures,
+      install,
+      upgrade,
+    });
+
+    const now = () => new Date().toISOString();
+    const g = hr.metadata.generation === undefined ? {} : { observedGeneration: hr.metadata.generation };
+    const requestedAt = hr.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    let next: HelmReleaseStatus = {
+      ...prev,
+      ...g,
+      helmChart,
+      storageNamespace: storageNs,
+      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
+    };
+    let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
+    const involved = {
+      apiVersion: HELM_API_VERSION,
+      kind: "HelmRelease",
+      name,
+      namespace: ns,
+      uid: hr.metadata.uid,
+    };
+    const chartText = `${desired.chartName}@${desired.chartVersion}`;
+    const timeout = spec.timeout ?? "5m";
+
+    if (plan.action === "none") {
+      // In sync: nothing to run. Ready is restored when an earlier failure (values, dependency) has cleared.
+      const released = conditions.find((c) => c.type === "Released");
+      if (conditions.find((c) => c.type === "Ready")?.status !== "True") {
+        const message =
+          released?.status === "True"
+            ? released.message
+            : `release ${storageNs}/${release}.v${latest?.version} is in sync`;
+        conditions = removeCondition(conditions, "Stalled");
+        conditions = setCondition(
+          conditions,
+          { type: "Ready", status: "True", reason: released?.reason ?? "UpgradeSucceeded", message, ...g },
+          now(),
+        );
+      }
+      next = {
+        ...next,
+        conditions,
+        history: historyOf(before, prev.history, latest?.version ?? 0, spec.maxHistory),
+      };
+      await this.writeStatus(hr, next);
+      return;
+    }
+
+    next = {
+      ...next,
+      lastAttemptedGeneration: hr.metadata.generation,
+      lastAttemptedRevision: desired.chartVersion,
+      lastAttemptedConfigDigest: desired.configDigest,
+    };
+    if (plan.action === "exhausted") {
+      const message = `Failed to ${plan.which} after ${plan.failures} attempt(s)`;
+      conditions = setCondition(
+        conditions,
+        { type: "Ready", status: "False", reason: "RetriesExceeded", message, ...g },
+        now(),
+      );
+      conditions = setCondition(
+        conditions,
+        { type: "Stalled", status: "True", reason: "RetriesExceeded", message, ...g },
+        now(),
+      );
+      next = { ...next, conditions, ...counters(failures, installFailures, upgradeFailures) };
+      await this.writeStatus(hr, next);
+      return;
+    }
+
+    const isInstall = plan.action === "install";
+    const flags = isInstall ? spec.install : spec.upgrade;
+    next.lastAttemptedReleaseAction = isInstall ? "install" : "upgrade";
+    this.opts.log.info(
+      { helmrelease: `${ns}/${name}`, release, why: plan.why },
+      `helm ${next.lastAttemptedReleaseAction}`,
+    );
+    let error: string | undefined;
+    try {
+      if (plan.action === "install" && plan.reinstall) {
+        actions.push("uninstall");
+        await this.opts.helm.uninstall({ release, namespace: storageNs, timeout, wait: true });
+      }
+      actions.push(isInstall ? "install" : "upgrade");
+      await this.opts.helm.upgrade({
+        release,
+        namespace: targetNs,
+        chartDir: artifact.dir,
+        values,
+        install: isInstall,
+        timeout: flags?.timeout ?? timeout,
+        wait: !flags?.disableWait,
+        waitForJobs: !flags?.disableWaitForJobs,
+        maxHistory: spec.maxHistory ?? 5,
+        createNamespace: isInstall && spec.install?.createNamespace === true,
+        skipCrds: isInstall && (spec.install?.skipCRDs === true || spec.install?.crds === "Skip"),
+        disableHooks: flags?.disableHooks,
+        disableOpenApiValidation: flags?.disableOpenAPIValidation,
+        disableSchemaValidation: flags?.disableSchemaValidation,
+        cleanupOnFail: !isInstall && spec.upgrade?.cleanupOnFail === true,
+        takeOwnership: !flags?.disableTakeOwnership,
+      });
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      error = err.message;
+    }
+
+    let after = await listReleases(this.opts.client, storageNs, release);
+    if (error === undefined) {
+      const rel = after.at(-1);
+      const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
+      const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${storageNs}/${release}.v${rel?.version} with chart ${chartText}`;
+      conditions = removeCondition(removeCondition(conditions, "Stalled"), "Remediated");
+      conditions = setCondition(
+        conditions,
+        { type: "Released", status: "True", reason, message, ...g },
+        now(),
+      );
+      conditions = setCondition(conditions, { type: "Ready", status: "True", reason, message, ...g }, now());
+      // Success clears the counters (helm-controller keeps them only while failing).
+      next = {
+        ...next,
+        conditions,
+        ...counters(0, 0, 0),
+        history: historyOf(after, prev.history, latest?.version ?? 0, spec.maxHistory),
+      };
+      await this.writeStatus(hr, next);
+      await this.opts.events.emit(involved, "Normal", reason, message);
+      return;
+    }
+
+    failures++;
+    if (isInstall) installFailures++;
+    else upgradeFailures++;
+    const reason = isInstall ? "InstallFailed" : "UpgradeFailed";
+    let message = `Helm ${isInstall ? "install" : "upgrade"} failed for release ${targetNs}/${release} with chart ${chartText}: ${error}`;
+    conditions = setCondition(
+      conditions,
+      { type: "Released", status: "False", reason, message, ...g },
+      now(),
+    );
+    await this.opts.events.emit(involved, "Warning", reason, message);
+    const remediation = isInstall ? install : upgrade;
+    if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
+      const outcome = isInstall
+        ? after.length
+          ? await this.remediateInstall(release, storageNs, spec, actions)
+          : undefined
+        : await this.remediateUpgrade(release, storageNs, spec, after, actions);
+      if (outcome) {
+        after = await listReleases(this.opts.client, storageNs, release);
+        conditions = setCondition(
+          conditions,
+          {
+            type: "Remediated",
+            status: outcome.ok ? "True" : "False",
+            reason: outcome.reason,
+            message: outcome.message,
+            ...g,
+          },
+          now(),
+        );
+        message = `${message}; ${outcome.message}`;
+        await this.opts.events.emit(
+          involved,
+          outcome.ok ? "Normal" : "Warning",
+          outcome.reason,
+          outcome.message,
+        );
+      }
+    }
+    conditions = setCondition(conditions, { type: "Ready", status: "False", reason, message, ...g }, now());
+    next = {
+      ...next,
+      conditions,
+      ...counters(failures, installFailures, upgradeFailures),
+      history: historyOf(after, prev.history, latest?.version ?? 0, spec.maxHistory),
+    };
+    await this.writeStatus(hr, next);
+    this.opts.log.warn({ helmrelease: `${ns}/${name}` }, message);
+  }
+
+  private async remediateUpgrade(
+    release: string,
+    namespace: string,
+    spec: HelmReleaseSpec,
+    after: StoredRelease[],
+    actions: string[],
+  ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
+    // An upgrade that failed before Helm recorded it (a render error) left the deployed release as it was.
+    if (after.at(-1)?.info.status !== "failed") return undefined;
+    // Back to the newest release that was deployed before the failed upgrade.
+    const target = [...after]
+      .reverse()
+      .find((r) => r.info.status === "superseded" || r.info.status === "deployed");
+    if (!target) return undefined;
+    actions.push("rollback");
+    try {
+      await this.opts.helm.rollback({
+        release,
+        namespace,
+        version: target.version,
+        timeout: spec.rollback?.timeout ?? spec.timeout ?? "5m",
+        wait: !spec.rollback?.disableWait,
+        waitForJobs: !spec.rollback?.disableWaitForJobs,
+        disableHooks: spec.rollback?.disableHooks,
+        cleanupOnFail: spec.rollback?.cleanupOnFail,
+      });
+      const chart = `${target.chart.metadata.name}@${target.chart.metadata.version}`;
+      return {
+        ok: true,
+        reason: "RollbackSucceeded",
+        message: `Helm rollback to previous release ${namespace}/${release}.v${target.version} with chart ${chart} succeeded`,
+      };
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      return {
+        ok: false,
+        reason: "RollbackFailed",
+        message: `Helm rollback of release ${namespace}/${release} failed: ${err.message}`,
+      };
+    }
+  }
+
+  private async remediateInstall(
+    release: string,
+    namespace: string,
+    spec: HelmReleaseSpec,
+    actions: string[],
+  ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
+    actions.push("uninstall");
+    try {
+      await this.opts.helm.uninstall({
+        release,
+        namespace,
+        timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
+        wait: !spec.uninstall?.disableWait,
+      });
+      return {
+        ok: true,
+        reason: "UninstallSucceeded",
+        message: `Helm uninstall of failed release ${namespace}/${release} succeeded`,
+      };
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      return {
+        ok: false,
+        reason: "UninstallFailed",
+        message: `Helm uninstall of failed release ${namespace}/${release} failed: ${err.message}`,
+      };
+    }
+  }
+
+  /** The HelmChart this HelmRelease installs from; for chart.spec, created or updated to match it. */
+  private async chartRef(
+    hr: HelmReleaseObject,
+    spec: HelmReleaseSpec,
+  ): Promise<{ kind: string; namespace: string; name: string }> {
+    const ns = hr.metadata.namespace ?? "";
+    if (spec.chartRef) {
+      if (spec.chartRef.kind !== "HelmChart")
+        throw new Failure(
+          "UnsupportedField",
+          `spec.chartRef.kind ${spec.chartRef.kind} is not supported by the shipmate agent (supported: HelmChart); refused rather than ignored`,
+          true,
+        );
+      return { kind: "HelmChart", namespace: spec.chartRef.namespace ?? ns, name: spec.chartRef.name };
+    }
+    const tpl = spec.chart;
+    if (!tpl) throw new Failure("InvalidSpec", "either chart or chartRef must be set", true);
+    const chartNs = tpl.spec.sourceRef.namespace ?? ns;
+    const name = chartObjectName({ namespace: ns, name: hr.metadata.name ?? "" });
+    const desiredSpec: Record<string, unknown> = {
+      chart: tpl.spec.chart,
+      version: tpl.spec.version || "*",
+      sourceRef: {
+        kind: tpl.spec.sourceRef.kind,
+        name: tpl.spec.sourceRef.name,
+        ...(tpl.spec.sourceRef.apiVersion ? { apiVersion: tpl.spec.sourceRef.apiVersion } : {}),
+      },
+      interval: tpl.spec.interval ?? spec.interval,
+      reconcileStrategy: tpl.spec.reconcileStrategy ?? "ChartVersion",
+      ...(tpl.spec.valuesFiles?.length ? { valuesFiles: tpl.spec.valuesFiles } : {}),
+      ...(tpl.spec.ignoreMissingValuesFiles ? { ignoreMissingValuesFiles: true } : {}),
+    };
+    const labels = {
+      ...(tpl.metadata?.labels ?? {}),
+      "helm.toolkit.fluxcd.io/name": hr.metadata.name ?? "",
+      "helm.toolkit.fluxcd.io/namespace": ns,
+    };
+    const annotations = tpl.metadata?.annotations ?? {};
+    const path = helmChartPath(chartNs, name);
+    const res = await this.opts.client.raw({ method: "GET", path });
+    if (res.code === 404) {
+      const created = await this.opts.client.raw({
+        method: "POST",
+        path: helmChartPath(chartNs),
+        body: {
+          apiVersion: SOURCE_API_VERSION,
+          kind: "HelmChart",
+          metadata: { name, namespace: chartNs, labels, annotations },
+          spec: desiredSpec,
+        },
+        query: { fieldManager: "shipmate-agent" },
+      });
+      if (created.code === 404)
+        throw new Failure("ArtifactFailed", "the HelmChart kind is not served: apply deploy/agent/crds.yaml");
+      if (created.code !== 201 && created.code !== 409)
+        throw apiError(`create HelmChart ${chartNs}/${name}`, created.code, created.body);
+      await this.opts.sources.refresh();
+    } else if (res.code === 200) {
+      const live = res.body as {
+        metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+        spec?: Record<string, unknown>;
+      };
+      const liveLabels = live.metadata?.labels ?? {};
+      const labelsOk = Object.entries(labels).every(([k, v]) => liveLabels[k] === v);
+      const annotationsOk = Object.entries(annotations).every(
+        ([k, v]) => live.metadata?.annotations?.[k] === v,
+      );
+      if (canonicalJson(live.spec ?? {}) !== canonicalJson(desiredSpec) || !labelsOk || !annotationsOk) {
+        const spec: Record<string, unknown> = { ...desiredSpec };
+        for (const k of Object.keys(live.spec ?? {})) if (!(k in spec)) spec[k] = null;
+        const patched = await this.opts.client.raw({
+          method: "PATCH",
+          path,
+          body: { metadata: { labels, annotations }, spec },
+          contentType: "application/merge-patch+json",
+          query: { fieldManager: "shipmate-agent" },
+        });
+        if (patched.code !== 200)
+          throw apiError(`update HelmChart ${chartNs}/${name}`, patched.code, patched.body);
+        await this.opts.sources.refresh();
+      }
+    } else throw apiError(`HelmChart ${chartNs}/${name}`, res.code, res.body);
+    return { kind: "HelmChart", namespace: chartNs, name };
+  }
+
+  /** valuesFrom in order, then values: missing objects or keys fail unless optional. */
+  private async values(ns: string, spec: HelmReleaseSpec): Promise<Values> {
+    const sources: ValuesSource[] = [];
+    for (const ref of spec.valuesFrom ?? []) {
+      const what = `${ref.kind} '${ns}/${ref.name}'`;
+      const plural = ref.kind === "Secret" ? "secrets" : "configmaps";
+      const res = await this.opts.client.raw({
+        method: "GET",
+        path: `/api/v1/namespaces/${encodeURIComponent(ns)}/${plural}/${encodeURIComponent(ref.name)}`,
+      });
+      if (res.code === 404) {
+        if (ref.optional) continue;
+        throw new Failure("ValuesError", `could not find ${what}`);
+      }
+      if (res.code !== 200) throw apiError(`read ${what}`, res.code, res.body);
+      const body = res.body as { data?: Record<string, string> };
+      const key = ref.valuesKey || "values.yaml";
+      const raw = body.data?.[key];
+      if (raw === undefined) {
+        if (ref.optional) continue;
+        throw new Failure("ValuesError", `missing key '${key}' in ${what}`);
+      }
+      const text = ref.kind === "Secret" ? Buffer.from(raw, "base64").toString("utf8") : raw;
+      if (ref.targetPath) {
+        sources.push({ targetPath: ref.targetPath, literal: ref.literal, text, what });
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = parse(text);
+      } catch (err) {
+        // The parser's message may quote the document: a Secret's content stays out of status.
+        throw new Failure(
+          "ValuesError",
+          `key '${key}' in ${what} is not valid YAML${ref.kind === "Secret" ? "" : `: ${(err as Error).message.split("\n")[0]}`}`,
+        );
+      }
+      sources.push({ text, parsed, what: `key '${key}' in ${what}` });
+    }
+    try {
+      return composeValues(sources, (spec.values ?? undefined) as Values | undefined);
+    } catch (err) {
+      throw new Failure("ValuesError", (err as Error).message);
+    }
+  }
+
+  private async ensureFinalizer(hr: HelmReleaseObject): Promise<void> {
+    const finalizers = hr.metadata.finalizers ?? [];
+    if (finalizers.includes(HELM_FINALIZER)) return;
+    const res = await this.opts.client.raw({
+      method: "PATCH",
+      path: helmReleasePath(hr.metadata.namespace, hr.metadata.name),
+      body: {
+        metadata: {
+          finalizers: [...finalizers, HELM_FINALIZER],
+          resourceVersion: hr.metadata.resourceVersion,
+        },
+      },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code !== 200) throw apiError(`add finalizer to HelmRelease ${keyOf(hr)}`, res.code, res.body);
+    const body = res.body as HelmReleaseObject;
+    hr.metadata.finalizers = body.metadata.finalizers;
+    hr.metadata.resourceVersion = body.metadata.resourceVersion;
+  }
+
+  /** A deleted HelmRelease: its release uninstalled (unless suspended), its HelmChart deleted, then let go. */
+  private async finalize(hr: HelmReleaseObject): Promise<void> {
+    const finalizers = hr.metadata.finalizers ?? [];
+    if (!finalizers.includes(HELM_FINALIZER)) return;
+    const ns = hr.metadata.namespace ?? "";
+    const name = hr.metadata.name ?? "";
+    const parsed = HelmReleaseSpec.safeParse(hr.spec ?? {});
+    if (parsed.success && !parsed.data.suspend) {
+      const spec = parsed.data;
+      const storageNs = spec.storageNamespace ?? spec.targetNamespace ?? ns;
+      const release = releaseNameOf({
+        name,
+        releaseName: spec.releaseName,
+        targetNamespace: spec.targetNamespace,
+      });
+      const stored = await listReleases(this.opts.client, storageNs, release);
+      if (stored.length && stored.at(-1)?.info.status !== "uninstalled") {
+        try {
+          await this.opts.helm.uninstall({
+            release,
+            namespace: storageNs,
+            timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
+            wait: !spec.uninstall?.disableWait,
+            keepHistory: spec.uninstall?.keepHistory,
+            disableHooks: spec.uninstall?.disableHooks,
+            cascade: spec.uninstall?.deletionPropagation,
+          });
+          this.opts.log.info({ helmrelease: `${ns}/${name}` }, `uninstalled release ${storageNs}/${release}`);
+        } catch (err) {
+          // The finalizer stays: the uninstall is retried on the next pass.
+          this.opts.log.warn({ helmrelease: `${ns}/${name}` }, `uninstall failed: ${describeError(err)}`);
+          return;
+        }
+      }
+      if (spec.chart) {
+        const chartNs = spec.chart.spec.sourceRef.namespace ?? ns;
+        const del = await this.opts.client.raw({
+          method: "DELETE",
+          path: helmChartPath(chartNs, chartObjectName({ namespace: ns, name })),
+        });
+        if (del.code !== 200 && del.code !== 202 && del.code !== 404)
+          throw apiError("delete HelmChart", del.code, del.body);
+      }
+    }
+    const res = await this.opts.client.raw({
+      method: "PATCH",
+      path: helmReleasePath(ns, name),
+      body: {
+        metadata: {
+          finalizers: finalizers.filter((f) => f !== HELM_FINALIZER),
+          resourceVersion: hr.metadata.resourceVersion,
+        },
+      },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code !== 200 && res.code !== 404)
+      throw apiError(`remove finalizer of HelmRelease ${ns}/${name}`, res.code, res.body);
+  }
+
+  private async fail(hr: HelmReleaseObject, failure: Failure): Promise<HelmReleaseReport> {
+    const now = new Date().toISOString();
+    const g = hr.metadata.generation === undefined ? {} : { observedGeneration: hr.metadata.generation };
+    const requestedAt = hr.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    let conditions = removeCondition(hr.status?.conditions ?? [], "Reconciling");
+    const c = { status: "False" as const, reason: failure.reason, message: failure.message, ...g };
+    conditions = setCondition(conditions, { type: "Ready", ...c }, now);
+    conditions = failure.stalled
+      ? setCondition(conditions, { type: "Stalled", ...c, status: "True" }, now)
+      : removeCondition(conditions, "Stalled");
+    const changed = hr.status?.conditions?.find((x) => x.type === "Ready")?.message !== failure.message;
+    await this.writeStatus(hr, {
+      ...hr.status,
+      ...g,
+      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
+      conditions,
+    });
+    if (changed) {
+      this.opts.log.warn({ helmrelease: keyOf(hr), reason: failure.reason }, failure.message);
+      await this.opts.events.emit(
+        {
+          apiVersion: HELM_API_VERSION,
+          kind: "HelmRelease",
+          name: hr.metadata.name ?? "",
+          namespace: hr.metadata.namespace ?? "",
+          uid: hr.metadata.uid,
+        },
+        "Warning",
+        failure.reason,
+        failure.message,
+      );
+    }
+    return this.report(hr, []);
+  }
+
+  /** Writes status only when it differs, so a steady release costs no write. */
+  private async writeStatus(hr: HelmReleaseObject, next: HelmReleaseStatus): Promise<void> {
+    const prev = hr.status ?? {};
+    if (canonicalJson(prev) === canonicalJson(next)) return;
+    const body: Record<string, unknown> = { ...next };
+    for (const k of Object.keys(prev)) if (!(k in next) || next[k] === undefined) body[k] = null;
+    const res = await this.opts.client.raw({
+      method: "PATCH",
+      path: helmReleasePath(hr.metadata.namespace, hr.metadata.name, true),
+      body: { status: body },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code === 404) return;
+    if (res.code !== 200) throw apiError(`status of HelmRelease ${keyOf(hr)}`, res.code, res.body);
+    hr.status = Object.fromEntries(
+      Object.entries(next).filter(([, v]) => v !== undefined),
+    ) as HelmReleaseStatus;
+  }
+}
+
+function stateOf(r: StoredRelease): ReleaseState {
+  const s = snapshotOf(r);
+  return {
+    version: s.version,
+    status: s.status,
+    chartName: s.chartName,
+    chartVersion: s.chartVersion,
+    configDigest: s.configDigest,
+  };
+}
+
+/** helm-controller omits zero counters. */
+function counters(
+  failures: number,
+  installFailures: number,
+  upgradeFailures: number,
+): Partial<HelmReleaseStatus> {
+  return {
+    failures: failures || undefined,
+    installFailures: installFailures || undefined,
+    upgradeFailures: upgradeFailures || undefined,
+  };
+}
+
+/**
+ * `status.history`, newest first: the revisions this HelmRelease recorded
+ * before and those created since `since` (its own actions), refreshed from
+ * storage (a superseded release shows as such), at most `maxHistory` (5 by
+ * default, 0 unlimited) and only what Helm still stores.
+ */
+export function historyOf(
+  stored: readonly StoredRelease[],
+  previous: readonly Snapshot[] | undefined,
+  since: number,
+  maxHistory: number | undefined,
+): Snapshot[] {
+  const known = new Set((previous ?? []).map((s) => s.version));
+  const picked = stored
+    .filter((r) => known.has(r.version) || r.version > since)
+    .map(snapshotOf)
+    .sort((a, b) => b.version - a.version);
+  const max = maxHistory ?? 5;
+  return max > 0 ? picked.slice(0, max) : picked;
+}

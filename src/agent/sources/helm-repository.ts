@@ -1,0 +1,132 @@
+/**
+ * HelmRepository (source.toolkit.fluxcd.io/v1), `type: default`: the
+ * repository's `index.yaml` over HTTP(S), with basic auth from a Secret,
+ * bounded in time and size, checked to be a Helm index, stored in the
+ * source's directory. The revision and digest are the sha256 of the index,
+ * so an unchanged repository yields the same artifact and no status write.
+ * HelmCharts read the stored index to pick and download a version.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { FieldTable } from "../fields/support.ts";
+import { type BasicAuth, basicAuthFrom, getBounded, HttpFetchError } from "../helm/http.ts";
+import { IndexError, parseIndex } from "../helm/repo.ts";
+import { parseDuration } from "../kustomization.ts";
+import { Duration, SOURCE_API_VERSION } from "../schema.ts";
+import type { Artifact } from "../source.ts";
+import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+
+/** source-controller's default `--helm-index-max-size`. */
+export const MAX_INDEX_BYTES = 50 * 1024 * 1024;
+/** source-controller's default timeout for repository operations. */
+const DEFAULT_TIMEOUT = "60s";
+export const INDEX_FILE = "index.yaml";
+
+/** source.toolkit.fluxcd.io/v1 HelmRepository spec fields (source-controller v1.9.6 CRD), honoured or refused. */
+export const HELM_REPOSITORY_FIELDS: FieldTable = {
+  url: "honoured",
+  interval: "honoured",
+  timeout: "honoured",
+  suspend: "honoured",
+  secretRef: "honoured",
+  "secretRef.name": "honoured",
+  passCredentials: "honoured",
+  type: { refused: "OCI chart repositories are not implemented yet", accepts: ["default"] },
+  provider: { refused: "only generic (Secret) authentication is implemented", accepts: ["generic"] },
+  certSecretRef: { refused: "client certificates and custom CAs for chart repositories are not implemented" },
+  insecure: { refused: "plain-HTTP OCI registries are not implemented (OCI repositories are not)" },
+  // Flux documents accessFrom as provisional and does not enforce it either.
+  accessFrom: "honoured",
+};
+
+/** source.toolkit.fluxcd.io/v1 HelmRepositorySpec, the fields the agent reads. */
+export const HelmRepositorySpec = z.looseObject({
+  url: z.string().regex(/^https?:\/\//, "an http:// or https:// URL"),
+  interval: Duration,
+  timeout: Duration.optional(),
+  secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
+  passCredentials: z.boolean().optional(),
+  suspend: z.boolean().optional(),
+  type: z.enum(["default", "oci"]).optional(),
+});
+export type HelmRepositorySpec = z.infer<typeof HelmRepositorySpec>;
+
+/** The repository's credentials, when it names a Secret. */
+export async function repositoryAuth(
+  spec: Pick<HelmRepositorySpec, "secretRef">,
+  ctx: Pick<FetchContext, "secret">,
+): Promise<BasicAuth | undefined> {
+  if (!spec.secretRef) return undefined;
+  try {
+    return basicAuthFrom(await ctx.secret(spec.secretRef.name), spec.secretRef.name);
+  } catch (err) {
+    throw new SourceError("AuthenticationFailed", (err as Error).message, { cause: err });
+  }
+}
+
+class HelmIndexFetcher implements SourceFetcher<HelmRepositorySpec> {
+  private readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async fetch(spec: HelmRepositorySpec, ctx: FetchContext): Promise<Artifact> {
+    const auth = await repositoryAuth(spec, ctx);
+    const base = spec.url.endsWith("/") ? spec.url : `${spec.url}/`;
+    let body: Buffer;
+    try {
+      body = await getBounded(new URL(INDEX_FILE, base), {
+        auth,
+        timeoutMs: parseDuration(spec.timeout ?? DEFAULT_TIMEOUT),
+        maxBytes: MAX_INDEX_BYTES,
+        what: "fetch index",
+      });
+    } catch (err) {
+      const reason =
+        err instanceof HttpFetchError && (err.status === 401 || err.status === 403)
+          ? "AuthenticationFailed"
+          : "IndexationFailed";
+      throw new SourceError(reason, (err as Error).message, { cause: err });
+    }
+    try {
+      parseIndex(body.toString("utf8"));
+    } catch (err) {
+      if (err instanceof IndexError)
+        throw new SourceError("IndexationFailed", err.message, { stalled: false });
+      throw err;
+    }
+    const digest = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+    mkdirSync(this.dir, { recursive: true });
+    // Written then renamed: a chart reading the index never sees half of one.
+    const tmp = join(this.dir, `.${INDEX_FILE}.tmp`);
+    writeFileSync(tmp, body);
+    renameSync(tmp, join(this.dir, INDEX_FILE));
+    return { revision: digest, digest, dir: this.dir };
+  }
+
+  async clean(): Promise<void> {}
+}
+
+export const helmRepositoryHandler: SourceHandler<HelmRepositorySpec> = {
+  kind: "HelmRepository",
+  apiVersion: SOURCE_API_VERSION,
+  plural: "helmrepositories",
+  failureReason: "IndexationFailed",
+  writesStatus: true,
+  holds: "chart-index",
+  fields: HELM_REPOSITORY_FIELDS,
+  parse(spec) {
+    const parsed = HelmRepositorySpec.safeParse(spec);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
+    }
+    return { spec: parsed.data };
+  },
+  interval: (spec) => spec.interval,
+  suspended: (spec) => spec.suspend === true,
+  signature: (spec) => ({ url: spec.url, secret: spec.secretRef?.name ?? null }),
+  open: (dir) => new HelmIndexFetcher(dir),
+};
