@@ -84,13 +84,10 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
       "apps/helm/release.yaml": [
         configMap("before-helm", "t-kind", { v: "1" }),
         {
-          apiVersion: "helm.toolkit.fluxcd.io/v2",
-          kind: "HelmRelease",
-          metadata: { name: "podinfo", namespace: "t-kind" },
-          spec: {
-            interval: "1h",
-            chart: { spec: { chart: "podinfo", sourceRef: { kind: "HelmRepository", name: "x" } } },
-          },
+          apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
+          kind: "Alert",
+          metadata: { name: "on-call", namespace: "t-kind" },
+          spec: { providerRef: { name: "slack" }, eventSources: [{ kind: "Kustomization", name: "*" }] },
         },
       ],
       "apps/plain/cm.yaml": [configMap("plain", "t-kind", { v: "1" })],
@@ -99,11 +96,11 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
     const helm = await ksStatus(client, "t-kind-helm");
     expect(helm.ready?.status).toBe("False");
     expect(helm.ready?.reason).toBe("UnsupportedKind");
-    expect(helm.ready?.message).toContain("HelmRelease (helm.toolkit.fluxcd.io/v2) t-kind/podinfo");
+    expect(helm.ready?.message).toContain("Alert (notification.toolkit.fluxcd.io/v1beta3) t-kind/on-call");
     expect(helm.ready?.message).not.toContain("is its CRD installed");
     const stalled = helm.ks?.status.conditions.find((c: { type: string }) => c.type === "Stalled");
     expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedKind" });
-    // Fail closed: nothing of it was applied, not even the ConfigMap next to the HelmRelease.
+    // Fail closed: nothing of it was applied, not even the ConfigMap next to the Alert.
     expect(await getObject(client, "/api/v1/namespaces/t-kind/configmaps/before-helm")).toBeUndefined();
     expect(await getObject(client, "/api/v1/namespaces/t-kind/configmaps/plain")).toBeDefined();
     expect(first.reconciled.find((k: ApiJson) => k.name === "t-kind-plain")?.ready).toBe(true);

@@ -331,3 +331,6 @@ require (
 )
 
 replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20220411205349-bde1400a84be
+
+// v0.18.3 is not served by the module proxy here (403); v0.18.0 is the same minor line.
+replace github.com/fluxcd/pkg/artifact => github.com/fluxcd/pkg/artifact v0.18.0
