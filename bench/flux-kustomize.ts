@@ -15,7 +15,7 @@
  * CPU time and peak RSS come from /proc of each controller process.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -95,7 +95,7 @@ async function ksStatus(kube: KubeCluster, ns: string, name: string) {
   return JSON.parse(res.body).status as any;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 300_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -200,12 +200,9 @@ async function main() {
     const kubectl = (...a: string[]) =>
       execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, ...a], { encoding: "utf8" });
     // Flux's own CRDs (fuller than shipmate's): both agents then read the same objects.
-    for (const [mod, files] of [
-      ["github.com/fluxcd/kustomize-controller", ["kustomize.toolkit.fluxcd.io_kustomizations.yaml"]],
-      ["github.com/fluxcd/source-controller", ["source.toolkit.fluxcd.io_gitrepositories.yaml"]],
-    ] as const) {
-      const dir = moduleDir(mod);
-      for (const f of files) kubectl("apply", "--server-side", "-f", join(dir, "config/crd/bases", f));
+    // Every CRD of both controllers: each watches all of its kinds and stops without their CRDs.
+    for (const mod of ["github.com/fluxcd/kustomize-controller", "github.com/fluxcd/source-controller"]) {
+      kubectl("apply", "--server-side", "-f", join(moduleDir(mod), "config/crd/bases"));
     }
     kubectl("wait", "--for=condition=Established", "crd/kustomizations.kustomize.toolkit.fluxcd.io");
     kubectl("create", "namespace", "flux-system");
@@ -231,6 +228,7 @@ async function main() {
       "--log-level=error",
     ];
     const fluxStart = async () => {
+      mkdirSync(join(work, "flux-storage"), { recursive: true });
       children.push(
         startProcess(
           fluxSource,
@@ -345,6 +343,13 @@ async function main() {
     console.log(
       `initial: shipmate/Flux = ${(shipmate.initialS / flux.initialS).toFixed(2)}×; no-op: shipmate/Flux = ${(median(shipmate.noopS) / median(flux.noopS)).toFixed(2)}× (target ≤ 0.5×), shipmate no-op writes ${median(shipmate.noopWrites)} (target 0)`,
     );
+  } catch (err) {
+    for (const log of ["source-controller.log", "kustomize-controller.log", "agent.log"]) {
+      try {
+        console.error(`== ${log}\n${readFileSync(join(work, log), "utf8").slice(-3000)}`);
+      } catch {}
+    }
+    throw err;
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await git.close();
