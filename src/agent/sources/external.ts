@@ -14,7 +14,13 @@ import { listFiles } from "../artifacts/build.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
-import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+import {
+  type FetchContext,
+  parseWith,
+  SourceError,
+  type SourceFetcher,
+  type SourceHandler,
+} from "./handler.ts";
 
 /** source.toolkit.fluxcd.io/v1 ExternalArtifact spec fields (source-controller v1.9.6 CRD). */
 export const EXTERNAL_ARTIFACT_FIELDS: FieldTable = {
@@ -120,14 +126,7 @@ export const externalArtifactHandler: SourceHandler<ExternalArtifactSpec> = {
   writesStatus: false,
   holds: "manifests",
   fields: EXTERNAL_ARTIFACT_FIELDS,
-  parse(spec) {
-    const parsed = ExternalArtifactSpec.safeParse(spec);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
-    }
-    return { spec: parsed.data };
-  },
+  parse: (spec) => parseWith(ExternalArtifactSpec, spec),
   // No interval: its status is read on every pass that needs it (a local read).
   interval: () => undefined,
   suspended: () => false,

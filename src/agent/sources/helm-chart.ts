@@ -36,7 +36,13 @@ import { ChartArchiveError, chartRoot, readChartArchive, safeEntryPath, type Tar
 import { parseDuration } from "../kustomization.ts";
 import { Duration, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
-import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+import {
+  type FetchContext,
+  parseWith,
+  SourceError,
+  type SourceFetcher,
+  type SourceHandler,
+} from "./handler.ts";
 import { HelmRepositorySpec, INDEX_FILE, repositoryAuth } from "./helm-repository.ts";
 
 /** source-controller's default `--helm-chart-max-size`. */
@@ -297,14 +303,7 @@ export const helmChartHandler: SourceHandler<HelmChartSpec> = {
   writesStatus: true,
   holds: "chart",
   fields: HELM_CHART_FIELDS,
-  parse(spec) {
-    const parsed = HelmChartSpec.safeParse(spec);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
-    }
-    return { spec: parsed.data };
-  },
+  parse: (spec) => parseWith(HelmChartSpec, spec),
   interval: (spec) => spec.interval,
   suspended: (spec) => spec.suspend === true,
   signature: (spec) => spec,

@@ -16,7 +16,13 @@ import { IndexError, parseIndex } from "../helm/repo.ts";
 import { parseDuration } from "../kustomization.ts";
 import { Duration, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
-import { type FetchContext, SourceError, type SourceFetcher, type SourceHandler } from "./handler.ts";
+import {
+  type FetchContext,
+  parseWith,
+  SourceError,
+  type SourceFetcher,
+  type SourceHandler,
+} from "./handler.ts";
 
 /** source-controller's default `--helm-index-max-size`. */
 export const MAX_INDEX_BYTES = 50 * 1024 * 1024;
@@ -117,14 +123,7 @@ export const helmRepositoryHandler: SourceHandler<HelmRepositorySpec> = {
   writesStatus: true,
   holds: "chart-index",
   fields: HELM_REPOSITORY_FIELDS,
-  parse(spec) {
-    const parsed = HelmRepositorySpec.safeParse(spec);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { invalid: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}` };
-    }
-    return { spec: parsed.data };
-  },
+  parse: (spec) => parseWith(HelmRepositorySpec, spec),
   interval: (spec) => spec.interval,
   suspended: (spec) => spec.suspend === true,
   signature: (spec) => ({ url: spec.url, secret: spec.secretRef?.name ?? null }),
