@@ -23,7 +23,13 @@ import { posix } from "node:path";
 import { isMap, isScalar, isSeq, parse, parseDocument } from "yaml";
 import { describeRef, inventoryId, type ObjectRef, splitApiVersion } from "../agent/objects.ts";
 import { UsageError } from "../errors.ts";
-import { AGENT_DIR, AGENT_NAMESPACE, GIT_SECRET, TOKEN_ENV_IN_POD, withAgentResource } from "./layout.ts";
+import {
+  AGENT_DIR,
+  AGENT_NAMESPACE,
+  GIT_SECRET,
+  DEPLOYMENT_PATCH as TOKEN_PATCH,
+  withAgentResource,
+} from "./layout.ts";
 
 export const FLUX_DIR = "flux-system";
 export const COMPONENTS_FILE = "gotk-components.yaml";
@@ -205,18 +211,7 @@ const DEPLOYMENT_PATCH = (root: FluxRoot) =>
     "- op: add",
     "  path: /spec/template/spec/containers/0/args/-",
     `  value: --namespace=${root.namespace}`,
-    "- op: add",
-    "  path: /spec/template/spec/containers/0/args/-",
-    `  value: --token-env=${TOKEN_ENV_IN_POD}`,
-    "- op: add",
-    "  path: /spec/template/spec/containers/0/env",
-    "  value:",
-    `    - name: ${TOKEN_ENV_IN_POD}`,
-    "      valueFrom:",
-    "        secretKeyRef:",
-    `          name: ${GIT_SECRET}`,
-    "          key: password",
-    "",
+    TOKEN_PATCH,
   ].join("\n");
 
 /** The agent folder's kustomization for a cluster moved from Flux. */

@@ -86,7 +86,8 @@ export function agentFiles(input: AgentManifestInput, templates = new Templates(
   return files;
 }
 
-const DEPLOYMENT_PATCH = [
+/** The agent Deployment patch that reads the git token from the bootstrap Secret (JSON patch, YAML text). */
+export const DEPLOYMENT_PATCH = [
   "- op: add",
   "  path: /spec/template/spec/containers/0/args/-",
   `  value: --token-env=${TOKEN_ENV_IN_POD}`,
