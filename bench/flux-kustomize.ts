@@ -11,7 +11,10 @@
  * `reconcile.fluxcd.io/requestedAt` request (what `flux reconcile` and
  * `shipmate reconcile` write) timed until `status.lastHandledReconcileAt`
  * echoes it. Write requests come from the API server's own
- * apiserver_request_total (dry runs excluded), minus the request itself.
+ * apiserver_request_total (dry runs and the API server's own lease heartbeats
+ * excluded), minus the request itself; BENCH_TRACE_WRITES=1 prints them by
+ * verb and resource. Flux's Kustomization and GitRepository are suspended
+ * before the agent starts, as the agent would otherwise take them over too.
  * CPU time and peak RSS come from /proc of each controller process.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -64,15 +67,35 @@ function api(kube: KubeCluster, method: string, path: string, body?: unknown, ty
   });
 }
 
-async function writes(kube: KubeCluster): Promise<number> {
+/** Write requests by "VERB resource" from the API server's own counters (dry runs excluded). */
+async function writesBy(kube: KubeCluster): Promise<Map<string, number>> {
   const { body } = await api(kube, "GET", "/metrics");
-  let n = 0;
+  const by = new Map<string, number>();
   for (const line of body.split("\n")) {
     if (!line.startsWith("apiserver_request_total{") || !/dry_run=""/.test(line)) continue;
-    if (!/verb="(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION|CREATE|UPDATE)"/.test(line)) continue;
-    n += Number(line.split(" ").pop());
+    const verb = /verb="(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION|CREATE|UPDATE)"/.exec(line)?.[1];
+    if (!verb) continue;
+    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? "";
+    // Both controllers run without leader election: a lease write is the API
+    // server's own identity heartbeat (every 10 s), not either controller's.
+    if (resource === "leases") continue;
+    const sub = /subresource="([^"]*)"/.exec(line)?.[1];
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ""}`;
+    by.set(key, (by.get(key) ?? 0) + Number(line.split(" ").pop()));
   }
-  return n;
+  return by;
+}
+
+const total = (by: Map<string, number>): number => [...by.values()].reduce((a, b) => a + b, 0);
+
+/** With BENCH_TRACE_WRITES=1, which writes a no-op made, by verb and resource. */
+function traceWrites(label: string, before: Map<string, number>, after: Map<string, number>): void {
+  if (!process.env.BENCH_TRACE_WRITES) return;
+  const diff = [...after]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+    .filter(([, d]) => d > 0)
+    .map(([k, d]) => `${k} ×${d}`);
+  console.log(`${label} writes: ${diff.join(", ") || "none"}`);
 }
 
 /** CPU seconds (user + system) and peak RSS of a running process, from /proc. */
@@ -120,7 +143,8 @@ async function measure(
   start: () => Promise<void>,
   pids: () => number[],
 ): Promise<Figures> {
-  const w0 = await writes(kube);
+  const w0By = await writesBy(kube);
+  const w0 = total(w0By);
   const t0 = performance.now();
   await start();
   await waitFor(`${ns}/${name} ready`, async () => {
@@ -132,12 +156,15 @@ async function measure(
   const initialS = (performance.now() - t0) / 1000;
   // Let status writes and events of the initial sync settle before the no-op runs.
   await sleep(3000);
-  const initialWrites = (await writes(kube)) - w0;
+  const initialBy = await writesBy(kube);
+  traceWrites(`${ns}/${name} initial`, w0By, initialBy);
+  const initialWrites = total(initialBy) - w0;
   const noopS: number[] = [];
   const noopWrites: number[] = [];
   for (let i = 0; i < 3; i++) {
     const at = new Date().toISOString() + i;
-    const before = await writes(kube);
+    const beforeBy = await writesBy(kube);
+    const before = total(beforeBy);
     const t = performance.now();
     await api(
       kube,
@@ -153,7 +180,9 @@ async function measure(
     noopS.push((performance.now() - t) / 1000);
     await sleep(2000);
     // The request itself is one write.
-    noopWrites.push((await writes(kube)) - before - 1);
+    const afterBy = await writesBy(kube);
+    traceWrites(`${ns}/${name} no-op ${i + 1}`, beforeBy, afterBy);
+    noopWrites.push(total(afterBy) - before - 1);
   }
   let cpuS = 0;
   let peakMb = 0;
@@ -279,6 +308,29 @@ async function main() {
     );
     for (const c of children.splice(0)) c.kill("SIGTERM");
     await sleep(1000);
+    // The agent reconciles every Kustomization it finds, Flux's too (it takes
+    // Flux's objects over, ./src/agent/ownership.ts): suspend Flux's so the
+    // agent's figures are its own Kustomization's alone.
+    kubectl(
+      "-n",
+      "flux-system",
+      "patch",
+      "kustomization",
+      "bench",
+      "--type=merge",
+      "-p",
+      '{"spec":{"suspend":true}}',
+    );
+    kubectl(
+      "-n",
+      "flux-system",
+      "patch",
+      "gitrepository",
+      "fleet",
+      "--type=merge",
+      "-p",
+      '{"spec":{"suspend":true}}',
+    );
 
     // shipmate: the agent as a long-lived controller on the same remote.
     let agent: ChildProcess | undefined;
@@ -302,8 +354,6 @@ async function main() {
             "bench",
             "--interval",
             "10m",
-            "--poll-interval",
-            "250ms",
             "--no-leader-elect",
             "--kubeconfig",
             kube.kubeconfig,
@@ -312,9 +362,9 @@ async function main() {
             "--listen",
             `127.0.0.1:${await freePort()}`,
             "--log-level",
-            "error",
+            process.env.BENCH_AGENT_LOG ?? "error",
           ],
-          { BENCH_TOKEN: "bench-token" },
+          { BENCH_TOKEN: "bench-token", NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS ?? "" },
           join(work, "agent.log"),
         );
         children.push(agent);
@@ -354,7 +404,8 @@ async function main() {
     for (const c of children) c.kill("SIGTERM");
     await git.close();
     await kube.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) console.log(`kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 

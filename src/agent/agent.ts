@@ -17,10 +17,10 @@ import { apiError, KubeClient } from "./client.ts";
 import { Discovery } from "./discovery.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
-import { GeneratorManager } from "./generators.ts";
+import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.ts";
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
-import { HELM_GROUP } from "./helm/spec.ts";
+import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -50,6 +50,7 @@ import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
 import { TargetResolver } from "./targets.ts";
 import { crossNamespaceRef } from "./tenancy.ts";
+import { watchForWork } from "./watch.ts";
 
 export interface AgentOptions {
   repo: string;
@@ -135,8 +136,11 @@ export class Agent {
   private lastPassEnd = 0;
   private loopAlive = 0;
   private syncRequested = false;
+  private nudged = false;
   /** Whether the Kustomization CRD stores inventory state hashes (Flux's prunes them). */
   private inventoryHashes = true;
+  /** Each Kustomization's state hashes of its last apply (./reconciler.ts: rememberedHashes). */
+  private readonly rememberedHashes = new Map<string, Map<string, string>>();
   private wake: AbortController | undefined;
   readonly elector: LeaderElector;
 
@@ -373,6 +377,7 @@ export class Agent {
       signal,
       healthPollMs: this.opts.healthPollMs,
       inventoryHashes: this.inventoryHashes,
+      rememberedHashes: this.rememberedHashes,
       settle: async (targets) => {
         const releases = targets.filter((t) => t.kind === "HelmRelease" && t.group === HELM_GROUP);
         if (!releases.length) return;
@@ -410,6 +415,8 @@ export class Agent {
     const now = Date.now();
     let forceRoot = force;
     this.current = await this.listKustomizations();
+    for (const key of this.rememberedHashes.keys())
+      if (!this.current.has(key)) this.rememberedHashes.delete(key);
     await this.sources.beginPass(force);
     // While the source is failing it is retried on every pass, so recovery is prompt; a
     // reconcile request on any Kustomization asks for the newest git as well.
@@ -681,6 +688,21 @@ export class Agent {
 
   /** Runs passes until `signal` aborts (continuous mode, leader only). */
   private async loop(signal: AbortSignal): Promise<void> {
+    // A change or a reconcile request ends the wait at once (./watch.ts); the poll still finds everything.
+    const watching = watchForWork(
+      {
+        client: this.client,
+        paths: [
+          `/apis/${KUSTOMIZATION_API_VERSION}/kustomizations`,
+          `/apis/${HELM_API_VERSION}/helmreleases`,
+          `/apis/${ARTIFACT_GENERATOR_API_VERSION}/artifactgenerators`,
+          ...this.sources.collectionPaths(),
+        ],
+        wake: () => this.nudge(),
+        onError: (path, message) => this.log.debug({ path }, `watch stopped: ${message}`),
+      },
+      signal,
+    );
     while (!signal.aborted) {
       try {
         await this.pass(signal);
@@ -688,10 +710,20 @@ export class Agent {
         this.log.error({}, `reconcile pass failed: ${describeError(err)}`);
       }
       this.loopAlive = Date.now();
-      if (this.syncRequested) continue;
+      if (this.syncRequested || this.nudged) {
+        this.nudged = false;
+        continue;
+      }
       this.wake = new AbortController();
       await sleep(this.opts.pollMs, AbortSignal.any([signal, this.wake.signal]));
     }
+    await watching;
+  }
+
+  /** Asks for a pass now, without a fetch (an object changed); one during a pass makes one more. */
+  private nudge(): void {
+    this.nudged = true;
+    this.wake?.abort();
   }
 
   /**

@@ -19,7 +19,7 @@
  * without a co-owner that is gone.
  */
 import { ClusterError } from "../errors.ts";
-import { ApiError, apiError, type KubeClient } from "./client.ts";
+import { ApiError, apiError, type KubeClient, PARTIAL_METADATA_LIST_ACCEPT } from "./client.ts";
 import { type Discovery, type ResourceInfo, resourcePath, UnknownKindError } from "./discovery.ts";
 import {
   applyRank,
@@ -41,8 +41,6 @@ import { FLUX_FIELD_MANAGERS, fluxOwners, handOverManagedFields } from "./owners
 import { type InventoryEntry, KubeList, KubeObject, type ObjectMeta } from "./schema.ts";
 
 const SSA_POLICY_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa";
-const PARTIAL_METADATA_LIST =
-  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
 
 export type Action = "created" | "configured" | "recreated" | "unchanged" | "skipped" | "deleted";
 export interface Change {
@@ -186,7 +184,7 @@ export class Applier {
           method: "GET",
           path: resourcePath(info, namespace),
           query: { limit: "500", continue: cont },
-          accept: PARTIAL_METADATA_LIST,
+          accept: PARTIAL_METADATA_LIST_ACCEPT,
         },
         KubeList,
         `list ${info.plural}${namespace ? ` in ${namespace}` : ""}`,

@@ -177,6 +177,17 @@ export class KubeClient {
     else this.counts.writes++;
   }
 
+  /** The kubeconfig's headers, the answer type wanted, and this client's identity. */
+  private headers(base: RequestOptions, accept: string): Record<string, string> {
+    const headers: Record<string, string> = { ...(base.headers as Record<string, string>), accept };
+    if (this.identity) {
+      // Replaces any impersonation the kubeconfig itself asks for: the API server takes one identity.
+      for (const k of Object.keys(headers)) if (/^impersonate-/i.test(k)) delete headers[k];
+      headers["impersonate-user"] = this.identity.user;
+    }
+    return headers;
+  }
+
   /** One request; transport failures are retried with backoff for up to retryForMs. */
   async raw(spec: RequestSpec): Promise<{ code: number; body: unknown }> {
     const started = Date.now();
@@ -215,15 +226,10 @@ export class KubeClient {
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     if (spec.dryRun) url.searchParams.set("dryRun", "All");
     const payload = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
-    const headers: Record<string, string | string[] | number | undefined> = {
-      ...(base.headers as Record<string, string>),
-      accept: spec.accept ?? "application/json",
-    };
-    if (this.identity) {
-      // Replaces any impersonation the kubeconfig itself asks for: the API server takes one identity.
-      for (const k of Object.keys(headers)) if (/^impersonate-/i.test(k)) delete headers[k];
-      headers["impersonate-user"] = this.identity.user;
-    }
+    const headers: Record<string, string | string[] | number | undefined> = this.headers(
+      base,
+      spec.accept ?? "application/json",
+    );
     if (payload) {
       headers["content-type"] = spec.contentType ?? "application/json";
       headers["content-length"] = payload.length;
@@ -267,6 +273,98 @@ export class KubeClient {
     });
   }
 
+  /** A collection's items (metadata only) and its resourceVersion, to start a watch from. */
+  async listForWatch(path: string): Promise<{ resourceVersion: string; items: unknown[] }> {
+    const res = await this.raw({ method: "GET", path, accept: PARTIAL_METADATA_LIST_ACCEPT });
+    if (res.code !== 200) throw apiError(`list ${path}`, res.code, res.body);
+    const body = res.body as { metadata?: { resourceVersion?: string }; items?: unknown[] };
+    return { resourceVersion: body.metadata?.resourceVersion ?? "", items: body.items ?? [] };
+  }
+
+  /**
+   * One watch of a collection from `resourceVersion` (metadata only), calling
+   * `onEvent` per event, until the server ends it (timeoutSeconds), the
+   * connection drops, or `signal` aborts. Rejects on an ERROR event (410 Gone
+   * when the version is too old: list again). Runs on its own connection, so
+   * a long watch never holds one of the pool's sockets.
+   */
+  async watch(
+    path: string,
+    resourceVersion: string,
+    onEvent: (type: string, object: unknown) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const base = await this.options();
+    const url = new URL(`${this.server.pathname.replace(/\/+$/, "")}${path}`, this.server);
+    url.searchParams.set("watch", "1");
+    url.searchParams.set("allowWatchBookmarks", "true");
+    url.searchParams.set("timeoutSeconds", String(240 + Math.floor(Math.random() * 120)));
+    if (resourceVersion) url.searchParams.set("resourceVersion", resourceVersion);
+    const headers = this.headers(base, PARTIAL_METADATA_ACCEPT);
+    const pooled = base.agent as HttpsAgent | HttpAgent | undefined;
+    const own =
+      this.server.protocol === "https:"
+        ? new HttpsAgent({ ...((pooled as HttpsAgent | undefined)?.options ?? {}), keepAlive: false })
+        : new HttpAgent({ keepAlive: false });
+    this.counts.reads++;
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = send(url, { method: "GET", headers, agent: own, auth: base.auth, signal }, (res) => {
+          if (res.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () => {
+              let body: unknown;
+              try {
+                body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+              } catch {
+                body = undefined;
+              }
+              reject(apiError(`watch ${path}`, res.statusCode ?? 0, body));
+            });
+            return;
+          }
+          this.conn.lastContact = Date.now();
+          let pending = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            pending += chunk;
+            if (pending.length > 16 * 1024 * 1024) {
+              req.destroy(new Error(`watch ${path}: an event over 16 MiB`));
+              return;
+            }
+            for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+              const line = pending.slice(0, nl).trim();
+              pending = pending.slice(nl + 1);
+              if (!line) continue;
+              let event: { type?: string; object?: unknown };
+              try {
+                event = JSON.parse(line);
+              } catch {
+                req.destroy(new Error(`watch ${path}: an event that is not JSON`));
+                return;
+              }
+              if (event.type === "ERROR") {
+                req.destroy(
+                  apiError(`watch ${path}`, (event.object as { code?: number })?.code ?? 0, event.object),
+                );
+                return;
+              }
+              if (event.type && event.type !== "BOOKMARK") onEvent(event.type, event.object);
+            }
+          });
+          res.on("error", reject);
+          res.on("end", () => resolve());
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    } finally {
+      own.destroy();
+    }
+  }
+
   /** A request whose 2xx answer is parsed with `schema`; anything else becomes an ApiError. */
   async call<S extends z.ZodType>(spec: RequestSpec, schema: S, what?: string): Promise<z.infer<S>> {
     const res = await this.raw(spec);
@@ -281,6 +379,12 @@ export class KubeClient {
     return parsed.data;
   }
 }
+
+/** Metadata-only answers (PartialObjectMetadata): a watch needs no spec or status. */
+const PARTIAL_METADATA_ACCEPT =
+  "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;q=0.9";
+export const PARTIAL_METADATA_LIST_ACCEPT =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;q=0.9";
 
 export function apiError(what: string, code: number, body: unknown): ApiError {
   const status = Status.safeParse(body);

@@ -109,6 +109,13 @@ export interface ReconcileContext {
   /** false when the Kustomization CRD prunes `status.inventory.entries[].h` (Flux's own CRD). */
   inventoryHashes?: boolean;
   /**
+   * The state hashes of each Kustomization's last apply (`namespace/name` →
+   * inventory id → hash), kept by the agent for as long as it runs: under a
+   * CRD that prunes them from status they would otherwise be lost, and every
+   * steady pass would dry-run every object again.
+   */
+  rememberedHashes?: Map<string, Map<string, string>>;
+  /**
    * Lets the agent's other reconcilers act on objects this Kustomization
    * just applied (a HelmRelease is installed) before their health is waited for.
    */
@@ -208,7 +215,11 @@ export class Reconciler {
       namespace: ns,
       uid: ks.metadata.uid,
     };
-    const previous = ks.status?.inventory?.entries ?? [];
+    const remembered = this.ctx.rememberedHashes?.get(`${ns}/${name}`);
+    const previous = (ks.status?.inventory?.entries ?? []).map((e) => {
+      const h = e.h ? undefined : remembered?.get(e.id);
+      return h ? { ...e, h } : e;
+    });
     const now = () => new Date().toISOString();
     const requestedAt = ks.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     const base: KustomizationStatus = {
@@ -332,6 +343,14 @@ export class Reconciler {
       return await fail("ReconciliationFailed", `${describeError(err)}; nothing applied`);
     }
 
+    // Where a pass spends its time, logged at debug level when it ends.
+    const phases: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (phase: string) => {
+      const t = performance.now();
+      phases[phase] = Math.round(t - mark);
+      mark = t;
+    };
     let objects: KubeObject[];
     try {
       objects = await this.ctx.renderer.render(
@@ -350,6 +369,7 @@ export class Reconciler {
       return await fail("BuildFailed", describeError(err), { stalled: err instanceof ConfigError });
     }
     objects = objects.map((o) => withOwnerLabels(o, name, ns));
+    lap("renderMs");
     const unsupported = await this.unsupportedKinds(objects, target.discovery);
     if (unsupported) return await fail("UnsupportedKind", unsupported, { stalled: true });
     if (this.ctx.signal.aborted)
@@ -373,6 +393,7 @@ export class Reconciler {
       return await fail("ReconciliationFailed", `${prefix}${describeError(err)}`);
     }
 
+    lap("applyMs");
     // A root that declares itself in git has just changed its own spec: the spec git holds is the
     // one applied, so its generation is observed now rather than on the next, otherwise idle, pass.
     const self = result.changes.find(
@@ -436,6 +457,7 @@ export class Reconciler {
         summary.replaceAll("\n", ", "),
       );
 
+    lap("pruneMs");
     const checks = this.healthTargets(spec, objects);
     if (checks.length) {
       const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
@@ -474,6 +496,7 @@ export class Reconciler {
       }
     }
 
+    lap("healthMs");
     const message = `Applied revision: ${artifact.revision}`;
     await finish(
       { kind: "succeeded", message },
@@ -488,6 +511,12 @@ export class Reconciler {
         `${summary}\nReconciliation finished in ${((Date.now() - started) / 1000).toFixed(1)}s, revision ${artifact.revision}`,
       );
     }
+    lap("statusMs");
+    this.ctx.rememberedHashes?.set(
+      `${ns}/${name}`,
+      new Map(inventory.flatMap((e) => (e.h ? [[e.id, e.h] as const] : []))),
+    );
+    this.ctx.log.debug({ kustomization: `${ns}/${name}`, objects: objects.length, ...phases }, "reconciled");
     return { ready: true, stalled: false, changes, writes: result.writes, inventory, message };
   }
 

@@ -179,6 +179,11 @@ export class SourceManager {
     await this.refresh();
   }
 
+  /** The collections of every source kind (what the agent watches for reconcile requests). */
+  collectionPaths(): string[] {
+    return [...this.handlers.values()].map((h) => sourcePath(h));
+  }
+
   /** Lists source objects again (a Kustomization just applied may have added some). */
   async refresh(): Promise<void> {
     const objects = new Map<string, SourceObject>();

@@ -294,6 +294,45 @@ describe("push webhook", () => {
   });
 });
 
+describe("watch", () => {
+  it("a reconcile request wakes a long poll at once (no webhook, no interval)", async () => {
+    const repo = fleet();
+    repo.commit({ "clusters/test/cm.yaml": [namespace("h-watch"), configMap("v", "h-watch", { rev: "1" })] });
+    const agent = makeAgent(kube, repo, { name: "h-watch", intervalMs: 3_600_000, pollMs: 3_600_000 });
+    const stop = new AbortController();
+    const running = agent.run(stop.signal, false);
+    const ksPath = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations/h-watch";
+    try {
+      await eventually(
+        () => getObject(client, "/api/v1/namespaces/h-watch/configmaps/v"),
+        30_000,
+        "first apply",
+      );
+      // `shipmate reconcile` / `flux reconcile`: the annotation, nothing else.
+      repo.commit({
+        "clusters/test/cm.yaml": [namespace("h-watch"), configMap("v", "h-watch", { rev: "2" })],
+      });
+      const at = new Date().toISOString();
+      await client.raw({
+        method: "PATCH",
+        path: ksPath,
+        contentType: "application/merge-patch+json",
+        body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": at } } },
+      });
+      await eventually(
+        async () => (await getObject(client, ksPath))?.status?.lastHandledReconcileAt === at,
+        20_000,
+        "the request handled",
+      );
+      expect((await getObject(client, "/api/v1/namespaces/h-watch/configmaps/v"))?.data.rev).toBe("2");
+    } finally {
+      stop.abort();
+      await running;
+      agent.close();
+    }
+  });
+});
+
 /** 400 ConfigMaps applied by an agent that the test interrupts once it has started writing. */
 async function interruptedApply(ns: string, agentOpts: Parameters<typeof makeAgent>[2]) {
   const repo = fleet();

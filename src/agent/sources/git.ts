@@ -86,12 +86,22 @@ export function urlWithSecret(url: string, data: Record<string, string>, secret:
  * whatever commit carries them, at the cost of one local git command.
  */
 export function treeDigest(dir: string, commit: string): string {
+  // A commit id names one tree for good: each pass asks again for the same one.
+  const key = /^[0-9a-f]{40,64}$/.test(commit) ? `${dir}\0${commit}` : undefined;
+  const known = key && digests.get(key);
+  if (known) return known;
   const listing = execFileSync("git", ["ls-tree", "-r", "--full-tree", commit], {
     cwd: dir,
     maxBuffer: 256 * 1024 * 1024,
   });
-  return `sha256:${createHash("sha256").update(listing).digest("hex")}`;
+  const digest = `sha256:${createHash("sha256").update(listing).digest("hex")}`;
+  if (key) {
+    if (digests.size >= 256) digests.delete(digests.keys().next().value as string);
+    digests.set(key, digest);
+  }
+  return digest;
 }
+const digests = new Map<string, string>();
 
 class GitFetcher implements SourceFetcher<GitRepositorySpec> {
   private readonly dir: string;

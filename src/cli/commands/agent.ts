@@ -9,12 +9,14 @@ import { durationMs, parseFlags, positiveInt } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
 import type { Command } from "../main.ts";
 
-const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--once]
-       [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]
+const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--poll-interval 5s]
+       [--once] [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
 
+  --poll-interval D          how often to look for due work unprompted (default 5s; changes and
+                             reconcile requests are watched and start a pass at once)
   --max-artifact-size SIZE   largest OCIRepository layer pulled (bytes, or Ki/Mi/Gi; default 256Mi)
   --max-bucket-objects N     most objects a Bucket listing may hold (default 10000)
   --default-service-account NAME  reconcile Kustomizations without serviceAccountName as NAME of their namespace
