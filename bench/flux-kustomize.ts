@@ -17,95 +17,33 @@
  * before the agent starts, as the agent would otherwise take them over too.
  * CPU time and peak RSS come from /proc of each controller process.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { startGitHttpServer } from "../test/infra/git.ts";
 import { findBinary, freePort, type KubeCluster, startKube } from "../test/infra/kube.ts";
+import {
+  api,
+  FLUX_VERSION,
+  median,
+  moduleDir,
+  sleep,
+  startProcess,
+  total,
+  traceWrites,
+  usage,
+  waitFor,
+  writesBy,
+} from "./_flux.ts";
 import { cacheRoot } from "./_lib.ts";
 import { benchObjects } from "./_objects.ts";
 
 const N = Number(process.argv[2] ?? 1000);
 const CLI = join(import.meta.dirname, "../src/cli/index.ts");
-const FLUX_VERSION = "v1.9.6";
 
 const yamlOf = (objs: object[]) => objs.map((o) => stringify(o)).join("---\n");
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function moduleDir(mod: string): string {
-  const out = execFileSync("go", ["mod", "download", "-json", `${mod}@${FLUX_VERSION}`], {
-    encoding: "utf8",
-    env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" },
-  });
-  return (JSON.parse(out) as { Dir: string }).Dir;
-}
-
-function api(kube: KubeCluster, method: string, path: string, body?: unknown, type = "application/json") {
-  return new Promise<{ code: number; body: string }>((resolve, reject) => {
-    const req = request(
-      `${kube.server}${path}`,
-      {
-        method,
-        ca: kube.caPem,
-        headers: {
-          authorization: `Bearer ${kube.adminToken}`,
-          ...(body === undefined ? {} : { "content-type": type }),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => resolve({ code: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on("error", reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-/** Write requests by "VERB resource" from the API server's own counters (dry runs excluded). */
-async function writesBy(kube: KubeCluster): Promise<Map<string, number>> {
-  const { body } = await api(kube, "GET", "/metrics");
-  const by = new Map<string, number>();
-  for (const line of body.split("\n")) {
-    if (!line.startsWith("apiserver_request_total{") || !/dry_run=""/.test(line)) continue;
-    const verb = /verb="(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION|CREATE|UPDATE)"/.exec(line)?.[1];
-    if (!verb) continue;
-    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? "";
-    // Both controllers run without leader election: a lease write is the API
-    // server's own identity heartbeat (every 10 s), not either controller's.
-    if (resource === "leases") continue;
-    const sub = /subresource="([^"]*)"/.exec(line)?.[1];
-    const key = `${verb} ${resource}${sub ? `/${sub}` : ""}`;
-    by.set(key, (by.get(key) ?? 0) + Number(line.split(" ").pop()));
-  }
-  return by;
-}
-
-const total = (by: Map<string, number>): number => [...by.values()].reduce((a, b) => a + b, 0);
-
-/** With BENCH_TRACE_WRITES=1, which writes a no-op made, by verb and resource. */
-function traceWrites(label: string, before: Map<string, number>, after: Map<string, number>): void {
-  if (!process.env.BENCH_TRACE_WRITES) return;
-  const diff = [...after]
-    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
-    .filter(([, d]) => d > 0)
-    .map(([k, d]) => `${k} ×${d}`);
-  console.log(`${label} writes: ${diff.join(", ") || "none"}`);
-}
-
-/** CPU seconds (user + system) and peak RSS of a running process, from /proc. */
-function usage(pid: number): { cpuS: number; peakMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpuS: ticks / 100, peakMb: Math.round(Number(hwm?.[1] ?? 0) / 1024) };
-}
 
 async function ksStatus(kube: KubeCluster, ns: string, name: string) {
   const res = await api(
@@ -116,14 +54,6 @@ async function ksStatus(kube: KubeCluster, ns: string, name: string) {
   if (res.code !== 200) return undefined;
   // biome-ignore lint/suspicious/noExplicitAny: status read field by field
   return JSON.parse(res.body).status as any;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 300_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 interface Figures {
@@ -195,18 +125,6 @@ async function measure(
 }
 
 /** A long-lived controller; the tail of its output is kept in `log` for a failed run. */
-function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: string): ChildProcess {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let text = "";
-  const keep = (d: Buffer) => {
-    text = (text + d.toString()).slice(-20_000);
-    writeFileSync(log, text);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  return child;
-}
-
 async function main() {
   const fluxKustomize = join(cacheRoot, "bin", "flux-kustomize-controller");
   const fluxSource = join(cacheRoot, "bin", "flux-source-controller");

@@ -4,49 +4,185 @@
  * --install` loop over the same releases, on one real kube-apiserver, with
  * charts from an HTTP chart repository on 127.0.0.1 (`helm repo index`).
  *
- * Flux's own helm-controller is the peer the issue names; of its Go module
- * the proxy here serves only v1.4.0 (403 for the others tried), and it is not
- * built yet (bench/RESULTS.md); the helm loop is what a CI job or a person
- * does without a controller.
+ * Flux's own helm-controller is the peer the issue names: v1.4.0 (the only
+ * release the module proxy here serves) with source-controller v1.9.6, both
+ * built from their Go modules by bench/peers/flux/build.sh and run outside the
+ * cluster with a kubeconfig, under Flux's own CRDs, on the same API server and
+ * chart repository. Without those binaries (or with BENCH_SKIP_PEERS=1) that
+ * row is left out. The helm loop is what a CI job or a person does without a
+ * controller.
  *
- * Figures: wall time of the first install of N releases and of a forced
- * no-op pass, helm actions run, write requests (apiserver_request_total,
- * dry runs excluded), and the peak RSS of this process for the agent.
+ * Figures: wall time of the first install of N releases and of a no-op
+ * (the agent: a forced pass; helm-controller: a `requestedAt` request on every
+ * release, timed until each echoes it), helm actions run, write requests
+ * (apiserver_request_total, dry runs, the API server's own lease heartbeats and
+ * the requests themselves excluded), and peak RSS.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
+import { type ChildProcess, execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { stringify } from "yaml";
 import { FleetRepo, makeAgent } from "../test/agent/helpers.ts";
 import { configMapChart, helmBinary, startChartServer } from "../test/infra/charts.ts";
-import { findBinary, type KubeCluster, startKube } from "../test/infra/kube.ts";
+import { findBinary, freePort, type KubeCluster, startKube } from "../test/infra/kube.ts";
+import {
+  api,
+  FLUX_VERSION,
+  median,
+  moduleDir,
+  sleep,
+  startProcess,
+  total,
+  usage,
+  waitFor,
+  writesBy,
+} from "./_flux.ts";
+import { cacheRoot } from "./_lib.ts";
 
 const N = Number(process.argv[2] ?? 50);
 
-function apiserverWrites(kube: KubeCluster): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${kube.server}/metrics`,
-      { ca: kube.caPem, headers: { authorization: `Bearer ${kube.adminToken}` } },
-      (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => {
-          let n = 0;
-          for (const line of text.split("\n")) {
-            if (!line.startsWith("apiserver_request_total{") || !/dry_run=""/.test(line)) continue;
-            if (!/verb="(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION|CREATE|UPDATE)"/.test(line)) continue;
-            n += Number(line.split(" ").pop());
-          }
-          resolve(n);
-        });
-      },
+const apiserverWrites = async (kube: KubeCluster) => total(await writesBy(kube));
+const HELM_CONTROLLER_VERSION = "v1.4.0";
+
+interface PeerFigures {
+  installS: number;
+  installWrites: number;
+  noopS: number[];
+  noopWrites: number[];
+  cpuS: number;
+  peakMb: number;
+}
+
+/** The HelmReleases of a namespace, as `flux get helmreleases` reads them. */
+async function releasesOf(kube: KubeCluster, ns: string) {
+  const res = await api(kube, "GET", `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases`);
+  if (res.code !== 200) throw new Error(`list HelmReleases in ${ns}: HTTP ${res.code}`);
+  // biome-ignore lint/suspicious/noExplicitAny: status read field by field
+  return (JSON.parse(res.body).items ?? []) as any[];
+}
+
+const isReady = (o: { status?: { conditions?: { type: string; status: string }[] } }) =>
+  o.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+/**
+ * Flux's source-controller + helm-controller on the same releases in
+ * namespace bench-flux; afterwards their objects are suspended so the agent,
+ * which takes Flux's objects over, leaves them alone. Undefined when the
+ * controllers are not built (bench/peers/flux/build.sh) or peers are skipped.
+ */
+async function fluxPeer(
+  kube: KubeCluster,
+  objects: (ns: string) => object[],
+  work: string,
+): Promise<PeerFigures | undefined> {
+  const source = join(cacheRoot, "bin", "flux-source-controller");
+  const helmController = join(cacheRoot, "bin", "flux-helm-controller");
+  if (process.env.BENCH_SKIP_PEERS) return undefined;
+  if (![source, helmController].every((b) => existsSync(b))) {
+    console.log("Flux's controllers are not built (bash bench/peers/flux/build.sh): their row is left out");
+    return undefined;
+  }
+  const kubectl = (...a: string[]) =>
+    execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, ...a], { encoding: "utf8" });
+  kubectl(
+    "apply",
+    "--server-side",
+    "-f",
+    join(moduleDir("github.com/fluxcd/source-controller"), "config/crd/bases"),
+  );
+  kubectl(
+    "apply",
+    "--server-side",
+    "-f",
+    join(moduleDir("github.com/fluxcd/helm-controller", HELM_CONTROLLER_VERSION), "config/crd/bases"),
+  );
+  kubectl("wait", "--for=condition=Established", "crd/helmreleases.helm.toolkit.fluxcd.io");
+  kubectl("create", "namespace", "flux-system");
+  const storagePort = await freePort();
+  const env = { KUBECONFIG: kube.kubeconfig, RUNTIME_NAMESPACE: "flux-system" };
+  const common = async () => [
+    `--metrics-addr=127.0.0.1:${await freePort()}`,
+    `--health-addr=127.0.0.1:${await freePort()}`,
+    "--enable-leader-election=false",
+    "--watch-all-namespaces=true",
+    "--log-level=error",
+  ];
+  const children: ChildProcess[] = [];
+  try {
+    const w0 = await apiserverWrites(kube);
+    const t0 = performance.now();
+    children.push(
+      startProcess(
+        source,
+        [
+          ...(await common()),
+          `--storage-path=${join(work, "flux-storage")}`,
+          `--storage-addr=127.0.0.1:${storagePort}`,
+          `--storage-adv-addr=127.0.0.1:${storagePort}`,
+        ],
+        env,
+        join(work, "source-controller.log"),
+      ),
     );
-    req.on("error", reject);
-    req.end();
-  });
+    children.push(startProcess(helmController, await common(), env, join(work, "helm-controller.log")));
+    const file = join(work, "flux-objects.yaml");
+    writeFileSync(
+      file,
+      objects("bench-flux")
+        .map((o) => stringify(o))
+        .join("---\n"),
+    );
+    kubectl("apply", "--server-side", "--field-manager=bench", "-f", file);
+    await waitFor(
+      "helm-controller to install every release",
+      async () => (await releasesOf(kube, "bench-flux")).filter(isReady).length === N,
+      600_000,
+    );
+    const installS = (performance.now() - t0) / 1000;
+    await sleep(3000);
+    const installWrites = (await apiserverWrites(kube)) - w0;
+    const noopS: number[] = [];
+    const noopWrites: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const at = new Date().toISOString() + i;
+      const before = await apiserverWrites(kube);
+      const t = performance.now();
+      await Promise.all(
+        Array.from({ length: N }, (_, r) =>
+          api(
+            kube,
+            "PATCH",
+            `/apis/helm.toolkit.fluxcd.io/v2/namespaces/bench-flux/helmreleases/demo-${r}`,
+            { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": at } } },
+            "application/merge-patch+json",
+          ),
+        ),
+      );
+      await waitFor(`helm-controller to handle ${at}`, async () =>
+        (await releasesOf(kube, "bench-flux")).every((o) => o.status?.lastHandledReconcileAt === at),
+      );
+      noopS.push((performance.now() - t) / 1000);
+      await sleep(2000);
+      noopWrites.push((await apiserverWrites(kube)) - before - N);
+    }
+    let cpuS = 0;
+    let peakMb = 0;
+    for (const c of children) {
+      const u = usage(c.pid ?? 0);
+      cpuS += u.cpuS;
+      peakMb += u.peakMb;
+    }
+    return { installS, installWrites, noopS, noopWrites, cpuS, peakMb };
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
+    await sleep(1000);
+    for (const kind of ["helmreleases.helm.toolkit.fluxcd.io", "helmcharts", "helmrepositories"]) {
+      for (const name of kubectl("-n", "bench-flux", "get", kind, "-o", "name").split("\n").filter(Boolean))
+        kubectl("-n", "bench-flux", "patch", name, "--type=merge", "-p", '{"spec":{"suspend":true}}');
+    }
+  }
 }
 
 const peakRssMb = () =>
@@ -60,31 +196,29 @@ async function main() {
   try {
     const repo = charts.repository("bench");
     repo.publish(configMapChart("demo", "1.0.0"));
-    const ns = (name: string) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
-    const releases = Array.from({ length: N }, (_, i) => ({
-      apiVersion: "helm.toolkit.fluxcd.io/v2",
-      kind: "HelmRelease",
-      metadata: { name: `demo-${i}`, namespace: "bench-agent" },
-      spec: {
-        interval: "10m",
-        chart: {
-          spec: { chart: "demo", version: "1.x", sourceRef: { kind: "HelmRepository", name: "bench" } },
-        },
-        values: { greeting: `hello ${i}` },
+    const objects = (ns: string) => [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+      {
+        apiVersion: "source.toolkit.fluxcd.io/v1",
+        kind: "HelmRepository",
+        metadata: { name: "bench", namespace: ns },
+        spec: { interval: "10m", url: repo.url },
       },
-    }));
-    fleet.commit({
-      "clusters/test/helm.yaml": [
-        ns("bench-agent"),
-        {
-          apiVersion: "source.toolkit.fluxcd.io/v1",
-          kind: "HelmRepository",
-          metadata: { name: "bench", namespace: "bench-agent" },
-          spec: { interval: "10m", url: repo.url },
+      ...Array.from({ length: N }, (_, i) => ({
+        apiVersion: "helm.toolkit.fluxcd.io/v2",
+        kind: "HelmRelease",
+        metadata: { name: `demo-${i}`, namespace: ns },
+        spec: {
+          interval: "10m",
+          chart: {
+            spec: { chart: "demo", version: "1.x", sourceRef: { kind: "HelmRepository", name: "bench" } },
+          },
+          values: { greeting: `hello ${i}` },
         },
-        ...releases,
-      ],
-    });
+      })),
+    ];
+    const flux = await fluxPeer(kube, objects, home);
+    fleet.commit({ "clusters/test/helm.yaml": objects("bench-agent") });
     const agent = makeAgent(kube, fleet, { name: "bench" });
 
     let w0 = await apiserverWrites(kube);
@@ -154,13 +288,16 @@ async function main() {
     const loopAgainS = (performance.now() - t) / 1000;
     const loopAgainWrites = (await apiserverWrites(kube)) - w0;
 
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     const apiserver = execFileSync(findBinary("kube-apiserver"), ["--version"], { encoding: "utf8" }).trim();
     const helmVersion = execFileSync(helmBinary(), ["version", "--short"], { encoding: "utf8" }).trim();
     console.log(
       `machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}, ${apiserver}, helm ${helmVersion}`,
     );
     console.log(`releases: ${N} of a one-ConfigMap chart from an HTTP chart repository\n`);
+    if (flux)
+      console.log(
+        `first install: shipmate/helm-controller = ${(agentInstallS / flux.installS).toFixed(2)}× (target ≤ 1.0×); no-op: ${(median(noop) / median(flux.noopS)).toFixed(2)}× (target ≤ 0.5×), writes ${median(noopWrites)} vs ${median(flux.noopWrites)}\n`,
+      );
     console.log(
       "| | first install | its writes | again, nothing changed | its writes | helm actions again | peak RSS |",
     );
@@ -168,6 +305,10 @@ async function main() {
     console.log(
       `| shipmate agent (in-process pass) | ${agentInstallS.toFixed(2)} s | ${agentInstallWrites} | ${median(noop).toFixed(2)} s (median of 3: ${noop.map((s) => s.toFixed(2)).join(", ")}) | ${median(noopWrites)} | ${noopActions} | ${agentRss} MB |`,
     );
+    if (flux)
+      console.log(
+        `| Flux helm-controller ${HELM_CONTROLLER_VERSION} + source-controller ${FLUX_VERSION} | ${flux.installS.toFixed(2)} s | ${flux.installWrites} | ${median(flux.noopS).toFixed(2)} s (median of 3: ${flux.noopS.map((x) => x.toFixed(2)).join(", ")}) | ${median(flux.noopWrites)} | - | ${flux.peakMb} MB (CPU ${flux.cpuS.toFixed(1)} s) |`,
+      );
     console.log(
       `| helm upgrade --install loop | ${loopInstallS.toFixed(2)} s | ${loopInstallWrites} | ${loopAgainS.toFixed(2)} s | ${loopAgainWrites} | ${N} | - |`,
     );
