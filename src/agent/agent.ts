@@ -21,6 +21,8 @@ import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.t
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
 import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
+import { ImageReflector } from "./images/reflector.ts";
+import { IMAGE_API_VERSION } from "./images/spec.ts";
 import {
   dependenciesOf,
   dueReason,
@@ -84,6 +86,11 @@ export interface AgentOptions {
   remoteApiRetryMs?: number;
   /** Flux's `--default-service-account`: Kustomizations without `serviceAccountName` impersonate this one. */
   defaultServiceAccount?: string;
+  /**
+   * Serve Flux's ImageRepository and ImagePolicy objects in the cluster
+   * (`--image-automation`, ./images/reflector.ts).
+   */
+  imageAutomation?: boolean;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;
   /** Flux's `--no-remote-bases`: a kustomization that would fetch from the network is refused. */
@@ -117,6 +124,8 @@ export class Agent {
   readonly client: KubeClient;
   readonly metrics: AgentMetrics;
   readonly identity: string;
+  /** The in-cluster image reflector, with `imageAutomation`. */
+  readonly images: ImageReflector | undefined;
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
@@ -162,6 +171,7 @@ export class Agent {
       defaultServiceAccount: "",
       noCrossNamespaceRefs: false,
       noRemoteBases: false,
+      imageAutomation: false,
       ...options,
     };
     this.log = log;
@@ -215,6 +225,9 @@ export class Agent {
       events: this.events,
       log,
     });
+    this.images = this.opts.imageAutomation
+      ? new ImageReflector({ client: this.client, events: this.events, log })
+      : undefined;
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
       name: `${this.opts.name}-agent-leader`,
@@ -527,6 +540,13 @@ export class Agent {
         this.log.error({}, `HelmReleases: ${describeError(err)}`);
       }
     }
+    if (this.images && !signal.aborted) {
+      try {
+        await this.images.reconcileAll(force);
+      } catch (err) {
+        this.log.error({}, `image reflection: ${describeError(err)}`);
+      }
+    }
     if (!signal.aborted) {
       await this.sources.reconcileRest();
       // The fleet's GitRepository may have been declared by this very pass: record its artifact now,
@@ -697,6 +717,9 @@ export class Agent {
           `/apis/${HELM_API_VERSION}/helmreleases`,
           `/apis/${ARTIFACT_GENERATOR_API_VERSION}/artifactgenerators`,
           ...this.sources.collectionPaths(),
+          ...(this.images
+            ? [`/apis/${IMAGE_API_VERSION}/imagerepositories`, `/apis/${IMAGE_API_VERSION}/imagepolicies`]
+            : []),
         ],
         wake: () => this.nudge(),
         onError: (path, message) => this.log.debug({ path }, `watch stopped: ${message}`),
@@ -777,6 +800,7 @@ export class Agent {
   close(): void {
     this.targets.close();
     this.client.close();
+    void this.images?.close();
   }
 
   get lastPassAt(): number {

@@ -143,6 +143,27 @@ function fluxStrategy(policy: FluxImagePolicy["spec"]["policy"]): {
   return { strategy: { kind: "numerical", order: numerical.order ?? "asc" }, path: ["numerical"] };
 }
 
+/**
+ * The selection a Flux ImagePolicy makes over its ImageRepository's tags:
+ * the one rule for policies read from git and for those the agent reads from
+ * the cluster (../agent/images/). An empty exclusion list is Flux's default.
+ */
+export function fluxSelectionPolicy(
+  spec: Pick<FluxImagePolicy["spec"], "policy" | "filterTags">,
+  exclusionList: readonly string[] | undefined,
+): { selection: SelectionPolicy; choicePath: string[] } {
+  const { strategy, path: choicePath } = fluxStrategy(spec.policy);
+  const selection: SelectionPolicy = {
+    strategy,
+    exclusionList: exclusionList?.length ? [...exclusionList] : [...DEFAULT_EXCLUSION_LIST],
+  };
+  if (spec.filterTags) {
+    const { pattern = "", extract } = spec.filterTags;
+    selection.filter = extract ? { pattern, extract } : { pattern };
+  }
+  return { selection, choicePath };
+}
+
 function buildFluxPolicy(
   problems: Problems,
   p: Parsed<FluxImagePolicy>,
@@ -164,15 +185,7 @@ function buildFluxPolicy(
     );
     return undefined;
   }
-  const { strategy, path: choicePath } = fluxStrategy(spec.policy);
-  const exclusionList = repo.data.spec.exclusionList?.length
-    ? repo.data.spec.exclusionList
-    : [...DEFAULT_EXCLUSION_LIST];
-  const selection: SelectionPolicy = { strategy, exclusionList };
-  if (spec.filterTags) {
-    const { pattern = "", extract } = spec.filterTags;
-    selection.filter = extract ? { pattern, extract } : { pattern };
-  }
+  const { selection, choicePath } = fluxSelectionPolicy(spec, repo.data.spec.exclusionList);
   const ok = checkSelection(problems, selection, object, (field) => {
     const [head, second] = field;
     const rest = second !== undefined ? [second] : [];

@@ -14,6 +14,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
+       [--image-automation]
 
   --poll-interval D          how often to look for due work unprompted (default 5s; changes and
                              reconcile requests are watched and start a pass at once)
@@ -21,7 +22,8 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --max-bucket-objects N     most objects a Bucket listing may hold (default 10000)
   --default-service-account NAME  reconcile Kustomizations without serviceAccountName as NAME of their namespace
   --no-cross-namespace-refs  refuse a sourceRef or dependsOn into another namespace
-  --no-remote-bases          refuse kustomizations that would fetch from the network`;
+  --no-remote-bases          refuse kustomizations that would fetch from the network
+  --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)`;
 
 /** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
 function byteSize(value: string | undefined, flag: string): number | undefined {
@@ -90,6 +92,7 @@ export const command: Command = {
       "default-service-account": { type: "string" },
       "no-cross-namespace-refs": { type: "boolean" },
       "no-remote-bases": { type: "boolean" },
+      "image-automation": { type: "boolean" },
       "lease-duration": { type: "string" },
       "max-artifact-size": { type: "string" },
       "max-bucket-objects": { type: "string" },
@@ -135,6 +138,7 @@ export const command: Command = {
         ...(defaultSa ? { defaultServiceAccount: defaultSa } : {}),
         noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
         noRemoteBases: values["no-remote-bases"] ?? false,
+        imageAutomation: values["image-automation"] ?? false,
       },
       log,
     );
