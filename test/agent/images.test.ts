@@ -12,6 +12,7 @@ import { parse } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
 import { fluxCrdDir } from "../../src/validate/crds.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { seedImage, seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "./helpers.ts";
@@ -168,6 +169,43 @@ describe("ImageRepository and ImagePolicy in the cluster", () => {
     expect(ready(ip)?.message).toBe(
       `Latest image tag for '${registry.host}/team/app' updated from 1.1.0 to 1.2.0`,
     );
+  });
+
+  it("shipmate get images shows what flux get images shows", async () => {
+    const all = await runCli(["get", "images", "all", "-n", "img-apps", "--kubeconfig", kube.kubeconfig]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain("ImageRepository:");
+    expect(all.stdout).toMatch(
+      /img-apps\s+app\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+False\s+True\s+successful scan: found 5 tags/,
+    );
+    expect(all.stdout).toMatch(
+      new RegExp(
+        `img-apps\\s+app\\s+${registry.host}/team/app:1\\.2\\.0@sha256:[0-9a-f]{64}\\s+False\\s+True`,
+      ),
+    );
+    const json = await runCli([
+      "get",
+      "images",
+      "policy",
+      "app",
+      "-n",
+      "img-apps",
+      "--json",
+      "--kubeconfig",
+      kube.kubeconfig,
+    ]);
+    expect(JSON.parse(json.stdout)[0]).toMatchObject({ name: "app", ready: "True" });
+    const missing = await runCli([
+      "get",
+      "images",
+      "policy",
+      "nope",
+      "-n",
+      "img-apps",
+      "--kubeconfig",
+      kube.kubeconfig,
+    ]);
+    expect(missing.code).toBe(1);
   });
 
   it("cross-namespace use follows accessFrom", async () => {

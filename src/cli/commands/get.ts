@@ -7,6 +7,7 @@ import {
   watchKustomizations,
 } from "../../agent/control.ts";
 import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm/control.ts";
+import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/images/control.ts";
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { UsageError } from "../../errors.ts";
 import { parseFlags } from "../args.ts";
@@ -15,7 +16,13 @@ import type { Command } from "../main.ts";
 
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
        shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
-       shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+       shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
+       shipmate get images repository|policy|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+const IMAGE_KINDS: Record<string, ImageKind[]> = {
+  repository: ["ImageRepository"],
+  policy: ["ImagePolicy"],
+  all: ["ImageRepository", "ImagePolicy"],
+};
 const HELM_RELEASE_KINDS = new Set(["helmreleases", "helmrelease", "hr"]);
 const HELM_SOURCES: Record<string, HelmKind> = { helm: "HelmRepository", chart: "HelmChart" };
 
@@ -39,6 +46,35 @@ async function getHelm(
   }
 }
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
+
+/** `get images repository|policy|all`, as `flux get images` shows them. */
+async function getImages(
+  kinds: ImageKind[],
+  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
+  io: CliIO,
+): Promise<number> {
+  const client = new KubeClient(loadKubeConfig(args.kubeconfig));
+  try {
+    let found = 0;
+    const all: Record<string, unknown> = {};
+    for (const kind of kinds) {
+      const rows = (await listImageObjects(client, kind, args.namespace)).filter(
+        (r) => !args.name || r.name === args.name,
+      );
+      found += rows.length;
+      if (args.json) all[kind] = rows;
+      else if (rows.length) {
+        if (kinds.length > 1) writeLine(io.stdout, `${kind}:`);
+        for (const line of formatImageRows(rows)) writeLine(io.stdout, line);
+      } else writeLine(io.stderr, `no ${kind} objects found${args.namespace ? ` in ${args.namespace}` : ""}`);
+    }
+    if (args.json)
+      writeLine(io.stdout, JSON.stringify(kinds.length > 1 ? all : all[kinds[0] as string], null, 2));
+    return args.name && !found ? 1 : 0;
+  } finally {
+    client.close();
+  }
+}
 
 /** `get sources git`: the GitRepository objects the agent fetches, as `flux get sources git` shows them. */
 async function getSources(
@@ -88,6 +124,18 @@ export const command: Command = {
         io,
       );
     }
+    if (positionals[0] === "images" || positionals[0] === "image") {
+      const [, type, imageName, more] = positionals;
+      const kinds = type ? IMAGE_KINDS[type] : undefined;
+      if (!kinds || more || values.watch)
+        throw new UsageError(`get images repository|policy|all [NAME], without --watch (usage: ${USAGE})`);
+      const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "flux-system");
+      return await getImages(
+        kinds,
+        { name: imageName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
+        io,
+      );
+    }
     const [kind, name, extra] = positionals;
     if (kind && HELM_RELEASE_KINDS.has(kind)) {
       if (extra || values.watch)
@@ -101,7 +149,7 @@ export const command: Command = {
     }
     if (!kind || !KINDS.has(kind)) {
       throw new UsageError(
-        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart (usage: ${USAGE})`,
+        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|all (usage: ${USAGE})`,
       );
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);
