@@ -4,9 +4,10 @@
  * server, its write counters, /proc figures and child processes with logs.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import type { KubeCluster } from "../test/infra/kube.ts";
+import { join } from "node:path";
+import { freePort, type KubeCluster } from "../test/infra/kube.ts";
 
 /** kustomize- and source-controller: the newest release the module proxy here serves that local Go builds. */
 export const FLUX_VERSION = "v1.9.6";
@@ -113,4 +114,44 @@ export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   return child;
+}
+
+/**
+ * Starts Flux's source-controller (artifacts served on loopback) and the
+ * other controllers given by binary path, each outside the cluster with the
+ * test API server's kubeconfig, no leader election, logs in `work`.
+ */
+export async function startFluxControllers(
+  kube: KubeCluster,
+  work: string,
+  source: string,
+  others: Record<string, string>,
+): Promise<ChildProcess[]> {
+  const env = { KUBECONFIG: kube.kubeconfig, RUNTIME_NAMESPACE: "flux-system" };
+  const common = async () => [
+    `--metrics-addr=127.0.0.1:${await freePort()}`,
+    `--health-addr=127.0.0.1:${await freePort()}`,
+    "--enable-leader-election=false",
+    "--watch-all-namespaces=true",
+    "--log-level=error",
+  ];
+  const storage = join(work, "flux-storage");
+  mkdirSync(storage, { recursive: true });
+  const port = await freePort();
+  const children = [
+    startProcess(
+      source,
+      [
+        ...(await common()),
+        `--storage-path=${storage}`,
+        `--storage-addr=127.0.0.1:${port}`,
+        `--storage-adv-addr=127.0.0.1:${port}`,
+      ],
+      env,
+      join(work, "source-controller.log"),
+    ),
+  ];
+  for (const [name, bin] of Object.entries(others))
+    children.push(startProcess(bin, await common(), env, join(work, `${name}.log`)));
+  return children;
 }

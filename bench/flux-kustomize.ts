@@ -18,7 +18,7 @@
  * CPU time and peak RSS come from /proc of each controller process.
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -30,6 +30,7 @@ import {
   median,
   moduleDir,
   sleep,
+  startFluxControllers,
   startProcess,
   total,
   traceWrites,
@@ -165,32 +166,9 @@ async function main() {
     );
 
     // Flux: source-controller serves artifacts on loopback, kustomize-controller fetches them.
-    const storagePort = await freePort();
-    const fluxEnv = { KUBECONFIG: kube.kubeconfig, RUNTIME_NAMESPACE: "flux-system" };
-    const common = async () => [
-      `--metrics-addr=127.0.0.1:${await freePort()}`,
-      `--health-addr=127.0.0.1:${await freePort()}`,
-      "--enable-leader-election=false",
-      "--watch-all-namespaces=true",
-      "--log-level=error",
-    ];
     const fluxStart = async () => {
-      mkdirSync(join(work, "flux-storage"), { recursive: true });
       children.push(
-        startProcess(
-          fluxSource,
-          [
-            ...(await common()),
-            `--storage-path=${join(work, "flux-storage")}`,
-            `--storage-addr=127.0.0.1:${storagePort}`,
-            `--storage-adv-addr=127.0.0.1:${storagePort}`,
-          ],
-          fluxEnv,
-          join(work, "source-controller.log"),
-        ),
-      );
-      children.push(
-        startProcess(fluxKustomize, await common(), fluxEnv, join(work, "kustomize-controller.log")),
+        ...(await startFluxControllers(kube, work, fluxSource, { "kustomize-controller": fluxKustomize })),
       );
     };
     const fluxObjects = yamlOf([

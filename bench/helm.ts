@@ -26,14 +26,14 @@ import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { FleetRepo, makeAgent } from "../test/agent/helpers.ts";
 import { configMapChart, helmBinary, startChartServer } from "../test/infra/charts.ts";
-import { findBinary, freePort, type KubeCluster, startKube } from "../test/infra/kube.ts";
+import { findBinary, type KubeCluster, startKube } from "../test/infra/kube.ts";
 import {
   api,
   FLUX_VERSION,
   median,
   moduleDir,
   sleep,
-  startProcess,
+  startFluxControllers,
   total,
   usage,
   waitFor,
@@ -100,33 +100,11 @@ async function fluxPeer(
   );
   kubectl("wait", "--for=condition=Established", "crd/helmreleases.helm.toolkit.fluxcd.io");
   kubectl("create", "namespace", "flux-system");
-  const storagePort = await freePort();
-  const env = { KUBECONFIG: kube.kubeconfig, RUNTIME_NAMESPACE: "flux-system" };
-  const common = async () => [
-    `--metrics-addr=127.0.0.1:${await freePort()}`,
-    `--health-addr=127.0.0.1:${await freePort()}`,
-    "--enable-leader-election=false",
-    "--watch-all-namespaces=true",
-    "--log-level=error",
-  ];
   const children: ChildProcess[] = [];
   try {
     const w0 = await apiserverWrites(kube);
     const t0 = performance.now();
-    children.push(
-      startProcess(
-        source,
-        [
-          ...(await common()),
-          `--storage-path=${join(work, "flux-storage")}`,
-          `--storage-addr=127.0.0.1:${storagePort}`,
-          `--storage-adv-addr=127.0.0.1:${storagePort}`,
-        ],
-        env,
-        join(work, "source-controller.log"),
-      ),
-    );
-    children.push(startProcess(helmController, await common(), env, join(work, "helm-controller.log")));
+    children.push(...(await startFluxControllers(kube, work, source, { "helm-controller": helmController })));
     const file = join(work, "flux-objects.yaml");
     writeFileSync(
       file,

@@ -4,14 +4,18 @@
  * steady pass still costs no dry run and no write: the agent remembers the
  * hashes of its last apply while it runs (./src/agent/reconciler.ts).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import { parse } from "yaml";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { fluxCrdDir } from "../../src/validate/crds.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
-import { adminClient, configMap, FleetRepo, getObject, makeAgent, namespace } from "./helpers.ts";
+import {
+  adminClient,
+  configMap,
+  FleetRepo,
+  getObject,
+  installFluxCrds,
+  makeAgent,
+  namespace,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -20,18 +24,10 @@ let client: KubeClient;
 beforeAll(async () => {
   kube = await startKube({ name: "fluxcrd" });
   client = adminClient(kube);
-  for (const file of [
+  await installFluxCrds(client, [
     "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
     "source.toolkit.fluxcd.io_gitrepositories.yaml",
-  ]) {
-    const crd = parse(readFileSync(join(fluxCrdDir(), file), "utf8"));
-    const res = await client.raw({
-      method: "POST",
-      path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-      body: crd,
-    });
-    expect(res.code, JSON.stringify(res.body)).toBe(201);
-  }
+  ]);
 });
 afterAll(async () => {
   client?.close();

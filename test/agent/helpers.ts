@@ -4,13 +4,14 @@
  * API server, and small typed API helpers.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pino } from "pino";
-import { stringify } from "yaml";
+import { parse as parseYaml, stringify } from "yaml";
 import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
 import { KubeClient } from "../../src/agent/client.ts";
+import { fluxCrdDir } from "../../src/validate/crds.ts";
 import type { KubeCluster } from "../infra/kube.ts";
 
 /** What the tests read back from the API server: arbitrary JSON, inspected field by field. */
@@ -267,4 +268,28 @@ export async function serviceAccountToken(client: KubeClient, ns: string, name: 
   });
   if (res.code !== 201) throw new Error(`token for ${ns}/${name}: ${res.code} ${JSON.stringify(res.body)}`);
   return (res.body as { status: { token: string } }).status.token;
+}
+
+/**
+ * Installs Flux's own CRDs (scripts/provision/70-flux-crds.sh provisions them,
+ * e.g. "image.toolkit.fluxcd.io_imagepolicies.yaml") and waits until each is served.
+ */
+export async function installFluxCrds(client: KubeClient, files: string[]): Promise<void> {
+  for (const file of files) {
+    const crd = parseYaml(readFileSync(join(fluxCrdDir(), file), "utf8")) as {
+      spec: { group: string; names: { plural: string }; versions: { name: string; served: boolean }[] };
+    };
+    const res = await client.raw({
+      method: "POST",
+      path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+      body: crd,
+    });
+    if (res.code !== 201) throw new Error(`CRD ${file}: ${res.code} ${JSON.stringify(res.body)}`);
+    const version = crd.spec.versions.find((v) => v.served)?.name;
+    const path = `/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}`;
+    for (let i = 0; (await client.raw({ method: "GET", path })).code !== 200; i++) {
+      if (i > 300) throw new Error(`CRD ${file}: ${path} not served after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

@@ -5,17 +5,21 @@
  * digest reflection, a new tag picked up on request, cross-namespace access,
  * refused fields, and a steady pass that costs no registry request and no write.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { parse } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
-import { fluxCrdDir } from "../../src/validate/crds.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { seedImage, seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "./helpers.ts";
+import {
+  type ApiJson,
+  adminClient,
+  FleetRepo,
+  getObject,
+  installFluxCrds,
+  makeAgent,
+  namespace,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -57,24 +61,10 @@ beforeAll(async () => {
     startRegistry({ auth: "token", users: [{ username: "puller", password: "pull-secret-1" }] }),
   ]);
   client = adminClient(kube);
-  for (const file of [
+  await installFluxCrds(client, [
     "image.toolkit.fluxcd.io_imagerepositories.yaml",
     "image.toolkit.fluxcd.io_imagepolicies.yaml",
-  ]) {
-    const crd = parse(readFileSync(join(fluxCrdDir(), file), "utf8"));
-    const res = await client.raw({
-      method: "POST",
-      path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-      body: crd,
-    });
-    expect(res.code, JSON.stringify(res.body)).toBe(201);
-  }
-  // Established before objects of the kinds can be created.
-  for (let i = 0; i < 100; i++) {
-    const res = await client.raw({ method: "GET", path: `${IMG}/imagepolicies` });
-    if (res.code === 200) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  ]);
   for (const ns of ["img-apps", "img-other", "img-team"]) {
     await create("/api/v1/namespaces", { ...namespace(ns), metadata: { name: ns, labels: { team: ns } } });
   }

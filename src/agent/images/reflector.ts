@@ -26,6 +26,7 @@ import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { parseDuration, removeCondition, setCondition } from "../kustomization.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import type { Condition } from "../schema.ts";
+import { SourceError } from "../sources/handler.ts";
 import { secretCredentials } from "../sources/oci.ts";
 import { sourceDue } from "../sources.ts";
 import { accessAllowed, imageRepository, latestTags, policyMessage, scanMessage } from "./rules.ts";
@@ -144,7 +145,7 @@ export class ImageReflector {
         path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(spec.secretRef.name)}`,
       });
       if (res.code !== 200)
-        throw new ScanError(
+        throw new SourceError(
           "AuthenticationFailed",
           `secret ${namespace}/${spec.secretRef.name}: ${res.code === 404 ? "not found" : `HTTP ${res.code}`}`,
         );
@@ -153,7 +154,7 @@ export class ImageReflector {
       try {
         credentials = secretCredentials(data, `secret ${namespace}/${spec.secretRef.name}`);
       } catch (err) {
-        throw new ScanError("AuthenticationFailed", describeError(err), true);
+        throw new SourceError("AuthenticationFailed", describeError(err), { stalled: true });
       }
     }
     const timeoutMs = parseDuration(spec.timeout ?? spec.interval);
@@ -227,13 +228,15 @@ export class ImageReflector {
       try {
         target = imageRepository(spec.image);
       } catch (err) {
-        throw new ScanError("InvalidSpec", `spec.image: ${describeError(err)}`, true);
+        throw new SourceError("InvalidSpec", `spec.image: ${describeError(err)}`, { stalled: true });
       }
       const exclusions = (spec.exclusionList?.length ? spec.exclusionList : ["^.*\\.sig$"]).map((p) => {
         try {
           return compileGoRegexp(p);
         } catch (err) {
-          throw new ScanError("InvalidExclusionList", `spec.exclusionList: ${describeError(err)}`, true);
+          throw new SourceError("InvalidExclusionList", `spec.exclusionList: ${describeError(err)}`, {
+            stalled: true,
+          });
         }
       });
       const client = await this.clientFor(repo, spec, target.ref.registry);
@@ -244,7 +247,7 @@ export class ImageReflector {
       this.opts.log.debug({ imageRepository: key, why, tags: tags.length }, "scanned");
     } catch (err) {
       const e =
-        err instanceof ScanError
+        err instanceof SourceError
           ? failure(err.reason, err.message, err.stalled)
           : failure(
               err instanceof RegistryError ? "ReadOperationFailed" : "ReconciliationFailed",
@@ -431,16 +434,6 @@ export class ImageReflector {
   async close(): Promise<void> {
     for (const c of this.clients.values()) await c.close();
     this.clients.clear();
-  }
-}
-
-class ScanError extends Error {
-  readonly reason: string;
-  readonly stalled: boolean;
-  constructor(reason: string, message: string, stalled = false) {
-    super(message);
-    this.reason = reason;
-    this.stalled = stalled;
   }
 }
 
