@@ -26,6 +26,7 @@ import {
   SecretObject,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
+import { ROOT_GIT_REPOSITORY_FIELDS } from "./sources/git.ts";
 import {
   type FetchContext,
   type Resolution,
@@ -33,6 +34,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
   type SourceRef,
+  type StatusCondition,
 } from "./sources/handler.ts";
 import { SOURCE_HANDLERS } from "./sources/index.ts";
 
@@ -136,7 +138,11 @@ interface Entry {
   workdir: string;
   lastFetch: number | undefined;
   artifact: Artifact | undefined;
-  error: { reason: string; message: string; stalled: boolean } | undefined;
+  error:
+    | { reason: string; message: string; stalled: boolean; conditions?: readonly StatusCondition[] }
+    | undefined;
+  /** The revisions and digests of the sources this one is built from, when last fetched. */
+  inputs: string | undefined;
 }
 
 export interface SourceManagerOptions {
@@ -154,7 +160,9 @@ export interface SourceManagerOptions {
   handlers?: ReadonlyMap<string, SourceHandler<unknown>>;
 }
 
-type Outcome = { artifact: Artifact } | { reason: string; error: string; stalled?: boolean };
+type Outcome =
+  | { artifact: Artifact }
+  | { reason: string; error: string; stalled?: boolean; conditions?: readonly StatusCondition[] };
 
 export class SourceManager {
   readonly rootKey: string;
@@ -223,9 +231,9 @@ export class SourceManager {
     const obj = this.objects.get(this.rootKey);
     const handler = this.handlers.get("GitRepository");
     if (!obj || !handler) return undefined;
-    const refused = refusedFields(obj.spec, handler.fields);
+    const refused = refusedFields(obj.spec, ROOT_GIT_REPOSITORY_FIELDS);
     if (refused.length === 0) return undefined;
-    const error = unsupportedMessage(handler.kind, refused, handler.fields);
+    const error = unsupportedMessage(handler.kind, refused, ROOT_GIT_REPOSITORY_FIELDS);
     await this.writeStatus(handler, obj, { reason: "UnsupportedField", error, stalled: true });
     return `${this.rootKey}: ${error}`;
   }
@@ -321,8 +329,20 @@ export class SourceManager {
         lastFetch: undefined,
         artifact: undefined,
         error: undefined,
+        inputs: undefined,
       };
       this.entries.set(key, entry);
+    }
+    // Sources this one is built from come first; a change in any of them makes it due.
+    const deps = handler.dependencies?.(spec, ref.namespace) ?? [];
+    let inputs: string | undefined;
+    if (deps.length) {
+      const got = [];
+      for (const d of deps) {
+        const r = await this.resolveRef(d);
+        got.push(r.ok ? [r.artifact.revision, r.artifact.digest ?? ""] : null);
+      }
+      inputs = canonicalJson(got);
     }
     const interval = handler.interval(spec);
     const why = sourceDue({
@@ -338,7 +358,16 @@ export class SourceManager {
       suspended: handler.suspended(spec),
       force: this.force,
     });
-    if (why) await this.fetch(handler, key, obj, spec, entry, why);
+    const inputsChanged =
+      inputs !== undefined &&
+      entry.lastFetch !== undefined &&
+      inputs !== entry.inputs &&
+      !handler.suspended(spec);
+    const reason = why ?? (inputsChanged ? "included artifacts changed" : undefined);
+    if (reason) {
+      entry.inputs = inputs;
+      await this.fetch(handler, key, obj, spec, entry, reason);
+    }
     // A failed fetch keeps the last artifact in use, as source-controller keeps serving it.
     if (entry.artifact) return { ok: true, artifact: entry.artifact };
     return this.notReady(
@@ -380,7 +409,7 @@ export class SourceManager {
     } catch (err) {
       entry.error =
         err instanceof SourceError
-          ? { reason: err.reason, message: err.message, stalled: err.stalled }
+          ? { reason: err.reason, message: err.message, stalled: err.stalled, conditions: err.conditions }
           : { reason: handler.failureReason, message: describeError(err), stalled: false };
       this.opts.metrics.fetches.inc({ result: "failure" });
       this.opts.log.warn({ source: key }, entry.error.message);
@@ -399,6 +428,7 @@ export class SourceManager {
         reason: entry.error.reason,
         error: entry.error.message,
         stalled: entry.error.stalled,
+        ...(entry.error.conditions ? { conditions: entry.error.conditions } : {}),
       });
       await this.opts.events.emit(involved, "Warning", entry.error.reason, entry.error.message);
     } else if (entry.artifact) {
@@ -440,8 +470,23 @@ export class SourceManager {
       ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
     };
     let conditions = prev.conditions ?? [];
+    // Conditions the handler owns: set as reported, gone when no longer reported (a
+    // successful verification outlives a later failure of another kind, as in Flux).
+    const owned = handler.conditionTypes ?? [];
+    const reported = "artifact" in outcome ? (outcome.artifact.conditions ?? []) : (outcome.conditions ?? []);
+    for (const type of owned) {
+      if (reported.some((c) => c.type === type)) continue;
+      const had = conditions.find((c) => c.type === type);
+      if (had && ("artifact" in outcome || !(had.status === "True" && had.reason === "Succeeded")))
+        conditions = removeCondition(conditions, type);
+    }
+    for (const c of reported) conditions = setCondition(conditions, { ...c, ...g }, now);
     if ("artifact" in outcome) {
       next.artifact = statusArtifact(handler.kind, obj, outcome.artifact, prev.artifact, now);
+      for (const [k, v] of Object.entries(outcome.artifact.status ?? {})) {
+        if (v !== null) next[k] = v;
+        else if (k in prev) next[k] = null;
+      }
       const message = `stored artifact for revision '${outcome.artifact.revision}'`;
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       for (const type of ["Ready", "ArtifactInStorage"])
