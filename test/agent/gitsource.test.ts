@@ -7,8 +7,7 @@
  * directly; the manager's part (status, watching includes) is in
  * gitfields.kube.test.ts.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { GitRepositorySpec } from "../../src/agent/schema.ts";
@@ -25,6 +24,7 @@ import {
   tempDir,
   writeFiles,
 } from "../infra/git.ts";
+import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { silent } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -247,43 +247,22 @@ describe("recurseSubmodules over git http-backend with basic auth", () => {
 });
 
 describe("verify: PGP signatures checked with gpg against the Secret's keys only", () => {
-  let gnupg: string;
-  let other: string;
+  let signer: GpgSigner;
+  let stranger: GpgSigner;
   let remote: Remote;
-  let publicKey: string;
-  let otherKey: string;
-  const signEnv = () => ({ GNUPGHOME: gnupg });
-  const gen = (home: string, who: string) => {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    execFileSync(
-      "gpg",
-      ["--batch", "--quiet", "--passphrase", "", "--quick-gen-key", who, "ed25519", "sign", "never"],
-      {
-        env: { ...process.env, GNUPGHOME: home },
-        stdio: "ignore",
-      },
-    );
-    return execFileSync("gpg", ["--armor", "--export"], {
-      env: { ...process.env, GNUPGHOME: home },
-      encoding: "utf8",
-    });
-  };
   beforeAll(() => {
-    const root = tempDir("shipmate-gpg-test-");
-    gnupg = join(root, "signer");
-    other = join(root, "other");
-    publicKey = gen(gnupg, "Signer <signer@example.test>");
-    otherKey = gen(other, "Other <other@example.test>");
+    signer = gpgSigner("Signer", "signer@example.test");
+    stranger = gpgSigner("Other", "other@example.test");
     remote = new Remote({ "deploy/cm.yaml": "v: 1\n" });
   });
   afterAll(() => {
-    for (const h of [gnupg, other])
-      execFileSync("gpgconf", ["--kill", "all"], { env: { ...process.env, GNUPGHOME: h } });
-    rmSync(join(gnupg, ".."), { recursive: true, force: true });
+    signer.remove();
+    stranger.remove();
     rmSync(remote.root, { recursive: true, force: true });
   });
+  const signEnv = () => signer.env;
 
-  const keys = () => ({ pgp: { "author1.asc": b64(publicKey) } });
+  const keys = () => ({ pgp: { "author1.asc": b64(signer.publicKey) } });
   const verifySpec = (mode: string, ref: Record<string, string> = { branch: "main" }) =>
     parsed({ url: remote.url, ref, verify: { mode, secretRef: { name: "pgp" } } });
 
@@ -295,13 +274,7 @@ describe("verify: PGP signatures checked with gpg against the Secret's keys only
     );
     const a = await fetcher().fetch(verifySpec("HEAD"), ctx(keys()));
     expect(a.revision).toBe(`main@sha1:${signed}`);
-    const keyId = execFileSync("gpg", ["--with-colons", "--list-keys"], {
-      env: { ...process.env, GNUPGHOME: gnupg },
-      encoding: "utf8",
-    })
-      .split("\n")
-      .find((l) => l.startsWith("pub:"))
-      ?.split(":")[4];
+    const keyId = signer.keyId;
     expect(a.conditions).toEqual([
       {
         type: "SourceVerified",
@@ -337,14 +310,14 @@ describe("verify: PGP signatures checked with gpg against the Secret's keys only
     const forged = remote.commit(
       { "deploy/cm.yaml": "v: forged\n" },
       ["-S", "--gpg-sign=other@example.test"],
-      { GNUPGHOME: other },
+      stranger.env,
     );
     await expect(f.fetch(verifySpec("HEAD"), ctx(keys()))).rejects.toThrow(
       `signature verification of commit '${forged}' failed: unable to verify the commit with any of the given keys`,
     );
     expect(readFileSync(join(a.dir, "deploy/cm.yaml"), "utf8")).toBe("v: good\n");
     // The same commit passes once the Secret trusts that key too.
-    const both = { pgp: { "author1.asc": b64(publicKey), "author2.asc": b64(otherKey) } };
+    const both = { pgp: { "author1.asc": b64(signer.publicKey), "author2.asc": b64(stranger.publicKey) } };
     expect((await f.fetch(verifySpec("HEAD"), ctx(both))).revision).toBe(`main@sha1:${forged}`);
     // A missing Secret is VerificationError.
     await expect(f.fetch(verifySpec("HEAD"), ctx({}))).rejects.toMatchObject({ reason: "VerificationError" });

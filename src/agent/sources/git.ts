@@ -76,18 +76,11 @@ export const ROOT_GIT_REPOSITORY_FIELDS: FieldTable = {
       "the fleet's own GitRepository follows the agent's --branch; a pinned commit is not followed there",
   },
   include: { refused: "the fleet's own GitRepository is fetched from the agent's flags, without includes" },
-  "include.repository": { refused: "see include" },
-  "include.repository.name": { refused: "see include" },
-  "include.fromPath": { refused: "see include" },
-  "include.toPath": { refused: "see include" },
   recurseSubmodules: {
     refused: "the fleet's own GitRepository is fetched from the agent's flags, without submodules",
   },
   sparseCheckout: { refused: "the fleet's own GitRepository is fetched from the agent's flags, in full" },
   verify: { refused: "the fleet's own GitRepository is fetched from the agent's flags, unverified" },
-  "verify.mode": { refused: "see verify" },
-  "verify.secretRef": { refused: "see verify" },
-  "verify.secretRef.name": { refused: "see verify" },
 };
 
 /**
