@@ -39,9 +39,14 @@ export function gpgSigner(name: string, email: string): GpgSigner {
     ],
     { env, stdio: "ignore" },
   );
-  const publicKey = execFileSync("gpg", ["--armor", "--export", email], { env, encoding: "utf8" });
+  const quiet = {
+    env,
+    encoding: "utf8" as const,
+    stdio: ["ignore", "pipe", "ignore"] as ("ignore" | "pipe")[],
+  };
+  const publicKey = execFileSync("gpg", ["--armor", "--export", email], quiet);
   const keyId =
-    execFileSync("gpg", ["--with-colons", "--list-keys", email], { env, encoding: "utf8" })
+    execFileSync("gpg", ["--with-colons", "--list-keys", email], quiet)
       .split("\n")
       .find((l) => l.startsWith("pub:"))
       ?.split(":")[4] ?? "";
