@@ -7,6 +7,7 @@
  * directly; the manager's part (status, watching includes) is in
  * gitfields.kube.test.ts.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -246,7 +247,7 @@ describe("recurseSubmodules over git http-backend with basic auth", () => {
   });
 });
 
-describe("verify: PGP signatures checked with gpg against the Secret's keys only", () => {
+describe("verify: PGP (gpg) and SSH signatures checked against the Secret's keys only", () => {
   let signer: GpgSigner;
   let stranger: GpgSigner;
   let remote: Remote;
@@ -350,6 +351,33 @@ describe("verify: PGP signatures checked with gpg against the Secret's keys only
       reason: "InvalidVerificationMode",
       stalled: true,
     });
+  });
+
+  it("SSH signatures: `.sshpub` keys verify an SSH-signed commit, reported by SHA256 fingerprint", async () => {
+    const dir = tempDir("shipmate-ssh-sign-");
+    const key = join(dir, "signing_key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "bot", "-f", key]);
+    const pub = readFileSync(`${key}.pub`, "utf8");
+    const fingerprint = execFileSync("ssh-keygen", ["-l", "-f", `${key}.pub`], { encoding: "utf8" }).split(
+      " ",
+    )[1];
+    // git's SSH signing, configured through the environment for this commit only.
+    const c = remote.commit({ "deploy/cm.yaml": "v: ssh\n" }, ["-S"], {
+      GIT_CONFIG_COUNT: "2",
+      GIT_CONFIG_KEY_0: "gpg.format",
+      GIT_CONFIG_VALUE_0: "ssh",
+      GIT_CONFIG_KEY_1: "user.signingkey",
+      GIT_CONFIG_VALUE_1: `${key}.pub`,
+    });
+    const a = await fetcher().fetch(verifySpec("HEAD"), ctx({ pgp: { "bot.sshpub": b64(pub) } }));
+    expect(a.conditions?.[0]?.message).toBe(
+      `verified signature of\n\t- commit '${c}' with key '${fingerprint}'`,
+    );
+    // The PGP key alone does not vouch for it.
+    await expect(fetcher().fetch(verifySpec("HEAD"), ctx(keys()))).rejects.toMatchObject({
+      reason: "InvalidCommitSignature",
+    });
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it.each<[string, string, { tag: boolean; head: boolean }]>([
