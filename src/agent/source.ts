@@ -318,8 +318,21 @@ export class GitSource {
       ...(tagName ? { tagName } : {}),
     });
     await this.setSparse(opts.sparse);
+    const previous = this.current;
     await this.checkout(commit);
-    if (opts.submodules) await this.updateSubmodules(opts.submodules.authHeader);
+    if (opts.submodules) {
+      try {
+        await this.updateSubmodules(opts.submodules.authHeader);
+      } catch (err) {
+        // The last artifact is still in use and lives in this working copy: put it back.
+        if (previous?.commit) {
+          await this.checkout(previous.commit).catch(() => undefined);
+          await this.updateSubmodules(opts.submodules.authHeader).catch(() => undefined);
+          applySourceIgnore(this.dir, specIgnore);
+        }
+        throw err;
+      }
+    }
     this.submodules = opts.submodules !== undefined;
     applySourceIgnore(this.dir, specIgnore);
     this.current = { revision, commit, dir: this.dir };

@@ -262,12 +262,24 @@ export class SourceManager {
     return this.resolveRef(ref);
   }
 
-  /** The artifact of any source object, fetched when due (at most once per pass). */
-  resolveRef(ref: SourceRef): Promise<Resolution> {
+  /**
+   * The artifact of any source object, fetched when due (at most once per pass).
+   * `chain`: the sources being built that asked for it (a GitRepository's
+   * includes); one that includes itself, however indirectly, is refused
+   * rather than waited for.
+   */
+  resolveRef(ref: SourceRef, chain: readonly string[] = []): Promise<Resolution> {
     const key = sourceKey(ref.kind, ref.namespace, ref.name);
+    if (chain.includes(key))
+      return Promise.resolve({
+        ok: false,
+        reason: "ArtifactFailed",
+        message: `Source '${key}' includes itself: ${[...chain, key].join(" -> ")}`,
+        stalled: true,
+      });
     let p = this.pass.get(key);
     if (!p) {
-      p = this.reconcileSource(ref, key);
+      p = this.reconcileSource(ref, key, chain);
       this.pass.set(key, p);
     }
     return p;
@@ -302,7 +314,7 @@ export class SourceManager {
     return { ok: false, reason: "ArtifactFailed", message: `Source '${key}'${what}`, stalled };
   }
 
-  private async reconcileSource(ref: SourceRef, key: string): Promise<Resolution> {
+  private async reconcileSource(ref: SourceRef, key: string, chain: readonly string[]): Promise<Resolution> {
     const handler = this.handlers.get(ref.kind);
     const obj = this.objects.get(key);
     if (!handler || !obj) return this.notReady(key, " not found");
@@ -339,7 +351,7 @@ export class SourceManager {
     if (deps.length) {
       const got = [];
       for (const d of deps) {
-        const r = await this.resolveRef(d);
+        const r = await this.resolveRef(d, [...chain, key]);
         got.push(r.ok ? [r.artifact.revision, r.artifact.digest ?? ""] : null);
       }
       inputs = canonicalJson(got);
@@ -366,7 +378,7 @@ export class SourceManager {
     const reason = why ?? (inputsChanged ? "included artifacts changed" : undefined);
     if (reason) {
       entry.inputs = inputs;
-      await this.fetch(handler, key, obj, spec, entry, reason);
+      await this.fetch(handler, key, obj, spec, entry, reason, [...chain, key]);
     }
     // A failed fetch keeps the last artifact in use, as source-controller keeps serving it.
     if (entry.artifact) return { ok: true, artifact: entry.artifact };
@@ -377,7 +389,7 @@ export class SourceManager {
     );
   }
 
-  private context(obj: SourceObject, entry: Entry): FetchContext {
+  private context(obj: SourceObject, entry: Entry, chain: readonly string[]): FetchContext {
     const namespace = obj.metadata.namespace ?? "";
     return {
       namespace,
@@ -386,7 +398,7 @@ export class SourceManager {
       previous: entry.artifact,
       log: this.opts.log,
       secret: (name) => this.secretData(namespace, name),
-      resolve: (ref) => this.resolveRef(ref),
+      resolve: (ref) => this.resolveRef(ref, chain),
       lookup: (ref) => this.objects.get(sourceKey(ref.kind, ref.namespace, ref.name)),
     };
   }
@@ -398,12 +410,13 @@ export class SourceManager {
     spec: unknown,
     entry: Entry,
     why: string,
+    chain: readonly string[],
   ): Promise<void> {
     // After a restart the revision last stored is the one in status: NewArtifact is for a new one only.
     const before = entry.artifact?.revision ?? obj.status?.artifact?.revision;
     try {
       this.opts.log.debug({ source: key, why }, "fetching");
-      entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry))), source: key };
+      entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry, chain))), source: key };
       entry.error = undefined;
       this.opts.metrics.fetches.inc({ result: "success" });
     } catch (err) {

@@ -116,6 +116,9 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
           include: [{ repository: { name: "t-gf-lib" }, fromPath: "manifests", toPath: "deploy/lib" }],
         }),
         gitRepo("t-gf-signed", { url: app.url, verify: { mode: "HEAD", secretRef: { name: "t-gf-pgp" } } }),
+        // Including each other: refused, never waited for.
+        gitRepo("t-gf-loop-a", { url: lib.url, include: [{ repository: { name: "t-gf-loop-b" } }] }),
+        gitRepo("t-gf-loop-b", { url: lib.url, include: [{ repository: { name: "t-gf-loop-a" } }] }),
         {
           apiVersion: "v1",
           kind: "Secret",
@@ -162,6 +165,13 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
     expect(s.status.artifact ?? undefined).toBeUndefined();
     expect((await ksStatus(client, "t-gf-signed")).ready).toMatchObject({ status: "False" });
     expect(await cm("signed")).toBeUndefined();
+
+    for (const name of ["t-gf-loop-a", "t-gf-loop-b"]) {
+      const loop = await source(name);
+      expect(cond(loop, "Ready")).toMatchObject({ status: "False", reason: "NoArtifact" });
+      expect(cond(loop, "IncludeUnavailable")).toMatchObject({ status: "True", reason: "NoArtifact" });
+      expect(cond(loop, "Ready").message).toContain("includes itself");
+    }
 
     // Steady, though partly failing: a second pass writes nothing.
     expect((await agent.pass(never)).writes).toBe(0);
