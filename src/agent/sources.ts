@@ -20,13 +20,14 @@ import type { AgentMetrics } from "./metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import {
   type Condition,
+  GitRepositorySpec,
   KubeList,
   type KustomizationObject,
   type ObjectMeta,
   SecretObject,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
-import { ROOT_GIT_REPOSITORY_FIELDS } from "./sources/git.ts";
+import { checkoutFor, ROOT_GIT_REPOSITORY_FIELDS } from "./sources/git.ts";
 import {
   type FetchContext,
   type Resolution,
@@ -238,15 +239,35 @@ export class SourceManager {
     return `${this.rootKey}: ${error}`;
   }
 
+  /**
+   * What the fleet's own GitRepository asks of the checkout (`sparseCheckout`,
+   * `recurseSubmodules`, `verify` with its Secret's keys), for the agent's
+   * fetch of --repo (submodules get the credentials of --repo's URL, when it
+   * carries some); nothing when the cluster has no such object. Throws a
+   * SourceError (VerificationError) when the keys cannot be read.
+   */
+  async rootCheckout(authHeader?: string): Promise<Awaited<ReturnType<typeof checkoutFor>> | undefined> {
+    const obj = this.objects.get(this.rootKey);
+    if (!obj) return undefined;
+    const parsed = GitRepositorySpec.safeParse(obj.spec ?? {});
+    if (!parsed.success) return undefined;
+    const namespace = obj.metadata.namespace ?? "";
+    return checkoutFor(parsed.data, (name) => this.secretData(namespace, name), authHeader);
+  }
+
   /** Records a fetch of the fleet repository on its GitRepository object, when the cluster has one. */
-  async recordRoot(outcome: { artifact: Artifact } | { error: string }): Promise<void> {
+  async recordRoot(
+    outcome:
+      | { artifact: Artifact }
+      | { error: string; reason?: string; conditions?: readonly StatusCondition[] },
+  ): Promise<void> {
     const obj = this.objects.get(this.rootKey);
     const handler = this.handlers.get("GitRepository");
     if (!obj || !handler) return;
     await this.writeStatus(
       handler,
       obj,
-      "artifact" in outcome ? outcome : { reason: "GitOperationFailed", ...outcome },
+      "artifact" in outcome ? outcome : { ...outcome, reason: outcome.reason ?? "GitOperationFailed" },
     );
   }
 

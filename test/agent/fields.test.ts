@@ -137,10 +137,10 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
     ["ref.commit", { ref: { commit: "abc" } }, ["spec.ref.commit"]],
     ["ref.name", { ref: { name: "refs/heads/main" } }, ["spec.ref.name"]],
     ["include", { include: [{ repository: { name: "lib" } }] }, ["spec.include"]],
-    ["recurseSubmodules", { recurseSubmodules: true }, ["spec.recurseSubmodules"]],
-    ["sparseCheckout", { sparseCheckout: ["apps"] }, ["spec.sparseCheckout"]],
-    ["verify", { verify: { mode: "HEAD", secretRef: { name: "pgp" } } }, ["spec.verify"]],
-    ["ignore", { ignore: "/*\n!/deploy/" }, []],
+    ["no recurseSubmodules (honoured there too)", { recurseSubmodules: true }, []],
+    ["no sparseCheckout (honoured there too)", { sparseCheckout: ["apps"] }, []],
+    ["no verify (honoured there too)", { verify: { mode: "HEAD", secretRef: { name: "pgp" } } }, []],
+    ["no ignore", { ignore: "/*\n!/deploy/" }, []],
   ])("the fleet's own GitRepository (fetched from the agent's flags) refuses %s", (_f, extra, expected) => {
     expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, ROOT_GIT_REPOSITORY_FIELDS)).toEqual(
       expected,

@@ -204,4 +204,69 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
     // The forced pass re-applied the app from the composed artifact: lib's new content is there.
     expect((await cm("lib"))?.data).toEqual({ v: "2" });
   });
+
+  it("the fleet's own GitRepository: verify is honoured on the agent's --repo fetch, failing closed", async () => {
+    const repo = FleetRepo.create();
+    roots.push(repo.root);
+    repo.commit({
+      "clusters/test/cm.yaml": [namespace("t-gfroot"), configMap("fleet", "t-gfroot", { v: "1" })],
+    });
+    // As bootstrap leaves it: the object exists before the first sync, with its verification Secret.
+    const api = "/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/gitrepositories";
+    for (const [path, body] of [
+      [
+        "/api/v1/namespaces/shipmate-system/secrets",
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "t-gfroot-pgp", namespace: "shipmate-system" },
+          stringData: { "release.asc": signer.publicKey },
+        },
+      ],
+      [
+        api,
+        {
+          ...gitRepo("t-gfroot", {
+            url: repo.url,
+            verify: { mode: "HEAD", secretRef: { name: "t-gfroot-pgp" } },
+          }),
+        },
+      ],
+    ] as const) {
+      const res = await client.raw({ method: "POST", path, body });
+      expect(res.code).toBe(201);
+    }
+    const rootAgent = makeAgent(kube, repo, { name: "t-gfroot" });
+    const failed = await rootAgent.pass(never, true);
+    expect(failed.sourceError).toContain("signature verification of commit");
+    expect(await getObject(client, "/api/v1/namespaces/t-gfroot/configmaps/fleet")).toBeUndefined();
+    const s = await source("t-gfroot");
+    expect(cond(s, "Ready")).toMatchObject({ status: "False", reason: "InvalidCommitSignature" });
+    expect(cond(s, "SourceVerified")).toMatchObject({ status: "False", reason: "InvalidCommitSignature" });
+
+    git(
+      repo.work,
+      ["commit", "--quiet", "--allow-empty", "-S", `--gpg-sign=${signer.email}`, "-m", "signed"],
+      {
+        ...signer.env,
+        GIT_AUTHOR_NAME: "t",
+        GIT_AUTHOR_EMAIL: "t@example.test",
+      },
+    );
+    git(repo.work, ["push", "--quiet", repo.bare, "HEAD:refs/heads/main"]);
+    const signed = git(repo.work, ["rev-parse", "HEAD"]).trim();
+    const ok = await rootAgent.pass(never, true);
+    expect(ok.sourceError).toBeUndefined();
+    expect((await getObject(client, "/api/v1/namespaces/t-gfroot/configmaps/fleet"))?.data).toEqual({
+      v: "1",
+    });
+    const s2 = await source("t-gfroot");
+    expect(cond(s2, "Ready")).toMatchObject({ status: "True" });
+    expect(cond(s2, "SourceVerified")).toMatchObject({
+      status: "True",
+      message: `verified signature of\n\t- commit '${signed}' with key '${signer.keyId}'`,
+    });
+    expect(s2.status.sourceVerificationMode).toBe("HEAD");
+    expect(s2.status.artifact.revision).toBe(`main@sha1:${signed}`);
+  });
 });

@@ -11,7 +11,14 @@ import { join } from "node:path";
 import { registerSecret } from "../../errors.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { GitRepositorySpec, SOURCE_API_VERSION } from "../schema.ts";
-import { type Artifact, type CheckoutRef, type FetchedRef, type GitRef, GitSource } from "../source.ts";
+import {
+  type Artifact,
+  type CheckoutOptions,
+  type CheckoutRef,
+  type FetchedRef,
+  type GitRef,
+  GitSource,
+} from "../source.ts";
 import {
   type FetchContext,
   parseWith,
@@ -62,8 +69,9 @@ export const GIT_REPOSITORY_FIELDS: FieldTable = {
 
 /**
  * The fleet's own GitRepository is fetched from the agent's --repo/--branch
- * flags, not through this handler: these fields would change what it checks
- * out, so there they stay refused.
+ * flags, not through this handler: its ref and includes would change what
+ * it checks out, so there they stay refused (sparseCheckout,
+ * recurseSubmodules and verify are honoured on it, through checkoutFor).
  */
 export const ROOT_GIT_REPOSITORY_FIELDS: FieldTable = {
   ...GIT_REPOSITORY_FIELDS,
@@ -76,11 +84,6 @@ export const ROOT_GIT_REPOSITORY_FIELDS: FieldTable = {
       "the fleet's own GitRepository follows the agent's --branch; a pinned commit is not followed there",
   },
   include: { refused: "the fleet's own GitRepository is fetched from the agent's flags, without includes" },
-  recurseSubmodules: {
-    refused: "the fleet's own GitRepository is fetched from the agent's flags, without submodules",
-  },
-  sparseCheckout: { refused: "the fleet's own GitRepository is fetched from the agent's flags, in full" },
-  verify: { refused: "the fleet's own GitRepository is fetched from the agent's flags, unverified" },
 };
 
 /**
@@ -112,6 +115,21 @@ export function basicAuthHeader(data: Record<string, string>): string | undefine
   const header = `Authorization: Basic ${Buffer.from(`${decode("username") || "git"}:${password}`).toString("base64")}`;
   registerSecret(header.slice("Authorization: Basic ".length));
   return header;
+}
+
+/** The `Authorization` header for credentials written in a URL (`https://user:token@host/…`), if any. */
+export function urlAuthHeader(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (!u.password || (u.protocol !== "https:" && u.protocol !== "http:")) return undefined;
+  const pair = `${decodeURIComponent(u.username) || "git"}:${decodeURIComponent(u.password)}`;
+  const token = Buffer.from(pair).toString("base64");
+  registerSecret(token);
+  return `Authorization: Basic ${token}`;
 }
 
 /** The GitRepositories a spec includes, in its namespace. */
@@ -160,6 +178,54 @@ export function treeDigest(dir: string, commit: string): string {
   return `sha256:${createHash("sha256").update(listing).digest("hex")}`;
 }
 
+/**
+ * What a GitRepository spec asks of a checkout (sparse directories,
+ * submodules, signature verification with the keys of its Secret), the
+ * conditions a successful fetch then records (`SourceVerified`) and the
+ * observations source-controller writes in status. Shared by the fetcher
+ * and the fleet's own GitRepository.
+ */
+export async function checkoutFor(
+  spec: Pick<GitRepositorySpec, "sparseCheckout" | "recurseSubmodules" | "verify">,
+  secret: (name: string) => Promise<Record<string, string>>,
+  authHeader?: string,
+): Promise<{
+  options: CheckoutOptions;
+  conditions: () => StatusCondition[];
+  status: Record<string, unknown>;
+}> {
+  let verified: StatusCondition | undefined;
+  let check: ((f: FetchedRef) => Promise<void>) | undefined;
+  const verify = spec.verify;
+  if (verify) {
+    let keys: Record<string, string>;
+    try {
+      keys = await secret(verify.secretRef.name);
+    } catch (err) {
+      const message = `public keys secret error: ${(err as Error).message}`;
+      throw new SourceError("VerificationError", message, {
+        conditions: [{ type: SOURCE_VERIFIED, status: "False", reason: "VerificationError", message }],
+      });
+    }
+    check = async (fetched) => {
+      verified = await verifyFetched(fetched, verify.mode, keys);
+    };
+  }
+  return {
+    options: {
+      ...(spec.sparseCheckout?.length ? { sparse: spec.sparseCheckout } : {}),
+      ...(spec.recurseSubmodules ? { submodules: authHeader ? { authHeader } : {} } : {}),
+      ...(check ? { check } : {}),
+    },
+    conditions: () => (verified ? [verified] : []),
+    status: {
+      observedRecurseSubmodules: spec.recurseSubmodules ? true : null,
+      observedSparseCheckout: spec.sparseCheckout?.length ? spec.sparseCheckout : null,
+      sourceVerificationMode: verify ? normalMode(verify.mode) : null,
+    },
+  };
+}
+
 class GitFetcher implements SourceFetcher<GitRepositorySpec> {
   private readonly dir: string;
   private source: GitSource | undefined;
@@ -184,30 +250,10 @@ class GitFetcher implements SourceFetcher<GitRepositorySpec> {
       }
     }
     const includes = await this.resolveIncludes(spec, ctx);
-    let check: ((f: FetchedRef) => Promise<void>) | undefined;
-    let verified: StatusCondition | undefined;
-    const verify = spec.verify;
-    if (verify) {
-      let keys: Record<string, string>;
-      try {
-        keys = await ctx.secret(verify.secretRef.name);
-      } catch (err) {
-        const message = `public keys secret error: ${(err as Error).message}`;
-        throw new SourceError("VerificationError", message, {
-          conditions: [{ type: SOURCE_VERIFIED, status: "False", reason: "VerificationError", message }],
-        });
-      }
-      check = async (fetched) => {
-        verified = await verifyFetched(fetched, verify.mode, keys);
-      };
-    }
+    const checkout = await checkoutFor(spec, (name) => ctx.secret(name), authHeader);
     if (url !== this.source?.url || JSON.stringify(ref) !== JSON.stringify(this.source.ref))
       this.source = new GitSource({ url, branch: "", ref, workdir: this.dir });
-    const artifact = await this.source.fetch(spec.ignore, {
-      ...(spec.sparseCheckout?.length ? { sparse: spec.sparseCheckout } : {}),
-      ...(spec.recurseSubmodules ? { submodules: authHeader ? { authHeader } : {} } : {}),
-      ...(check ? { check } : {}),
-    });
+    const artifact = await this.source.fetch(spec.ignore, checkout.options);
     const own = treeDigest(this.source.dir, artifact.commit ?? "HEAD");
     let dir = artifact.dir;
     if (includes.length) {
@@ -226,13 +272,11 @@ class GitFetcher implements SourceFetcher<GitRepositorySpec> {
       ...artifact,
       dir,
       digest: composedDigest(own, includes),
-      conditions: verified ? [verified] : [],
+      conditions: checkout.conditions(),
       status: {
+        ...checkout.status,
         includedArtifacts: includes.length && included.every(Boolean) ? included : null,
         observedInclude: spec.include?.length ? spec.include : null,
-        observedRecurseSubmodules: spec.recurseSubmodules ? true : null,
-        observedSparseCheckout: spec.sparseCheckout?.length ? spec.sparseCheckout : null,
-        sourceVerificationMode: verify ? normalMode(verify.mode) : null,
       },
     };
   }
