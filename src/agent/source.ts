@@ -12,7 +12,10 @@ import { join } from "node:path";
 import { simpleGit } from "simple-git";
 import { GitError, redact } from "../errors.ts";
 import { compareVersions, parseLooseVersion, parseSemverRange, type SemVersion } from "../policy/semver.ts";
+import { sparseDir } from "../validate/sourceignore.ts";
 import { applySourceIgnore } from "./sources/ignore.ts";
+
+export { sparseDir };
 
 /** What to check out, as a GitRepository's `spec.ref` says (Flux precedence: semver, tag, branch). */
 export type GitRef = { branch: string } | { tag: string } | { semver: string };
@@ -415,11 +418,6 @@ export class GitSource {
     if (this.submodules)
       await this.git().raw(["submodule", "foreach", "--quiet", "--recursive", "git clean -ffdxq"]);
   }
-}
-
-/** A sparse checkout directory as git patterns want it (`./deploy/` → `deploy`). */
-export function sparseDir(d: string): string {
-  return d.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
 }
 
 function firstLine(err: unknown): string {
