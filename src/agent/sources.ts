@@ -250,7 +250,17 @@ export class SourceManager {
     const obj = this.objects.get(this.rootKey);
     if (!obj) return undefined;
     const parsed = GitRepositorySpec.safeParse(obj.spec ?? {});
-    if (!parsed.success) return undefined;
+    if (!parsed.success) {
+      // The rest of that spec is the flags' business, but a verification it asks for is never skipped.
+      const spec = obj.spec ?? {};
+      if (!spec.verify && !spec.sparseCheckout && !spec.recurseSubmodules) return undefined;
+      const issue = parsed.error.issues[0];
+      throw new SourceError(
+        "InvalidSpec",
+        `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`,
+        { stalled: true },
+      );
+    }
     const namespace = obj.metadata.namespace ?? "";
     return checkoutFor(parsed.data, (name) => this.secretData(namespace, name), authHeader);
   }
