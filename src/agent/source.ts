@@ -248,10 +248,12 @@ export class GitSource {
     const spec = r.branch
       ? `+refs/heads/${r.branch}:refs/remotes/origin/${r.branch}`
       : "+refs/heads/*:refs/remotes/origin/*";
+    // --prune: a branch gone from the remote no longer vouches for a commit.
     const args = [
       "fetch",
       "--no-tags",
       "--force",
+      "--prune",
       ...((await this.shallow()) ? ["--unshallow"] : []),
       this.url,
       spec,
@@ -267,13 +269,23 @@ export class GitSource {
       (t) => t.trim() === "commit",
       () => false,
     );
-    const inBranch =
-      found && r.branch
+    // Objects of earlier fetches stay in the working copy: the commit must be on the branch(es) fetched now.
+    const inBranch = !found
+      ? false
+      : r.branch
         ? await git.raw(["merge-base", "--is-ancestor", r.commit, `refs/remotes/origin/${r.branch}`]).then(
             () => true,
             () => false,
           )
-        : found;
+        : (
+            await git.raw([
+              "for-each-ref",
+              "--contains",
+              r.commit,
+              "--format=%(refname)",
+              "refs/remotes/origin/",
+            ])
+          ).trim().length > 0;
     if (!inBranch)
       throw new GitError(
         `commit ${r.commit} not found in ${r.branch ? `branch ${r.branch}` : "any branch"} of ${redact(this.url)}`,

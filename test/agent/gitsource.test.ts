@@ -149,6 +149,14 @@ describe("ref.name and ref.commit against a file:// remote", () => {
     await expect(
       fetcher().fetch(parsed({ url: remote.url, ref: { branch: "main", commit: elsewhere } }), ctx()),
     ).rejects.toThrow(`commit ${elsewhere} not found in branch main`);
+    // Alone, a commit on any branch will do, and only while a branch holds it.
+    const anywhere = fetcher();
+    const pinned = parsed({ url: remote.url, ref: { commit: elsewhere } });
+    expect((await anywhere.fetch(pinned, ctx())).revision).toBe(`sha1:${elsewhere}`);
+    git(remote.bare, ["update-ref", "-d", "refs/heads/other"]);
+    await expect(anywhere.fetch(pinned, ctx())).rejects.toThrow(
+      `commit ${elsewhere} not found in any branch`,
+    );
     // A short SHA is not a commit source-controller can check out either.
     await expect(
       fetcher().fetch(parsed({ url: remote.url, ref: { commit: first.slice(0, 7) } }), ctx()),
