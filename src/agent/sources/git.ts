@@ -16,7 +16,6 @@ import {
   type CheckoutOptions,
   type CheckoutRef,
   type FetchedRef,
-  type GitRef,
   GitSource,
 } from "../source.ts";
 import {
@@ -95,12 +94,6 @@ export function gitRefOf(spec: GitRepositorySpec): CheckoutRef {
   const ref = spec.ref;
   if (ref?.commit) return ref.branch ? { commit: ref.commit, branch: ref.branch } : { commit: ref.commit };
   if (ref?.name) return { name: ref.name };
-  return basicRefOf(spec);
-}
-
-/** The branch, tag or semver part of the ref alone (what `shipmate create` and bootstrap write). */
-export function basicRefOf(spec: GitRepositorySpec): GitRef {
-  const ref = spec.ref;
   if (ref?.semver) return { semver: ref.semver };
   if (ref?.tag) return { tag: ref.tag };
   return { branch: ref?.branch ?? "master" };
