@@ -394,15 +394,23 @@ export class GitSource {
 
   /**
    * `git submodule update --init --recursive`, the superproject's credentials
-   * sent to the submodules' remotes as a header passed through git's
+   * sent to submodules on the same host as a header passed through git's
    * environment (never on a command line).
    */
   private async updateSubmodules(authHeader: string | undefined): Promise<void> {
     const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: "0" };
-    if (authHeader) {
+    let origin = "";
+    try {
+      const u = new URL(this.url);
+      if (u.protocol === "https:" || u.protocol === "http:") origin = `${u.protocol}//${u.host}/`;
+    } catch {
+      // Not an http(s) URL: there is no header to send.
+    }
+    if (authHeader && origin) {
+      // Only towards the GitRepository's own host: a submodule elsewhere never receives its credentials.
       const base = Number(process.env.GIT_CONFIG_COUNT ?? 0) || 0;
       env.GIT_CONFIG_COUNT = String(base + 1);
-      env[`GIT_CONFIG_KEY_${base}`] = "http.extraHeader";
+      env[`GIT_CONFIG_KEY_${base}`] = `http.${origin}.extraHeader`;
       env[`GIT_CONFIG_VALUE_${base}`] = authHeader;
     }
     await new Promise<void>((resolve, reject) => {

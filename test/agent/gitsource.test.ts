@@ -253,6 +253,41 @@ describe("recurseSubmodules over git http-backend with basic auth", () => {
     // And the credentials were needed: no request reached a repository unauthenticated and got through.
     expect(server.requests.some((r) => r.path.startsWith("/leaf.git") && r.authorized)).toBe(true);
   });
+
+  it("never sends the credentials to a submodule on another host", async () => {
+    const elsewhere = await startGitHttpServer({ user: server.user, password: server.password });
+    try {
+      const foreignUrl = elsewhere.createRepo("foreign", { "f.yaml": "f: 1\n" });
+      const appUrl = server.createRepo("app2", { "app.yaml": "app: 1\n" });
+      const w = tempDir();
+      git(w, ["clone", "--quiet", join(server.root, "app2.git"), "."]);
+      await gitAsync(w, ["submodule", "--quiet", "add", foreignUrl, "vendor/foreign"], {
+        GIT_CONFIG_COUNT: "1",
+        GIT_CONFIG_KEY_0: "http.extraHeader",
+        GIT_CONFIG_VALUE_0: `Authorization: Basic ${b64(`${server.user}:${server.password}`)}`,
+      });
+      git(w, ["commit", "--quiet", "-m", "submodule"]);
+      git(w, ["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+      rmSync(w, { recursive: true, force: true });
+      elsewhere.requests.length = 0;
+      const secrets = { auth: { username: b64(server.user), password: b64(server.password) } };
+      await expect(
+        fetcher().fetch(
+          parsed({
+            url: appUrl,
+            ref: { branch: "main" },
+            secretRef: { name: "auth" },
+            recurseSubmodules: true,
+          }),
+          ctx(secrets),
+        ),
+      ).rejects.toThrow("git submodule update");
+      expect(elsewhere.requests.length).toBeGreaterThan(0);
+      expect(elsewhere.requests.some((r) => r.authorized)).toBe(false);
+    } finally {
+      await elsewhere.close();
+    }
+  });
 });
 
 describe("verify: PGP (gpg) and SSH signatures checked against the Secret's keys only", () => {
