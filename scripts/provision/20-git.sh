@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # git and its smart-HTTP CGI (`git http-backend`) for the update/delivery tests,
 # which serve bare repositories on 127.0.0.1 through a small Node server;
-# ssh-keygen for the commit-signing test (git's SSH signing).
+# ssh-keygen for the commit-signing test (git's SSH signing); gpg (Debian's
+# gnupg) for GitRepository spec.verify, which the agent checks with git's
+# verify-commit/verify-tag against a temporary keyring.
 set -euo pipefail
 need=()
 if ! command -v git >/dev/null || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then need+=(git); fi
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+{ command -v gpg >/dev/null && command -v gpgconf >/dev/null; } || need+=(gnupg)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
@@ -13,3 +16,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 git --version
 test -x "$(git --exec-path)/git-http-backend"
+gpg --version | head -1

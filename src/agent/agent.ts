@@ -46,7 +46,8 @@ import {
 } from "./schema.ts";
 import { type Artifact, GitSource } from "./source.ts";
 import type { BucketLimits } from "./sources/bucket.ts";
-import { treeDigest } from "./sources/git.ts";
+import { treeDigest, urlAuthHeader } from "./sources/git.ts";
+import { SourceError } from "./sources/handler.ts";
 import { sourceHandlers } from "./sources/index.ts";
 import type { OciLimits } from "./sources/oci.ts";
 import { SourceManager } from "./sources.ts";
@@ -129,6 +130,8 @@ export class Agent {
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
+  /** What the last fetch of the fleet repository adds to its GitRepository's status (`SourceVerified`…). */
+  private rootExtras: Pick<Artifact, "conditions" | "status"> = {};
   private readonly sources: SourceManager;
   private readonly generators: GeneratorManager;
   private readonly discovery: Discovery;
@@ -448,7 +451,9 @@ export class Agent {
         const refusal = await this.sources.rootRefusal();
         if (refusal) throw new ConfigError(refusal);
         const before = this.source.artifact?.revision;
-        const artifact = await this.source.fetch(this.sources.rootIgnore());
+        const checkout = await this.sources.rootCheckout(urlAuthHeader(this.opts.repo));
+        const artifact = await this.source.fetch(this.sources.rootIgnore(), checkout?.options);
+        this.rootExtras = checkout ? { conditions: checkout.conditions(), status: checkout.status } : {};
         this.lastFetch = Date.now();
         this.metrics.fetches.inc({ result: "success" });
         this.metrics.setRevision(artifact.revision);
@@ -460,7 +465,12 @@ export class Agent {
         this.metrics.fetches.inc({ result: "failure" });
         const message = describeError(err);
         this.log.warn({ repo: redact(this.opts.repo) }, message);
-        if (!(err instanceof ConfigError)) await this.sources.recordRoot({ error: message });
+        if (!(err instanceof ConfigError))
+          await this.sources.recordRoot(
+            err instanceof SourceError
+              ? { error: message, reason: err.reason, conditions: err.conditions }
+              : { error: message },
+          );
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
@@ -567,7 +577,11 @@ export class Agent {
   private rootStatusArtifact(): Artifact {
     const root = this.source.artifact as Artifact;
     // Flux's own GitRepository CRD requires artifact.digest: a status without it is rejected.
-    return { ...root, digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD") };
+    return {
+      ...root,
+      ...this.rootExtras,
+      digest: root.digest ?? treeDigest(root.dir, root.commit ?? "HEAD"),
+    };
   }
 
   /** Whether any Kustomization carries a `reconcile.fluxcd.io/requestedAt` not yet handled. */

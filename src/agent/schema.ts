@@ -243,6 +243,26 @@ export const GitRepositorySpec = z.looseObject({
   suspend: z.boolean().optional(),
   /** gitignore-syntax exclusions, applied after the defaults and `.sourceignore` files. */
   ignore: z.string().optional(),
+  /** Other GitRepositories' artifacts copied into this one (source-controller's GitRepositoryInclude). */
+  include: z
+    .array(
+      z.looseObject({
+        repository: z.looseObject({ name: z.string().min(1) }),
+        fromPath: z.string().optional(),
+        toPath: z.string().optional(),
+      }),
+    )
+    .optional(),
+  recurseSubmodules: z.boolean().optional(),
+  /** Directories checked out; nothing else is in the artifact. */
+  sparseCheckout: z.array(z.string().min(1)).optional(),
+  /** source-controller's GitRepositoryVerification. */
+  verify: z
+    .looseObject({
+      mode: z.enum(["HEAD", "head", "Tag", "TagAndHEAD"]).default("HEAD"),
+      secretRef: z.looseObject({ name: z.string().min(1) }),
+    })
+    .optional(),
 });
 export type GitRepositorySpec = z.infer<typeof GitRepositorySpec>;
 

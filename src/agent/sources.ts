@@ -20,12 +20,14 @@ import type { AgentMetrics } from "./metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import {
   type Condition,
+  GitRepositorySpec,
   KubeList,
   type KustomizationObject,
   type ObjectMeta,
   SecretObject,
 } from "./schema.ts";
 import type { Artifact } from "./source.ts";
+import { checkoutFor, ROOT_GIT_REPOSITORY_FIELDS } from "./sources/git.ts";
 import {
   type FetchContext,
   type Resolution,
@@ -33,6 +35,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
   type SourceRef,
+  type StatusCondition,
 } from "./sources/handler.ts";
 import { SOURCE_HANDLERS } from "./sources/index.ts";
 
@@ -136,7 +139,11 @@ interface Entry {
   workdir: string;
   lastFetch: number | undefined;
   artifact: Artifact | undefined;
-  error: { reason: string; message: string; stalled: boolean } | undefined;
+  error:
+    | { reason: string; message: string; stalled: boolean; conditions?: readonly StatusCondition[] }
+    | undefined;
+  /** The revisions and digests of the sources this one is built from, when last fetched. */
+  inputs: string | undefined;
 }
 
 export interface SourceManagerOptions {
@@ -154,7 +161,9 @@ export interface SourceManagerOptions {
   handlers?: ReadonlyMap<string, SourceHandler<unknown>>;
 }
 
-type Outcome = { artifact: Artifact } | { reason: string; error: string; stalled?: boolean };
+type Outcome =
+  | { artifact: Artifact }
+  | { reason: string; error: string; stalled?: boolean; conditions?: readonly StatusCondition[] };
 
 export class SourceManager {
   readonly rootKey: string;
@@ -228,22 +237,52 @@ export class SourceManager {
     const obj = this.objects.get(this.rootKey);
     const handler = this.handlers.get("GitRepository");
     if (!obj || !handler) return undefined;
-    const refused = refusedFields(obj.spec, handler.fields);
+    const refused = refusedFields(obj.spec, ROOT_GIT_REPOSITORY_FIELDS);
     if (refused.length === 0) return undefined;
-    const error = unsupportedMessage(handler.kind, refused, handler.fields);
+    const error = unsupportedMessage(handler.kind, refused, ROOT_GIT_REPOSITORY_FIELDS);
     await this.writeStatus(handler, obj, { reason: "UnsupportedField", error, stalled: true });
     return `${this.rootKey}: ${error}`;
   }
 
+  /**
+   * What the fleet's own GitRepository asks of the checkout (`sparseCheckout`,
+   * `recurseSubmodules`, `verify` with its Secret's keys), for the agent's
+   * fetch of --repo (submodules get the credentials of --repo's URL, when it
+   * carries some); nothing when the cluster has no such object. Throws a
+   * SourceError (VerificationError) when the keys cannot be read.
+   */
+  async rootCheckout(authHeader?: string): Promise<Awaited<ReturnType<typeof checkoutFor>> | undefined> {
+    const obj = this.objects.get(this.rootKey);
+    if (!obj) return undefined;
+    const parsed = GitRepositorySpec.safeParse(obj.spec ?? {});
+    if (!parsed.success) {
+      // The rest of that spec is the flags' business, but a verification it asks for is never skipped.
+      const spec = obj.spec ?? {};
+      if (!spec.verify && !spec.sparseCheckout && !spec.recurseSubmodules) return undefined;
+      const issue = parsed.error.issues[0];
+      throw new SourceError(
+        "InvalidSpec",
+        `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`,
+        { stalled: true },
+      );
+    }
+    const namespace = obj.metadata.namespace ?? "";
+    return checkoutFor(parsed.data, (name) => this.secretData(namespace, name), authHeader);
+  }
+
   /** Records a fetch of the fleet repository on its GitRepository object, when the cluster has one. */
-  async recordRoot(outcome: { artifact: Artifact } | { error: string }): Promise<void> {
+  async recordRoot(
+    outcome:
+      | { artifact: Artifact }
+      | { error: string; reason?: string; conditions?: readonly StatusCondition[] },
+  ): Promise<void> {
     const obj = this.objects.get(this.rootKey);
     const handler = this.handlers.get("GitRepository");
     if (!obj || !handler) return;
     await this.writeStatus(
       handler,
       obj,
-      "artifact" in outcome ? outcome : { reason: "GitOperationFailed", ...outcome },
+      "artifact" in outcome ? outcome : { ...outcome, reason: outcome.reason ?? "GitOperationFailed" },
     );
   }
 
@@ -259,12 +298,24 @@ export class SourceManager {
     return this.resolveRef(ref);
   }
 
-  /** The artifact of any source object, fetched when due (at most once per pass). */
-  resolveRef(ref: SourceRef): Promise<Resolution> {
+  /**
+   * The artifact of any source object, fetched when due (at most once per pass).
+   * `chain`: the sources being built that asked for it (a GitRepository's
+   * includes); one that includes itself, however indirectly, is refused
+   * rather than waited for.
+   */
+  resolveRef(ref: SourceRef, chain: readonly string[] = []): Promise<Resolution> {
     const key = sourceKey(ref.kind, ref.namespace, ref.name);
+    if (chain.includes(key))
+      return Promise.resolve({
+        ok: false,
+        reason: "ArtifactFailed",
+        message: `Source '${key}' includes itself: ${[...chain, key].join(" -> ")}`,
+        stalled: true,
+      });
     let p = this.pass.get(key);
     if (!p) {
-      p = this.reconcileSource(ref, key);
+      p = this.reconcileSource(ref, key, chain);
       this.pass.set(key, p);
     }
     return p;
@@ -299,7 +350,7 @@ export class SourceManager {
     return { ok: false, reason: "ArtifactFailed", message: `Source '${key}'${what}`, stalled };
   }
 
-  private async reconcileSource(ref: SourceRef, key: string): Promise<Resolution> {
+  private async reconcileSource(ref: SourceRef, key: string, chain: readonly string[]): Promise<Resolution> {
     const handler = this.handlers.get(ref.kind);
     const obj = this.objects.get(key);
     if (!handler || !obj) return this.notReady(key, " not found");
@@ -326,8 +377,20 @@ export class SourceManager {
         lastFetch: undefined,
         artifact: undefined,
         error: undefined,
+        inputs: undefined,
       };
       this.entries.set(key, entry);
+    }
+    // Sources this one is built from come first; a change in any of them makes it due.
+    const deps = handler.dependencies?.(spec, ref.namespace) ?? [];
+    let inputs: string | undefined;
+    if (deps.length) {
+      const got = [];
+      for (const d of deps) {
+        const r = await this.resolveRef(d, [...chain, key]);
+        got.push(r.ok ? [r.artifact.revision, r.artifact.digest ?? ""] : null);
+      }
+      inputs = canonicalJson(got);
     }
     const interval = handler.interval(spec);
     const why = sourceDue({
@@ -343,7 +406,16 @@ export class SourceManager {
       suspended: handler.suspended(spec),
       force: this.force,
     });
-    if (why) await this.fetch(handler, key, obj, spec, entry, why);
+    const inputsChanged =
+      inputs !== undefined &&
+      entry.lastFetch !== undefined &&
+      inputs !== entry.inputs &&
+      !handler.suspended(spec);
+    const reason = why ?? (inputsChanged ? "included artifacts changed" : undefined);
+    if (reason) {
+      entry.inputs = inputs;
+      await this.fetch(handler, key, obj, spec, entry, reason, [...chain, key]);
+    }
     // A failed fetch keeps the last artifact in use, as source-controller keeps serving it.
     if (entry.artifact) return { ok: true, artifact: entry.artifact };
     return this.notReady(
@@ -353,7 +425,7 @@ export class SourceManager {
     );
   }
 
-  private context(obj: SourceObject, entry: Entry): FetchContext {
+  private context(obj: SourceObject, entry: Entry, chain: readonly string[]): FetchContext {
     const namespace = obj.metadata.namespace ?? "";
     return {
       namespace,
@@ -362,7 +434,7 @@ export class SourceManager {
       previous: entry.artifact,
       log: this.opts.log,
       secret: (name) => this.secretData(namespace, name),
-      resolve: (ref) => this.resolveRef(ref),
+      resolve: (ref) => this.resolveRef(ref, chain),
       lookup: (ref) => this.objects.get(sourceKey(ref.kind, ref.namespace, ref.name)),
     };
   }
@@ -374,18 +446,19 @@ export class SourceManager {
     spec: unknown,
     entry: Entry,
     why: string,
+    chain: readonly string[],
   ): Promise<void> {
     // After a restart the revision last stored is the one in status: NewArtifact is for a new one only.
     const before = entry.artifact?.revision ?? obj.status?.artifact?.revision;
     try {
       this.opts.log.debug({ source: key, why }, "fetching");
-      entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry))), source: key };
+      entry.artifact = { ...(await entry.fetcher.fetch(spec, this.context(obj, entry, chain))), source: key };
       entry.error = undefined;
       this.opts.metrics.fetches.inc({ result: "success" });
     } catch (err) {
       entry.error =
         err instanceof SourceError
-          ? { reason: err.reason, message: err.message, stalled: err.stalled }
+          ? { reason: err.reason, message: err.message, stalled: err.stalled, conditions: err.conditions }
           : { reason: handler.failureReason, message: describeError(err), stalled: false };
       this.opts.metrics.fetches.inc({ result: "failure" });
       this.opts.log.warn({ source: key }, entry.error.message);
@@ -404,6 +477,7 @@ export class SourceManager {
         reason: entry.error.reason,
         error: entry.error.message,
         stalled: entry.error.stalled,
+        ...(entry.error.conditions ? { conditions: entry.error.conditions } : {}),
       });
       await this.opts.events.emit(involved, "Warning", entry.error.reason, entry.error.message);
     } else if (entry.artifact) {
@@ -445,8 +519,23 @@ export class SourceManager {
       ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
     };
     let conditions = prev.conditions ?? [];
+    // Conditions the handler owns: set as reported, gone when no longer reported (a
+    // successful verification outlives a later failure of another kind, as in Flux).
+    const owned = handler.conditionTypes ?? [];
+    const reported = "artifact" in outcome ? (outcome.artifact.conditions ?? []) : (outcome.conditions ?? []);
+    for (const type of owned) {
+      if (reported.some((c) => c.type === type)) continue;
+      const had = conditions.find((c) => c.type === type);
+      if (had && ("artifact" in outcome || !(had.status === "True" && had.reason === "Succeeded")))
+        conditions = removeCondition(conditions, type);
+    }
+    for (const c of reported) conditions = setCondition(conditions, { ...c, ...g }, now);
     if ("artifact" in outcome) {
       next.artifact = statusArtifact(handler.kind, obj, outcome.artifact, prev.artifact, now);
+      for (const [k, v] of Object.entries(outcome.artifact.status ?? {})) {
+        if (v !== null) next[k] = v;
+        else if (k in prev) next[k] = null;
+      }
       const message = `stored artifact for revision '${outcome.artifact.revision}'`;
       conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
       for (const type of ["Ready", "ArtifactInStorage"])

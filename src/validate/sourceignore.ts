@@ -189,3 +189,12 @@ export function sourceIgnoreMatcher(root: string, specIgnore?: string): (relPath
   const patterns = withDefaults(user);
   return (relPath) => isExcluded(patterns, relPath.split("/"), false);
 }
+
+/**
+ * A GitRepository `sparseCheckout` directory as a tree path (`./deploy/` →
+ * `deploy`), as source-controller trims it: only such directories are in
+ * the artifact.
+ */
+export function sparseDir(d: string): string {
+  return d.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
+}

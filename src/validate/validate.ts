@@ -11,7 +11,8 @@
  * - shipmate.yaml is valid and its paths exist;
  * - no Secret is committed unencrypted where a `.sops.yaml` rule says files are encrypted.
  * Files Flux leaves out of the source artifact (`.sourceignore`, Flux's
- * default exclusions) are not read, as Flux never sees them. One Problem per
+ * default exclusions, the sync GitRepository's `ignore` and
+ * `sparseCheckout`) are not read, as Flux never sees them. One Problem per
  * finding, with file and line where the tree has one; what cannot be checked
  * (a kind no schema defines) is a warning, never a failure.
  */
@@ -21,6 +22,7 @@ import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { sparseDir } from "../agent/source.ts";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
 import { documentValue, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
@@ -322,7 +324,12 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const warnings: Problem[] = [];
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
-  const excluded = sourceIgnoreMatcher(root, syncIgnore(root));
+  const specs = syncSpecs(root);
+  const ignored = sourceIgnoreMatcher(root, syncIgnore(specs));
+  const sparse = syncSparse(specs);
+  const outsideSparse = (p: string) =>
+    sparse !== undefined && !sparse.some((d) => p === d || p.startsWith(`${d}/`));
+  const excluded = (p: string) => ignored(p) || outsideSparse(p);
   const { yaml, kustomizationDirs } = walk(root, excluded);
   const stats: ValidateStats = {
     yamlFiles: yaml.length,
@@ -361,7 +368,9 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
         report(
           rel(file),
           undefined,
-          `${p} is excluded from Flux's source artifact (.sourceignore or Flux's default exclusions), so Flux's build will not find it`,
+          outsideSparse(relTarget)
+            ? `${p} is outside the sync GitRepository's sparseCheckout (${sparse?.join(", ")}), so Flux's build will not find it`
+            : `${p} is excluded from Flux's source artifact (.sourceignore or Flux's default exclusions), so Flux's build will not find it`,
         );
       refs.add(target);
       covered.add(target);
@@ -738,15 +747,9 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   return { problems, warnings, stats };
 }
 
-/**
- * `spec.ignore` of the fleet's own sync GitRepositories in the tree
- * (`flux-system`, `shipmate-system`): source-controller applies it on top of
- * `.sourceignore` when it packs the repository. Only when every one of them
- * says the same (clusters syncing the same repository with different rules
- * would each see another tree).
- */
-function syncIgnore(root: string): string | undefined {
-  const seen = new Set<string>();
+/** The specs of the fleet's own sync GitRepositories in the tree (`flux-system`, `shipmate-system`). */
+function syncSpecs(root: string): Record<string, unknown>[] {
+  const specs: Record<string, unknown>[] = [];
   for (const file of walk(root, () => false).yaml) {
     // Files over a bound are reported by the main walk; here they are only skipped.
     if (sizeRefusal(file, statSync(file).size)) continue;
@@ -760,12 +763,41 @@ function syncIgnore(root: string): string | undefined {
       const o = converted.value;
       if (!isK8sObject(o) || o.kind !== "GitRepository" || groupOf(o.apiVersion) !== FLUX_SOURCE) continue;
       if (nameOf(o) !== "flux-system" && nameOf(o) !== "shipmate-system") continue;
-      const ignore = (o.spec as { ignore?: unknown } | undefined)?.ignore;
-      seen.add(typeof ignore === "string" ? ignore : "");
+      specs.push((o.spec as Record<string, unknown> | undefined) ?? {});
     }
   }
+  return specs;
+}
+
+/**
+ * `spec.ignore` of the fleet's own sync GitRepositories: source-controller
+ * applies it on top of `.sourceignore` when it packs the repository. Only
+ * when every one of them says the same (clusters syncing the same
+ * repository with different rules would each see another tree).
+ */
+function syncIgnore(specs: readonly Record<string, unknown>[]): string | undefined {
+  const seen = new Set(specs.map((s) => (typeof s.ignore === "string" ? s.ignore : "")));
   const [only] = seen;
   return seen.size === 1 && only ? only : undefined;
+}
+
+/**
+ * `spec.sparseCheckout` of the fleet's own sync GitRepositories, when every
+ * one of them says the same: only those directories are in Flux's artifact.
+ */
+function syncSparse(specs: readonly Record<string, unknown>[]): string[] | undefined {
+  const seen = new Set(
+    specs.map((s) =>
+      JSON.stringify(
+        Array.isArray(s.sparseCheckout)
+          ? s.sparseCheckout.filter((d): d is string => typeof d === "string").map(sparseDir)
+          : [],
+      ),
+    ),
+  );
+  const [only] = seen;
+  const dirs = seen.size === 1 && only ? (JSON.parse(only) as string[]) : [];
+  return dirs.length ? dirs : undefined;
 }
 
 /**

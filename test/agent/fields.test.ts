@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ARTIFACT_GENERATOR_FIELDS } from "../../src/agent/fields/artifactgenerator.ts";
 import { KUSTOMIZATION_FIELDS } from "../../src/agent/fields/kustomization.ts";
 import { type FieldTable, refusedFields, unsupportedMessage } from "../../src/agent/fields/support.ts";
-import { GIT_REPOSITORY_FIELDS } from "../../src/agent/sources/git.ts";
+import { GIT_REPOSITORY_FIELDS, ROOT_GIT_REPOSITORY_FIELDS } from "../../src/agent/sources/git.ts";
 
 const table: FieldTable = {
   interval: "honoured",
@@ -110,12 +110,39 @@ describe("fail closed: a field is honoured or refused, never ignored", () => {
   });
 
   it.each([
-    ["ref.commit", { ref: { commit: "abc" } }, ["spec.ref.commit"]],
-    ["ref.name", { ref: { name: "refs/pull/1/head" } }, ["spec.ref.name"]],
+    ["ref.commit is honoured", { ref: { branch: "main", commit: "abc" } }, []],
+    ["ref.name is honoured", { ref: { name: "refs/pull/1/head" } }, []],
+    [
+      "include is honoured",
+      { include: [{ repository: { name: "lib" }, fromPath: "deploy", toPath: "base/lib" }] },
+      [],
+    ],
+    ["recurseSubmodules is honoured", { recurseSubmodules: true }, []],
+    ["sparseCheckout is honoured", { sparseCheckout: ["charts", "kustomize"] }, []],
+    ["verify is honoured", { verify: { mode: "TagAndHEAD", secretRef: { name: "pgp" } } }, []],
+    [
+      "an unknown child of include is refused",
+      { include: [{ repository: { name: "lib" }, copyStrategy: "x" }] },
+      ["spec.include.copyStrategy"],
+    ],
     ["provider generic is what the agent does", { provider: "generic" }, []],
     ["provider azure is refused", { provider: "azure" }, ["spec.provider"]],
   ])("GitRepository: %s", (_rule, extra, expected) => {
     expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, GIT_REPOSITORY_FIELDS)).toEqual(
+      expected,
+    );
+  });
+
+  it.each([
+    ["ref.commit", { ref: { commit: "abc" } }, ["spec.ref.commit"]],
+    ["ref.name", { ref: { name: "refs/heads/main" } }, ["spec.ref.name"]],
+    ["include", { include: [{ repository: { name: "lib" } }] }, ["spec.include"]],
+    ["no recurseSubmodules (honoured there too)", { recurseSubmodules: true }, []],
+    ["no sparseCheckout (honoured there too)", { sparseCheckout: ["apps"] }, []],
+    ["no verify (honoured there too)", { verify: { mode: "HEAD", secretRef: { name: "pgp" } } }, []],
+    ["no ignore", { ignore: "/*\n!/deploy/" }, []],
+  ])("the fleet's own GitRepository (fetched from the agent's flags) refuses %s", (_f, extra, expected) => {
+    expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, ROOT_GIT_REPOSITORY_FIELDS)).toEqual(
       expected,
     );
   });

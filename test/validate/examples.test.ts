@@ -132,6 +132,40 @@ describe("validate: the rules that make those repositories pass", () => {
     ]);
   });
 
+  it("the sync GitRepository's sparseCheckout is honoured: only its directories are in the artifact", async () => {
+    const sparse = (dirs: string) => (t: string) =>
+      t.replace("  interval: 1m0s\n", `  interval: 1m0s\n  sparseCheckout: [${dirs}]\n`);
+    // scripts/ is outside the checkout, so its broken YAML is not Flux's concern.
+    const both = await copyOf("kustomize-helm", {
+      ".sourceignore": null,
+      "clusters/staging/flux-system/gotk-sync.yaml": sparse("apps, ./clusters, infrastructure/"),
+      "clusters/production/flux-system/gotk-sync.yaml": sparse("apps, ./clusters, infrastructure/"),
+    });
+    expect(lines((await validateTree(both)).problems)).toEqual([]);
+    // A file a kustomization uses outside the sparse directories: Flux's build will not find it.
+    const narrow = await copyOf("kustomize-helm", {
+      "clusters/staging/flux-system/gotk-sync.yaml": sparse(
+        "apps/base, apps/staging, clusters, infrastructure",
+      ),
+      "clusters/production/flux-system/gotk-sync.yaml": sparse(
+        "apps/base, apps/staging, clusters, infrastructure",
+      ),
+      "apps/staging/kustomization.yaml": (t) =>
+        t.replace("path: podinfo-values.yaml", "path: ../production/podinfo-values.yaml"),
+    });
+    expect(lines((await validateTree(narrow)).problems)).toContain(
+      "apps/staging/kustomization.yaml: ../production/podinfo-values.yaml is outside the sync GitRepository's sparseCheckout (apps/base, apps/staging, clusters, infrastructure), so Flux's build will not find it",
+    );
+    // Clusters that disagree: no single artifact to judge by, the whole tree is read.
+    const one = await copyOf("kustomize-helm", {
+      ".sourceignore": null,
+      "clusters/staging/flux-system/gotk-sync.yaml": sparse("apps, clusters, infrastructure"),
+    });
+    expect(lines((await validateTree(one)).problems)).toEqual([
+      "scripts/check.yaml:5: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    ]);
+  });
+
   it("a kustomization using a file the artifact leaves out is an error (Flux's build will not find it)", async () => {
     const dir = await copyOf("kustomize-helm", {
       ".sourceignore": (t) => `${t}podinfo-values.yaml\n`,

@@ -11,16 +11,31 @@ import type { Logger } from "pino";
 import type { FieldTable } from "../fields/support.ts";
 import type { Artifact } from "../source.ts";
 
+/** A status condition a handler reports beside Ready (GitRepository's `SourceVerified`, `IncludeUnavailable`). */
+export interface StatusCondition {
+  type: string;
+  status: "True" | "False";
+  reason: string;
+  message: string;
+}
+
 /** A failure with source-controller's reason (`GitOperationFailed`, `OCIArtifactPullFailed`…). */
 export class SourceError extends Error {
   readonly reason: string;
   /** Retrying will not help until the spec or the source content changes. */
   readonly stalled: boolean;
-  constructor(reason: string, message: string, opts: { stalled?: boolean; cause?: unknown } = {}) {
+  /** Conditions the failure sets besides Ready (`SourceVerified=False`). */
+  readonly conditions: readonly StatusCondition[];
+  constructor(
+    reason: string,
+    message: string,
+    opts: { stalled?: boolean; cause?: unknown; conditions?: readonly StatusCondition[] } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = "SourceError";
     this.reason = reason;
     this.stalled = opts.stalled ?? false;
+    this.conditions = opts.conditions ?? [];
   }
 }
 
@@ -101,6 +116,14 @@ export interface SourceHandler<Spec = unknown> {
   suspended(spec: Spec): boolean;
   /** What the fetch state depends on (URL, ref, credentials' name…): a change starts a new fetcher. */
   signature(spec: Spec): unknown;
+  /**
+   * Other sources whose artifacts this one is built from (a GitRepository's
+   * `include`): they are resolved first, and a change in any of them makes
+   * this source due, as source-controller watches included repositories.
+   */
+  dependencies?(spec: Spec, namespace: string): SourceRef[];
+  /** Condition types the handler owns (set from artifacts and errors, removed when no longer reported). */
+  readonly conditionTypes?: readonly string[];
   open(dir: string): SourceFetcher<Spec>;
 }
 
