@@ -210,6 +210,7 @@ export class Agent {
       sources: this.sources,
       events: this.events,
       log,
+      chartsDir: join(this.opts.workdir, "charts"),
     });
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,

@@ -38,6 +38,12 @@ export interface Artifact {
   source?: string;
   /** Upstream metadata (`org.opencontainers.image.*` annotations of an OCI artifact). */
   metadata?: Record<string, string>;
+  /**
+   * A data container, not an artifact (an OCI HelmRepository: its HelmCharts
+   * read its spec and pull for themselves). Its status stays empty, as
+   * source-controller keeps it, and no event is posted.
+   */
+  static?: true;
 }
 
 export function formatRevision(branch: string, commit: string): string {

@@ -9,6 +9,9 @@
  * Remediated, history, failure counters). A deleted HelmRelease is
  * uninstalled before its finalizer is released.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { parse } from "yaml";
 import { describeError } from "../../errors.ts";
@@ -18,7 +21,9 @@ import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
+import type { Artifact } from "../source.ts";
 import type { SourceManager } from "../sources.ts";
+import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type HelmCli, HelmError } from "./cli.ts";
 import { planRelease, type ReleaseState, remediates } from "./plan.ts";
 import {
@@ -81,6 +86,8 @@ export interface HelmReconcilerOptions {
   log: Logger;
   /** How soon a failed reconcile is retried (capped by the interval). */
   retryMs?: number;
+  /** Where charts from an OCIRepository or ExternalArtifact chartRef are prepared; default a private temporary directory. */
+  chartsDir?: string;
 }
 
 export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
@@ -120,8 +127,11 @@ export class HelmReleaseReconciler {
   private readonly opts: HelmReconcilerOptions;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
 
+  private readonly charts: SourceCharts;
+
   constructor(opts: HelmReconcilerOptions) {
     this.opts = opts;
+    this.charts = new SourceCharts(opts.chartsDir ?? mkdtempSync(join(tmpdir(), "shipmate-charts-")));
   }
 
   private async list(): Promise<HelmReleaseObject[]> {
@@ -266,7 +276,7 @@ export class HelmReleaseReconciler {
     const resolution = await this.opts.sources.resolveRef(chartRef);
     const helmChart = `${chartRef.namespace}/${chartRef.name}`;
     if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
-    const artifact = resolution.artifact;
+    const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
     await this.ensureFinalizer(hr);
 
@@ -572,21 +582,25 @@ export class HelmReleaseReconciler {
     }
   }
 
+  /** The chart to install: a HelmChart's artifact as is, another source's made into a chart (./chartref.ts). */
+  private chartOf(ref: { kind: string; namespace: string; name: string }, artifact: Artifact): Artifact {
+    if (ref.kind === "HelmChart") return artifact;
+    try {
+      return this.charts.prepare(ref, artifact);
+    } catch (err) {
+      if (err instanceof ChartRefError) throw new Failure(err.reason, err.message, true);
+      throw err;
+    }
+  }
+
   /** The HelmChart this HelmRelease installs from; for chart.spec, created or updated to match it. */
   private async chartRef(
     hr: HelmReleaseObject,
     spec: HelmReleaseSpec,
   ): Promise<{ kind: string; namespace: string; name: string }> {
     const ns = hr.metadata.namespace ?? "";
-    if (spec.chartRef) {
-      if (spec.chartRef.kind !== "HelmChart")
-        throw new Failure(
-          "UnsupportedField",
-          `spec.chartRef.kind ${spec.chartRef.kind} is not supported by the shipmate agent (supported: HelmChart); refused rather than ignored`,
-          true,
-        );
-      return { kind: "HelmChart", namespace: spec.chartRef.namespace ?? ns, name: spec.chartRef.name };
-    }
+    if (spec.chartRef)
+      return { kind: spec.chartRef.kind, namespace: spec.chartRef.namespace ?? ns, name: spec.chartRef.name };
     const tpl = spec.chart;
     if (!tpl) throw new Failure("InvalidSpec", "either chart or chartRef must be set", true);
     const chartNs = tpl.spec.sourceRef.namespace ?? ns;

@@ -1,0 +1,235 @@
+/**
+ * Helm charts in an OCI registry, through the agent, on real parts: charts
+ * packaged and pushed by the real `helm push` to Debian's docker-registry
+ * (anonymous, and behind token auth), the real kube-apiserver, the real
+ * helm installing them. An OCI HelmRepository is a data container (empty
+ * status, as source-controller keeps it); the HelmChart lists the tags,
+ * picks the version and pulls the chart layer; a HelmRelease's chartRef
+ * reads a chart from an OCIRepository or an ExternalArtifact.
+ */
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { Agent } from "../../src/agent/agent.ts";
+import type { KubeClient } from "../../src/agent/client.ts";
+import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
+import { type ChartSource, configMapChart, helm, helmBinary, writeChart } from "../infra/charts.ts";
+import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { startRegistry, type TestRegistry } from "../infra/registry.ts";
+
+const run = promisify(execFile);
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
+
+let kube: KubeCluster;
+let client: KubeClient;
+let open: TestRegistry;
+let locked: TestRegistry;
+const reader = { username: "reader", password: "reader-secret-7f3a" };
+const repos: FleetRepo[] = [];
+const agents: Agent[] = [];
+const never = new AbortController().signal;
+const home = mkdtempSync(join(tmpdir(), "shipmate-oci-helm-"));
+
+beforeAll(async () => {
+  [kube, open, locked] = await Promise.all([
+    startKube({ name: "helm-oci" }),
+    startRegistry(),
+    startRegistry({
+      auth: "token",
+      users: [{ ...reader, access: [{ repository: "charts/*", actions: ["pull"] }] }],
+    }),
+  ]);
+  client = adminClient(kube);
+});
+afterAll(async () => {
+  for (const a of agents) a.close();
+  client?.close();
+  for (const r of repos) r.remove();
+  await open?.stop();
+  await locked?.stop();
+  await kube?.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+function setup(name: string): { repo: FleetRepo; agent: Agent } {
+  const repo = FleetRepo.create();
+  repos.push(repo);
+  const agent = makeAgent(kube, repo, { name });
+  agents.push(agent);
+  return { repo, agent };
+}
+
+/**
+ * `helm package` then `helm push` to `oci://<host>/<path>`, as a chart
+ * publisher does. The push runs asynchronously: the token server answering
+ * helm lives in this process.
+ */
+async function pushChart(reg: TestRegistry, path: string, chart: ChartSource): Promise<void> {
+  const src = join(home, "src", `${chart.name}-${chart.version}`);
+  mkdirSync(src, { recursive: true });
+  const dir = writeChart(src, chart);
+  const out = join(home, "out");
+  mkdirSync(out, { recursive: true });
+  helm(["package", dir, "--destination", out], { home });
+  const auth =
+    reg.auth === "none" ? [] : ["--username", reg.admin.username, "--password", reg.admin.password];
+  await run(
+    helmBinary(),
+    [
+      "push",
+      join(out, `${chart.name}-${chart.version}.tgz`),
+      `oci://${reg.host}/${path}`,
+      "--plain-http",
+      ...auth,
+    ],
+    {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: home,
+        HELM_CACHE_HOME: join(home, "cache"),
+        HELM_CONFIG_HOME: join(home, "config"),
+        HELM_DATA_HOME: join(home, "data"),
+      },
+    },
+  );
+}
+
+const ociHelmRepository = (ns: string, name: string, url: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: "source.toolkit.fluxcd.io/v1",
+  kind: "HelmRepository",
+  metadata: { name, namespace: ns },
+  spec: { type: "oci", interval: "10m", url, insecure: true, ...extra },
+});
+const helmRelease = (ns: string, name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "helm.toolkit.fluxcd.io/v2",
+  kind: "HelmRelease",
+  metadata: { name, namespace: ns },
+  spec: { interval: "10m", ...spec },
+});
+const chartSpec = (chart: string, repo: string, version?: string) => ({
+  spec: { chart, ...(version ? { version } : {}), sourceRef: { kind: "HelmRepository", name: repo } },
+});
+const secret = (ns: string, name: string, stringData: Record<string, string>, type = "Opaque") => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name, namespace: ns },
+  type,
+  stringData,
+});
+
+const hr = (ns: string, name: string) =>
+  getObject(client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
+const source = (ns: string, plural: string, name: string) =>
+  getObject(client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/${plural}/${name}`);
+const cond = (obj: ApiJson | undefined, type: string) =>
+  (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
+const cm = (ns: string, name: string) => getObject(client, `/api/v1/namespaces/${ns}/configmaps/${name}`);
+
+describe("OCI HelmRepository", () => {
+  it("installs the newest matching chart pushed by helm push (a `+` version under its `_` tag), keeps the repository's status empty, and upgrades when a newer chart is pushed", async () => {
+    const ns = "oci-open";
+    await pushChart(open, "charts", configMapChart("greeter", "1.0.0"));
+    await pushChart(open, "charts", configMapChart("greeter", "1.1.0+build.7"));
+    await pushChart(open, "charts", configMapChart("greeter", "2.0.0"));
+    await pushChart(open, "charts", configMapChart("greeter", "1.2.0-rc.1"));
+    const { repo, agent } = setup(ns);
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/repo.yaml": [ociHelmRepository(ns, "charts", `oci://${open.host}/charts`)],
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "greeter", { chart: chartSpec("greeter", "charts", "1.x") }),
+      ],
+    });
+    await agent.once();
+    let obj = await hr(ns, "greeter");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+    expect(obj?.status).toMatchObject({ lastAttemptedRevision: "1.1.0+build.7" });
+    expect((await cm(ns, "greeter-config"))?.data.version).toBe("1.1.0+build.7");
+    const chart = await source(ns, "helmcharts", `${ns}-greeter`);
+    expect(chart?.status.artifact).toMatchObject({ revision: "1.1.0+build.7" });
+    // A data container, as source-controller keeps it: no artifact, no conditions.
+    const repoObj = await source(ns, "helmrepositories", "charts");
+    expect(repoObj?.status ?? {}).toEqual({});
+
+    // Steady: nothing changed upstream, nothing runs and nothing is written.
+    const before = { ...agent.helm.actions };
+    const summary = await agent.pass(never, true);
+    expect(agent.helm.actions).toEqual(before);
+    expect(summary.writes).toBe(0);
+
+    await pushChart(open, "charts", configMapChart("greeter", "1.3.0"));
+    await agent.pass(never, true);
+    obj = await hr(ns, "greeter");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "UpgradeSucceeded" });
+    expect((await cm(ns, "greeter-config"))?.data.version).toBe("1.3.0");
+  });
+
+  it("pulls from a token-auth registry with a dockerconfigjson Secret or a username/password Secret, and fails closed with one line without them", async () => {
+    const ns = "oci-locked";
+    await pushChart(locked, "charts", configMapChart("locked", "0.1.0"));
+    const { repo, agent } = setup(ns);
+    const dockerConfig = JSON.stringify({
+      auths: {
+        [locked.host]: {
+          auth: Buffer.from(`${reader.username}:${reader.password}`).toString("base64"),
+        },
+      },
+    });
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/secrets.yaml": [
+        secret(ns, "docker", { ".dockerconfigjson": dockerConfig }, "kubernetes.io/dockerconfigjson"),
+        secret(ns, "basic", reader),
+      ],
+      "clusters/test/repo.yaml": [
+        ociHelmRepository(ns, "docker", `oci://${locked.host}/charts`, { secretRef: { name: "docker" } }),
+        ociHelmRepository(ns, "basic", `oci://${locked.host}/charts`, { secretRef: { name: "basic" } }),
+        ociHelmRepository(ns, "anonymous", `oci://${locked.host}/charts`),
+      ],
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "with-docker", { chart: chartSpec("locked", "docker") }),
+        helmRelease(ns, "with-basic", { chart: chartSpec("locked", "basic") }),
+        helmRelease(ns, "anonymous", { chart: chartSpec("locked", "anonymous") }),
+      ],
+    });
+    await agent.once();
+    for (const name of ["with-docker", "with-basic"]) {
+      const obj = await hr(ns, name);
+      expect(cond(obj, "Ready"), name).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+      expect((await cm(ns, `${name}-config`))?.data.version).toBe("0.1.0");
+    }
+    const chart = await source(ns, "helmcharts", `${ns}-anonymous`);
+    expect(cond(chart, "Ready")).toMatchObject({ status: "False" });
+    expect(cond(chart, "Ready").message).not.toContain("\n");
+    expect(cond(await hr(ns, "anonymous"), "Ready")).toMatchObject({ status: "False" });
+    expect(JSON.stringify(await source(ns, "helmcharts", `${ns}-with-basic`))).not.toContain(reader.password);
+  });
+
+  it("refuses what it does not honour on an OCI HelmRepository, and reports a version nothing matches", async () => {
+    const ns = "oci-bad";
+    await pushChart(open, "bad", configMapChart("tiny", "1.0.0"));
+    const { repo, agent } = setup(ns);
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/repo.yaml": [
+        ociHelmRepository(ns, "aws", `oci://${open.host}/bad`, { provider: "aws" }),
+        ociHelmRepository(ns, "ok", `oci://${open.host}/bad`),
+      ],
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "refused", { chart: chartSpec("tiny", "aws") }),
+        helmRelease(ns, "nomatch", { chart: chartSpec("tiny", "ok", "9.x") }),
+      ],
+    });
+    await agent.once();
+    const aws = await source(ns, "helmrepositories", "aws");
+    expect(cond(aws, "Stalled")).toMatchObject({ status: "True", reason: "UnsupportedField" });
+    expect(cond(aws, "Stalled").message).toContain("provider");
+    expect(cond(await hr(ns, "refused"), "Ready")).toMatchObject({ status: "False" });
+    const nomatch = await source(ns, "helmcharts", `${ns}-nomatch`);
+    expect(cond(nomatch, "Ready")).toMatchObject({ status: "False", reason: "ChartPullFailed" });
+    expect(cond(nomatch, "Ready").message).toContain('no version of chart "tiny" matches "9.x"');
+  });
+});
