@@ -233,3 +233,122 @@ describe("OCI HelmRepository", () => {
     expect(cond(nomatch, "Ready").message).toContain('no version of chart "tiny" matches "9.x"');
   });
 });
+
+describe("HelmRelease chartRef", () => {
+  const ociRepository = (ns: string, name: string, url: string, extra: Record<string, unknown> = {}) => ({
+    apiVersion: "source.toolkit.fluxcd.io/v1",
+    kind: "OCIRepository",
+    metadata: { name, namespace: ns },
+    spec: { interval: "10m", url, insecure: true, ...extra },
+  });
+
+  it("installs a chart from an OCIRepository (its version marked with the artifact digest, as helm-controller does) and from an ExternalArtifact an ArtifactGenerator composed; a chart re-pushed under the same version is an upgrade", async () => {
+    const ns = "oci-ref";
+    await pushChart(open, "ref", configMapChart("refchart", "1.0.0"));
+    await pushChart(open, "ref", configMapChart("refchart", "1.4.0"));
+    const { repo, agent } = setup(ns);
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/sources.yaml": [
+        ociRepository(ns, "chart", `oci://${open.host}/ref/refchart`, { ref: { semver: "1.x" } }),
+        ociRepository(ns, "copied", `oci://${open.host}/ref/refchart`, {
+          ref: { tag: "1.0.0" },
+          layerSelector: {
+            mediaType: "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+            operation: "copy",
+          },
+        }),
+        {
+          apiVersion: "source.extensions.fluxcd.io/v1beta1",
+          kind: "ArtifactGenerator",
+          metadata: { name: "composer", namespace: ns },
+          spec: {
+            sources: [{ alias: "chart", kind: "OCIRepository", name: "chart" }],
+            artifacts: [
+              {
+                name: "composite",
+                copy: [{ from: "@chart/**", to: "@artifact/" }],
+              },
+            ],
+          },
+        },
+      ],
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "from-oci", { chartRef: { kind: "OCIRepository", name: "chart" } }),
+        helmRelease(ns, "from-copy", { chartRef: { kind: "OCIRepository", name: "copied" } }),
+        helmRelease(ns, "from-ea", { chartRef: { kind: "ExternalArtifact", name: "composite" } }),
+      ],
+    });
+    await agent.once();
+    await agent.pass(never, true);
+    const oci = await source(ns, "ocirepositories", "chart");
+    const digest = String(oci?.status.artifact.revision).split("@sha256:")[1] ?? "";
+    expect(oci?.status.artifact.revision).toMatch(/^1\.4\.0@sha256:[0-9a-f]{64}$/);
+    let obj = await hr(ns, "from-oci");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+    expect(obj?.status.lastAttemptedRevision).toBe(`1.4.0+${digest.slice(0, 12)}`);
+    expect((await cm(ns, "from-oci-config"))?.data.version).toBe(`1.4.0+${digest.slice(0, 12)}`);
+    expect((await cm(ns, "from-copy-config"))?.data.version).toMatch(/^1\.0\.0\+[0-9a-f]{12}$/);
+    const ea = await source(ns, "externalartifacts", "composite");
+    const eaDigest = String(ea?.status.artifact.digest).replace("sha256:", "");
+    expect(cond(await hr(ns, "from-ea"), "Ready")).toMatchObject({ status: "True" });
+    expect((await cm(ns, "from-ea-config"))?.data.version).toBe(`1.4.0+${eaDigest.slice(0, 12)}`);
+
+    // Steady: no Helm action, no write.
+    const before = { ...agent.helm.actions };
+    const summary = await agent.pass(never, true);
+    expect(agent.helm.actions).toEqual(before);
+    expect(summary.writes).toBe(0);
+
+    // The same version pushed again with other content: a new digest, so an upgrade.
+    await pushChart(
+      open,
+      "ref",
+      configMapChart("refchart", "1.4.0", { values: { greeting: "again", replicas: 1 } }),
+    );
+    await agent.pass(never, true);
+    obj = await hr(ns, "from-oci");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "UpgradeSucceeded" });
+    expect((await cm(ns, "from-oci-config"))?.data.greeting).toBe("again");
+    expect(obj?.status.lastAttemptedRevision).not.toBe(`1.4.0+${digest.slice(0, 12)}`);
+  });
+
+  it("refuses an OCIRepository whose artifact is no chart, and one whose tag names another version than its Chart.yaml", async () => {
+    const ns = "oci-ref-bad";
+    await pushChart(open, "mislabel", configMapChart("mislabel", "2.0.0"));
+    // The 2.0.0 manifest re-tagged 3.0.0 over the registry API: tag and Chart.yaml disagree.
+    const manifestRes = await fetch(`${open.url}/v2/mislabel/mislabel/manifests/2.0.0`, {
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    const body = Buffer.from(await manifestRes.arrayBuffer());
+    const put = await fetch(`${open.url}/v2/mislabel/mislabel/manifests/3.0.0`, {
+      method: "PUT",
+      headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+      body,
+    });
+    expect(put.status).toBe(201);
+    const { repo, agent } = setup(ns);
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/sources.yaml": [
+        ociRepository(ns, "mislabel", `oci://${open.host}/mislabel/mislabel`, { ref: { tag: "3.0.0" } }),
+        {
+          apiVersion: "source.toolkit.fluxcd.io/v1",
+          kind: "GitRepository",
+          metadata: { name: "manifests", namespace: ns },
+          spec: { interval: "10m", url: repo.url, ref: { branch: "main" } },
+        },
+      ],
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "mislabel", { chartRef: { kind: "OCIRepository", name: "mislabel" } }),
+        helmRelease(ns, "git", { chartRef: { kind: "GitRepository", name: "manifests" } }),
+      ],
+    });
+    await agent.once();
+    const mis = cond(await hr(ns, "mislabel"), "Ready");
+    expect(mis).toMatchObject({ status: "False", reason: "ChartMutateError" });
+    expect(mis.message).toBe("artifact revision 3.0.0 does not match chart version 2.0.0");
+    const git = cond(await hr(ns, "git"), "Ready");
+    expect(git).toMatchObject({ status: "False", reason: "InvalidSpec" });
+  });
+});
