@@ -8,7 +8,7 @@
  * reads a chart from an OCIRepository or an ExternalArtifact.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
 import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type ChartSource, configMapChart, helm, helmBinary, writeChart } from "../infra/charts.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
@@ -153,6 +154,20 @@ describe("OCI HelmRepository", () => {
     // A data container, as source-controller keeps it: no artifact, no conditions.
     const repoObj = await source(ns, "helmrepositories", "charts");
     expect(repoObj?.status ?? {}).toEqual({});
+    const reconcile = await runCli([
+      "reconcile",
+      "source",
+      "helm",
+      "charts",
+      "-n",
+      ns,
+      "--timeout",
+      "5s",
+      "--kubeconfig",
+      kube.kubeconfig,
+    ]);
+    expect(reconcile.code).not.toBe(0);
+    expect(reconcile.stderr).toContain(`HelmRepository ${ns}/charts has type oci: it is a static object`);
 
     // Steady: nothing changed upstream, nothing runs and nothing is written.
     const before = { ...agent.helm.actions };
@@ -286,6 +301,7 @@ describe("HelmRelease chartRef", () => {
     expect(oci?.status.artifact.revision).toMatch(/^1\.4\.0@sha256:[0-9a-f]{64}$/);
     let obj = await hr(ns, "from-oci");
     expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
+    expect(obj?.status.helmChart).toBeUndefined();
     expect(obj?.status.lastAttemptedRevision).toBe(`1.4.0+${digest.slice(0, 12)}`);
     expect((await cm(ns, "from-oci-config"))?.data.version).toBe(`1.4.0+${digest.slice(0, 12)}`);
     expect((await cm(ns, "from-copy-config"))?.data.version).toMatch(/^1\.0\.0\+[0-9a-f]{12}$/);
@@ -327,11 +343,23 @@ describe("HelmRelease chartRef", () => {
       body,
     });
     expect(put.status).toBe(201);
+    // A Flux manifests artifact, not a chart.
+    const tree = mkdtempSync(join(home, "manifests-"));
+    writeFileSync(join(tree, "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
+    const pushed = await runCli([
+      "push",
+      "artifact",
+      `oci://${open.host}/notchart/app:1.0.0`,
+      "--path",
+      tree,
+    ]);
+    expect(pushed.code, pushed.stderr).toBe(0);
     const { repo, agent } = setup(ns);
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/sources.yaml": [
         ociRepository(ns, "mislabel", `oci://${open.host}/mislabel/mislabel`, { ref: { tag: "3.0.0" } }),
+        ociRepository(ns, "notchart", `oci://${open.host}/notchart/app`, { ref: { tag: "1.0.0" } }),
         {
           apiVersion: "source.toolkit.fluxcd.io/v1",
           kind: "GitRepository",
@@ -342,13 +370,48 @@ describe("HelmRelease chartRef", () => {
       "clusters/test/release.yaml": [
         helmRelease(ns, "mislabel", { chartRef: { kind: "OCIRepository", name: "mislabel" } }),
         helmRelease(ns, "git", { chartRef: { kind: "GitRepository", name: "manifests" } }),
+        helmRelease(ns, "notchart", { chartRef: { kind: "OCIRepository", name: "notchart" } }),
       ],
     });
     await agent.once();
+    const notchart = cond(await hr(ns, "notchart"), "Ready");
+    expect(notchart).toMatchObject({ status: "False", reason: "ArtifactFailed" });
+    expect(notchart.message).toMatch(
+      /^OCIRepository oci-ref-bad\/notchart at 1\.0\.0@sha256:[0-9a-f]{64} holds no Helm chart/,
+    );
     const mis = cond(await hr(ns, "mislabel"), "Ready");
     expect(mis).toMatchObject({ status: "False", reason: "ChartMutateError" });
     expect(mis.message).toBe("artifact revision 3.0.0 does not match chart version 2.0.0");
     const git = cond(await hr(ns, "git"), "Ready");
     expect(git).toMatchObject({ status: "False", reason: "InvalidSpec" });
+  });
+
+  it("moving a HelmRelease from chart to chartRef upgrades it from the new source and deletes the HelmChart made for the template", async () => {
+    const ns = "oci-move";
+    await pushChart(open, "move", configMapChart("mover", "1.0.0"));
+    const { repo, agent } = setup(ns);
+    const sources = [
+      ociHelmRepository(ns, "charts", `oci://${open.host}/move`),
+      ociRepository(ns, "mover", `oci://${open.host}/move/mover`, { ref: { tag: "1.0.0" } }),
+    ];
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/sources.yaml": sources,
+      "clusters/test/release.yaml": [helmRelease(ns, "mover", { chart: chartSpec("mover", "charts") })],
+    });
+    await agent.once();
+    expect((await hr(ns, "mover"))?.status.helmChart).toBe(`${ns}/${ns}-mover`);
+    expect(await source(ns, "helmcharts", `${ns}-mover`)).toBeDefined();
+    repo.commit({
+      "clusters/test/release.yaml": [
+        helmRelease(ns, "mover", { chartRef: { kind: "OCIRepository", name: "mover" } }),
+      ],
+    });
+    await agent.pass(never, true);
+    const obj = await hr(ns, "mover");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "UpgradeSucceeded" });
+    expect(obj?.status.helmChart).toBeUndefined();
+    expect(obj?.status.lastAttemptedRevision).toMatch(/^1\.0\.0\+[0-9a-f]{12}$/);
+    expect(await source(ns, "helmcharts", `${ns}-mover`)).toBeUndefined();
   });
 });

@@ -4,7 +4,8 @@
  * Flux ImageRepository/ImagePolicy pair following the chart's OCI
  * repository as it would follow an image, and the `{"$imagepolicy":
  * "ns:name:tag"}` marker on a HelmRelease's `chart.spec.version` and an
- * OCIRepository's `ref.tag`, rewritten in place.
+ * OCIRepository's `ref.tag`, and `:digest` on an OCIRepository's
+ * `ref.digest` for a policy that reflects digests, rewritten in place.
  */
 import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -52,10 +53,19 @@ metadata: {name: greeter-chart, namespace: flux-system}
 spec:
   imageRepositoryRef: {name: greeter-chart}
   policy: {semver: {range: "1.x"}}
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata: {name: greeter-pinned, namespace: flux-system}
+spec:
+  imageRepositoryRef: {name: greeter-chart}
+  digestReflectionPolicy: Always
+  interval: 10m
+  policy: {semver: {range: "1.x"}}
 `;
 
 describe("shipmate update: the chart version follows a policy on the chart's OCI repository", () => {
-  it("writes chart.spec.version of a HelmRelease and ref.tag of an OCIRepository, and nothing else", async () => {
+  it("writes chart.spec.version of a HelmRelease, ref.tag and ref.digest of OCIRepositories, and nothing else", async () => {
     const release = `apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata:
@@ -84,9 +94,21 @@ spec:
   ref:
     tag: "1.0.0" # {"$imagepolicy": "flux-system:greeter-chart:tag"}
 `;
+    const pinned = `apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: greeter-pinned
+  namespace: apps
+spec:
+  interval: 10m
+  url: oci://${reg.host}/charts/greeter
+  ref:
+    digest: sha256:${"0".repeat(64)} # {"$imagepolicy": "flux-system:greeter-pinned:digest"}
+`;
     const { work } = seedCheckout({
       "clusters/staging/greeter.yaml": release,
       "clusters/staging/greeter-oci.yaml": ociRepo,
+      "clusters/staging/greeter-pinned.yaml": pinned,
     });
     const policyDir = tempDir();
     writeFiles(policyDir, { "policies.yaml": policies(reg.host) });
@@ -95,8 +117,19 @@ spec:
     const out = JSON.parse(r.stdout);
     expect(Object.keys(out.files).sort()).toEqual([
       "clusters/staging/greeter-oci.yaml",
+      "clusters/staging/greeter-pinned.yaml",
       "clusters/staging/greeter.yaml",
     ]);
+    // The digest a chart's tag points to, as a policy reflecting digests follows it.
+    const head = await fetch(`${reg.url}/v2/charts/greeter/manifests/1.2.0`, {
+      method: "HEAD",
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    const digest = head.headers.get("docker-content-digest") ?? "";
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(readFileSync(join(work, "clusters/staging/greeter-pinned.yaml"), "utf8")).toBe(
+      pinned.replace(`sha256:${"0".repeat(64)}`, digest),
+    );
     // The newest 1.x; the prerelease and 2.0.0 are outside the range.
     expect(readFileSync(join(work, "clusters/staging/greeter.yaml"), "utf8")).toBe(
       release.replace("version: 1.0.0 #", "version: 1.2.0 #"),

@@ -274,7 +274,8 @@ export class HelmReleaseReconciler {
     // The chart, through the HelmChart source (created for chart.spec, as helm-controller does).
     const chartRef = await this.chartRef(hr, spec);
     const resolution = await this.opts.sources.resolveRef(chartRef);
-    const helmChart = `${chartRef.namespace}/${chartRef.name}`;
+    // helm-controller names a HelmChart here, never another chartRef source.
+    const helmChart = chartRef.kind === "HelmChart" ? `${chartRef.namespace}/${chartRef.name}` : undefined;
     if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
     const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
@@ -582,6 +583,19 @@ export class HelmReleaseReconciler {
     }
   }
 
+  /**
+   * Moved from `chart` to `chartRef`: the HelmChart made for the template
+   * (named in status.helmChart) is deleted, as helm-controller collects it.
+   */
+  private async dropTemplateChart(hr: HelmReleaseObject): Promise<void> {
+    const [chartNs, chartName] = (hr.status?.helmChart ?? "").split("/");
+    const ns = hr.metadata.namespace ?? "";
+    if (!chartNs || chartName !== chartObjectName({ namespace: ns, name: hr.metadata.name ?? "" })) return;
+    const del = await this.opts.client.raw({ method: "DELETE", path: helmChartPath(chartNs, chartName) });
+    if (del.code !== 200 && del.code !== 202 && del.code !== 404)
+      throw apiError(`delete HelmChart ${chartNs}/${chartName}`, del.code, del.body);
+  }
+
   /** The chart to install: a HelmChart's artifact as is, another source's made into a chart (./chartref.ts). */
   private chartOf(ref: { kind: string; namespace: string; name: string }, artifact: Artifact): Artifact {
     if (ref.kind === "HelmChart") return artifact;
@@ -599,8 +613,16 @@ export class HelmReleaseReconciler {
     spec: HelmReleaseSpec,
   ): Promise<{ kind: string; namespace: string; name: string }> {
     const ns = hr.metadata.namespace ?? "";
-    if (spec.chartRef)
-      return { kind: spec.chartRef.kind, namespace: spec.chartRef.namespace ?? ns, name: spec.chartRef.name };
+    if (spec.chartRef) {
+      const ref = {
+        kind: spec.chartRef.kind,
+        namespace: spec.chartRef.namespace ?? ns,
+        name: spec.chartRef.name,
+      };
+      if (ref.kind !== "HelmChart" || hr.status?.helmChart !== `${ref.namespace}/${ref.name}`)
+        await this.dropTemplateChart(hr);
+      return ref;
+    }
     const tpl = spec.chart;
     if (!tpl) throw new Failure("InvalidSpec", "either chart or chartRef must be set", true);
     const chartNs = tpl.spec.sourceRef.namespace ?? ns;
