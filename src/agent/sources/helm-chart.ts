@@ -60,7 +60,7 @@ import {
   ociRepositoryCredentials,
   repositoryAuth,
 } from "./helm-repository.ts";
-import { ociRepository } from "./oci.ts";
+import { clientSpent, ociRepository } from "./oci.ts";
 
 /** source-controller's default `--helm-chart-max-size`. */
 export const MAX_CHART_BYTES = 10 * 1024 * 1024;
@@ -268,7 +268,7 @@ class HelmChartFetcher implements SourceFetcher<HelmChartSpec> {
     const auth = await ociRepositoryCredentials(repo, ctx);
     const timeoutMs = parseDuration(repo.timeout ?? "60s");
     const key = JSON.stringify([auth?.key ?? "", timeoutMs, repo.insecure === true, registry]);
-    if (this.client && key === this.clientKey) return this.client;
+    if (this.client && key === this.clientKey && !clientSpent(this.client)) return this.client;
     this.client = new RegistryClient({
       credentials: auth?.credentials ?? { get: async () => undefined },
       // No registry cache on disk: tags move, and tokens live in memory only.
