@@ -19,6 +19,7 @@ import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace }
 import { runCli } from "../helpers/cli.ts";
 import { type ChartSource, configMapChart, helm, helmBinary, writeChart } from "../infra/charts.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
 
 const run = promisify(execFile);
@@ -30,6 +31,7 @@ let open: TestRegistry;
 let locked: TestRegistry;
 const reader = { username: "reader", password: "reader-secret-7f3a" };
 const repos: FleetRepo[] = [];
+const proxies: CountingProxy[] = [];
 const agents: Agent[] = [];
 const never = new AbortController().signal;
 const home = mkdtempSync(join(tmpdir(), "shipmate-oci-helm-"));
@@ -49,6 +51,7 @@ afterAll(async () => {
   for (const a of agents) a.close();
   client?.close();
   for (const r of repos) r.remove();
+  for (const p of proxies) await p.close();
   await open?.stop();
   await locked?.stop();
   await kube?.stop();
@@ -137,9 +140,12 @@ describe("OCI HelmRepository", () => {
     await pushChart(open, "charts", configMapChart("greeter", "2.0.0"));
     await pushChart(open, "charts", configMapChart("greeter", "1.2.0-rc.1"));
     const { repo, agent } = setup(ns);
+    // Every request the agent sends the registry, counted on the way.
+    const proxy = await countingProxy(open.host);
+    proxies.push(proxy);
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
-      "clusters/test/repo.yaml": [ociHelmRepository(ns, "charts", `oci://${open.host}/charts`)],
+      "clusters/test/repo.yaml": [ociHelmRepository(ns, "charts", `oci://${proxy.host}/charts`)],
       "clusters/test/release.yaml": [
         helmRelease(ns, "greeter", { chart: chartSpec("greeter", "charts", "1.x") }),
       ],
@@ -168,12 +174,24 @@ describe("OCI HelmRepository", () => {
     ]);
     expect(reconcile.code).not.toBe(0);
     expect(reconcile.stderr).toContain(`HelmRepository ${ns}/charts has type oci: it is a static object`);
+    const listed = await runCli(["get", "sources", "helm", "-n", ns, "--kubeconfig", kube.kubeconfig]);
+    expect(listed.stdout).toMatch(/charts\s+False\s+True\s+static object/);
 
-    // Steady: nothing changed upstream, nothing runs and nothing is written.
+    // The pull: one manifest GET by digest, one blob GET (the chart layer).
+    expect(proxy.log.filter((l) => l.startsWith("GET /v2/charts/greeter/manifests/sha256:"))).toHaveLength(1);
+    expect(proxy.log.filter((l) => l.startsWith("GET /v2/charts/greeter/blobs/"))).toHaveLength(1);
+
+    // Steady: nothing changed upstream, nothing runs and nothing is written;
+    // the registry is asked for the tags and the picked tag's digest, nothing else.
     const before = { ...agent.helm.actions };
+    const seen = proxy.log.length;
     const summary = await agent.pass(never, true);
     expect(agent.helm.actions).toEqual(before);
     expect(summary.writes).toBe(0);
+    expect(proxy.log.slice(seen)).toEqual([
+      "GET /v2/charts/greeter/tags/list",
+      "HEAD /v2/charts/greeter/manifests/1.1.0_build.7",
+    ]);
 
     await pushChart(open, "charts", configMapChart("greeter", "1.3.0"));
     await agent.pass(never, true);
