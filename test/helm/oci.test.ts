@@ -175,7 +175,7 @@ describe("OCI HelmRepository", () => {
     expect(reconcile.code).not.toBe(0);
     expect(reconcile.stderr).toContain(`HelmRepository ${ns}/charts has type oci: it is a static object`);
     const listed = await runCli(["get", "sources", "helm", "-n", ns, "--kubeconfig", kube.kubeconfig]);
-    expect(listed.stdout).toMatch(/charts\s+False\s+True\s+static object/);
+    expect(listed.stdout).toMatch(/charts\s+-\s+False\s+True\s+static object/);
 
     // The pull: one manifest GET by digest, one blob GET (the chart layer).
     expect(proxy.log.filter((l) => l.startsWith("GET /v2/charts/greeter/manifests/sha256:"))).toHaveLength(1);
