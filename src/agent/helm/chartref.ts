@@ -16,12 +16,14 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { compareVersions, parseLooseVersion } from "../../policy/semver.ts";
@@ -123,10 +125,11 @@ function chartMeta(files: readonly TarEntry[], where: string): { name: string; v
 
 /** Prepared charts, one directory per HelmRelease source, reused while the source stays the same. */
 export class SourceCharts {
-  private readonly dir: string;
+  private dir: string | undefined;
   private readonly held = new Map<string, { key: string; artifact: Artifact }>();
 
-  constructor(dir: string) {
+  /** `dir`: where charts are prepared; default a private temporary directory, made on first use. */
+  constructor(dir?: string) {
     this.dir = dir;
   }
 
@@ -153,7 +156,9 @@ export class SourceCharts {
       ? digestedChartVersion(meta.version, source.revision)
       : meta.version;
     const prepared = prepareChart(files, { version });
-    const base = join(this.dir, createHash("sha256").update(id).digest("hex").slice(0, 16));
+    const dir = this.dir ?? mkdtempSync(join(tmpdir(), "shipmate-chartref-"));
+    this.dir = dir;
+    const base = join(dir, createHash("sha256").update(id).digest("hex").slice(0, 16));
     const target = join(base, "chart");
     const staging = join(base, ".chart.tmp");
     rmSync(staging, { recursive: true, force: true });

@@ -9,9 +9,6 @@
  * Remediated, history, failure counters). A deleted HelmRelease is
  * uninstalled before its finalizer is released.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Logger } from "pino";
 import { parse } from "yaml";
 import { describeError } from "../../errors.ts";
@@ -126,12 +123,11 @@ const keyOf = (o: { metadata: { namespace?: string; name?: string } }) =>
 export class HelmReleaseReconciler {
   private readonly opts: HelmReconcilerOptions;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
-
   private readonly charts: SourceCharts;
 
   constructor(opts: HelmReconcilerOptions) {
     this.opts = opts;
-    this.charts = new SourceCharts(opts.chartsDir ?? mkdtempSync(join(tmpdir(), "shipmate-charts-")));
+    this.charts = new SourceCharts(opts.chartsDir);
   }
 
   private async list(): Promise<HelmReleaseObject[]> {
