@@ -266,6 +266,17 @@ describe("OCI HelmRepository", () => {
     const nomatch = await source(ns, "helmcharts", `${ns}-nomatch`);
     expect(cond(nomatch, "Ready")).toMatchObject({ status: "False", reason: "ChartPullFailed" });
     expect(cond(nomatch, "Ready").message).toContain('no version of chart "tiny" matches "9.x"');
+
+    // The refused field removed: the repository's status is emptied again, and its chart installs.
+    repo.commit({
+      "clusters/test/repo.yaml": [
+        ociHelmRepository(ns, "aws", `oci://${open.host}/bad`),
+        ociHelmRepository(ns, "ok", `oci://${open.host}/bad`),
+      ],
+    });
+    await agent.pass(never, true);
+    expect((await source(ns, "helmrepositories", "aws"))?.status ?? {}).toEqual({});
+    expect(cond(await hr(ns, "refused"), "Ready")).toMatchObject({ status: "True" });
   });
 });
 
