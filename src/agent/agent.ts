@@ -227,6 +227,7 @@ export class Agent {
       sources: this.sources,
       events: this.events,
       log,
+      chartsDir: join(this.opts.workdir, "charts"),
     });
     this.images = this.opts.imageAutomation
       ? new ImageReflector({ client: this.client, events: this.events, log })

@@ -77,6 +77,12 @@ export interface Artifact {
   conditions?: readonly { type: string; status: "True" | "False"; reason: string; message: string }[];
   /** Status fields of the kind to record with the artifact (`includedArtifacts`, `observedInclude`…); null removes one. */
   status?: Record<string, unknown>;
+  /**
+   * A data container, not an artifact (an OCI HelmRepository: its HelmCharts
+   * read its spec and pull for themselves). Its status stays empty, as
+   * source-controller keeps it, and no event is posted.
+   */
+  static?: true;
 }
 
 export function formatRevision(branch: string, commit: string): string {

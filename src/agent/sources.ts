@@ -465,6 +465,10 @@ export class SourceManager {
     }
     entry.lastFetch = Date.now();
     if (!handler.writesStatus) return;
+    if (entry.artifact?.static && !entry.error) {
+      await this.clearStatus(handler, obj);
+      return;
+    }
     const involved = {
       apiVersion: handler.apiVersion,
       kind: handler.kind,
@@ -500,6 +504,32 @@ export class SourceManager {
     if (res.code === 404) throw new Error(`secret ${ns}/${name} not found`);
     if (res.code !== 200) throw apiError(`secret ${ns}/${name}`, res.code, res.body);
     return SecretObject.parse(res.body).data ?? {};
+  }
+
+  /**
+   * A static source (an OCI HelmRepository) keeps no status, as
+   * source-controller empties it: whatever an earlier spec left is removed
+   * once, then nothing is written.
+   */
+  private async clearStatus(handler: SourceHandler<unknown>, obj: SourceObject): Promise<void> {
+    const keys = Object.keys(obj.status ?? {});
+    if (keys.length === 0) return;
+    const res = await this.opts.client.raw({
+      method: "PATCH",
+      path: sourcePath(handler, obj.metadata.namespace, obj.metadata.name, true),
+      body: { status: Object.fromEntries(keys.map((k) => [k, null])) },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code >= 200 && res.code <= 299) obj.status = {};
+    else if (res.code !== 404)
+      this.opts.log.warn(
+        { source: sourceKey(handler.kind, obj.metadata.namespace ?? "", obj.metadata.name ?? "") },
+        apiError(
+          `status of ${handler.kind} ${obj.metadata.namespace}/${obj.metadata.name}`,
+          res.code,
+          res.body,
+        ).message,
+      );
   }
 
   /** Writes status only when it changes, so a steady source costs no write. */

@@ -19,6 +19,11 @@ export const FLUX_CONTENT_MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar
 export const SOURCE_ANNOTATION = "org.opencontainers.image.source";
 export const REVISION_ANNOTATION = "org.opencontainers.image.revision";
 export const CREATED_ANNOTATION = "org.opencontainers.image.created";
+/** Helm charts in OCI registries (helm.sh/helm/v4/pkg/registry constants.go): what `helm push` writes. */
+export const HELM_CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json";
+export const HELM_CHART_CONTENT_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+/** The chart layer type of Helm's pre-3.8 experimental OCI support, which Helm still pulls. */
+export const HELM_LEGACY_CHART_MEDIA_TYPE = "application/tar+gzip";
 /** The `created` a reproducible build gets when no time is given: what `flux push artifact --reproducible` writes. */
 export const REPRODUCIBLE_CREATED = "1970-01-01T00:00:00Z";
 
@@ -43,6 +48,32 @@ export interface BuiltArtifact {
 export function parseOciUrl(url: string): ImageReference {
   if (!url.startsWith("oci://")) throw new ImageReferenceError(url, 'an OCI URL starts with "oci://"');
   return parseReference(url.slice("oci://".length));
+}
+
+/**
+ * The chart layer of a Helm chart manifest, as Helm's registry client
+ * checks it: the config must be Helm's, and exactly one layer the chart
+ * (a provenance layer may sit beside it).
+ */
+export function helmChartLayer(
+  manifest: {
+    config: { mediaType?: string };
+    layers: { mediaType?: string; digest: string; size: number }[];
+  },
+  what: string,
+): { digest: string; size: number } {
+  if (manifest.config.mediaType !== HELM_CONFIG_MEDIA_TYPE)
+    throw new ArtifactError(
+      `${what} is not a Helm chart: its config media type is "${manifest.config.mediaType ?? "(none)"}", not "${HELM_CONFIG_MEDIA_TYPE}"`,
+    );
+  const charts = manifest.layers.filter(
+    (l) => l.mediaType === HELM_CHART_CONTENT_MEDIA_TYPE || l.mediaType === HELM_LEGACY_CHART_MEDIA_TYPE,
+  );
+  if (charts.length !== 1)
+    throw new ArtifactError(
+      `${what} has ${charts.length} chart layers (${HELM_CHART_CONTENT_MEDIA_TYPE}); a Helm chart has exactly one`,
+    );
+  return charts[0]!;
 }
 
 function checkCreated(created: string): string {

@@ -432,7 +432,8 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
 
   it.each([
     ["type default passes", { type: "default" }, []],
-    ["type oci is refused (not implemented yet)", { type: "oci" }, ["spec.type"]],
+    ["type oci passes (charts pulled through the registry client)", { type: "oci", insecure: true }, []],
+    ["provider aws is refused", { type: "oci", provider: "aws" }, ["spec.provider"]],
     ["certSecretRef is refused", { certSecretRef: { name: "tls" } }, ["spec.certSecretRef"]],
   ])("HelmRepository: %s", (_rule, extra, expected) => {
     expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, HELM_REPOSITORY_FIELDS)).toEqual(

@@ -16,7 +16,7 @@ export type HelmKind = "HelmRelease" | "HelmRepository" | "HelmChart";
 
 interface Listed {
   metadata: { name?: string; namespace?: string };
-  spec?: { url?: unknown; suspend?: unknown; chart?: unknown };
+  spec?: { url?: unknown; suspend?: unknown; chart?: unknown; type?: unknown };
   status?: {
     conditions?: Condition[];
     artifact?: { revision?: string };
@@ -28,6 +28,8 @@ interface Listed {
 /** One row: for a HelmRelease the revision is the chart version of its latest release, as `flux get hr` shows. */
 export function helmRowOf(kind: HelmKind, obj: Listed): SourceRow {
   const ready = obj.status?.conditions?.find((c) => c.type === "Ready");
+  // An OCI HelmRepository is static, with an empty status (as source-controller keeps it): usable once it exists.
+  const static_ = kind === "HelmRepository" && obj.spec?.type === "oci" && !ready;
   const revision =
     kind === "HelmRelease"
       ? (obj.status?.history?.[0]?.chartVersion ?? "")
@@ -38,9 +40,11 @@ export function helmRowOf(kind: HelmKind, obj: Listed): SourceRow {
     url: typeof obj.spec?.url === "string" ? obj.spec.url : "",
     revision,
     suspended: obj.spec?.suspend === true,
-    ready: ready?.status ?? "Unknown",
+    ready: ready?.status ?? (static_ ? "True" : "Unknown"),
     reason: ready?.reason ?? "",
-    message: ready?.message ?? "waiting to be reconciled",
+    message:
+      ready?.message ??
+      (static_ ? "static object: the HelmCharts that use it pull its charts" : "waiting to be reconciled"),
     lastHandledReconcileAt: obj.status?.lastHandledReconcileAt ?? "",
   };
 }

@@ -18,7 +18,9 @@ import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
+import type { Artifact } from "../source.ts";
 import type { SourceManager } from "../sources.ts";
+import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type HelmCli, HelmError } from "./cli.ts";
 import { planRelease, type ReleaseState, remediates } from "./plan.ts";
 import {
@@ -81,6 +83,8 @@ export interface HelmReconcilerOptions {
   log: Logger;
   /** How soon a failed reconcile is retried (capped by the interval). */
   retryMs?: number;
+  /** Where charts from an OCIRepository or ExternalArtifact chartRef are prepared; default a private temporary directory. */
+  chartsDir?: string;
 }
 
 export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
@@ -119,9 +123,11 @@ const keyOf = (o: { metadata: { namespace?: string; name?: string } }) =>
 export class HelmReleaseReconciler {
   private readonly opts: HelmReconcilerOptions;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
+  private readonly charts: SourceCharts;
 
   constructor(opts: HelmReconcilerOptions) {
     this.opts = opts;
+    this.charts = new SourceCharts(opts.chartsDir);
   }
 
   private async list(): Promise<HelmReleaseObject[]> {
@@ -264,9 +270,10 @@ export class HelmReleaseReconciler {
     // The chart, through the HelmChart source (created for chart.spec, as helm-controller does).
     const chartRef = await this.chartRef(hr, spec);
     const resolution = await this.opts.sources.resolveRef(chartRef);
-    const helmChart = `${chartRef.namespace}/${chartRef.name}`;
+    // helm-controller names a HelmChart here, never another chartRef source.
+    const helmChart = chartRef.kind === "HelmChart" ? `${chartRef.namespace}/${chartRef.name}` : undefined;
     if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
-    const artifact = resolution.artifact;
+    const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
     await this.ensureFinalizer(hr);
 
@@ -572,6 +579,30 @@ export class HelmReleaseReconciler {
     }
   }
 
+  /**
+   * Moved from `chart` to `chartRef`: the HelmChart made for the template
+   * (named in status.helmChart) is deleted, as helm-controller collects it.
+   */
+  private async dropTemplateChart(hr: HelmReleaseObject): Promise<void> {
+    const [chartNs, chartName] = (hr.status?.helmChart ?? "").split("/");
+    const ns = hr.metadata.namespace ?? "";
+    if (!chartNs || chartName !== chartObjectName({ namespace: ns, name: hr.metadata.name ?? "" })) return;
+    const del = await this.opts.client.raw({ method: "DELETE", path: helmChartPath(chartNs, chartName) });
+    if (del.code !== 200 && del.code !== 202 && del.code !== 404)
+      throw apiError(`delete HelmChart ${chartNs}/${chartName}`, del.code, del.body);
+  }
+
+  /** The chart to install: a HelmChart's artifact as is, another source's made into a chart (./chartref.ts). */
+  private chartOf(ref: { kind: string; namespace: string; name: string }, artifact: Artifact): Artifact {
+    if (ref.kind === "HelmChart") return artifact;
+    try {
+      return this.charts.prepare(ref, artifact);
+    } catch (err) {
+      if (err instanceof ChartRefError) throw new Failure(err.reason, err.message, true);
+      throw err;
+    }
+  }
+
   /** The HelmChart this HelmRelease installs from; for chart.spec, created or updated to match it. */
   private async chartRef(
     hr: HelmReleaseObject,
@@ -579,13 +610,14 @@ export class HelmReleaseReconciler {
   ): Promise<{ kind: string; namespace: string; name: string }> {
     const ns = hr.metadata.namespace ?? "";
     if (spec.chartRef) {
-      if (spec.chartRef.kind !== "HelmChart")
-        throw new Failure(
-          "UnsupportedField",
-          `spec.chartRef.kind ${spec.chartRef.kind} is not supported by the shipmate agent (supported: HelmChart); refused rather than ignored`,
-          true,
-        );
-      return { kind: "HelmChart", namespace: spec.chartRef.namespace ?? ns, name: spec.chartRef.name };
+      const ref = {
+        kind: spec.chartRef.kind,
+        namespace: spec.chartRef.namespace ?? ns,
+        name: spec.chartRef.name,
+      };
+      if (ref.kind !== "HelmChart" || hr.status?.helmChart !== `${ref.namespace}/${ref.name}`)
+        await this.dropTemplateChart(hr);
+      return ref;
     }
     const tpl = spec.chart;
     if (!tpl) throw new Failure("InvalidSpec", "either chart or chartRef must be set", true);

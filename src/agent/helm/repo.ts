@@ -107,3 +107,40 @@ export function sendCredentials(repoUrl: string, download: URL, passCredentials:
     return false;
   }
 }
+
+/**
+ * An OCI tag as Helm reads it: OCI tags cannot hold `+`, so `helm push`
+ * writes build metadata with `_` and Helm's registry client turns it back.
+ */
+export const tagToChartVersion = (tag: string): string => tag.replaceAll("_", "+");
+export const chartVersionToTag = (version: string): string => version.replaceAll("+", "_");
+
+/**
+ * The chart version to pull from an OCI repository's tags, as
+ * source-controller picks it: tags that are not semantic versions are
+ * dropped (as Helm's registry client drops them); a version equal to
+ * `version` (or whose tag is) wins outright; otherwise the newest version in the range (`*`, the
+ * newest stable, when empty). Returns the version (with `+`), not the tag.
+ */
+export function selectOciChartVersion(tags: readonly string[], chart: string, range: string): string {
+  const versions = tags.map(tagToChartVersion).filter((v) => parseLooseVersion(v) !== undefined);
+  if (!versions.length) throw new IndexError(`no chart version of "${chart}" found in the OCI repository`);
+  const wanted = range.trim();
+  // The tag itself (`1.2.3_build.7`, what an image policy writes) names its version too.
+  const exact = wanted ? versions.find((v) => v === wanted || chartVersionToTag(v) === wanted) : undefined;
+  if (exact) return exact;
+  let constraint: ReturnType<typeof parseSemverRange>;
+  try {
+    constraint = parseSemverRange(wanted || "*");
+  } catch (err) {
+    throw new IndexError(`version "${wanted}" is not a semver range: ${(err as Error).message}`);
+  }
+  let best: { version: string; v: SemVersion } | undefined;
+  for (const version of versions) {
+    const v = parseLooseVersion(version);
+    if (!v || !constraint.check(v)) continue;
+    if (!best || compareVersions(v, best.v) > 0) best = { version, v };
+  }
+  if (!best) throw new IndexError(`no version of chart "${chart}" matches "${wanted || "*"}"`);
+  return best.version;
+}

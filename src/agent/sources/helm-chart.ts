@@ -2,7 +2,11 @@
  * HelmChart (source.toolkit.fluxcd.io/v1): one chart version made ready for
  * Helm. From a HelmRepository: the newest version in the `version` range is
  * picked from the stored index, downloaded (bounded, digest-checked) and
- * unpacked safely (no `../` paths, no links). From a GitRepository: the
+ * unpacked safely (no `../` paths, no links). From an OCI HelmRepository:
+ * the tags of `<url>/<chart>` are listed through the registry client (auth,
+ * budget, retries), the version picked as source-controller picks it, the
+ * tag's manifest digest asked with one HEAD (an unchanged digest stops
+ * there), then the Helm chart layer pulled and checked against its digest. From a GitRepository: the
  * chart directory at `chart` is copied out of the checkout (no links, no
  * escaping the repository). `valuesFiles` replace the chart's default
  * values, merged in order. The artifact is the chart directory; its
@@ -19,16 +23,23 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { parse, parseDocument, stringify } from "yaml";
 import { z } from "zod";
+import { ArtifactError, describeError, RegistryError } from "../../errors.ts";
+import { helmChartLayer } from "../../registry/artifact.ts";
+import { RegistryClient } from "../../registry/client.ts";
+import type { ImageReference } from "../../registry/reference.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { getBounded, HttpFetchError } from "../helm/http.ts";
 import {
   chartDownloadUrl,
+  chartVersionToTag,
   IndexError,
   parseIndex,
   selectChartVersion,
+  selectOciChartVersion,
   sendCredentials,
 } from "../helm/repo.ts";
 import { chartRevision, mergeValues, type Values } from "../helm/rules.ts";
@@ -43,7 +54,13 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
-import { HelmRepositorySpec, INDEX_FILE, repositoryAuth } from "./helm-repository.ts";
+import {
+  HelmRepositorySpec,
+  INDEX_FILE,
+  ociRepositoryCredentials,
+  repositoryAuth,
+} from "./helm-repository.ts";
+import { clientSpent, ociRepository } from "./oci.ts";
 
 /** source-controller's default `--helm-chart-max-size`. */
 export const MAX_CHART_BYTES = 10 * 1024 * 1024;
@@ -185,6 +202,11 @@ function chartMetadata(files: readonly TarEntry[], where: string): z.infer<typeo
 
 class HelmChartFetcher implements SourceFetcher<HelmChartSpec> {
   private readonly dir: string;
+  private client: RegistryClient | undefined;
+  /** What the registry client was built with (credentials' content, insecure, timeout). */
+  private clientKey = "";
+  /** The OCI chart held: the manifest it came from, so an unchanged digest costs one HEAD. */
+  private ociPulled: { url: string; digest: string; generation: number | undefined } | undefined;
   constructor(dir: string) {
     this.dir = dir;
   }
@@ -201,6 +223,8 @@ class HelmChartFetcher implements SourceFetcher<HelmChartSpec> {
     if (!source.ok) throw new SourceError("SourceUnavailable", source.message, { stalled: source.stalled });
     const generation = spec.valuesFiles?.length ? (ctx.object.metadata.generation ?? 1) : undefined;
     try {
+      if (ref.kind === "HelmRepository" && source.artifact.static)
+        return await this.fromOciRepository(spec, ctx, generation);
       return ref.kind === "HelmRepository"
         ? await this.fromRepository(spec, ctx, source.artifact, generation)
         : this.publish(spec, readChartDir(source.artifact.dir, spec.chart), {
@@ -212,8 +236,113 @@ class HelmChartFetcher implements SourceFetcher<HelmChartSpec> {
       if (err instanceof ChartArchiveError || err instanceof IndexError)
         throw new SourceError("ChartPullFailed", err.message, { stalled: err instanceof ChartArchiveError });
       if (err instanceof HttpFetchError) throw new SourceError("ChartPullFailed", err.message);
+      if (err instanceof ArtifactError)
+        throw new SourceError("ChartPullFailed", err.message, { stalled: true });
+      if (err instanceof RegistryError)
+        throw new SourceError(
+          err.status === 401 || err.status === 403 ? "AuthenticationFailed" : "ChartPullFailed",
+          describeError(err),
+        );
       throw err;
     }
+  }
+
+  /** The HelmRepository a chart names, its spec checked (an OCI one is read, not fetched). */
+  private repository(spec: HelmChartSpec, ctx: FetchContext): HelmRepositorySpec {
+    const repoObject = ctx.lookup({
+      kind: "HelmRepository",
+      namespace: ctx.namespace,
+      name: spec.sourceRef.name,
+    });
+    const repo = HelmRepositorySpec.safeParse(repoObject?.spec ?? {});
+    if (!repo.success)
+      throw new SourceError("SourceUnavailable", `HelmRepository ${spec.sourceRef.name} has no valid spec`);
+    return repo.data;
+  }
+
+  private async registryClient(
+    repo: HelmRepositorySpec,
+    registry: string,
+    ctx: FetchContext,
+  ): Promise<RegistryClient> {
+    const auth = await ociRepositoryCredentials(repo, ctx);
+    const timeoutMs = parseDuration(repo.timeout ?? "60s");
+    const key = JSON.stringify([auth?.key ?? "", timeoutMs, repo.insecure === true, registry]);
+    if (this.client && key === this.clientKey && !clientSpent(this.client)) return this.client;
+    this.client = new RegistryClient({
+      credentials: auth?.credentials ?? { get: async () => undefined },
+      // No registry cache on disk: tags move, and tokens live in memory only.
+      cacheDir: false,
+      timeoutMs,
+      insecureRegistries: repo.insecure ? [registry] : [],
+      userAgent: "shipmate-agent",
+    });
+    this.clientKey = key;
+    return this.client;
+  }
+
+  /**
+   * A chart from an OCI HelmRepository: `<url>/<chart>`'s tags listed, the
+   * version picked, its manifest digest asked (HEAD); the same digest as
+   * held stops there. Otherwise the manifest is read, checked to be a Helm
+   * chart, and its chart layer downloaded within the size limit and
+   * checked against its digest before it is unpacked.
+   */
+  private async fromOciRepository(
+    spec: HelmChartSpec,
+    ctx: FetchContext,
+    generation: number | undefined,
+  ): Promise<Artifact> {
+    const repo = this.repository(spec, ctx);
+    const url = `${repo.url.replace(/\/+$/, "")}/${spec.chart}`;
+    let ref: ImageReference;
+    try {
+      ref = ociRepository(url);
+    } catch (err) {
+      throw new SourceError("URLInvalid", `chart URL '${url}': ${describeError(err)}`, { stalled: true });
+    }
+    const client = await this.registryClient(repo, ref.registry, ctx);
+    const { tags } = await client.listTags(ref);
+    const version = selectOciChartVersion(tags, spec.chart, spec.version ?? "");
+    const tag = chartVersionToTag(version);
+    const { digest } = await client.resolveDigest({ ...ref, tag }, { platform: false });
+    const held = this.ociPulled;
+    if (
+      held &&
+      held.url === url &&
+      held.digest === digest &&
+      held.generation === generation &&
+      ctx.previous &&
+      existsSync(join(ctx.previous.dir, "Chart.yaml"))
+    )
+      return ctx.previous;
+    const what = `chart ${url}:${tag}`;
+    const pulled = await client.manifest({ ...ref, digest });
+    if (pulled.index) throw new ArtifactError(`${what} is an image index, not a Helm chart`);
+    const layer = helmChartLayer(pulled.manifest, what);
+    if (layer.size > MAX_CHART_BYTES)
+      throw new ChartArchiveError(
+        `${what}: the chart layer is ${layer.size} bytes, more than ${MAX_CHART_BYTES}`,
+      );
+    mkdirSync(this.dir, { recursive: true });
+    const tmp = await mkdtemp(join(this.dir, ".pull-"));
+    let tgz: Buffer;
+    try {
+      const file = join(tmp, "chart.tgz");
+      await client.downloadBlob({ ...ref, digest }, layer.digest, file, MAX_CHART_BYTES);
+      tgz = readFileSync(file);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const entries = readChartArchive(tgz, { maxBytes: MAX_CHART_FILES_BYTES, maxEntries: 10_000 });
+    const root = chartRoot(entries);
+    const files = entries.map((e) => ({ path: e.path.slice(root.length + 1), data: e.data }));
+    const meta = chartMetadata(files, what);
+    if (meta.name !== spec.chart)
+      throw new ChartArchiveError(`${what} holds chart "${meta.name}", not "${spec.chart}"`);
+    const artifact = this.publish(spec, files, { valuesFilesGeneration: generation });
+    this.ociPulled = { url, digest, generation };
+    return artifact;
   }
 
   private async fromRepository(
@@ -231,21 +360,14 @@ class HelmChartFetcher implements SourceFetcher<HelmChartSpec> {
     // Charts in a repository are immutable: the version already unpacked needs no download.
     if (ctx.previous?.revision === revision && existsSync(join(ctx.previous.dir, "Chart.yaml")))
       return ctx.previous;
-    const repoObject = ctx.lookup({
-      kind: "HelmRepository",
-      namespace: ctx.namespace,
-      name: spec.sourceRef.name,
-    });
-    const repo = HelmRepositorySpec.safeParse(repoObject?.spec ?? {});
-    if (!repo.success)
-      throw new SourceError("SourceUnavailable", `HelmRepository ${spec.sourceRef.name} has no valid spec`);
-    const url = chartDownloadUrl(repo.data.url, entry);
-    const auth = sendCredentials(repo.data.url, url, repo.data.passCredentials === true)
-      ? await repositoryAuth(repo.data, ctx)
+    const repo = this.repository(spec, ctx);
+    const url = chartDownloadUrl(repo.url, entry);
+    const auth = sendCredentials(repo.url, url, repo.passCredentials === true)
+      ? await repositoryAuth(repo, ctx)
       : undefined;
     const tgz = await getBounded(url, {
       auth,
-      timeoutMs: parseDuration(repo.data.timeout ?? "60s"),
+      timeoutMs: parseDuration(repo.timeout ?? "60s"),
       maxBytes: MAX_CHART_BYTES,
       what: `download chart ${entry.name} ${entry.version}`,
     });

@@ -1,15 +1,22 @@
 /**
- * HelmRepository (source.toolkit.fluxcd.io/v1), `type: default`: the
+ * HelmRepository (source.toolkit.fluxcd.io/v1). `type: default`: the
  * repository's `index.yaml` over HTTP(S), with basic auth from a Secret,
  * bounded in time and size, checked to be a Helm index, stored in the
  * source's directory. The revision and digest are the sha256 of the index,
  * so an unchanged repository yields the same artifact and no status write.
  * HelmCharts read the stored index to pick and download a version.
+ * `type: oci`: a data container, as source-controller treats it — no index,
+ * no artifact, an empty status; the HelmCharts that name it list its tags
+ * and pull through the registry client (./helm-chart.ts), with the
+ * credentials this module reads from its Secret.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { describeError } from "../../errors.ts";
+import type { Credential, CredentialProvider } from "../../registry/credentials.ts";
+import { parseReference } from "../../registry/reference.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { type BasicAuth, basicAuthFrom, getBounded, HttpFetchError } from "../helm/http.ts";
 import { IndexError, parseIndex } from "../helm/repo.ts";
@@ -23,6 +30,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
+import { secretCredentials } from "./oci.ts";
 
 /** source-controller's default `--helm-index-max-size`. */
 export const MAX_INDEX_BYTES = 50 * 1024 * 1024;
@@ -39,24 +47,32 @@ export const HELM_REPOSITORY_FIELDS: FieldTable = {
   secretRef: "honoured",
   "secretRef.name": "honoured",
   passCredentials: "honoured",
-  type: { refused: "OCI chart repositories are not implemented yet", accepts: ["default"] },
+  type: "honoured",
   provider: { refused: "only generic (Secret) authentication is implemented", accepts: ["generic"] },
   certSecretRef: { refused: "client certificates and custom CAs for chart repositories are not implemented" },
-  insecure: { refused: "plain-HTTP OCI registries are not implemented (OCI repositories are not)" },
+  // Plain HTTP to an OCI registry; Flux ignores it for HTTP repositories, whose URL says the scheme.
+  insecure: "honoured",
   // Flux documents accessFrom as provisional and does not enforce it either.
   accessFrom: "honoured",
 };
 
 /** source.toolkit.fluxcd.io/v1 HelmRepositorySpec, the fields the agent reads. */
-export const HelmRepositorySpec = z.looseObject({
-  url: z.string().regex(/^https?:\/\//, "an http:// or https:// URL"),
-  interval: Duration,
-  timeout: Duration.optional(),
-  secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
-  passCredentials: z.boolean().optional(),
-  suspend: z.boolean().optional(),
-  type: z.enum(["default", "oci"]).optional(),
-});
+export const HelmRepositorySpec = z
+  .looseObject({
+    url: z.string().min(1),
+    // Flux documents it as ineffectual for OCI repositories, and optional.
+    interval: Duration.optional(),
+    timeout: Duration.optional(),
+    secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
+    passCredentials: z.boolean().optional(),
+    suspend: z.boolean().optional(),
+    insecure: z.boolean().optional(),
+    type: z.enum(["default", "oci"]).optional(),
+  })
+  .refine((s) => (s.type === "oci" ? /^oci:\/\/.+/.test(s.url) : /^https?:\/\//.test(s.url)), {
+    message: 'an http:// or https:// URL (type default), or an oci:// URL with type "oci"',
+    path: ["url"],
+  });
 export type HelmRepositorySpec = z.infer<typeof HelmRepositorySpec>;
 
 /** The repository's credentials, when it names a Secret. */
@@ -72,6 +88,36 @@ export async function repositoryAuth(
   }
 }
 
+/**
+ * Registry credentials of an OCI HelmRepository, as Flux reads its Secret:
+ * a `kubernetes.io/dockerconfigjson` Secret, or `username` and `password`
+ * for the repository's own registry. Never a credential helper.
+ */
+export async function ociRepositoryCredentials(
+  spec: Pick<HelmRepositorySpec, "secretRef" | "url">,
+  ctx: Pick<FetchContext, "secret" | "namespace">,
+): Promise<{ credentials: CredentialProvider; key: string } | undefined> {
+  if (!spec.secretRef) return undefined;
+  const name = spec.secretRef.name;
+  const where = `secret ${ctx.namespace}/${name}`;
+  try {
+    const data = await ctx.secret(name);
+    const key = JSON.stringify(data);
+    if (data[".dockerconfigjson"] !== undefined) {
+      return { credentials: secretCredentials(data, where), key };
+    }
+    const basic = basicAuthFrom(data, `${ctx.namespace}/${name}`);
+    const registry = parseReference(spec.url.replace(/^oci:\/\//, "")).registry;
+    const credential: Credential = { ...basic, source: where };
+    return {
+      credentials: { get: async (host) => (host === registry ? credential : undefined) },
+      key,
+    };
+  } catch (err) {
+    throw new SourceError("AuthenticationFailed", describeError(err), { cause: err });
+  }
+}
+
 class HelmIndexFetcher implements SourceFetcher<HelmRepositorySpec> {
   private readonly dir: string;
   constructor(dir: string) {
@@ -79,6 +125,20 @@ class HelmIndexFetcher implements SourceFetcher<HelmRepositorySpec> {
   }
 
   async fetch(spec: HelmRepositorySpec, ctx: FetchContext): Promise<Artifact> {
+    if (spec.type === "oci") {
+      try {
+        parseReference(spec.url.replace(/^oci:\/\//, ""));
+      } catch (err) {
+        throw new SourceError(
+          "URLInvalid",
+          `URL validation failed for '${spec.url}': ${describeError(err)}`,
+          {
+            stalled: true,
+          },
+        );
+      }
+      return { revision: "", dir: this.dir, static: true };
+    }
     const auth = await repositoryAuth(spec, ctx);
     const base = spec.url.endsWith("/") ? spec.url : `${spec.url}/`;
     let body: Buffer;
@@ -124,8 +184,13 @@ export const helmRepositoryHandler: SourceHandler<HelmRepositorySpec> = {
   holds: "chart-index",
   fields: HELM_REPOSITORY_FIELDS,
   parse: (spec) => parseWith(HelmRepositorySpec, spec),
-  interval: (spec) => spec.interval,
+  // An OCI repository has nothing to fetch: read on every pass that needs it (no I/O).
+  interval: (spec) => (spec.type === "oci" ? undefined : (spec.interval ?? "1m")),
   suspended: (spec) => spec.suspend === true,
-  signature: (spec) => ({ url: spec.url, secret: spec.secretRef?.name ?? null }),
+  signature: (spec) => ({
+    url: spec.url,
+    secret: spec.secretRef?.name ?? null,
+    type: spec.type ?? "default",
+  }),
   open: (dir) => new HelmIndexFetcher(dir),
 };

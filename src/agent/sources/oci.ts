@@ -146,6 +146,15 @@ export function secretCredentials(data: Record<string, string>, where: string): 
   return dockerConfigCredentials(parsed, where, { helpers: false });
 }
 
+/**
+ * The registry client's request budget bounds its whole life, and a
+ * source's client lives as long as the agent: one that has spent most of it
+ * is replaced (its cached tokens with it), so polling never exhausts it.
+ */
+export function clientSpent(client: RegistryClient): boolean {
+  return client.stats().total >= 5_000;
+}
+
 export interface OciLimits {
   /** Compressed size of the selected layer. Default 256 MiB. */
   layerBytes: number;
@@ -192,7 +201,7 @@ class OciFetcher implements SourceFetcher<OCIRepositorySpec> {
     }
     const timeoutMs = parseDuration(spec.timeout ?? "60s");
     const key = JSON.stringify([secretKey, timeoutMs, spec.insecure === true, repo.registry]);
-    if (this.client && key === this.clientKey) return this.client;
+    if (this.client && key === this.clientKey && !clientSpent(this.client)) return this.client;
     this.client = new RegistryClient({
       credentials: credentials ?? { get: async () => undefined },
       // The agent keeps no registry cache on disk: tags move, and its tokens live in memory only.

@@ -57,6 +57,14 @@ export const command: Command = {
       const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
       try {
         const ask = async (k: HelmKind, ns: string, n: string): Promise<boolean> => {
+          if (k === "HelmRepository") {
+            // An OCI HelmRepository is static (source-controller never reconciles it): nothing would answer.
+            const repo = await client.raw({ method: "GET", path: helmPath(k, ns, n) });
+            if ((repo.body as { spec?: { type?: unknown } } | undefined)?.spec?.type === "oci")
+              throw new ClusterError(
+                `HelmRepository ${ns}/${n} has type oci: it is a static object with nothing to fetch; reconcile the HelmChart that uses it (shipmate reconcile source chart NAME)`,
+              );
+          }
           writeLine(io.stdout, `► annotating ${k} ${ns}/${n}`);
           const at = await requestHelmReconcile(client, k, ns, n);
           const row = await waitHelmHandled(client, k, ns, n, at, timeoutMs);
