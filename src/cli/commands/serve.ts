@@ -9,8 +9,8 @@ import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_PATH } from "../../webhooks/receiver.ts";
 import { parseListen, startWebhookService } from "../../webhooks/service.ts";
 import { durationMs, parseFlags, positiveInt, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import type { CliIO } from "../io.ts";
-import type { Command } from "../main.ts";
 import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
 
 const DEFAULT_SECRET_ENV = "SHIPMATE_WEBHOOK_SECRET";

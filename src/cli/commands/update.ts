@@ -7,8 +7,8 @@ import { combined, runUpdate, type UpdateDelivery } from "../../run/update.ts";
 import type { UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
 import { parseFlags, positiveInt, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDIR] [--policies DIR]
        [--set <namespace>:<name>=<image[:tag][@digest]>]... [--commit | --push | --push-branch NAME]
