@@ -13,7 +13,7 @@ import { environmentOfPath, FLEET_FILE, loadFleetIfAny } from "../config/fleet.t
 import { loadRunPolicies, type PolicySource } from "../config/policy-set.ts";
 import type { UpdateMode } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret, UsageError } from "../errors.ts";
-import { createForge, parseForgeKind } from "../forge/index.ts";
+import { createForge, PROVIDERS, parseForgeKind } from "../forge/index.ts";
 import type { Forge, MergeMethod } from "../forge/types.ts";
 import { parseIdentity } from "../git/workspace.ts";
 import { runPromotion } from "../promote/index.ts";
@@ -69,7 +69,8 @@ function forgeFor(ctx: Context): () => Forge {
     const kind = parseForgeKind(optional("forge") ?? "github");
     const repo = optional("repository") ?? ctx.env.GITHUB_REPOSITORY;
     if (!repo) throw new UsageError("input repository is empty and GITHUB_REPOSITORY is not set");
-    const url = optional("forge-url") ?? (kind === "github" ? ctx.env.GITHUB_API_URL : undefined);
+    // The runner of the forge says where its API is (GitHub Actions: GITHUB_API_URL).
+    const url = optional("forge-url") ?? PROVIDERS[kind].runnerUrl?.(ctx.env);
     if (!ctx.token) throw new UsageError("pull requests need a token: set the token input");
     return createForge({
       kind,

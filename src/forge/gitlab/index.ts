@@ -12,7 +12,7 @@ import { ForgeError, registerSecret } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { BranchProtectionError, classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CommitChecks, Forge, MergeMethod, PullRequest } from "../types.ts";
+import type { CheckRun, CommitChecks, Forge, ForgeProvider, MergeMethod, PullRequest } from "../types.ts";
 
 export interface GitLabOptions {
   /** Project path with its groups, `group/sub/project`. */
@@ -347,3 +347,16 @@ class GitLabOps implements ForgeOps {
 export function createGitLabForge(opts: GitLabOptions): Forge {
   return new RequestForge(new GitLabOps(opts));
 }
+
+export const provider: ForgeProvider = {
+  tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
+  ownsHost: (host) => host === "gitlab.com",
+  create: (opts) =>
+    createGitLabForge({
+      repo: opts.repo,
+      token: opts.token ?? "",
+      ...(opts.url ? { url: opts.url } : {}),
+      ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
+      ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+    }),
+};
