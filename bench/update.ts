@@ -112,7 +112,8 @@ function logSpan(log: string, re: RegExp): number | undefined {
 async function main() {
   if (!existsSync("/usr/bin/time"))
     throw new Error("bench/update.ts needs /usr/bin/time (Debian package 'time')");
-  const renovate = ensureRenovate();
+  // Renovate is installed only when the peers run (BENCH_SKIP_PEERS=1 never needs it).
+  const renovate = process.env.BENCH_SKIP_PEERS ? "" : ensureRenovate();
   const reg = await startRegistry({ auth: "none" });
   // Gitea starts after shipmate's local runs: its processing of the fleet's push (10,000 files) would
   // otherwise share the disk with them.

@@ -1,27 +1,27 @@
 /**
  * The GitHub Action: inputs in, one engine call, outputs and a job summary
  * out. `scan` reports what each policy selects; `update` scans and
- * delivers (refreshFleet: pushed or proposed per policy); `promote` runs
+ * delivers (runUpdate: pushed or proposed per policy); `promote` runs
  * the promotion; `push-artifact` publishes a folder as a Flux OCI
  * artifact. Problems become annotations on the files they are in,
  * and fail the step; the token is masked before anything is printed.
  */
-import { existsSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import * as core from "@actions/core";
 import { PolicyConfigError } from "../config/errors.ts";
-import { FLEET_FILE, loadFleet } from "../config/fleet.ts";
+import { environmentOfPath, FLEET_FILE, loadFleetIfAny } from "../config/fleet.ts";
+import { loadRunPolicies, type PolicySource } from "../config/policy-set.ts";
 import type { UpdateMode } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret, UsageError } from "../errors.ts";
-import { createForge, parseForgeKind } from "../forge/index.ts";
+import { createForge, PROVIDERS, parseForgeKind } from "../forge/index.ts";
 import type { Forge, MergeMethod } from "../forge/types.ts";
 import { parseIdentity } from "../git/workspace.ts";
 import { runPromotion } from "../promote/index.ts";
 import { buildArtifact, parseOciUrl, pushArtifact } from "../registry/artifact.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { defaultCredentials } from "../registry/index.ts";
+import { changeRows, runUpdate } from "../run/update.ts";
 import { scanPolicies } from "../scan/index.ts";
-import { changeRows, loadRunPolicies, type PolicySource, refreshFleet } from "../webhooks/refresh.ts";
 import { promoteRows, promoteSummary, scanRows, scanSummary, updateSummary } from "./summary.ts";
 
 /** The bot GitHub shows for commits made with the workflow's token. */
@@ -69,7 +69,8 @@ function forgeFor(ctx: Context): () => Forge {
     const kind = parseForgeKind(optional("forge") ?? "github");
     const repo = optional("repository") ?? ctx.env.GITHUB_REPOSITORY;
     if (!repo) throw new UsageError("input repository is empty and GITHUB_REPOSITORY is not set");
-    const url = optional("forge-url") ?? (kind === "github" ? ctx.env.GITHUB_API_URL : undefined);
+    // The runner of the forge says where its API is (GitHub Actions: GITHUB_API_URL).
+    const url = optional("forge-url") ?? PROVIDERS[kind].runnerUrl?.(ctx.env);
     if (!ctx.token) throw new UsageError("pull requests need a token: set the token input");
     return createForge({
       kind,
@@ -126,18 +127,18 @@ async function update(ctx: Context): Promise<boolean> {
   const path = optional("path");
   const branch = optional("branch");
   const labels = list("labels");
-  const result = await refreshFleet({
+  const result = await runUpdate({
     repo: ctx.workspace,
     ...(branch ? { branch } : {}),
     ...(path ? { path } : {}),
     policies: policySource(ctx),
-    ...(m ? { mode: m } : {}),
+    delivery: { kind: "by-mode", ...(m ? { mode: { fallback: m } } : {}) },
     dryRun,
     env: ctx.env,
     scan: await scanOptions(ctx),
     forge: forgeFor(ctx),
     ...who(),
-    ...(labels.length ? { labels } : {}),
+    ...(labels.length ? { request: { labels } } : {}),
     onRetry: (attempt, reason) =>
       core.info(`push rejected (${reason}); retrying on the new head (attempt ${attempt + 1})`),
   });
@@ -164,35 +165,24 @@ async function update(ctx: Context): Promise<boolean> {
   return result.scan.every((s) => s.ok) && !result.problems.some((p) => p.severity === "error");
 }
 
-/** `to` defaults to the environment whose policies folder the `policies` input names (scaffolded workflows). */
-async function targetEnvironment(ctx: Context): Promise<{ from: string | undefined; to: string }> {
-  const to = optional("to");
-  const from = optional("from");
-  if (to) return { from, to };
-  const policies = optional("policies");
-  if (!policies || !existsSync(resolve(ctx.workspace, FLEET_FILE)))
-    throw new UsageError("promote needs the to input (the environment to promote into)");
-  const fleet = await loadFleet(ctx.workspace);
-  const want = relative(ctx.workspace, resolve(ctx.workspace, policies)).split("\\").join("/");
-  const env = fleet.spec.environments.find((e) => (e.policies ?? e.path) === want);
-  if (!env)
-    throw new UsageError(`no environment in ${FLEET_FILE} keeps its policies in ${want}: set the to input`);
-  return { from, to: env.name };
-}
-
+/**
+ * `to` defaults to the environment whose policies folder the `policies` input
+ * names (scaffolded workflows); `from` to its promotion source (src/config).
+ * shipmate.yaml is read here once and handed to the promotion.
+ */
 async function promote(ctx: Context): Promise<boolean> {
-  const { from: fromInput, to } = await targetEnvironment(ctx);
-  let from = fromInput;
-  if (!from) {
-    const fleet = await loadFleet(ctx.workspace);
-    const envs = fleet.spec.environments;
-    const target = envs.find((e) => e.name === to);
-    const i = envs.findIndex((e) => e.name === to);
-    from = target?.promoteFrom ?? (i > 0 ? envs[i - 1]?.name : undefined);
-    if (!from)
-      throw new ConfigError(`${to} has no environment before it to promote from: set the from input`, {
-        file: FLEET_FILE,
-      });
+  const fleet = await loadFleetIfAny(ctx.workspace);
+  let to = optional("to");
+  const from = optional("from");
+  if (!to) {
+    const policies = optional("policies");
+    if (!policies || !fleet)
+      throw new UsageError("promote needs the to input (the environment to promote into)");
+    const want = relative(ctx.workspace, resolve(ctx.workspace, policies)).split("\\").join("/");
+    const env = environmentOfPath(fleet, want || ".", "policies");
+    if (!env)
+      throw new UsageError(`no environment in ${FLEET_FILE} keeps its policies in ${want}: set the to input`);
+    to = env.name;
   }
   const m = mode();
   const merge = optional("merge-method");
@@ -211,8 +201,9 @@ async function promote(ctx: Context): Promise<boolean> {
   const result = await runPromotion({
     repo: ctx.workspace,
     ...(branch ? { branch } : {}),
-    from,
+    ...(from ? { from } : {}),
     to,
+    ...(fleet ? { fleet } : {}),
     apps: list("apps"),
     dryRun: bool("dry-run"),
     perApp: bool("per-app"),

@@ -4,8 +4,8 @@
  */
 import type { UpdateMode } from "../config/types.ts";
 import type { PromoteResult } from "../promote/index.ts";
+import { type ChangeRow, changeRows, type UpdateRunResult } from "../run/update.ts";
 import type { PolicyResult } from "../scan/types.ts";
-import { type ChangeRow, changeRows, type RefreshResult } from "../webhooks/refresh.ts";
 
 /** Markdown table cell: pipes and newlines would break the row. */
 function cell(text: string): string {
@@ -59,7 +59,7 @@ export function scanSummary(results: readonly PolicyResult[]): string {
 
 const MODE: Record<UpdateMode, string> = { push: "pushed", "pull-request": "pull request" };
 
-export function updateSummary(r: RefreshResult, dryRun: boolean): string {
+export function updateSummary(r: UpdateRunResult, dryRun: boolean): string {
   const rows: ChangeRow[] = changeRows(r);
   const out = ["## shipmate update", ""];
   if (r.skipped) {

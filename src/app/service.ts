@@ -9,20 +9,23 @@ import type { Logger } from "pino";
 import type { Probot, ProbotOctokit } from "probot";
 import type { z } from "zod";
 import { timerMs } from "../config/duration.ts";
-import { loadFleet } from "../config/fleet.ts";
+import { PolicyConfigError } from "../config/errors.ts";
+import { environmentOfPath, type Fleet, loadFleet, NoFleetError, promotionSource } from "../config/fleet.ts";
+import { loadRunPolicies, type PolicySet } from "../config/policy-set.ts";
+import type { Policy } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
 import { BOT_PREFIX } from "../forge/deliver.ts";
 import type { OctokitLike } from "../forge/github/index.ts";
 import { createForge } from "../forge/index.ts";
 import type { Forge } from "../forge/types.ts";
-import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
+import { DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { type PromoteResult, runPromotion } from "../promote/index.ts";
 import type { CredentialProvider } from "../registry/index.ts";
+import { runUpdate, type UpdateRunResult } from "../run/update.ts";
 import { validateTree } from "../validate/validate.ts";
 import type { ImagePush } from "../webhooks/events.ts";
 import { CoalescingQueue, mergeScopes, type RefreshScope } from "../webhooks/queue.ts";
-import { loadRunPolicies, type RefreshResult, refreshFleet } from "../webhooks/refresh.ts";
 import { annotations, batches, CHECK_NAME, checkSummary, type Finding, touchesFleet } from "./checks.ts";
 import { mayCommand, NOT_CONFIGURED, parseCommand, refusal, USAGE } from "./commands.ts";
 import {
@@ -327,34 +330,41 @@ export class ShipmateService {
     );
   }
 
+  /** One checkout: shipmate.yaml read once, every promotion it starts made from that checkout. */
   async #promoteAfter(target: RepoTarget, session: Session, files: string[]): Promise<PromoteResult[]> {
-    const fleet = await this.#withClone(target, session, async (dir) => {
-      try {
-        return await loadFleet(dir);
-      } catch (err) {
+    return this.#withClone(target, session, async (ws) => {
+      const fleet = await loadFleet(ws.dir).catch((err: unknown) => {
         // No shipmate.yaml: nothing to promote, nothing to say.
-        if (err instanceof ConfigError && /no shipmate\.yaml/.test(err.message)) return undefined;
+        if (err instanceof NoFleetError) return undefined;
         throw err;
+      });
+      if (!fleet) return [];
+      const changed = new Set(
+        files.map((f) => environmentOfPath(fleet, f, "manifests")?.name).filter((n) => n !== undefined),
+      );
+      const results: PromoteResult[] = [];
+      for (const env of fleet.spec.environments) {
+        if (!env.promoteFrom || !changed.has(env.promoteFrom)) continue;
+        results.push(await this.#promote(target, session, { ws, fleet }, env.name, env.promoteFrom));
       }
+      return results;
     });
-    if (!fleet) return [];
-    const changed = fleet.spec.environments.filter(
-      (e) => !e.repository && files.some((f) => e.path === "." || f === e.path || f.startsWith(`${e.path}/`)),
-    );
-    const results: PromoteResult[] = [];
-    for (const env of fleet.spec.environments) {
-      if (!env.promoteFrom || !changed.some((c) => c.name === env.promoteFrom)) continue;
-      results.push(await this.#promote(target, session, env.promoteFrom, env.name));
-    }
-    return results;
   }
 
-  async #promote(target: RepoTarget, session: Session, from: string, to: string): Promise<PromoteResult> {
+  async #promote(
+    target: RepoTarget,
+    session: Session,
+    checkout: { ws: Workspace; fleet: Fleet },
+    to: string,
+    from?: string,
+  ): Promise<PromoteResult> {
     const who = await this.#identity();
     return runPromotion({
       repo: target.cloneUrl,
       branch: target.defaultBranch,
-      from,
+      workspace: checkout.ws,
+      fleet: checkout.fleet,
+      ...(from ? { from } : {}),
       to,
       dryRun: false,
       env: session.env,
@@ -396,24 +406,23 @@ export class ShipmateService {
           await st.queue.request({ kind: "all" });
           reply = st.watched === null ? NOT_CONFIGURED : rescanReply(st);
         } else {
-          reply = await this.#exclusive(st, async () => {
-            const fleet = await this.#withClone(target, session, (dir) => loadFleet(dir));
-            const env = fleet.spec.environments.find((e) => e.name === command.to);
-            const envs = fleet.spec.environments.map((e) => e.name);
-            if (!env)
-              return `There is no environment \`${command.to}\` in shipmate.yaml (environments: ${envs.join(", ")}).`;
-            const i = envs.indexOf(env.name);
-            const from = env.promoteFrom ?? (i > 0 ? envs[i - 1] : undefined);
-            if (!from)
-              return `\`${env.name}\` is the first environment: there is nothing to promote into it.`;
-            return promotionReply(await this.#promote(target, session, from, env.name));
-          });
+          reply = await this.#exclusive(st, () =>
+            this.#withClone(target, session, async (ws) => {
+              const fleet = await loadFleet(ws.dir);
+              const env = fleet.spec.environments.find((e) => e.name === command.to);
+              const envs = fleet.spec.environments.map((e) => e.name);
+              if (!env)
+                return `There is no environment \`${command.to}\` in shipmate.yaml (environments: ${envs.join(", ")}).`;
+              const from = promotionSource(fleet, env.name);
+              if (!from)
+                return `\`${env.name}\` is the first environment: there is nothing to promote into it.`;
+              return promotionReply(await this.#promote(target, session, { ws, fleet }, env.name, from.name));
+            }),
+          );
         }
       } catch (err) {
         reply =
-          err instanceof ConfigError && /no shipmate\.yaml/.test(err.message)
-            ? NOT_CONFIGURED
-            : `shipmate could not do that: ${describeError(err)}`;
+          err instanceof NoFleetError ? NOT_CONFIGURED : `shipmate could not do that: ${describeError(err)}`;
       }
       await this.#comment(session.octokit, target, issue, reply);
     });
@@ -446,7 +455,7 @@ export class ShipmateService {
         const { findings, stats } = await this.#withClone(
           { ...target, cloneUrl, defaultBranch: pr.head.ref },
           session,
-          (dir) => validateCheckout(dir, this.settings.env),
+          (ws) => validateCheckout(ws.dir, this.settings.env),
         );
         const { title, summary } = checkSummary(findings, stats);
         const all = annotations(findings, CHECK_NAME);
@@ -471,14 +480,18 @@ export class ShipmateService {
 
   // ------------------------------------------------------------------ work
 
+  /**
+   * One refresh: one clone, in which the update runs and, once it has
+   * delivered, the dashboard reads what each environment runs.
+   */
   async #refresh(st: RepoState, scope: RefreshScope): Promise<void> {
     const target = st.target;
     let session: Session | undefined;
-    let result: RefreshResult | undefined;
+    let view: DashboardView | undefined;
     try {
       session = await this.#session(target);
       const who = await this.#identity();
-      result = await refreshFleet({
+      const result = await runUpdate({
         repo: target.cloneUrl,
         branch: target.defaultBranch,
         policies: { kind: "repo" },
@@ -492,30 +505,15 @@ export class ShipmateService {
         forge: session.forge,
         author: who,
         committer: who,
+        ...(this.settings.dashboard
+          ? {
+              inspect: async ({ dir, policies }: { dir: string; policies: PolicySet }) => {
+                view = dashboardView(dir, policies.known, policies.fleet);
+              },
+            }
+          : {}),
       });
-      st.watched = result.skipped === "no image policies found" ? null : new Set(result.watched);
-      for (const s of result.scan) {
-        const image = s.ok ? s.image : undefined;
-        if (s.ok && image) st.available.set(image, { version: `${s.tag}${s.digest ? `@${s.digest}` : ""}` });
-        else if (!s.ok) st.available.set(s.policy.image, { error: s.message });
-      }
-      st.errors = [
-        ...result.scan.flatMap((s) => (s.ok ? [] : [`${s.policy.id}: ${s.message}`])),
-        ...result.problems
-          .filter((p) => p.severity === "error")
-          .map((p) => `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`),
-      ];
-      this.log.info(
-        {
-          repo: target.fullName,
-          scope: scope.kind === "all" ? "all" : [...scope.images],
-          policies: result.policies.length,
-          commit: result.push?.commit ?? null,
-          request: result.request?.request.action ?? null,
-          skipped: result.skipped ?? null,
-        },
-        "refreshed",
-      );
+      this.#record(st, scope, result);
     } catch (err) {
       st.errors = [describeError(err)];
       this.log.error(
@@ -523,28 +521,63 @@ export class ShipmateService {
         `refresh failed: ${describeError(err)}`,
       );
     }
-    if (session && this.settings.dashboard && st.watched !== null)
-      await this.#dashboard(st, session).catch((err: unknown) =>
+    if (session && this.settings.dashboard && st.watched !== null) {
+      const s = session;
+      await (async () => {
+        // A refresh that failed before its checkout read the tree: read it in a checkout of its own.
+        view ??= await this.#withClone(target, s, async (ws) => {
+          const policies = await loadRunPolicies(ws.dir, { kind: "repo" }).catch(() => undefined);
+          const fleet = policies ? policies.fleet : await loadFleet(ws.dir).catch(() => undefined);
+          return dashboardView(ws.dir, policies?.known ?? [], fleet);
+        });
+        await this.#dashboard(st, s, view);
+      })().catch((err: unknown) =>
         this.log.error(
           { repo: target.fullName, err: describeError(err) },
           `dashboard not updated: ${describeError(err)}`,
         ),
       );
+    }
   }
 
-  async #dashboard(st: RepoState, session: Session): Promise<void> {
+  #record(st: RepoState, scope: RefreshScope, result: UpdateRunResult): void {
+    st.watched = result.skipped === "no image policies found" ? null : new Set(result.watched);
+    for (const s of result.scan) {
+      const image = s.ok ? s.image : undefined;
+      if (s.ok && image) st.available.set(image, { version: `${s.tag}${s.digest ? `@${s.digest}` : ""}` });
+      else if (!s.ok) st.available.set(s.policy.image, { error: s.message });
+    }
+    st.errors = [
+      ...result.scan.flatMap((s) => (s.ok ? [] : [`${s.policy.id}: ${s.message}`])),
+      ...result.problems
+        .filter((p) => p.severity === "error")
+        .map((p) => `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`),
+    ];
+    this.log.info(
+      {
+        repo: st.target.fullName,
+        scope: scope.kind === "all" ? "all" : [...scope.images],
+        policies: result.policies.length,
+        commit: result.push?.commit ?? null,
+        request: result.request?.request.action ?? null,
+        skipped: result.skipped ?? null,
+      },
+      "refreshed",
+    );
+  }
+
+  async #dashboard(st: RepoState, session: Session, view: DashboardView): Promise<void> {
     const target = st.target;
-    const data = await this.#withClone(target, session, async (dir) => {
-      const loaded = await loadRunPolicies(dir, { kind: "repo" }).catch(() => undefined);
-      const fleet = await loadFleet(dir).catch(() => undefined);
-      const tracked = trackedImages(loaded?.known ?? []);
-      const { environments, deployed } = readDeployed(dir, fleet, new Set(tracked.keys()));
-      const images: DashboardImage[] = [...tracked].map(([image, policies]) => {
-        const available = st.available.get(image);
-        return { image, policies, deployed: deployed.get(image) ?? {}, ...(available ? { available } : {}) };
-      });
-      return { environments, images };
+    const images: DashboardImage[] = [...view.tracked].map(([image, policies]) => {
+      const available = st.available.get(image);
+      return {
+        image,
+        policies,
+        deployed: view.deployed.get(image) ?? {},
+        ...(available ? { available } : {}),
+      };
     });
+    const data = { environments: view.environments, images };
     const open = await session.forge.listOpenPullRequests(BOT_PREFIX);
     const body = renderDashboard({
       ...data,
@@ -575,17 +608,12 @@ export class ShipmateService {
       });
   }
 
-  async #withClone<T>(target: RepoTarget, session: Session, read: (dir: string) => Promise<T>): Promise<T> {
-    const credentials = credentialsFromEnv(session.env, DEFAULT_TOKEN_ENV);
-    const ws = await Workspace.clone(target.cloneUrl, target.defaultBranch, {
-      env: session.env,
-      ...(credentials ? { credentials } : {}),
-    });
-    try {
-      return await read(ws.dir);
-    } finally {
-      ws.dispose();
-    }
+  async #withClone<T>(target: RepoTarget, session: Session, read: (ws: Workspace) => Promise<T>): Promise<T> {
+    return Workspace.with(
+      target.cloneUrl,
+      { branch: target.defaultBranch, env: session.env, tokenEnv: DEFAULT_TOKEN_ENV },
+      read,
+    );
   }
 
   async #pullFiles(octokit: ProbotOctokit, target: RepoTarget, number: number): Promise<string[]> {
@@ -618,6 +646,19 @@ export class ShipmateService {
       body,
     });
   }
+}
+
+/** What the dashboard shows of a checkout: the images the policies track and what each environment runs. */
+interface DashboardView {
+  environments: ReturnType<typeof readDeployed>["environments"];
+  deployed: ReturnType<typeof readDeployed>["deployed"];
+  tracked: ReturnType<typeof trackedImages>;
+}
+
+function dashboardView(dir: string, known: readonly Policy[], fleet: Fleet | undefined): DashboardView {
+  const tracked = trackedImages(known);
+  const { environments, deployed } = readDeployed(dir, fleet, new Set(tracked.keys()));
+  return { environments, deployed, tracked };
 }
 
 /** The dashboard's timestamp alone is no reason to edit the issue. */
@@ -675,9 +716,8 @@ export async function validateCheckout(
   try {
     await loadRunPolicies(dir, { kind: "repo" });
   } catch (err) {
-    const list = (err as { problems?: { file: string; line?: number; message: string }[] }).problems;
-    if (list)
-      for (const p of list)
+    if (err instanceof PolicyConfigError)
+      for (const p of err.problems)
         findings.push({
           file: relativeTo(dir, p.file),
           ...(p.line ? { line: p.line } : {}),

@@ -19,8 +19,8 @@ import {
   SOURCE_API_VERSION,
 } from "../agent/schema.ts";
 import { gitRepositoryPath, sourceRefOf } from "../agent/sources.ts";
-import { formatTable } from "../cli/table.ts";
 import { ClusterError } from "../errors.ts";
+import { formatTable } from "../table.ts";
 
 export interface SourceRow {
   namespace: string;

@@ -1,12 +1,8 @@
 import { describeError, ShipmateError } from "../errors.ts";
+import type { Command } from "./command.ts";
 import { type CliIO, writeLine } from "./io.ts";
 
-/** A subcommand: parses its own flags and returns the process exit code. */
-export interface Command {
-  summary: string;
-  usage: string;
-  run(argv: string[], io: CliIO): Promise<number>;
-}
+export type { Command } from "./command.ts";
 
 type Loader = () => Promise<{ command: Command }>;
 

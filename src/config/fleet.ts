@@ -178,18 +178,49 @@ export function parseFleet(text: string, file: string = FLEET_FILE): Fleet {
   });
 }
 
-/** Reads `<repoDir>/shipmate.yaml`; a missing file is a ConfigError naming it. */
+/** The repository has no `shipmate.yaml`: told apart by its class, never by its message. */
+export class NoFleetError extends ConfigError {
+  override name = "NoFleetError";
+  constructor(file: string) {
+    super(`no ${FLEET_FILE} (run 'shipmate init' or write one)`, { file });
+  }
+}
+
+/** Reads `<repoDir>/shipmate.yaml`; a missing file is a NoFleetError naming it. */
 export async function loadFleet(repoDir: string): Promise<Fleet> {
   const file = join(repoDir, FLEET_FILE);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT")
-      throw new ConfigError(`no ${FLEET_FILE} (run 'shipmate init' or write one)`, { file });
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NoFleetError(file);
     throw err;
   }
   return parseFleet(text, file);
+}
+
+/** `<repoDir>/shipmate.yaml` when there is one; undefined when the repository has none. */
+export async function loadFleetIfAny(repoDir: string): Promise<Fleet | undefined> {
+  try {
+    return await loadFleet(repoDir);
+  } catch (err) {
+    if (err instanceof NoFleetError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The environment whose versions are promoted into `to`: its `promoteFrom`,
+ * else the environment listed just before it; undefined for the first one
+ * (or an environment the fleet does not list).
+ */
+export function promotionSource(fleet: Fleet, to: string): FleetEnvironment | undefined {
+  const envs = fleet.spec.environments;
+  const i = envs.findIndex((e) => e.name === to);
+  const target = envs[i];
+  if (!target) return undefined;
+  if (target.promoteFrom) return envs.find((e) => e.name === target.promoteFrom);
+  return i > 0 ? envs[i - 1] : undefined;
 }
 
 /** Environments in promotion order with the one each promotes from resolved. */
@@ -215,11 +246,26 @@ export function environmentOfFile(
   if (!fleet) return undefined;
   const rel = relative(root, file).split(sep).join("/");
   if (rel.startsWith("..")) return undefined;
+  return environmentOfPath(fleet, rel, "policies");
+}
+
+/**
+ * The environment a repository-relative path belongs to, by the folder of
+ * `what` (its policies folder, defaulting to its path; or its manifests
+ * path), the most specific folder winning. Environments in other
+ * repositories never match.
+ */
+export function environmentOfPath(
+  fleet: Fleet,
+  rel: string,
+  what: "policies" | "manifests",
+): FleetEnvironment | undefined {
+  const path = rel.replace(/^\.\//, "");
   let best: { env: FleetEnvironment; len: number } | undefined;
   for (const env of fleet.spec.environments) {
     if (env.repository) continue;
-    const dir = env.policies ?? env.path;
-    if (dir === "." || rel === dir || rel.startsWith(`${dir}/`)) {
+    const dir = what === "policies" ? (env.policies ?? env.path) : env.path;
+    if (dir === "." || path === dir || path.startsWith(`${dir}/`)) {
       const len = dir === "." ? 0 : dir.length;
       if (!best || len > best.len) best = { env, len };
     }

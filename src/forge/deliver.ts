@@ -6,12 +6,11 @@
  */
 
 import type { PullRequestSettings } from "../config/fleet.ts";
-import type { UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
 import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
 import { refParts } from "../update/ref.ts";
-import type { FileUpdate, ImageSelection, UpdateInput } from "../update/types.ts";
+import type { FileUpdate } from "../update/types.ts";
 import { makeMeta } from "./body.ts";
 import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";
 
@@ -176,7 +175,11 @@ export interface UpdateRequestResult {
  * base already has everything.
  */
 export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Promise<UpdateRequestResult> {
-  const base = opts.job.branch ?? (await localBranch(opts.job.repo, opts.job.env));
+  const base =
+    opts.job.branch ??
+    (opts.job.workspace
+      ? await branchOf(opts.job.workspace)
+      : await Workspace.with(opts.job.repo, { env: opts.job.env }, branchOf));
   const branch = opts.branch ?? `${BOT_PREFIX}update-${base}`;
   if (!branch.startsWith(BOT_PREFIX))
     throw new UsageError(`the pull-request branch must start with "${BOT_PREFIX}", got "${branch}"`);
@@ -214,38 +217,10 @@ function defaultTitle(changes: readonly ImageChange[], base: string): string {
   return `Update ${changes.length} images on ${base}`;
 }
 
-async function localBranch(repo: string, env: NodeJS.ProcessEnv): Promise<string> {
-  if (Workspace.isUrl(repo))
+async function branchOf(ws: Workspace): Promise<string> {
+  if (ws.temporary)
     throw new UsageError("pull-request mode on a clone URL needs --branch (the base branch of the request)");
-  const ws = await Workspace.open(repo, { env });
-  try {
-    const b = await ws.currentBranch();
-    if (!b)
-      throw new UsageError("the checkout is on a detached HEAD: pass --branch (the base of the request)");
-    return b;
-  } finally {
-    ws.dispose();
-  }
-}
-
-/**
- * Split an update's selections by delivery mode (each policy, or the
- * automation owning it, chooses `push` or `pull-request`): the two halves run
- * as two jobs, `push` and `deliverUpdateAsPullRequest`. Every policy stays
- * known to both halves, and each half defers the other's policies, so a
- * marker naming a policy of the other half is left alone quietly.
- */
-export function splitByMode(
-  input: UpdateInput,
-  modeOf: (policy: string) => UpdateMode | undefined,
-  fallback: UpdateMode = "push",
-): Record<UpdateMode, UpdateInput> {
-  const push = new Map<string, ImageSelection>();
-  const pullRequest = new Map<string, ImageSelection>();
-  for (const [id, sel] of input.selections)
-    ((modeOf(id) ?? fallback) === "push" ? push : pullRequest).set(id, sel);
-  return {
-    push: { selections: push, policies: input.policies, deferred: [...pullRequest.keys()] },
-    "pull-request": { selections: pullRequest, policies: input.policies, deferred: [...push.keys()] },
-  };
+  const b = await ws.currentBranch();
+  if (!b) throw new UsageError("the checkout is on a detached HEAD: pass --branch (the base of the request)");
+  return b;
 }

@@ -5,21 +5,23 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { UsageError } from "../errors.ts";
-import { createGiteaForge } from "./gitea/index.ts";
-import { createGitHubForge, type OctokitLike } from "./github/index.ts";
-import { createGitLabForge } from "./gitlab/index.ts";
-import type { Forge, ForgeKind, ForgeOptions } from "./types.ts";
+import { provider as gitea } from "./gitea/index.ts";
+import { provider as github, type OctokitLike } from "./github/index.ts";
+import { provider as gitlab } from "./gitlab/index.ts";
+import type { Forge, ForgeKind, ForgeOptions, ForgeProvider } from "./types.ts";
 
-export type { Forge, ForgeKind, ForgeOptions } from "./types.ts";
+export type { Forge, ForgeKind, ForgeOptions, ForgeProvider } from "./types.ts";
 
-export const FORGE_KINDS: readonly ForgeKind[] = ["github", "gitlab", "gitea"];
+/** The one registry of forge providers: a new forge is a folder beside these and one line here. */
+export const PROVIDERS: Readonly<Record<ForgeKind, ForgeProvider>> = { github, gitlab, gitea };
+
+export const FORGE_KINDS = Object.keys(PROVIDERS) as readonly ForgeKind[];
 
 /** Where each forge's token is looked for, first match wins. */
-export const TOKEN_ENV: Record<ForgeKind, readonly string[]> = {
-  github: ["SHIPMATE_FORGE_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"],
-  gitlab: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
-  gitea: ["SHIPMATE_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
-};
+export const TOKEN_ENV = Object.fromEntries(FORGE_KINDS.map((k) => [k, PROVIDERS[k].tokenEnv])) as Record<
+  ForgeKind,
+  readonly string[]
+>;
 
 export function parseForgeKind(value: string): ForgeKind {
   const kind = value.toLowerCase() === "forgejo" ? "gitea" : value.toLowerCase();
@@ -52,10 +54,7 @@ export function repoFromRemote(remote: string): { host: string; base: string; re
 
 /** The forge kind a well-known host implies; self-hosted ones need --forge. */
 export function kindFromHost(host: string): ForgeKind | undefined {
-  if (host === "github.com" || host.endsWith(".github.com")) return "github";
-  if (host === "gitlab.com") return "gitlab";
-  if (host === "codeberg.org" || host === "gitea.com") return "gitea";
-  return undefined;
+  return FORGE_KINDS.find((k) => PROVIDERS[k].ownsHost(host));
 }
 
 export interface ForgeFlags {
@@ -91,29 +90,8 @@ export function forgeOptions(
 }
 
 export function createForge(opts: ForgeOptions & { tokenSource?: string; octokit?: OctokitLike }): Forge {
-  const common = {
-    repo: opts.repo,
-    ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
-    ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
-  };
-  switch (opts.kind) {
-    case "github":
-      return createGitHubForge({
-        ...common,
-        ...(opts.octokit ? { octokit: opts.octokit } : {}),
-        ...(opts.token ? { token: opts.token } : {}),
-        ...(opts.url ? { url: opts.url } : {}),
-      });
-    case "gitlab":
-      return createGitLabForge({
-        ...common,
-        token: opts.token ?? "",
-        ...(opts.url ? { url: opts.url } : {}),
-      });
-    case "gitea":
-      if (!opts.url) throw new UsageError("a Gitea/Forgejo forge needs --forge-url (its base URL)");
-      return createGiteaForge({ ...common, url: opts.url, token: opts.token ?? "" });
-  }
+  const { kind, ...rest } = opts;
+  return PROVIDERS[kind].create(rest);
 }
 
 /** The `origin` URL of a local checkout, or undefined (no remote, not a checkout). */

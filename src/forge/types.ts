@@ -128,6 +128,32 @@ export interface Forge extends ForgeRepoRef {
   readonly requestCount: number;
 }
 
+/**
+ * One forge provider: what shipmate knows of a forge kind besides its API
+ * client. Each provider folder exports one; src/forge/index.ts registers
+ * them in its one map, from which flags, token variables, host inference and
+ * the client are all served.
+ */
+export interface ForgeProvider {
+  /** Where its token is looked for, first match wins. */
+  tokenEnv: readonly string[];
+  /** A public host that implies this forge (self-hosted ones need --forge). */
+  ownsHost(host: string): boolean;
+  /** The API base a CI runner of this forge announces in its environment (GitHub Actions' GITHUB_API_URL). */
+  runnerUrl?(env: NodeJS.ProcessEnv): string | undefined;
+  create(opts: ProviderOptions): Forge;
+}
+
+/** What a provider is created from (`octokit`: GitHub only, Probot's installation client). */
+export interface ProviderOptions {
+  repo: string;
+  url?: string;
+  token?: string;
+  tokenSource?: string;
+  maxRateLimitWaitMs?: number;
+  octokit?: unknown;
+}
+
 /** Connection options shared by the CLI, the Action and the App. */
 export interface ForgeOptions {
   kind: ForgeKind;

@@ -17,7 +17,14 @@ import {
 import { join, resolve } from "node:path";
 import { type SimpleGit, simpleGit } from "simple-git";
 import { GitError, redact, UsageError } from "../errors.ts";
-import { type AskPass, askPass, type GitCredentials, stripUserinfo } from "./auth.ts";
+import {
+  type AskPass,
+  askPass,
+  credentialsFromEnv,
+  DEFAULT_TOKEN_ENV,
+  type GitCredentials,
+  stripUserinfo,
+} from "./auth.ts";
 import { processAlive, releaseScratch, scratchDir, sweepScratch } from "./scratch.ts";
 
 export interface Identity {
@@ -114,6 +121,37 @@ export class Workspace {
   }
 
   static isUrl = isUrl;
+
+  /**
+   * The one way a run gets its checkout: opens a local one, or clones a URL
+   * (shallow, one branch), with the HTTPS token in `tokenEnv` (default
+   * SHIPMATE_GIT_TOKEN) as the git credential; `clone` clones a local path
+   * too. The caller disposes it.
+   */
+  static async acquire(
+    repo: string,
+    opts: { branch?: string; env: NodeJS.ProcessEnv; tokenEnv?: string; clone?: boolean },
+  ): Promise<Workspace> {
+    const credentials = credentialsFromEnv(opts.env, opts.tokenEnv ?? DEFAULT_TOKEN_ENV);
+    const wsOpts = { env: opts.env, ...(credentials ? { credentials } : {}) };
+    return opts.clone || isUrl(repo)
+      ? Workspace.clone(repo, opts.branch, wsOpts)
+      : Workspace.open(repo, wsOpts);
+  }
+
+  /** Runs `work` in the checkout of `repo`, disposing it afterwards. */
+  static async with<T>(
+    repo: string,
+    opts: { branch?: string; env: NodeJS.ProcessEnv; tokenEnv?: string },
+    work: (ws: Workspace) => Promise<T>,
+  ): Promise<T> {
+    const ws = await Workspace.acquire(repo, opts);
+    try {
+      return await work(ws);
+    } finally {
+      ws.dispose();
+    }
+  }
 
   /** Opens the checkout that contains `dir`. */
   static async open(dir: string, opts: WorkspaceOptions = {}): Promise<Workspace> {

@@ -13,12 +13,17 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeClient, loadKubeConfig } from "../agent/client.ts";
 import { healthReport, healthyAt } from "../agent/control.ts";
-import { FLEET_FILE, type FleetEnvironment, loadFleet } from "../config/fleet.ts";
+import {
+  FLEET_FILE,
+  type Fleet,
+  type FleetEnvironment,
+  loadFleet,
+  promotionSource,
+} from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { BOT_PREFIX, type ProposalOutcome, propose, requestOptions } from "../forge/deliver.ts";
 import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/index.ts";
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
-import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
@@ -44,8 +49,13 @@ export interface PromoteJob {
   /** Fleet repository (holding shipmate.yaml): a local checkout or a clone URL. */
   repo: string;
   branch?: string;
-  from: string;
+  /** Source environment; default: the target's promotion source (its `promoteFrom`, else the one before it). */
+  from?: string;
   to: string;
+  /** The run's checkout of `repo`, when it has one (neither opened nor disposed here). */
+  workspace?: Workspace;
+  /** shipmate.yaml as the run already read it from that checkout. */
+  fleet?: Fleet;
   apps?: string[];
   dryRun: boolean;
   /** One request per app instead of one per promotion. */
@@ -231,18 +241,25 @@ async function dryRunGates(
 }
 
 export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
-  const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
-  const wsOpts = { env: job.env, ...(credentials ? { credentials } : {}) };
   const open = (repo: string, branch?: string) =>
-    Workspace.isUrl(repo) ? Workspace.clone(repo, branch, wsOpts) : Workspace.open(repo, wsOpts);
+    Workspace.acquire(repo, {
+      ...(branch !== undefined ? { branch } : {}),
+      env: job.env,
+      ...(job.tokenEnv !== undefined ? { tokenEnv: job.tokenEnv } : {}),
+    });
   const workspaces: Workspace[] = [];
   try {
-    const fleetWs = await open(job.repo, job.branch);
-    workspaces.push(fleetWs);
-    const fleet = await loadFleet(fleetWs.dir);
+    const fleetWs = job.workspace ?? (await open(job.repo, job.branch));
+    if (fleetWs !== job.workspace) workspaces.push(fleetWs);
+    const fleet = job.fleet ?? (await loadFleet(fleetWs.dir));
     const envs = fleet.spec.environments;
-    const fromEnv = findEnv(envs, job.from, FLEET_FILE);
     const toEnv = findEnv(envs, job.to, FLEET_FILE);
+    const from = job.from ?? promotionSource(fleet, toEnv.name)?.name;
+    if (!from)
+      throw new ConfigError(`${toEnv.name} has no environment before it to promote from: name the source`, {
+        file: FLEET_FILE,
+      });
+    const fromEnv = findEnv(envs, from, FLEET_FILE);
     if (fromEnv.name === toEnv.name) throw new UsageError("--from and --to name the same environment");
     if (toEnv.promoteFrom && toEnv.promoteFrom !== fromEnv.name)
       throw new ConfigError(
@@ -251,7 +268,13 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       );
     const wsFor = async (env: FleetEnvironment) => {
       if (!env.repository) return fleetWs;
-      const ws = await Workspace.clone(env.repository.url, env.repository.branch, wsOpts);
+      // Another repository is always cloned, even when its URL is a local path.
+      const ws = await Workspace.acquire(env.repository.url, {
+        branch: env.repository.branch,
+        clone: true,
+        env: job.env,
+        ...(job.tokenEnv !== undefined ? { tokenEnv: job.tokenEnv } : {}),
+      });
       workspaces.push(ws);
       return ws;
     };

@@ -33,6 +33,7 @@ export {
   formatReference,
   type ImageReference,
   isValidTag,
+  normaliseImage,
   parseReference,
   repositoryName,
 } from "./reference.ts";

@@ -125,6 +125,15 @@ export function repositoryName(ref: Pick<ImageReference, "registry" | "repositor
 }
 
 /** The full normalised reference: `docker.io/library/nginx:1.27@sha256:…`. */
+/** `host[:port]/path` → normalised repository; undefined for something no registry would accept. */
+export function normaliseImage(name: string): string | undefined {
+  try {
+    return repositoryName(parseReference(name));
+  } catch {
+    return undefined;
+  }
+}
+
 export function formatReference(ref: ImageReference): string {
   return `${repositoryName(ref)}${ref.tag !== undefined ? `:${ref.tag}` : ""}${ref.digest !== undefined ? `@${ref.digest}` : ""}`;
 }

@@ -18,7 +18,7 @@ import {
   type SeqNode,
   type YDocument,
   type YNode,
-} from "./tree.ts";
+} from "./view.ts";
 
 /** Thrown (never escaping this module) when the text is outside the subset. */
 const DECLINE = { declined: true };

@@ -4,15 +4,29 @@
  * engine + atomic writes), and deliver the result through git.
  */
 import { UsageError } from "../errors.ts";
-import { credentialsFromEnv, DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type DeliveryMode, deliver } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { unifiedDiff } from "./diff.ts";
 import { walkTree } from "./fs.ts";
 import { type PipelineTimings, updateTree } from "./pipeline.ts";
-import type { ResolvedInput } from "./source.ts";
 import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
+
+/** Flux's defaults of a run, from its ImageUpdateAutomation (the job's own options win). */
+export interface RunDefaults {
+  author?: { name: string; email: string };
+  messageTemplate?: string;
+  messageTemplateSource?: string;
+  messageValues?: Record<string, string>;
+  automation?: string;
+  path?: string;
+}
+
+/** Selections with what the run found before writing: problems reported with the job's, and Flux's defaults. */
+export interface ResolvedInput extends UpdateInput {
+  problems?: Problem[];
+  defaults?: RunDefaults;
+}
 
 export interface UpdateJob {
   /** A local path (default: the current directory) or a clone URL. */
@@ -22,7 +36,7 @@ export interface UpdateJob {
   /** Only files under this repository-relative directory are looked at. */
   path?: string;
   /** The selections, or a function that loads them from the checked-out tree (policies inside the repo). */
-  input: UpdateInput | ((dir: string) => Promise<ResolvedInput>);
+  input: ResolvedInput | ((dir: string) => Promise<ResolvedInput>);
   delivery: "files" | "commit" | "push" | "push-branch";
   pushBranch?: string;
   dryRun: boolean;
@@ -40,6 +54,8 @@ export interface UpdateJob {
   backoffMs?: number;
   maxFileBytes?: number;
   onRetry?: (attempt: number, reason: string) => void;
+  /** The run's checkout, when it has one already (neither opened nor disposed here). */
+  workspace?: Workspace;
 }
 
 /** Where a run's time went: the walk, then the pipeline (reading and rewriting here, writing beside). */
@@ -112,11 +128,13 @@ export async function updateDirectory(
 }
 
 export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
-  const credentials = credentialsFromEnv(job.env, job.tokenEnv ?? DEFAULT_TOKEN_ENV);
-  const wsOpts = { env: job.env, ...(credentials ? { credentials } : {}) };
-  const ws = Workspace.isUrl(job.repo)
-    ? await Workspace.clone(job.repo, job.branch, wsOpts)
-    : await Workspace.open(job.repo, wsOpts);
+  const ws =
+    job.workspace ??
+    (await Workspace.acquire(job.repo, {
+      ...(job.branch !== undefined ? { branch: job.branch } : {}),
+      env: job.env,
+      ...(job.tokenEnv !== undefined ? { tokenEnv: job.tokenEnv } : {}),
+    }));
   try {
     const input: ResolvedInput = typeof job.input === "function" ? await job.input(ws.dir) : job.input;
     const defaults = input.defaults ?? {};
@@ -192,7 +210,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
       ...(mode.kind === "push-branch" || mode.kind === "push" ? { branch: mode.branch } : {}),
     };
   } finally {
-    ws.dispose();
+    if (ws !== job.workspace) ws.dispose();
   }
 }
 

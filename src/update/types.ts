@@ -76,6 +76,8 @@ export interface Problem {
   kind: ProblemKind;
   severity: "error" | "warning";
   message: string;
+  /** The policy the problem is about, when it is about one (a scan failure, a marker without a selection). */
+  policy?: string;
 }
 
 /** One file's outcome. `content` is set only when something changed. */

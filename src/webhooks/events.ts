@@ -5,7 +5,7 @@
  * and keeps only the fields read here (senders add fields freely).
  */
 import { z } from "zod";
-import { familiarName, parseReference, repositoryName } from "../registry/index.ts";
+import { familiarName, normaliseImage, parseReference, repositoryName } from "../registry/index.ts";
 
 export type WebhookSource = "distribution" | "dockerhub" | "ghcr" | "harbor";
 
@@ -98,15 +98,7 @@ const HarborCloudEvent = z.object({ specversion: z.string(), type: z.string(), d
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
-/** `host[:port]/path` → normalised repository; undefined for something no registry would accept. */
-export function normaliseImage(name: string): string | undefined {
-  try {
-    const ref = parseReference(name);
-    return repositoryName(ref);
-  } catch {
-    return undefined;
-  }
-}
+export { normaliseImage };
 
 function push(image: string | undefined, tag?: string, digest?: string): ImagePush | undefined {
   if (!image) return undefined;

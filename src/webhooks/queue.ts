@@ -5,8 +5,10 @@
  * other for the same branch.
  */
 
+import type { ScanScope } from "../run/update.ts";
+
 /** What a run covers: some image repositories, or everything. */
-export type RefreshScope = { kind: "all" } | { kind: "images"; images: ReadonlySet<string> };
+export type RefreshScope = ScanScope;
 
 export function mergeScopes(a: RefreshScope | undefined, b: RefreshScope): RefreshScope {
   if (!a) return b;

@@ -1,17 +1,17 @@
 /**
  * `shipmate serve` as a library: the webhook endpoint, `/healthz`, an
  * optional polling interval for registries that send nothing, and the
- * coalescing queue in front of refreshFleet.
+ * coalescing queue in front of runUpdate (src/run/update.ts).
  */
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import { timerMs } from "../config/duration.ts";
 import { describeError, UsageError } from "../errors.ts";
+import { runUpdate, type UpdateRun, type UpdateRunResult } from "../run/update.ts";
 import type { WebhookAuth } from "./auth.ts";
 import { shortImage } from "./events.ts";
 import { CoalescingQueue, mergeScopes, type RefreshScope } from "./queue.ts";
 import { registryWebhookHandler, sendJson } from "./receiver.ts";
-import { type RefreshJob, type RefreshResult, refreshFleet } from "./refresh.ts";
 
 export interface WebhookServiceOptions {
   /** `host:port`; port 0 picks a free one. */
@@ -19,12 +19,12 @@ export interface WebhookServiceOptions {
   path?: string;
   auth: WebhookAuth;
   maxBodyBytes?: number;
-  job: Omit<RefreshJob, "scope">;
+  job: Omit<UpdateRun, "scope">;
   /** Also refresh everything on this interval (ms); off when absent. */
   intervalMs?: number;
   log: Logger;
   /** Called after every run (tests, metrics). */
-  onResult?: (result: RefreshResult | Error, scope: RefreshScope) => void;
+  onResult?: (result: UpdateRunResult | Error, scope: RefreshScope) => void;
 }
 
 export interface WebhookService {
@@ -45,7 +45,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /** One log line per run: what was pushed or proposed, what failed. */
-export function logResult(log: Logger, r: RefreshResult, scope: RefreshScope): void {
+export function logResult(log: Logger, r: UpdateRunResult, scope: RefreshScope): void {
   const what = scope.kind === "all" ? "all policies" : [...scope.images].map(shortImage).join(", ");
   if (r.skipped) {
     log.info({ scope: what }, `nothing to scan: ${r.skipped}`);
@@ -75,7 +75,7 @@ export async function startWebhookService(opts: WebhookServiceOptions): Promise<
   const { log } = opts;
   const queue = new CoalescingQueue<RefreshScope>(async (scope) => {
     try {
-      const result = await refreshFleet({ ...opts.job, scope });
+      const result = await runUpdate({ ...opts.job, scope });
       logResult(log, result, scope);
       opts.onResult?.(result, scope);
     } catch (err) {

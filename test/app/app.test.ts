@@ -5,7 +5,8 @@
  * authenticated with the installation token.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { Workspace } from "../../src/git/workspace.ts";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
 import { deployment, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
@@ -129,12 +130,16 @@ describe("registry_package", () => {
       more: [{ name: `plain-${names}`, files: { "README.md": "# not a fleet\n" } }],
     });
     const before = head(hh);
+    const clones = vi.spyOn(Workspace, "clone");
     const started = Date.now();
     const res = await hh.deliverAndWait(
       "registry_package",
       E.registryPackagePublished(hh.repo, image, "1.1.0"),
     );
     expect(res.status).toBe(202);
+    // One clone of the fleet for the whole refresh: scan, push and the dashboard's reading of the tree.
+    expect(clones.mock.calls.filter(([url]) => url.endsWith(`/${hh.repo.name}.git`))).toHaveLength(1);
+    clones.mockRestore();
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(head(hh)).not.toBe(before);
     expect(stagingFile(hh)).toContain(`${image}:1.1.0 #`);
@@ -245,7 +250,11 @@ describe("pull request merged on a staging bump", () => {
   it("starts the promotion request into the environment that promotes from staging, and says so on the merged request", async () => {
     const hh = await harness({ files: fleetFiles(image, { staging: "1.1.0", production: "1.0.0" }) });
     hh.st.pullFiles.set(`${hh.repo.fullName}#40`, ["apps/staging/app/deployment.yaml"]);
+    const clones = vi.spyOn(Workspace, "clone");
     await hh.deliverAndWait("pull_request", E.pullRequestClosed(hh.repo, 40, "shipmate/update-main", true));
+    // One clone: shipmate.yaml read once there, and the promotion made from that checkout.
+    expect(clones).toHaveBeenCalledTimes(1);
+    clones.mockRestore();
     const [pr] = hh.gh.pulls;
     expect(pr).toMatchObject({ head: "shipmate/promote-production", base: "main", state: "open" });
     expect(

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
-import { requestOptions, splitByMode } from "../../src/forge/deliver.ts";
+import { requestOptions } from "../../src/forge/deliver.ts";
 import {
   forgeFromFlags,
   forgeOptions,
@@ -12,6 +12,7 @@ import {
   parseForgeKind,
   repoFromRemote,
 } from "../../src/forge/index.ts";
+import { splitByMode } from "../../src/run/update.ts";
 
 describe("forge selection from flags, remote and environment", () => {
   it.each([
@@ -136,7 +137,7 @@ describe("splitByMode", () => {
         "flux-system:staging-web": "push",
         "flux-system:prod-web": "pull-request",
       };
-      const split = splitByMode(input, (id) => modes[id], fallback);
+      const split = splitByMode(input, (id) => modes[id] ?? fallback);
       expect([...split.push.selections.keys()]).toEqual(push);
       expect([...split["pull-request"].selections.keys()]).toEqual(pr);
       expect(split.push.policies).toBe(input.policies);

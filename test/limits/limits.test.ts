@@ -10,9 +10,9 @@ import { parseManifests } from "../../src/agent/render.ts";
 import { parseFleet } from "../../src/config/fleet.ts";
 import { MAX_DOCUMENTS, MAX_FILE_BYTES, parseDocumentsBounded } from "../../src/config/limits.ts";
 import { parsePolicyConfig } from "../../src/config/load.ts";
+import { loadRunPolicies } from "../../src/config/policy-set.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { validateTree } from "../../src/validate/validate.ts";
-import { loadRunPolicies } from "../../src/webhooks/refresh.ts";
 import { runCli } from "../helpers/cli.ts";
 import { tempDir } from "../infra/git.ts";
 

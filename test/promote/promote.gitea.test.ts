@@ -8,6 +8,7 @@ import { parseMeta } from "../../src/forge/body.ts";
 import type { PromoteResult } from "../../src/promote/index.ts";
 import { TestClone } from "../forge/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { giteaFleet, pushFiles } from "../helpers/gitea.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 
 let gitea: GiteaServer;
@@ -340,14 +341,7 @@ describe("shipmate promote: a repository per environment", () => {
     const stagingRepo = await gitea.createRepo("rpe-staging");
     const productionRepo = await gitea.createRepo("rpe-production");
     const plainUrl = (r: GiteaRepo) => `${gitea.url}/${r.fullName}.git`;
-    const push = async (r: GiteaRepo, files: Record<string, string>) => {
-      const c = await TestClone.clone(r.authedCloneUrl);
-      try {
-        return await c.pushBranch("main", files);
-      } finally {
-        await c.remove();
-      }
-    };
+    const push = (r: GiteaRepo, files: Record<string, string>) => pushFiles(r, files);
     await push(fleetRepo, {
       "shipmate.yaml": `apiVersion: shipmate.dev/v1alpha1
 kind: Fleet
@@ -409,17 +403,11 @@ spec:
 
 describe("shipmate promote: a protected target branch", () => {
   it("push mode into a branch that refuses pushes fails with one line naming the branch", async () => {
-    const r = await gitea.createRepo("guarded");
-    const c = await TestClone.clone(r.authedCloneUrl);
-    try {
-      await c.pushBranch("main", {
-        "shipmate.yaml": FLEET,
-        "apps/dev/web/kustomization.yaml": overlay("web", web, "9.1.0"),
-        "apps/staging/web/kustomization.yaml": overlay("web", web, "9.0.0"),
-      });
-    } finally {
-      await c.remove();
-    }
+    const r = await giteaFleet(gitea, "guarded", {
+      "shipmate.yaml": FLEET,
+      "apps/dev/web/kustomization.yaml": overlay("web", web, "9.1.0"),
+      "apps/staging/web/kustomization.yaml": overlay("web", web, "9.0.0"),
+    });
     await gitea.api("POST", `/repos/${r.fullName}/branch_protections`, {
       rule_name: "main",
       enable_push: false,

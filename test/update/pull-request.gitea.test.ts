@@ -4,9 +4,9 @@
  * shipmate.yaml (staging pushed, production proposed).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestClone } from "../forge/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
 import { deployment, FLEET_YAML, fluxPolicy } from "../helpers/fleet.ts";
+import { giteaFleet } from "../helpers/gitea.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 
 const IMAGE = "127.0.0.1:5000/acme/web";
@@ -21,13 +21,7 @@ afterAll(async () => {
   await gitea?.stop();
 });
 
-async function fleetRepo(name: string, files: Record<string, string>): Promise<GiteaRepo> {
-  const repo = await gitea.createRepo(name);
-  const clone = await TestClone.clone(repo.authedCloneUrl);
-  await clone.pushBranch("main", files);
-  await clone.remove();
-  return repo;
-}
+const fleetRepo = (name: string, files: Record<string, string>) => giteaFleet(gitea, name, files);
 
 /** Staging and production, each with the web app at 1.0.0 and its policy, under `fleet` as shipmate.yaml. */
 const perEnvironment = (name: string, fleet = FLEET_YAML) =>

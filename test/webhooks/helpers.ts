@@ -3,8 +3,6 @@
  * log lines parsed as they arrive.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../../src/cli/index.ts", import.meta.url));
@@ -25,13 +23,7 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from "../infra/net.ts";
 
 export function spawnServe(args: string[], env: NodeJS.ProcessEnv): ServeProcess {
   const child = spawn(process.execPath, [CLI, "serve", ...args], {

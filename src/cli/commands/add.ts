@@ -2,8 +2,8 @@ import { join, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { type AddKind, add, displayPath } from "../../scaffold/scaffold.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const KINDS: AddKind[] = ["app", "env", "team"];
 

@@ -6,8 +6,8 @@ import { loadKubeConfig } from "../../agent/client.ts";
 import { serve } from "../../agent/server.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { durationMs, parseFlags, positiveInt } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [--interval 1m] [--poll-interval 5s]
        [--once] [--kubeconfig FILE] [--namespace shipmate-system] [--name shipmate-system] [--workdir DIR]

@@ -4,8 +4,8 @@ import { registerSecret, UsageError } from "../../errors.ts";
 import { parseForgeKind, TOKEN_ENV } from "../../forge/index.ts";
 import { parseIdentity } from "../../git/workspace.ts";
 import { durationMs, parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate bootstrap --forge gitea|github|gitlab [--forge-url URL] --owner OWNER --repository NAME
        --path clusters/<env> [--branch main] [--personal] [--private | --public] [--token-env VAR]

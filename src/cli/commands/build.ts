@@ -3,8 +3,8 @@ import { resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { buildArtifact } from "../../registry/artifact.ts";
 import { parseFlags, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 import { artifactFlags, artifactMeta, asUsage } from "./artifact-flags.ts";
 
 const usage = `shipmate build artifact --path DIR --output FILE.tgz [--json]

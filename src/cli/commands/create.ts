@@ -18,8 +18,8 @@ import {
 } from "../../bootstrap/flux.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { durationMs, parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const SOURCE_USAGE = `shipmate create source git NAME --url URL (--branch B | --tag T | --semver RANGE)
        [--interval 1m] [--secret-ref NAME] [-n shipmate-system] [--export] [--no-verify]

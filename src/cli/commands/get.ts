@@ -11,8 +11,8 @@ import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/i
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { UsageError } from "../../errors.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
        shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]

@@ -3,8 +3,8 @@ import { UsageError } from "../../errors.ts";
 import { LAYOUTS } from "../../scaffold/model.ts";
 import { displayPath, init } from "../../scaffold/scaffold.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 export const command: Command = {
   summary: "Scaffold a fleet repository (or repositories) in one of four layouts",

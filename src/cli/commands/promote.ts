@@ -4,8 +4,8 @@ import type { MergeMethod } from "../../forge/types.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { type PromoteResult, runPromotion } from "../../promote/index.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate promote --from ENV --to ENV [--repo PATH|URL] [--branch BRANCH] [--app NAME]...
        [--dry-run] [--json] [--per-app] [--skip-gates] [--checks] [--health] [--soak DURATION]

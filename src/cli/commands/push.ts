@@ -3,8 +3,8 @@ import { UsageError } from "../../errors.ts";
 import { buildArtifact, parseOciUrl, pushArtifact } from "../../registry/artifact.ts";
 import { RegistryClient } from "../../registry/client.ts";
 import { parseFlags, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 import { artifactFlags, artifactMeta, asUsage } from "./artifact-flags.ts";
 
 const usage = `shipmate push artifact oci://HOST/REPO:TAG --path DIR [--source URL] [--revision REV]

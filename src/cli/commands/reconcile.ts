@@ -16,8 +16,8 @@ import {
 } from "../../bootstrap/control.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { durationMs, parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
        shipmate reconcile source git|helm|chart NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]

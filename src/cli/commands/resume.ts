@@ -1,4 +1,4 @@
-import type { Command } from "../main.ts";
+import type { Command } from "../command.ts";
 import { toggleCommand } from "./suspend.ts";
 
 export const command: Command = toggleCommand("resume");

@@ -3,12 +3,12 @@ import { loadPolicyConfig } from "../../config/index.ts";
 import { formatRefusal } from "../../config/limits.ts";
 import { UsageError } from "../../errors.ts";
 import { type PolicyResult, scanPolicies } from "../../scan/index.ts";
+import { formatTable } from "../../table.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import type { CliIO } from "../io.ts";
 import { writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
-import { formatTable } from "../table.ts";
 
 const usage = `shipmate scan [--policies DIR] [--json] [--digest] [--cache-dir DIR | --no-cache]
        [--insecure-registry HOST:PORT]... [--pull-secret FILE]... [--platform OS/ARCH] [--policy NS:NAME]...

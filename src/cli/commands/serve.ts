@@ -1,16 +1,16 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pino } from "pino";
+import type { PolicySource } from "../../config/policy-set.ts";
 import type { UpdateMode } from "../../config/types.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { createForge, forgeOptions } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_PATH } from "../../webhooks/receiver.ts";
-import type { PolicySource } from "../../webhooks/refresh.ts";
 import { parseListen, startWebhookService } from "../../webhooks/service.ts";
 import { durationMs, parseFlags, positiveInt, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import type { CliIO } from "../io.ts";
-import type { Command } from "../main.ts";
 import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
 
 const DEFAULT_SECRET_ENV = "SHIPMATE_WEBHOOK_SECRET";
@@ -133,7 +133,7 @@ export const command: Command = {
         ...(values.branch ? { branch: values.branch } : {}),
         ...(values.path ? { path: values.path } : {}),
         policies,
-        ...(mode ? { mode: mode as UpdateMode } : {}),
+        delivery: { kind: "by-mode", ...(mode ? { mode: { fallback: mode as UpdateMode } } : {}) },
         dryRun: values["dry-run"] ?? false,
         env: io.env,
         ...(values["token-env"] ? { tokenEnv: values["token-env"] } : {}),

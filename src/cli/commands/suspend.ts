@@ -3,8 +3,8 @@ import { formatRows, resume, suspend, waitReconciled } from "../../agent/control
 import { formatHelmRows, setHelmReleaseSuspended, waitHelmHandled } from "../../agent/helm/control.ts";
 import { UsageError } from "../../errors.ts";
 import { durationMs, parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
 const HELM_KINDS = new Set(["helmrelease", "helmreleases", "hr"]);

@@ -1,15 +1,14 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import type { UpdateMode } from "../../config/types.ts";
 import { UsageError } from "../../errors.ts";
-import { deliverUpdateAsPullRequest, type ProposalOutcome, splitByMode } from "../../forge/deliver.ts";
+import type { ProposalOutcome } from "../../forge/deliver.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
-import { NO_TIMINGS, runUpdateJob, type UpdateJobResult } from "../../update/job.ts";
+import { combined, runUpdate, type UpdateDelivery } from "../../run/update.ts";
+import type { UpdateJobResult } from "../../update/job.ts";
 import { parseSetFlag } from "../../update/selections.ts";
-import { type ResolvedInput, resolveInput } from "../../update/source.ts";
 import { parseFlags, positiveInt, readableDir } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDIR] [--policies DIR]
        [--set <namespace>:<name>=<image[:tag][@digest]>]... [--commit | --push | --push-branch NAME]
@@ -44,31 +43,6 @@ const USAGE = `shipmate update [--repo PATH|URL] [--branch BRANCH] [--path SUBDI
                                          shipmate.yaml's pullRequest settings of the environments changed)
 
 exit: 0 done (also when nothing changed), 1 a file or push failed, 2 usage or configuration error`;
-
-/** One report for the run: the push half and the pull-request half merged. */
-function merge(results: UpdateJobResult[]): UpdateJobResult {
-  const [first, ...rest] = results;
-  if (!first || rest.length === 0) return first ?? emptyResult();
-  const pushed = results.find((r) => r.pushed || r.commit) ?? first;
-  return {
-    ...pushed,
-    files: results.flatMap((r) => r.files),
-    problems: results.flatMap((r) => r.problems),
-    diff: results.map((r) => r.diff).join(""),
-  };
-}
-
-function emptyResult(): UpdateJobResult {
-  return {
-    files: [],
-    problems: [],
-    commit: null,
-    pushed: false,
-    attempts: 0,
-    diff: "",
-    timings: NO_TIMINGS,
-  };
-}
 
 function requestLine(outcome: ProposalOutcome): string {
   if (outcome.action === "none") return "no pull request needed";
@@ -212,30 +186,48 @@ export const command: Command = {
       }
     }
     const sets = (values.set ?? []).map(parseSetFlag);
-    let resolved: ResolvedInput | undefined;
-    // Resolved (scanned) once, in whichever checkout asks first; both halves share it.
-    const resolveOnce = async (dir: string) =>
-      (resolved ??= await resolveInput({
-        sets,
-        ...(policiesDir !== undefined ? { policiesDir } : {}),
-        repoDir: dir,
-        env: io.env,
-        insecureRegistries: values["insecure-registry"] ?? [],
-        pullSecrets: (values["pull-secret"] ?? []).map((f) => resolve(io.cwd, f)),
-        ...(values["no-cache"] ? { cacheDir: false as const } : {}),
-      }));
-    const half = (mode: UpdateMode) => async (dir: string) => {
-      const r = await resolveOnce(dir);
-      const halves = splitByMode(r, (id) => (allRequests ? "pull-request" : r.modes?.get(id)));
-      // The scan's problems are reported once, with the push half.
-      return { ...r, ...halves[mode], ...(mode === "pull-request" && !allRequests ? { problems: [] } : {}) };
-    };
-    const job = {
-      repo: isUrl ? repo : resolve(io.cwd, repo),
+    const delivery: UpdateDelivery =
+      values.push || allRequests
+        ? { kind: "by-mode", ...(allRequests ? { mode: { all: "pull-request" as const } } : {}) }
+        : values["push-branch"] !== undefined
+          ? { kind: "push-branch", branch: values["push-branch"] }
+          : { kind: values.commit ? "commit" : "files" };
+    // The registry client loads only for a scan: explicit selections never pay for it.
+    const credentials =
+      sets.length > 0
+        ? undefined
+        : await (await import("../../registry/index.ts")).defaultCredentials({
+            env: io.env,
+            secretFiles: (values["pull-secret"] ?? []).map((f) => resolve(io.cwd, f)),
+          });
+    const repoPath = isUrl ? repo : resolve(io.cwd, repo);
+    const result = await runUpdate({
+      repo: repoPath,
       ...(values.branch !== undefined ? { branch: values.branch } : {}),
       ...(values.path !== undefined ? { path: values.path } : {}),
+      policies: policiesDir !== undefined ? { kind: "dir", dir: policiesDir } : { kind: "repo" },
+      sets,
+      delivery,
+      dryRun,
       env: io.env,
       ...(values["token-env"] !== undefined ? { tokenEnv: values["token-env"] } : {}),
+      scan: {
+        ...(credentials ? { credentials } : {}),
+        insecureRegistries: values["insecure-registry"] ?? [],
+        ...(values["no-cache"] ? { cacheDir: false as const } : {}),
+      },
+      // The forge clients load only when a request is wanted: a plain update never pays for them.
+      forge: async () =>
+        (await import("../../forge/index.ts")).forgeFromFlags(
+          {
+            ...(values.forge !== undefined ? { forge: values.forge } : {}),
+            ...(values["forge-url"] !== undefined ? { forgeUrl: values["forge-url"] } : {}),
+            ...(values["forge-repo"] !== undefined ? { forgeRepo: values["forge-repo"] } : {}),
+            ...(values["forge-token-env"] !== undefined ? { tokenEnv: values["forge-token-env"] } : {}),
+          },
+          repoPath,
+          io.env,
+        ),
       ...(values.author !== undefined ? { author: parseIdentity(values.author, "--author") } : {}),
       ...(values.committer !== undefined
         ? { committer: parseIdentity(values.committer, "--committer") }
@@ -252,61 +244,19 @@ export const command: Command = {
         : {}),
       onRetry: (attempt: number, reason: string) =>
         writeLine(io.stderr, `push rejected (${reason}); retrying on the new head (attempt ${attempt + 1})`),
-    };
-
-    // Delivery modes matter only when changes leave the machine: --push splits by
-    // each policy's mode, --pull-request sends everything through a request.
-    if (!values.push && !allRequests) {
-      const result = await runUpdateJob({
-        ...job,
-        input: resolveOnce,
-        delivery: values["push-branch"] !== undefined ? "push-branch" : values.commit ? "commit" : "files",
-        ...(values["push-branch"] !== undefined ? { pushBranch: values["push-branch"] } : {}),
-        dryRun,
-      });
-      report(io, result, values.json === true, dryRun);
-      return exitCode(result);
-    }
-
-    const results: UpdateJobResult[] = [];
-    if (!allRequests)
-      results.push(await runUpdateJob({ ...job, input: half("push"), delivery: "push", dryRun }));
-    const requested = resolved;
-    const wantsRequest =
-      allRequests ||
-      (requested !== undefined &&
-        [...requested.selections.keys()].some((id) => requested.modes?.get(id) === "pull-request"));
-    let request: ProposalOutcome | undefined;
-    if (wantsRequest && dryRun) {
-      results.push(await runUpdateJob({ ...job, input: half("pull-request"), delivery: "files", dryRun }));
-    } else if (wantsRequest) {
-      // The forge clients load only when a request is wanted: a plain update never pays for them.
-      const { forgeFromFlags } = await import("../../forge/index.ts");
-      const forge = await forgeFromFlags(
-        {
-          ...(values.forge !== undefined ? { forge: values.forge } : {}),
-          ...(values["forge-url"] !== undefined ? { forgeUrl: values["forge-url"] } : {}),
-          ...(values["forge-repo"] !== undefined ? { forgeRepo: values["forge-repo"] } : {}),
-          ...(values["forge-token-env"] !== undefined ? { tokenEnv: values["forge-token-env"] } : {}),
-        },
-        job.repo,
-        io.env,
-      );
-      const delivered = await deliverUpdateAsPullRequest({
-        job: { ...job, input: half("pull-request") },
-        forge,
-        imageOf: (id) => resolved?.selections.get(id)?.image,
-        settingsOf: (id) => resolved?.requestSettings?.get(id),
+      request: {
         ...(values["pr-branch"] !== undefined ? { branch: values["pr-branch"] } : {}),
         ...(values.label ? { labels: values.label } : {}),
         ...(values.reviewer ? { reviewers: values.reviewer } : {}),
         ...(values["auto-merge"] ? { autoMerge: true } : {}),
-      });
-      results.push(delivered.update);
-      request = delivered.request;
-    }
-    const result = merge(results);
-    report(io, result, values.json === true, dryRun, request);
-    return exitCode(result);
+      },
+    });
+    if (sets.length === 0 && result.skipped)
+      throw new UsageError(
+        `${result.skipped} in ${policiesDir ?? repo}; give --policies DIR or --set <namespace>:<name>=<image:tag>`,
+      );
+    const merged = combined(result);
+    report(io, merged, values.json === true, dryRun, result.request?.request);
+    return exitCode(merged);
   },
 };

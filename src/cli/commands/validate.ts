@@ -2,8 +2,8 @@ import { join, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { validateTree } from "../../validate/validate.ts";
 import { parseFlags } from "../args.ts";
+import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
-import type { Command } from "../main.ts";
 
 export const command: Command = {
   summary: "Check a fleet repository: kustomize builds, object schemas, image policy markers, dependsOn",

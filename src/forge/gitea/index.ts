@@ -4,11 +4,19 @@
  * `write:issue` for labels and comments).
  */
 import type { z } from "zod";
-import { ForgeError, registerSecret } from "../../errors.ts";
+import { ForgeError, registerSecret, UsageError } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CheckState, CommitChecks, Forge, MergeMethod, PullRequest } from "../types.ts";
+import type {
+  CheckRun,
+  CheckState,
+  CommitChecks,
+  Forge,
+  ForgeProvider,
+  MergeMethod,
+  PullRequest,
+} from "../types.ts";
 import * as S from "./schemas.ts";
 
 export interface GiteaOptions {
@@ -286,3 +294,18 @@ class GiteaOps implements ForgeOps {
 export function createGiteaForge(opts: GiteaOptions): Forge {
   return new RequestForge(new GiteaOps(opts));
 }
+
+export const provider: ForgeProvider = {
+  tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
+  ownsHost: (host) => host === "codeberg.org" || host === "gitea.com",
+  create: (opts) => {
+    if (!opts.url) throw new UsageError("a Gitea/Forgejo forge needs --forge-url (its base URL)");
+    return createGiteaForge({
+      repo: opts.repo,
+      url: opts.url,
+      token: opts.token ?? "",
+      ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
+      ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+    });
+  },
+};

@@ -10,7 +10,7 @@ import { ForgeError, registerSecret } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { BranchProtectionError, classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CommitChecks, Forge, MergeMethod, PullRequest } from "../types.ts";
+import type { CheckRun, CommitChecks, Forge, ForgeProvider, MergeMethod, PullRequest } from "../types.ts";
 import * as S from "./schemas.ts";
 
 /** The Octokit surface the provider uses: `@octokit/rest` and Probot's client both have it. */
@@ -349,3 +349,18 @@ class GitHubOps implements ForgeOps {
 export function createGitHubForge(opts: GitHubOptions): Forge {
   return new RequestForge(new GitHubOps(opts));
 }
+
+export const provider: ForgeProvider = {
+  tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"],
+  ownsHost: (host) => host === "github.com" || host.endsWith(".github.com"),
+  runnerUrl: (env) => env.GITHUB_API_URL,
+  create: (opts) =>
+    createGitHubForge({
+      repo: opts.repo,
+      ...(opts.octokit ? { octokit: opts.octokit as OctokitLike } : {}),
+      ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.url ? { url: opts.url } : {}),
+      ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
+      ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+    }),
+};

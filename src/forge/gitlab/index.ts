@@ -7,12 +7,13 @@
 
 import { createRequesterFn, type RequestOptions } from "@gitbeaker/requester-utils";
 import { Gitlab } from "@gitbeaker/rest";
-import { z } from "zod";
+import type { z } from "zod";
 import { ForgeError, registerSecret } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { BranchProtectionError, classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CommitChecks, Forge, MergeMethod, PullRequest } from "../types.ts";
+import type { CheckRun, CommitChecks, Forge, ForgeProvider, MergeMethod, PullRequest } from "../types.ts";
+import * as S from "./schemas.ts";
 
 export interface GitLabOptions {
   /** Project path with its groups, `group/sub/project`. */
@@ -23,33 +24,6 @@ export interface GitLabOptions {
   tokenSource?: string;
   maxRateLimitWaitMs?: number;
 }
-
-// GitLab REST: MergeRequestBasic / MergeRequest entities (doc/api/merge_requests.md)
-const User = z.object({ id: z.number(), username: z.string() }).loose();
-const MergeRequest = z
-  .object({
-    iid: z.number(),
-    title: z.string(),
-    description: z.string().nullable(),
-    state: z.enum(["opened", "closed", "locked", "merged"]),
-    source_branch: z.string(),
-    target_branch: z.string(),
-    web_url: z.string(),
-    sha: z.string().nullable().optional(),
-    labels: z.array(z.string()),
-    merge_when_pipeline_succeeds: z.boolean().optional(),
-    merged_by: User.nullable().optional(),
-    closed_by: User.nullable().optional(),
-  })
-  .loose();
-type MergeRequest = z.infer<typeof MergeRequest>;
-const MergeRequests = z.array(MergeRequest);
-// doc/api/commits.md, "List the statuses of a commit"
-const CommitStatuses = z.array(
-  z.object({ name: z.string(), status: z.string(), target_url: z.string().nullable().optional() }).loose(),
-);
-// doc/api/users.md, "List users" (username filter)
-const Users = z.array(User);
 
 const PER_PAGE = 100;
 
@@ -64,7 +38,7 @@ class HttpFailure extends Error {
   }
 }
 
-function toPullRequest(mr: MergeRequest): PullRequest {
+function toPullRequest(mr: S.MergeRequest): PullRequest {
   const meta = parseMeta(mr.description);
   const state = mr.state === "merged" ? "merged" : mr.state === "closed" ? "closed" : "open";
   const by = mr.state === "merged" ? mr.merged_by : mr.closed_by;
@@ -181,7 +155,7 @@ class GitLabOps implements ForgeOps {
     return this.#call(
       "list open merge requests",
       () => this.#api.MergeRequests.all({ projectId: this.repo, state: "opened", perPage: PER_PAGE }),
-      MergeRequests,
+      S.MergeRequests,
     ).then((list) => list.map(toPullRequest));
   }
 
@@ -195,7 +169,7 @@ class GitLabOps implements ForgeOps {
           sourceBranch: branch,
           perPage: PER_PAGE,
         }),
-      MergeRequests,
+      S.MergeRequests,
     );
     return list.map(toPullRequest).find((p) => p.branch === branch);
   }
@@ -213,7 +187,7 @@ class GitLabOps implements ForgeOps {
           perPage: 1,
           maxPages: 1,
         }),
-      MergeRequests,
+      S.MergeRequests,
     );
     return list.map(toPullRequest)[0];
   }
@@ -227,7 +201,7 @@ class GitLabOps implements ForgeOps {
             description: input.body,
             removeSourceBranch: true,
           }),
-        MergeRequest,
+        S.MergeRequest,
       ),
     );
   }
@@ -242,7 +216,7 @@ class GitLabOps implements ForgeOps {
             description: input.body,
             targetBranch: input.base,
           }),
-        MergeRequest,
+        S.MergeRequest,
       ),
     );
   }
@@ -251,7 +225,7 @@ class GitLabOps implements ForgeOps {
     await this.#call(
       `label merge request !${pr.number}`,
       () => this.#api.MergeRequests.edit(this.repo, pr.number, { addLabels: labels.join(",") }),
-      MergeRequest,
+      S.MergeRequest,
     );
   }
 
@@ -261,7 +235,7 @@ class GitLabOps implements ForgeOps {
       const [user] = await this.#call(
         `look up reviewer ${username}`,
         () => this.#api.Users.all({ username }),
-        Users,
+        S.Users,
       );
       if (!user) throw new ForgeError(`GitLab ${this.repo}: reviewer "${username}" is not a GitLab user`);
       ids.push(user.id);
@@ -269,7 +243,7 @@ class GitLabOps implements ForgeOps {
     await this.#call(
       `request reviews on !${pr.number}`,
       () => this.#api.MergeRequests.edit(this.repo, pr.number, { reviewerIds: ids }),
-      MergeRequest,
+      S.MergeRequest,
     );
   }
 
@@ -286,7 +260,7 @@ class GitLabOps implements ForgeOps {
             shouldRemoveSourceBranch: true,
             ...(method === "squash" ? { squash: true } : {}),
           }),
-        MergeRequest,
+        S.MergeRequest,
       );
       return mr.state === "merged" ? "merged" : "enabled";
     } catch (err) {
@@ -310,7 +284,7 @@ class GitLabOps implements ForgeOps {
     await this.#call(
       `close !${pr.number}`,
       () => this.#api.MergeRequests.edit(this.repo, pr.number, { stateEvent: "close" }),
-      MergeRequest,
+      S.MergeRequest,
     );
   }
 
@@ -326,7 +300,7 @@ class GitLabOps implements ForgeOps {
     const statuses = await this.#call(
       `read the statuses of ${ref}`,
       () => this.#api.Commits.allStatuses(this.repo, ref),
-      CommitStatuses,
+      S.CommitStatuses,
     );
     // A retried job leaves its older statuses behind; the newest per name counts (GitLab lists newest first).
     const seen = new Set<string>();
@@ -347,3 +321,16 @@ class GitLabOps implements ForgeOps {
 export function createGitLabForge(opts: GitLabOptions): Forge {
   return new RequestForge(new GitLabOps(opts));
 }
+
+export const provider: ForgeProvider = {
+  tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
+  ownsHost: (host) => host === "gitlab.com",
+  create: (opts) =>
+    createGitLabForge({
+      repo: opts.repo,
+      token: opts.token ?? "",
+      ...(opts.url ? { url: opts.url } : {}),
+      ...(opts.tokenSource ? { tokenSource: opts.tokenSource } : {}),
+      ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+    }),
+};

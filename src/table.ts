@@ -1,4 +1,4 @@
-/** A plain-text table for people: columns padded to their widest cell, no trailing spaces. */
+/** A plain-text table for people (CLI output, bootstrap status): columns padded to their widest cell, no trailing spaces. */
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
