@@ -207,6 +207,7 @@ export class Agent {
     this.helmReleases = new HelmReleaseReconciler({
       client: this.client,
       helm: this.helm,
+      targets: this.targets,
       sources: this.sources,
       events: this.events,
       log,

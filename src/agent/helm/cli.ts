@@ -74,10 +74,25 @@ export async function kubeconfigFor(kc: KubeConfig): Promise<string> {
 
 export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall";
 
+/**
+ * The cluster and identity a Helm action runs against: the HelmRelease's
+ * target (./../targets.ts), the local cluster or a remote one, as itself or
+ * impersonating a service account (helm's `--kube-as-user`, a user only, as
+ * client-go sends it for Flux, so the API server adds the account's groups).
+ */
+export interface ClusterAccess {
+  kc: KubeConfig;
+  asUser?: string;
+}
+
 export interface ReleaseCall {
   release: string;
-  /** Namespace of the release (and of its storage: the CLI keeps them together). */
+  /** The release's namespace: its objects and `.Release.Namespace` (Flux's targetNamespace). */
   namespace: string;
+  /** Where its records live (Flux's storageNamespace); `namespace` when omitted. */
+  storageNamespace?: string;
+  /** Where and as whom; the agent's own cluster and rights when omitted. */
+  cluster?: ClusterAccess;
   timeout: string;
   wait: boolean;
   waitForJobs?: boolean;
@@ -124,7 +139,7 @@ export class HelmCli {
   /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
   async upgrade(call: UpgradeCall): Promise<void> {
     this.actions[call.install ? "install" : "upgrade"]++;
-    await this.run(call.timeout, async (dir) => {
+    await this.run(call, async (dir) => {
       const valuesFile = join(dir, "values.json");
       writeFileSync(valuesFile, JSON.stringify(call.values), { mode: 0o600 });
       const args = ["upgrade", call.release, call.chartDir, "--namespace", call.namespace, "-f", valuesFile];
@@ -148,8 +163,8 @@ export class HelmCli {
     call: ReleaseCall & { version: number; cleanupOnFail?: boolean; disableHooks?: boolean },
   ): Promise<void> {
     this.actions.rollback++;
-    await this.run(call.timeout, async () => {
-      const args = ["rollback", call.release, String(call.version), "--namespace", call.namespace];
+    await this.run(call, async () => {
+      const args = ["rollback", call.release, String(call.version), "--namespace", storageOf(call)];
       args.push("--timeout", goDuration(call.timeout));
       if (call.wait) args.push("--wait");
       if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
@@ -163,12 +178,12 @@ export class HelmCli {
     call: ReleaseCall & { keepHistory?: boolean; disableHooks?: boolean; cascade?: string },
   ): Promise<void> {
     this.actions.uninstall++;
-    await this.run(call.timeout, async () => {
+    await this.run(call, async () => {
       const args = [
         "uninstall",
         call.release,
         "--namespace",
-        call.namespace,
+        storageOf(call),
         "--timeout",
         goDuration(call.timeout),
       ];
@@ -181,15 +196,16 @@ export class HelmCli {
   }
 
   /** Runs helm with a private kubeconfig; the first `Error:` line (redacted) is the failure. */
-  private async run(timeout: string, argsFor: (dir: string) => Promise<string[]>): Promise<string> {
+  private async run(call: ReleaseCall, argsFor: (dir: string) => Promise<string[]>): Promise<string> {
     mkdirSync(this.home, { recursive: true });
     const dir = mkdtempSync(join(tmpdir(), "shipmate-helm-"));
     try {
       const kubeconfig = join(dir, "kubeconfig");
-      writeFileSync(kubeconfig, await kubeconfigFor(this.kc), { mode: 0o600 });
+      writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
       const args = [...(await argsFor(dir)), "--kubeconfig", kubeconfig];
+      if (call.cluster?.asUser) args.push("--kube-as-user", call.cluster.asUser);
       // Helm's own timeout ends the action; this bound only catches a hung process.
-      const limit = parseDuration(timeout) + 60_000;
+      const limit = parseDuration(call.timeout) + 60_000;
       return await new Promise<string>((resolve, reject) => {
         execFile(
           this.binary,
@@ -222,6 +238,8 @@ export class HelmCli {
     }
   }
 }
+
+const storageOf = (call: ReleaseCall): string => call.storageNamespace ?? call.namespace;
 
 /** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
 function goDuration(d: string): string {

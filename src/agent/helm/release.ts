@@ -19,7 +19,8 @@ import { orderByDependencies, parseDuration, removeCondition, setCondition } fro
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
 import type { SourceManager } from "../sources.ts";
-import { type HelmCli, HelmError } from "./cli.ts";
+import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
+import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
 import { planRelease, type ReleaseState, remediates } from "./plan.ts";
 import {
   chartObjectName,
@@ -76,6 +77,8 @@ export interface HelmReleaseReport {
 export interface HelmReconcilerOptions {
   client: KubeClient;
   helm: HelmCli;
+  /** Where and as whom each release is installed: `serviceAccountName`, `kubeConfig`, `--default-service-account`. */
+  targets: TargetResolver;
   sources: SourceManager;
   events: EventRecorder;
   log: Logger;
@@ -278,6 +281,16 @@ export class HelmReleaseReconciler {
         throw new Failure("DependencyNotReady", `dependency '${depNs}/${dep.name}' is not ready`);
     }
 
+    // Where and as whom (Flux's rule, shared with Kustomizations): nothing is installed when it cannot be had.
+    let target: Target;
+    try {
+      target = await this.target(hr, spec);
+    } catch (err) {
+      if (!(err instanceof TargetError)) throw err;
+      throw new Failure("RESTClientError", `${err.message}; nothing installed`);
+    }
+    const cluster = accessOf(target);
+
     const values = await this.values(ns, spec);
     const desired = {
       chartName: artifact.metadata?.chart ?? "",
@@ -289,7 +302,7 @@ export class HelmReleaseReconciler {
       releaseName: spec.releaseName,
       targetNamespace: spec.targetNamespace,
     });
-    const before = await listReleases(this.opts.client, storageNs, release);
+    const before = await listReleases(target.client, storageNs, release);
     const latest = before.at(-1);
     const prev = hr.status ?? {};
     const attemptChanged =
@@ -400,12 +413,21 @@ export class HelmReleaseReconciler {
     try {
       if (plan.action === "install" && plan.reinstall) {
         actions.push("uninstall");
-        await this.opts.helm.uninstall({ release, namespace: storageNs, timeout, wait: true });
+        await this.opts.helm.uninstall({
+          release,
+          namespace: targetNs,
+          storageNamespace: storageNs,
+          cluster,
+          timeout,
+          wait: true,
+        });
       }
       actions.push(isInstall ? "install" : "upgrade");
       await this.opts.helm.upgrade({
         release,
         namespace: targetNs,
+        storageNamespace: storageNs,
+        cluster,
         chartDir: artifact.dir,
         values,
         install: isInstall,
@@ -426,7 +448,7 @@ export class HelmReleaseReconciler {
       error = err.message;
     }
 
-    let after = await listReleases(this.opts.client, storageNs, release);
+    let after = await listReleases(target.client, storageNs, release);
     if (error === undefined) {
       const rel = after.at(-1);
       const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
@@ -465,11 +487,11 @@ export class HelmReleaseReconciler {
     if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
       const outcome = isInstall
         ? after.length
-          ? await this.remediateInstall(release, storageNs, spec, actions)
+          ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
           : undefined
-        : await this.remediateUpgrade(release, storageNs, spec, after, actions);
+        : await this.remediateUpgrade(release, { targetNs, storageNs, cluster }, spec, after, actions);
       if (outcome) {
-        after = await listReleases(this.opts.client, storageNs, release);
+        after = await listReleases(target.client, storageNs, release);
         conditions = setCondition(
           conditions,
           {
@@ -503,7 +525,7 @@ export class HelmReleaseReconciler {
 
   private async remediateUpgrade(
     release: string,
-    namespace: string,
+    where: Where,
     spec: HelmReleaseSpec,
     after: StoredRelease[],
     actions: string[],
@@ -519,7 +541,9 @@ export class HelmReleaseReconciler {
     try {
       await this.opts.helm.rollback({
         release,
-        namespace,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
         version: target.version,
         timeout: spec.rollback?.timeout ?? spec.timeout ?? "5m",
         wait: !spec.rollback?.disableWait,
@@ -531,21 +555,21 @@ export class HelmReleaseReconciler {
       return {
         ok: true,
         reason: "RollbackSucceeded",
-        message: `Helm rollback to previous release ${namespace}/${release}.v${target.version} with chart ${chart} succeeded`,
+        message: `Helm rollback to previous release ${where.storageNs}/${release}.v${target.version} with chart ${chart} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "RollbackFailed",
-        message: `Helm rollback of release ${namespace}/${release} failed: ${err.message}`,
+        message: `Helm rollback of release ${where.storageNs}/${release} failed: ${err.message}`,
       };
     }
   }
 
   private async remediateInstall(
     release: string,
-    namespace: string,
+    where: Where,
     spec: HelmReleaseSpec,
     actions: string[],
   ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
@@ -553,23 +577,36 @@ export class HelmReleaseReconciler {
     try {
       await this.opts.helm.uninstall({
         release,
-        namespace,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
         timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
         wait: !spec.uninstall?.disableWait,
       });
       return {
         ok: true,
         reason: "UninstallSucceeded",
-        message: `Helm uninstall of failed release ${namespace}/${release} succeeded`,
+        message: `Helm uninstall of failed release ${where.storageNs}/${release} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "UninstallFailed",
-        message: `Helm uninstall of failed release ${namespace}/${release} failed: ${err.message}`,
+        message: `Helm uninstall of failed release ${where.storageNs}/${release} failed: ${err.message}`,
       };
     }
+  }
+
+  /**
+   * Where and as whom this release's Helm actions and storage reads run:
+   * the rule Kustomizations follow (../targets.ts), never the root's
+   * exemption. A missing account or kubeconfig Secret is a TargetError.
+   */
+  private async target(hr: HelmReleaseObject, spec: HelmReleaseSpec): Promise<Target> {
+    return await this.opts.targets.resolveSpec(hr.metadata.namespace ?? "", spec as TargetSpec, {
+      root: false,
+    });
   }
 
   /** The HelmChart this HelmRelease installs from; for chart.spec, created or updated to match it. */
@@ -732,18 +769,39 @@ export class HelmReleaseReconciler {
     const parsed = HelmReleaseSpec.safeParse(hr.spec ?? {});
     if (parsed.success && !parsed.data.suspend) {
       const spec = parsed.data;
-      const storageNs = spec.storageNamespace ?? spec.targetNamespace ?? ns;
+      // Where the release was recorded (Flux reads status.storageNamespace too), else where it would be.
+      const storageNs = hr.status?.storageNamespace || spec.storageNamespace || ns;
       const release = releaseNameOf({
         name,
         releaseName: spec.releaseName,
         targetNamespace: spec.targetNamespace,
       });
-      const stored = await listReleases(this.opts.client, storageNs, release);
-      if (stored.length && stored.at(-1)?.info.status !== "uninstalled") {
+      const targetNs = spec.targetNamespace ?? ns;
+      let target: Target | undefined;
+      try {
+        // As helm-controller: a release never reached (no storage namespace in status) has nothing to uninstall.
+        if (hr.status?.storageNamespace) target = await this.target(hr, spec);
+      } catch (err) {
+        // As helm-controller's finalizer: without the account, or without the kubeconfig Secret, nothing
+        // may be uninstalled in its name and the release stays. Any other reason (an unreachable
+        // cluster) keeps the finalizer: the uninstall is retried.
+        if (!(err instanceof TargetError && (err.missingServiceAccount || err.missingKubeConfigSecret))) {
+          this.opts.log.warn({ helmrelease: `${ns}/${name}` }, `uninstall failed: ${describeError(err)}`);
+          return;
+        }
+        this.opts.log.error(
+          { helmrelease: `${ns}/${name}` },
+          `uninstall skipped, release ${storageNs}/${release} left in place: ${err.message}`,
+        );
+      }
+      const stored = target ? await listReleases(target.client, storageNs, release) : [];
+      if (target && stored.length && stored.at(-1)?.info.status !== "uninstalled") {
         try {
           await this.opts.helm.uninstall({
             release,
-            namespace: storageNs,
+            namespace: targetNs,
+            storageNamespace: storageNs,
+            cluster: accessOf(target),
             timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
             wait: !spec.uninstall?.disableWait,
             keepHistory: spec.uninstall?.keepHistory,
@@ -835,6 +893,19 @@ export class HelmReleaseReconciler {
       Object.entries(next).filter(([, v]) => v !== undefined),
     ) as HelmReleaseStatus;
   }
+}
+
+/** Where a remediation runs: the release's namespaces and its cluster access. */
+interface Where {
+  targetNs: string;
+  storageNs: string;
+  cluster: ClusterAccess;
+}
+
+/** What helm needs of a Target: its cluster's kubeconfig and the identity it impersonates. */
+function accessOf(target: Target): ClusterAccess {
+  const user = target.client.identity?.user;
+  return { kc: target.client.kc, ...(user ? { asUser: user } : {}) };
 }
 
 function stateOf(r: StoredRelease): ReleaseState {
