@@ -411,8 +411,18 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
       { postRenderers: [{ kustomize: { patches: [] } }] },
       ["spec.postRenderers"],
     ],
-    ["serviceAccountName is refused", { serviceAccountName: "tenant" }, ["spec.serviceAccountName"]],
-    ["kubeConfig is refused", { kubeConfig: { secretRef: { name: "k" } } }, ["spec.kubeConfig"]],
+    ["serviceAccountName is honoured (impersonated)", { serviceAccountName: "tenant" }, []],
+    ["kubeConfig.secretRef is honoured", { kubeConfig: { secretRef: { name: "k", key: "value" } } }, []],
+    [
+      "kubeConfig.configMapRef (workload identity) is refused",
+      { kubeConfig: { configMapRef: { name: "k" } } },
+      ["spec.kubeConfig.configMapRef"],
+    ],
+    [
+      "storageNamespace apart from targetNamespace is honoured",
+      { targetNamespace: "apps", storageNamespace: "flux-system" },
+      [],
+    ],
     [
       "drift detection enabled is refused, disabled passes",
       { driftDetection: { mode: "enabled" } },

@@ -316,3 +316,104 @@ describe("HelmRelease kubeConfig.secretRef", () => {
     expect(await stored(spokeClient, "podinfo", "podinfo-podinfo")).toEqual([]);
   });
 });
+
+describe("HelmRelease targetNamespace apart from storageNamespace", () => {
+  it("objects and .Release.Namespace in the target namespace, release records in the storage namespace (the HelmRelease's by default); upgrade, rollback and uninstall keep them apart", async () => {
+    const ns = "hn-apps";
+    const target = "hn-target";
+    const release = `${target}-web`;
+    const chartRepo = charts.repository("split");
+    const chart = (version: string) =>
+      configMapChart("web", version, {
+        templates: {
+          ...configMapChart("web", version).templates,
+          // No metadata.namespace: Helm puts it in the release namespace.
+          "plain.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-plain
+data:
+  releaseNamespace: {{ .Release.Namespace | quote }}
+`,
+        },
+      });
+    chartRepo.publish(chart("1.0.0"));
+    const { repo, agent } = setup("hn-split");
+    const files = (...releases: object[]) => ({
+      "clusters/test/apps.yaml": [
+        namespace(ns),
+        namespace(target),
+        helmRepository(ns, chartRepo.url),
+        ...releases,
+      ],
+    });
+    repo.commit(
+      files(
+        helmRelease(ns, "web", "web", { targetNamespace: target, upgrade: { remediation: { retries: 1 } } }),
+      ),
+    );
+    await agent.once();
+    const mine = (sum: Awaited<ReturnType<Agent["pass"]>>) =>
+      sum.helmReleases.find((r) => r.namespace === ns && r.name === "web");
+    let obj = await getObject(hubClient, hrPath(ns, "web"));
+    expect(await ready(hubClient, ns, "web")).toMatchObject({
+      status: "True",
+      reason: "InstallSucceeded",
+      message: `Helm install succeeded for release ${target}/${release}.v1 with chart web@1.0.0`,
+    });
+    expect(obj?.status.storageNamespace).toBe(ns);
+    expect(obj?.status.history[0]).toMatchObject({ name: release, namespace: target, version: 1 });
+    expect((await getObject(hubClient, cmPath(target, `${release}-plain`)))?.data).toEqual({
+      releaseNamespace: target,
+    });
+    expect(await getObject(hubClient, cmPath(target, `${release}-config`))).toBeDefined();
+    expect(await getObject(hubClient, cmPath(ns, `${release}-plain`))).toBeUndefined();
+    expect(await stored(hubClient, ns, release)).toEqual([`sh.helm.release.v1.${release}.v1`]);
+    expect(await stored(hubClient, target, release)).toEqual([]);
+
+    // In sync: no Helm action.
+    expect(mine(await agent.pass(new AbortController().signal, true))).toMatchObject({
+      ready: true,
+      actions: [],
+    });
+
+    // An upgrade the API server rejects is rolled back, records still in the storage namespace.
+    const broken = chart("2.0.0");
+    broken.templates["bad.yaml"] =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\ndata: {}\n";
+    chartRepo.publish(broken);
+    const failed = mine(await agent.pass(new AbortController().signal, true));
+    expect(failed).toMatchObject({ ready: false, reason: "UpgradeFailed", actions: ["upgrade", "rollback"] });
+    expect(failed?.message).toMatch(
+      new RegExp(
+        `^Helm upgrade failed for release ${target}/${release} with chart web@2\\.0\\.0: .*Not_A_Valid_Name`,
+      ),
+    );
+    obj = await getObject(hubClient, hrPath(ns, "web"));
+    expect(
+      obj?.status.history.map((h: ApiJson) => [h.version, h.chartVersion, h.status, h.namespace]),
+    ).toEqual([
+      [3, "1.0.0", "deployed", target],
+      [2, "2.0.0", "failed", target],
+      [1, "1.0.0", "superseded", target],
+    ]);
+    expect(await stored(hubClient, ns, release)).toHaveLength(3);
+    expect(await stored(hubClient, target, release)).toEqual([]);
+
+    // A good version: upgraded in place.
+    chartRepo.publish(chart("2.1.0"));
+    expect(mine(await agent.pass(new AbortController().signal, true))).toMatchObject({
+      ready: true,
+      reason: "UpgradeSucceeded",
+      actions: ["upgrade"],
+    });
+    expect((await getObject(hubClient, cmPath(target, `${release}-config`)))?.data.version).toBe("2.1.0");
+
+    // Removed from git: uninstalled, objects and records.
+    repo.commit(files());
+    await agent.once();
+    expect(await getObject(hubClient, hrPath(ns, "web"))).toBeUndefined();
+    expect(await getObject(hubClient, cmPath(target, `${release}-plain`))).toBeUndefined();
+    expect(await stored(hubClient, ns, release)).toEqual([]);
+  });
+});

@@ -257,12 +257,7 @@ export class HelmReleaseReconciler {
     const spec = parsed.data;
     const targetNs = spec.targetNamespace ?? ns;
     const storageNs = spec.storageNamespace ?? ns;
-    if (targetNs !== storageNs)
-      throw new Failure(
-        "UnsupportedField",
-        `HelmRelease ${ns}/${name}: storage namespace ${storageNs} differs from target namespace ${targetNs}; the helm CLI keeps a release's storage in its own namespace, so set spec.storageNamespace: ${targetNs} (refused rather than stored elsewhere)`,
-        true,
-      );
+    // Objects and .Release.Namespace in targetNs, records in storageNs (Flux's defaults: both the HelmRelease's).
 
     // The chart, through the HelmChart source (created for chart.spec, as helm-controller does).
     const chartRef = await this.chartRef(hr, spec);
@@ -362,7 +357,7 @@ export class HelmReleaseReconciler {
         const message =
           released?.status === "True"
             ? released.message
-            : `release ${storageNs}/${release}.v${latest?.version} is in sync`;
+            : `release ${targetNs}/${release}.v${latest?.version} is in sync`;
         conditions = removeCondition(conditions, "Stalled");
         conditions = setCondition(
           conditions,
@@ -452,7 +447,7 @@ export class HelmReleaseReconciler {
     if (error === undefined) {
       const rel = after.at(-1);
       const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
-      const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${storageNs}/${release}.v${rel?.version} with chart ${chartText}`;
+      const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
       conditions = removeCondition(removeCondition(conditions, "Stalled"), "Remediated");
       conditions = setCondition(
         conditions,
@@ -555,14 +550,14 @@ export class HelmReleaseReconciler {
       return {
         ok: true,
         reason: "RollbackSucceeded",
-        message: `Helm rollback to previous release ${where.storageNs}/${release}.v${target.version} with chart ${chart} succeeded`,
+        message: `Helm rollback to previous release ${where.targetNs}/${release}.v${target.version} with chart ${chart} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "RollbackFailed",
-        message: `Helm rollback of release ${where.storageNs}/${release} failed: ${err.message}`,
+        message: `Helm rollback of release ${where.targetNs}/${release} failed: ${err.message}`,
       };
     }
   }
@@ -586,14 +581,14 @@ export class HelmReleaseReconciler {
       return {
         ok: true,
         reason: "UninstallSucceeded",
-        message: `Helm uninstall of failed release ${where.storageNs}/${release} succeeded`,
+        message: `Helm uninstall of failed release ${where.targetNs}/${release} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "UninstallFailed",
-        message: `Helm uninstall of failed release ${where.storageNs}/${release} failed: ${err.message}`,
+        message: `Helm uninstall of failed release ${where.targetNs}/${release} failed: ${err.message}`,
       };
     }
   }
