@@ -81,7 +81,7 @@ export interface AgentOptions {
   bucketLimits?: Partial<BucketLimits>;
   /** How long an unreachable remote cluster (`spec.kubeConfig`) is retried before a request fails. */
   remoteApiRetryMs?: number;
-  /** Flux's `--default-service-account`: Kustomizations without `serviceAccountName` impersonate this one. */
+  /** Flux's `--default-service-account`: Kustomizations and HelmReleases without `serviceAccountName` impersonate this one. */
   defaultServiceAccount?: string;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;

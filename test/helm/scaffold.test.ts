@@ -43,7 +43,7 @@ const agents: Agent[] = [];
 beforeAll(async () => {
   [kube, charts] = await Promise.all([startKube({ name: "helm-scaffold" }), startChartServer()]);
   client = adminClient(kube);
-  out = mkdtempSync(join(tmpdir(), "shipmate-helm-scaffold-"));
+  out = mkdtempSync(join(tmpdir(), "shipmate-init-helm-"));
 });
 afterAll(async () => {
   for (const a of agents) a.close();
