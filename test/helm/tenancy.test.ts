@@ -318,7 +318,7 @@ describe("HelmRelease kubeConfig.secretRef", () => {
 });
 
 describe("HelmRelease targetNamespace apart from storageNamespace", () => {
-  it("objects and .Release.Namespace in the target namespace, release records in the storage namespace (the HelmRelease's by default); upgrade, rollback and uninstall keep them apart", async () => {
+  it("objects and .Release.Namespace in the target namespace, release records in the storage namespace (the HelmRelease's by default); upgrade, rollback and uninstall keep them apart; a changed targetNamespace moves the release", async () => {
     const ns = "hn-apps";
     const target = "hn-target";
     const release = `${target}-web`;
@@ -409,11 +409,37 @@ data:
     });
     expect((await getObject(hubClient, cmPath(target, `${release}-config`)))?.data.version).toBe("2.1.0");
 
+    // targetNamespace changed: the release moves (helm-controller's rule): the old one is uninstalled
+    // where it was, the new one installed where it now belongs.
+    const moved = "hn-moved";
+    repo.commit(
+      files(
+        namespace(moved),
+        helmRelease(ns, "web", "web", { targetNamespace: moved, upgrade: { remediation: { retries: 1 } } }),
+      ),
+    );
+    const afterMove = mine(await agent.once());
+    expect(afterMove).toMatchObject({
+      ready: true,
+      reason: "InstallSucceeded",
+      actions: ["uninstall", "install"],
+    });
+    expect(await stored(hubClient, ns, release)).toEqual([]);
+    expect(await getObject(hubClient, cmPath(target, `${release}-config`))).toBeUndefined();
+    expect(await stored(hubClient, ns, `${moved}-web`)).toEqual([`sh.helm.release.v1.${moved}-web.v1`]);
+    expect((await getObject(hubClient, cmPath(moved, `${moved}-web-plain`)))?.data).toEqual({
+      releaseNamespace: moved,
+    });
+    obj = await getObject(hubClient, hrPath(ns, "web"));
+    expect(obj?.status.history.map((h: ApiJson) => [h.name, h.namespace, h.version])).toEqual([
+      [`${moved}-web`, moved, 1],
+    ]);
+
     // Removed from git: uninstalled, objects and records.
     repo.commit(files());
     await agent.once();
     expect(await getObject(hubClient, hrPath(ns, "web"))).toBeUndefined();
-    expect(await getObject(hubClient, cmPath(target, `${release}-plain`))).toBeUndefined();
-    expect(await stored(hubClient, ns, release)).toEqual([]);
+    expect(await getObject(hubClient, cmPath(moved, `${moved}-web-plain`))).toBeUndefined();
+    expect(await stored(hubClient, ns, `${moved}-web`)).toEqual([]);
   });
 });

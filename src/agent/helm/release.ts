@@ -21,7 +21,7 @@ import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from ".
 import type { SourceManager } from "../sources.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
-import { planRelease, type ReleaseState, remediates } from "./plan.ts";
+import { movedRelease, planRelease, type ReleaseState, remediates } from "./plan.ts";
 import {
   chartObjectName,
   composeValues,
@@ -297,6 +297,40 @@ export class HelmReleaseReconciler {
       releaseName: spec.releaseName,
       targetNamespace: spec.targetNamespace,
     });
+    // As helm-controller: a release moved (targetNamespace, releaseName or storageNamespace changed)
+    // is uninstalled where it was before it is installed where it now belongs.
+    const moved = movedRelease(hr.status, { release, targetNs, storageNs });
+    if (moved) {
+      this.opts.log.info(
+        { helmrelease: `${ns}/${name}`, from: `${moved.namespace}/${moved.name}`, storage: moved.storage },
+        "release target changed: uninstalling the previous release",
+      );
+      const old = await listReleases(target.client, moved.storage, moved.name);
+      const gone = !old.length || old.at(-1)?.info.status === "uninstalled";
+      if (!gone) actions.push("uninstall");
+      try {
+        if (!gone)
+          await this.opts.helm.uninstall({
+            release: moved.name,
+            namespace: moved.namespace,
+            storageNamespace: moved.storage,
+            cluster,
+            timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
+            wait: !spec.uninstall?.disableWait,
+            keepHistory: spec.uninstall?.keepHistory,
+            disableHooks: spec.uninstall?.disableHooks,
+            cascade: spec.uninstall?.deletionPropagation,
+          });
+      } catch (err) {
+        if (!(err instanceof HelmError)) throw err;
+        throw new Failure(
+          "UninstallFailed",
+          `release target changed; Helm uninstall of previous release ${moved.namespace}/${moved.name} failed: ${err.message}`,
+        );
+      }
+      // Its history is the old release's: cleared, as helm-controller does.
+      await this.writeStatus(hr, { ...hr.status, history: undefined, storageNamespace: undefined });
+    }
     const before = await listReleases(target.client, storageNs, release);
     const latest = before.at(-1);
     const prev = hr.status ?? {};
