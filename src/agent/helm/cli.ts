@@ -5,7 +5,11 @@
  * a private temporary directory, removed afterwards) and Helm's home
  * directories inside the agent's workdir. Releases live in Helm's own
  * storage (`sh.helm.release.v1.*` Secrets), so `helm list` and `helm
- * history` see what the agent did. Every invocation is counted by action.
+ * history` see what the agent did. Each call runs where and as whom its
+ * HelmRelease's target says (a remote cluster's kubeconfig, `--kube-as-user`
+ * for a service account). A release stored apart from its namespace runs
+ * through `shipmate-helm` instead (Helm's action SDK, the same module), as
+ * the CLI has one namespace for both. Every invocation is counted by action.
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -282,10 +286,11 @@ export class HelmCli {
       const kubeconfig = join(dir, "kubeconfig");
       writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
       const built = await argsFor(dir, kubeconfig);
-      let bin = this.binary;
+      let bin: string;
       let args: string[];
       let stdin: string | undefined;
       if (Array.isArray(built)) {
+        bin = this.binary;
         args = [...built, "--kubeconfig", kubeconfig];
         if (call.cluster?.asUser) args.push("--kube-as-user", call.cluster.asUser);
       } else ({ bin, args, stdin } = built);

@@ -7,7 +7,10 @@
  * installed, upgraded, remediated (rollback / uninstall) or left alone.
  * Status carries helm-controller's vocabulary (Ready, Released,
  * Remediated, history, failure counters). A deleted HelmRelease is
- * uninstalled before its finalizer is released.
+ * uninstalled before its finalizer is released. Helm actions and release
+ * storage reads go where and as whom ../targets.ts says (serviceAccountName,
+ * --default-service-account, kubeConfig: the Kustomizations' rule); status,
+ * events, the HelmChart and valuesFrom use the agent's own rights.
  */
 import type { Logger } from "pino";
 import { parse } from "yaml";
