@@ -141,7 +141,10 @@ describe("HelmRelease serviceAccountName", () => {
     expect(grab.message).toContain(
       'User "system:serviceaccount:ht-team:reconciler" cannot get resource "clusterroles"',
     );
+    // Nothing of it written: Helm checks every object as the account before creating any, or a record.
     expect(await getObject(hubClient, rolePath("ht-grab"))).toBeUndefined();
+    expect(await getObject(hubClient, cmPath(ns, "grab-config"))).toBeUndefined();
+    expect(await stored(hubClient, ns, "grab")).toEqual([]);
 
     const nosa = await ready(hubClient, ns, "nosa");
     expect(nosa).toMatchObject({
