@@ -8,7 +8,8 @@
  * objects and storage. Whatever cannot be had (the account, the Secret, the
  * cluster) is Ready=False with nothing installed anywhere.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
@@ -317,6 +318,8 @@ describe("HelmRelease kubeConfig.secretRef", () => {
     expect(await getObject(hubClient, hrPath(ns, "podinfo"))).toBeUndefined();
     expect(await getObject(spokeClient, cmPath("podinfo", "podinfo-podinfo-config"))).toBeUndefined();
     expect(await stored(spokeClient, "podinfo", "podinfo-podinfo")).toEqual([]);
+    // Every kubeconfig written for helm (the spoke's credentials) is gone.
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith(agent.helm.tempPrefix))).toEqual([]);
   });
 });
 

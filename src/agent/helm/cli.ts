@@ -131,11 +131,15 @@ export interface UpgradeCall extends ReleaseCall {
   takeOwnership?: boolean;
 }
 
+let engines = 0;
+
 export class HelmCli {
   private bin: string | undefined;
   private sdkBin: string | undefined;
   private readonly kc: KubeConfig;
   private readonly home: string;
+  /** This engine's temporary directories start with it (a test checks none is left behind). */
+  readonly tempPrefix = `shipmate-helm-${process.pid}-${++engines}-`;
   /** Helm actions run, by action: what the no-op rule is measured by. */
   readonly actions: Record<HelmAction, number> = { install: 0, upgrade: 0, rollback: 0, uninstall: 0 };
 
@@ -281,7 +285,7 @@ export class HelmCli {
     ) => Promise<string[] | { bin: string; args: string[]; stdin: string }>,
   ): Promise<string> {
     mkdirSync(this.home, { recursive: true });
-    const dir = mkdtempSync(join(tmpdir(), "shipmate-helm-"));
+    const dir = mkdtempSync(join(tmpdir(), this.tempPrefix));
     try {
       const kubeconfig = join(dir, "kubeconfig");
       writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
