@@ -803,12 +803,12 @@ export class HelmReleaseReconciler {
       const spec = parsed.data;
       // Where the release was recorded (Flux reads status.storageNamespace too), else where it would be.
       const storageNs = hr.status?.storageNamespace || spec.storageNamespace || ns;
-      const release = releaseNameOf({
-        name,
-        releaseName: spec.releaseName,
-        targetNamespace: spec.targetNamespace,
-      });
-      const targetNs = spec.targetNamespace ?? ns;
+      // The release it last recorded (a spec edited since names another), else the spec's.
+      const head = hr.status?.history?.[0];
+      const release =
+        head?.name ??
+        releaseNameOf({ name, releaseName: spec.releaseName, targetNamespace: spec.targetNamespace });
+      const targetNs = head?.namespace ?? spec.targetNamespace ?? ns;
       let target: Target | undefined;
       try {
         // As helm-controller: a release never reached (no storage namespace in status) has nothing to uninstall.
