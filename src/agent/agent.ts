@@ -85,7 +85,7 @@ export interface AgentOptions {
   bucketLimits?: Partial<BucketLimits>;
   /** How long an unreachable remote cluster (`spec.kubeConfig`) is retried before a request fails. */
   remoteApiRetryMs?: number;
-  /** Flux's `--default-service-account`: Kustomizations without `serviceAccountName` impersonate this one. */
+  /** Flux's `--default-service-account`: Kustomizations and HelmReleases without `serviceAccountName` impersonate this one. */
   defaultServiceAccount?: string;
   /**
    * Serve Flux's ImageRepository and ImagePolicy objects in the cluster
@@ -224,6 +224,7 @@ export class Agent {
     this.helmReleases = new HelmReleaseReconciler({
       client: this.client,
       helm: this.helm,
+      targets: this.targets,
       sources: this.sources,
       events: this.events,
       log,

@@ -1,11 +1,13 @@
 /**
- * Where and as whom a Kustomization's objects are applied. Every request made
+ * Where and as whom a Kustomization's (or HelmRelease's) objects are applied. Every request made
  * for its objects (dry-run, apply, prune, drift reads, health checks) goes
  * through its Target: the agent's own client, the same client impersonating
  * the Kustomization's service account, or a client of the remote cluster
  * named by `spec.kubeConfig.secretRef` (impersonating there when a service
- * account is set too), as Flux's kustomize-controller does. Status, events,
- * Secrets and sources are read and written with the agent's own rights.
+ * account is set too), as Flux's kustomize-controller does. A HelmRelease's
+ * Helm actions and release storage go through the same rule (helm-controller's).
+ * Status, events, Secrets, valuesFrom and sources are read and written with
+ * the agent's own rights.
  */
 import { createHash } from "node:crypto";
 import { ClusterError } from "../errors.ts";
@@ -39,10 +41,19 @@ export class TargetError extends ClusterError {
   override name = "TargetError";
   /** The impersonated service account does not exist (Flux then skips garbage collection on deletion). */
   readonly missingServiceAccount: boolean;
-  constructor(message: string, missingServiceAccount = false) {
+  /** The kubeConfig Secret does not exist (Flux's helm-controller then skips the uninstall on deletion). */
+  readonly missingKubeConfigSecret: boolean;
+  constructor(message: string, missingServiceAccount = false, missingKubeConfigSecret = false) {
     super(message);
     this.missingServiceAccount = missingServiceAccount;
+    this.missingKubeConfigSecret = missingKubeConfigSecret;
   }
+}
+
+/** The fields of a spec that choose its target. */
+export interface TargetSpec {
+  serviceAccountName?: unknown;
+  kubeConfig?: { secretRef?: { name?: unknown; key?: unknown }; configMapRef?: unknown };
 }
 
 export interface TargetOptions {
@@ -87,14 +98,21 @@ export class TargetResolver {
 
   async resolve(ks: KustomizationObject): Promise<Target> {
     const namespace = ks.metadata.namespace ?? "";
-    const spec = (ks.spec ?? {}) as {
-      serviceAccountName?: unknown;
-      kubeConfig?: { secretRef?: { name?: unknown; key?: unknown }; configMapRef?: unknown };
-    };
     const root = namespace === this.opts.root.namespace && ks.metadata.name === this.opts.root.name;
+    return await this.resolveSpec(namespace, (ks.spec ?? {}) as TargetSpec, { root });
+  }
+
+  /**
+   * The target of any object that names `serviceAccountName` and
+   * `kubeConfig` (a Kustomization, a HelmRelease): one rule for both, as
+   * Flux's kustomize- and helm-controller share it. `root` exempts the
+   * agent's own sync from `--default-service-account`; a HelmRelease is
+   * never the root.
+   */
+  async resolveSpec(namespace: string, spec: TargetSpec, opts: { root: boolean }): Promise<Target> {
     const sa = impersonationOf(spec, namespace, {
       ...(this.opts.defaultServiceAccount ? { defaultServiceAccount: this.opts.defaultServiceAccount } : {}),
-      root,
+      root: opts.root,
     });
     let base = this.local;
     if (spec.kubeConfig) base = await this.remote(namespace, spec.kubeConfig);
@@ -143,7 +161,8 @@ export class TargetResolver {
       method: "GET",
       path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
     });
-    if (res.code === 404) throw new TargetError(`unable to read KubeConfig secret '${secret}': not found`);
+    if (res.code === 404)
+      throw new TargetError(`unable to read KubeConfig secret '${secret}': not found`, false, true);
     if (res.code !== 200) throw apiError(`KubeConfig secret '${secret}'`, res.code, res.body);
     const data = SecretObject.parse(res.body).data;
     const key = typeof ref.secretRef?.key === "string" ? ref.secretRef.key : undefined;

@@ -89,11 +89,12 @@ function history(ns: string, release: string): { revision: number; status: strin
 describe("HelmRelease lifecycle", () => {
   it("installs from a chart repository, then a second pass costs no Helm action and no write, then upgrades on a new chart version and uninstalls when pruned", async () => {
     const ns = "h-life";
-    const helmTempDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith("shipmate-helm-"));
+    const { repo, agent } = setup("h-life");
+    // This agent's own temporary folders (other test files run helm at the same time).
+    const helmTempDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith(agent.helm.tempPrefix));
     const tempBefore = helmTempDirs();
     const chartRepo = charts.repository("life");
     chartRepo.publish(configMapChart("greeter", "1.0.0"));
-    const { repo, agent } = setup("h-life");
     const files = {
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/values.yaml": [

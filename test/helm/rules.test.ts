@@ -1,7 +1,7 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { refusedFields } from "../../src/agent/fields/support.ts";
-import { planRelease, type Remediation } from "../../src/agent/helm/plan.ts";
+import { movedRelease, planRelease, type Remediation } from "../../src/agent/helm/plan.ts";
 import {
   chartDownloadUrl,
   parseIndex,
@@ -411,8 +411,18 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
       { postRenderers: [{ kustomize: { patches: [] } }] },
       ["spec.postRenderers"],
     ],
-    ["serviceAccountName is refused", { serviceAccountName: "tenant" }, ["spec.serviceAccountName"]],
-    ["kubeConfig is refused", { kubeConfig: { secretRef: { name: "k" } } }, ["spec.kubeConfig"]],
+    ["serviceAccountName is honoured (impersonated)", { serviceAccountName: "tenant" }, []],
+    ["kubeConfig.secretRef is honoured", { kubeConfig: { secretRef: { name: "k", key: "value" } } }, []],
+    [
+      "kubeConfig.configMapRef (workload identity) is refused",
+      { kubeConfig: { configMapRef: { name: "k" } } },
+      ["spec.kubeConfig.configMapRef"],
+    ],
+    [
+      "storageNamespace apart from targetNamespace is honoured",
+      { targetNamespace: "apps", storageNamespace: "flux-system" },
+      [],
+    ],
     [
       "drift detection enabled is refused, disabled passes",
       { driftDetection: { mode: "enabled" } },
@@ -439,5 +449,35 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
     expect(refusedFields({ url: "https://x", interval: "1m", ...extra }, HELM_REPOSITORY_FIELDS)).toEqual(
       expected,
     );
+  });
+});
+
+describe("a moved release (helm-controller's releaseTargetChanged)", () => {
+  const snap = { name: "apps-web", namespace: "apps", version: 3 } as never;
+  const now = { release: "apps-web", targetNs: "apps", storageNs: "flux-system" };
+  it.each([
+    ["never installed: nothing to move", undefined, undefined],
+    ["no history: nothing to move", { storageNamespace: "flux-system" }, undefined],
+    ["same place: not moved", { storageNamespace: "flux-system", history: [snap] }, undefined],
+    [
+      "storageNamespace changed: moved, from where it was stored",
+      { storageNamespace: "apps", history: [snap] },
+      { name: "apps-web", namespace: "apps", storage: "apps" },
+    ],
+    [
+      "targetNamespace changed (so the release name too): moved",
+      {
+        storageNamespace: "flux-system",
+        history: [{ ...(snap as object), namespace: "old", name: "old-web" }],
+      },
+      { name: "old-web", namespace: "old", storage: "flux-system" },
+    ],
+    [
+      "releaseName changed: moved",
+      { storageNamespace: "flux-system", history: [{ ...(snap as object), name: "web" }] },
+      { name: "web", namespace: "apps", storage: "flux-system" },
+    ],
+  ])("%s", (_rule, status, expected) => {
+    expect(movedRelease(status as never, now)).toEqual(expected);
   });
 });

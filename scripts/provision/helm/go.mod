@@ -1,6 +1,7 @@
 // Wrapper module: builds the helm CLI (helm.sh/helm/v4/cmd/helm) for the
 // agent's Helm engine and its tests. scripts/provision/60-helm.sh copies this
-// module and its go.sum into the cache and builds there.
+// module and its go.sum into the cache and builds there, with cmd/shipmate-helm
+// (the agent's Helm actions on releases stored apart from their namespace).
 module shipmate.local/provision/helm
 
 go 1.26.0

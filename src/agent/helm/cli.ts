@@ -5,7 +5,11 @@
  * a private temporary directory, removed afterwards) and Helm's home
  * directories inside the agent's workdir. Releases live in Helm's own
  * storage (`sh.helm.release.v1.*` Secrets), so `helm list` and `helm
- * history` see what the agent did. Every invocation is counted by action.
+ * history` see what the agent did. Each call runs where and as whom its
+ * HelmRelease's target says (a remote cluster's kubeconfig, `--kube-as-user`
+ * for a service account). A release stored apart from its namespace runs
+ * through `shipmate-helm` instead (Helm's action SDK, the same module), as
+ * the CLI has one namespace for both. Every invocation is counted by action.
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -22,16 +26,30 @@ export class HelmError extends Error {
   override name = "HelmError";
 }
 
-/** `helm` from $SHIPMATE_HELM, PATH, or $SHIPMATE_CACHE/bin (where provisioning builds it). */
-export function findHelm(): string {
-  if (process.env.SHIPMATE_HELM) return process.env.SHIPMATE_HELM;
+/** A program from $<env>, PATH, or $SHIPMATE_CACHE/bin (where provisioning builds it). */
+function findTool(name: string, env: string): string {
+  const set = process.env[env];
+  if (set) return set;
   const cache =
     process.env.SHIPMATE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "shipmate");
   for (const d of [...(process.env.PATH ?? "").split(delimiter), join(cache, "bin")]) {
-    if (d && existsSync(join(d, "helm"))) return join(d, "helm");
+    if (d && existsSync(join(d, name))) return join(d, name);
   }
-  throw new HelmError(`helm not found on PATH or in ${join(cache, "bin")}: run scripts/provision/60-helm.sh`);
+  throw new HelmError(
+    `${name} not found on PATH or in ${join(cache, "bin")}: run scripts/provision/60-helm.sh`,
+  );
 }
+
+/** `helm` from $SHIPMATE_HELM, PATH, or $SHIPMATE_CACHE/bin. */
+export const findHelm = (): string => findTool("helm", "SHIPMATE_HELM");
+
+/**
+ * `shipmate-helm` (scripts/provision/helm/cmd/shipmate-helm, built from the
+ * same Helm module as `helm`) from $SHIPMATE_HELM_SDK, PATH, or
+ * $SHIPMATE_CACHE/bin: the actions on a release whose storage namespace
+ * differs from its namespace, which the helm CLI cannot express.
+ */
+export const findHelmSdk = (): string => findTool("shipmate-helm", "SHIPMATE_HELM_SDK");
 
 /**
  * A kubeconfig for one Helm call, from the credentials client-node would
@@ -74,10 +92,25 @@ export async function kubeconfigFor(kc: KubeConfig): Promise<string> {
 
 export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall";
 
+/**
+ * The cluster and identity a Helm action runs against: the HelmRelease's
+ * target (./../targets.ts), the local cluster or a remote one, as itself or
+ * impersonating a service account (helm's `--kube-as-user`, a user only, as
+ * client-go sends it for Flux, so the API server adds the account's groups).
+ */
+export interface ClusterAccess {
+  kc: KubeConfig;
+  asUser?: string;
+}
+
 export interface ReleaseCall {
   release: string;
-  /** Namespace of the release (and of its storage: the CLI keeps them together). */
+  /** The release's namespace: its objects and `.Release.Namespace` (Flux's targetNamespace). */
   namespace: string;
+  /** Where its records live (Flux's storageNamespace); `namespace` when omitted. */
+  storageNamespace?: string;
+  /** Where and as whom; the agent's own cluster and rights when omitted. */
+  cluster?: ClusterAccess;
   timeout: string;
   wait: boolean;
   waitForJobs?: boolean;
@@ -98,10 +131,15 @@ export interface UpgradeCall extends ReleaseCall {
   takeOwnership?: boolean;
 }
 
+let engines = 0;
+
 export class HelmCli {
   private bin: string | undefined;
+  private sdkBin: string | undefined;
   private readonly kc: KubeConfig;
   private readonly home: string;
+  /** This engine's temporary directories start with it (a test checks none is left behind). */
+  readonly tempPrefix = `shipmate-helm-${process.pid}-${++engines}-`;
   /** Helm actions run, by action: what the no-op rule is measured by. */
   readonly actions: Record<HelmAction, number> = { install: 0, upgrade: 0, rollback: 0, uninstall: 0 };
 
@@ -117,6 +155,11 @@ export class HelmCli {
     return this.bin;
   }
 
+  get sdkBinary(): string {
+    this.sdkBin ??= findHelmSdk();
+    return this.sdkBin;
+  }
+
   get total(): number {
     return Object.values(this.actions).reduce((a, b) => a + b, 0);
   }
@@ -124,7 +167,23 @@ export class HelmCli {
   /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
   async upgrade(call: UpgradeCall): Promise<void> {
     this.actions[call.install ? "install" : "upgrade"]++;
-    await this.run(call.timeout, async (dir) => {
+    if (split(call))
+      return await this.sdk(call, {
+        action: "upgrade",
+        chartDir: call.chartDir,
+        values: call.values,
+        install: call.install,
+        maxHistory: call.maxHistory,
+        waitForJobs: call.wait && call.waitForJobs,
+        createNamespace: call.createNamespace,
+        skipCrds: call.skipCrds,
+        disableHooks: call.disableHooks,
+        disableOpenApiValidation: call.disableOpenApiValidation,
+        disableSchemaValidation: call.disableSchemaValidation,
+        cleanupOnFail: call.cleanupOnFail,
+        takeOwnership: call.takeOwnership,
+      });
+    await this.run(call, async (dir) => {
       const valuesFile = join(dir, "values.json");
       writeFileSync(valuesFile, JSON.stringify(call.values), { mode: 0o600 });
       const args = ["upgrade", call.release, call.chartDir, "--namespace", call.namespace, "-f", valuesFile];
@@ -148,8 +207,16 @@ export class HelmCli {
     call: ReleaseCall & { version: number; cleanupOnFail?: boolean; disableHooks?: boolean },
   ): Promise<void> {
     this.actions.rollback++;
-    await this.run(call.timeout, async () => {
-      const args = ["rollback", call.release, String(call.version), "--namespace", call.namespace];
+    if (split(call))
+      return await this.sdk(call, {
+        action: "rollback",
+        version: call.version,
+        waitForJobs: call.wait && call.waitForJobs,
+        cleanupOnFail: call.cleanupOnFail,
+        disableHooks: call.disableHooks,
+      });
+    await this.run(call, async () => {
+      const args = ["rollback", call.release, String(call.version), "--namespace", storageOf(call)];
       args.push("--timeout", goDuration(call.timeout));
       if (call.wait) args.push("--wait");
       if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
@@ -163,12 +230,19 @@ export class HelmCli {
     call: ReleaseCall & { keepHistory?: boolean; disableHooks?: boolean; cascade?: string },
   ): Promise<void> {
     this.actions.uninstall++;
-    await this.run(call.timeout, async () => {
+    if (split(call))
+      return await this.sdk(call, {
+        action: "uninstall",
+        keepHistory: call.keepHistory,
+        disableHooks: call.disableHooks,
+        cascade: call.cascade,
+      });
+    await this.run(call, async () => {
       const args = [
         "uninstall",
         call.release,
         "--namespace",
-        call.namespace,
+        storageOf(call),
         "--timeout",
         goDuration(call.timeout),
       ];
@@ -180,19 +254,55 @@ export class HelmCli {
     });
   }
 
+  /**
+   * One action through shipmate-helm: the same request the CLI flags carry,
+   * as JSON on stdin (values included, never on a command line), with the
+   * release's two namespaces.
+   */
+  private async sdk(call: ReleaseCall, request: Record<string, unknown>): Promise<void> {
+    await this.run(call, async (_dir, kubeconfig) => ({
+      bin: this.sdkBinary,
+      args: [],
+      stdin: JSON.stringify({
+        ...request,
+        kubeconfig,
+        ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
+        release: call.release,
+        namespace: call.namespace,
+        storageNamespace: storageOf(call),
+        timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
+        wait: call.wait,
+      }),
+    }));
+  }
+
   /** Runs helm with a private kubeconfig; the first `Error:` line (redacted) is the failure. */
-  private async run(timeout: string, argsFor: (dir: string) => Promise<string[]>): Promise<string> {
+  private async run(
+    call: ReleaseCall,
+    argsFor: (
+      dir: string,
+      kubeconfig: string,
+    ) => Promise<string[] | { bin: string; args: string[]; stdin: string }>,
+  ): Promise<string> {
     mkdirSync(this.home, { recursive: true });
-    const dir = mkdtempSync(join(tmpdir(), "shipmate-helm-"));
+    const dir = mkdtempSync(join(tmpdir(), this.tempPrefix));
     try {
       const kubeconfig = join(dir, "kubeconfig");
-      writeFileSync(kubeconfig, await kubeconfigFor(this.kc), { mode: 0o600 });
-      const args = [...(await argsFor(dir)), "--kubeconfig", kubeconfig];
+      writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
+      const built = await argsFor(dir, kubeconfig);
+      let bin: string;
+      let args: string[];
+      let stdin: string | undefined;
+      if (Array.isArray(built)) {
+        bin = this.binary;
+        args = [...built, "--kubeconfig", kubeconfig];
+        if (call.cluster?.asUser) args.push("--kube-as-user", call.cluster.asUser);
+      } else ({ bin, args, stdin } = built);
       // Helm's own timeout ends the action; this bound only catches a hung process.
-      const limit = parseDuration(timeout) + 60_000;
+      const limit = parseDuration(call.timeout) + 60_000;
       return await new Promise<string>((resolve, reject) => {
-        execFile(
-          this.binary,
+        const child = execFile(
+          bin,
           args,
           {
             timeout: limit,
@@ -216,12 +326,18 @@ export class HelmCli {
             reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
           },
         );
+        child.stdin?.end(stdin ?? "");
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
 }
+
+const storageOf = (call: ReleaseCall): string => call.storageNamespace ?? call.namespace;
+
+/** A release whose records live apart from its objects: the helm CLI has one namespace for both. */
+const split = (call: ReleaseCall): boolean => storageOf(call) !== call.namespace;
 
 /** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
 function goDuration(d: string): string {

@@ -4,7 +4,8 @@
  * action while the release is deployed, managed and in sync (the no-op);
  * install when there is none; upgrade when the chart or values moved or
  * the release is not (yet) ours (adoption); and no further attempt once the
- * remediation retries are spent, until the desired state changes. Pure.
+ * remediation retries are spent, until the desired state changes; and
+ * whether the release has moved (uninstalled first). Pure.
  */
 
 export interface ReleaseState {
@@ -80,4 +81,21 @@ export function planRelease(i: {
     why = `chart version ${latest.chartVersion} → ${desired.chartVersion}`;
   else if (latest.configDigest !== desired.configDigest) why = "values changed";
   return { action: "upgrade", why };
+}
+
+/**
+ * The release this HelmRelease recorded last, when it is no longer where the
+ * spec puts it (helm-controller's releaseTargetChanged, without the chart
+ * name rule): storage namespace, release namespace or release name moved.
+ */
+export function movedRelease(
+  status: { storageNamespace?: string; history?: { name: string; namespace: string }[] } | undefined,
+  now: { release: string; targetNs: string; storageNs: string },
+): { name: string; namespace: string; storage: string } | undefined {
+  const head = status?.history?.[0];
+  const storage = status?.storageNamespace;
+  if (!storage || !head) return undefined;
+  if (storage === now.storageNs && head.namespace === now.targetNs && head.name === now.release)
+    return undefined;
+  return { name: head.name, namespace: head.namespace, storage };
 }

@@ -7,7 +7,10 @@
  * installed, upgraded, remediated (rollback / uninstall) or left alone.
  * Status carries helm-controller's vocabulary (Ready, Released,
  * Remediated, history, failure counters). A deleted HelmRelease is
- * uninstalled before its finalizer is released.
+ * uninstalled before its finalizer is released. Helm actions and release
+ * storage reads go where and as whom ../targets.ts says (serviceAccountName,
+ * --default-service-account, kubeConfig: the Kustomizations' rule); status,
+ * events, the HelmChart and valuesFrom use the agent's own rights.
  */
 import type { Logger } from "pino";
 import { parse } from "yaml";
@@ -20,9 +23,10 @@ import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
 import type { SourceManager } from "../sources.ts";
+import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
-import { type HelmCli, HelmError } from "./cli.ts";
-import { planRelease, type ReleaseState, remediates } from "./plan.ts";
+import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
+import { movedRelease, planRelease, type ReleaseState, remediates } from "./plan.ts";
 import {
   chartObjectName,
   composeValues,
@@ -78,6 +82,8 @@ export interface HelmReleaseReport {
 export interface HelmReconcilerOptions {
   client: KubeClient;
   helm: HelmCli;
+  /** Where and as whom each release is installed: `serviceAccountName`, `kubeConfig`, `--default-service-account`. */
+  targets: TargetResolver;
   sources: SourceManager;
   events: EventRecorder;
   log: Logger;
@@ -260,12 +266,7 @@ export class HelmReleaseReconciler {
     const spec = parsed.data;
     const targetNs = spec.targetNamespace ?? ns;
     const storageNs = spec.storageNamespace ?? ns;
-    if (targetNs !== storageNs)
-      throw new Failure(
-        "UnsupportedField",
-        `HelmRelease ${ns}/${name}: storage namespace ${storageNs} differs from target namespace ${targetNs}; the helm CLI keeps a release's storage in its own namespace, so set spec.storageNamespace: ${targetNs} (refused rather than stored elsewhere)`,
-        true,
-      );
+    // Objects and .Release.Namespace in targetNs, records in storageNs (Flux's defaults: both the HelmRelease's).
 
     // The chart, through the HelmChart source (created for chart.spec, as helm-controller does).
     const chartRef = await this.chartRef(hr, spec);
@@ -285,6 +286,16 @@ export class HelmReleaseReconciler {
         throw new Failure("DependencyNotReady", `dependency '${depNs}/${dep.name}' is not ready`);
     }
 
+    // Where and as whom (Flux's rule, shared with Kustomizations): nothing is installed when it cannot be had.
+    let target: Target;
+    try {
+      target = await this.target(hr, spec);
+    } catch (err) {
+      if (!(err instanceof TargetError)) throw err;
+      throw new Failure("RESTClientError", `${err.message}; nothing installed`);
+    }
+    const cluster = accessOf(target);
+
     const values = await this.values(ns, spec);
     const desired = {
       chartName: artifact.metadata?.chart ?? "",
@@ -296,7 +307,41 @@ export class HelmReleaseReconciler {
       releaseName: spec.releaseName,
       targetNamespace: spec.targetNamespace,
     });
-    const before = await listReleases(this.opts.client, storageNs, release);
+    // As helm-controller: a release moved (targetNamespace, releaseName or storageNamespace changed)
+    // is uninstalled where it was before it is installed where it now belongs.
+    const moved = movedRelease(hr.status, { release, targetNs, storageNs });
+    if (moved) {
+      this.opts.log.info(
+        { helmrelease: `${ns}/${name}`, from: `${moved.namespace}/${moved.name}`, storage: moved.storage },
+        "release target changed: uninstalling the previous release",
+      );
+      const old = await listReleases(target.client, moved.storage, moved.name);
+      const gone = !old.length || old.at(-1)?.info.status === "uninstalled";
+      if (!gone) actions.push("uninstall");
+      try {
+        if (!gone)
+          await this.opts.helm.uninstall({
+            release: moved.name,
+            namespace: moved.namespace,
+            storageNamespace: moved.storage,
+            cluster,
+            timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
+            wait: !spec.uninstall?.disableWait,
+            keepHistory: spec.uninstall?.keepHistory,
+            disableHooks: spec.uninstall?.disableHooks,
+            cascade: spec.uninstall?.deletionPropagation,
+          });
+      } catch (err) {
+        if (!(err instanceof HelmError)) throw err;
+        throw new Failure(
+          "UninstallFailed",
+          `release target changed; Helm uninstall of previous release ${moved.namespace}/${moved.name} failed: ${err.message}`,
+        );
+      }
+      // Its history is the old release's: cleared, as helm-controller does.
+      await this.writeStatus(hr, { ...hr.status, history: undefined, storageNamespace: undefined });
+    }
+    const before = await listReleases(target.client, storageNs, release);
     const latest = before.at(-1);
     const prev = hr.status ?? {};
     const attemptChanged =
@@ -356,7 +401,7 @@ export class HelmReleaseReconciler {
         const message =
           released?.status === "True"
             ? released.message
-            : `release ${storageNs}/${release}.v${latest?.version} is in sync`;
+            : `release ${targetNs}/${release}.v${latest?.version} is in sync`;
         conditions = removeCondition(conditions, "Stalled");
         conditions = setCondition(
           conditions,
@@ -407,12 +452,21 @@ export class HelmReleaseReconciler {
     try {
       if (plan.action === "install" && plan.reinstall) {
         actions.push("uninstall");
-        await this.opts.helm.uninstall({ release, namespace: storageNs, timeout, wait: true });
+        await this.opts.helm.uninstall({
+          release,
+          namespace: targetNs,
+          storageNamespace: storageNs,
+          cluster,
+          timeout,
+          wait: true,
+        });
       }
       actions.push(isInstall ? "install" : "upgrade");
       await this.opts.helm.upgrade({
         release,
         namespace: targetNs,
+        storageNamespace: storageNs,
+        cluster,
         chartDir: artifact.dir,
         values,
         install: isInstall,
@@ -433,11 +487,11 @@ export class HelmReleaseReconciler {
       error = err.message;
     }
 
-    let after = await listReleases(this.opts.client, storageNs, release);
+    let after = await listReleases(target.client, storageNs, release);
     if (error === undefined) {
       const rel = after.at(-1);
       const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
-      const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${storageNs}/${release}.v${rel?.version} with chart ${chartText}`;
+      const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
       conditions = removeCondition(removeCondition(conditions, "Stalled"), "Remediated");
       conditions = setCondition(
         conditions,
@@ -472,11 +526,11 @@ export class HelmReleaseReconciler {
     if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
       const outcome = isInstall
         ? after.length
-          ? await this.remediateInstall(release, storageNs, spec, actions)
+          ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
           : undefined
-        : await this.remediateUpgrade(release, storageNs, spec, after, actions);
+        : await this.remediateUpgrade(release, { targetNs, storageNs, cluster }, spec, after, actions);
       if (outcome) {
-        after = await listReleases(this.opts.client, storageNs, release);
+        after = await listReleases(target.client, storageNs, release);
         conditions = setCondition(
           conditions,
           {
@@ -510,7 +564,7 @@ export class HelmReleaseReconciler {
 
   private async remediateUpgrade(
     release: string,
-    namespace: string,
+    where: Where,
     spec: HelmReleaseSpec,
     after: StoredRelease[],
     actions: string[],
@@ -526,7 +580,9 @@ export class HelmReleaseReconciler {
     try {
       await this.opts.helm.rollback({
         release,
-        namespace,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
         version: target.version,
         timeout: spec.rollback?.timeout ?? spec.timeout ?? "5m",
         wait: !spec.rollback?.disableWait,
@@ -538,21 +594,21 @@ export class HelmReleaseReconciler {
       return {
         ok: true,
         reason: "RollbackSucceeded",
-        message: `Helm rollback to previous release ${namespace}/${release}.v${target.version} with chart ${chart} succeeded`,
+        message: `Helm rollback to previous release ${where.targetNs}/${release}.v${target.version} with chart ${chart} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "RollbackFailed",
-        message: `Helm rollback of release ${namespace}/${release} failed: ${err.message}`,
+        message: `Helm rollback of release ${where.targetNs}/${release} failed: ${err.message}`,
       };
     }
   }
 
   private async remediateInstall(
     release: string,
-    namespace: string,
+    where: Where,
     spec: HelmReleaseSpec,
     actions: string[],
   ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
@@ -560,21 +616,23 @@ export class HelmReleaseReconciler {
     try {
       await this.opts.helm.uninstall({
         release,
-        namespace,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
         timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
         wait: !spec.uninstall?.disableWait,
       });
       return {
         ok: true,
         reason: "UninstallSucceeded",
-        message: `Helm uninstall of failed release ${namespace}/${release} succeeded`,
+        message: `Helm uninstall of failed release ${where.targetNs}/${release} succeeded`,
       };
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
       return {
         ok: false,
         reason: "UninstallFailed",
-        message: `Helm uninstall of failed release ${namespace}/${release} failed: ${err.message}`,
+        message: `Helm uninstall of failed release ${where.targetNs}/${release} failed: ${err.message}`,
       };
     }
   }
@@ -601,6 +659,17 @@ export class HelmReleaseReconciler {
       if (err instanceof ChartRefError) throw new Failure(err.reason, err.message, true);
       throw err;
     }
+  }
+
+  /**
+   * Where and as whom this release's Helm actions and storage reads run:
+   * the rule Kustomizations follow (../targets.ts), never the root's
+   * exemption. A missing account or kubeconfig Secret is a TargetError.
+   */
+  private async target(hr: HelmReleaseObject, spec: HelmReleaseSpec): Promise<Target> {
+    return await this.opts.targets.resolveSpec(hr.metadata.namespace ?? "", spec as TargetSpec, {
+      root: false,
+    });
   }
 
   /** The HelmChart this HelmRelease installs from; for chart.spec, created or updated to match it. */
@@ -764,18 +833,39 @@ export class HelmReleaseReconciler {
     const parsed = HelmReleaseSpec.safeParse(hr.spec ?? {});
     if (parsed.success && !parsed.data.suspend) {
       const spec = parsed.data;
-      const storageNs = spec.storageNamespace ?? spec.targetNamespace ?? ns;
-      const release = releaseNameOf({
-        name,
-        releaseName: spec.releaseName,
-        targetNamespace: spec.targetNamespace,
-      });
-      const stored = await listReleases(this.opts.client, storageNs, release);
-      if (stored.length && stored.at(-1)?.info.status !== "uninstalled") {
+      // Where the release was recorded (Flux reads status.storageNamespace too), else where it would be.
+      const storageNs = hr.status?.storageNamespace || spec.storageNamespace || ns;
+      // The release it last recorded (a spec edited since names another), else the spec's.
+      const head = hr.status?.history?.[0];
+      const release =
+        head?.name ??
+        releaseNameOf({ name, releaseName: spec.releaseName, targetNamespace: spec.targetNamespace });
+      const targetNs = head?.namespace ?? spec.targetNamespace ?? ns;
+      let target: Target | undefined;
+      try {
+        // As helm-controller: a release never reached (no storage namespace in status) has nothing to uninstall.
+        if (hr.status?.storageNamespace) target = await this.target(hr, spec);
+      } catch (err) {
+        // As helm-controller's finalizer: without the account, or without the kubeconfig Secret, nothing
+        // may be uninstalled in its name and the release stays. Any other reason (an unreachable
+        // cluster) keeps the finalizer: the uninstall is retried.
+        if (!(err instanceof TargetError && (err.missingServiceAccount || err.missingKubeConfigSecret))) {
+          this.opts.log.warn({ helmrelease: `${ns}/${name}` }, `uninstall failed: ${describeError(err)}`);
+          return;
+        }
+        this.opts.log.error(
+          { helmrelease: `${ns}/${name}` },
+          `uninstall skipped, release ${storageNs}/${release} left in place: ${err.message}`,
+        );
+      }
+      const stored = target ? await listReleases(target.client, storageNs, release) : [];
+      if (target && stored.length && stored.at(-1)?.info.status !== "uninstalled") {
         try {
           await this.opts.helm.uninstall({
             release,
-            namespace: storageNs,
+            namespace: targetNs,
+            storageNamespace: storageNs,
+            cluster: accessOf(target),
             timeout: spec.uninstall?.timeout ?? spec.timeout ?? "5m",
             wait: !spec.uninstall?.disableWait,
             keepHistory: spec.uninstall?.keepHistory,
@@ -867,6 +957,19 @@ export class HelmReleaseReconciler {
       Object.entries(next).filter(([, v]) => v !== undefined),
     ) as HelmReleaseStatus;
   }
+}
+
+/** Where a remediation runs: the release's namespaces and its cluster access. */
+interface Where {
+  targetNs: string;
+  storageNs: string;
+  cluster: ClusterAccess;
+}
+
+/** What helm needs of a Target: its cluster's kubeconfig and the identity it impersonates. */
+function accessOf(target: Target): ClusterAccess {
+  const user = target.client.identity?.user;
+  return { kc: target.client.kc, ...(user ? { asUser: user } : {}) };
 }
 
 function stateOf(r: StoredRelease): ReleaseState {

@@ -38,7 +38,13 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "chartRef.name": "honoured",
   "chartRef.namespace": "honoured",
   interval: "honoured",
-  kubeConfig: { refused: "remote clusters are not reached; installing locally would hit the wrong cluster" },
+  kubeConfig: "honoured",
+  "kubeConfig.secretRef": "honoured",
+  "kubeConfig.secretRef.name": "honoured",
+  "kubeConfig.secretRef.key": "honoured",
+  "kubeConfig.configMapRef": {
+    refused: "secret-less (workload identity) kubeconfigs are not built; use kubeConfig.secretRef",
+  },
   suspend: "honoured",
   releaseName: "honoured",
   targetNamespace: "honoured",
@@ -49,10 +55,7 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "dependsOn.readyExpr": { refused: "CEL readiness expressions on dependencies are not evaluated" },
   timeout: "honoured",
   maxHistory: "honoured",
-  serviceAccountName: {
-    refused:
-      "impersonation is not performed; installing with the agent's own rights would escalate privileges",
-  },
+  serviceAccountName: "honoured",
   // Each Helm action is its own helm process, a fresh client either way.
   persistentClient: "honoured",
   driftDetection: "honoured",

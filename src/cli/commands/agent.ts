@@ -20,7 +20,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
                              reconcile requests are watched and start a pass at once)
   --max-artifact-size SIZE   largest OCIRepository layer pulled (bytes, or Ki/Mi/Gi; default 256Mi)
   --max-bucket-objects N     most objects a Bucket listing may hold (default 10000)
-  --default-service-account NAME  reconcile Kustomizations without serviceAccountName as NAME of their namespace
+  --default-service-account NAME  reconcile Kustomizations and HelmReleases without serviceAccountName as NAME of their namespace
   --no-cross-namespace-refs  refuse a sourceRef or dependsOn into another namespace
   --no-remote-bases          refuse kustomizations that would fetch from the network
   --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)`;
