@@ -8,7 +8,8 @@
  * `--no-cross-namespace-refs`); the tenant's release installs in its
  * namespace, one that reaches outside it fails with nothing written there,
  * and one with no serviceAccountName runs as the namespace's `default`
- * account, which may do nothing. (Fixture written for these tests in the
+ * account, which may do nothing. The platform's own Kustomization names the
+ * platform's account, as the example's name kustomize-controller. (Fixture written for these tests in the
  * example's layout.)
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -98,7 +99,14 @@ data:
     const fleet = FleetRepo.create();
     repos.push(fleet);
     fleet.commit({
-      "clusters/test/tenants.yaml": [kustomization("mt-tenants", { path: "./tenants/staging" })],
+      "clusters/test/tenants.yaml": [
+        kustomization("mt-tenants", {
+          path: "./tenants/staging",
+          sourceRef: { kind: "GitRepository", name: "mt" },
+          // As the example's flux-system Kustomizations name kustomize-controller under the lockdown.
+          serviceAccountName: "platform",
+        }),
+      ],
       "tenants/base/dev-team/kustomization.yaml":
         "namespace: apps\nresources:\n  - rbac.yaml\n  - sync.yaml\n",
       "tenants/base/dev-team/rbac.yaml": [
@@ -145,6 +153,28 @@ data:
       ],
     });
 
+    // The platform's own account, set up with the agent (the example's kustomize-controller).
+    await client.raw({
+      method: "POST",
+      path: "/api/v1/namespaces",
+      body: namespace("shipmate-system"),
+    });
+    await client.raw({
+      method: "POST",
+      path: "/api/v1/namespaces/shipmate-system/serviceaccounts",
+      body: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "platform" } },
+    });
+    await client.raw({
+      method: "POST",
+      path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+      body: {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRoleBinding",
+        metadata: { name: "platform-admin" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+        subjects: [{ kind: "ServiceAccount", name: "platform", namespace: "shipmate-system" }],
+      },
+    });
     const agent = makeAgent(kube, fleet, {
       name: "mt",
       defaultServiceAccount: "default",
