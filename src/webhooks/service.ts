@@ -10,7 +10,8 @@ import { describeError, UsageError } from "../errors.ts";
 import { runUpdate, type UpdateRun, type UpdateRunResult } from "../run/update.ts";
 import type { WebhookAuth } from "./auth.ts";
 import { shortImage } from "./events.ts";
-import { CoalescingQueue, mergeScopes, type RefreshScope } from "./queue.ts";
+import { DeliveryJournal, JournaledQueue } from "./journal.ts";
+import type { CoalescingQueue, RefreshScope } from "./queue.ts";
 import { registryWebhookHandler, sendJson } from "./receiver.ts";
 
 export interface WebhookServiceOptions {
@@ -23,6 +24,11 @@ export interface WebhookServiceOptions {
   /** Also refresh everything on this interval (ms); off when absent. */
   intervalMs?: number;
   log: Logger;
+  /**
+   * The file accepted deliveries are journaled in until their run ends
+   * (./journal.ts); a restarted service replays them. Off when absent.
+   */
+  journal?: string;
   /** Called after every run (tests, metrics). */
   onResult?: (result: UpdateRunResult | Error, scope: RefreshScope) => void;
 }
@@ -73,23 +79,28 @@ export function logResult(log: Logger, r: UpdateRunResult, scope: RefreshScope):
 
 export async function startWebhookService(opts: WebhookServiceOptions): Promise<WebhookService> {
   const { log } = opts;
-  const queue = new CoalescingQueue<RefreshScope>(async (scope) => {
-    try {
-      const result = await runUpdate({ ...opts.job, scope });
-      logResult(log, result, scope);
-      opts.onResult?.(result, scope);
-    } catch (err) {
-      log.error({ err: describeError(err) }, `refresh failed: ${describeError(err)}`);
-      opts.onResult?.(err instanceof Error ? err : new Error(String(err)), scope);
-    }
-  }, mergeScopes);
+  const deliveries = new JournaledQueue(
+    async (scope) => {
+      try {
+        const result = await runUpdate({ ...opts.job, scope });
+        logResult(log, result, scope);
+        opts.onResult?.(result, scope);
+      } catch (err) {
+        log.error({ err: describeError(err) }, `refresh failed: ${describeError(err)}`);
+        opts.onResult?.(err instanceof Error ? err : new Error(String(err)), scope);
+      }
+    },
+    opts.journal ? new DeliveryJournal(opts.journal) : undefined,
+  );
+  const queue = deliveries.queue;
   const hooks = registryWebhookHandler({
     ...(opts.path ? { path: opts.path } : {}),
     auth: opts.auth,
     ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}),
     log,
     onPushes: (pushes) => {
-      void queue.request({ kind: "images", images: new Set(pushes.map((p) => p.image)) });
+      // Journaled before the 202 goes out: a crash after it cannot lose the delivery.
+      void deliveries.accept({ kind: "images", images: new Set(pushes.map((p) => p.image)) });
     },
   });
   const server = createServer((req, res) => {
@@ -127,8 +138,18 @@ export async function startWebhookService(opts: WebhookServiceOptions): Promise<
   const url = `http://${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
   let timer: NodeJS.Timeout | undefined;
   if (opts.intervalMs) {
-    timer = setInterval(() => void queue.request({ kind: "all" }), timerMs(opts.intervalMs));
+    timer = setInterval(() => void deliveries.request({ kind: "all" }), timerMs(opts.intervalMs));
     timer.unref();
+  }
+  try {
+    const replayed = deliveries.replay();
+    if (replayed)
+      log.info(
+        { scope: replayed.kind === "all" ? "all policies" : [...replayed.images].map(shortImage).join(", ") },
+        "replaying deliveries accepted before a restart",
+      );
+  } catch (err) {
+    log.warn({}, describeError(err));
   }
   return {
     url,

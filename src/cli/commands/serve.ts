@@ -6,6 +6,7 @@ import type { UpdateMode } from "../../config/types.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
 import { createForge, forgeOptions } from "../../forge/index.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
+import { defaultJournalPath } from "../../webhooks/journal.ts";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_PATH } from "../../webhooks/receiver.ts";
 import { parseListen, startWebhookService } from "../../webhooks/service.ts";
 import { durationMs, parseFlags, positiveInt, readableDir } from "../args.ts";
@@ -127,6 +128,7 @@ export const command: Command = {
       auth: { ...(secret ? { secret } : {}), allowUnauthenticated: values["allow-unauthenticated"] ?? false },
       maxBodyBytes: positiveInt(values["max-body-bytes"], "--max-body-bytes") ?? DEFAULT_MAX_BODY_BYTES,
       ...(intervalMs ? { intervalMs } : {}),
+      journal: defaultJournalPath(JSON.stringify([repo, values.branch ?? "", values.path ?? ""]), io.env),
       log,
       job: {
         repo,
