@@ -33,6 +33,7 @@ import {
   parseDuration,
 } from "./kustomization.ts";
 import { LeaderElector, sleep } from "./leader.ts";
+import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
@@ -625,16 +626,7 @@ export class Agent {
       reports.push(this.report(b.item.ks));
     }
     const running = new Map<string, Promise<void>>();
-    let slots = this.opts.concurrency;
-    const waiters: (() => void)[] = [];
-    const acquire = async () => {
-      while (slots === 0) await new Promise<void>((r) => waiters.push(r));
-      slots--;
-    };
-    const release = () => {
-      slots++;
-      waiters.shift()?.();
-    };
+    const { acquire, release } = createLimiter(this.opts.concurrency);
     for (const item of order) {
       const key = keyOf(item);
       const deps = item.dependsOn

@@ -19,6 +19,7 @@ import { apiError, type KubeClient } from "../client.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
+import { createLimiter } from "../limit.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
@@ -91,6 +92,8 @@ export interface HelmReconcilerOptions {
   retryMs?: number;
   /** Where charts from an OCIRepository or ExternalArtifact chartRef are prepared; default a private temporary directory. */
   chartsDir?: string;
+  /** Releases reconciled at once, a release after the ones it depends on (helm-controller's `--concurrent`, 4). */
+  concurrency?: number;
 }
 
 export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
@@ -179,9 +182,32 @@ export class HelmReleaseReconciler {
       if (b.item.hr.metadata.deletionTimestamp) continue;
       reports.push(await this.fail(b.item.hr, new Failure("DependencyNotReady", b.reason, true)));
     }
+    // Up to `concurrency` at once, each after the releases it depends on (`order` is topological).
+    const done = new Map<string, Promise<void>>();
+    const byKey = new Map<string, HelmReleaseReport>();
+    const limit = createLimiter(this.opts.concurrency ?? 4);
     for (const item of order) {
-      if (signal.aborted) break;
-      const report = await this.reconcile(item.hr, force);
+      const key = `${item.namespace}/${item.name}`;
+      const deps = item.dependsOn.flatMap((d) => done.get(`${d.namespace}/${d.name}`) ?? []);
+      done.set(
+        key,
+        (async () => {
+          await Promise.all(deps);
+          if (signal.aborted) return;
+          await limit.acquire();
+          try {
+            if (signal.aborted) return;
+            const report = await this.reconcile(item.hr, force);
+            if (report) byKey.set(key, report);
+          } finally {
+            limit.release();
+          }
+        })(),
+      );
+    }
+    await Promise.all(done.values());
+    for (const item of order) {
+      const report = byKey.get(`${item.namespace}/${item.name}`);
       if (report) reports.push(report);
     }
     return reports;
