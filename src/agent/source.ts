@@ -320,7 +320,7 @@ export class GitSource {
     const commit = (await git.revparse([`${t.local}^{commit}`])).trim();
     const same =
       this.checkedOut?.commit === commit && this.checkedOut.ignore === specIgnore && existsSync(this.dir);
-    if (same) await this.clean();
+    if (same) await this.restore(specIgnore);
     else await this.materialize(commit, specIgnore);
     this.current = { revision: formatRevision(t.name, commit), commit, dir: this.dir };
     return this.current;
@@ -361,6 +361,18 @@ export class GitSource {
     this.checkedOut = { commit, ignore: specIgnore };
     rmSync(old, { recursive: true, force: true });
     await this.git().raw(["update-ref", "--no-deref", "HEAD", commit]);
+  }
+
+  /**
+   * The same commit again: files a render changed are restored in place
+   * (git rewrites only those that differ), the rest dropped, the exclusions
+   * applied again. A kill here leaves that commit's files, and the next
+   * process writes a fresh tree anyway.
+   */
+  private async restore(specIgnore: string | undefined): Promise<void> {
+    await this.git({ GIT_WORK_TREE: this.dir }).raw(["checkout-index", "--all", "--force"]);
+    await this.clean();
+    applySourceIgnore(this.dir, specIgnore);
   }
 
   /** Drops files written into the working copy (generated kustomization files) so each render starts pristine. */

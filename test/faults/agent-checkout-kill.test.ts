@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sweepWorkingCopy } from "../../src/agent/source.ts";
+import { GitSource, sweepWorkingCopy } from "../../src/agent/source.ts";
 import { type GitHttpServer, git, startGitHttpServer, tempDir, writeFiles } from "../infra/git.ts";
 
 const CHILD = new URL("./fetch-child.ts", import.meta.url).pathname;
@@ -280,5 +280,21 @@ describe("what a killed run leaves is swept at the next start", () => {
     const r = await fetchIn(workdir, "main").done;
     expect(r.code, r.out).toBe(0);
     expect(treeDigest(join(workdir, "source"))).toBe(B);
+  }, 60_000);
+});
+
+describe("the same commit fetched again", () => {
+  it("a file a render changed is restored, one it wrote is dropped, and the tree stays that commit", async () => {
+    const workdir = join(root, "again");
+    cpSync(template, workdir, { recursive: true });
+    // In this process the tree is written fresh once, then the same commit is restored in place.
+    const source = new GitSource({ url, branch: "main", workdir });
+    await source.fetch();
+    writeFileSync(join(source.dir, "apps/team-1/cm-1.yaml"), "changed by a render\n");
+    writeFileSync(join(source.dir, "apps/kustomization.yaml"), "resources: []\n");
+    const again = await source.fetch();
+    expect(again.revision).toBe(`main@sha1:${commitB}`);
+    expect(treeDigest(source.dir)).toBe(B);
+    expect(leftovers(workdir)).toEqual([]);
   }, 60_000);
 });
