@@ -260,7 +260,7 @@ export class GitSource {
    * options that shaped its tree (exclusions, sparse dirs, submodules);
    * undefined until it has written one.
    */
-  private checkedOut: { commit: string; shape: string } | undefined;
+  private checkedOut: { commit: string; shape: string; ignore: string | undefined } | undefined;
   /** Whether the working copy has its submodules checked out (restore and clean() then reach into them). */
   private submodules = false;
 
@@ -559,6 +559,7 @@ export class GitSource {
     } catch (err) {
       rmSync(staging, { recursive: true, force: true });
       rmSync(index, { force: true });
+      if (opts.submodules) await this.repairSubmodules(opts.submodules.authHeader);
       await detachSubmoduleWorkTrees(this.gitDir);
       if (err instanceof GitError) throw err;
       throw new GitError(
@@ -571,7 +572,7 @@ export class GitSource {
     if (existsSync(this.dir)) renameSync(this.dir, old);
     renameSync(staging, this.dir);
     renameSync(index, join(this.gitDir, "index"));
-    this.checkedOut = { commit, shape };
+    this.checkedOut = { commit, shape, ignore: specIgnore };
     this.submodules = opts.submodules !== undefined;
     rmSync(old, { recursive: true, force: true });
     await this.git().raw(["update-ref", "--no-deref", "HEAD", commit]);
@@ -641,6 +642,24 @@ export class GitSource {
       env[`GIT_CONFIG_VALUE_${base}`] = authHeader;
     }
     await this.inTree(tree, ["submodule", "update", "--init", "--recursive", "--force"], env);
+  }
+
+  /**
+   * After a failed tree with submodules: their repositories are shared by
+   * both trees and were moved to the failed one (HEAD, index), so they are
+   * set back to the tree still served (its commits are all local), and its
+   * exclusions applied again. Should that fail too, the next fetch writes a
+   * fresh tree rather than restore this one.
+   */
+  private async repairSubmodules(authHeader: string | undefined): Promise<void> {
+    if (!this.submodules || !this.checkedOut || !existsSync(this.dir)) return;
+    try {
+      await this.updateSubmodules(this.dir, join(this.gitDir, "index"), authHeader);
+      await this.git({ GIT_WORK_TREE: this.dir }).raw(["clean", "-ffdxq"]);
+      applySourceIgnore(this.dir, this.checkedOut.ignore);
+    } catch {
+      this.checkedOut = undefined;
+    }
   }
 
   /** Drops files written into the working copy (generated kustomization files) so each render starts pristine. */
