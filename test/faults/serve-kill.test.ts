@@ -123,6 +123,17 @@ async function startServe(work: string, env: NodeJS.ProcessEnv): Promise<Serve> 
   return s;
 }
 
+/** Resolves once serve's /healthz says no run is going or waiting. */
+async function idle(s: Serve): Promise<void> {
+  const health = s.url.replace(/\/hooks\/registry$/, "/healthz");
+  for (let i = 0; i < 300; i++) {
+    const body = (await (await fetch(health)).json()) as { busy: boolean };
+    if (!body.busy) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`serve still busy after 30 s:\n${s.log()}`);
+}
+
 const delivery = () =>
   JSON.stringify({
     events: [
@@ -158,11 +169,18 @@ function fixture(name: string) {
   git(work, ["remote", "set-url", "origin", `${server.url}/${name}.git`]);
   const tmp = join(root, `${name}-tmp`);
   mkdirSync(tmp);
+  const state = join(root, `${name}-state`);
   return {
     bare,
     work,
     seed: git(bare, ["rev-parse", "main"]).trim(),
-    env: { TMPDIR: tmp, SHIPMATE_GIT_TOKEN: server.password, SHIPMATE_GIT_USERNAME: server.user },
+    env: {
+      TMPDIR: tmp,
+      // Where serve journals accepted deliveries (src/webhooks/journal.ts).
+      XDG_STATE_HOME: state,
+      SHIPMATE_GIT_TOKEN: server.password,
+      SHIPMATE_GIT_USERNAME: server.user,
+    },
   };
 }
 
@@ -200,6 +218,34 @@ describe("kill -9 of serve during a webhook's run, then serve again", () => {
     }
   }, 60_000);
 
+  it("killed right after its 202, serve started again replays the delivery from its journal: the update lands once, with no new delivery", async () => {
+    const f = fixture("journal");
+    const first = await startServe(f.work, f.env);
+    expect(await deliver(first)).toBe(202);
+    try {
+      if (first.child.pid) process.kill(-first.child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await first.done;
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await startServe(f.work, f.env);
+    try {
+      // Either the first run had finished (nothing to replay) or the journal brings it back.
+      if (git(f.bare, ["rev-list", "--count", `${f.seed}..main`]).trim() === "0") {
+        expect(second.log()).toContain("replaying deliveries accepted before a restart");
+        expect(await second.seen("refreshed:"), second.log()).toBe(true);
+      }
+      expect(git(f.bare, ["rev-list", "--count", `${f.seed}..main`]).trim()).toBe("1");
+      expect(git(f.bare, ["show", "main:apps/web-0.yaml"])).toBe(deploy(reg.host, 0, "1.1.0"));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(readdirSync(join(f.env.XDG_STATE_HOME, "shipmate", "serve"))).toEqual([]);
+    } finally {
+      second.child.kill("SIGTERM");
+      await second.done;
+    }
+  }, 90_000);
+
   for (let seed = 1; seed <= SEEDS; seed++) {
     const group = seed % 2 === 0;
     it(`seed ${seed}: SIGKILL to ${group ? "the process group (git too)" : "serve alone"}, serve again, deliver again`, async () => {
@@ -228,6 +274,8 @@ describe("kill -9 of serve during a webhook's run, then serve again", () => {
         const from = second.log().length;
         expect(await deliver(second)).toBe(202);
         expect(await second.seen("refreshed:", from), second.log()).toBe(true);
+        // A delivery replayed from the journal may have run first: wait until nothing runs.
+        await idle(second);
         expect(second.log()).not.toMatch(
           /uncommitted changes|another shipmate run|index\.lock|cannot lock|refresh failed/,
         );
