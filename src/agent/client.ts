@@ -94,6 +94,14 @@ export interface Identity {
 interface Connection {
   agent: HttpAgent | undefined;
   lastContact: number;
+  /**
+   * Set when a request gave up on an API server that did not answer (or
+   * answered only 503/504, as it does while etcd is down): until `until`,
+   * every request fails at once with the same cause instead of each waiting
+   * out its own timeout, so a pass over hundreds of objects ends in seconds
+   * with one clear reason. Any real answer clears it.
+   */
+  outage?: { reason: string; until: number };
 }
 
 export class KubeClient {
@@ -190,8 +198,15 @@ export class KubeClient {
 
   /** One request; transport failures are retried with backoff for up to retryForMs. */
   async raw(spec: RequestSpec): Promise<{ code: number; body: unknown }> {
+    const outage = this.conn.outage;
+    if (outage && Date.now() < outage.until)
+      throw new ClusterError(
+        `${spec.method} ${spec.path}: API server ${this.server.host} unreachable (${outage.reason}); not retried for ${Math.ceil((outage.until - Date.now()) / 1000)}s`,
+      );
     const started = Date.now();
     let delay = 100;
+    // How long requests fail at once after one gave up (../../docs/reliability.md).
+    const coolDown = Math.max(250, Math.min(this.opts.retryForMs, 5000));
     for (;;) {
       try {
         const res = await this.once(spec);
@@ -204,13 +219,22 @@ export class KubeClient {
           delay = Math.min(delay * 2, 2000);
           continue;
         }
+        if (res.code === 503 || res.code === 504) {
+          const message = (res.body as { message?: unknown } | undefined)?.message;
+          this.conn.outage = {
+            reason: `${res.code}${typeof message === "string" ? `: ${message.split("\n")[0]}` : ""}`,
+            until: Date.now() + coolDown,
+          };
+        } else this.conn.outage = undefined;
         return res;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? "";
         if (!RETRYABLE_CODES.has(code) && !(err as Error).message.includes("socket hang up")) throw err;
         if (Date.now() - started > this.opts.retryForMs) {
+          const reason = code || (err as Error).message;
+          this.conn.outage = { reason, until: Date.now() + coolDown };
           throw new ClusterError(
-            `${spec.method} ${spec.path}: API server ${this.server.host} unreachable (${code || (err as Error).message})`,
+            `${spec.method} ${spec.path}: API server ${this.server.host} unreachable (${reason})`,
           );
         }
         await new Promise((r) => setTimeout(r, delay));

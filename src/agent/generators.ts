@@ -14,7 +14,7 @@
  * deterministically, so it agrees with the status already there.
  */
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -308,6 +308,8 @@ export class GeneratorManager {
     for (const a of spec.artifacts) {
       const dir = sourceWorkdir(this.opts.workdir, "ExternalArtifact", ns, a.name);
       let built: { digest: string; files: string[] };
+      // The manifest says which tree is whole: it goes before the tree changes and comes back after.
+      rmSync(join(dir, MANIFEST_FILE), { force: true });
       try {
         built = buildArtifact(
           new Map([...inputs].map(([alias, art]) => [alias, art.dir])),
@@ -321,7 +323,9 @@ export class GeneratorManager {
           stalled: false,
         });
       }
-      writeFileSync(join(dir, MANIFEST_FILE), JSON.stringify(built));
+      const manifestTmp = join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}`);
+      writeFileSync(manifestTmp, JSON.stringify(built));
+      renameSync(manifestTmp, join(dir, MANIFEST_FILE));
       const fromAlias = (ref: string | undefined) => (ref ? inputs.get(ref.slice(1)) : undefined);
       const revisionSource = fromAlias(a.revision);
       const origin = fromAlias(a.originRevision);

@@ -17,6 +17,15 @@ export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 export const MAX_DOCUMENTS = 10_000;
 /** Alias expansions in one document while converting it to plain data. */
 export const MAX_ALIASES = 1000;
+/**
+ * A pull secret or a Docker config file: Kubernetes stores no Secret over
+ * 1 MiB, and a credentials file is a few kilobytes.
+ */
+export const MAX_SECRET_FILE_BYTES = 1024 * 1024;
+/** CustomResourceDefinitions read from one folder (the largest operator bundles hold a few hundred). */
+export const MAX_CRDS = 5000;
+/** Files one scaffold renders (20 environments × 200 apps is about 10,000). */
+export const MAX_RENDERED_FILES = 200_000;
 
 /** A bound crossed in a file: where, and the one line that says so. */
 export interface LimitRefusal {

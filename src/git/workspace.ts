@@ -418,9 +418,13 @@ export class Workspace {
         const fd = openSync(file, "wx", 0o600);
         try {
           writeSync(fd, record);
-        } finally {
+        } catch (err) {
+          // Created but not written (a full disk): no run holds the checkout, so no marker stays.
           closeSync(fd);
+          rmSync(file, { force: true });
+          throw err;
         }
+        closeSync(fd);
         this.runFile = file;
         this.runRecord = JSON.parse(record) as RunRecord;
         break;

@@ -5,11 +5,17 @@
  * `registerSecret` so no message can carry it.
  */
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parseAllDocuments } from "yaml";
 import type { z } from "zod";
+import {
+  documentValue,
+  formatRefusal,
+  MAX_SECRET_FILE_BYTES,
+  parseDocumentsBounded,
+  sizeRefusal,
+} from "../config/limits.ts";
 import { ConfigError, registerSecret } from "../errors.ts";
 import { credentialKeys, DOCKER_HUB, DOCKER_HUB_CREDENTIAL_KEY } from "./reference.ts";
 import {
@@ -215,17 +221,34 @@ function parseJsonFile<T>(text: string, file: string, schema: z.ZodType<T>, what
   return parsed.data;
 }
 
+/**
+ * A credentials file's text, refused unread (one line naming it) when it is
+ * larger than any Secret can be; `undefined` when it does not exist and
+ * `missingOk` says that means no credentials.
+ */
+async function readCredentialFile(
+  file: string,
+  what: string,
+  missingOk: boolean,
+): Promise<string | undefined> {
+  try {
+    const size = (await stat(file)).size;
+    const tooBig = sizeRefusal(file, size, MAX_SECRET_FILE_BYTES);
+    if (tooBig) throw new ConfigError(`${what}: ${tooBig.message}`, { file });
+    return await readFile(file, "utf8");
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    if (missingOk && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new ConfigError(`cannot read ${what}: ${(e as Error).message}`, { file });
+  }
+}
+
 /** Reads Docker's config file once, on first use; a missing file means no credentials. */
 export function dockerConfigFileCredentials(file: string, opts: HelperOptions = {}): CredentialProvider {
   let provider: Promise<CredentialProvider | undefined> | undefined;
   const load = async () => {
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw new ConfigError(`cannot read Docker config: ${(e as Error).message}`, { file });
-    }
+    const text = await readCredentialFile(file, "Docker config", true);
+    if (text === undefined) return undefined;
     return dockerConfigCredentials(parseJsonFile(text, file, DockerConfig, "Docker config file"), file, opts);
   };
   return {
@@ -243,17 +266,15 @@ export function dockerConfigFileCredentials(file: string, opts: HelperOptions = 
  * Kubernetes never runs credential helpers, so neither do we here.
  */
 export async function loadPullSecret(file: string): Promise<CredentialProvider> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new ConfigError(`cannot read pull secret: ${(e as Error).message}`, { file });
-  }
+  const text = (await readCredentialFile(file, "pull secret", false)) as string;
   const providers: CredentialProvider[] = [];
-  const docs = parseAllDocuments(text);
+  const { docs, counter, refusal } = parseDocumentsBounded(text, file, { maxBytes: MAX_SECRET_FILE_BYTES });
+  if (refusal) throw new ConfigError(formatRefusal(refusal));
   for (const [i, doc] of docs.entries()) {
     if (doc.errors.length > 0) throw new ConfigError(`not valid YAML: ${doc.errors[0]?.message}`, { file });
-    const secret = KubernetesSecret.safeParse(doc.toJSON());
+    const value = documentValue(doc, { file, text, counter });
+    if (value.refusal) throw new ConfigError(formatRefusal(value.refusal));
+    const secret = KubernetesSecret.safeParse(value.value);
     if (!secret.success) continue;
     const name = secret.data.metadata?.name ?? `document ${i + 1}`;
     const pick = (key: string): string | undefined => {

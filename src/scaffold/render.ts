@@ -6,12 +6,16 @@
  * code. Every file under `templates/partials/` is also a partial
  * (`{{> agent/deployment.yaml}}`). Output is sorted and every YAML file is
  * parsed before anything is returned, so a template mistake never reaches disk.
+ * Templates read and files rendered are bounded (../config/limits.ts): a
+ * template or a rendered file over the size bound, or a plan naming more
+ * files than the bound, is refused with one line before anything is written.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import Handlebars from "handlebars";
 import { parseAllDocuments } from "yaml";
-import { ShipmateError } from "../errors.ts";
+import { MAX_FILE_BYTES, MAX_RENDERED_FILES } from "../config/limits.ts";
+import { ShipmateError, UsageError } from "../errors.ts";
 import { AGENT_NAMESPACE, type FleetModel, type RepoModel } from "./model.ts";
 
 export const TEMPLATES_DIR = new URL("../../templates/", import.meta.url).pathname;
@@ -44,14 +48,34 @@ function walk(dir: string): string[] {
 
 type Template = Handlebars.TemplateDelegate;
 
+/** How much a scaffold may read and write (../config/limits.ts; tests pass small ones). */
+export interface RenderBounds {
+  /** Bytes of one template or partial, and of one rendered file. */
+  maxBytes: number;
+  /** Files one plan may name. */
+  maxFiles: number;
+}
+
+const DEFAULT_RENDER_BOUNDS: RenderBounds = { maxBytes: MAX_FILE_BYTES, maxFiles: MAX_RENDERED_FILES };
+
+/** A template file's text, refused unread when over the bound. */
+function readTemplate(file: string, shown: string, maxBytes: number): string {
+  const size = statSync(file).size;
+  if (size > maxBytes)
+    throw new TemplateError(`template ${shown} is ${size} bytes, over the ${maxBytes}-byte bound`);
+  return readFileSync(file, "utf8");
+}
+
 /** A Handlebars environment over one templates folder; templates compile once and are reused. */
 export class Templates {
   readonly root: string;
   private readonly hb: typeof Handlebars;
   private readonly cache = new Map<string, Template>();
+  readonly bounds: RenderBounds;
 
-  constructor(root: string = TEMPLATES_DIR) {
+  constructor(root: string = TEMPLATES_DIR, bounds: Partial<RenderBounds> = {}) {
     this.root = root;
+    this.bounds = { ...DEFAULT_RENDER_BOUNDS, ...bounds };
     this.hb = Handlebars.create();
     const hb = this.hb;
     hb.registerHelper("quote", (v: unknown) => JSON.stringify(String(v)));
@@ -76,7 +100,7 @@ export class Templates {
     const partials = join(root, "partials");
     for (const file of walk(partials)) {
       const name = relative(partials, file).replace(/\.hbs$/, "");
-      hb.registerPartial(name, readFileSync(file, "utf8"));
+      hb.registerPartial(name, readTemplate(file, `partials/${name}.hbs`, this.bounds.maxBytes));
     }
   }
 
@@ -85,8 +109,9 @@ export class Templates {
     if (!t) {
       let source: string;
       try {
-        source = readFileSync(join(this.root, name), "utf8");
-      } catch {
+        source = readTemplate(join(this.root, name), name, this.bounds.maxBytes);
+      } catch (err) {
+        if (err instanceof TemplateError) throw err;
         throw new TemplateError(`template ${name} does not exist under ${this.root}`);
       }
       t = this.hb.compile(source, { noEscape: true, strict: true });
@@ -95,13 +120,24 @@ export class Templates {
     return t;
   }
 
-  render(name: string, context: object): string {
+  /** `what` names the output in a refusal (the file being rendered); the template's name by default. */
+  render(name: string, context: object, what = name): string {
+    let out: string;
     try {
-      return this.get(name)(context);
+      out = this.get(name)(context);
     } catch (err) {
       if (err instanceof TemplateError) throw err;
       throw new TemplateError(`template ${name}: ${(err as Error).message.split("\n")[0]}`);
     }
+    // Counted in UTF-16 units first: only a string that might be over the bound is measured in bytes.
+    if (out.length * 3 > this.bounds.maxBytes) {
+      const bytes = Buffer.byteLength(out, "utf8");
+      if (bytes > this.bounds.maxBytes)
+        throw new UsageError(
+          `${what} would be ${bytes} bytes, over the ${this.bounds.maxBytes}-byte bound of one file; render a smaller fleet`,
+        );
+    }
+    return out;
   }
 }
 
@@ -114,11 +150,15 @@ interface PlanLine {
   team?: string;
 }
 
-function parsePlan(text: string, layout: string): PlanLine[] {
+function parsePlan(text: string, layout: string, maxFiles: number): PlanLine[] {
   const lines: PlanLine[] = [];
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (!line) continue;
+    if (lines.length >= maxFiles)
+      throw new UsageError(
+        `the fleet would render more than ${maxFiles} files, the bound of one scaffold; split it (fewer environments or apps per run)`,
+      );
     const [repo, path, template, ...rest] = line.split(/\s+/);
     if (!repo || !path || !template)
       throw new TemplateError(`templates/${layout}/plan.hbs: line "${line}" is not <repo> <path> <template>`);
@@ -135,7 +175,11 @@ function parsePlan(text: string, layout: string): PlanLine[] {
 
 /** Renders every file of every repository of the fleet, sorted by repository and path. */
 export function renderFleet(model: FleetModel, templates: Templates = new Templates()): RenderedFile[] {
-  const plan = parsePlan(templates.render(`${model.layout}/plan.hbs`, { fleet: model }), model.layout);
+  const plan = parsePlan(
+    templates.render(`${model.layout}/plan.hbs`, { fleet: model }, "the scaffold's plan"),
+    model.layout,
+    templates.bounds.maxFiles,
+  );
   const repos = new Map<string, RepoModel>(model.repos.map((r) => [r.dir, r]));
   const envs = new Map(model.envs.map((e) => [e.name, e]));
   const apps = new Map(model.apps.map((a) => [a.name, a]));
@@ -158,7 +202,7 @@ export function renderFleet(model: FleetModel, templates: Templates = new Templa
     if (line.env) context.env = envs.get(line.env);
     if (line.app) context.app = apps.get(line.app);
     if (line.team) context.team = teams.get(line.team);
-    const content = templates.render(line.template, context);
+    const content = templates.render(line.template, context, key);
     checker.check(key, content);
     files.push({ repo: line.repo, path: line.path, content });
   }

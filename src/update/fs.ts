@@ -232,6 +232,17 @@ export class AtomicWriter {
   private counter = 0;
   /** Staged files, in order: the temporary file and the file it replaces. */
   private readonly staged: { path: string; tmp: string; full: string }[] = [];
+  /**
+   * Set when the filesystem itself refused a write (full, over quota,
+   * read-only): no file of the run is written then, and this is the one
+   * problem reported for them all.
+   */
+  private refusedBy: Problem | undefined;
+
+  /** The filesystem's refusal, when one stopped the staging. */
+  get fsProblem(): Problem | undefined {
+    return this.refusedBy;
+  }
 
   /** `realRoot`: the root with symlinks resolved (walkTree's `realRoot`). */
   constructor(realRoot: string) {
@@ -249,6 +260,8 @@ export class AtomicWriter {
 
   /** Checks `path` (repository-relative) and writes `content` beside it; a problem when it will not be written. */
   stage(path: string, content: string, stamp: string | undefined): Problem | undefined {
+    // After the filesystem refused one write, the rest are not tried: the run writes nothing.
+    if (this.refusedBy) return undefined;
     const full = resolve(this.realRoot, path);
     const fail = (kind: Problem["kind"], message: string): Problem => ({
       file: path,
@@ -292,17 +305,32 @@ export class AtomicWriter {
       return undefined;
     } catch (err) {
       rmSync(tmp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT" || code === "EROFS") {
+        this.refusedBy = fail("unreadable", `${(err as Error).message}; no file was written`);
+        this.discard();
+        return undefined;
+      }
       return fail("unreadable", (err as Error).message);
     }
   }
 
-  /** Stages `[path, content, stamp]` of each file, then commits them all; the problems of the files not written. */
+  /** Removes every staged file: the originals stay as they are. */
+  discard(): void {
+    for (const { tmp } of this.staged.splice(0)) rmSync(tmp, { force: true });
+  }
+
+  /**
+   * Stages `[path, content, stamp]` of each file, then commits them all; the problems of the files not
+   * written. When the filesystem refuses a write, nothing is written and that is the one problem.
+   */
   replace(files: Iterable<readonly [string, string, string | undefined]>): Problem[] {
     const problems: Problem[] = [];
     for (const [path, content, stamp] of files) {
       const problem = this.stage(path, content, stamp);
       if (problem) problems.push(problem);
     }
+    if (this.refusedBy) return [this.refusedBy];
     problems.push(...this.commit());
     return problems;
   }

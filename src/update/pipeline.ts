@@ -50,10 +50,12 @@ export interface TreeResult {
 /** `[path, content, stamp]` of each file in a message to a writer. */
 export type WriteBatch = [string, string, string][];
 /** What the main thread sends a writer: files to stage, the question whether all are, the order to replace them. */
-export type WriterMessage = WriteBatch | "staged?" | "commit";
+export type WriterMessage = WriteBatch | "staged?" | "commit" | "discard";
 export interface WriterReply {
   problems: Problem[];
   ms: number;
+  /** Answering "staged?": the filesystem refused a write (full, read-only), so no writer commits. */
+  refused?: Problem;
 }
 
 interface Writer {
@@ -125,10 +127,14 @@ class Writes {
     // Every writer stages all its files before any replaces one (see AtomicWriter).
     const staged = this.writers.map((w) => w.next());
     for (const w of this.writers) w.worker.postMessage("staged?");
-    await Promise.all(staged);
+    const refused = (await Promise.all(staged)).find((r) => r.refused)?.refused;
     const committed = this.writers.map((w) => w.next());
-    for (const w of this.writers) w.worker.postMessage("commit");
+    for (const w of this.writers) w.worker.postMessage(refused ? "discard" : "commit");
     const replies = await Promise.all(committed);
+    if (refused) {
+      for (const w of this.writers) void w.worker.terminate();
+      return { problems: [refused], ms: replies.reduce((n, r) => n + r.ms, 0), writers: this.writers.length };
+    }
     for (const w of this.writers) void w.worker.terminate();
     const problems = replies.flatMap((r) => r.problems).sort((a, b) => (a.file < b.file ? -1 : 1));
     return { problems, ms: replies.reduce((n, r) => n + r.ms, 0), writers: this.writers.length };

@@ -1,7 +1,8 @@
 /**
  * Worker-thread entry for the update pipeline's writers: batches of files
  * come in and are staged; "staged?" is answered once all are, and "commit"
- * replaces them and answers with the problems of the files not written.
+ * replaces them and answers with the problems of the files not written;
+ * "discard" removes them (another writer's filesystem refused a write).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AtomicWriter } from "./fs.ts";
@@ -14,7 +15,13 @@ let ms = 0;
 parentPort?.on("message", (message: WriterMessage) => {
   const t0 = performance.now();
   if (message === "staged?") {
-    parentPort?.postMessage({ problems: [], ms: 0 } satisfies WriterReply);
+    const refused = writer.fsProblem;
+    parentPort?.postMessage({ problems: [], ms: 0, ...(refused ? { refused } : {}) } satisfies WriterReply);
+    return;
+  }
+  if (message === "discard") {
+    writer.discard();
+    parentPort?.postMessage({ problems: [], ms } satisfies WriterReply);
     return;
   }
   if (message === "commit") {

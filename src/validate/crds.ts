@@ -5,10 +5,18 @@
  * data for the agent's field coverage, and schemas `validate` uses when
  * present; never committed).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parseAllDocuments } from "yaml";
+import {
+  documentValue,
+  type LimitRefusal,
+  MAX_CRDS,
+  MAX_DOCUMENTS,
+  MAX_FILE_BYTES,
+  parseDocumentsBounded,
+  sizeRefusal,
+} from "../config/limits.ts";
 
 /** The schema node of a CRD version, as JSON. */
 export type CrdSchema = Record<string, unknown>;
@@ -46,22 +54,64 @@ export function fluxCrdDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cache, "flux-crds");
 }
 
+/** Bounds on a folder of CRDs (../config/limits.ts by default; tests pass small ones). */
+export interface CrdBounds {
+  maxFileBytes: number;
+  maxDocuments: number;
+  maxCrds: number;
+}
+
+const DEFAULT_CRD_BOUNDS: CrdBounds = {
+  maxFileBytes: MAX_FILE_BYTES,
+  maxDocuments: MAX_DOCUMENTS,
+  maxCrds: MAX_CRDS,
+};
+
 /**
  * Every CRD in the folder's `*.yaml` files (those `only` accepts: CRD files
  * are named `<group>_<plural>.yaml`, and parsing all of Flux's costs a second
- * and a half); none when the folder does not exist.
+ * and a half); none when the folder does not exist. A file over the size or
+ * document bound, or a document whose aliases expand too far, is skipped and
+ * reported once through `refused`; past `maxCrds` the rest of the folder is
+ * not read (one refusal naming the first file left out).
  */
 export function readCrdDir(
   dir: string,
   only: (file: string) => boolean = () => true,
+  refused: (r: LimitRefusal) => void = () => {},
+  bounds: Partial<CrdBounds> = {},
 ): CustomResourceDefinition[] {
+  const b = { ...DEFAULT_CRD_BOUNDS, ...bounds };
   if (!existsSync(dir)) return [];
   const out: CustomResourceDefinition[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!/\.ya?ml$/.test(file) || !only(file)) continue;
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), "utf8"))) {
-      const v = doc.toJS() as unknown;
-      if (isCrd(v)) out.push(v);
+    const path = join(dir, file);
+    if (out.length >= b.maxCrds) {
+      refused({
+        file: path,
+        message: `more than ${b.maxCrds} CRDs in ${dir}, the bound; the rest are not read`,
+      });
+      break;
+    }
+    const tooBig = sizeRefusal(path, statSync(path).size, b.maxFileBytes);
+    if (tooBig) {
+      refused(tooBig);
+      continue;
+    }
+    const text = readFileSync(path, "utf8");
+    const { docs, counter, refusal } = parseDocumentsBounded(text, path, {
+      maxBytes: b.maxFileBytes,
+      maxDocuments: b.maxDocuments,
+    });
+    if (refusal) refused(refusal);
+    for (const doc of docs) {
+      const v = documentValue(doc, { file: path, text, counter });
+      if (v.refusal) {
+        refused(v.refusal);
+        continue;
+      }
+      if (isCrd(v.value) && out.length < b.maxCrds) out.push(v.value);
     }
   }
   return out;

@@ -8,7 +8,7 @@
  * gitfields.kube.test.ts.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { GitRepositorySpec } from "../../src/agent/schema.ts";
@@ -191,6 +191,14 @@ describe("sparseCheckout", () => {
       "kustomize/base",
       "kustomize/base/cm.yaml",
     ]);
+    // The same commit again restores a render's edit and stays sparse.
+    writeFiles(a.dir, { "kustomize/base/cm.yaml": "edited\n" });
+    const again = await f.fetch(
+      parsed({ url: remote.url, ref: { branch: "main" }, sparseCheckout: ["charts", "./kustomize"] }),
+      ctx(),
+    );
+    expect(readFileSync(join(again.dir, "kustomize/base/cm.yaml"), "utf8")).toBe("b: 1\n");
+    expect(files(again.dir)).not.toContain("root.yaml");
     // Back to a full checkout when the field goes.
     const b = await f.fetch(parsed({ url: remote.url, ref: { branch: "main" } }), ctx());
     expect(files(b.dir)).toContain("other/cm.yaml");
@@ -252,6 +260,57 @@ describe("recurseSubmodules over git http-backend with basic auth", () => {
     expect(existsSync(join(b.dir, "vendor/lib/lib.yaml"))).toBe(false);
     // And the credentials were needed: no request reached a repository unauthenticated and got through.
     expect(server.requests.some((r) => r.path.startsWith("/leaf.git") && r.authorized)).toBe(true);
+  });
+
+  it("submodules are written in the tree swapped in: a render's edits undone, a failed update leaves the previous tree", async () => {
+    const libUrl = server.createRepo("lib3", { "lib.yaml": "lib: 3\n" });
+    const appUrl = server.createRepo("app3", { "app.yaml": "app: 3\n" });
+    const goneUrl = server.createRepo("gone3", { "gone.yaml": "gone\n" });
+    const cred = {
+      GIT_CONFIG_COUNT: "1",
+      GIT_CONFIG_KEY_0: "http.extraHeader",
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${b64(`${server.user}:${server.password}`)}`,
+    };
+    const w = tempDir();
+    git(w, ["clone", "--quiet", join(server.root, "app3.git"), "."]);
+    await gitAsync(w, ["submodule", "--quiet", "add", libUrl, "vendor/lib"], cred);
+    git(w, ["commit", "--quiet", "-m", "submodule"]);
+    git(w, ["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+    const secrets = { auth: { username: b64(server.user), password: b64(server.password) } };
+    const withSubs = parsed({
+      url: appUrl,
+      ref: { branch: "main" },
+      secretRef: { name: "auth" },
+      recurseSubmodules: true,
+    });
+    const wd = tempDir("shipmate-gitsrc-wd-");
+    const f = gitRepositoryHandler.open(wd);
+    const a = await f.fetch(withSubs, ctx(secrets));
+    // A render edits a submodule's file and writes one beside it; the same commit again undoes both.
+    writeFiles(a.dir, {
+      "vendor/lib/lib.yaml": "edited\n",
+      "vendor/lib/kustomization.yaml": "resources: []\n",
+    });
+    const again = await f.fetch(withSubs, ctx(secrets));
+    expect(again.revision).toBe(a.revision);
+    expect(readFileSync(join(again.dir, "vendor/lib/lib.yaml"), "utf8")).toBe("lib: 3\n");
+    expect(existsSync(join(again.dir, "vendor/lib/kustomization.yaml"))).toBe(false);
+    // A new commit whose submodule cannot be fetched: the fetch fails, the previous tree stays whole.
+    await gitAsync(w, ["submodule", "--quiet", "add", goneUrl, "vendor/gone"], cred);
+    writeFiles(w, { "app.yaml": "app: 4\n" });
+    git(w, ["add", "--all"]);
+    git(w, ["commit", "--quiet", "-m", "a submodule that goes"]);
+    git(w, ["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+    rmSync(join(server.root, "gone3.git"), { recursive: true, force: true });
+    await expect(f.fetch(withSubs, ctx(secrets))).rejects.toThrow("git submodule update");
+    expect(readFileSync(join(a.dir, "app.yaml"), "utf8")).toBe("app: 3\n");
+    expect(readFileSync(join(a.dir, "vendor/lib/lib.yaml"), "utf8")).toBe("lib: 3\n");
+    expect(existsSync(join(a.dir, "vendor/gone"))).toBe(false);
+    // No temporary tree or index left beside it, and git in the submodule still finds its own tree.
+    expect(readdirSync(wd).sort()).toEqual(["source", "source.git"]);
+    expect(readdirSync(join(wd, "source.git")).filter((n) => n.startsWith("index."))).toEqual([]);
+    expect(git(join(a.dir, "vendor/lib"), ["status", "--porcelain"]).trim()).toBe("");
+    rmSync(w, { recursive: true, force: true });
   });
 
   it("never sends the credentials to a submodule on another host", async () => {

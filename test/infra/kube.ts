@@ -38,6 +38,10 @@ export interface KubeCluster {
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port and etcd, waiting for /readyz. */
   startApiServer(): Promise<void>;
+  /** Stops etcd (its data stays on disk); kube-apiserver keeps running and answers with errors. */
+  stopEtcd(): Promise<void>;
+  /** Starts etcd again on the same ports and data, waiting for its /health. */
+  startEtcd(): Promise<void>;
   /** Stops everything and removes dir. */
   stop(): Promise<void>;
 }
@@ -211,33 +215,37 @@ export async function startKube(opts: { name?: string } = {}): Promise<KubeClust
   const etcdUrl = `http://127.0.0.1:${etcdClient}`;
   mkdirSync(join(dir, "etcd"));
   const etcdLog = join(dir, "etcd.log");
-  const etcd = spawn(
-    etcdBin,
-    [
-      "--name=test",
-      `--data-dir=${join(dir, "etcd")}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=test=http://127.0.0.1:${etcdPeer}`,
-      // Test data is thrown away; fsync would only make every write slower.
-      "--unsafe-no-fsync",
-      "--log-level=warn",
-    ],
-    { stdio: ["ignore", openSync(etcdLog, "a"), openSync(etcdLog, "a")] },
-  );
-  track(etcd);
-  await waitFor(
-    "etcd",
-    etcd,
-    etcdLog,
-    async () => {
-      const res = await fetch(`${etcdUrl}/health`);
-      return res.ok;
-    },
-    30_000,
-  );
+  let etcd: ChildProcess | undefined;
+  const startEtcd = async () => {
+    etcd = spawn(
+      etcdBin,
+      [
+        "--name=test",
+        `--data-dir=${join(dir, "etcd")}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=test=http://127.0.0.1:${etcdPeer}`,
+        // Test data is thrown away; fsync would only make every write slower.
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+      ],
+      { stdio: ["ignore", openSync(etcdLog, "a"), openSync(etcdLog, "a")] },
+    );
+    track(etcd);
+    await waitFor(
+      "etcd",
+      etcd,
+      etcdLog,
+      async () => {
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok;
+      },
+      30_000,
+    );
+  };
+  await startEtcd();
 
   const server = `https://127.0.0.1:${apiPort}`;
   const apiLog = join(dir, "kube-apiserver.log");
@@ -306,6 +314,8 @@ export async function startKube(opts: { name?: string } = {}): Promise<KubeClust
     },
     stopApiServer: () => stopChild(api),
     startApiServer,
+    stopEtcd: () => stopChild(etcd),
+    startEtcd,
     async stop() {
       await stopChild(api);
       await stopChild(etcd);

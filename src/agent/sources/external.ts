@@ -61,7 +61,14 @@ const StatusArtifact = z.looseObject({
 export function readManifest(dir: string): BuildManifest | undefined {
   const file = join(dir, MANIFEST_FILE);
   if (!existsSync(file)) return undefined;
-  const parsed = BuildManifest.safeParse(JSON.parse(readFileSync(file, "utf8")));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    // Unreadable or cut short: the artifact is not built, and the generator builds it again.
+    return undefined;
+  }
+  const parsed = BuildManifest.safeParse(raw);
   return parsed.success ? parsed.data : undefined;
 }
 

@@ -135,7 +135,8 @@ export async function verifyFetched(
         "git",
         ["-c", "gpg.program=gpg", "-c", `gpg.ssh.allowedSignersFile=${signers}`, ...args],
         fetched.dir,
-        env,
+        // The repository named outright: the agent's is a git folder with no work tree of its own.
+        { ...env, GIT_DIR: fetched.dir },
       );
     const lines: string[] = [];
     if (want.tag && fetched.tagRef) {
