@@ -66,26 +66,19 @@ async function releasesOf(kube: KubeCluster, ns: string) {
 const isReady = (o: { status?: { conditions?: { type: string; status: string }[] } }) =>
   o.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
-/**
- * Flux's source-controller + helm-controller on the same releases in
- * namespace bench-flux; afterwards their objects are suspended so the agent,
- * which takes Flux's objects over, leaves them alone. Undefined when the
- * controllers are not built (bench/peers/flux/build.sh) or peers are skipped.
- */
-async function fluxPeer(
-  kube: KubeCluster,
-  objects: (ns: string) => object[],
-  work: string,
-): Promise<PeerFigures | undefined> {
-  const source = join(cacheRoot, "bin", "flux-source-controller");
-  const helmController = join(cacheRoot, "bin", "flux-helm-controller");
-  if (process.env.BENCH_SKIP_PEERS) return undefined;
-  if (![source, helmController].every((b) => existsSync(b))) {
-    console.log("Flux's controllers are not built (bash bench/peers/flux/build.sh): their row is left out");
-    return undefined;
-  }
-  const kubectl = (...a: string[]) =>
+const kubectlOf =
+  (kube: KubeCluster) =>
+  (...a: string[]): string =>
     execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, ...a], { encoding: "utf8" });
+
+const FLUX_BINARIES = [
+  join(cacheRoot, "bin", "flux-source-controller"),
+  join(cacheRoot, "bin", "flux-helm-controller"),
+] as const;
+
+/** Flux's own CRDs for the source and Helm kinds: both runs read the same objects under them. */
+function installFluxCrds(kube: KubeCluster): void {
+  const kubectl = kubectlOf(kube);
   kubectl(
     "apply",
     "--server-side",
@@ -99,6 +92,29 @@ async function fluxPeer(
     join(moduleDir("github.com/fluxcd/helm-controller", HELM_CONTROLLER_VERSION), "config/crd/bases"),
   );
   kubectl("wait", "--for=condition=Established", "crd/helmreleases.helm.toolkit.fluxcd.io");
+}
+
+/** Suspends every Helm object of a namespace, so the next controller leaves them alone. */
+function suspendHelmObjects(kube: KubeCluster, ns: string): void {
+  const kubectl = kubectlOf(kube);
+  for (const kind of ["helmreleases.helm.toolkit.fluxcd.io", "helmcharts", "helmrepositories"]) {
+    for (const name of kubectl("-n", ns, "get", kind, "-o", "name").split("\n").filter(Boolean))
+      kubectl("-n", ns, "patch", name, "--type=merge", "-p", '{"spec":{"suspend":true}}');
+  }
+}
+
+/**
+ * Flux's source-controller + helm-controller on the same releases in
+ * namespace bench-flux, run after the agent (whose objects are suspended
+ * first: helm-controller would take them over too).
+ */
+async function fluxPeer(
+  kube: KubeCluster,
+  objects: (ns: string) => object[],
+  work: string,
+): Promise<PeerFigures> {
+  const [source, helmController] = FLUX_BINARIES;
+  const kubectl = kubectlOf(kube);
   kubectl("create", "namespace", "flux-system");
   const children: ChildProcess[] = [];
   try {
@@ -156,10 +172,6 @@ async function fluxPeer(
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await sleep(1000);
-    for (const kind of ["helmreleases.helm.toolkit.fluxcd.io", "helmcharts", "helmrepositories"]) {
-      for (const name of kubectl("-n", "bench-flux", "get", kind, "-o", "name").split("\n").filter(Boolean))
-        kubectl("-n", "bench-flux", "patch", name, "--type=merge", "-p", '{"spec":{"suspend":true}}');
-    }
   }
 }
 
@@ -195,7 +207,10 @@ async function main() {
         },
       })),
     ];
-    const flux = await fluxPeer(kube, objects, home);
+    const withFlux = !process.env.BENCH_SKIP_PEERS && FLUX_BINARIES.every((b) => existsSync(b));
+    if (!withFlux && !process.env.BENCH_SKIP_PEERS)
+      console.log("Flux's controllers are not built (bash bench/peers/flux/build.sh): their row is left out");
+    if (withFlux) installFluxCrds(kube);
     fleet.commit({ "clusters/test/helm.yaml": objects("bench-agent") });
     const agent = makeAgent(kube, fleet, { name: "bench" });
 
@@ -220,6 +235,11 @@ async function main() {
     const noopActions = agent.helm.total - actionsAfterInstall;
     const agentRss = peakRssMb();
     agent.close();
+    let flux: PeerFigures | undefined;
+    if (withFlux) {
+      suspendHelmObjects(kube, "bench-agent");
+      flux = await fluxPeer(kube, objects, home);
+    }
 
     // The peer: helm upgrade --install, one release at a time, the same chart and values.
     execFileSync("kubectl", ["--kubeconfig", kube.kubeconfig, "create", "namespace", "bench-loop"]);

@@ -186,6 +186,50 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
     expect((await ociStatus("t-oci-web")).artifact.revision).toBe(`stable@${v2}`);
   });
 
+  it("Flux's exclusions apply to the extracted layer: defaults, then spec.ignore (which replaces them but keeps VCS files out)", async () => {
+    await push(
+      reg,
+      "apps/ignored:v1",
+      content({
+        "app.yaml": [namespace("t-oci-ign"), configMap("app", "t-oci-ign", { v: "1" })],
+        // A default exclusion (a CI config file): not rendered, though it holds a manifest.
+        "cloudbuild.yaml": [configMap("from-ci", "t-oci-ign", { v: "ci" })],
+        "extra/more.yaml": [configMap("extra", "t-oci-ign", { v: "x" })],
+      }),
+    );
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/sources.yaml": [
+        ociRepo("t-oign-src", { url: `oci://${reg.host}/apps/ignored`, ref: { tag: "v1" }, insecure: true }),
+        fromOci("t-oign-app", "t-oign-src"),
+      ],
+    });
+    const agent = makeAgent(kube, repo, { name: "t-oign" });
+    agents.push(agent);
+    await agent.once();
+    expect((await getObject(client, cm("t-oci-ign", "app")))?.data).toEqual({ v: "1" });
+    expect((await getObject(client, cm("t-oci-ign", "extra")))?.data).toEqual({ v: "x" });
+    expect(await getObject(client, cm("t-oci-ign", "from-ci"))).toBeUndefined();
+
+    // spec.ignore: its patterns replace the defaults (the CI file comes in), extra/ goes.
+    repo.commit({
+      "clusters/test/sources.yaml": [
+        ociRepo("t-oign-src", {
+          url: `oci://${reg.host}/apps/ignored`,
+          ref: { tag: "v1" },
+          insecure: true,
+          ignore: "extra/\n",
+        }),
+        fromOci("t-oign-app", "t-oign-src"),
+      ],
+    });
+    // The pass that applies the new spec fetches the source again; the next renders from it.
+    await agent.pass(never, true);
+    await agent.pass(never, true);
+    expect((await getObject(client, cm("t-oci-ign", "from-ci")))?.data).toEqual({ v: "ci" });
+    expect(await getObject(client, cm("t-oci-ign", "extra"))).toBeUndefined();
+  });
+
   it("semver picks the highest matching tag, semverFilter narrows the tags first, a digest pins (and wins over a tag)", async () => {
     const digests: Record<string, string> = {};
     for (const tag of ["1.0.0", "1.1.0", "2.0.0", "1.2.0-rc.1"])

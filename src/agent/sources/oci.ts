@@ -32,6 +32,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
+import { applySourceIgnore } from "./ignore.ts";
 import { pruneTree, treePaths } from "./tree.ts";
 
 /** source.toolkit.fluxcd.io/v1 OCIRepository spec fields (source-controller v1.9.6 CRD), honoured or refused. */
@@ -55,7 +56,7 @@ export const OCI_REPOSITORY_FIELDS: FieldTable = {
   certSecretRef: { refused: "client TLS certificates and custom CAs are not implemented" },
   proxySecretRef: { refused: "pulling through a proxy is not implemented" },
   serviceAccountName: { refused: "image pull secrets of a service account are not read" },
-  ignore: { refused: "artifact exclusion rules are not applied" },
+  ignore: "honoured",
   verify: { refused: "cosign/notation signature verification is not implemented" },
 };
 
@@ -81,6 +82,7 @@ export const OCIRepositorySpec = z.looseObject({
     })
     .optional(),
   secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
+  ignore: z.string().optional(),
 });
 export type OCIRepositorySpec = z.infer<typeof OCIRepositorySpec>;
 
@@ -365,6 +367,9 @@ class OciFetcher implements SourceFetcher<OCIRepositorySpec> {
     } finally {
       await rm(blob, { force: true });
     }
+    // What source-controller leaves out when it archives an extracted layer: `.sourceignore`
+    // files in it and spec.ignore, else Flux's default exclusions (./ignore.ts).
+    if ((spec.layerSelector?.operation ?? "extract") === "extract") applySourceIgnore(staging, spec.ignore);
     await rm(tree, { recursive: true, force: true });
     await rename(staging, tree);
     this.extracted = treePaths(paths);
@@ -407,6 +412,8 @@ export function ociRepositoryHandler(
       },
       secret: spec.secretRef?.name ?? null,
       insecure: spec.insecure === true,
+      // A new rule set makes a new artifact, as Flux re-archives when spec.ignore changes.
+      ignore: spec.ignore ?? null,
     }),
     open: (dir) => new OciFetcher(dir, limits),
   };
