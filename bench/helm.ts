@@ -94,19 +94,9 @@ function installFluxCrds(kube: KubeCluster): void {
   kubectl("wait", "--for=condition=Established", "crd/helmreleases.helm.toolkit.fluxcd.io");
 }
 
-/** Suspends every Helm object of a namespace, so the next controller leaves them alone. */
-function suspendHelmObjects(kube: KubeCluster, ns: string): void {
-  const kubectl = kubectlOf(kube);
-  for (const kind of ["helmreleases.helm.toolkit.fluxcd.io", "helmcharts", "helmrepositories"]) {
-    for (const name of kubectl("-n", ns, "get", kind, "-o", "name").split("\n").filter(Boolean))
-      kubectl("-n", ns, "patch", name, "--type=merge", "-p", '{"spec":{"suspend":true}}');
-  }
-}
-
 /**
  * Flux's source-controller + helm-controller on the same releases in
- * namespace bench-flux, run after the agent (whose objects are suspended
- * first: helm-controller would take them over too).
+ * namespace bench-flux, on an API server of their own.
  */
 async function fluxPeer(
   kube: KubeCluster,
@@ -237,8 +227,15 @@ async function main() {
     agent.close();
     let flux: PeerFigures | undefined;
     if (withFlux) {
-      suspendHelmObjects(kube, "bench-agent");
-      flux = await fluxPeer(kube, objects, home);
+      // A fresh API server of its own: whoever runs second on a shared one is measured
+      // against the first one's objects, events and release Secrets (either order skews it).
+      const own = await startKube({ name: "bench-helm-flux" });
+      try {
+        installFluxCrds(own);
+        flux = await fluxPeer(own, objects, home);
+      } finally {
+        await own.stop();
+      }
     }
 
     // The peer: helm upgrade --install, one release at a time, the same chart and values.

@@ -1,22 +1,10 @@
-/**
- * Fault suite: the agent's git working copy under SIGKILL. A process
- * fetching a new commit into a working copy that holds the previous one
- * (src/agent/source.ts, as the agent and its GitRepository fetcher use it)
- * is killed at seeded random instants, alone or with its git children. The
- * tree left behind is one whole commit (the old or the new) or none, never a
- * mix a later pass could apply; the next process fetches without blocking on
- * git's lock files, serves exactly the new commit, and sweeps the killed
- * run's temporary folders. A remote served by git http-backend on 127.0.0.1.
- *
- * FAULT_SEEDS sets the number of kills (8 by default, as in CI).
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitSource, sweepWorkingCopy } from "../../src/agent/source.ts";
 import { type GitHttpServer, git, startGitHttpServer, tempDir, writeFiles } from "../infra/git.ts";
+import { type Run, rng, spawnKillable } from "./helpers.ts";
 
 const CHILD = new URL("./fetch-child.ts", import.meta.url).pathname;
 const SEEDS = Number(process.env.FAULT_SEEDS ?? 8);
@@ -66,40 +54,9 @@ function treeDigest(dir: string): string {
 }
 
 /** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Run {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: string | null; out: string }>;
-}
 
 function fetchIn(workdir: string, branch: string): Run {
-  const child = spawn(process.execPath, [CHILD, url, branch, workdir], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ["ignore", "pipe", "pipe"],
-    // Its own process group, so a kill can take its git children down with it.
-    detached: true,
-  });
-  let out = "";
-  child.stdout?.on("data", (d) => {
-    out += d;
-  });
-  child.stderr?.on("data", (d) => {
-    out += d;
-  });
-  const done = new Promise<{ code: number | null; signal: string | null; out: string }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, out })),
-  );
-  return { child, done };
+  return spawnKillable([CHILD, url, branch, workdir]);
 }
 
 /** What sits beside the working copy and in its repository that a run should not leave behind. */

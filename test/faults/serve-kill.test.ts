@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GitHttpServer, git, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { freePort } from "../webhooks/helpers.ts";
+import { rng } from "./helpers.ts";
 
 const CLI = new URL("../../src/cli/index.ts", import.meta.url).pathname;
 const SEEDS = Number(process.env.FAULT_SEEDS ?? 6);
@@ -41,17 +42,6 @@ spec:
 `;
 const deploy = (host: string, i: number, tag: string) =>
   `# app ${i}\nimage: ${host}/team/web:${tag} # {"$imagepolicy": "flux-system:web"}\n`;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Serve {
   child: ChildProcess;

@@ -1,17 +1,8 @@
-/**
- * Fault suite: `shipmate update --push` killed with SIGKILL at seeded random
- * instants, on a real git remote (git http-backend on 127.0.0.1), then run
- * again. Whatever the instant, the checkout is as it was or holds the update
- * (or records an advance the next run finishes), the rerun never blocks, the
- * remote gets the update exactly once, and no temporary folder survives.
- *
- * FAULT_SEEDS sets the number of kills (12 by default, as in CI).
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GitHttpServer, git, startGitHttpServer, tempDir } from "../infra/git.ts";
+import { type Run, rng, spawnKillable } from "./helpers.ts";
 
 const CLI = new URL("../../src/cli/index.ts", import.meta.url).pathname;
 const SEEDS = Number(process.env.FAULT_SEEDS ?? 12);
@@ -30,40 +21,9 @@ spec:
 `;
 
 /** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Run {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; signal: string | null; out: string }>;
-}
 
 function start(args: string[], env: NodeJS.ProcessEnv): Run {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    // Its own process group, so a kill can take its git children down with it.
-    detached: true,
-  });
-  let out = "";
-  child.stdout?.on("data", (d) => {
-    out += d;
-  });
-  child.stderr?.on("data", (d) => {
-    out += d;
-  });
-  const done = new Promise<{ code: number | null; signal: string | null; out: string }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, out })),
-  );
-  return { child, done };
+  return spawnKillable([CLI, ...args], env);
 }
 
 /** Resolves when `seen()` first holds (polled), or when the run ends first; the time it was seen. */
