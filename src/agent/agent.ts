@@ -93,6 +93,8 @@ export interface AgentOptions {
    * (`--image-automation`, ./images/reflector.ts).
    */
   imageAutomation?: boolean;
+  /** HelmReleases reconciled at once (`--helm-concurrency`; each runs a helm process). */
+  helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;
   /** Flux's `--no-remote-bases`: a kustomization that would fetch from the network is refused. */
@@ -176,6 +178,7 @@ export class Agent {
       noCrossNamespaceRefs: false,
       noRemoteBases: false,
       imageAutomation: false,
+      helmConcurrency: 4,
       ...options,
     };
     this.log = log;
@@ -223,6 +226,7 @@ export class Agent {
     });
     this.helm = new HelmCli(kc, { workdir: this.opts.workdir });
     this.helmReleases = new HelmReleaseReconciler({
+      concurrency: this.opts.helmConcurrency,
       client: this.client,
       helm: this.helm,
       targets: this.targets,

@@ -76,6 +76,16 @@ describe("usage errors: one line in the project's words, exit 2, naming the flag
       /--interval must be a duration from 1ms to/,
     ],
     [
+      "no helm process at all",
+      ["agent", "--repo", "file:///x", "--path", "p", "--helm-concurrency", "0"],
+      /--helm-concurrency must be a positive integer/,
+    ],
+    [
+      "more helm processes than an agent should start",
+      ["agent", "--repo", "file:///x", "--path", "p", "--helm-concurrency", "100"],
+      /^shipmate agent: --helm-concurrency must be at most 64, got 100$/,
+    ],
+    [
       "a zero timeout",
       ["resume", "kustomization", "x", "--timeout", "0s"],
       /--timeout must be a duration from 1ms to/,

@@ -14,7 +14,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
-       [--image-automation]
+       [--image-automation] [--helm-concurrency 4]
 
   --poll-interval D          how often to look for due work unprompted (default 5s; changes and
                              reconcile requests are watched and start a pass at once)
@@ -23,7 +23,8 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --default-service-account NAME  reconcile Kustomizations and HelmReleases without serviceAccountName as NAME of their namespace
   --no-cross-namespace-refs  refuse a sourceRef or dependsOn into another namespace
   --no-remote-bases          refuse kustomizations that would fetch from the network
-  --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)`;
+  --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)
+  --helm-concurrency N       HelmReleases reconciled at once, each a helm process (default 4, at most 64)`;
 
 /** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
 function byteSize(value: string | undefined, flag: string): number | undefined {
@@ -93,6 +94,7 @@ export const command: Command = {
       "no-cross-namespace-refs": { type: "boolean" },
       "no-remote-bases": { type: "boolean" },
       "image-automation": { type: "boolean" },
+      "helm-concurrency": { type: "string" },
       "lease-duration": { type: "string" },
       "max-artifact-size": { type: "string" },
       "max-bucket-objects": { type: "string" },
@@ -118,6 +120,9 @@ export const command: Command = {
     const namespace = values.namespace ?? "shipmate-system";
     const layerBytes = byteSize(values["max-artifact-size"], "--max-artifact-size");
     const bucketObjects = positiveInt(values["max-bucket-objects"], "--max-bucket-objects");
+    const helmConcurrency = positiveInt(values["helm-concurrency"], "--helm-concurrency");
+    if (helmConcurrency !== undefined && helmConcurrency > 64)
+      throw new UsageError(`--helm-concurrency must be at most 64, got ${helmConcurrency}`);
     const agent = new Agent(
       kc,
       {
@@ -139,6 +144,7 @@ export const command: Command = {
         noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
         noRemoteBases: values["no-remote-bases"] ?? false,
         imageAutomation: values["image-automation"] ?? false,
+        ...(helmConcurrency ? { helmConcurrency } : {}),
       },
       log,
     );
