@@ -2,7 +2,7 @@
 # git and its smart-HTTP CGI (`git http-backend`) for the update/delivery tests,
 # which serve bare repositories on 127.0.0.1 through a small Node server;
 # ssh-keygen for the commit-signing test (git's SSH signing); gpg (Debian's
-# gnupg) for GitRepository spec.verify, which the agent checks with git's
+# gnupg) for GitRepository spec.verify and SOPS PGP keys, which the agent uses with git's
 # verify-commit/verify-tag against a temporary keyring.
 set -euo pipefail
 need=()

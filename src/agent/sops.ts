@@ -7,8 +7,12 @@
  *
  *  - keys: the age identities in the `*.agekey` entries of the Secret named
  *    by `decryption.secretRef`, passed to sops in `SOPS_AGE_KEY` (never a
- *    file); sops runs with no environment but PATH, so no key or config of
- *    the agent's own leaks in;
+ *    file), and the PGP keys in its `*.asc` entries, imported by the real
+ *    `gpg` into a keyring of this decryption alone (a private 0700 folder,
+ *    its gpg-agent stopped and the folder removed when the decryption ends,
+ *    as kustomize-controller keeps its keyring); sops runs with no
+ *    environment but PATH (and that keyring), so no key or config of the
+ *    agent's own leaks in;
  *  - objects: every object whose top-level `sops` holds a `mac` (whole
  *    encrypted manifests), and Secret `data` entries that are themselves
  *    SOPS files (kustomize `secretGenerator` `files:`), output in the format
@@ -18,8 +22,9 @@
  *    disk; every decrypted value is registered with `registerSecret`, so no
  *    message the agent prints (status, events, logs) can carry it.
  */
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { z } from "zod";
 import { ClusterError, registerSecret } from "../errors.ts";
@@ -54,7 +59,11 @@ export function findSops(env: NodeJS.ProcessEnv = process.env): string {
 export interface DecryptionKeys {
   /** age identities, one per line, for SOPS_AGE_KEY. */
   age: string;
-  /** Entry names sops cannot use here (PGP `*.asc`, cloud KMS credentials), for the error when nothing decrypts. */
+  /** Armored PGP keys (`*.asc` entries), imported into a keyring of their own for sops. */
+  pgp?: { entry: string; armored: string }[];
+  /** The keyring the PGP keys were imported into, while a decryption runs. */
+  gnupgHome?: string;
+  /** Entry names sops cannot use here (cloud KMS credentials), for the error when nothing decrypts. */
   unused: string[];
 }
 
@@ -64,7 +73,7 @@ export async function loadDecryptionKeys(
   namespace: string,
   decryption: Decryption,
 ): Promise<DecryptionKeys> {
-  if (!decryption.secretRef) return { age: "", unused: [] };
+  if (!decryption.secretRef) return { age: "", pgp: [], unused: [] };
   const what = `decryption Secret ${namespace}/${decryption.secretRef.name}`;
   const res = await client.raw({
     method: "GET",
@@ -74,6 +83,7 @@ export async function loadDecryptionKeys(
   if (res.code !== 200) throw apiError(what, res.code, res.body);
   const data = (res.body as { data?: Record<string, string> | null }).data ?? {};
   const age: string[] = [];
+  const pgp: { entry: string; armored: string }[] = [];
   const unused: string[] = [];
   for (const [k, v] of Object.entries(data)) {
     const text = Buffer.from(v, "base64").toString("utf8");
@@ -86,9 +96,12 @@ export async function loadDecryptionKeys(
           age.push(t);
         }
       }
+    } else if (k.endsWith(".asc")) {
+      for (const line of text.split("\n")) if (line.trim().length >= 16) registerSecret(line.trim());
+      pgp.push({ entry: k, armored: text });
     } else unused.push(k);
   }
-  return { age: age.join("\n"), unused };
+  return { age: age.join("\n"), pgp, unused };
 }
 
 /** A whole manifest encrypted by sops: a top-level `sops` with a `mac`. */
@@ -167,7 +180,12 @@ export class SopsCli implements SopsRunner {
         // `decrypt` with no file reads stdin (Node's stdio pipes are sockets, which /dev/stdin cannot open).
         ["decrypt", "--input-type", inputType, "--output-type", outputType],
         {
-          env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent", SOPS_AGE_KEY: keys.age },
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOME: "/nonexistent",
+            SOPS_AGE_KEY: keys.age,
+            ...(keys.gnupgHome ? { GNUPGHOME: keys.gnupgHome } : {}),
+          },
           cwd: "/",
           stdio: ["pipe", "pipe", "pipe"],
         },
@@ -208,11 +226,12 @@ export function sopsReason(stderr: string, keys: DecryptionKeys): string {
     .filter(Boolean);
   let reason: string;
   if (lines.some((l) => /Failed to get the data key|0 successful groups|no identity matched/i.test(l))) {
-    reason = keys.age
-      ? "none of the age keys in the decryption Secret is a recipient of it"
-      : "the decryption Secret holds no age key (*.agekey entries)";
+    reason =
+      keys.age || keys.pgp?.length
+        ? "none of the age or PGP keys in the decryption Secret is a recipient of it"
+        : "the decryption Secret holds no age or PGP key (*.agekey, *.asc entries)";
     if (keys.unused.length)
-      reason += `; entries not used by the shipmate agent: ${keys.unused.join(", ")} (only age keys are supported)`;
+      reason += `; entries not used by the shipmate agent: ${keys.unused.join(", ")} (only age and PGP keys are supported)`;
   } else if (lines.some((l) => /MAC mismatch/i.test(l))) {
     reason = "MAC mismatch: the encrypted file was changed after encryption (or by the build)";
   } else if (
@@ -237,6 +256,56 @@ function keep(v: string, into: string[]): void {
  * were. A failure names the object (and the Secret entry), never a value.
  */
 export async function decryptObjects(
+  objects: readonly KubeObject[],
+  keys: DecryptionKeys,
+  sops: SopsRunner,
+): Promise<{ objects: KubeObject[]; sensitive: string[] }> {
+  if (!keys.pgp?.length) return await decryptAll(objects, keys, sops);
+  const gnupgHome = importPgpKeys(keys.pgp);
+  try {
+    return await decryptAll(objects, { ...keys, gnupgHome }, sops);
+  } finally {
+    forgetKeyring(gnupgHome);
+  }
+}
+
+/**
+ * A keyring of its own for the decryption Secret's PGP keys, imported by
+ * the real gpg (kustomize-controller imports them the same way); an entry
+ * gpg cannot import fails the decryption, naming the entry, as in Flux.
+ */
+function importPgpKeys(keys: { entry: string; armored: string }[]): string {
+  const home = mkdtempSync(join(tmpdir(), "shipmate-gnupg-"));
+  chmodSync(home, 0o700);
+  for (const key of keys) {
+    const r = spawnSync("gpg", ["--batch", "--no-tty", "--homedir", home, "--import"], {
+      input: key.armored,
+      env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent", GNUPGHOME: home },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    if (r.status !== 0) {
+      forgetKeyring(home);
+      throw new DecryptionError(
+        r.error
+          ? `gpg could not run to import the PGP keys: ${r.error.message}`
+          : `the decryption Secret's entry ${key.entry} is not a PGP key gpg can import`,
+      );
+    }
+  }
+  return home;
+}
+
+/** Stops the keyring's gpg-agent and removes it with the keys. */
+function forgetKeyring(home: string): void {
+  spawnSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"], {
+    env: { PATH: process.env.PATH ?? "", GNUPGHOME: home },
+    timeout: 10_000,
+  });
+  rmSync(home, { recursive: true, force: true });
+}
+
+async function decryptAll(
   objects: readonly KubeObject[],
   keys: DecryptionKeys,
   sops: SopsRunner,

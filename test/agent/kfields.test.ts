@@ -8,7 +8,8 @@
  * ignoreMissingComponents.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
@@ -264,6 +265,95 @@ describe("decryption: SOPS with age keys", () => {
       },
     );
 
+  /** A PGP key pair made by the real gpg in a keyring of its own (removed after the file). */
+  const homes: string[] = [];
+  afterAll(() => {
+    for (const home of homes) {
+      execFileSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"], { stdio: "ignore" });
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+  const newPgpKey = (name: string) => {
+    const home = mkdtempSync(join(tmpdir(), "shipmate-test-gpg-"));
+    homes.push(home);
+    const gpg = (...args: string[]) =>
+      execFileSync("gpg", ["--batch", "--homedir", home, ...args], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+    gpg(
+      "--passphrase",
+      "",
+      "--quick-gen-key",
+      `${name} <${name}@example.com>`,
+      "future-default",
+      "default",
+      "never",
+    );
+    const fingerprint = (
+      gpg("--list-keys", "--with-colons")
+        .split("\n")
+        .find((l) => l.startsWith("fpr:")) ?? ""
+    ).split(":")[9] as string;
+    return { home, fingerprint, armored: gpg("--armor", "--export-secret-keys", fingerprint) };
+  };
+
+  it("decrypts with PGP keys (*.asc) through gpg, as Flux does; the keyring does not outlive the decryption", async () => {
+    const key = newPgpKey("fleet");
+    const password = "pgp-protected-password-77";
+    const encrypted = execFileSync(
+      findBinary("sops"),
+      [
+        "encrypt",
+        "--filename-override",
+        "secret.yaml",
+        "--pgp",
+        key.fingerprint,
+        "--encrypted-regex",
+        "^(data|stringData)$",
+        "--input-type",
+        "yaml",
+        "--output-type",
+        "yaml",
+      ],
+      {
+        input: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: pgp-db\n  namespace: t-pgp\nstringData:\n  password: ${password}\ntype: Opaque\n`,
+        encoding: "utf8",
+        cwd: "/",
+        env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent", GNUPGHOME: key.home },
+      },
+    );
+    expect(encrypted).not.toContain(password);
+    await create(
+      "/api/v1/namespaces/shipmate-system/secrets",
+      secret("t-pgp-keys", { "fleet.asc": key.armored }),
+    );
+    const repo = fleet();
+    repo.commit({
+      "clusters/test/ks.yaml": [
+        namespace("t-pgp"),
+        kustomization("t-pgp-apps", {
+          path: "./apps",
+          decryption: { provider: "sops", secretRef: { name: "t-pgp-keys" } },
+        }),
+      ],
+      "apps/db.enc.yaml": encrypted,
+    });
+    const before = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith("shipmate-gnupg-")));
+    const { agent, logs } = loggedAgent(repo, "t-pgp");
+    const res = await agent.once();
+    const ks = res.reconciled.find((k) => k.name === "t-pgp-apps");
+    expect([ks?.ready, ks?.message]).toEqual([true, expect.stringMatching(/^Applied revision/)]);
+    const db = await getObject(client, secretPath("t-pgp", "pgp-db"));
+    expect(Buffer.from(db?.data.password, "base64").toString()).toBe(password);
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith("shipmate-gnupg-") && !before.has(n))).toEqual(
+      [],
+    );
+    const out = await allOutput(logs);
+    expect(out).not.toContain(password);
+    for (const line of key.armored.split("\n").filter((l) => l.length > 40)) expect(out).not.toContain(line);
+  });
+
   it("decrypts whole Secrets and secretGenerator files in memory; a foreign key is Ready=False, nothing applied, no plaintext anywhere", async () => {
     const key = newKey();
     const stranger = newKey();
@@ -298,7 +388,8 @@ type: Opaque
       "/api/v1/namespaces/shipmate-system/secrets",
       secret("t-sops-age", {
         "age.agekey": `# created by a test\n${key.identity}\n`,
-        "old.asc": "pgp-private-key-material-0001",
+        // A PGP key of someone else: imported, a recipient of nothing here.
+        "old.asc": newPgpKey("former").armored,
       }),
     );
     const decryption = { provider: "sops", secretRef: { name: "t-sops-age" } };
@@ -341,20 +432,13 @@ secretGenerator:
 
     expect(by["t-sops-bad"]).toMatchObject({ ready: false, reason: "BuildFailed" });
     expect(by["t-sops-bad"]?.message).toBe(
-      "decryption failed for Secret/t-sops/other: none of the age keys in the decryption Secret is a recipient of it; entries not used by the shipmate agent: old.asc (only age keys are supported)",
+      "decryption failed for Secret/t-sops/other: none of the age or PGP keys in the decryption Secret is a recipient of it",
     );
     expect(await getObject(client, secretPath("t-sops", "other"))).toBeUndefined();
     expect(await getObject(client, cmPath("t-sops", "bad-neighbour"))).toBeUndefined();
 
     const out = await allOutput(logs);
-    for (const plain of [
-      password,
-      apiKey,
-      strangerSecret,
-      key.identity,
-      stranger.identity,
-      "pgp-private-key-material",
-    ])
+    for (const plain of [password, apiKey, strangerSecret, key.identity, stranger.identity])
       expect(out).not.toContain(plain);
   });
 });

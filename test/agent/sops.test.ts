@@ -45,13 +45,19 @@ describe("decryption: sops's errors as one line without input", () => {
       "no recipient matches",
       "Failed to get the data key required to decrypt the SOPS file.\n\nGroup 0: FAILED\n  age1abc: FAILED\n",
       keys,
-      "none of the age keys in the decryption Secret is a recipient of it",
+      "none of the age or PGP keys in the decryption Secret is a recipient of it",
     ],
     [
-      "no age key at all, PGP entries named",
+      "no key at all, cloud KMS entries named",
       "Failed to get the data key required to decrypt the SOPS file.\n",
-      { age: "", unused: ["key.asc"] },
-      "the decryption Secret holds no age key (*.agekey entries); entries not used by the shipmate agent: key.asc (only age keys are supported)",
+      { age: "", unused: ["sops.aws-kms"] },
+      "the decryption Secret holds no age or PGP key (*.agekey, *.asc entries); entries not used by the shipmate agent: sops.aws-kms (only age and PGP keys are supported)",
+    ],
+    [
+      "PGP keys only, none a recipient",
+      "Failed to get the data key required to decrypt the SOPS file.\n",
+      { age: "", pgp: [{ entry: "a.asc", armored: "x" }], unused: [] },
+      "none of the age or PGP keys in the decryption Secret is a recipient of it",
     ],
     [
       "a MAC mismatch",
