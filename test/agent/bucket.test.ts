@@ -197,17 +197,48 @@ describe("Bucket (generic, S3-compatible)", () => {
     expect(JSON.stringify([many, anon, sts])).not.toContain(s3.secretKey);
   });
 
-  it("a bucket with a .sourceignore file is refused, not half-honoured", async () => {
+  it("the bucket's .sourceignore and spec.ignore leave objects out of the artifact and its revision, as source-controller", async () => {
     await s3.createBucket("ign");
-    await s3.put("ign", ".sourceignore", "*.md\n");
-    await s3.put("ign", "a.yaml", stringify(configMap("ign", "default", { a: "1" })));
-    const agent = agentFor("t-ign", {
-      "clusters/test/sources.yaml": [bucket("t-ign-src", { bucketName: "ign" })],
+    await s3.put("ign", ".sourceignore", "drafts/\n");
+    await s3.put(
+      "ign",
+      "apps/a.yaml",
+      [namespace("t-ign"), configMap("a", "t-ign", { a: "1" })].map((d) => stringify(d)).join("---\n"),
+    );
+    await s3.put("ign", "apps/drafts/b.yaml", stringify(configMap("draft", "t-ign", { b: "1" })));
+    await s3.put("ign", "apps/local.yaml", stringify(configMap("local", "t-ign", { c: "1" })));
+    const sources = (ignore?: string) => ({
+      "clusters/test/sources.yaml": [
+        bucket("t-ign-src", { bucketName: "ign", ...(ignore ? { ignore } : {}) }),
+        kustomization("t-ign-apps", { path: "./apps", sourceRef: { kind: "Bucket", name: "t-ign-src" } }),
+      ],
     });
+    const repo = FleetRepo.create();
+    repos.push(repo);
+    repo.commit(sources());
+    const agent = makeAgent(kube, repo, { name: "t-ign" });
+    agents.push(agent);
     await agent.once();
-    const s = await bucketStatus("t-ign-src");
-    expect(s.ready?.message).toMatch(/has a \.sourceignore file: its ignore rules are not applied/);
-    expect(s.stalled).toMatchObject({ status: "True" });
+    expect((await getObject(client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
+    expect((await getObject(client, cm("t-ign", "local")))?.data).toEqual({ c: "1" });
+    expect(await getObject(client, cm("t-ign", "draft"))).toBeUndefined();
+    // The revision covers the kept objects only (source-controller's index skips the ignored keys).
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: "ign" }));
+    const kept = (listed.Contents ?? [])
+      .filter((o) => o.Key !== ".sourceignore" && !o.Key?.includes("/drafts/"))
+      .map((o) => `${o.Key} ${(o.ETag ?? "").replace(/"/g, "")}\n`)
+      .sort()
+      .join("");
+    expect((await bucketStatus("t-ign-src")).artifact.revision).toBe(
+      `sha256:${createHash("sha256").update(kept).digest("hex")}`,
+    );
+
+    // spec.ignore adds to the file's rules: local.yaml goes too, and is pruned.
+    repo.commit(sources("**/local.yaml\n"));
+    await agent.pass(never, true);
+    await agent.pass(never, true);
+    expect(await getObject(client, cm("t-ign", "local"))).toBeUndefined();
+    expect((await getObject(client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
   });
 });
 
@@ -251,7 +282,7 @@ describe("Bucket rules", () => {
     ],
     ["a cloud provider is refused", { provider: "aws" }, ["spec.provider"]],
     [
-      "STS, TLS, proxy, service account and ignore rules are refused",
+      "STS, TLS, proxy and service account are refused; ignore rules are honoured",
       {
         sts: { provider: "ldap" },
         certSecretRef: { name: "c" },
@@ -259,7 +290,7 @@ describe("Bucket rules", () => {
         serviceAccountName: "s",
         ignore: "x",
       },
-      ["spec.sts", "spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName", "spec.ignore"],
+      ["spec.sts", "spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName"],
     ],
   ])("fields: %s", (_rule, extra, expected) => {
     expect(

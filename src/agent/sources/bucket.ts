@@ -28,6 +28,7 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
+import { isExcluded, readPatterns } from "../../validate/sourceignore.ts";
 import { pruneTree, treePaths } from "./tree.ts";
 
 /** source.toolkit.fluxcd.io/v1 Bucket spec fields (source-controller v1.9.6 CRD), honoured or refused. */
@@ -50,7 +51,7 @@ export const BUCKET_FIELDS: FieldTable = {
   proxySecretRef: { refused: "reaching the bucket through a proxy is not implemented" },
   serviceAccountName: { refused: "workload-identity authentication is not implemented" },
   sts: { refused: "security token service authentication is not implemented" },
-  ignore: { refused: "artifact exclusion rules are not applied" },
+  ignore: "honoured",
 };
 
 /** source.toolkit.fluxcd.io/v1 BucketSpec, the fields the agent reads. */
@@ -70,6 +71,7 @@ export const BucketSpec = z.looseObject({
   timeout: Duration.optional(),
   suspend: z.boolean().optional(),
   secretRef: z.looseObject({ name: z.string().min(1) }).optional(),
+  ignore: z.string().optional(),
 });
 export type BucketSpec = z.infer<typeof BucketSpec>;
 
@@ -82,8 +84,9 @@ export interface BucketLimits {
 
 export const DEFAULT_BUCKET_LIMITS: BucketLimits = { objects: 10_000, bytes: 1024 * 1024 * 1024 };
 
-/** The file source-controller reads ignore rules from; the agent applies none, so it refuses buckets that have one. */
+/** The object source-controller reads a bucket's ignore rules from (at the bucket's root only). */
 const SOURCEIGNORE = ".sourceignore";
+const MAX_SOURCEIGNORE_BYTES = 1024 * 1024;
 
 /**
  * source-controller's Bucket revision: `sha256:` over `<key> <etag>\n` of
@@ -205,7 +208,8 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
 
   async fetch(spec: BucketSpec, ctx: FetchContext): Promise<Artifact> {
     const client = await this.clientFor(spec, ctx);
-    const objects = await this.list(client, spec);
+    const listed = await this.list(client, spec);
+    const objects = await this.withoutIgnored(client, spec, listed);
     const revision = bucketRevision(objects);
     if (this.current?.revision === revision && existsSync(this.current.dir)) return this.current;
     this.current = await this.download(client, spec, objects, revision);
@@ -239,12 +243,6 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
       }
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith("/")) continue;
-        if (o.Key === SOURCEIGNORE)
-          throw new SourceError(
-            "BucketOperationFailed",
-            `${where} has a ${SOURCEIGNORE} file: its ignore rules are not applied by the shipmate agent, refused rather than ignored`,
-            { stalled: true },
-          );
         objects.set(o.Key, bareEtag(o.ETag));
         if (objects.size > this.limits.objects)
           throw new SourceError(
@@ -255,6 +253,47 @@ class BucketFetcher implements SourceFetcher<BucketSpec> {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return objects;
+  }
+
+  /**
+   * As source-controller: the bucket's root `.sourceignore` and `spec.ignore`
+   * (gitignore syntax, no default exclusions for buckets) decide which keys
+   * are left out of the artifact and of its revision; the file itself never
+   * is in it.
+   */
+  private async withoutIgnored(
+    client: S3Client,
+    spec: BucketSpec,
+    listed: Map<string, string>,
+  ): Promise<Map<string, string>> {
+    let rules = "";
+    const ignoreEtag = listed.get(SOURCEIGNORE);
+    if (ignoreEtag !== undefined) {
+      const { GetObjectCommand } = await s3();
+      try {
+        const got = await client.send(
+          new GetObjectCommand({ Bucket: spec.bucketName, Key: SOURCEIGNORE, IfMatch: `"${ignoreEtag}"` }),
+        );
+        const body = (await got.Body?.transformToByteArray()) ?? new Uint8Array();
+        if (body.byteLength > MAX_SOURCEIGNORE_BYTES)
+          throw new Error(`larger than ${MAX_SOURCEIGNORE_BYTES} bytes`);
+        rules = Buffer.from(body).toString("utf8");
+      } catch (err) {
+        throw new SourceError(
+          "BucketOperationFailed",
+          `reading '${SOURCEIGNORE}' from bucket '${spec.bucketName}' failed: ${err instanceof Error && !("$metadata" in err) ? err.message : s3Reason(err)}`,
+          { cause: err },
+        );
+      }
+    }
+    const patterns = [...readPatterns(rules), ...readPatterns(spec.ignore ?? "")];
+    const kept = new Map<string, string>();
+    for (const [key, etag] of listed) {
+      if (key === SOURCEIGNORE) continue;
+      if (patterns.length && isExcluded(patterns, key.split("/"), false)) continue;
+      kept.set(key, etag);
+    }
+    return kept;
   }
 
   private async download(
