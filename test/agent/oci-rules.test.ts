@@ -129,14 +129,14 @@ describe("fields: honoured or refused", () => {
     ["a cloud provider is refused", { provider: "gcp" }, ["spec.provider"]],
     ["signature verification is refused", { verify: { provider: "cosign" } }, ["spec.verify"]],
     [
-      "TLS, proxy, service account and ignore rules are refused",
+      "TLS, proxy and service account are refused; ignore rules are honoured",
       {
         certSecretRef: { name: "c" },
         proxySecretRef: { name: "p" },
         serviceAccountName: "sa",
         ignore: "*.md",
       },
-      ["spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName", "spec.ignore"],
+      ["spec.certSecretRef", "spec.proxySecretRef", "spec.serviceAccountName"],
     ],
     ["a field no Flux version has is refused", { layerSelector: { shiny: 1 } }, ["spec.layerSelector.shiny"]],
   ])("%s", (_rule, extra, expected) => {
