@@ -17,6 +17,7 @@ import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { describeError, registerSecret } from "../../errors.ts";
 import { safeEntryPath } from "../../registry/tar.ts";
+import { isExcluded, readPatterns } from "../../validate/sourceignore.ts";
 import type { FieldTable } from "../fields/support.ts";
 import { parseDuration } from "../kustomization.ts";
 import { Duration, SOURCE_API_VERSION } from "../schema.ts";
@@ -28,7 +29,6 @@ import {
   type SourceFetcher,
   type SourceHandler,
 } from "./handler.ts";
-import { isExcluded, readPatterns } from "../../validate/sourceignore.ts";
 import { pruneTree, treePaths } from "./tree.ts";
 
 /** source.toolkit.fluxcd.io/v1 Bucket spec fields (source-controller v1.9.6 CRD), honoured or refused. */
