@@ -384,12 +384,14 @@ describe("API server restarted in the middle of an apply", () => {
 describe("API server gone longer than the agent retries", () => {
   it("the cut-short apply fails, and the next one prunes even objects created before the cut (write-ahead inventory)", async () => {
     const { repo, many, agent, run, owned } = await interruptedApply("h-cut", { apiRetryMs: 300 });
+    // The pass fails, with a report or with the error that ended it; it may end while the API
+    // server is still stopping, so its outcome is taken before that.
+    const outcome = run.catch(() => undefined);
     try {
       await kube.stopApiServer();
       let cut: Awaited<typeof run> | undefined;
       try {
-        // The pass fails: with a report, or with the error that ended it.
-        cut = await run.catch(() => undefined);
+        cut = await outcome;
       } finally {
         await kube.startApiServer();
       }
