@@ -118,16 +118,18 @@ describe.each(outages)("$what stopped in the middle of an apply", ({ what, stop,
       const deletesBefore = agent.client.counts.byVerb.DELETE ?? 0;
       const applies = agent.client.counts.byVerb.APPLY ?? 0;
       const run = agent.pass(new AbortController().signal, true);
+      // Its outcome is taken at once: the pass may end while the server is still stopping.
+      let thrown: unknown;
+      const outcome = run.catch((e: unknown) => {
+        thrown = e;
+        return undefined;
+      });
       await until(() => (agent.client.counts.byVerb.APPLY ?? 0) > applies + 10, 60_000, "writes");
       await stop();
       let failed: Awaited<typeof run> | undefined;
-      let thrown: unknown;
       try {
         const t0 = performance.now();
-        failed = await run.catch((e: unknown) => {
-          thrown = e;
-          return undefined;
-        });
+        failed = await outcome;
         figures.push(
           `${what}: the cut pass ended ${((performance.now() - t0) / 1000).toFixed(1)} s after the cut`,
         );
