@@ -114,9 +114,11 @@ export class JournaledQueue {
   }
 
   #record(): void {
-    const keep = this.#inflight
-      ? mergeScopes(this.#inflight, this.#accepted ?? this.#inflight)
-      : this.#accepted;
+    // What runs now and what waits for the next run; either alone as it is.
+    const keep =
+      this.#inflight && this.#accepted
+        ? mergeScopes(this.#inflight, this.#accepted)
+        : (this.#inflight ?? this.#accepted);
     this.#journal?.save(keep);
   }
 }
