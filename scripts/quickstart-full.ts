@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { parse, stringify } from "yaml";
-import { KubeClient } from "../src/agent/client.ts";
+import { KubeClient } from "../src/kube/client.ts";
 import { APP, Checkout, podinfoFiles, podinfoPolicies } from "../test/e2e/fixtures.ts";
 import { type PodProcess, runDeployment } from "../test/e2e/kubelet.ts";
 import { type GiteaServer, startGitea } from "../test/infra/gitea.ts";

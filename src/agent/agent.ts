@@ -3,7 +3,7 @@
  * the root Kustomization (everything under --path, including Kustomization
  * objects) and then every Kustomization it finds, in dependsOn order, each on
  * its own interval. Kustomizations naming another GitRepository render from
- * that repository's checkout (./sources.ts). With leader election only the
+ * that repository's checkout (./source-objects.ts). With leader election only the
  * lease holder acts.
  */
 import { mkdirSync, readFileSync } from "node:fs";
@@ -12,12 +12,21 @@ import { join, normalize } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ClusterError, ConfigError, describeError, redact } from "../errors.ts";
-import { Applier } from "./apply.ts";
-import { apiError, KubeClient } from "./client.ts";
-import { Discovery } from "./discovery.ts";
+import { Applier } from "../kube/apply.ts";
+import { apiError, KubeClient } from "../kube/client.ts";
+import { Discovery } from "../kube/discovery.ts";
+import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
+import {
+  KUSTOMIZATION_API_VERSION,
+  KUSTOMIZATION_GROUP,
+  KubeList,
+  KustomizationObject,
+  KustomizationSpec,
+} from "../kube/schema.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
 import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.ts";
+import { type Artifact, GitSource } from "./git-source.ts";
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
 import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
@@ -35,23 +44,14 @@ import {
 import { LeaderElector, sleep } from "./leader.ts";
 import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
-import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { findKustomize, parseManifests, Renderer } from "./render.ts";
-import {
-  KUSTOMIZATION_API_VERSION,
-  KUSTOMIZATION_GROUP,
-  KubeList,
-  KustomizationObject,
-  KustomizationSpec,
-} from "./schema.ts";
-import { type Artifact, GitSource } from "./source.ts";
+import { SourceManager } from "./source-objects.ts";
 import type { BucketLimits } from "./sources/bucket.ts";
 import { treeDigest, urlAuthHeader } from "./sources/git.ts";
 import { SourceError } from "./sources/handler.ts";
 import { sourceHandlers } from "./sources/index.ts";
 import type { OciLimits } from "./sources/oci.ts";
-import { SourceManager } from "./sources.ts";
 import { TargetResolver } from "./targets.ts";
 import { crossNamespaceRef } from "./tenancy.ts";
 import { watchForWork } from "./watch.ts";

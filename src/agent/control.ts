@@ -6,16 +6,16 @@
  */
 import { Watch } from "@kubernetes/client-node";
 import { ClusterError } from "../errors.ts";
-import { apiError, type KubeClient } from "./client.ts";
-import { getCondition } from "./kustomization.ts";
-import { REQUESTED_AT_ANNOTATION } from "./objects.ts";
-import { ksPath } from "./reconciler.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
 import {
   KustomizationObject as KsSchema,
   KUSTOMIZATION_API_VERSION,
   KubeList,
   type KustomizationObject,
-} from "./schema.ts";
+} from "../kube/schema.ts";
+import { getCondition } from "./kustomization.ts";
+import { ksPath } from "./reconciler.ts";
 
 export interface KustomizationRow {
   namespace: string;

@@ -14,10 +14,10 @@
  * whatever its policy. A WaitForTermination that times out is logged and the
  * deletion goes on, as in Flux.
  */
-import type { KubeClient } from "./client.ts";
-import { type Discovery, resourcePath } from "./discovery.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { type Discovery, resourcePath } from "../kube/discovery.ts";
+import { describeRef, type ObjectRef } from "../kube/objects.ts";
 import { sleep } from "./leader.ts";
-import { describeRef, type ObjectRef } from "./objects.ts";
 
 export const DELETION_POLICIES = ["MirrorPrune", "Delete", "WaitForTermination", "Orphan"] as const;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];

@@ -13,8 +13,8 @@
  * does not post it again either. A steady cluster, failing or not, costs
  * no event write.
  */
-import type { KubeClient } from "./client.ts";
-import { KubeObject } from "./schema.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { KubeObject } from "../kube/schema.ts";
 
 export interface Involved {
   apiVersion: string;

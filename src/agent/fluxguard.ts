@@ -16,8 +16,8 @@
  * agent's first pass).
  */
 import { ClusterError } from "../errors.ts";
-import { apiError, type KubeClient } from "./client.ts";
-import { KubeList } from "./schema.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { KubeList } from "../kube/schema.ts";
 
 export const FLUX_CONTROLLER_NAMES: readonly string[] = [
   "kustomize-controller",

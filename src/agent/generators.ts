@@ -19,20 +19,26 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { describeError } from "../errors.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
+import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../kube/schema.ts";
 import { buildArtifact } from "./artifacts/build.ts";
-import { apiError, type KubeClient } from "./client.ts";
 import type { EventRecorder } from "./events.ts";
 import { ARTIFACT_GENERATOR_FIELDS } from "./fields/artifactgenerator.ts";
 import { refusedFields, unsupportedMessage } from "./fields/support.ts";
+import type { Artifact } from "./git-source.ts";
 import { ARTIFACT_GENERATOR_GROUP } from "./kinds.ts";
 import { removeCondition, setCondition } from "./kustomization.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
-import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "./schema.ts";
-import type { Artifact } from "./source.ts";
+import {
+  type Resolution,
+  type SourceStatus,
+  sourcePath,
+  sourceWorkdir,
+  statusArtifact,
+} from "./source-objects.ts";
 import { MANIFEST_FILE, readManifest, TREE_DIR } from "./sources/external.ts";
 import type { SourceRef } from "./sources/handler.ts";
 import { isSourceKind, SOURCE_HANDLERS } from "./sources/index.ts";
-import { type Resolution, type SourceStatus, sourcePath, sourceWorkdir, statusArtifact } from "./sources.ts";
 
 export const ARTIFACT_GENERATOR_API_VERSION = `${ARTIFACT_GENERATOR_GROUP}/v1beta1`;
 /** Flux's label on generated ExternalArtifacts: the generator's uid. */

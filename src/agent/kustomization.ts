@@ -3,7 +3,7 @@
  * status conditions in Flux's vocabulary (Ready / Reconciling / Stalled /
  * Healthy), and when a Kustomization is due for another reconcile.
  */
-import type { Condition, KustomizationSpec, KustomizationStatus } from "./schema.ts";
+import type { Condition, KustomizationSpec, KustomizationStatus } from "../kube/schema.ts";
 
 /**
  * Whether a Kustomization CRD stores the agent's inventory state hashes

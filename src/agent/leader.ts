@@ -7,8 +7,8 @@
  * duration — stops acting before anyone else may start.
  */
 import { timerMs } from "../config/duration.ts";
-import type { KubeClient } from "./client.ts";
-import { Lease } from "./schema.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { Lease } from "../kube/schema.ts";
 
 export interface LeaderOptions {
   namespace: string;

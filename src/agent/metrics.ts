@@ -3,7 +3,7 @@
  * one process never mix figures).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 
 export class AgentMetrics {
   readonly registry = new Registry();

@@ -6,9 +6,9 @@
  * Kustomization's namespace, as kustomize-controller does.
  */
 import { ConfigError } from "../errors.ts";
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
+import type { KubeObject } from "../kube/schema.ts";
 import { runPostBuild } from "./postbuild/index.ts";
-import type { KubeObject } from "./schema.ts";
 import { Decryption, decryptObjects, loadDecryptionKeys, SopsCli, type SopsRunner } from "./sops.ts";
 
 export interface PostRenderOptions {

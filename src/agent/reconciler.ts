@@ -6,14 +6,32 @@
 
 import type { Logger } from "pino";
 import { ConfigError, describeError } from "../errors.ts";
-import { type Applier, ApplyError, type Change } from "./apply.ts";
+import { type Applier, ApplyError, type Change } from "../kube/apply.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { type Discovery, resourcePath } from "../kube/discovery.ts";
+import {
+  canonicalJson,
+  describeRef,
+  inventoryId,
+  type ObjectRef,
+  parseInventoryId,
+  REQUESTED_AT_ANNOTATION,
+  withOwnerLabels,
+} from "../kube/objects.ts";
+import {
+  type InventoryEntry,
+  KUSTOMIZATION_API_VERSION,
+  KubeObject,
+  type KustomizationObject,
+  KustomizationSpec,
+  type KustomizationStatus,
+} from "../kube/schema.ts";
 import { CelHealth, dependencyReadyByExpr } from "./celhealth.ts";
-import { apiError, type KubeClient } from "./client.ts";
 import { deletionPlan, waitForTermination } from "./deletion.ts";
-import { type Discovery, resourcePath } from "./discovery.ts";
 import type { EventRecorder } from "./events.ts";
 import { KUSTOMIZATION_FIELDS } from "./fields/kustomization.ts";
 import { refusedFields, unsupportedMessage } from "./fields/support.ts";
+import type { Artifact } from "./git-source.ts";
 import { assessHealth } from "./health.ts";
 import { isFluxGroup, reconciledKindNames, unsupportedFluxKind } from "./kinds.ts";
 import {
@@ -28,26 +46,8 @@ import {
 } from "./kustomization.ts";
 import { sleep } from "./leader.ts";
 import type { AgentMetrics } from "./metrics.ts";
-import {
-  canonicalJson,
-  describeRef,
-  inventoryId,
-  type ObjectRef,
-  parseInventoryId,
-  REQUESTED_AT_ANNOTATION,
-  withOwnerLabels,
-} from "./objects.ts";
 import { postRender } from "./postrender.ts";
 import type { Renderer } from "./render.ts";
-import {
-  type InventoryEntry,
-  KUSTOMIZATION_API_VERSION,
-  KubeObject,
-  type KustomizationObject,
-  KustomizationSpec,
-  type KustomizationStatus,
-} from "./schema.ts";
-import type { Artifact } from "./source.ts";
 import { isSourceKind, manifestSourceKinds } from "./sources/index.ts";
 import { type Target, TargetError } from "./targets.ts";
 

@@ -15,8 +15,8 @@ import { delimiter, isAbsolute, join, normalize, relative, sep } from "node:path
 import { stringify } from "yaml";
 import { documentValue, formatRefusal, parseDocumentsBounded } from "../config/limits.ts";
 import { ConfigError } from "../errors.ts";
+import { KubeObject, type KustomizationSpec } from "../kube/schema.ts";
 import { kustomizeErrorLine } from "../validate/kustomize.ts";
-import { KubeObject, type KustomizationSpec } from "./schema.ts";
 import { remoteBases, remoteBasesMessage } from "./tenancy.ts";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];

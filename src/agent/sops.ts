@@ -28,9 +28,9 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { z } from "zod";
 import { ClusterError, registerSecret } from "../errors.ts";
-import { apiError, type KubeClient } from "./client.ts";
-import { canonicalJson, describeRef } from "./objects.ts";
-import { KubeObject } from "./schema.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { canonicalJson, describeRef } from "../kube/objects.ts";
+import { KubeObject } from "../kube/schema.ts";
 
 /** kustomize.toolkit.fluxcd.io/v1 Decryption (api/v1/kustomization_types.go). */
 export const Decryption = z.strictObject({

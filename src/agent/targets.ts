@@ -11,10 +11,10 @@
  */
 import { createHash } from "node:crypto";
 import { ClusterError } from "../errors.ts";
-import { Applier, type ApplyOptions } from "./apply.ts";
-import { apiError, KubeClient } from "./client.ts";
-import { Discovery } from "./discovery.ts";
-import { type KustomizationObject, SecretObject } from "./schema.ts";
+import { Applier, type ApplyOptions } from "../kube/apply.ts";
+import { apiError, KubeClient } from "../kube/client.ts";
+import { Discovery } from "../kube/discovery.ts";
+import { type KustomizationObject, SecretObject } from "../kube/schema.ts";
 import {
   type Impersonation,
   impersonationOf,

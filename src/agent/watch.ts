@@ -10,7 +10,7 @@
  * down the poll interval still finds everything, so correctness never
  * depends on it. Pure fingerprinting first (tested with tables), then I/O.
  */
-import type { KubeClient } from "./client.ts";
+import type { KubeClient } from "../kube/client.ts";
 
 /** What a watch event carries that can make a pass due. */
 export interface WatchedObject {

@@ -11,8 +11,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Change } from "../agent/apply.ts";
-import { KubeClient, loadKubeConfig } from "../agent/client.ts";
 import type { KustomizationRow } from "../agent/control.ts";
 import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
@@ -20,6 +18,8 @@ import { ClusterError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
 import type { ForgeKind } from "../forge/types.ts";
 import { checkBranchName, type Identity } from "../git/workspace.ts";
+import type { Change } from "../kube/apply.ts";
+import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { SHIPMATE_VERSION } from "../scaffold/scaffold.ts";
 import { commitClusterFolder } from "./commit.ts";
 import { requestReconcile, waitReadyAt } from "./control.ts";

@@ -6,20 +6,20 @@
  * Kustomization to be Ready at the revision it pushed.
  */
 
-import { apiError, type KubeClient } from "../agent/client.ts";
 import { type KustomizationRow, rowOf } from "../agent/control.ts";
 import { getCondition } from "../agent/kustomization.ts";
-import { REQUESTED_AT_ANNOTATION } from "../agent/objects.ts";
 import { ksPath } from "../agent/reconciler.ts";
+import { gitRepositoryPath, sourceRefOf } from "../agent/source-objects.ts";
+import { ClusterError } from "../errors.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
 import {
   GitRepositoryObject,
   KUSTOMIZATION_API_VERSION,
   KubeList,
   KustomizationObject,
   SOURCE_API_VERSION,
-} from "../agent/schema.ts";
-import { gitRepositoryPath, sourceRefOf } from "../agent/sources.ts";
-import { ClusterError } from "../errors.ts";
+} from "../kube/schema.ts";
 import { formatTable } from "../table.ts";
 
 export interface SourceRow {

@@ -8,14 +8,14 @@
 import { execFile } from "node:child_process";
 import { posix } from "node:path";
 import { stringify } from "yaml";
-import { apiError, type KubeClient } from "../agent/client.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../agent/objects.ts";
+import { type GitRef, pickSemverTag } from "../agent/git-source.ts";
 import { ksPath } from "../agent/reconciler.ts";
-import { Duration, KUSTOMIZATION_API_VERSION, KubeObject, SOURCE_API_VERSION } from "../agent/schema.ts";
-import { type GitRef, pickSemverTag } from "../agent/source.ts";
-import { gitRepositoryPath } from "../agent/sources.ts";
+import { gitRepositoryPath } from "../agent/source-objects.ts";
 import { DNS1123_LABEL } from "../config/fleet.ts";
 import { ClusterError, GitError, redact, UsageError } from "../errors.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
+import { Duration, KUSTOMIZATION_API_VERSION, KubeObject, SOURCE_API_VERSION } from "../kube/schema.ts";
 
 /** Kubernetes object names (DNS-1123 subdomain, RFC 1123), as both kinds require. */
 const OBJECT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

@@ -16,15 +16,15 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Change } from "../agent/apply.ts";
-import { apiError, KubeClient as Client, type KubeClient, loadKubeConfig } from "../agent/client.ts";
 import type { KustomizationRow } from "../agent/control.ts";
 import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
-import { KUSTOMIZATION_API_VERSION, KubeList, KustomizationObject } from "../agent/schema.ts";
 import { ClusterError, ForgeError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
 import { checkBranchName } from "../git/workspace.ts";
+import type { Change } from "../kube/apply.ts";
+import { apiError, KubeClient as Client, type KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { KUSTOMIZATION_API_VERSION, KubeList, KustomizationObject } from "../kube/schema.ts";
 import { SHIPMATE_VERSION } from "../scaffold/scaffold.ts";
 import type { BootstrapOptions } from "./bootstrap.ts";
 import { commitClusterFolder, readBranch } from "./commit.ts";

@@ -21,8 +21,8 @@
  */
 import { posix } from "node:path";
 import { isMap, isScalar, isSeq, parse, parseDocument } from "yaml";
-import { describeRef, inventoryId, type ObjectRef, splitApiVersion } from "../agent/objects.ts";
 import { UsageError } from "../errors.ts";
+import { describeRef, inventoryId, type ObjectRef, splitApiVersion } from "../kube/objects.ts";
 import {
   AGENT_DIR,
   AGENT_NAMESPACE,

@@ -9,13 +9,13 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
-import { Applier, type Change } from "../agent/apply.ts";
-import { apiError, type KubeClient } from "../agent/client.ts";
-import { Discovery } from "../agent/discovery.ts";
-import { withOwnerLabels } from "../agent/objects.ts";
 import { Renderer } from "../agent/render.ts";
-import type { KubeObject } from "../agent/schema.ts";
 import { ClusterError } from "../errors.ts";
+import { Applier, type Change } from "../kube/apply.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { Discovery } from "../kube/discovery.ts";
+import { withOwnerLabels } from "../kube/objects.ts";
+import type { KubeObject } from "../kube/schema.ts";
 import { AGENT_DIR, AGENT_NAMESPACE, GIT_SECRET, ROOT_NAME } from "./layout.ts";
 
 /** authorization.k8s.io/v1 SelfSubjectAccessReview status (k8s.io/api/authorization/v1/types.go). */

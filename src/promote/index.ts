@@ -11,7 +11,6 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { KubeClient, loadKubeConfig } from "../agent/client.ts";
 import { healthReport, healthyAt } from "../agent/control.ts";
 import {
   FLEET_FILE,
@@ -26,6 +25,7 @@ import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/i
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
+import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
 import {
   evaluateGates,

@@ -22,7 +22,7 @@ import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import { sparseDir } from "../agent/source.ts";
+import { sparseDir } from "../agent/git-source.ts";
 import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
 import { documentValue, MAX_CRDS, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";

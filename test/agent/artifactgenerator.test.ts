@@ -6,7 +6,7 @@
  * agent's `--once` against a real kube-apiserver.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type ApiJson, adminClient, configMap, FleetRepo, getObject, namespace } from "./helpers.ts";

@@ -10,7 +10,6 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
 import { refusedFields } from "../../src/agent/fields/support.ts";
 import {
   BUCKET_FIELDS,
@@ -19,6 +18,7 @@ import {
   bucketCredentials,
   bucketRevision,
 } from "../../src/agent/sources/bucket.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startS3, type TestS3 } from "../infra/s3.ts";

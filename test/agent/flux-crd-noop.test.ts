@@ -5,7 +5,7 @@
  * hashes of its last apply while it runs (./src/agent/reconciler.ts).
  */
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   adminClient,

@@ -12,9 +12,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
 import { planFromFlux } from "../../src/bootstrap/fromflux.ts";
 import { agentFiles } from "../../src/bootstrap/layout.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
 import {
   applyAsFlux,

@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { GitSource, operatorGitEnv } from "../../src/agent/source.ts";
+import { GitSource, operatorGitEnv } from "../../src/agent/git-source.ts";
 import { FleetRepo } from "./helpers.ts";
 
 const saved = { ...process.env };

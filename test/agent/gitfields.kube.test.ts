@@ -10,7 +10,7 @@
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { git, seedBare, tempDir, writeFiles } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";

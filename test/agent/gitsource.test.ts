@@ -11,11 +11,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { GitRepositorySpec } from "../../src/agent/schema.ts";
 import { gitRefOf, gitRepositoryHandler } from "../../src/agent/sources/git.ts";
 import { type FetchContext, type Resolution, SourceError } from "../../src/agent/sources/handler.ts";
 import { composeArtifact, composedDigest, listTree, secureJoin } from "../../src/agent/sources/include.ts";
 import { signerOf, splitKeys, verifyTargets } from "../../src/agent/sources/verify.ts";
+import type { GitRepositorySpec } from "../../src/kube/schema.ts";
 import {
   type GitHttpServer,
   git,

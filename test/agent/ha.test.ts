@@ -8,8 +8,8 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
 import { serve } from "../../src/agent/server.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
 import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
-import { KubeClient } from "../../src/agent/client.ts";
+import { KubeClient } from "../../src/kube/client.ts";
 import { fluxCrdDir } from "../../src/validate/crds.ts";
 import type { KubeCluster } from "../infra/kube.ts";
 

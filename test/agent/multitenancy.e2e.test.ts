@@ -13,7 +13,7 @@
  * example's layout.)
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { type ChartServer, configMapChart, startChartServer } from "../infra/charts.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {

@@ -17,7 +17,7 @@ import * as tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { artifactDocuments, FLUX_CONTENT_MEDIA_TYPE, pushArtifact } from "../../src/registry/artifact.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { envKey } from "../../src/registry/credentials.ts";

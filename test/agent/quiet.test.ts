@@ -4,7 +4,7 @@
  * (or a cron job) runs it, every run a fresh process state.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {

@@ -1,7 +1,5 @@
 /** The agent's pure rules, one table per rule. */
 import { describe, expect, it } from "vitest";
-import { conflictManagers, onlyImperative } from "../../src/agent/apply.ts";
-import { ApiError } from "../../src/agent/client.ts";
 import { formatRows, healthyAt, type KustomizationRow } from "../../src/agent/control.ts";
 import { assessHealth } from "../../src/agent/health.ts";
 import {
@@ -13,6 +11,9 @@ import {
   setCondition,
 } from "../../src/agent/kustomization.ts";
 import { microTime } from "../../src/agent/leader.ts";
+import { needsOverlay, overlayDocument, resolvePath } from "../../src/agent/render.ts";
+import { conflictManagers, onlyImperative } from "../../src/kube/apply.ts";
+import { ApiError } from "../../src/kube/client.ts";
 import {
   applyRank,
   canonicalJson,
@@ -22,9 +23,8 @@ import {
   pruneDisabled,
   sameObject,
   stateHash,
-} from "../../src/agent/objects.ts";
-import { needsOverlay, overlayDocument, resolvePath } from "../../src/agent/render.ts";
-import type { Condition } from "../../src/agent/schema.ts";
+} from "../../src/kube/objects.ts";
+import type { Condition } from "../../src/kube/schema.ts";
 
 describe("durations are Go durations as Flux writes them", () => {
   it.each([

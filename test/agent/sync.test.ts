@@ -6,9 +6,9 @@
 import { renameSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import { Applier } from "../../src/agent/apply.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
-import { Discovery } from "../../src/agent/discovery.ts";
+import { Applier } from "../../src/kube/apply.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import { Discovery } from "../../src/kube/discovery.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {

@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { KubeClient } from "../../src/agent/client.ts";
 import {
   crossNamespaceRef,
   impersonationOf,
@@ -20,6 +19,7 @@ import {
   serviceAccountUser,
 } from "../../src/agent/tenancy.ts";
 import { redact } from "../../src/errors.ts";
+import { KubeClient } from "../../src/kube/client.ts";
 import { makeCertificates } from "../infra/kube.ts";
 
 describe("impersonation: whom a Kustomization is reconciled as", () => {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { adminClient, configMap, FleetRepo, getObject, makeAgent } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";

@@ -8,15 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { takeableConflict } from "../../src/agent/apply.ts";
 import { type DeploymentState, isFluxController, isLive, refusal } from "../../src/agent/fluxguard.ts";
 import { inventoryKeepsHashes, withoutHashes } from "../../src/agent/kustomization.ts";
-import {
-  FLUX_FIELD_MANAGERS,
-  handOverManagedFields,
-  type ManagedFieldsEntry,
-  unionFields,
-} from "../../src/agent/ownership.ts";
 import {
   formatPlan,
   planCluster,
@@ -25,6 +18,13 @@ import {
   withoutComponents,
 } from "../../src/bootstrap/fromflux.ts";
 import { agentFiles } from "../../src/bootstrap/layout.ts";
+import { takeableConflict } from "../../src/kube/apply.ts";
+import {
+  FLUX_FIELD_MANAGERS,
+  handOverManagedFields,
+  type ManagedFieldsEntry,
+  unionFields,
+} from "../../src/kube/ownership.ts";
 import { fluxBootstrapFiles, fluxModuleDirs, gotkSync } from "../infra/flux.ts";
 
 const CP = "clusters/staging";

@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { pickSemverTag } from "../../src/agent/source.ts";
-import { gitRefOf, sourceDue, urlWithSecret } from "../../src/agent/sources.ts";
+import { pickSemverTag } from "../../src/agent/git-source.ts";
+import { gitRefOf, sourceDue, urlWithSecret } from "../../src/agent/source-objects.ts";
 import {
   checkGitUrl,
   checkKsPath,

@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import type { KubeCluster } from "../infra/kube.ts";
 
 const CLI = join(import.meta.dirname, "../../src/cli/index.ts");

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { adminClient, getObject, ksStatus } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type GiteaServer, startGitea } from "../infra/gitea.ts";

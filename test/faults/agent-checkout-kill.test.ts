@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitSource, sweepWorkingCopy } from "../../src/agent/source.ts";
+import { GitSource, sweepWorkingCopy } from "../../src/agent/git-source.ts";
 import { type GitHttpServer, git, startGitHttpServer, tempDir, writeFiles } from "../infra/git.ts";
 import { type Run, rng, spawnKillable } from "./helpers.ts";
 

@@ -19,7 +19,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitSource } from "../../src/agent/source.ts";
+import { GitSource } from "../../src/agent/git-source.ts";
 import { git, seedBare, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 

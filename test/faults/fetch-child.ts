@@ -4,7 +4,7 @@
  * revision. The test kills it with SIGKILL at seeded instants.
  * Usage: node fetch-child.ts <url> <branch> <workdir> [<ignore>]
  */
-import { GitSource } from "../../src/agent/source.ts";
+import { GitSource } from "../../src/agent/git-source.ts";
 
 const [url, branch, workdir, ignore] = process.argv.slice(2);
 if (!url || !branch || !workdir) {

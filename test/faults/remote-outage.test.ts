@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitSource } from "../../src/agent/source.ts";
+import { GitSource } from "../../src/agent/git-source.ts";
 import { type GitHttpServer, git, gitAsync, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { type SwitchableProxy, switchableProxy } from "../infra/proxy.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";

@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseAllDocuments } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { init } from "../../src/scaffold/scaffold.ts";
 import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import {
   type ApiJson,
   adminClient,

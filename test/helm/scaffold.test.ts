@@ -16,7 +16,7 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import {
   type ApiJson,
   adminClient,

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import {
   type ApiJson,
   adminClient,

@@ -19,15 +19,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import type { KubeClient } from "../../src/agent/client.ts";
-import {
-  inventoryId,
-  NAME_LABEL,
-  NAMESPACE_LABEL,
-  parseInventoryId,
-  refOf,
-} from "../../src/agent/objects.ts";
-import type { KubeObject } from "../../src/agent/schema.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import { inventoryId, NAME_LABEL, NAMESPACE_LABEL, parseInventoryId, refOf } from "../../src/kube/objects.ts";
+import type { KubeObject } from "../../src/kube/schema.ts";
 import { findBinary } from "./kube.ts";
 
 /** Keep in step with scripts/provision/75-flux-modules.sh. */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { KubeClient } from "../../src/agent/client.ts";
+import { KubeClient } from "../../src/kube/client.ts";
 import type { PromoteResult } from "../../src/promote/index.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";

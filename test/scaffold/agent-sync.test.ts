@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/agent/client.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import { init } from "../../src/scaffold/scaffold.ts";
 import { adminClient, getObject, ksStatus, rollOutWhenCreated, silent } from "../agent/helpers.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";

@@ -27,7 +27,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { compareVersions, parseLooseVersion } from "../../policy/semver.ts";
-import type { Artifact } from "../source.ts";
+import type { Artifact } from "../git-source.ts";
 import { prepareChart, readChartDir } from "../sources/helm-chart.ts";
 import { tagToChartVersion } from "./repo.ts";
 import { ChartArchiveError, chartRoot, readChartArchive, type TarEntry } from "./tar.ts";

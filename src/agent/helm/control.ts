@@ -4,12 +4,12 @@
  */
 import { formatSourceRows, type SourceRow } from "../../bootstrap/control.ts";
 import { ClusterError } from "../../errors.ts";
-import { apiError, type KubeClient } from "../client.ts";
-import { REQUESTED_AT_ANNOTATION } from "../objects.ts";
-import { type Condition, KubeList } from "../schema.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import { REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
+import { type Condition, KubeList } from "../../kube/schema.ts";
+import { sourcePath } from "../source-objects.ts";
 import { helmChartHandler } from "../sources/helm-chart.ts";
 import { helmRepositoryHandler } from "../sources/helm-repository.ts";
-import { sourcePath } from "../sources.ts";
 import { helmReleasePath } from "./release.ts";
 
 export type HelmKind = "HelmRelease" | "HelmRepository" | "HelmChart";

@@ -4,8 +4,8 @@
  * honoured or refused) and the schema of the fields the agent reads.
  */
 import { z } from "zod";
+import { Duration } from "../../kube/schema.ts";
 import type { FieldTable } from "../fields/support.ts";
-import { Duration } from "../schema.ts";
 
 export const HELM_GROUP = "helm.toolkit.fluxcd.io";
 export const HELM_API_VERSION = `${HELM_GROUP}/v2`;

@@ -8,8 +8,8 @@
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { z } from "zod";
-import { apiError, type KubeClient } from "../client.ts";
-import { KubeList } from "../schema.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import { KubeList } from "../../kube/schema.ts";
 import { configDigest, type Values } from "./rules.ts";
 
 /** helm.sh/helm/v4/pkg/release/v1 Release, the fields the agent reads. */

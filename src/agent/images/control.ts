@@ -5,8 +5,8 @@
  */
 import { formatSourceRows, type SourceRow } from "../../bootstrap/control.ts";
 import { ClusterError } from "../../errors.ts";
-import { apiError, type KubeClient } from "../client.ts";
-import { type Condition, KubeList } from "../schema.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import { type Condition, KubeList } from "../../kube/schema.ts";
 import { IMAGE_API_VERSION } from "./spec.ts";
 
 export type ImageKind = "ImageRepository" | "ImagePolicy";

@@ -17,18 +17,18 @@
 import type { Logger } from "pino";
 import { fluxSelectionPolicy } from "../../config/load.ts";
 import { describeError, RegistryError } from "../../errors.ts";
+import { pool } from "../../kube/apply.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
+import type { Condition } from "../../kube/schema.ts";
 import { compileGoRegexp, selectLatest } from "../../policy/index.ts";
 import { type CredentialProvider, RegistryClient } from "../../registry/index.ts";
-import { pool } from "../apply.ts";
-import { apiError, type KubeClient } from "../client.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { parseDuration, removeCondition, setCondition } from "../kustomization.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
-import type { Condition } from "../schema.ts";
+import { sourceDue } from "../source-objects.ts";
 import { SourceError } from "../sources/handler.ts";
 import { secretCredentials } from "../sources/oci.ts";
-import { sourceDue } from "../sources.ts";
 import { accessAllowed, imageRepository, latestTags, policyMessage, scanMessage } from "./rules.ts";
 import {
   IMAGE_API_VERSION,

@@ -6,8 +6,8 @@
  * errors, which the API server may echo).
  */
 import { ConfigError, registerSecret } from "../../errors.ts";
-import { apiError, type KubeClient } from "../client.ts";
-import type { KubeObject } from "../schema.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import type { KubeObject } from "../../kube/schema.ts";
 import {
   mergeVariables,
   PostBuild,

@@ -9,8 +9,8 @@
 import { parse, stringify } from "yaml";
 import { z } from "zod";
 import { ClusterError } from "../../errors.ts";
-import { describeRef } from "../objects.ts";
-import { KubeObject } from "../schema.ts";
+import { describeRef } from "../../kube/objects.ts";
+import { KubeObject } from "../../kube/schema.ts";
 import { envsubst, SubstitutionError } from "./envsubst.ts";
 
 /** kustomize.toolkit.fluxcd.io/v1 PostBuild (api/v1/kustomization_types.go). */

@@ -16,12 +16,12 @@ import { join } from "node:path";
 import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { describeError, registerSecret } from "../../errors.ts";
+import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { safeEntryPath } from "../../registry/tar.ts";
 import { isExcluded, readPatterns } from "../../validate/sourceignore.ts";
 import type { FieldTable } from "../fields/support.ts";
+import type { Artifact } from "../git-source.ts";
 import { parseDuration } from "../kustomization.ts";
-import { Duration, SOURCE_API_VERSION } from "../schema.ts";
-import type { Artifact } from "../source.ts";
 import {
   type FetchContext,
   parseWith,

@@ -10,10 +10,10 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { listFiles } from "../artifacts/build.ts";
 import type { FieldTable } from "../fields/support.ts";
-import { SOURCE_API_VERSION } from "../schema.ts";
-import type { Artifact } from "../source.ts";
+import type { Artifact } from "../git-source.ts";
 import {
   type FetchContext,
   parseWith,

@@ -9,15 +9,15 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { registerSecret } from "../../errors.ts";
+import { GitRepositorySpec, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import type { FieldTable } from "../fields/support.ts";
-import { GitRepositorySpec, SOURCE_API_VERSION } from "../schema.ts";
 import {
   type Artifact,
   type CheckoutOptions,
   type CheckoutRef,
   type FetchedRef,
   GitSource,
-} from "../source.ts";
+} from "../git-source.ts";
 import {
   type FetchContext,
   parseWith,

@@ -9,7 +9,7 @@
  */
 import type { Logger } from "pino";
 import type { FieldTable } from "../fields/support.ts";
-import type { Artifact } from "../source.ts";
+import type { Artifact } from "../git-source.ts";
 
 /** A status condition a handler reports beside Ready (GitRepository's `SourceVerified`, `IncludeUnavailable`). */
 export interface StatusCondition {

@@ -28,10 +28,12 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { parse, parseDocument, stringify } from "yaml";
 import { z } from "zod";
 import { ArtifactError, describeError, RegistryError } from "../../errors.ts";
+import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { helmChartLayer } from "../../registry/artifact.ts";
 import { RegistryClient } from "../../registry/client.ts";
 import type { ImageReference } from "../../registry/reference.ts";
 import type { FieldTable } from "../fields/support.ts";
+import type { Artifact } from "../git-source.ts";
 import { getBounded, HttpFetchError } from "../helm/http.ts";
 import {
   chartDownloadUrl,
@@ -45,8 +47,6 @@ import {
 import { chartRevision, mergeValues, type Values } from "../helm/rules.ts";
 import { ChartArchiveError, chartRoot, readChartArchive, safeEntryPath, type TarEntry } from "../helm/tar.ts";
 import { parseDuration } from "../kustomization.ts";
-import { Duration, SOURCE_API_VERSION } from "../schema.ts";
-import type { Artifact } from "../source.ts";
 import {
   type FetchContext,
   parseWith,

@@ -15,14 +15,14 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { describeError } from "../../errors.ts";
+import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import type { Credential, CredentialProvider } from "../../registry/credentials.ts";
 import { parseReference } from "../../registry/reference.ts";
 import type { FieldTable } from "../fields/support.ts";
+import type { Artifact } from "../git-source.ts";
 import { type BasicAuth, basicAuthFrom, getBounded, HttpFetchError } from "../helm/http.ts";
 import { IndexError, parseIndex } from "../helm/repo.ts";
 import { parseDuration } from "../kustomization.ts";
-import { Duration, SOURCE_API_VERSION } from "../schema.ts";
-import type { Artifact } from "../source.ts";
 import {
   type FetchContext,
   parseWith,

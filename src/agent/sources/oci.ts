@@ -13,6 +13,7 @@ import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { ArtifactError, describeError, RegistryError } from "../../errors.ts";
+import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { compileGoRegexp } from "../../policy/regex.ts";
 import { parseOciUrl } from "../../registry/artifact.ts";
 import { RegistryClient } from "../../registry/client.ts";
@@ -22,9 +23,8 @@ import { validateDigest } from "../../registry/reference.ts";
 import { DockerConfig, type ImageManifest } from "../../registry/schemas.ts";
 import { extractTarball } from "../../registry/tar.ts";
 import type { FieldTable } from "../fields/support.ts";
+import { type Artifact, pickSemverTag } from "../git-source.ts";
 import { parseDuration } from "../kustomization.ts";
-import { Duration, SOURCE_API_VERSION } from "../schema.ts";
-import { type Artifact, pickSemverTag } from "../source.ts";
 import {
   type FetchContext,
   parseWith,

@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FetchedRef } from "../source.ts";
+import type { FetchedRef } from "../git-source.ts";
 import { SourceError, type StatusCondition } from "./handler.ts";
 
 export const SOURCE_VERIFIED = "SourceVerified";

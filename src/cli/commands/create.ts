@@ -1,4 +1,3 @@
-import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import { formatRows, waitReconciled } from "../../agent/control.ts";
 import { formatSourceRows, getGitRepository, waitSourceHandled } from "../../bootstrap/control.ts";
 import {
@@ -17,6 +16,7 @@ import {
   verifyGitSource,
 } from "../../bootstrap/flux.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
+import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";

@@ -1,4 +1,3 @@
-import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import {
   formatRows,
   healthReport,
@@ -10,6 +9,7 @@ import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm
 import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/images/control.ts";
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { UsageError } from "../../errors.ts";
+import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";

@@ -1,7 +1,7 @@
-import { KubeClient, loadKubeConfig } from "../../agent/client.ts";
 import { formatRows, resume, suspend, waitReconciled } from "../../agent/control.ts";
 import { formatHelmRows, setHelmReleaseSuspended, waitHelmHandled } from "../../agent/helm/control.ts";
 import { UsageError } from "../../errors.ts";
+import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";

@@ -11,7 +11,7 @@ import {
   mergeVariables,
   substituteObjects,
 } from "../../../src/agent/postbuild/substitute.ts";
-import type { KubeObject } from "../../../src/agent/schema.ts";
+import type { KubeObject } from "../../../src/kube/schema.ts";
 
 const ns = (labels: Record<string, string>): KubeObject => ({
   apiVersion: "v1",

@@ -1,5 +1,6 @@
 /**
- * The agent's line to the API server: authentication and TLS come from
+ * The line to the API server, shared by the agent, bootstrap and the control
+ * commands: authentication and TLS come from
  * @kubernetes/client-node's KubeConfig (kubeconfig files, in-cluster service
  * account, exec plugins); requests go over one keep-alive HTTPS agent so a
  * thousand applies reuse a handful of connections. Every request is counted by

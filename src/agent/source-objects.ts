@@ -12,12 +12,8 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
-import { apiError, type KubeClient } from "./client.ts";
-import type { EventRecorder } from "./events.ts";
-import { refusedFields, unsupportedMessage } from "./fields/support.ts";
-import { parseDuration, removeCondition, setCondition } from "./kustomization.ts";
-import type { AgentMetrics } from "./metrics.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "./objects.ts";
+import { apiError, type KubeClient } from "../kube/client.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
 import {
   type Condition,
   GitRepositorySpec,
@@ -25,8 +21,12 @@ import {
   type KustomizationObject,
   type ObjectMeta,
   SecretObject,
-} from "./schema.ts";
-import type { Artifact } from "./source.ts";
+} from "../kube/schema.ts";
+import type { EventRecorder } from "./events.ts";
+import { refusedFields, unsupportedMessage } from "./fields/support.ts";
+import type { Artifact } from "./git-source.ts";
+import { parseDuration, removeCondition, setCondition } from "./kustomization.ts";
+import type { AgentMetrics } from "./metrics.ts";
 import { checkoutFor, ROOT_GIT_REPOSITORY_FIELDS } from "./sources/git.ts";
 import {
   type FetchContext,
