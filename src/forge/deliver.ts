@@ -8,9 +8,9 @@
 import type { PullRequestSettings } from "../config/fleet.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
+import { refParts } from "../manifest/ref.ts";
+import type { FileUpdate } from "../manifest/types.ts";
 import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
-import { refParts } from "../update/ref.ts";
-import type { FileUpdate } from "../update/types.ts";
 import { makeMeta } from "./body.ts";
 import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";
 

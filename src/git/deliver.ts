@@ -5,7 +5,7 @@
  * concurrent bots on one branch all land and none overwrites another.
  */
 import { GitError, UsageError } from "../errors.ts";
-import type { FileUpdate } from "../update/types.ts";
+import type { FileUpdate } from "../manifest/types.ts";
 import type { Identity, Workspace } from "./workspace.ts";
 
 export type DeliveryMode =

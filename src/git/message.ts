@@ -6,7 +6,7 @@
  */
 import Handlebars from "handlebars";
 import { ConfigError } from "../errors.ts";
-import type { Change, FileUpdate, ObjectId } from "../update/types.ts";
+import type { Change, FileUpdate, ObjectId } from "../manifest/types.ts";
 
 export interface MessageData {
   AutomationObject: string;

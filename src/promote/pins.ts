@@ -1,6 +1,6 @@
 /**
  * Where a manifest pins an image, found on the same light YAML view the
- * update engine edits (src/update/tree.ts), so a site found here is a scalar
+ * update engine edits (src/manifest/tree.ts), so a site found here is a scalar
  * that can be rewritten in place. Pure; no I/O.
  *
  * Three forms, as Flux and Renovate recognise them:
@@ -9,8 +9,8 @@
  * - a Helm values map (`repository` [+ `registry`], `tag`, `digest`).
  */
 import { posix } from "node:path";
-import { canonicalRepository, refParts } from "../update/ref.ts";
-import { get, type MapNode, parseFile, type ScalarNode, str, type YNode } from "../update/tree.ts";
+import { canonicalRepository, refParts } from "../manifest/ref.ts";
+import { get, type MapNode, parseFile, type ScalarNode, str, type YNode } from "../manifest/tree.ts";
 
 export interface PinSite {
   /** Repository-relative file. */

@@ -7,10 +7,10 @@
  * An app is the first folder under an environment's path
  * (`apps/staging/<app>/…`); files directly in the path are the environment's
  * own (app ""). Edits replace only the scalars that change, keeping their
- * quoting (src/update/render.ts), so everything else stays byte for byte.
+ * quoting (src/manifest/render.ts), so everything else stays byte for byte.
  */
-import { renderScalar } from "../update/render.ts";
-import type { ScalarNode } from "../update/tree.ts";
+import { renderScalar } from "../manifest/render.ts";
+import type { ScalarNode } from "../manifest/tree.ts";
 import { type PinSite, scanPins, versionOf } from "./pins.ts";
 
 export interface EnvTree {

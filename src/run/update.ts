@@ -20,6 +20,7 @@ import { deliverUpdateAsPullRequest, type UpdateRequestResult } from "../forge/d
 import type { Forge } from "../forge/types.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
+import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../manifest/types.ts";
 import { normaliseImage } from "../registry/reference.ts";
 import type { ScanOptions } from "../scan/index.ts";
 import type { PolicyResult } from "../scan/types.ts";
@@ -31,7 +32,6 @@ import {
   type UpdateJobResult,
 } from "../update/job.ts";
 import { inputFromScan, inputFromSets, type SetFlag } from "../update/selections.ts";
-import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../update/types.ts";
 
 /** What a run covers: some image repositories (normalised), or everything. */
 export type ScanScope = { kind: "all" } | { kind: "images"; images: ReadonlySet<string> };

@@ -22,9 +22,9 @@ import {
 } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { MAX_FILE_BYTES } from "../config/limits.ts";
-import type { SourceFile } from "./apply.ts";
-import { mayContainMarker } from "./marker.ts";
-import type { FileUpdate, Problem } from "./types.ts";
+import type { SourceFile } from "../manifest/apply.ts";
+import { mayContainMarker } from "../manifest/marker.ts";
+import type { FileUpdate, Problem } from "../manifest/types.ts";
 
 /** Larger files are reported, not read: no manifest is this big, and parsing one would take the memory of many. */
 export const DEFAULT_MAX_FILE_BYTES = MAX_FILE_BYTES;

@@ -7,10 +7,10 @@ import { UsageError } from "../errors.ts";
 import { type DeliveryMode, deliver } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
-import { unifiedDiff } from "./diff.ts";
+import { unifiedDiff } from "../manifest/diff.ts";
+import type { FileUpdate, Problem, UpdateInput } from "../manifest/types.ts";
 import { walkTree } from "./fs.ts";
 import { type PipelineTimings, updateTree } from "./pipeline.ts";
-import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
 
 /** Flux's defaults of a run, from its ImageUpdateAutomation (the job's own options win). */
 export interface RunDefaults {

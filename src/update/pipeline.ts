@@ -8,9 +8,9 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { pathMatches, updateFile, withPlainEnv } from "./apply.ts";
+import { pathMatches, updateFile, withPlainEnv } from "../manifest/apply.ts";
+import type { FileUpdate, Problem, UpdateInput } from "../manifest/types.ts";
 import { AtomicWriter, type Candidate, readCandidate } from "./fs.ts";
-import type { FileUpdate, Problem, UpdateInput } from "./types.ts";
 
 /** Files per message to a writer. */
 const BATCH_FILES = 64;

@@ -3,9 +3,9 @@
  * scanning), or a scan of the policies.
  */
 import { UsageError } from "../errors.ts";
+import { refParts } from "../manifest/ref.ts";
+import type { ImageSelection, PolicyClaim, UpdateInput } from "../manifest/types.ts";
 import type { ScanReport } from "../scan/types.ts";
-import { refParts } from "./ref.ts";
-import type { ImageSelection, PolicyClaim, UpdateInput } from "./types.ts";
 
 export interface SetFlag {
   policy: string;

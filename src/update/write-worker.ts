@@ -5,9 +5,9 @@
  * "discard" removes them (another writer's filesystem refused a write).
  */
 import { parentPort, workerData } from "node:worker_threads";
+import type { Problem } from "../manifest/types.ts";
 import { AtomicWriter } from "./fs.ts";
 import type { WriteBatch, WriterMessage, WriterReply } from "./pipeline.ts";
-import type { Problem } from "./types.ts";
 
 const writer = new AtomicWriter((workerData as { realRoot: string }).realRoot);
 const problems: Problem[] = [];

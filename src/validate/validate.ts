@@ -28,7 +28,7 @@ import { documentValue, MAX_CRDS, parseDocumentsBounded, sizeRefusal } from "../
 import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
 import { DEFAULT_NAMESPACE } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
-import { mayContainMarker, parseMarker } from "../update/marker.ts";
+import { mayContainMarker, parseMarker } from "../manifest/marker.ts";
 import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
 import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
 import { SchemaChecker } from "./schema.ts";

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyUpdates } from "../../src/update/apply.ts";
+import { applyUpdates } from "../../src/manifest/apply.ts";
 import { walkTree } from "../../src/update/fs.ts";
 import { updateTree } from "../../src/update/pipeline.ts";
 

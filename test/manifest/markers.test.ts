@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { applyUpdates, pathMatches } from "../../src/update/apply.ts";
-import { parseMarker } from "../../src/update/marker.ts";
-import { plainSafe } from "../../src/update/render.ts";
-import type { ImageSelection, PolicyClaim } from "../../src/update/types.ts";
+import { applyUpdates, pathMatches } from "../../src/manifest/apply.ts";
+import { parseMarker } from "../../src/manifest/marker.ts";
+import { plainSafe } from "../../src/manifest/render.ts";
+import type { ImageSelection, PolicyClaim } from "../../src/manifest/types.ts";
 
 const DIGEST = `sha256:${"b".repeat(64)}`;
 const OLD_DIGEST = `sha256:${"a".repeat(64)}`;

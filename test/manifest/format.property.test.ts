@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isScalar, parseAllDocuments, visit } from "yaml";
-import { applyUpdates } from "../../src/update/apply.ts";
+import { applyUpdates } from "../../src/manifest/apply.ts";
 
 interface Target {
   start: number;

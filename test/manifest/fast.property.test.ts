@@ -1,5 +1,5 @@
 /**
- * The fast reader (src/update/fast.ts) decides speed, never meaning: over
+ * The fast reader (src/manifest/fast.ts) decides speed, never meaning: over
  * generated YAML, inside its subset and just outside it (odd keys, odd
  * scalars, odd indentation, random edits), every text it accepts is one the
  * yaml package accepts too, read into exactly the same view.
@@ -8,8 +8,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fastParse } from "../../src/update/fast.ts";
-import { fullParse } from "../../src/update/tree.ts";
+import { fastParse } from "../../src/manifest/fast.ts";
+import { fullParse } from "../../src/manifest/tree.ts";
 
 const RUNS = Number(process.env.SHIPMATE_PROPERTY_RUNS ?? 4000);
 

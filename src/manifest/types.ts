@@ -1,7 +1,8 @@
 /**
- * The vocabulary of `src/update`: what goes into the pure rewrite engine
- * (file contents, selections, the policies that claim paths) and what comes
- * out (new contents plus a structured account of every change and problem).
+ * The vocabulary of the manifest rewrite engine (`src/manifest`, used by
+ * update, promote, validate and the App): what goes into it (file contents,
+ * selections, the policies that claim paths) and what comes out (new
+ * contents plus a structured account of every change and problem).
  */
 
 /** The image a policy selected: `image` is the repository as it should be written (no tag, no digest). */
