@@ -204,43 +204,30 @@ async function main() {
         },
       },
     ]);
-    const flux = await measure(
-      kube,
-      "flux-system",
-      "bench",
-      async () => {
-        const file = join(work, "flux-objects.yaml");
-        writeFileSync(file, fluxObjects);
-        await fluxStart();
-        kubectl("apply", "--server-side", "--field-manager=bench", "-f", file);
-      },
-      () => children.map((c) => c.pid ?? 0),
-    );
+    // BENCH_ONLY=shipmate leaves Flux out (to iterate on the agent alone; no ratios then).
+    const withFlux = process.env.BENCH_ONLY !== "shipmate";
+    const flux = !withFlux
+      ? undefined
+      : await measure(
+          kube,
+          "flux-system",
+          "bench",
+          async () => {
+            const file = join(work, "flux-objects.yaml");
+            writeFileSync(file, fluxObjects);
+            await fluxStart();
+            kubectl("apply", "--server-side", "--field-manager=bench", "-f", file);
+          },
+          () => children.map((c) => c.pid ?? 0),
+        );
     for (const c of children.splice(0)) c.kill("SIGTERM");
     await sleep(1000);
     // The agent reconciles every Kustomization it finds, Flux's too (it takes
     // Flux's objects over, ./src/kube/ownership.ts): suspend Flux's so the
     // agent's figures are its own Kustomization's alone.
-    kubectl(
-      "-n",
-      "flux-system",
-      "patch",
-      "kustomization",
-      "bench",
-      "--type=merge",
-      "-p",
-      '{"spec":{"suspend":true}}',
-    );
-    kubectl(
-      "-n",
-      "flux-system",
-      "patch",
-      "gitrepository",
-      "fleet",
-      "--type=merge",
-      "-p",
-      '{"spec":{"suspend":true}}',
-    );
+    for (const kind of flux ? ["kustomization/bench", "gitrepository/fleet"] : []) {
+      kubectl("-n", "flux-system", "patch", kind, "--type=merge", "-p", '{"spec":{"suspend":true}}');
+    }
 
     // shipmate: the agent as a long-lived controller on the same remote.
     let agent: ChildProcess | undefined;
@@ -297,12 +284,13 @@ async function main() {
       console.log(
         `| ${name} | ${f.initialS.toFixed(2)} s | ${f.initialWrites} | ${median(f.noopS).toFixed(2)} s (${f.noopS.map((s) => s.toFixed(2)).join(", ")}) | ${median(f.noopWrites)} | ${f.idleWrites} | ${f.cpuS.toFixed(1)} s | ${f.peakMb} MB |`,
       );
-    row("Flux kustomize-controller + source-controller", flux);
+    if (flux) row("Flux kustomize-controller + source-controller", flux);
     row("shipmate agent", shipmate);
     console.log("");
-    console.log(
-      `initial: shipmate/Flux = ${(shipmate.initialS / flux.initialS).toFixed(2)}×; no-op: shipmate/Flux = ${(median(shipmate.noopS) / median(flux.noopS)).toFixed(2)}× (target ≤ 0.5×), shipmate no-op writes ${median(shipmate.noopWrites)} (the requestedAt echo), in ${IDLE_INTERVALS} idle intervals ${shipmate.idleWrites} (target 0)`,
-    );
+    if (flux)
+      console.log(
+        `initial: shipmate/Flux = ${(shipmate.initialS / flux.initialS).toFixed(2)}×; no-op: shipmate/Flux = ${(median(shipmate.noopS) / median(flux.noopS)).toFixed(2)}× (target ≤ 0.5×), shipmate no-op writes ${median(shipmate.noopWrites)} (the requestedAt echo), in ${IDLE_INTERVALS} idle intervals ${shipmate.idleWrites} (target 0)`,
+      );
   } catch (err) {
     for (const log of ["source-controller.log", "kustomize-controller.log", "agent.log"]) {
       try {
