@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",
-    reporters: process.env.CI ? ["default"] : ["default"],
+    // Most suites wait on servers rather than compute: two files at a time
+    // overlap those waits (vitest's default on 2 cores is one at a time).
+    maxWorkers: Number(process.env.SHIPMATE_TEST_WORKERS ?? 2),
   },
 });
