@@ -26,6 +26,7 @@ import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/i
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
+import { notifyRun, promoteEvents, type RunNotifications } from "../notify/run.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
 import {
   evaluateGates,
@@ -108,6 +109,8 @@ export interface PromoteResult {
   commit?: string;
   requests: RequestReport[];
   forgeRequests: number;
+  /** What shipmate.yaml's `notifications:` sent about the promotion (warnings: providers that failed). */
+  notifications?: RunNotifications;
 }
 
 const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
@@ -409,6 +412,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       });
       result.status = delivery.pushed ? "pushed" : "up-to-date";
       if (delivery.commit) result.commit = delivery.commit;
+      await notify(fleet, result, job.env);
       return finish();
     }
 
@@ -453,10 +457,17 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     }
     await closeObsolete(forge, known, toEnv.name, active, result);
     result.status = "proposed";
+    await notify(fleet, result, job.env);
     return finish();
   } finally {
     for (const ws of workspaces) ws.dispose();
   }
+}
+
+/** The promotion's news to shipmate.yaml's `notifications:` (bounded wait; failures are warnings). */
+async function notify(fleet: Fleet, result: PromoteResult, env: NodeJS.ProcessEnv): Promise<void> {
+  const sent = await notifyRun(fleet.spec.notifications, promoteEvents(fleet, result), { env });
+  if (sent) result.notifications = sent;
 }
 
 function report(branch: string, apps: string[], outcome: ProposalOutcome): RequestReport {
