@@ -22,23 +22,15 @@ import { registerSecret } from "../errors.ts";
 import { type AlertRule, alertMatches, compileAlert, decorate, needsLabels } from "../notify/alert.ts";
 import { ProviderConfigError } from "../notify/errors.ts";
 import { controllerFor, type NotifyEvent } from "../notify/event.ts";
+import { NOTIFICATION_GROUP, PROVIDER_FIELDS } from "../notify/fields.ts";
 import { Notifier, type NotifierOptions, type NotifyTarget } from "../notify/notifier.ts";
 import { createProvider } from "../notify/providers/index.ts";
 import type { KubeClient } from "./client.ts";
 import type { Involved } from "./events.ts";
+import { refusedFields, unsupportedMessage } from "./fields/support.ts";
 
-export const NOTIFICATION_GROUP = "notification.toolkit.fluxcd.io";
 const VERSION = `${NOTIFICATION_GROUP}/v1beta3`;
 const CACHE_MS = 2_000;
-
-/** The v1beta3 Provider fields shipmate honours; the others it refuses (fail closed), by name. */
-const REFUSED_PROVIDER_FIELDS = [
-  "proxy",
-  "proxySecretRef",
-  "certSecretRef",
-  "serviceAccountName",
-  "commitStatusExpr",
-] as const;
 
 const ProviderSpec = z.strictObject({
   type: z.string().min(1),
@@ -50,7 +42,6 @@ const ProviderSpec = z.strictObject({
   suspend: z.boolean().optional(),
   // Deprecated and unused in v1beta3 (Flux ignores it too).
   interval: z.string().optional(),
-  ...Object.fromEntries(REFUSED_PROVIDER_FIELDS.map((f) => [f, z.unknown().optional()])),
 });
 
 /** Secret keys Flux reads that shipmate does not honour: refused rather than silently unused. */
@@ -230,36 +221,28 @@ export class AgentNotifications {
   private async target(provider: Listed, alert: Listed): Promise<NotifyTarget | undefined> {
     const m = provider.metadata ?? {};
     const label = `Provider ${m.namespace}/${m.name}`;
+    const refused = refusedFields(provider.spec as Record<string, unknown> | undefined, PROVIDER_FIELDS);
     const parsed = ProviderSpec.safeParse(provider.spec ?? {});
     let secret: { rv: string; data: Record<string, string> } | undefined | null;
     let result: NotifyTarget | ProviderConfigError;
-    if (!parsed.success) {
+    if (refused.length) {
+      result = new ProviderConfigError(
+        `${label}: ${unsupportedMessage("Provider", refused, PROVIDER_FIELDS)}`,
+        "UnsupportedField",
+      );
+    } else if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      result =
-        issue?.code === "unrecognized_keys"
-          ? new ProviderConfigError(
-              `${label}: spec.${issue.keys[0]} is not supported by shipmate`,
-              "UnsupportedField",
-            )
-          : new ProviderConfigError(`${label}: spec.${issue?.path.join(".")}: ${issue?.message}`);
+      result = new ProviderConfigError(`${label}: spec.${issue?.path.join(".")}: ${issue?.message}`);
     } else {
       const spec = parsed.data;
       if (spec.suspend) return undefined;
-      const refused = REFUSED_PROVIDER_FIELDS.find((f) => (spec as Record<string, unknown>)[f] !== undefined);
-      if (refused) {
-        result = new ProviderConfigError(
-          `${label}: spec.${refused} is not supported by shipmate`,
-          "UnsupportedField",
-        );
-      } else {
-        secret = spec.secretRef ? await this.secret(m.namespace ?? "", spec.secretRef.name) : undefined;
-        const cacheKey = `${m.uid}/${m.resourceVersion}/${secret?.rv ?? ""}`;
-        const cached = this.targets.get(cacheKey);
-        if (cached) result = cached;
-        else {
-          result = this.build(label, m, spec, secret, alert);
-          this.targets.set(cacheKey, result);
-        }
+      secret = spec.secretRef ? await this.secret(m.namespace ?? "", spec.secretRef.name) : undefined;
+      const cacheKey = `${m.uid}/${m.resourceVersion}/${secret?.rv ?? ""}`;
+      const cached = this.targets.get(cacheKey);
+      if (cached) result = cached;
+      else {
+        result = this.build(label, m, spec, secret, alert);
+        this.targets.set(cacheKey, result);
       }
     }
     if (result instanceof ProviderConfigError) {

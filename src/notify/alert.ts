@@ -8,8 +8,10 @@
  * An Alert field shipmate does not know is refused, never ignored.
  */
 import { z } from "zod";
+import { refusedFields, unsupportedMessage } from "../agent/fields/support.ts";
 import { compileGoRegexp, type GoRegexp, RegexSyntaxError } from "../policy/regex.ts";
 import type { NotifyEvent } from "./event.ts";
+import { ALERT_FIELDS } from "./fields.ts";
 
 const EventSource = z.strictObject({
   apiVersion: z.string().optional(),
@@ -52,6 +54,14 @@ export function compileAlert(
   spec: unknown,
 ): { rule: AlertRule } | { refusal: AlertRefusal } {
   const where = `Alert ${namespace}/${name}`;
+  const refused = refusedFields(spec as Record<string, unknown> | undefined, ALERT_FIELDS);
+  if (refused.length)
+    return {
+      refusal: {
+        reason: "UnsupportedField",
+        message: `${where}: ${unsupportedMessage("Alert", refused, ALERT_FIELDS)}`,
+      },
+    };
   const parsed = AlertSpec.safeParse(spec ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

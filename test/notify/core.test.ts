@@ -154,12 +154,12 @@ describe("Alert matching (Flux v1beta3 semantics)", () => {
     [
       "an unknown field is refused by name",
       { eventSources: [], exclusionlist: ["x"] },
-      "spec.exclusionlist is not supported",
+      "refused rather than ignored: spec.exclusionlist (not a field this agent knows)",
     ],
     [
       "an unknown source field",
-      { eventSources: [{ kind: "Kustomization", name: "*", labels: {} }] },
-      "spec.eventSources.0.labels",
+      { eventSources: [{ kind: "Kustomization", name: "*", labels: { a: "b" } }] },
+      "spec.eventSources.labels",
     ],
     [
       "a bad regex names the list and entry",
