@@ -98,6 +98,12 @@ describe("the agent sends its events to Flux Alerts", () => {
           secretRef: { name: "gitea-token" },
         }),
         provider("broken", { type: "generic", address: "not a url" }),
+        provider("proxied", {
+          type: "generic",
+          address: "http://127.0.0.1:9/",
+          proxy: "http://127.0.0.1:3128",
+        }),
+        alert("proxied", "proxied"),
         alert("chat", "slack", { summary: "cluster test" }),
         alert("status", "gitea"),
         alert("broken", "broken"),
@@ -158,9 +164,50 @@ describe("the agent sends its events to Flux Alerts", () => {
       ["Warning", "InvalidProvider", `Provider ${NS}/broken: address is not a URL`],
     ]);
 
+    const proxied = await getObject(
+      client,
+      `/api/v1/namespaces/${NS}/events?fieldSelector=involvedObject.kind%3DProvider,involvedObject.name%3Dproxied`,
+    );
+    expect(proxied?.items.map((e: ApiJson) => [e.reason, e.message])).toEqual([
+      [
+        "UnsupportedField",
+        `Provider ${NS}/proxied: Provider field not supported by the shipmate agent, refused rather than ignored: spec.proxy (sending notifications through a proxy is not implemented)`,
+      ],
+    ]);
+
     // No secret anywhere the agent writes: events carry neither the webhook path nor the token.
     const all = JSON.stringify(await getObject(client, `/api/v1/namespaces/${NS}/events`));
     expect(all).not.toContain("secret-webhook-path");
     expect(all).not.toContain(gitea.token);
+  });
+
+  it("a build that fails: an error message (danger) and a failure status on the new revision", async () => {
+    slack.requests.length = 0;
+    const sha = fleet.commit({
+      "clusters/test/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+    });
+    execFileSync("git", ["push", "-q", "-f", giteaRepo.authedCloneUrl, "HEAD:refs/heads/main"], {
+      cwd: fleet.work,
+      stdio: "pipe",
+    });
+    const agent = makeAgent(kube, fleet);
+    try {
+      await agent.once();
+    } finally {
+      agent.close();
+    }
+    const message = slack.requests
+      .map((r) => SlackIncomingWebhook.parse(r.json))
+      .find((m) => m.attachments?.[0]?.color === "danger");
+    expect(message?.attachments?.[0]?.fields).toContainEqual({
+      title: "revision",
+      value: `main@sha1:${sha}`,
+      short: false,
+    });
+    const statuses = await gitea.api<ApiJson[]>(
+      "GET",
+      `/repos/${giteaRepo.fullName}/commits/${sha}/statuses`,
+    );
+    expect(statuses.map((s) => [s.status, s.description])).toEqual([["failure", "build failed"]]);
   });
 });
