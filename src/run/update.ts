@@ -400,7 +400,12 @@ export function combined(r: UpdateRunResult): UpdateJobResult {
   return {
     ...(pushed ?? { commit: null, pushed: false, attempts: 0, timings: NO_TIMINGS }),
     files: results.flatMap((x) => x.files),
-    problems: [...r.setup, ...r.scanProblems, ...results.flatMap((x) => x.problems)],
+    problems: [
+      ...r.setup,
+      ...r.scanProblems,
+      ...results.flatMap((x) => x.problems),
+      ...r.problems.filter((p) => p.kind === "notification"),
+    ],
     diff: results.map((x) => x.diff).join(""),
   };
 }
