@@ -15,6 +15,7 @@ import { ConfigError } from "../../src/errors.ts";
 import { promoteEvents } from "../../src/notify/run.ts";
 import type { PromoteResult } from "../../src/promote/index.ts";
 import { runUpdate } from "../../src/run/update.ts";
+import { runCli } from "../helpers/cli.ts";
 import { FLEET_YAML, fleetFiles } from "../helpers/fleet.ts";
 import { type GitHttpServer, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
@@ -107,6 +108,31 @@ describe("shipmate.yaml notifications", () => {
       file: "shipmate.yaml",
       severity: "warning",
     });
+  });
+
+  it("the CLI: the same message, and the unusable provider as one warning line on stderr", async () => {
+    rx.requests.length = 0;
+    const files = fleetFiles(image);
+    files["shipmate.yaml"] = `${FLEET_YAML}${NOTIFICATIONS}`;
+    const url = gitServer.createRepo("notify-fleet-cli", files);
+    const r = await runCli(["update", "--repo", url, "--push", "--no-cache"], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        SHIPMATE_GIT_TOKEN: TOKEN,
+        XDG_CACHE_HOME: join(tempDir("shipmate-notify-cache-"), "cache"),
+        TEAM_SLACK_URL: `${rx.url}/services/T1/B1/team-secret-path`,
+      },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      "warning: shipmate.yaml: shipmate.yaml notifications teams: address: $TEAMS_URL_NOT_SET is not set\n",
+    );
+    expect(r.stdout + r.stderr).not.toContain("team-secret-path");
+    expect(rx.requests.map((q) => q.path)).toEqual(["/services/T1/B1/team-secret-path"]);
+    expect(SlackIncomingWebhook.parse(rx.requests[0]?.json).attachments?.[0]?.text).toMatch(
+      /^Pushed [0-9a-f]{7} to main\n/,
+    );
   });
 
   it("a promotion pushed and a promotion request opened, as events", () => {
