@@ -7,6 +7,7 @@
  * Warning event on it, with no secret, and holds nothing up.
  */
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { KubeClient } from "../../src/agent/client.ts";
 import {
@@ -58,6 +59,11 @@ beforeAll(async () => {
   // Secrets as a person creates them (never in git): the webhook URL and the forge token.
   await createSecret("slack-url", { address: `${slack.url}/services/T0/B0/secret-webhook-path` });
   await createSecret("gitea-token", { token: gitea.token });
+  await createSecret("audit-hook", {
+    address: `${slack.url}/audit`,
+    token: "audit-hmac-key-1234",
+    headers: "X-Team: platform\n",
+  });
 });
 
 afterAll(async () => {
@@ -96,6 +102,19 @@ describe("the agent sends its events to Flux Alerts", () => {
           type: "gitea",
           address: `${gitea.url}/${giteaRepo.fullName}`,
           secretRef: { name: "gitea-token" },
+        }),
+        provider("audit", { type: "generic-hmac", secretRef: { name: "audit-hook" } }),
+        // matchLabels: the root Kustomization carries managed-by=shipmate, so only the first selects it.
+        alert("audit", "audit", {
+          eventSources: [
+            { kind: "Kustomization", name: "*", matchLabels: { "app.kubernetes.io/managed-by": "shipmate" } },
+          ],
+        }),
+        alert("audit-other", "audit", {
+          eventSources: [
+            { kind: "Kustomization", name: "*", matchLabels: { "app.kubernetes.io/managed-by": "helm" } },
+          ],
+          summary: "must not be sent",
         }),
         provider("broken", { type: "generic", address: "not a url" }),
         provider("proxied", {
@@ -136,6 +155,23 @@ describe("the agent sends its events to Flux Alerts", () => {
         { title: "summary", value: "cluster test", short: false },
       ]),
     );
+
+    // generic-hmac from the Secret: address, HMAC token and headers; matchLabels read from the object.
+    const audit = slack.requests.filter((r) => r.path === "/audit");
+    expect(audit).toHaveLength(1);
+    expect(audit[0]?.headers["x-team"]).toBe("platform");
+    expect(audit[0]?.headers["x-signature"]).toBe(
+      `sha256=${createHmac("sha256", "audit-hmac-key-1234")
+        .update(audit[0]?.body ?? "")
+        .digest("hex")}`,
+    );
+    expect(audit[0]?.json).toMatchObject({
+      involvedObject: { kind: "Kustomization", name: "fleet", namespace: NS },
+      severity: "info",
+      reason: "ReconciliationSucceeded",
+      metadata: { revision: `main@sha1:${sha}` },
+      reportingController: "kustomize-controller",
+    });
 
     // Gitea: the status on the very commit applied, context and description as Flux makes them.
     const uid = (
@@ -197,6 +233,7 @@ describe("the agent sends its events to Flux Alerts", () => {
       agent.close();
     }
     const message = slack.requests
+      .filter((r) => r.path.startsWith("/services/"))
       .map((r) => SlackIncomingWebhook.parse(r.json))
       .find((m) => m.attachments?.[0]?.color === "danger");
     expect(message?.attachments?.[0]?.fields).toContainEqual({
