@@ -158,7 +158,15 @@ export class AgentNotifications {
     // The CRDs are not installed: look again in a minute, not on every event.
     if (this.unserved && Date.now() - this.unserved < 60_000) return empty;
     const alerts = await this.opts.client.raw({ method: "GET", path: `/apis/${VERSION}/alerts` });
-    if (alerts.code === 404) {
+    if (alerts.code === 404 || alerts.code === 403) {
+      // 403: the agent's role predates notifications (deploy/agent/rbac.yaml grants alerts and providers).
+      if (alerts.code === 403 && !this.warned.has("forbidden")) {
+        this.warned.add("forbidden");
+        this.opts.log.warn(
+          {},
+          "notifications off: the agent may not list Alerts (grant alerts and providers of notification.toolkit.fluxcd.io)",
+        );
+      }
       this.unserved = Date.now();
       this.snapshot = empty;
       return empty;
