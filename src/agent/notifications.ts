@@ -207,8 +207,22 @@ export class AgentNotifications {
         );
         continue;
       }
-      const target = await this.target(provider, alert);
-      if (target) this.notifier.send(decorate(rule, event), [target]);
+      const target = await this.target(provider);
+      // As in Flux, each matching Alert sends (dedupe per Alert and Provider); the pace is per Provider.
+      if (target)
+        this.notifier.send(decorate(rule, event), [
+          {
+            ...target,
+            id: `${target.id} (Alert ${rule.namespace}/${rule.name})`,
+            rateKey: target.id,
+            onGiveUp: (message) =>
+              void this.opts.warn(
+                alertRef(alert),
+                "NotificationFailed",
+                message.replace(target.id, `${target.id} (Alert ${rule.namespace}/${rule.name})`),
+              ),
+          },
+        ]);
     }
   }
 
@@ -226,7 +240,7 @@ export class AgentNotifications {
     return undefined;
   }
 
-  private async target(provider: Listed, alert: Listed): Promise<NotifyTarget | undefined> {
+  private async target(provider: Listed): Promise<NotifyTarget | undefined> {
     const m = provider.metadata ?? {};
     const label = `Provider ${m.namespace}/${m.name}`;
     const refused = refusedFields(provider.spec as Record<string, unknown> | undefined, PROVIDER_FIELDS);
@@ -249,7 +263,7 @@ export class AgentNotifications {
       const cached = this.targets.get(cacheKey);
       if (cached) result = cached;
       else {
-        result = this.build(label, m, spec, secret, alert);
+        result = this.build(label, m, spec, secret);
         this.targets.set(cacheKey, result);
       }
     }
@@ -276,7 +290,6 @@ export class AgentNotifications {
     m: ObjectMeta,
     spec: z.infer<typeof ProviderSpec>,
     secret: { rv: string; data: Record<string, string> } | undefined | null,
-    alert: Listed,
   ): NotifyTarget | ProviderConfigError {
     try {
       if (secret === null)
@@ -315,18 +328,7 @@ export class AgentNotifications {
         ...(m.uid ? { uid: m.uid } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
       });
-      const am = alert.metadata ?? {};
-      return {
-        id: label,
-        provider,
-        ...(timeoutMs ? { timeoutMs } : {}),
-        onGiveUp: (message) =>
-          void this.opts.warn(
-            alertRef(alert),
-            "NotificationFailed",
-            message.replace(label, `${label} (Alert ${am.namespace}/${am.name})`),
-          ),
-      };
+      return { id: label, provider, ...(timeoutMs ? { timeoutMs } : {}) };
     } catch (err) {
       if (err instanceof ProviderConfigError) return err;
       throw err;

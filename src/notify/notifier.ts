@@ -28,6 +28,8 @@ import type { NotificationProvider } from "./providers/types.ts";
 export interface NotifyTarget {
   /** Stable and secret-free: the dedupe and rate-limit key, and the name in log lines (`Provider apps/slack`). */
   id: string;
+  /** Rate-limit bucket, when several targets share one provider (the agent: one per Alert, bucket per Provider); default `id`. */
+  rateKey?: string;
   provider: NotificationProvider;
   timeoutMs?: number;
   /** Told once a delivery is given up (the agent records a Warning event on the Alert). */
@@ -97,7 +99,7 @@ export class Notifier {
       if (this.jobs.size >= this.maxPending) this.dropOldest();
       const job: Job = { target, event, attempt: 1 };
       this.jobs.add(job);
-      this.schedule(job, this.limiter.reserve(target.id));
+      this.schedule(job, this.limiter.reserve(target.rateKey ?? target.id));
     }
   }
 
