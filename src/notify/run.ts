@@ -107,16 +107,17 @@ export function promoteEvents(fleet: Fleet, result: PromoteResult): RunEvent[] {
         ),
       },
     ];
-  return result.requests
-    .filter((r) => r.outcome === "opened")
-    .map((r) => ({
-      name: "request-opened" as const,
-      event: fleetEvent(
-        fleet,
-        "RequestOpened",
-        `Opened promotion ${head}: #${r.number} ${r.url ?? ""}\n${changes}`.trim(),
-      ),
-    }));
+  return result.requests.flatMap((r): RunEvent[] => {
+    const text = `promotion ${head}: #${r.number}${r.url ? ` ${r.url}` : ""}\n${changes}`.trim();
+    return [
+      ...(r.outcome === "opened"
+        ? [{ name: "request-opened" as const, event: fleetEvent(fleet, "RequestOpened", `Opened ${text}`) }]
+        : []),
+      ...(r.merged
+        ? [{ name: "request-merged" as const, event: fleetEvent(fleet, "RequestMerged", `Merged ${text}`) }]
+        : []),
+    ];
+  });
 }
 
 async function readSecret(

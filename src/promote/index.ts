@@ -91,6 +91,8 @@ export interface RequestReport {
   outcome: ProposalOutcome["action"];
   number?: number;
   url?: string;
+  /** Merged at once by auto-merge (the forge found it mergeable). */
+  merged?: true;
 }
 
 export interface PromoteResult {
@@ -477,6 +479,7 @@ function report(branch: string, apps: string[], outcome: ProposalOutcome): Reque
     apps,
     outcome: outcome.action,
     ...(pr ? { number: pr.number, url: pr.url } : {}),
+    ...("autoMerge" in outcome && outcome.autoMerge === "merged" ? { merged: true as const } : {}),
   };
 }
 

@@ -184,6 +184,7 @@ describe("shipmate.yaml notifications", () => {
           url: "http://forge/pr/7",
         },
         { branch: "shipmate/promote-production-x", apps: [], outcome: "updated", number: 8 },
+        { branch: "shipmate/promote-production-y", apps: [], outcome: "opened", number: 9, merged: true },
       ],
     });
     expect(proposed.map((e) => [e.name, e.event.message])).toEqual([
@@ -191,6 +192,8 @@ describe("shipmate.yaml notifications", () => {
         "request-opened",
         "Opened promotion staging → production: #7 http://forge/pr/7\n- app: reg/app 1.0.0 → 1.1.0",
       ],
+      ["request-opened", "Opened promotion staging → production: #9\n- app: reg/app 1.0.0 → 1.1.0"],
+      ["request-merged", "Merged promotion staging → production: #9\n- app: reg/app 1.0.0 → 1.1.0"],
     ]);
   });
 
