@@ -44,6 +44,7 @@ import {
 import { LeaderElector, sleep } from "./leader.ts";
 import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
+import { AgentNotifications } from "./notifications.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { findKustomize, parseManifests, Renderer } from "./render.ts";
 import { SourceManager } from "./source-objects.ts";
@@ -142,6 +143,8 @@ export class Agent {
   private readonly renderer: Renderer;
   private readonly targets: TargetResolver;
   private readonly events: EventRecorder;
+  /** Alerts and Providers: the agent's events sent on (./notifications.ts). */
+  readonly notifications: AgentNotifications;
   readonly helm: HelmCli;
   private readonly helmReleases: HelmReleaseReconciler;
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
@@ -199,6 +202,13 @@ export class Agent {
       remoteRetryMs: this.opts.remoteApiRetryMs,
     });
     this.events = new EventRecorder(this.client, this.identity);
+    this.notifications = new AgentNotifications({
+      client: this.client,
+      log,
+      instance: this.identity,
+      warn: (obj, reason, message) => this.events.emit(obj, "Warning", reason, message),
+    });
+    this.events.sink = (...e) => this.notifications.record(...e);
     this.sources = new SourceManager({
       client: this.client,
       workdir: this.opts.workdir,
@@ -806,10 +816,14 @@ export class Agent {
   /** One forced pass (`--once`): setup, fetch, reconcile everything, wait for health. */
   async once(): Promise<PassSummary> {
     await this.setup();
-    return await this.pass(new AbortController().signal, true);
+    const summary = await this.pass(new AbortController().signal, true);
+    // The run's notifications leave before the process does (bounded: a dead provider cannot hold it).
+    await this.notifications.settle(15_000);
+    return summary;
   }
 
   close(): void {
+    this.notifications.close();
     this.targets.close();
     this.client.close();
     void this.images?.close();

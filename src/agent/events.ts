@@ -12,6 +12,10 @@
  * process records for an object, so a restart (every `--once` run is one)
  * does not post it again either. A steady cluster, failing or not, costs
  * no event write.
+ *
+ * Each event that is new by that rule is also handed to the sink (the
+ * agent's notifications, ./notifications.ts), with its metadata (the
+ * revision acted on): the sink only queues, so recording stays as fast.
  */
 import type { KubeClient } from "../kube/client.ts";
 import { KubeObject } from "../kube/schema.ts";
@@ -55,10 +59,20 @@ export function latestOwnEvent(items: readonly EventLike[]): EventLike | undefin
 const signature = (type: string | undefined, reason: string | undefined, message: string | undefined) =>
   `${type}/${reason}/${message}`;
 
+export type EventSink = (
+  obj: Involved,
+  type: "Normal" | "Warning",
+  reason: string,
+  message: string,
+  metadata?: Record<string, string>,
+) => void;
+
 export class EventRecorder {
   private readonly client: KubeClient;
   private readonly instance: string;
   private readonly last = new Map<string, string>();
+  /** Where new events go besides the cluster (notifications); set once by the agent. */
+  sink: EventSink | undefined;
 
   constructor(client: KubeClient, instance: string) {
     this.client = client;
@@ -89,6 +103,7 @@ export class EventRecorder {
     type: "Normal" | "Warning",
     reason: string,
     message: string,
+    metadata?: Record<string, string>,
   ): Promise<Error | undefined> {
     const key = `${obj.namespace}/${obj.kind}/${obj.name}`;
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
@@ -98,6 +113,11 @@ export class EventRecorder {
       if (seen !== undefined) this.last.set(key, seen);
     }
     if (this.last.get(key) === sig) return undefined;
+    try {
+      this.sink?.(obj, type, reason, text, metadata);
+    } catch {
+      // notifications are best effort and never fail a reconcile
+    }
     const now = new Date().toISOString();
     try {
       await this.client.call(

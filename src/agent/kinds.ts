@@ -22,6 +22,9 @@ export const AGENT_RECONCILED_KINDS: ReadonlySet<string> = new Set([
   "kustomize.toolkit.fluxcd.io/Kustomization",
   `${ARTIFACT_GENERATOR_GROUP}/ArtifactGenerator`,
   `${HELM_GROUP}/HelmRelease`,
+  // Served by the agent's notifications (./notifications.ts): read on each event, no status in v1beta3.
+  "notification.toolkit.fluxcd.io/Alert",
+  "notification.toolkit.fluxcd.io/Provider",
   ...[...SOURCE_HANDLERS.values()].map((h) => `${h.apiVersion.split("/")[0]}/${h.kind}`),
 ]);
 

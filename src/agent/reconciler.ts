@@ -269,7 +269,7 @@ export class Reconciler {
         {},
         Boolean(spec.wait || spec.healthChecks?.length),
       );
-      await this.ctx.events.emit(involved, "Warning", reason, message);
+      await this.ctx.events.emit(involved, "Warning", reason, message, { revision: artifact.revision });
       this.ctx.log.warn({ kustomization: `${ns}/${name}`, reason }, message);
       return {
         ready: false,
@@ -486,7 +486,10 @@ export class Reconciler {
       if (!target.remote) await this.ctx.settle?.(checks);
       const unhealthy = await this.waitHealthy(target, checks, timeoutMs, cel);
       if (unhealthy) {
-        if (summary) await this.ctx.events.emit(involved, "Normal", "Progressing", summary);
+        if (summary)
+          await this.ctx.events.emit(involved, "Normal", "Progressing", summary, {
+            revision: artifact.revision,
+          });
         return {
           ...(await fail("HealthCheckFailed", unhealthy, { health: "failed" })),
           changes,
@@ -509,6 +512,7 @@ export class Reconciler {
         "Normal",
         "ReconciliationSucceeded",
         `${summary}\nReconciliation finished in ${((Date.now() - started) / 1000).toFixed(1)}s, revision ${artifact.revision}`,
+        { revision: artifact.revision },
       );
     }
     lap("statusMs");

@@ -91,6 +91,57 @@ const environment = z
   })
   .strict();
 
+/**
+ * Where a secret setting is read from: an environment variable or a file
+ * (a mounted Secret), never the YAML itself, which is committed.
+ */
+const secretSource = z.union([
+  z
+    .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name") })
+    .strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+
+/** What a run reports (src/notify/run.ts): each provider names the ones it wants (default: all). */
+export const NOTIFY_EVENTS = ["bump-pushed", "request-opened", "request-merged", "promoted"] as const;
+
+/** One provider of the `notifications:` block: Flux's provider types, settings as a Flux Provider has them. */
+const notificationProvider = z
+  .object({
+    name: label,
+    type: z.enum([
+      "slack",
+      "msteams",
+      "discord",
+      "generic",
+      "generic-hmac",
+      "alertmanager",
+      "github",
+      "gitlab",
+      "gitea",
+    ]),
+    /** The webhook URL (a secret: from `env` or `file`); for github/gitlab/gitea the repository's URL may be written as it is. */
+    address: z.union([secretSource, z.string().url()]).optional(),
+    /** Bot token, HMAC key or forge token. */
+    token: secretSource.optional(),
+    channel: z.string().min(1).optional(),
+    username: z.string().min(1).optional(),
+    events: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (typeof p.address === "string" && !["github", "gitlab", "gitea"].includes(p.type))
+      ctx.addIssue({
+        code: "custom",
+        path: ["address"],
+        message: `a ${p.type} address is a secret: give it as {env: NAME} or {file: PATH}, never in shipmate.yaml`,
+      });
+  });
+
+const notifications = z
+  .object({ providers: z.array(notificationProvider).min(1, "lists no provider") })
+  .strict();
+
 export const fleetSchema = z
   .object({
     apiVersion: z.literal(FLEET_API_VERSION),
@@ -103,6 +154,8 @@ export const fleetSchema = z
         repository: gitRepository.optional(),
         /** In promotion order: an environment may only promote from one listed before it. */
         environments: z.array(environment).min(1, "lists no environment"),
+        /** Where runs (CLI, Action, App) report bumps pushed, requests opened and merged, promotions. */
+        notifications: notifications.optional(),
       })
       .strict(),
   })
@@ -135,6 +188,8 @@ export type Fleet = z.infer<typeof fleetSchema>;
 export type FleetEnvironment = Fleet["spec"]["environments"][number];
 export type PromotionGates = z.infer<typeof gates>;
 export type PullRequestSettings = z.infer<typeof pullRequest>;
+export type NotificationSettings = z.infer<typeof notifications>;
+export type NotifyEventName = (typeof NOTIFY_EVENTS)[number];
 
 /** Line of the node at `path`, or of the deepest ancestor that exists. */
 function lineOf(root: Node | null, path: PropertyKey[], counter: LineCounter): number | undefined {

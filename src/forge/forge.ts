@@ -9,6 +9,7 @@ import type {
   CheckRun,
   CheckState,
   CommitChecks,
+  CommitStatusSpec,
   EnsureResult,
   Forge,
   ForgeKind,
@@ -40,6 +41,7 @@ export interface ForgeOps {
   close(pr: PullRequest): Promise<void>;
   deleteBranch(branch: string): Promise<void>;
   commitChecks(ref: string): Promise<CommitChecks>;
+  createCommitStatus(sha: string, status: CommitStatusSpec): Promise<void>;
 }
 
 /** failure beats pending beats success; no checks at all is `none`. */
@@ -137,5 +139,12 @@ export class RequestForge implements Forge {
 
   commitChecks(ref: string): Promise<CommitChecks> {
     return this.ops.commitChecks(ref);
+  }
+
+  async setCommitStatus(sha: string, status: CommitStatusSpec): Promise<"created" | "unchanged"> {
+    const current = await this.ops.commitChecks(sha);
+    if (current.checks.some((c) => c.name === status.context && c.state === status.state)) return "unchanged";
+    await this.ops.createCommitStatus(sha, status);
+    return "created";
   }
 }

@@ -100,6 +100,15 @@ export interface CommitChecks {
   checks: CheckRun[];
 }
 
+/** A commit status as a notification sets it (Flux's github/gitlab/gitea providers). */
+export interface CommitStatusSpec {
+  state: "success" | "failure" | "pending";
+  /** Stable name the forge groups statuses by (`kustomization/podinfo/0c9c2e41`). */
+  context: string;
+  description: string;
+  targetUrl?: string;
+}
+
 export interface ForgeRepoRef {
   kind: ForgeKind;
   /** `owner/name` (GitLab: full project path, groups included). */
@@ -124,6 +133,11 @@ export interface Forge extends ForgeRepoRef {
   closeStale(branch: string, comment: string, known?: PullRequest[]): Promise<boolean>;
   /** Statuses and checks of a commit (the promotion gate). */
   commitChecks(ref: string): Promise<CommitChecks>;
+  /**
+   * Sets a status on a commit; `unchanged` when the commit already carries
+   * one with this context and state (a repeated notification writes nothing).
+   */
+  setCommitStatus(sha: string, status: CommitStatusSpec): Promise<"created" | "unchanged">;
   /** Requests sent to the forge by this provider so far (benchmarks, `--json`). */
   readonly requestCount: number;
 }

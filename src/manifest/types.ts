@@ -68,7 +68,9 @@ export type ProblemKind =
   | "symlink"
   | "read-only"
   | "unreadable"
-  | "registry-error";
+  | "registry-error"
+  /** A notification provider of shipmate.yaml that could not be used, or a delivery given up (src/notify/run.ts). */
+  | "notification";
 
 /** Something a person should know about one file; `error` problems make the run fail after the rest is delivered. */
 export interface Problem {

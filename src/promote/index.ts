@@ -26,6 +26,7 @@ import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/type
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { notifyRun, promoteEvents, type RunNotifications } from "../notify/run.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
 import {
   evaluateGates,
@@ -90,6 +91,8 @@ export interface RequestReport {
   outcome: ProposalOutcome["action"];
   number?: number;
   url?: string;
+  /** Merged at once by auto-merge (the forge found it mergeable). */
+  merged?: true;
 }
 
 export interface PromoteResult {
@@ -108,6 +111,8 @@ export interface PromoteResult {
   commit?: string;
   requests: RequestReport[];
   forgeRequests: number;
+  /** What shipmate.yaml's `notifications:` sent about the promotion (warnings: providers that failed). */
+  notifications?: RunNotifications;
 }
 
 const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
@@ -409,6 +414,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       });
       result.status = delivery.pushed ? "pushed" : "up-to-date";
       if (delivery.commit) result.commit = delivery.commit;
+      await notify(fleet, result, job.env);
       return finish();
     }
 
@@ -453,10 +459,17 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     }
     await closeObsolete(forge, known, toEnv.name, active, result);
     result.status = "proposed";
+    await notify(fleet, result, job.env);
     return finish();
   } finally {
     for (const ws of workspaces) ws.dispose();
   }
+}
+
+/** The promotion's news to shipmate.yaml's `notifications:` (bounded wait; failures are warnings). */
+async function notify(fleet: Fleet, result: PromoteResult, env: NodeJS.ProcessEnv): Promise<void> {
+  const sent = await notifyRun(fleet.spec.notifications, promoteEvents(fleet, result), { env });
+  if (sent) result.notifications = sent;
 }
 
 function report(branch: string, apps: string[], outcome: ProposalOutcome): RequestReport {
@@ -466,6 +479,7 @@ function report(branch: string, apps: string[], outcome: ProposalOutcome): Reque
     apps,
     outcome: outcome.action,
     ...(pr ? { number: pr.number, url: pr.url } : {}),
+    ...("autoMerge" in outcome && outcome.autoMerge === "merged" ? { merged: true as const } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
  * local deliveries — written, committed or pushed to a branch of its own.
  */
 import { relative } from "node:path";
+import { FLEET_FILE } from "../config/fleet.ts";
 import {
   loadRunPolicies,
   type ModeRequest,
@@ -21,6 +22,7 @@ import type { Forge } from "../forge/types.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../manifest/types.ts";
+import { notifyRun, type RunNotifications, updateEvents } from "../notify/run.ts";
 import { normaliseImage } from "../registry/reference.ts";
 import type { ScanOptions } from "../scan/index.ts";
 import type { PolicyResult } from "../scan/types.ts";
@@ -106,6 +108,8 @@ export interface UpdateRunResult extends UpdatePlan {
   setup: Problem[];
   /** `setup`, then each delivery's problems. */
   problems: Problem[];
+  /** What shipmate.yaml's `notifications:` sent about the run, when it has any and there was news. */
+  notifications?: RunNotifications;
 }
 
 function inScope(p: Policy, scope: ScanScope | undefined): boolean {
@@ -370,6 +374,20 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
     }
     await run.inspect({ dir: root, policies: set });
   }
+  if (!run.dryRun && set.fleet) {
+    const sent = await notifyRun(
+      set.fleet.spec.notifications,
+      updateEvents(set.fleet, result, changeRows(result)),
+      {
+        env: run.env,
+      },
+    );
+    if (sent) {
+      result.notifications = sent;
+      for (const message of sent.warnings)
+        result.problems.push({ file: FLEET_FILE, kind: "notification", severity: "warning", message });
+    }
+  }
   return result;
 }
 
@@ -382,7 +400,12 @@ export function combined(r: UpdateRunResult): UpdateJobResult {
   return {
     ...(pushed ?? { commit: null, pushed: false, attempts: 0, timings: NO_TIMINGS }),
     files: results.flatMap((x) => x.files),
-    problems: [...r.setup, ...r.scanProblems, ...results.flatMap((x) => x.problems)],
+    problems: [
+      ...r.setup,
+      ...r.scanProblems,
+      ...results.flatMap((x) => x.problems),
+      ...r.problems.filter((p) => p.kind === "notification"),
+    ],
     diff: results.map((x) => x.diff).join(""),
   };
 }

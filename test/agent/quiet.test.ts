@@ -83,11 +83,12 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
       ],
       "apps/helm/release.yaml": [
         configMap("before-helm", "t-kind", { v: "1" }),
+        // A kind of a Flux group that no shipmate reconciler serves (Flux adds kinds over time).
         {
-          apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
-          kind: "Alert",
+          apiVersion: "future.toolkit.fluxcd.io/v1",
+          kind: "Widget",
           metadata: { name: "on-call", namespace: "t-kind" },
-          spec: { providerRef: { name: "slack" }, eventSources: [{ kind: "Kustomization", name: "*" }] },
+          spec: { size: 1 },
         },
       ],
       "apps/plain/cm.yaml": [configMap("plain", "t-kind", { v: "1" })],
@@ -96,7 +97,7 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
     const helm = await ksStatus(client, "t-kind-helm");
     expect(helm.ready?.status).toBe("False");
     expect(helm.ready?.reason).toBe("UnsupportedKind");
-    expect(helm.ready?.message).toContain("Alert (notification.toolkit.fluxcd.io/v1beta3) t-kind/on-call");
+    expect(helm.ready?.message).toContain("Widget (future.toolkit.fluxcd.io/v1) t-kind/on-call");
     expect(helm.ready?.message).not.toContain("is its CRD installed");
     const stalled = helm.ks?.status.conditions.find((c: { type: string }) => c.type === "Stalled");
     expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedKind" });

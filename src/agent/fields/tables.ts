@@ -3,6 +3,8 @@
  * test/agent/fields.crd.test.ts holds each table against Flux's CRD for the
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
+
+import { ALERT_FIELDS, NOTIFICATION_GROUP, PROVIDER_FIELDS } from "../../notify/fields.ts";
 import { HELM_RELEASE_FIELDS } from "../helm/spec.ts";
 import { IMAGE_GROUP, IMAGE_POLICY_FIELDS, IMAGE_REPOSITORY_FIELDS } from "../images/spec.ts";
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
@@ -34,4 +36,6 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: "helm.toolkit.fluxcd.io", kind: "HelmRelease", fields: HELM_RELEASE_FIELDS },
   { group: IMAGE_GROUP, kind: "ImageRepository", fields: IMAGE_REPOSITORY_FIELDS },
   { group: IMAGE_GROUP, kind: "ImagePolicy", fields: IMAGE_POLICY_FIELDS },
+  { group: NOTIFICATION_GROUP, kind: "Alert", fields: ALERT_FIELDS },
+  { group: NOTIFICATION_GROUP, kind: "Provider", fields: PROVIDER_FIELDS },
 ];

@@ -12,6 +12,7 @@ import type {
   CheckRun,
   CheckState,
   CommitChecks,
+  CommitStatusSpec,
   Forge,
   ForgeProvider,
   MergeMethod,
@@ -288,6 +289,21 @@ class GiteaOps implements ForgeOps {
       ...(s.target_url ? { url: s.target_url } : {}),
     }));
     return { sha: data.sha, state: summarize(checks), checks };
+  }
+
+  async createCommitStatus(sha: string, status: CommitStatusSpec): Promise<void> {
+    await this.#call(
+      `set status ${status.context} on ${sha}`,
+      "POST",
+      `/statuses/${encodeURIComponent(sha)}`,
+      undefined,
+      {
+        state: status.state,
+        context: status.context,
+        description: status.description,
+        ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
+      },
+    );
   }
 }
 

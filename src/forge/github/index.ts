@@ -10,7 +10,15 @@ import { ForgeError, registerSecret } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { BranchProtectionError, classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CommitChecks, Forge, ForgeProvider, MergeMethod, PullRequest } from "../types.ts";
+import type {
+  CheckRun,
+  CommitChecks,
+  CommitStatusSpec,
+  Forge,
+  ForgeProvider,
+  MergeMethod,
+  PullRequest,
+} from "../types.ts";
 import * as S from "./schemas.ts";
 
 /** The Octokit surface the provider uses: `@octokit/rest` and Probot's client both have it. */
@@ -343,6 +351,16 @@ class GitHubOps implements ForgeOps {
       })),
     ];
     return { sha: combined.sha, state: summarize(checks), checks };
+  }
+
+  async createCommitStatus(sha: string, status: CommitStatusSpec): Promise<void> {
+    await this.#rest(`set status ${status.context} on ${sha}`, "POST /repos/{owner}/{repo}/statuses/{sha}", {
+      sha,
+      state: status.state,
+      context: status.context,
+      description: status.description,
+      ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
+    });
   }
 }
 

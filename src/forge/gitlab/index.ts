@@ -12,7 +12,15 @@ import { ForgeError, registerSecret } from "../../errors.ts";
 import { parseMeta } from "../body.ts";
 import { BranchProtectionError, classifyForgeFailure, withRateLimitWait } from "../errors.ts";
 import { type ForgeOps, RequestForge, summarize } from "../forge.ts";
-import type { CheckRun, CommitChecks, Forge, ForgeProvider, MergeMethod, PullRequest } from "../types.ts";
+import type {
+  CheckRun,
+  CommitChecks,
+  CommitStatusSpec,
+  Forge,
+  ForgeProvider,
+  MergeMethod,
+  PullRequest,
+} from "../types.ts";
 import * as S from "./schemas.ts";
 
 export interface GitLabOptions {
@@ -315,6 +323,16 @@ class GitLabOps implements ForgeOps {
       });
     }
     return { sha: ref, state: summarize(checks), checks };
+  }
+
+  async createCommitStatus(sha: string, status: CommitStatusSpec): Promise<void> {
+    await this.#call(`set status ${status.context} on ${sha}`, () =>
+      this.#api.Commits.editStatus(this.repo, sha, status.state === "failure" ? "failed" : status.state, {
+        name: status.context,
+        description: status.description,
+        ...(status.targetUrl ? { targetUrl: status.targetUrl } : {}),
+      }),
+    );
   }
 }
 

@@ -1,0 +1,5 @@
+/** `gitlab`: a commit status on the revision an event names (./commitstatus.ts has the rules). */
+import { commitStatusProvider } from "./commitstatus.ts";
+import type { ProviderFactory } from "./types.ts";
+
+export const gitlab: ProviderFactory = (s) => commitStatusProvider("gitlab", s);
