@@ -21,6 +21,7 @@ import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.t
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
 import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
+import { ImageAutomation } from "./images/automation.ts";
 import { ImageReflector } from "./images/reflector.ts";
 import { IMAGE_API_VERSION } from "./images/spec.ts";
 import {
@@ -130,6 +131,8 @@ export class Agent {
   readonly identity: string;
   /** The in-cluster image reflector, with `imageAutomation`. */
   readonly images: ImageReflector | undefined;
+  /** The in-cluster ImageUpdateAutomation runner, with `imageAutomation`. */
+  readonly automation: ImageAutomation | undefined;
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
@@ -237,6 +240,9 @@ export class Agent {
     });
     this.images = this.opts.imageAutomation
       ? new ImageReflector({ client: this.client, events: this.events, log })
+      : undefined;
+    this.automation = this.opts.imageAutomation
+      ? new ImageAutomation({ client: this.client, events: this.events, log })
       : undefined;
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
@@ -563,6 +569,11 @@ export class Agent {
       } catch (err) {
         this.log.error({}, `image reflection: ${describeError(err)}`);
       }
+      try {
+        await this.automation?.reconcileAll(force);
+      } catch (err) {
+        this.log.error({}, `image update automation: ${describeError(err)}`);
+      }
     }
     if (!signal.aborted) {
       await this.sources.reconcileRest();
@@ -730,7 +741,11 @@ export class Agent {
           `/apis/${ARTIFACT_GENERATOR_API_VERSION}/artifactgenerators`,
           ...this.sources.collectionPaths(),
           ...(this.images
-            ? [`/apis/${IMAGE_API_VERSION}/imagerepositories`, `/apis/${IMAGE_API_VERSION}/imagepolicies`]
+            ? [
+                `/apis/${IMAGE_API_VERSION}/imagerepositories`,
+                `/apis/${IMAGE_API_VERSION}/imagepolicies`,
+                `/apis/${IMAGE_API_VERSION}/imageupdateautomations`,
+              ]
             : []),
         ],
         wake: () => this.nudge(),

@@ -4,7 +4,12 @@
  * kind, and scripts/gen-flux-compat.ts writes docs/flux-compat.md from them.
  */
 import { HELM_RELEASE_FIELDS } from "../helm/spec.ts";
-import { IMAGE_GROUP, IMAGE_POLICY_FIELDS, IMAGE_REPOSITORY_FIELDS } from "../images/spec.ts";
+import {
+  IMAGE_GROUP,
+  IMAGE_POLICY_FIELDS,
+  IMAGE_REPOSITORY_FIELDS,
+  IMAGE_UPDATE_AUTOMATION_FIELDS,
+} from "../images/spec.ts";
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { EXTERNAL_ARTIFACT_FIELDS } from "../sources/external.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
@@ -34,4 +39,5 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: "helm.toolkit.fluxcd.io", kind: "HelmRelease", fields: HELM_RELEASE_FIELDS },
   { group: IMAGE_GROUP, kind: "ImageRepository", fields: IMAGE_REPOSITORY_FIELDS },
   { group: IMAGE_GROUP, kind: "ImagePolicy", fields: IMAGE_POLICY_FIELDS },
+  { group: IMAGE_GROUP, kind: "ImageUpdateAutomation", fields: IMAGE_UPDATE_AUTOMATION_FIELDS },
 ];

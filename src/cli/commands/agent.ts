@@ -23,7 +23,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --default-service-account NAME  reconcile Kustomizations and HelmReleases without serviceAccountName as NAME of their namespace
   --no-cross-namespace-refs  refuse a sourceRef or dependsOn into another namespace
   --no-remote-bases          refuse kustomizations that would fetch from the network
-  --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)
+  --image-automation         serve Flux's ImageRepository, ImagePolicy and ImageUpdateAutomation objects
   --helm-concurrency N       HelmReleases reconciled at once, each a helm process (default 4, at most 64)`;
 
 /** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
