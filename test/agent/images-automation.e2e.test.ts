@@ -13,9 +13,10 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type GitHttpServer, git, startGitHttpServer } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
@@ -319,5 +320,121 @@ describe("ImageUpdateAutomation in the cluster", () => {
     expect(ready(auto)).toMatchObject({ status: "False", reason: "UnsupportedField" });
     expect(ready(auto)?.message).toContain("spec.git.checkout.ref.tag");
     expect(auto?.status.conditions.find((c: { type: string }) => c.type === "Stalled")?.status).toBe("True");
+  });
+});
+
+describe("the image commands of the CLI", () => {
+  const kc = () => ["--kubeconfig", kube.kubeconfig];
+
+  it("get images update shows the last run", async () => {
+    const out = await runCli(["get", "images", "update", "app", "-n", "apps", ...kc()]);
+    expect(out.code, out.stdout).toBe(0);
+    expect(out.stdout, out.stdout).toMatch(
+      /apps\s+app\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+False\s+True\s+repository up-to-date/,
+    );
+    const all = await runCli(["get", "images", "all", "-n", "apps", "--json", ...kc()]);
+    expect(Object.keys(JSON.parse(all.stdout))).toEqual([
+      "ImageRepository",
+      "ImagePolicy",
+      "ImageUpdateAutomation",
+    ]);
+  });
+
+  it("reconcile image update waits for the agent to answer the request", async () => {
+    const cli = runCli(["reconcile", "image", "update", "app", "-n", "apps", "--timeout", "60s", ...kc()]);
+    // The agent runs when the request is there (a pass of its loop).
+    for (let i = 0; i < 200; i++) {
+      const a = await getAuto("app");
+      if (a?.metadata.annotations?.["reconcile.fluxcd.io/requestedAt"]) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await agent.pass(signal());
+    const out = await cli;
+    expect(out.stderr).toBe("");
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain("► annotating ImageUpdateAutomation apps/app");
+    expect(out.stdout).toMatch(/apps\s+app\s+.*True\s+repository up-to-date/);
+  });
+
+  it("suspend and resume image update toggle spec.suspend; a suspended automation does not run", async () => {
+    expect((await runCli(["suspend", "image", "update", "app", "-n", "apps", ...kc()])).code).toBe(0);
+    expect((await getAuto("app"))?.spec.suspend).toBe(true);
+    const runs = agent.automation?.runs.get("apps/app");
+    await agent.pass(signal(), true);
+    expect(agent.automation?.runs.get("apps/app")).toBe(runs);
+    const resumed = await runCli(["resume", "image", "update", "app", "-n", "apps", "--no-wait", ...kc()]);
+    expect(resumed.stdout).toContain("resumed ImageUpdateAutomation apps/app");
+    expect((await getAuto("app"))?.spec.suspend).toBe(false);
+  });
+
+  it("create image … --export writes what flux create image writes; without it the object is applied", async () => {
+    const policy = await runCli([
+      "create",
+      "image",
+      "policy",
+      "web",
+      "--image-ref=web",
+      "--select-numeric=asc",
+      "--filter-regex=^main-[a-f0-9]+-(?P<ts>[0-9]+)",
+      "--filter-extract=$ts",
+      "--export",
+    ]);
+    expect(policy.code).toBe(0);
+    expect(parse(policy.stdout)).toEqual({
+      apiVersion: "image.toolkit.fluxcd.io/v1",
+      kind: "ImagePolicy",
+      metadata: { name: "web", namespace: "flux-system" },
+      spec: {
+        imageRepositoryRef: { name: "web" },
+        policy: { numerical: { order: "asc" } },
+        filterTags: { pattern: "^main-[a-f0-9]+-(?P<ts>[0-9]+)", extract: "$ts" },
+      },
+    });
+    const update = await runCli([
+      "create",
+      "image",
+      "update",
+      "flux-system",
+      "--git-repo-ref=flux-system",
+      "--git-repo-path=./clusters/my-cluster",
+      "--checkout-branch=main",
+      "--push-branch=image-updates",
+      "--author-name=flux",
+      "--author-email=flux@example.com",
+      "--commit-template={{range .Changed.Changes}}{{.NewValue}}{{end}}",
+      "--export",
+    ]);
+    expect(parse(update.stdout).spec).toEqual({
+      interval: "1m",
+      sourceRef: { kind: "GitRepository", name: "flux-system" },
+      git: {
+        checkout: { ref: { branch: "main" } },
+        commit: {
+          author: { email: "flux@example.com", name: "flux" },
+          messageTemplate: "{{range .Changed.Changes}}{{.NewValue}}{{end}}",
+        },
+        push: { branch: "image-updates" },
+      },
+      update: { path: "./clusters/my-cluster", strategy: "Setters" },
+    });
+    const bad = await runCli(["create", "image", "policy", "x", "--image-ref=x", "--export"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("give exactly one of --select-semver, --select-numeric, --select-alpha");
+
+    const applied = await runCli([
+      "create",
+      "image",
+      "repository",
+      "web",
+      "-n",
+      "apps",
+      `--image=${registry.host}/team/web`,
+      "--interval=10m",
+      "--no-wait",
+      ...kc(),
+    ]);
+    expect(applied.stdout).toContain("ImageRepository apps/web created");
+    const obj = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/web`);
+    expect(obj?.spec).toMatchObject({ image: `${registry.host}/team/web`, interval: "10m" });
   });
 });

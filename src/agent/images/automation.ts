@@ -84,8 +84,8 @@ export class ImageAutomation {
   private readonly opts: AutomationOptions;
   /** When each automation last ran in this process, and whether that run failed. */
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
-  /** Runs so far (the benchmark's and tests' figure). */
-  runs = 0;
+  /** Runs so far, per `namespace/name` (the benchmark's and tests' figure). */
+  readonly runs = new Map<string, number>();
 
   constructor(opts: AutomationOptions) {
     this.opts = opts;
@@ -169,7 +169,7 @@ export class ImageAutomation {
       Date.now() - last.at >= (last.failed ? Math.min(this.opts.retryMs ?? 30_000, intervalMs) : intervalMs);
     if (!due) return;
 
-    this.runs++;
+    this.runs.set(key, (this.runs.get(key) ?? 0) + 1);
     const started = Date.now();
     const extra: Record<string, unknown> = { observedPolicies: observed };
     let outcome: Outcome;
