@@ -37,6 +37,7 @@ import { LeaderElector, sleep } from "./leader.ts";
 import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "./objects.ts";
+import { ReceiverServer } from "./receiver/receiver.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { findKustomize, parseManifests, Renderer } from "./render.ts";
 import {
@@ -94,6 +95,8 @@ export interface AgentOptions {
    * (`--image-automation`, ./images/reflector.ts).
    */
   imageAutomation?: boolean;
+  /** Serve Flux's Receiver objects on the HTTP server's `/hook/…` paths (default: with `imageAutomation`). */
+  receivers?: boolean;
   /** HelmReleases reconciled at once (`--helm-concurrency`; each runs a helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
@@ -133,6 +136,8 @@ export class Agent {
   readonly images: ImageReflector | undefined;
   /** The in-cluster ImageUpdateAutomation runner, with `imageAutomation`. */
   readonly automation: ImageAutomation | undefined;
+  /** Flux's Receivers, with `receivers`. */
+  readonly receivers: ReceiverServer | undefined;
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
@@ -183,6 +188,7 @@ export class Agent {
       imageAutomation: false,
       helmConcurrency: 4,
       ...options,
+      receivers: options.receivers ?? options.imageAutomation ?? false,
     };
     this.log = log;
     this.client = new KubeClient(kc, { retryForMs: this.opts.apiRetryMs });
@@ -244,6 +250,14 @@ export class Agent {
     this.automation = this.opts.imageAutomation
       ? new ImageAutomation({ client: this.client, events: this.events, log })
       : undefined;
+    this.receivers = this.opts.receivers
+      ? new ReceiverServer({
+          client: this.client,
+          events: this.events,
+          log,
+          crossNamespace: !this.opts.noCrossNamespaceRefs,
+        })
+      : undefined;
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
       name: `${this.opts.name}-agent-leader`,
@@ -258,6 +272,12 @@ export class Agent {
   probes() {
     return {
       trigger: () => this.requestSync(),
+      ...(this.receivers
+        ? {
+            hook: (path: string, req: Parameters<ReceiverServer["handle"]>[1]) =>
+              this.receivers!.handle(path, req),
+          }
+        : {}),
       healthy: () => {
         const stuck =
           this.loopAlive && Date.now() - this.loopAlive > Math.max(10 * this.opts.pollMs, 10 * 60_000);
@@ -573,6 +593,13 @@ export class Agent {
         await this.automation?.reconcileAll(force);
       } catch (err) {
         this.log.error({}, `image update automation: ${describeError(err)}`);
+      }
+    }
+    if (this.receivers && !signal.aborted) {
+      try {
+        await this.receivers.reconcileAll();
+      } catch (err) {
+        this.log.error({}, `receivers: ${describeError(err)}`);
       }
     }
     if (!signal.aborted) {

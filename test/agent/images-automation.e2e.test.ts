@@ -10,12 +10,15 @@
  * condition in one line, nothing pushed.
  */
 import { execFileSync } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse, stringify } from "yaml";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
+import { serve } from "../../src/agent/server.ts";
 import { runCli } from "../helpers/cli.ts";
 import { type GitHttpServer, git, startGitHttpServer } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
@@ -140,6 +143,7 @@ beforeAll(async () => {
     "image.toolkit.fluxcd.io_imagerepositories.yaml",
     "image.toolkit.fluxcd.io_imagepolicies.yaml",
     "image.toolkit.fluxcd.io_imageupdateautomations.yaml",
+    "notification.toolkit.fluxcd.io_receivers.yaml",
   ]);
   await seedImage(registry, { repository: "team/app", tags: ["1.0.0"], salt: "a" });
   const url = server.createRepo("fleet", fleetFiles(registry.host, `${server.url}/fleet.git`));
@@ -436,5 +440,81 @@ describe("the image commands of the CLI", () => {
     expect(applied.stdout).toContain("ImageRepository apps/web created");
     const obj = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/web`);
     expect(obj?.spec).toMatchObject({ image: `${registry.host}/team/web`, interval: "10m" });
+  });
+});
+
+describe("Receiver on the agent's HTTP server", () => {
+  let http: { server: Server; url: string };
+  const token = "receiver-token-7f3a";
+  const path = `/hook/${createHash("sha256").update(`${token}registryapps`).digest("hex")}`;
+  const post = (body: string | Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${http.url}${path}`, { method: "POST", body, headers });
+
+  beforeAll(async () => {
+    http = await serve("127.0.0.1:0", agent.metrics, agent.probes());
+    await create("/api/v1/namespaces/apps/secrets", {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "receiver-token", namespace: "apps" },
+      stringData: { token },
+    });
+    await create("/apis/notification.toolkit.fluxcd.io/v1/namespaces/apps/receivers", {
+      apiVersion: "notification.toolkit.fluxcd.io/v1",
+      kind: "Receiver",
+      metadata: { name: "registry", namespace: "apps" },
+      spec: {
+        type: "generic-hmac",
+        secretRef: { name: "receiver-token" },
+        resources: [{ apiVersion: "image.toolkit.fluxcd.io/v1", kind: "ImageRepository", name: "app" }],
+      },
+    });
+  });
+  afterAll(async () => {
+    http?.server.closeAllConnections();
+    await new Promise((r) => http?.server.close(r));
+  });
+
+  it("writes Flux's webhook path to the Receiver's status", async () => {
+    await agent.pass(signal());
+    const r = await getObject(
+      client,
+      "/apis/notification.toolkit.fluxcd.io/v1/namespaces/apps/receivers/registry",
+    );
+    expect(r?.status.webhookPath).toBe(path);
+    expect(ready(r)).toMatchObject({ status: "True", message: `Receiver initialized for path: ${path}` });
+  });
+
+  it("a wrong signature and a 10 MB body are 4xx in one line; the server stays up", async () => {
+    const bad = await post("{}", { "x-signature": "sha256=00" });
+    expect(bad.status).toBe(400);
+    const text = await bad.text();
+    expect(text.trim().split("\n")).toHaveLength(1);
+    expect(text).toContain("Receiver apps/registry: the X-Signature header");
+    expect(text).not.toContain(token);
+    const huge = await post(Buffer.alloc(10 * 1024 * 1024 + 1, 0x61), { "x-signature": "sha256=00" });
+    expect(huge.status).toBe(413);
+    expect((await fetch(`${http.url}/hook/unknown`, { method: "POST", body: "{}" })).status).toBe(404);
+    expect((await fetch(`${http.url}/healthz`)).status).toBe(200);
+    const repo = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/app`);
+    expect(repo?.metadata.annotations?.["reconcile.fluxcd.io/requestedAt"]).toBe("t1");
+  });
+
+  it("a signed request scans now: the new tag is committed in the next pass", async () => {
+    await seedImage(registry, { repository: "team/app", tags: ["1.2.0"], salt: "c" });
+    const before = tip(bare);
+    const body = JSON.stringify({ repository: "team/app", tag: "1.2.0" });
+    const signature = `sha256=${createHmac("sha256", token).update(body).digest("hex")}`;
+    const started = Date.now();
+    const ok = await post(body, { "x-signature": signature, "content-type": "application/json" });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe("requested a reconcile of 1 object\n");
+    const repo = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/app`);
+    expect(repo?.metadata.annotations?.["reconcile.fluxcd.io/requestedAt"]).not.toBe("t1");
+    await agent.pass(signal());
+    const after = tip(bare);
+    expect(after).not.toBe(before);
+    expect(git(bare, ["show", `${after}:clusters/test/app.yaml`])).toContain(`team/app:1.2.0`);
+    // Tag push to commit on the remote, through the Receiver: well inside the issue's 5 s.
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

@@ -10,6 +10,7 @@ import {
   IMAGE_REPOSITORY_FIELDS,
   IMAGE_UPDATE_AUTOMATION_FIELDS,
 } from "../images/spec.ts";
+import { NOTIFICATION_GROUP, RECEIVER_FIELDS } from "../receiver/rules.ts";
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { EXTERNAL_ARTIFACT_FIELDS } from "../sources/external.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
@@ -40,4 +41,5 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: IMAGE_GROUP, kind: "ImageRepository", fields: IMAGE_REPOSITORY_FIELDS },
   { group: IMAGE_GROUP, kind: "ImagePolicy", fields: IMAGE_POLICY_FIELDS },
   { group: IMAGE_GROUP, kind: "ImageUpdateAutomation", fields: IMAGE_UPDATE_AUTOMATION_FIELDS },
+  { group: NOTIFICATION_GROUP, kind: "Receiver", fields: RECEIVER_FIELDS },
 ];
