@@ -585,7 +585,9 @@ export class Agent {
     }
     if (this.images && !signal.aborted) {
       try {
-        await this.images.reconcileAll(force);
+        await this.images.reconcileAll(force, async () => {
+          await this.automation?.reconcileAll();
+        });
       } catch (err) {
         this.log.error({}, `image reflection: ${describeError(err)}`);
       }

@@ -11,7 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -277,7 +277,7 @@ describe("ImageUpdateAutomation in the cluster", () => {
     const hook = join(prot, "hooks", "pre-receive");
     writeFileSync(
       hook,
-      '#!/bin/sh\nwhile read old new ref; do\n  if [ "$ref" = refs/heads/main ]; then echo "protected branch main: changes must be made through a pull request" >&2; exit 1; fi\ndone\n',
+      '#!/bin/sh\necho "$GIT_PUSH_OPTION_COUNT $GIT_PUSH_OPTION_0" > push-options\nwhile read old new ref; do\n  if [ "$ref" = refs/heads/main ]; then echo "protected branch main: changes must be made through a pull request" >&2; exit 1; fi\ndone\n',
     );
     chmodSync(hook, 0o755);
     await create("/apis/source.toolkit.fluxcd.io/v1/namespaces/apps/gitrepositories", {
@@ -306,6 +306,33 @@ describe("ImageUpdateAutomation in the cluster", () => {
     );
     expect(ready(auto)?.message).not.toContain(server.password);
     expect(tip(prot)).toBe(before);
+
+    // The same change to a branch of its own, with push options: created from main, main untouched.
+    git(prot, ["config", "receive.advertisePushOptions", "true"]);
+    await create(`${IMG}/namespaces/apps/imageupdateautomations`, {
+      apiVersion: "image.toolkit.fluxcd.io/v1",
+      kind: "ImageUpdateAutomation",
+      metadata: { name: "to-branch", namespace: "apps" },
+      spec: {
+        interval: "30m",
+        sourceRef: { kind: "GitRepository", name: "protected" },
+        git: {
+          checkout: { ref: { branch: "main" } },
+          commit: { author: { email: "bot@example.com" }, messageTemplate: "chore: image updates" },
+          push: { branch: "image-updates", options: { "ci.skip": "" } },
+        },
+        update: { path: "./clusters/test" },
+      },
+    });
+    await agent.pass(signal());
+    const toBranch = await getAuto("to-branch");
+    expect(ready(toBranch)?.message).toMatch(/^pushed commit '[0-9a-f]{7}' to branch 'image-updates'$/);
+    const branchTip = tip(prot, "image-updates");
+    expect(git(prot, ["log", "-1", "--format=%s %P", branchTip]).trim()).toBe(
+      `chore: image updates ${before}`,
+    );
+    expect(tip(prot)).toBe(before);
+    expect(readFileSync(join(prot, "push-options"), "utf8").trim()).toBe("1 ci.skip");
   });
 
   it("a field the agent does not honour is refused, naming it", async () => {
