@@ -248,7 +248,12 @@ export class Agent {
       ? new ImageReflector({ client: this.client, events: this.events, log })
       : undefined;
     this.automation = this.opts.imageAutomation
-      ? new ImageAutomation({ client: this.client, events: this.events, log })
+      ? new ImageAutomation({
+          client: this.client,
+          events: this.events,
+          log,
+          noCrossNamespaceRefs: this.opts.noCrossNamespaceRefs,
+        })
       : undefined;
     this.receivers = this.opts.receivers
       ? new ReceiverServer({

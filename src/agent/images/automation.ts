@@ -58,6 +58,8 @@ export interface AutomationOptions {
   log: Logger;
   /** How soon a failed run is tried again (capped by the interval). */
   retryMs?: number;
+  /** Flux's --no-cross-namespace-refs: a sourceRef into another namespace is refused. */
+  noCrossNamespaceRefs?: boolean;
 }
 
 interface Outcome {
@@ -224,6 +226,12 @@ export class ImageAutomation {
     const ns = auto.metadata.namespace;
     const srcNs = spec.sourceRef.namespace ?? ns;
     const srcName = `${srcNs}/${spec.sourceRef.name}`;
+    if (srcNs !== ns && this.opts.noCrossNamespaceRefs)
+      throw new RunFailure(
+        "AccessDenied",
+        `cross-namespace references are not allowed (--no-cross-namespace-refs): GitRepository ${srcName}`,
+        true,
+      );
     const res = await this.opts.client.raw({
       method: "GET",
       path: `/apis/${SOURCE_API_VERSION}/namespaces/${encodeURIComponent(srcNs)}/gitrepositories/${encodeURIComponent(spec.sourceRef.name)}`,
