@@ -30,6 +30,7 @@ import { type Artifact, GitSource } from "./git-source.ts";
 import { HelmCli } from "./helm/cli.ts";
 import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts";
 import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
+import { ImageAutomation } from "./images/automation.ts";
 import { ImageReflector } from "./images/reflector.ts";
 import { IMAGE_API_VERSION } from "./images/spec.ts";
 import {
@@ -45,6 +46,7 @@ import { LeaderElector, sleep } from "./leader.ts";
 import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { AgentNotifications } from "./notifications.ts";
+import { ReceiverServer } from "./receiver/receiver.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { findKustomize, parseManifests, Renderer } from "./render.ts";
 import { SourceManager } from "./source-objects.ts";
@@ -94,6 +96,8 @@ export interface AgentOptions {
    * (`--image-automation`, ./images/reflector.ts).
    */
   imageAutomation?: boolean;
+  /** Serve Flux's Receiver objects on the HTTP server's `/hook/…` paths (default: with `imageAutomation`). */
+  receivers?: boolean;
   /** HelmReleases reconciled at once (`--helm-concurrency`; each runs a helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
@@ -131,6 +135,10 @@ export class Agent {
   readonly identity: string;
   /** The in-cluster image reflector, with `imageAutomation`. */
   readonly images: ImageReflector | undefined;
+  /** The in-cluster ImageUpdateAutomation runner, with `imageAutomation`. */
+  readonly automation: ImageAutomation | undefined;
+  /** Flux's Receivers, with `receivers`. */
+  readonly receivers: ReceiverServer | undefined;
   private readonly opts: Required<Omit<AgentOptions, "identity">>;
   private readonly log: Logger;
   private readonly source: GitSource;
@@ -183,6 +191,7 @@ export class Agent {
       imageAutomation: false,
       helmConcurrency: 4,
       ...options,
+      receivers: options.receivers ?? options.imageAutomation ?? false,
     };
     this.log = log;
     this.client = new KubeClient(kc, { retryForMs: this.opts.apiRetryMs });
@@ -248,6 +257,22 @@ export class Agent {
     this.images = this.opts.imageAutomation
       ? new ImageReflector({ client: this.client, events: this.events, log })
       : undefined;
+    this.automation = this.opts.imageAutomation
+      ? new ImageAutomation({
+          client: this.client,
+          events: this.events,
+          log,
+          noCrossNamespaceRefs: this.opts.noCrossNamespaceRefs,
+        })
+      : undefined;
+    this.receivers = this.opts.receivers
+      ? new ReceiverServer({
+          client: this.client,
+          events: this.events,
+          log,
+          crossNamespace: !this.opts.noCrossNamespaceRefs,
+        })
+      : undefined;
     this.elector = new LeaderElector(this.client, {
       namespace: this.opts.namespace,
       name: `${this.opts.name}-agent-leader`,
@@ -262,6 +287,12 @@ export class Agent {
   probes() {
     return {
       trigger: () => this.requestSync(),
+      ...(this.receivers
+        ? {
+            hook: (path: string, req: Parameters<ReceiverServer["handle"]>[1]) =>
+              this.receivers!.handle(path, req),
+          }
+        : {}),
       healthy: () => {
         const stuck =
           this.loopAlive && Date.now() - this.loopAlive > Math.max(10 * this.opts.pollMs, 10 * 60_000);
@@ -569,9 +600,23 @@ export class Agent {
     }
     if (this.images && !signal.aborted) {
       try {
-        await this.images.reconcileAll(force);
+        await this.images.reconcileAll(force, async () => {
+          await this.automation?.reconcileAll();
+        });
       } catch (err) {
         this.log.error({}, `image reflection: ${describeError(err)}`);
+      }
+      try {
+        await this.automation?.reconcileAll(force);
+      } catch (err) {
+        this.log.error({}, `image update automation: ${describeError(err)}`);
+      }
+    }
+    if (this.receivers && !signal.aborted) {
+      try {
+        await this.receivers.reconcileAll();
+      } catch (err) {
+        this.log.error({}, `receivers: ${describeError(err)}`);
       }
     }
     if (!signal.aborted) {
@@ -740,7 +785,11 @@ export class Agent {
           `/apis/${ARTIFACT_GENERATOR_API_VERSION}/artifactgenerators`,
           ...this.sources.collectionPaths(),
           ...(this.images
-            ? [`/apis/${IMAGE_API_VERSION}/imagerepositories`, `/apis/${IMAGE_API_VERSION}/imagepolicies`]
+            ? [
+                `/apis/${IMAGE_API_VERSION}/imagerepositories`,
+                `/apis/${IMAGE_API_VERSION}/imagepolicies`,
+                `/apis/${IMAGE_API_VERSION}/imageupdateautomations`,
+              ]
             : []),
         ],
         wake: () => this.nudge(),

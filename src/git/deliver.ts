@@ -8,13 +8,22 @@ import { GitError, UsageError } from "../errors.ts";
 import type { FileUpdate } from "../manifest/types.ts";
 import type { Identity, Workspace } from "./workspace.ts";
 
+/** A further destination of a push: `refs/for/main` (Gerrit), `refs/heads/other`…; `only`: not the branch itself. */
+export interface PushRefspec {
+  dst: string;
+  only: boolean;
+}
+
 export type DeliveryMode =
   /** Edit files only. */
   | { kind: "files" }
   /** Commit on the checked-out branch, no push. */
   | { kind: "commit" }
-  /** Commit on top of origin's `branch` and push it there. */
-  | { kind: "push"; branch: string }
+  /**
+   * Commit on top of origin's `branch` and push it there; with `refspec`, the
+   * commit also goes to that ref (Flux's `git.push.refspec`), or only there.
+   */
+  | { kind: "push"; branch: string; refspec?: PushRefspec }
   /** Rebuild `branch` from origin's `base` with exactly the current updates; force-push it with a lease. */
   | { kind: "push-branch"; branch: string; base: string };
 
@@ -107,7 +116,7 @@ export async function deliver(ws: Workspace, opts: DeliverOptions): Promise<Deli
     for (let attempt = 1; ; attempt++) {
       const outcome =
         mode.kind === "push"
-          ? await pushOnce(ws, opts, mode.branch, attempt, who)
+          ? await pushOnce(ws, opts, mode.branch, attempt, who, mode.refspec)
           : await pushBranchOnce(ws, opts, mode, who);
       if (outcome.done) return { ...outcome.delivery, attempts: attempt };
       if (attempt >= max)
@@ -146,6 +155,7 @@ async function pushOnce(
   branch: string,
   attempt: number,
   who: Who,
+  refspec?: PushRefspec,
 ): Promise<Once> {
   const tip = await ws.fetch(branch);
   if (!ws.temporary && attempt === 1) {
@@ -171,7 +181,9 @@ async function pushOnce(
   if (files.length === 0) return { done: true, delivery: { files, commit: null, pushed: false } };
   const sha = await ws.commitFiles(head, withContent(files), opts.message(files), who);
   // Creating the branch uses an empty lease so a concurrent creator is detected, not overwritten.
-  const pushed = await ws.push(sha, branch, tip === undefined ? null : undefined);
+  const pushed = refspec?.only
+    ? await ws.push(sha, undefined, undefined, [refspec.dst])
+    : await ws.push(sha, branch, tip === undefined ? null : undefined, refspec ? [refspec.dst] : []);
   if (!pushed.ok) return { done: false, reason: pushed.message };
   // The checkout follows only once the remote has the commit: it never holds one the remote refused.
   // (A clone of shipmate's own is removed next; nobody reads its files again.)

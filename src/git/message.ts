@@ -66,6 +66,12 @@ export const DEFAULT_TEMPLATE = `{{#if (eq images.length 1)}}Update image {{imag
 
 const hb = Handlebars.create();
 hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+/** A part of an `objectKey` ("Kind/namespace/name", or "Kind/name" for an object without namespace). */
+hb.registerHelper("objectKeyField", (key: unknown, field: unknown) => {
+  const parts = String(key).split("/");
+  const [kind, namespace, name] = parts.length >= 3 ? parts : [parts[0], "", parts[1]];
+  return field === "Kind" ? kind : field === "Namespace" ? namespace : (name ?? "");
+});
 
 /** Renders `template` (or the default) with the change data; a broken template is a configuration error. */
 export function renderMessage(
@@ -107,9 +113,16 @@ export function goTemplateToHandlebars(template: string): string | undefined {
     const e = expr.trim();
     if (e === ".") return "this";
     if (/^\.[A-Za-z_][\w.]*$/.test(e)) return e.slice(1);
-    const v = vars[e];
+    // `$v.Field`: a field of a ranged value, or of an object key (`$resource.Kind` over `.Changed.Objects`).
+    const dotted = /^(\$\w+)\.([A-Za-z_][\w.]*)$/.exec(e);
+    const v = vars[dotted ? (dotted[1] ?? "") : e];
     if (!v) return undefined;
     const up = "../".repeat(depth - v.depth);
+    if (dotted) {
+      const field = dotted[2] ?? "";
+      if (v.expr === "this") return `${up}${field}`;
+      return /^(Kind|Namespace|Name)$/.test(field) ? `(objectKeyField @${up}key "${field}")` : undefined;
+    }
     return v.expr === "@key" ? `@${up}key` : up ? up.slice(0, -1) : "this";
   };
   const out = template.replace(
@@ -147,7 +160,8 @@ export function goTemplateToHandlebars(template: string): string | undefined {
       }
       const p = path(body);
       if (!p) failed = true;
-      return `{{${l}${p}${r}}}`;
+      // A helper call is a sub-expression inside blocks, a plain call when output.
+      return `{{${l}${p?.startsWith("(") ? p.slice(1, -1) : p}${r}}}`;
     },
   );
   return failed || stack.length > 0 ? undefined : out;

@@ -615,10 +615,22 @@ export class Workspace {
    * Pushes `commit` to `branch`. With `lease`, the push only succeeds if the
    * remote branch is still at that commit (`null`: still absent).
    */
-  async push(commit: string, branch: string, lease?: string | null): Promise<PushOutcome> {
+  async push(
+    commit: string,
+    branch: string | undefined,
+    lease?: string | null,
+    /** Further full ref names the commit is pushed to in the same push (`refs/for/main`). */
+    alsoTo: readonly string[] = [],
+  ): Promise<PushOutcome> {
     const args = ["push", "--porcelain", "--no-verify"];
-    if (lease !== undefined) args.push(`--force-with-lease=refs/heads/${branch}:${lease ?? ""}`);
-    args.push("origin", `${commit}:refs/heads/${checkBranchName(branch)}`);
+    if (branch !== undefined && lease !== undefined)
+      args.push(`--force-with-lease=refs/heads/${branch}:${lease ?? ""}`);
+    args.push("origin");
+    if (branch !== undefined) args.push(`${commit}:refs/heads/${checkBranchName(branch)}`);
+    for (const ref of alsoTo) {
+      if (!ref.startsWith("refs/")) throw new UsageError(`push destination "${ref}" is not a full ref name`);
+      args.push(`${commit}:${checkBranchName(ref, "push destination")}`);
+    }
     try {
       await this.git.raw(args);
       return { ok: true };
@@ -630,7 +642,7 @@ export class Workspace {
         /\[remote rejected\] \((cannot lock ref|failed to update ref|incorrect old value)/.test(rejected)
       )
         return { ok: false, race: true, message: redact(rejected.split("\t").slice(2).join(" ")) };
-      throw new GitError(`push to ${branch}: ${firstLine(err)}`);
+      throw new GitError(`push to ${branch ?? alsoTo.join(", ")}: ${firstLine(err)}`);
     }
   }
 }

@@ -19,6 +19,7 @@ import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { deliverUpdateAsPullRequest, type UpdateRequestResult } from "../forge/deliver.ts";
 import type { Forge } from "../forge/types.ts";
+import type { PushRefspec } from "../git/deliver.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../manifest/types.ts";
@@ -45,7 +46,12 @@ export type UpdateDelivery =
   /** Every change the same way, modes aside: files edited, committed here, or a branch rebuilt and force-pushed. */
   | { kind: "files" }
   | { kind: "commit" }
-  | { kind: "push-branch"; branch: string };
+  | { kind: "push-branch"; branch: string }
+  /**
+   * Every change pushed to `branch` on top of its tip, the branch created
+   * from the checkout when it does not exist (Flux's `git.push.branch`).
+   */
+  | { kind: "push"; branch: string; refspec?: PushRefspec };
 
 export interface UpdateRun {
   /** Fleet repository: a local checkout or a clone URL. */
@@ -72,6 +78,9 @@ export interface UpdateRun {
   sign?: boolean;
   messageTemplate?: string;
   messageTemplateSource?: string;
+  /** Flux's template data: `.AutomationObject` and `.Values` (default: the repository's one automation's). */
+  automation?: string;
+  messageValues?: Record<string, string>;
   maxAttempts?: number;
   maxFileBytes?: number;
   onRetry?: (attempt: number, reason: string) => void;
@@ -298,6 +307,8 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
     ...(run.messageTemplate !== undefined
       ? { messageTemplate: run.messageTemplate, messageTemplateSource: run.messageTemplateSource }
       : {}),
+    ...(run.automation !== undefined ? { automation: run.automation } : {}),
+    ...(run.messageValues !== undefined ? { messageValues: run.messageValues } : {}),
     ...(run.maxAttempts !== undefined ? { maxAttempts: run.maxAttempts } : {}),
     ...(run.maxFileBytes !== undefined ? { maxFileBytes: run.maxFileBytes } : {}),
     ...(run.onRetry ? { onRetry: run.onRetry } : {}),
@@ -311,7 +322,8 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
       ...job,
       input: withDefaults(input),
       delivery: d.kind,
-      ...(d.kind === "push-branch" ? { pushBranch: d.branch } : {}),
+      ...(d.kind === "push-branch" || d.kind === "push" ? { pushBranch: d.branch } : {}),
+      ...(d.kind === "push" && d.refspec ? { pushRefspec: d.refspec } : {}),
       dryRun: run.dryRun,
     });
     result.problems.push(...result.push.problems);

@@ -4,7 +4,7 @@
  * engine + atomic writes), and deliver the result through git.
  */
 import { UsageError } from "../errors.ts";
-import { type DeliveryMode, deliver } from "../git/deliver.ts";
+import { type DeliveryMode, deliver, type PushRefspec } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { unifiedDiff } from "../manifest/diff.ts";
@@ -38,7 +38,10 @@ export interface UpdateJob {
   /** The selections, or a function that loads them from the checked-out tree (policies inside the repo). */
   input: ResolvedInput | ((dir: string) => Promise<ResolvedInput>);
   delivery: "files" | "commit" | "push" | "push-branch";
+  /** push-branch: the branch rebuilt; push: the branch pushed to, when not `branch` itself. */
   pushBranch?: string;
+  /** push: a further destination of the commit, or the only one (Flux's `git.push.refspec`). */
+  pushRefspec?: PushRefspec;
   dryRun: boolean;
   env: NodeJS.ProcessEnv;
   /** Environment variable holding an HTTPS token (default SHIPMATE_GIT_TOKEN). */
@@ -170,7 +173,11 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
         );
       mode =
         job.delivery === "push"
-          ? { kind: "push", branch }
+          ? {
+              kind: "push",
+              branch: job.pushBranch ?? branch,
+              ...(job.pushRefspec ? { refspec: job.pushRefspec } : {}),
+            }
           : { kind: "push-branch", branch: job.pushBranch ?? "", base: branch };
     } else mode = { kind: job.delivery };
     const author = job.author ?? defaults.author ?? (await configIdentity(ws)) ?? DEFAULT_IDENTITY;

@@ -6,7 +6,13 @@
 
 import { ALERT_FIELDS, NOTIFICATION_GROUP, PROVIDER_FIELDS } from "../../notify/fields.ts";
 import { HELM_RELEASE_FIELDS } from "../helm/spec.ts";
-import { IMAGE_GROUP, IMAGE_POLICY_FIELDS, IMAGE_REPOSITORY_FIELDS } from "../images/spec.ts";
+import {
+  IMAGE_GROUP,
+  IMAGE_POLICY_FIELDS,
+  IMAGE_REPOSITORY_FIELDS,
+  IMAGE_UPDATE_AUTOMATION_FIELDS,
+} from "../images/spec.ts";
+import { RECEIVER_FIELDS } from "../receiver/rules.ts";
 import { BUCKET_FIELDS } from "../sources/bucket.ts";
 import { EXTERNAL_ARTIFACT_FIELDS } from "../sources/external.ts";
 import { GIT_REPOSITORY_FIELDS } from "../sources/git.ts";
@@ -38,4 +44,6 @@ export const FIELD_TABLES: readonly KindFields[] = [
   { group: IMAGE_GROUP, kind: "ImagePolicy", fields: IMAGE_POLICY_FIELDS },
   { group: NOTIFICATION_GROUP, kind: "Alert", fields: ALERT_FIELDS },
   { group: NOTIFICATION_GROUP, kind: "Provider", fields: PROVIDER_FIELDS },
+  { group: IMAGE_GROUP, kind: "ImageUpdateAutomation", fields: IMAGE_UPDATE_AUTOMATION_FIELDS },
+  { group: NOTIFICATION_GROUP, kind: "Receiver", fields: RECEIVER_FIELDS },
 ];

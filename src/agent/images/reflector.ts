@@ -98,24 +98,53 @@ export class ImageReflector {
     return ((res.body as { items?: ImageObject[] }).items ?? []) as ImageObject[];
   }
 
-  /** One pass over every ImageRepository and ImagePolicy; `force` scans every repository now. */
-  async reconcileAll(force = false): Promise<ReflectorSummary> {
+  /**
+   * One pass over every ImageRepository and ImagePolicy; `force` scans every
+   * repository now. Repositories with a reconcile request (a Receiver's, a
+   * `reconcile image repository`) go first: they are scanned, their policies
+   * resolved and `requested` called (the automations run) before the other
+   * repositories due are scanned, so a pushed tag is committed without
+   * waiting for the rest of a large fleet's scans.
+   */
+  async reconcileAll(force = false, requested?: () => Promise<void>): Promise<ReflectorSummary> {
     const before = this.registryRequests();
     const repos = await this.list("imagerepositories");
     if (!repos) return { scans: 0, registryRequests: 0 };
     const policies = (await this.list("imagepolicies")) ?? [];
     let scans = 0;
-    const seen = new Set<string>();
-    await pool(repos, 8, async (repo) => {
-      const key = keyOf(repo);
-      seen.add(key);
-      if (await this.reconcileRepository(repo, force)) scans++;
-    });
+    const seen = new Set<string>(repos.map(keyOf));
     for (const key of this.scanned.keys()) if (!seen.has(key)) this.scanned.delete(key);
     const byKey = new Map(repos.map((r) => [keyOf(r), r]));
     const labels = policies.some((p) => refNamespace(p) !== p.metadata.namespace)
       ? await this.namespaceLabels()
       : new Map<string, Record<string, string>>();
+    const asked = (r: ImageObject) => {
+      const at = r.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+      return at !== undefined && at !== r.status?.lastHandledReconcileAt;
+    };
+    const urgent = force ? [] : repos.filter(asked);
+    if (urgent.length) {
+      await pool(urgent, 8, async (repo) => {
+        if (await this.reconcileRepository(repo, false)) scans++;
+      });
+      const keys = new Set(urgent.map(keyOf));
+      for (const policy of policies)
+        if (
+          keys.has(
+            `${refNamespace(policy)}/${(policy.spec?.imageRepositoryRef as { name?: string } | undefined)?.name}`,
+          )
+        )
+          await this.reconcilePolicy(policy, byKey, labels);
+      await requested?.();
+    }
+    const done = new Set(urgent);
+    await pool(
+      repos.filter((r) => !done.has(r)),
+      8,
+      async (repo) => {
+        if (await this.reconcileRepository(repo, force)) scans++;
+      },
+    );
     for (const policy of policies) await this.reconcilePolicy(policy, byKey, labels);
     return { scans, registryRequests: this.registryRequests() - before };
   }

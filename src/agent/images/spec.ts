@@ -87,3 +87,102 @@ export const ImagePolicySpec = z.looseObject({
   suspend: z.boolean().optional(),
 });
 export type ImagePolicySpec = z.infer<typeof ImagePolicySpec>;
+
+/** ImageUpdateAutomation spec fields (image-automation-controller v1.2 CRD), honoured or refused. */
+export const IMAGE_UPDATE_AUTOMATION_FIELDS: FieldTable = {
+  sourceRef: "honoured",
+  "sourceRef.apiVersion": "honoured",
+  "sourceRef.kind": "honoured",
+  "sourceRef.name": "honoured",
+  "sourceRef.namespace": "honoured",
+  git: "honoured",
+  "git.checkout": "honoured",
+  "git.checkout.ref": "honoured",
+  "git.checkout.ref.branch": "honoured",
+  "git.checkout.ref.tag": {
+    refused: "the automation checks out a branch; a tag checkout is not implemented",
+  },
+  "git.checkout.ref.semver": {
+    refused: "the automation checks out a branch; a semver checkout is not implemented",
+  },
+  "git.checkout.ref.name": {
+    refused: "the automation checks out a branch; a named reference is not implemented",
+  },
+  "git.checkout.ref.commit": {
+    refused: "the automation checks out a branch; a pinned commit is not implemented",
+  },
+  "git.commit": "honoured",
+  "git.commit.author": "honoured",
+  "git.commit.author.name": "honoured",
+  "git.commit.author.email": "honoured",
+  "git.commit.messageTemplate": "honoured",
+  "git.commit.messageTemplateValues": "honoured",
+  "git.commit.signingKey": "honoured",
+  "git.commit.signingKey.secretRef": "honoured",
+  "git.commit.signingKey.secretRef.name": "honoured",
+  "git.commit.signingKey.type": {
+    refused: "only OpenPGP signing keys (git.asc) are implemented",
+    accepts: ["gpg"],
+  },
+  "git.push": "honoured",
+  "git.push.branch": "honoured",
+  "git.push.refspec": "honoured",
+  "git.push.options": "honoured",
+  interval: "honoured",
+  policySelector: "honoured",
+  "policySelector.matchLabels": "honoured",
+  "policySelector.matchExpressions": "honoured",
+  "policySelector.matchExpressions.key": "honoured",
+  "policySelector.matchExpressions.operator": "honoured",
+  "policySelector.matchExpressions.values": "honoured",
+  suspend: "honoured",
+  update: "honoured",
+  "update.path": "honoured",
+  "update.strategy": "honoured",
+};
+
+const Selector = z.object({
+  matchLabels: z.record(z.string(), z.string()).optional(),
+  matchExpressions: z
+    .array(
+      z.object({
+        key: z.string().min(1),
+        operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
+        values: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
+});
+export type LabelSelector = z.infer<typeof Selector>;
+
+export const ImageUpdateAutomationSpec = z.looseObject({
+  sourceRef: z.object({
+    apiVersion: z.string().optional(),
+    kind: z.literal("GitRepository").default("GitRepository"),
+    name: z.string().min(1),
+    namespace: z.string().optional(),
+  }),
+  git: z.object({
+    checkout: z.object({ ref: z.object({ branch: z.string().optional() }).optional() }).optional(),
+    commit: z.object({
+      author: z.object({ name: z.string().optional(), email: z.string().min(1) }),
+      messageTemplate: z.string().optional(),
+      messageTemplateValues: z.record(z.string(), z.string()).optional(),
+      signingKey: z
+        .object({ secretRef: z.object({ name: z.string().min(1) }), type: z.literal("gpg").optional() })
+        .optional(),
+    }),
+    push: z
+      .object({
+        branch: z.string().optional(),
+        refspec: z.string().optional(),
+        options: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+  }),
+  interval: Duration,
+  policySelector: Selector.optional(),
+  suspend: z.boolean().optional(),
+  update: z.object({ path: z.string().optional(), strategy: z.literal("Setters").optional() }).optional(),
+});
+export type ImageUpdateAutomationSpec = z.infer<typeof ImageUpdateAutomationSpec>;

@@ -14,7 +14,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
-       [--image-automation] [--helm-concurrency 4]
+       [--image-automation] [--receivers] [--helm-concurrency 4]
 
   --poll-interval D          how often to look for due work unprompted (default 5s; changes and
                              reconcile requests are watched and start a pass at once)
@@ -23,7 +23,9 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --default-service-account NAME  reconcile Kustomizations and HelmReleases without serviceAccountName as NAME of their namespace
   --no-cross-namespace-refs  refuse a sourceRef or dependsOn into another namespace
   --no-remote-bases          refuse kustomizations that would fetch from the network
-  --image-automation         serve Flux's ImageRepository and ImagePolicy objects (scan, select, status)
+  --image-automation         serve Flux's ImageRepository, ImagePolicy and ImageUpdateAutomation objects
+                             (and Receivers)
+  --receivers                serve Flux's Receiver objects on --listen's /hook/<sha256> paths
   --helm-concurrency N       HelmReleases reconciled at once, each a helm process (default 4, at most 64)`;
 
 /** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
@@ -94,6 +96,7 @@ export const command: Command = {
       "no-cross-namespace-refs": { type: "boolean" },
       "no-remote-bases": { type: "boolean" },
       "image-automation": { type: "boolean" },
+      receivers: { type: "boolean" },
       "helm-concurrency": { type: "string" },
       "lease-duration": { type: "string" },
       "max-artifact-size": { type: "string" },
@@ -144,6 +147,7 @@ export const command: Command = {
         noCrossNamespaceRefs: values["no-cross-namespace-refs"] ?? false,
         noRemoteBases: values["no-remote-bases"] ?? false,
         imageAutomation: values["image-automation"] ?? false,
+        ...(values.receivers !== undefined ? { receivers: values.receivers } : {}),
         ...(helmConcurrency ? { helmConcurrency } : {}),
       },
       log,

@@ -19,6 +19,7 @@ import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
+import { createImage, IMAGE_CREATE_USAGE } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const SOURCE_USAGE = `shipmate create source git NAME --url URL (--branch B | --tag T | --semver RANGE)
@@ -30,6 +31,7 @@ const KS_USAGE = `shipmate create kustomization NAME --source [GitRepository/]NA
        [--timeout 5m] [--no-wait]`;
 const USAGE = `${SOURCE_USAGE}
        ${KS_USAGE}
+       ${IMAGE_CREATE_USAGE}
 
   --export               print the Flux-compatible YAML (to commit under clusters/<env>) instead of applying it
   --no-verify            (source) skip checking with git ls-remote that the URL and ref resolve
@@ -182,9 +184,10 @@ async function createKustomization(name: string, values: Values, io: CliIO): Pro
 
 export const command: Command = {
   summary:
-    "Create a GitRepository source or a Kustomization: print Flux-compatible YAML (--export) or apply it.",
+    "Create a GitRepository source, a Kustomization or an image object: print Flux-compatible YAML (--export) or apply it.",
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
+    if (argv[0] === "image") return await createImage(argv.slice(1), io);
     const { values, positionals } = parseFlags("create", argv, FLAGS);
     const [what, ...rest] = positionals;
     if (what === "source") {
@@ -198,6 +201,8 @@ export const command: Command = {
       if (!name || extra) throw new UsageError(`usage: ${KS_USAGE}`);
       return await createKustomization(name, values, io);
     }
-    throw new UsageError(`what to create? source git or kustomization (usage: ${USAGE})`);
+    throw new UsageError(
+      `what to create? source git, kustomization or image repository|policy|update (usage: ${USAGE})`,
+    );
   },
 };

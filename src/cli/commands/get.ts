@@ -8,7 +8,7 @@ import {
 import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm/control.ts";
 import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/images/control.ts";
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
-import { UsageError } from "../../errors.ts";
+import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -17,11 +17,12 @@ import { type CliIO, writeLine } from "../io.ts";
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
        shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
-       shipmate get images repository|policy|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+       shipmate get images repository|policy|update|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
 const IMAGE_KINDS: Record<string, ImageKind[]> = {
   repository: ["ImageRepository"],
   policy: ["ImagePolicy"],
-  all: ["ImageRepository", "ImagePolicy"],
+  update: ["ImageUpdateAutomation"],
+  all: ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"],
 };
 const HELM_RELEASE_KINDS = new Set(["helmreleases", "helmrelease", "hr"]);
 const HELM_SOURCES: Record<string, HelmKind> = { helm: "HelmRepository", chart: "HelmChart" };
@@ -58,9 +59,16 @@ async function getImages(
     let found = 0;
     const all: Record<string, unknown> = {};
     for (const kind of kinds) {
-      const rows = (await listImageObjects(client, kind, args.namespace)).filter(
-        (r) => !args.name || r.name === args.name,
-      );
+      let listed: Awaited<ReturnType<typeof listImageObjects>>;
+      try {
+        listed = await listImageObjects(client, kind, args.namespace);
+      } catch (err) {
+        // `all` in a cluster with the reflector's CRDs but not the automation's: the others still show.
+        if (!(kinds.length > 1 && err instanceof ClusterError)) throw err;
+        writeLine(io.stderr, err.message);
+        continue;
+      }
+      const rows = listed.filter((r) => !args.name || r.name === args.name);
       found += rows.length;
       if (args.json) all[kind] = rows;
       else if (rows.length) {
@@ -128,7 +136,9 @@ export const command: Command = {
       const [, type, imageName, more] = positionals;
       const kinds = type ? IMAGE_KINDS[type] : undefined;
       if (!kinds || more || values.watch)
-        throw new UsageError(`get images repository|policy|all [NAME], without --watch (usage: ${USAGE})`);
+        throw new UsageError(
+          `get images repository|policy|update|all [NAME], without --watch (usage: ${USAGE})`,
+        );
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "flux-system");
       return await getImages(
         kinds,
@@ -149,7 +159,7 @@ export const command: Command = {
     }
     if (!kind || !KINDS.has(kind)) {
       throw new UsageError(
-        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|all (usage: ${USAGE})`,
+        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|update|all (usage: ${USAGE})`,
       );
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);

@@ -17,11 +17,13 @@ import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
+import { reconcileImage } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
        shipmate reconcile source git|helm|chart NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
        shipmate reconcile helmrelease NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile image repository|update NAME [-n flux-system] [--timeout 5m] [--kubeconfig FILE]
 
   Asks the agent to act now (reconcile.fluxcd.io/requestedAt) and waits for the result:
   --with-source fetches the Kustomization's GitRepository first.
@@ -33,6 +35,7 @@ export const command: Command = {
     "Ask the agent to reconcile a Kustomization (optionally fetching its source first) or a git source now, and wait.",
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
+    if (argv[0] === "image") return await reconcileImage(argv.slice(1), io);
     const { values, positionals } = parseFlags("reconcile", argv, {
       namespace: { type: "string", short: "n" },
       "with-source": { type: "boolean" },

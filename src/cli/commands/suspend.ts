@@ -4,6 +4,7 @@ import { UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
+import { toggleImage } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
@@ -13,8 +14,8 @@ const HELM_KINDS = new Set(["helmrelease", "helmreleases", "hr"]);
 export function toggleCommand(verb: "suspend" | "resume"): Command {
   const usage =
     verb === "suspend"
-      ? "shipmate suspend kustomization|helmrelease NAME [-n NAMESPACE] [--kubeconfig FILE]"
-      : "shipmate resume kustomization|helmrelease NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
+      ? "shipmate suspend kustomization|helmrelease NAME [-n NAMESPACE] [--kubeconfig FILE]\n       shipmate suspend image repository|policy|update NAME [-n flux-system] [--kubeconfig FILE]"
+      : "shipmate resume kustomization|helmrelease NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]\n       shipmate resume image repository|policy|update NAME [-n flux-system] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
   return {
     summary:
       verb === "suspend"
@@ -22,6 +23,7 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
         : "Let the agent reconcile a suspended Kustomization again, and wait for the result.",
     usage,
     async run(argv: string[], io: CliIO): Promise<number> {
+      if (argv[0] === "image") return await toggleImage(verb, argv.slice(1), io);
       const { values, positionals } = parseFlags(verb, argv, {
         namespace: { type: "string", short: "n" },
         kubeconfig: { type: "string" },

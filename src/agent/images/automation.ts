@@ -1,0 +1,430 @@
+/**
+ * In-cluster image update automation (`shipmate agent --image-automation`):
+ * the agent serves Flux's ImageUpdateAutomation objects as Flux's
+ * image-automation-controller does, on shipmate's one update engine
+ * (src/run/update.ts → src/update → src/git/deliver.ts): the setters are the
+ * `status.latestRef` of the namespace's ImagePolicies (chosen by
+ * `policySelector`), handed to the engine as explicit selections; the
+ * repository is the `sourceRef` GitRepository's URL with its Secret's
+ * credentials; the commit carries the automation's author, message template
+ * (./automation-rules.ts) and OpenPGP signature (a keyring of the run alone);
+ * the push is the engine's race-safe one, to the push branch, refspec and
+ * options asked for. Status is Flux's: `lastPushCommit`, `lastPushTime`,
+ * `observedPolicies`, `lastAutomationRunTime`, Ready/Stalled.
+ *
+ * A run happens on the interval, on a reconcile request, on a spec change,
+ * and as soon as the policies it applies select something new.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { ConfigError, describeError, GitError, redact, registerSecret } from "../../errors.ts";
+import { apiError, type KubeClient } from "../../kube/client.ts";
+import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
+import { type Condition, SOURCE_API_VERSION } from "../../kube/schema.ts";
+import { runUpdate, type UpdateRunResult } from "../../run/update.ts";
+import type { EventRecorder } from "../events.ts";
+import { refusedFields, unsupportedMessage } from "../fields/support.ts";
+import { parseDuration, removeCondition, setCondition } from "../kustomization.ts";
+import { urlWithSecret } from "../sources/git.ts";
+import {
+  branchesOf,
+  checkTemplate,
+  type PolicyObject,
+  pushOptionEnv,
+  selectorProblem,
+  settersOf,
+  withGitConfig,
+} from "./automation-rules.ts";
+import { IMAGE_API_VERSION, IMAGE_UPDATE_AUTOMATION_FIELDS, ImageUpdateAutomationSpec } from "./spec.ts";
+
+interface AutomationObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    generation?: number;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown> & { conditions?: Condition[]; observedGeneration?: number };
+}
+
+export interface AutomationOptions {
+  client: KubeClient;
+  events: EventRecorder;
+  log: Logger;
+  /** How soon a failed run is tried again (capped by the interval). */
+  retryMs?: number;
+  /** Flux's --no-cross-namespace-refs: a sourceRef into another namespace is refused. */
+  noCrossNamespaceRefs?: boolean;
+}
+
+interface Outcome {
+  reason?: string;
+  message: string;
+  stalled?: boolean;
+}
+
+/** Raised inside a run: a Ready=False outcome with Flux's reason. */
+class RunFailure extends Error {
+  readonly reason: string;
+  readonly stalled: boolean;
+  constructor(reason: string, message: string, stalled = false) {
+    super(message);
+    this.reason = reason;
+    this.stalled = stalled;
+  }
+}
+
+const PLURAL = "imageupdateautomations";
+const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+
+export class ImageAutomation {
+  private readonly opts: AutomationOptions;
+  /** When each automation last ran in this process, and whether that run failed. */
+  private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
+  /** Runs so far, per `namespace/name` (the benchmark's and tests' figure). */
+  readonly runs = new Map<string, number>();
+
+  constructor(opts: AutomationOptions) {
+    this.opts = opts;
+  }
+
+  private async list(path: string): Promise<{ items: unknown[] } | undefined> {
+    const res = await this.opts.client.raw({ method: "GET", path });
+    if (res.code === 404) return undefined;
+    if (res.code !== 200) throw apiError(`list ${path}`, res.code, res.body);
+    return res.body as { items: unknown[] };
+  }
+
+  /** One pass over every ImageUpdateAutomation; `force` runs each now. */
+  async reconcileAll(force = false): Promise<void> {
+    const autos = await this.list(`/apis/${IMAGE_API_VERSION}/${PLURAL}`);
+    if (!autos?.items.length) return;
+    const policies = ((await this.list(`/apis/${IMAGE_API_VERSION}/imagepolicies`))?.items ??
+      []) as PolicyObject[];
+    const seen = new Set<string>();
+    for (const auto of autos.items as AutomationObject[]) {
+      const key = `${auto.metadata.namespace}/${auto.metadata.name}`;
+      seen.add(key);
+      try {
+        await this.reconcileOne(auto, policies, force);
+      } catch (err) {
+        this.opts.log.error({ imageUpdateAutomation: key }, describeError(err));
+      }
+    }
+    for (const key of this.lastRun.keys()) if (!seen.has(key)) this.lastRun.delete(key);
+  }
+
+  private async reconcileOne(
+    auto: AutomationObject,
+    policies: PolicyObject[],
+    force: boolean,
+  ): Promise<void> {
+    const key = `${auto.metadata.namespace}/${auto.metadata.name}`;
+    const refused = refusedFields(auto.spec, IMAGE_UPDATE_AUTOMATION_FIELDS);
+    if (refused.length)
+      return await this.writeStatus(auto, {
+        reason: "UnsupportedField",
+        message: unsupportedMessage("ImageUpdateAutomation", refused, IMAGE_UPDATE_AUTOMATION_FIELDS),
+        stalled: true,
+      });
+    const parsed = ImageUpdateAutomationSpec.safeParse(auto.spec ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return await this.writeStatus(auto, {
+        reason: "InvalidSpec",
+        message: `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`,
+        stalled: true,
+      });
+    }
+    const spec = parsed.data;
+    if (spec.suspend) return;
+    const template = checkTemplate(spec.git.commit.messageTemplate);
+    if (!template.ok)
+      return await this.writeStatus(auto, {
+        reason: template.reason,
+        message: template.message,
+        stalled: true,
+      });
+    const badSelector = selectorProblem(spec.policySelector);
+    if (badSelector)
+      return await this.writeStatus(auto, {
+        reason: "InvalidPolicySelector",
+        message: badSelector,
+        stalled: true,
+      });
+    const { sets, observed } = settersOf(policies, auto.metadata.namespace, spec.policySelector);
+
+    const last = this.lastRun.get(key);
+    const intervalMs = parseDuration(spec.interval);
+    const requestedAt = auto.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const due =
+      force ||
+      last === undefined ||
+      auto.metadata.generation !== auto.status?.observedGeneration ||
+      (requestedAt !== undefined && requestedAt !== auto.status?.lastHandledReconcileAt) ||
+      canonicalJson(observed) !== canonicalJson(auto.status?.observedPolicies ?? {}) ||
+      Date.now() - last.at >= (last.failed ? Math.min(this.opts.retryMs ?? 30_000, intervalMs) : intervalMs);
+    if (!due) return;
+
+    this.runs.set(key, (this.runs.get(key) ?? 0) + 1);
+    const started = Date.now();
+    const extra: Record<string, unknown> = { observedPolicies: observed };
+    let outcome: Outcome;
+    try {
+      const result = await this.run(auto, spec, sets, template.handlebars);
+      extra.lastAutomationRunTime = now();
+      const push = result.push;
+      const errors = result.problems.filter((p) => p.severity === "error");
+      if (push?.pushed && push.commit) {
+        extra.lastPushCommit = push.commit;
+        extra.lastPushTime = now();
+        outcome = {
+          message: `pushed commit '${push.commit.slice(0, 7)}' to ${push.branch ? `branch '${push.branch}'` : "the refspec"}`,
+        };
+        await this.opts.events.emit(
+          involved(auto),
+          "Normal",
+          "Succeeded",
+          `${outcome.message}\n${push.files
+            .flatMap((f) => f.changes.map((c) => `${f.path}: ${c.old} -> ${c.new}`))
+            .join("\n")}`,
+        );
+      } else if (errors[0]) {
+        const p = errors[0];
+        outcome = { reason: "UpdateFailed", message: `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}` };
+      } else outcome = { message: "repository up-to-date" };
+    } catch (err) {
+      const f =
+        err instanceof RunFailure
+          ? err
+          : err instanceof ConfigError
+            ? new RunFailure("InvalidMessageTemplate", describeError(err), true)
+            : err instanceof GitError
+              ? new RunFailure("GitOperationFailed", describeError(err))
+              : new RunFailure("UpdateFailed", describeError(err));
+      outcome = { reason: f.reason, message: redact(f.message.split("\n")[0] ?? ""), stalled: f.stalled };
+      this.opts.log.warn({ imageUpdateAutomation: key }, outcome.message);
+      await this.opts.events.emit(involved(auto), "Warning", f.reason, outcome.message);
+    }
+    this.lastRun.set(key, { at: Date.now(), failed: outcome.reason !== undefined });
+    this.opts.log.debug({ imageUpdateAutomation: key, ms: Date.now() - started }, outcome.message);
+    await this.writeStatus(auto, outcome, extra);
+  }
+
+  /** One automation run through the update engine. */
+  private async run(
+    auto: AutomationObject,
+    spec: ImageUpdateAutomationSpec,
+    sets: ReturnType<typeof settersOf>["sets"],
+    template: string | undefined,
+  ): Promise<UpdateRunResult> {
+    const ns = auto.metadata.namespace;
+    const srcNs = spec.sourceRef.namespace ?? ns;
+    const srcName = `${srcNs}/${spec.sourceRef.name}`;
+    if (srcNs !== ns && this.opts.noCrossNamespaceRefs)
+      throw new RunFailure(
+        "AccessDenied",
+        `cross-namespace references are not allowed (--no-cross-namespace-refs): GitRepository ${srcName}`,
+        true,
+      );
+    const res = await this.opts.client.raw({
+      method: "GET",
+      path: `/apis/${SOURCE_API_VERSION}/namespaces/${encodeURIComponent(srcNs)}/gitrepositories/${encodeURIComponent(spec.sourceRef.name)}`,
+    });
+    if (res.code === 404)
+      throw new RunFailure("InvalidSourceConfiguration", `referenced GitRepository ${srcName} not found`);
+    if (res.code !== 200) throw apiError(`GitRepository ${srcName}`, res.code, res.body);
+    const source = res.body as {
+      spec?: { url?: string; secretRef?: { name?: string }; ref?: Record<string, string> };
+    };
+    if (!source.spec?.url)
+      throw new RunFailure("InvalidSourceConfiguration", `GitRepository ${srcName} has no spec.url`);
+    const branches = branchesOf(spec, source.spec.ref);
+    if ("error" in branches) throw new RunFailure("InvalidSourceConfiguration", branches.error, true);
+    let url = source.spec.url;
+    if (source.spec.secretRef?.name) {
+      const data = await this.secretData(srcNs, source.spec.secretRef.name);
+      try {
+        url = urlWithSecret(url, data, `${srcNs}/${source.spec.secretRef.name}`);
+      } catch (err) {
+        throw new RunFailure("InvalidSourceConfiguration", describeError(err), true);
+      }
+    }
+    let env: Record<string, string> = {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/nonexistent",
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...pushOptionEnv(spec.git.push?.options),
+    };
+    const signing = spec.git.commit.signingKey
+      ? await this.keyring(ns, spec.git.commit.signingKey.secretRef.name)
+      : undefined;
+    try {
+      if (signing) {
+        env = withGitConfig({ ...env, GNUPGHOME: signing.home }, "user.signingkey", signing.fingerprint);
+      }
+      const author = spec.git.commit.author;
+      const identity = { name: author.name || author.email, email: author.email };
+      const path = spec.update?.path?.replace(/^\.\/?/, "") || undefined;
+      return await runUpdate({
+        repo: url,
+        branch: branches.checkout,
+        // Always given: a repository's own ImageUpdateAutomation file must not narrow the in-cluster one's path.
+        path: path ?? ".",
+        policies: { kind: "repo", ...(path ? { path } : {}) },
+        sets,
+        delivery: {
+          kind: "push",
+          branch: branches.push ?? branches.checkout,
+          ...(branches.refspec ? { refspec: branches.refspec } : {}),
+        },
+        dryRun: false,
+        env,
+        tokenEnv: "SHIPMATE_AUTOMATION_NO_TOKEN",
+        author: identity,
+        committer: identity,
+        sign: signing !== undefined,
+        ...(template !== undefined
+          ? {
+              messageTemplate: template,
+              messageTemplateSource: `ImageUpdateAutomation ${ns}/${auto.metadata.name} spec.git.commit.messageTemplate`,
+            }
+          : {}),
+        automation: `${ns}/${auto.metadata.name}`,
+        messageValues: spec.git.commit.messageTemplateValues ?? {},
+      });
+    } finally {
+      signing?.dispose();
+    }
+  }
+
+  private async secretData(namespace: string, name: string): Promise<Record<string, string>> {
+    const res = await this.opts.client.raw({
+      method: "GET",
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
+    });
+    if (res.code === 404)
+      throw new RunFailure("InvalidSourceConfiguration", `secret ${namespace}/${name}: not found`);
+    if (res.code !== 200) throw apiError(`secret ${namespace}/${name}`, res.code, res.body);
+    return (res.body as { data?: Record<string, string> }).data ?? {};
+  }
+
+  /**
+   * The signing key of `git.commit.signingKey` (`git.asc`, and `passphrase`
+   * when the key has one) in a keyring of this run alone: a private 0700
+   * folder whose gpg-agent is stopped and which is removed after the run.
+   */
+  private async keyring(
+    namespace: string,
+    secret: string,
+  ): Promise<{ home: string; fingerprint: string; dispose: () => void }> {
+    const data = await this.secretData(namespace, secret);
+    const what = `signing key secret ${namespace}/${secret}`;
+    if (!data["git.asc"])
+      throw new RunFailure(
+        "InvalidSigningKey",
+        `${what} has no "git.asc" entry (an ASCII-armored OpenPGP key)`,
+        true,
+      );
+    const armored = Buffer.from(data["git.asc"], "base64").toString();
+    const passphrase = data.passphrase ? Buffer.from(data.passphrase, "base64").toString() : undefined;
+    if (passphrase) registerSecret(passphrase);
+    const home = mkdtempSync(join(tmpdir(), "shipmate-sign-"));
+    chmodSync(home, 0o700);
+    const gpgEnv = { PATH: process.env.PATH ?? "", HOME: "/nonexistent", GNUPGHOME: home };
+    const dispose = () => {
+      spawnSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"], { env: gpgEnv, stdio: "ignore" });
+      rmSync(home, { recursive: true, force: true });
+    };
+    try {
+      if (passphrase) {
+        writeFileSync(join(home, "passphrase"), passphrase, { mode: 0o600 });
+        writeFileSync(
+          join(home, "gpg.conf"),
+          `pinentry-mode loopback\npassphrase-file ${join(home, "passphrase")}\n`,
+          { mode: 0o600 },
+        );
+      }
+      const imported = spawnSync("gpg", ["--batch", "--no-tty", "--import"], {
+        input: armored,
+        env: gpgEnv,
+        encoding: "utf8",
+      });
+      if (imported.status !== 0)
+        throw new RunFailure(
+          "InvalidSigningKey",
+          `${what}: its git.asc is not an OpenPGP key gpg can import`,
+          true,
+        );
+      const listed = spawnSync("gpg", ["--batch", "--with-colons", "--list-secret-keys"], {
+        env: gpgEnv,
+        encoding: "utf8",
+      });
+      const fpr = /^fpr:+([0-9A-F]{40,64}):/m.exec(listed.stdout ?? "")?.[1];
+      if (!fpr) throw new RunFailure("InvalidSigningKey", `${what}: its git.asc holds no secret key`, true);
+      return { home, fingerprint: fpr, dispose };
+    } catch (err) {
+      dispose();
+      throw err;
+    }
+  }
+
+  /** Writes Flux's status: Ready (and Stalled) plus `extra`, only when something differs. */
+  private async writeStatus(
+    obj: AutomationObject,
+    outcome: Outcome,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    const t = now();
+    const prev = obj.status ?? {};
+    const g = obj.metadata.generation === undefined ? {} : { observedGeneration: obj.metadata.generation };
+    const requestedAt = obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
+    if (outcome.reason) {
+      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.message, ...g };
+      conditions = setCondition(conditions, { type: "Ready", ...failed }, t);
+      conditions = outcome.stalled
+        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, t)
+        : removeCondition(conditions, "Stalled");
+    } else {
+      conditions = removeCondition(conditions, "Stalled");
+      conditions = setCondition(
+        conditions,
+        { type: "Ready", status: "True", reason: "Succeeded", message: outcome.message, ...g },
+        t,
+      );
+    }
+    const next = {
+      ...prev,
+      ...extra,
+      ...g,
+      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
+      conditions,
+    };
+    if (canonicalJson(prev) === canonicalJson(next)) return;
+    const { namespace, name } = obj.metadata;
+    const res = await this.opts.client.raw({
+      method: "PATCH",
+      path: `/apis/${IMAGE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}/${encodeURIComponent(name)}/status`,
+      body: { status: next },
+      contentType: "application/merge-patch+json",
+    });
+    if (res.code === 404) return;
+    if (res.code < 200 || res.code > 299)
+      throw apiError(`status of ImageUpdateAutomation ${namespace}/${name}`, res.code, res.body);
+    obj.status = next;
+  }
+}
+
+const involved = (o: AutomationObject) => ({
+  apiVersion: IMAGE_API_VERSION,
+  kind: "ImageUpdateAutomation",
+  name: o.metadata.name,
+  namespace: o.metadata.namespace,
+  uid: o.metadata.uid,
+});

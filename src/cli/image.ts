@@ -1,0 +1,299 @@
+/**
+ * The `image` sub-commands of `create`, `reconcile`, `suspend` and `resume`,
+ * as `flux create|reconcile|suspend|resume image …` behave: objects written
+ * in Flux's form (`--export` prints them, else they are applied) and
+ * requests the agent answers (`--image-automation`), waited on.
+ */
+
+import {
+  applyImageObject,
+  formatImageRows,
+  type ImageKind,
+  requestImageReconcile,
+  setImageSuspended,
+  waitImageHandled,
+} from "../agent/images/control.ts";
+import { IMAGE_API_VERSION } from "../agent/images/spec.ts";
+import {
+  checkInterval,
+  checkKsPath,
+  checkNamespace,
+  checkObjectName,
+  exportYaml,
+} from "../bootstrap/flux.ts";
+import { UsageError } from "../errors.ts";
+import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { parseReference } from "../registry/index.ts";
+import { durationMs, parseFlags } from "./args.ts";
+import { type CliIO, writeLine } from "./io.ts";
+
+const TYPES: Record<string, ImageKind> = {
+  repository: "ImageRepository",
+  policy: "ImagePolicy",
+  update: "ImageUpdateAutomation",
+};
+const DEFAULT_NS = "flux-system";
+
+export const IMAGE_CREATE_USAGE = `shipmate create image repository NAME --image IMAGE [--interval 1m] [--secret-ref NAME]
+       [--cert-ref NAME] [--timeout D] [--provider generic]
+       shipmate create image policy NAME --image-ref REPOSITORY (--select-semver RANGE | --select-numeric asc|desc |
+       --select-alpha asc|desc) [--filter-regex RE [--filter-extract '$name']] [--reflect-digest Never|IfNotPresent|Always]
+       [--interval D]
+       shipmate create image update NAME --git-repo-ref NAME [--git-repo-namespace NS] [--git-repo-path PATH]
+       [--checkout-branch B] [--push-branch B] --author-email EMAIL [--author-name fluxcdbot]
+       [--commit-template T] [--interval 1m]
+  common: [-n flux-system] [--export] [--kubeconfig FILE] [--timeout 2m] [--no-wait]`;
+
+function kindOf(type: string | undefined, allowed: string[], usage: string): ImageKind {
+  const kind = type && allowed.includes(type) ? TYPES[type] : undefined;
+  if (!kind) throw new UsageError(`image ${allowed.join("|")} NAME (usage: ${usage})`);
+  return kind;
+}
+
+/** `reconcile image repository|update NAME`. */
+export async function reconcileImage(argv: string[], io: CliIO): Promise<number> {
+  const usage =
+    "shipmate reconcile image repository|update NAME [-n flux-system] [--timeout 5m] [--kubeconfig FILE]";
+  const { values, positionals } = parseFlags("reconcile", argv, {
+    namespace: { type: "string", short: "n" },
+    timeout: { type: "string" },
+    kubeconfig: { type: "string" },
+  });
+  const [type, name, extra] = positionals;
+  const kind = kindOf(type, ["repository", "update"], usage);
+  if (!name || extra) throw new UsageError(`usage: ${usage}`);
+  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+  try {
+    writeLine(io.stdout, `► annotating ${kind} ${namespace}/${name}`);
+    const at = await requestImageReconcile(client, kind, namespace, name);
+    const row = await waitImageHandled(
+      client,
+      kind,
+      namespace,
+      name,
+      at,
+      durationMs(values.timeout, "--timeout", 300_000),
+    );
+    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    return row.ready === "True" ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+/** `suspend|resume image repository|policy|update NAME`. */
+export async function toggleImage(verb: "suspend" | "resume", argv: string[], io: CliIO): Promise<number> {
+  const usage = `shipmate ${verb} image repository|policy|update NAME [-n flux-system] [--kubeconfig FILE]${verb === "resume" ? " [--no-wait] [--timeout 5m]" : ""}`;
+  const { values, positionals } = parseFlags(verb, argv, {
+    namespace: { type: "string", short: "n" },
+    kubeconfig: { type: "string" },
+    "no-wait": { type: "boolean" },
+    timeout: { type: "string" },
+  });
+  const [type, name, extra] = positionals;
+  const kind = kindOf(type, ["repository", "policy", "update"], usage);
+  if (!name || extra) throw new UsageError(`usage: ${usage}`);
+  if (verb === "suspend" && (values["no-wait"] || values.timeout))
+    throw new UsageError("--no-wait and --timeout belong to resume");
+  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+  try {
+    const at = await setImageSuspended(client, kind, namespace, name, verb === "suspend");
+    writeLine(io.stdout, `${verb}d ${kind} ${namespace}/${name}`);
+    // An ImagePolicy has no reconcile request of its own to answer: it follows its repository.
+    if (verb === "suspend" || values["no-wait"] || kind === "ImagePolicy") return 0;
+    const row = await waitImageHandled(
+      client,
+      kind,
+      namespace,
+      name,
+      at,
+      durationMs(values.timeout, "--timeout", 300_000),
+    );
+    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    return row.ready === "True" ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+const CREATE_FLAGS = {
+  namespace: { type: "string", short: "n" },
+  export: { type: "boolean" },
+  kubeconfig: { type: "string" },
+  timeout: { type: "string" },
+  "no-wait": { type: "boolean" },
+  interval: { type: "string" },
+  // repository
+  image: { type: "string" },
+  "secret-ref": { type: "string" },
+  "cert-ref": { type: "string" },
+  provider: { type: "string" },
+  // policy
+  "image-ref": { type: "string" },
+  "select-semver": { type: "string" },
+  "select-numeric": { type: "string" },
+  "select-alpha": { type: "string" },
+  "filter-regex": { type: "string" },
+  "filter-extract": { type: "string" },
+  "reflect-digest": { type: "string" },
+  // update
+  "git-repo-ref": { type: "string" },
+  "git-repo-namespace": { type: "string" },
+  "git-repo-path": { type: "string" },
+  "checkout-branch": { type: "string" },
+  "push-branch": { type: "string" },
+  "author-name": { type: "string" },
+  "author-email": { type: "string" },
+  "commit-template": { type: "string" },
+} as const;
+type CreateValues = ReturnType<typeof parseFlags<typeof CREATE_FLAGS>>["values"];
+
+const OWN_FLAGS: Record<ImageKind, (keyof CreateValues)[]> = {
+  ImageRepository: ["image", "secret-ref", "cert-ref", "provider"],
+  ImagePolicy: [
+    "image-ref",
+    "select-semver",
+    "select-numeric",
+    "select-alpha",
+    "filter-regex",
+    "filter-extract",
+    "reflect-digest",
+  ],
+  ImageUpdateAutomation: [
+    "git-repo-ref",
+    "git-repo-namespace",
+    "git-repo-path",
+    "checkout-branch",
+    "push-branch",
+    "author-name",
+    "author-email",
+    "commit-template",
+  ],
+};
+
+const order = (flag: string, v: string): "asc" | "desc" => {
+  if (v !== "asc" && v !== "desc") throw new UsageError(`${flag} must be asc or desc, got "${v}"`);
+  return v;
+};
+
+/** The spec `flux create image …` writes for these flags. */
+export function imageSpecFromFlags(kind: ImageKind, v: CreateValues): Record<string, unknown> {
+  const others = (Object.keys(OWN_FLAGS) as ImageKind[])
+    .filter((k) => k !== kind)
+    .flatMap((k) => OWN_FLAGS[k])
+    .filter((f) => v[f] !== undefined);
+  if (others.length)
+    throw new UsageError(
+      `--${others.join(", --")} ${others.length > 1 ? "do" : "does"} not apply to ${kind}`,
+    );
+  if (kind === "ImageRepository") {
+    if (!v.image) throw new UsageError("--image is required");
+    const ref = parseReference(v.image);
+    if (ref.tag || ref.digest)
+      throw new UsageError(`--image "${v.image}" must name a repository, without tag or digest`);
+    if (v.provider && !["generic", "aws", "azure", "gcp"].includes(v.provider))
+      throw new UsageError(`--provider must be one of generic, aws, azure, gcp, got "${v.provider}"`);
+    return {
+      image: v.image,
+      interval: checkInterval("--interval", v.interval ?? "1m"),
+      ...(v.provider && v.provider !== "generic" ? { provider: v.provider } : {}),
+      ...(v["secret-ref"] ? { secretRef: { name: checkObjectName("--secret-ref", v["secret-ref"]) } } : {}),
+      ...(v["cert-ref"] ? { certSecretRef: { name: checkObjectName("--cert-ref", v["cert-ref"]) } } : {}),
+      ...(v.timeout ? { timeout: checkInterval("--timeout", v.timeout) } : {}),
+    };
+  }
+  if (kind === "ImagePolicy") {
+    if (!v["image-ref"]) throw new UsageError("--image-ref is required");
+    const selects = (["select-semver", "select-numeric", "select-alpha"] as const).filter(
+      (f) => v[f] !== undefined,
+    );
+    if (selects.length !== 1)
+      throw new UsageError("give exactly one of --select-semver, --select-numeric, --select-alpha");
+    const policy = v["select-semver"]
+      ? { semver: { range: v["select-semver"] } }
+      : v["select-numeric"]
+        ? { numerical: { order: order("--select-numeric", v["select-numeric"]) } }
+        : { alphabetical: { order: order("--select-alpha", v["select-alpha"] ?? "") } };
+    if (v["filter-extract"] && !v["filter-regex"])
+      throw new UsageError("--filter-extract needs --filter-regex");
+    const reflect = v["reflect-digest"];
+    if (reflect && !["Never", "IfNotPresent", "Always"].includes(reflect))
+      throw new UsageError(`--reflect-digest must be Never, IfNotPresent or Always, got "${reflect}"`);
+    if (v.interval && reflect !== "Always")
+      throw new UsageError("--interval applies to an ImagePolicy only with --reflect-digest Always");
+    return {
+      imageRepositoryRef: { name: checkObjectName("--image-ref", v["image-ref"]) },
+      policy,
+      ...(v["filter-regex"]
+        ? {
+            filterTags: {
+              pattern: v["filter-regex"],
+              ...(v["filter-extract"] ? { extract: v["filter-extract"] } : {}),
+            },
+          }
+        : {}),
+      ...(reflect ? { digestReflectionPolicy: reflect } : {}),
+      ...(v.interval ? { interval: checkInterval("--interval", v.interval) } : {}),
+    };
+  }
+  if (!v["git-repo-ref"]) throw new UsageError("--git-repo-ref is required");
+  if (!v["author-email"]) throw new UsageError("--author-email is required");
+  return {
+    interval: checkInterval("--interval", v.interval ?? "1m"),
+    sourceRef: {
+      kind: "GitRepository",
+      name: checkObjectName("--git-repo-ref", v["git-repo-ref"]),
+      ...(v["git-repo-namespace"] ? { namespace: checkNamespace(v["git-repo-namespace"]) } : {}),
+    },
+    git: {
+      ...(v["checkout-branch"] ? { checkout: { ref: { branch: v["checkout-branch"] } } } : {}),
+      commit: {
+        author: { email: v["author-email"], name: v["author-name"] ?? "fluxcdbot" },
+        ...(v["commit-template"] ? { messageTemplate: v["commit-template"] } : {}),
+      },
+      ...(v["push-branch"] ? { push: { branch: v["push-branch"] } } : {}),
+    },
+    update: { path: v["git-repo-path"] ? checkKsPath(v["git-repo-path"]) : "./", strategy: "Setters" },
+  };
+}
+
+/** `create image repository|policy|update NAME …`. */
+export async function createImage(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseFlags("create", argv, CREATE_FLAGS);
+  const [type, name, extra] = positionals;
+  const kind = kindOf(type, ["repository", "policy", "update"], IMAGE_CREATE_USAGE);
+  if (!name || extra) throw new UsageError(`usage: ${IMAGE_CREATE_USAGE}`);
+  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
+  // --timeout is the repository's scan timeout; for the others it bounds the wait.
+  const spec = imageSpecFromFlags(kind, values);
+  const obj = {
+    apiVersion: IMAGE_API_VERSION,
+    kind,
+    metadata: { name: checkObjectName(`${kind} name`, name), namespace },
+    spec,
+  };
+  if (values.export) {
+    io.stdout.write(exportYaml(obj));
+    return 0;
+  }
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
+  try {
+    const { action, requestedAt } = await applyImageObject(client, obj);
+    writeLine(io.stdout, `${kind} ${namespace}/${name} ${action}`);
+    if (values["no-wait"] || kind === "ImagePolicy") return 0;
+    const row = await waitImageHandled(
+      client,
+      kind,
+      namespace,
+      name,
+      requestedAt,
+      kind === "ImageRepository" ? 120_000 : durationMs(values.timeout, "--timeout", 120_000),
+    );
+    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    return row.ready === "True" ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
