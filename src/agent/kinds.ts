@@ -25,14 +25,16 @@ export const AGENT_RECONCILED_KINDS: ReadonlySet<string> = new Set([
   // Served by the agent's notifications (./notifications.ts): read on each event, no status in v1beta3.
   "notification.toolkit.fluxcd.io/Alert",
   "notification.toolkit.fluxcd.io/Provider",
+  // Served on the agent's HTTP server (./receiver/) under --receivers or --image-automation.
+  "notification.toolkit.fluxcd.io/Receiver",
   ...[...SOURCE_HANDLERS.values()].map((h) => `${h.apiVersion.split("/")[0]}/${h.kind}`),
 ]);
 
 /**
  * Flux's image automation kinds are read from git by shipmate's own image
- * automation (scan, update, the Action, the App, `serve`), not reconciled in
- * the cluster; applying them is harmless and keeps the repository valid for
- * Flux.
+ * automation (scan, update, the Action, the App, `serve`), and served in the
+ * cluster by the agent under --image-automation (./images/); applying them is
+ * harmless either way and keeps the repository valid for Flux.
  */
 const READ_FROM_GIT = new Set([
   "image.toolkit.fluxcd.io/ImageRepository",
