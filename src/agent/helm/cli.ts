@@ -9,7 +9,9 @@
  * HelmRelease's target says (a remote cluster's kubeconfig, `--kube-as-user`
  * for a service account). A release stored apart from its namespace runs
  * through `shipmate-helm` instead (Helm's action SDK, the same module), as
- * the CLI has one namespace for both. Every invocation is counted by action.
+ * the CLI has one namespace for both, and so do an install or upgrade
+ * through kustomize post-renderers (Helm v4's CLI only takes plugins) and
+ * `test`. Every invocation is counted by action.
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -20,6 +22,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { redact, registerSecret } from "../../errors.ts";
 import { parseDuration } from "../kustomization.ts";
+import { findKustomize } from "../render.ts";
 import type { Values } from "./rules.ts";
 
 export class HelmError extends Error {
@@ -90,7 +93,7 @@ export async function kubeconfigFor(kc: KubeConfig): Promise<string> {
   });
 }
 
-export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall";
+export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall" | "test";
 
 /**
  * The cluster and identity a Helm action runs against: the HelmRelease's
@@ -129,6 +132,8 @@ export interface UpgradeCall extends ReleaseCall {
   cleanupOnFail?: boolean;
   /** Adopt objects another tool created (helm-controller does unless `disableTakeOwnership`). */
   takeOwnership?: boolean;
+  /** Kustomization documents (patches, images, labels…) applied in turn to the rendered manifests. */
+  postRenderers?: Record<string, unknown>[];
 }
 
 let engines = 0;
@@ -141,7 +146,13 @@ export class HelmCli {
   /** This engine's temporary directories start with it (a test checks none is left behind). */
   readonly tempPrefix = `shipmate-helm-${process.pid}-${++engines}-`;
   /** Helm actions run, by action: what the no-op rule is measured by. */
-  readonly actions: Record<HelmAction, number> = { install: 0, upgrade: 0, rollback: 0, uninstall: 0 };
+  readonly actions: Record<HelmAction, number> = {
+    install: 0,
+    upgrade: 0,
+    rollback: 0,
+    uninstall: 0,
+    test: 0,
+  };
 
   constructor(kc: KubeConfig, opts: { workdir: string; binary?: string }) {
     this.kc = kc;
@@ -167,9 +178,12 @@ export class HelmCli {
   /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
   async upgrade(call: UpgradeCall): Promise<void> {
     this.actions[call.install ? "install" : "upgrade"]++;
-    if (split(call))
+    if (split(call) || call.postRenderers?.length)
       return await this.sdk(call, {
         action: "upgrade",
+        ...(call.postRenderers?.length
+          ? { postRenderers: call.postRenderers, kustomize: kustomizeCommand() }
+          : {}),
         chartDir: call.chartDir,
         values: call.values,
         install: call.install,
@@ -223,6 +237,19 @@ export class HelmCli {
       if (call.cleanupOnFail) args.push("--cleanup-on-fail");
       if (call.disableHooks) args.push("--no-hooks");
       return args;
+    });
+  }
+
+  /**
+   * Helm's test hooks of the release's latest revision (`helm test`), through
+   * shipmate-helm: `filters` as Helm reads them (`name`: only these, `!name`:
+   * all but these). The outcome is in the release record's hooks.
+   */
+  async test(call: ReleaseCall & { filters?: Record<string, string[]> }): Promise<void> {
+    this.actions.test++;
+    await this.sdk(call, {
+      action: "test",
+      ...(call.filters && Object.keys(call.filters).length ? { filters: call.filters } : {}),
     });
   }
 
@@ -338,6 +365,12 @@ const storageOf = (call: ReleaseCall): string => call.storageNamespace ?? call.n
 
 /** A release whose records live apart from its objects: the helm CLI has one namespace for both. */
 const split = (call: ReleaseCall): boolean => storageOf(call) !== call.namespace;
+
+/** The kustomize build command post-renderers run (the one Kustomizations render with). */
+function kustomizeCommand(): string[] {
+  const k = findKustomize();
+  return [k.command, ...k.args];
+}
 
 /** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
 function goDuration(d: string): string {

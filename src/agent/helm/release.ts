@@ -6,7 +6,10 @@
  * release in Helm's storage is compared with what is asked (./plan.ts) and
  * installed, upgraded, remediated (rollback / uninstall) or left alone.
  * Status carries helm-controller's vocabulary (Ready, Released,
- * Remediated, history, failure counters). A deleted HelmRelease is
+ * Remediated, TestSuccess, history, failure counters). Post-renderers
+ * (./postrender.ts) run inside the Helm action; `test` runs Helm's test
+ * hooks after an install or upgrade; drift (./drift.ts) is looked for on an
+ * in-sync reconcile when `driftDetection` asks. A deleted HelmRelease is
  * uninstalled before its finalizer is released. Helm actions and release
  * storage reads go where and as whom ../targets.ts says (serviceAccountName,
  * --default-service-account, kubeConfig: the Kustomizations' rule); status,
@@ -27,7 +30,9 @@ import type { SourceManager } from "../sources.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
+import { detectDrift, driftSummary } from "./drift.ts";
 import { movedRelease, planRelease, type ReleaseState, remediates } from "./plan.ts";
+import { postRenderersDigest, postRenderSteps } from "./postrender.ts";
 import {
   chartObjectName,
   composeValues,
@@ -43,7 +48,7 @@ import {
   HelmReleaseSpec,
   remediationOf,
 } from "./spec.ts";
-import { listReleases, type Snapshot, type StoredRelease, snapshotOf } from "./storage.ts";
+import { listReleases, type Snapshot, type StoredRelease, snapshotOf, testHooksOf } from "./storage.ts";
 
 export interface HelmReleaseStatus {
   observedGeneration?: number;
@@ -55,6 +60,7 @@ export interface HelmReleaseStatus {
   lastAttemptedRevision?: string;
   lastAttemptedConfigDigest?: string;
   lastAttemptedReleaseAction?: string;
+  observedPostRenderersDigest?: string;
   lastHandledReconcileAt?: string;
   failures?: number;
   installFailures?: number;
@@ -76,7 +82,7 @@ export interface HelmReleaseReport {
   ready: boolean;
   reason: string;
   message: string;
-  /** The Helm actions this reconcile ran (install, upgrade, rollback, uninstall). */
+  /** The Helm actions this reconcile ran (install, upgrade, test, rollback, uninstall). */
   actions: string[];
 }
 
@@ -383,7 +389,10 @@ export class HelmReleaseReconciler {
     const managed = Boolean(latest && head && head.version === latest.version && head.name === latest.name);
     const install = remediationOf(spec.install?.remediation);
     const upgrade = remediationOf(spec.upgrade?.remediation);
+    const postRenderers = postRenderSteps(spec);
+    const postRenderDigest = postRenderersDigest(postRenderers);
     const plan = planRelease({
+      postRenderersChanged: prev.observedPostRenderersDigest !== postRenderDigest,
       latest: latestState,
       managed,
       everDeployed: before.some(
@@ -421,7 +430,41 @@ export class HelmReleaseReconciler {
     const timeout = spec.timeout ?? "5m";
 
     if (plan.action === "none") {
-      // In sync: nothing to run. Ready is restored when an earlier failure (values, dependency) has cleared.
+      // In sync: nothing to run but the drift check asked for. Ready is restored when an earlier
+      // failure (values, dependency) has cleared.
+      const mode = spec.driftDetection?.mode ?? "disabled";
+      if (mode !== "disabled" && latest?.manifest) {
+        const what = `${targetNs}/${release}.v${latest.version}`;
+        let report: Awaited<ReturnType<typeof detectDrift>>;
+        try {
+          report = await detectDrift(target.client, latest.manifest, {
+            namespace: targetNs,
+            ignore: spec.driftDetection?.ignore ?? [],
+            correct: mode === "enabled",
+          });
+        } catch (err) {
+          throw new Failure(
+            "DriftDetectionFailed",
+            `drift detection of release ${what} failed: ${describeError(err)}`,
+          );
+        }
+        if (report.entries.length) {
+          const summary = driftSummary(report.entries);
+          const [type, reason, message] = report.corrected
+            ? ([
+                "Normal",
+                "DriftCorrected",
+                `Cluster state of release ${what} has been corrected: ${summary}`,
+              ] as const)
+            : ([
+                "Warning",
+                "DriftDetected",
+                `Cluster state of release ${what} has drifted from the desired state: ${summary}`,
+              ] as const);
+          this.opts.log.info({ helmrelease: `${ns}/${name}`, reason }, message);
+          await this.opts.events.emit(involved, type, reason, message);
+        }
+      }
       const released = conditions.find((c) => c.type === "Released");
       if (conditions.find((c) => c.type === "Ready")?.status !== "True") {
         const message =
@@ -507,6 +550,7 @@ export class HelmReleaseReconciler {
         disableSchemaValidation: flags?.disableSchemaValidation,
         cleanupOnFail: !isInstall && spec.upgrade?.cleanupOnFail === true,
         takeOwnership: !flags?.disableTakeOwnership,
+        ...(postRenderers.length ? { postRenderers } : {}),
       });
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
@@ -514,8 +558,11 @@ export class HelmReleaseReconciler {
     }
 
     let after = await listReleases(target.client, storageNs, release);
+    next.observedPostRenderersDigest = postRenderDigest;
+    /** Set when the action succeeded but its tests failed (and failures are not ignored). */
+    let testFailure: string | undefined;
     if (error === undefined) {
-      const rel = after.at(-1);
+      let rel = after.at(-1);
       const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
       const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
       conditions = removeCondition(removeCondition(conditions, "Stalled"), "Remediated");
@@ -524,6 +571,46 @@ export class HelmReleaseReconciler {
         { type: "Released", status: "True", reason, message, ...g },
         now(),
       );
+      conditions = removeCondition(conditions, "TestSuccess");
+      if (spec.test?.enable) {
+        const tested = await this.test(release, { targetNs, storageNs, cluster }, spec, actions);
+        after = await listReleases(target.client, storageNs, release);
+        rel = after.at(-1);
+        const hooks = Object.keys((rel && testHooksOf(rel)) ?? {}).length;
+        const where = `${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
+        const ignore =
+          spec.test.ignoreFailures ||
+          (isInstall ? spec.install : spec.upgrade)?.remediation?.ignoreTestFailures === true;
+        const testMessage =
+          tested === undefined
+            ? `Helm test succeeded for release ${where}: ${hooks ? `${hooks} test hook(s) completed successfully` : "no test hooks"}`
+            : `Helm test failed for release ${where}: ${tested}`;
+        conditions = setCondition(
+          conditions,
+          {
+            type: "TestSuccess",
+            status: tested === undefined ? "True" : "False",
+            reason: tested === undefined ? "TestSucceeded" : "TestFailed",
+            message: testMessage,
+            ...g,
+          },
+          now(),
+        );
+        await this.opts.events.emit(
+          involved,
+          tested === undefined ? "Normal" : "Warning",
+          tested === undefined ? "TestSucceeded" : "TestFailed",
+          testMessage,
+        );
+        if (tested !== undefined && !ignore) testFailure = testMessage;
+      }
+    }
+    if (error === undefined && testFailure === undefined) {
+      // Ready tells the last step that succeeded: the tests when they ran and passed, else the action.
+      const tests = conditions.find((c) => c.type === "TestSuccess");
+      const last = tests?.status === "True" ? tests : conditions.find((c) => c.type === "Released");
+      const reason = last?.reason ?? (isInstall ? "InstallSucceeded" : "UpgradeSucceeded");
+      const message = last?.message ?? "";
       conditions = setCondition(conditions, { type: "Ready", status: "True", reason, message, ...g }, now());
       // Success clears the counters (helm-controller keeps them only while failing).
       next = {
@@ -533,28 +620,42 @@ export class HelmReleaseReconciler {
         history: historyOf(after, prev.history, latest?.version ?? 0, spec.maxHistory),
       };
       await this.writeStatus(hr, next);
-      await this.opts.events.emit(involved, "Normal", reason, message);
+      if (reason !== "TestSucceeded") await this.opts.events.emit(involved, "Normal", reason, message);
       return;
     }
 
     failures++;
     if (isInstall) installFailures++;
     else upgradeFailures++;
-    const reason = isInstall ? "InstallFailed" : "UpgradeFailed";
-    let message = `Helm ${isInstall ? "install" : "upgrade"} failed for release ${targetNs}/${release} with chart ${chartText}: ${error}`;
-    conditions = setCondition(
-      conditions,
-      { type: "Released", status: "False", reason, message, ...g },
-      now(),
-    );
-    await this.opts.events.emit(involved, "Warning", reason, message);
+    let reason: string;
+    let message: string;
+    if (testFailure !== undefined) {
+      reason = "TestFailed";
+      message = testFailure;
+    } else {
+      reason = isInstall ? "InstallFailed" : "UpgradeFailed";
+      message = `Helm ${isInstall ? "install" : "upgrade"} failed for release ${targetNs}/${release} with chart ${chartText}: ${error}`;
+      conditions = setCondition(
+        conditions,
+        { type: "Released", status: "False", reason, message, ...g },
+        now(),
+      );
+      await this.opts.events.emit(involved, "Warning", reason, message);
+    }
     const remediation = isInstall ? install : upgrade;
     if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
       const outcome = isInstall
         ? after.length
           ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
           : undefined
-        : await this.remediateUpgrade(release, { targetNs, storageNs, cluster }, spec, after, actions);
+        : await this.remediateUpgrade(
+            release,
+            { targetNs, storageNs, cluster },
+            spec,
+            after,
+            actions,
+            testFailure !== undefined,
+          );
       if (outcome) {
         after = await listReleases(target.client, storageNs, release);
         conditions = setCondition(
@@ -594,11 +695,14 @@ export class HelmReleaseReconciler {
     spec: HelmReleaseSpec,
     after: StoredRelease[],
     actions: string[],
+    testFailed = false,
   ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
     // An upgrade that failed before Helm recorded it (a render error) left the deployed release as it was.
-    if (after.at(-1)?.info.status !== "failed") return undefined;
+    // One whose tests failed is deployed: it is rolled back all the same, as helm-controller does.
+    if (!testFailed && after.at(-1)?.info.status !== "failed") return undefined;
     // Back to the newest release that was deployed before the failed upgrade.
-    const target = [...after]
+    const target = after
+      .slice(0, -1)
       .reverse()
       .find((r) => r.info.status === "superseded" || r.info.status === "deployed");
     if (!target) return undefined;
@@ -629,6 +733,36 @@ export class HelmReleaseReconciler {
         reason: "RollbackFailed",
         message: `Helm rollback of release ${where.targetNs}/${release} failed: ${err.message}`,
       };
+    }
+  }
+
+  /** Helm's test hooks of the latest revision; the failure line, or undefined when they passed. */
+  private async test(
+    release: string,
+    where: Where,
+    spec: HelmReleaseSpec,
+    actions: string[],
+  ): Promise<string | undefined> {
+    actions.push("test");
+    const filters: Record<string, string[]> = {};
+    for (const f of spec.test?.filters ?? []) {
+      const key = f.exclude ? "!name" : "name";
+      filters[key] = [...(filters[key] ?? []), f.name];
+    }
+    try {
+      await this.opts.helm.test({
+        release,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
+        timeout: spec.test?.timeout ?? spec.timeout ?? "5m",
+        wait: true,
+        filters,
+      });
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      return err.message;
     }
   }
 
