@@ -354,3 +354,74 @@ spec:
     expect(obj?.status.history[0].testHooks).toMatchObject({ "probe-test-ok": { phase: "Failed" } });
   });
 });
+
+describe("HelmRelease CRD policies and uninstall remediation", () => {
+  const crd = (version: string, columns: boolean) => `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+  annotations: { chart-version: "${version}" }
+spec:
+  group: example.com
+  names: { kind: Widget, plural: widgets, singular: widget }
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+${columns ? "      additionalPrinterColumns: [{ name: Size, type: string, jsonPath: .spec.size }]\n" : ""}`;
+
+  it("upgrade.crds CreateReplace brings the chart's CRDs up to date; a failed upgrade with strategy uninstall is uninstalled", async () => {
+    const ns = "hf-crds";
+    const { repo, agent } = setup(ns);
+    const chartRepo = charts.repository("crds");
+    const chart = (version: string, columns: boolean) =>
+      configMapChart("widgets", version, {
+        values: { greeting: "hello", replicas: 1, cmName: "widgets-extra" },
+        templates: {
+          ...configMapChart("widgets", version).templates,
+          "extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.cmName }}\n",
+        },
+        files: { "crds/widgets.yaml": crd(version, columns) },
+      });
+    chartRepo.publish(chart("1.0.0", false));
+    const release = (values: object) =>
+      helmRelease(ns, "widgets", "widgets", {
+        values,
+        install: { crds: "CreateReplace" },
+        upgrade: { crds: "CreateReplace", remediation: { retries: 1, strategy: "uninstall" } },
+      });
+    repo.commit({
+      "clusters/test/ns.yaml": [namespace(ns)],
+      "clusters/test/repo.yaml": [helmRepository(ns, chartRepo.url)],
+      "clusters/test/release.yaml": [release({})],
+    });
+    await agent.once();
+    const crdPath = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+    expect(cond(await hr(ns, "widgets"), "Ready")).toMatchObject({ status: "True" });
+    expect((await get(crdPath))?.metadata.annotations["chart-version"]).toBe("1.0.0");
+
+    chartRepo.publish(chart("1.1.0", true));
+    await agent.pass(never, true);
+    expect(cond(await hr(ns, "widgets"), "Ready")).toMatchObject({
+      status: "True",
+      reason: "UpgradeSucceeded",
+    });
+    const updated = await get(crdPath);
+    expect(updated?.metadata.annotations["chart-version"]).toBe("1.1.0");
+    expect(updated?.spec.versions[0].additionalPrinterColumns).toEqual([
+      { name: "Size", type: "string", jsonPath: ".spec.size" },
+    ]);
+
+    // An object the API server refuses: the upgrade is recorded failed, then uninstalled.
+    repo.commit({ "clusters/test/release.yaml": [release({ cmName: "Not_A_Name" })] });
+    await agent.once();
+    const obj = await hr(ns, "widgets");
+    expect(cond(obj, "Ready")).toMatchObject({ status: "False", reason: "UpgradeFailed" });
+    expect(cond(obj, "Remediated")).toMatchObject({ status: "True", reason: "UninstallSucceeded" });
+    expect(await get(`/api/v1/namespaces/${ns}/configmaps/widgets-config`)).toBeUndefined();
+    // CRDs stay, as Helm keeps them.
+    expect(await get(crdPath)).toBeDefined();
+  });
+});

@@ -446,9 +446,21 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
       [],
     ],
     [
-      "uninstall remediation strategy is refused",
-      { upgrade: { remediation: { strategy: "uninstall" } } },
-      ["spec.upgrade.remediation.strategy"],
+      "uninstall remediation, CRD policies and forced replacement are honoured",
+      {
+        install: { crds: "CreateReplace" },
+        upgrade: { remediation: { strategy: "uninstall" }, crds: "Create", force: true },
+        rollback: { force: true },
+      },
+      [],
+    ],
+    [
+      "retry strategies, preserveValues and rollback.recreate are refused",
+      {
+        upgrade: { strategy: { name: "RetryOnFailure" }, preserveValues: true },
+        rollback: { recreate: true },
+      },
+      ["spec.upgrade.strategy", "spec.upgrade.preserveValues", "spec.rollback.recreate"],
     ],
     ["a field no table knows is refused", { shinyNew: 1 }, ["spec.shinyNew"]],
   ])("HelmRelease: %s", (_rule, extra, expected) => {

@@ -132,6 +132,8 @@ export interface UpgradeCall extends ReleaseCall {
   cleanupOnFail?: boolean;
   /** Adopt objects another tool created (helm-controller does unless `disableTakeOwnership`). */
   takeOwnership?: boolean;
+  /** Replace objects whose update fails (Flux's `upgrade.force`, Helm's `--force-replace`). */
+  forceReplace?: boolean;
   /** Kustomization documents (patches, images, labels…) applied in turn to the rendered manifests. */
   postRenderers?: Record<string, unknown>[];
 }
@@ -196,6 +198,7 @@ export class HelmCli {
         disableSchemaValidation: call.disableSchemaValidation,
         cleanupOnFail: call.cleanupOnFail,
         takeOwnership: call.takeOwnership,
+        forceReplace: call.forceReplace,
       });
     await this.run(call, async (dir) => {
       const valuesFile = join(dir, "values.json");
@@ -212,13 +215,51 @@ export class HelmCli {
       if (call.disableOpenApiValidation) args.push("--disable-openapi-validation");
       if (call.disableSchemaValidation) args.push("--skip-schema-validation");
       if (call.cleanupOnFail) args.push("--cleanup-on-fail");
+      if (call.forceReplace) args.push("--force-replace");
       return args;
     });
   }
 
+  /**
+   * The chart's CustomResourceDefinitions, its dependencies' included
+   * (`helm show crds`): what Flux's `crds: Create | CreateReplace` policies
+   * apply. No cluster is involved.
+   */
+  async showCrds(chartDir: string): Promise<string> {
+    mkdirSync(this.home, { recursive: true });
+    return await new Promise<string>((resolve, reject) => {
+      execFile(
+        this.binary,
+        ["show", "crds", chartDir],
+        { maxBuffer: 64 * 1024 * 1024, env: this.env() },
+        (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const line = `${stderr}`.split("\n").find((l) => l.startsWith("Error:")) ?? err.message;
+          reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
+        },
+      );
+    });
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: this.home,
+      HELM_CACHE_HOME: join(this.home, "cache"),
+      HELM_CONFIG_HOME: join(this.home, "config"),
+      HELM_DATA_HOME: join(this.home, "data"),
+      HELM_DRIVER: "secret",
+    };
+  }
+
   /** `helm rollback` to `version` (0: the previous release). */
   async rollback(
-    call: ReleaseCall & { version: number; cleanupOnFail?: boolean; disableHooks?: boolean },
+    call: ReleaseCall & {
+      version: number;
+      cleanupOnFail?: boolean;
+      disableHooks?: boolean;
+      forceReplace?: boolean;
+    },
   ): Promise<void> {
     this.actions.rollback++;
     if (split(call))
@@ -228,6 +269,7 @@ export class HelmCli {
         waitForJobs: call.wait && call.waitForJobs,
         cleanupOnFail: call.cleanupOnFail,
         disableHooks: call.disableHooks,
+        forceReplace: call.forceReplace,
       });
     await this.run(call, async () => {
       const args = ["rollback", call.release, String(call.version), "--namespace", storageOf(call)];
@@ -236,6 +278,7 @@ export class HelmCli {
       if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
       if (call.cleanupOnFail) args.push("--cleanup-on-fail");
       if (call.disableHooks) args.push("--no-hooks");
+      if (call.forceReplace) args.push("--force-replace");
       return args;
     });
   }
@@ -334,14 +377,7 @@ export class HelmCli {
           {
             timeout: limit,
             maxBuffer: 32 * 1024 * 1024,
-            env: {
-              PATH: process.env.PATH ?? "/usr/bin:/bin",
-              HOME: this.home,
-              HELM_CACHE_HOME: join(this.home, "cache"),
-              HELM_CONFIG_HOME: join(this.home, "config"),
-              HELM_DATA_HOME: join(this.home, "data"),
-              HELM_DRIVER: "secret",
-            },
+            env: this.env(),
           },
           (err, stdout, stderr) => {
             if (!err) return resolve(stdout);

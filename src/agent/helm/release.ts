@@ -30,6 +30,7 @@ import type { SourceManager } from "../sources.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
+import { applyCrds, type CrdPolicy, parseCrds } from "./crds.ts";
 import { detectDrift, driftSummary } from "./drift.ts";
 import { movedRelease, planRelease, type ReleaseState, remediates } from "./plan.ts";
 import { postRenderersDigest, postRenderSteps } from "./postrender.ts";
@@ -530,6 +531,20 @@ export class HelmReleaseReconciler {
           wait: true,
         });
       }
+      // Flux's CRD policies: Helm creates missing CRDs on install (Create); the rest is the agent's.
+      const crdPolicy: CrdPolicy = isInstall
+        ? spec.install?.skipCRDs
+          ? "Skip"
+          : (spec.install?.crds ?? "Create")
+        : (spec.upgrade?.crds ?? "Skip");
+      if (crdPolicy === "CreateReplace" || (!isInstall && crdPolicy === "Create")) {
+        try {
+          const crds = parseCrds(await this.opts.helm.showCrds(artifact.dir));
+          await applyCrds(target.client, crds, crdPolicy, parseDuration(flags?.timeout ?? timeout));
+        } catch (err) {
+          throw new HelmError(`applying the chart's CRDs (${crdPolicy}) failed: ${describeError(err)}`);
+        }
+      }
       actions.push(isInstall ? "install" : "upgrade");
       await this.opts.helm.upgrade({
         release,
@@ -544,7 +559,8 @@ export class HelmReleaseReconciler {
         waitForJobs: !flags?.disableWaitForJobs,
         maxHistory: spec.maxHistory ?? 5,
         createNamespace: isInstall && spec.install?.createNamespace === true,
-        skipCrds: isInstall && (spec.install?.skipCRDs === true || spec.install?.crds === "Skip"),
+        skipCrds: isInstall && crdPolicy !== "Create",
+        forceReplace: !isInstall && spec.upgrade?.force === true,
         disableHooks: flags?.disableHooks,
         disableOpenApiValidation: flags?.disableOpenAPIValidation,
         disableSchemaValidation: flags?.disableSchemaValidation,
@@ -648,14 +664,16 @@ export class HelmReleaseReconciler {
         ? after.length
           ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
           : undefined
-        : await this.remediateUpgrade(
-            release,
-            { targetNs, storageNs, cluster },
-            spec,
-            after,
-            actions,
-            testFailure !== undefined,
-          );
+        : spec.upgrade?.remediation?.strategy === "uninstall"
+          ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
+          : await this.remediateUpgrade(
+              release,
+              { targetNs, storageNs, cluster },
+              spec,
+              after,
+              actions,
+              testFailure !== undefined,
+            );
       if (outcome) {
         after = await listReleases(target.client, storageNs, release);
         conditions = setCondition(
@@ -719,6 +737,7 @@ export class HelmReleaseReconciler {
         waitForJobs: !spec.rollback?.disableWaitForJobs,
         disableHooks: spec.rollback?.disableHooks,
         cleanupOnFail: spec.rollback?.cleanupOnFail,
+        forceReplace: spec.rollback?.force === true,
       });
       const chart = `${target.chart.metadata.name}@${target.chart.metadata.version}`;
       return {

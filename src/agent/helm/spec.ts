@@ -85,10 +85,7 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "install.disableSchemaValidation": "honoured",
   "install.replace": notImplemented("reusing a failed release name on install"),
   "install.skipCRDs": "honoured",
-  "install.crds": {
-    refused: "only Create (Helm's default) and Skip are implemented",
-    accepts: ["Create", "Skip"],
-  },
+  "install.crds": "honoured",
   "install.createNamespace": "honoured",
   "install.serverSideApply": { refused: "only Helm's default apply method is used", accepts: [true] },
   upgrade: "honoured",
@@ -98,20 +95,17 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "upgrade.remediation.retries": "honoured",
   "upgrade.remediation.remediateLastFailure": "honoured",
   "upgrade.remediation.ignoreTestFailures": "honoured",
-  "upgrade.remediation.strategy": {
-    refused: "only rollback remediation is implemented",
-    accepts: ["rollback"],
-  },
+  "upgrade.remediation.strategy": "honoured",
   "upgrade.disableTakeOwnership": "honoured",
   "upgrade.disableWait": "honoured",
   "upgrade.disableWaitForJobs": "honoured",
   "upgrade.disableHooks": "honoured",
   "upgrade.disableOpenAPIValidation": "honoured",
   "upgrade.disableSchemaValidation": "honoured",
-  "upgrade.force": notImplemented("forced resource replacement on upgrade"),
+  "upgrade.force": "honoured",
   "upgrade.preserveValues": notImplemented("reusing the last release's values"),
   "upgrade.cleanupOnFail": "honoured",
-  "upgrade.crds": { refused: "only Skip (Helm's default for upgrades) is implemented", accepts: ["Skip"] },
+  "upgrade.crds": "honoured",
   "upgrade.serverSideApply": { refused: "only Helm's default apply method is used", accepts: ["auto"] },
   "upgrade.chartNameChangeStrategy": notImplemented("a chart name change strategy"),
   test: "honoured",
@@ -127,7 +121,7 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "rollback.disableWaitForJobs": "honoured",
   "rollback.disableHooks": "honoured",
   "rollback.recreate": notImplemented("recreating pods on rollback"),
-  "rollback.force": notImplemented("forced resource replacement on rollback"),
+  "rollback.force": "honoured",
   "rollback.cleanupOnFail": "honoured",
   "rollback.serverSideApply": { refused: "only Helm's default apply method is used", accepts: ["auto"] },
   uninstall: "honoured",
@@ -173,7 +167,7 @@ const Remediation = z.looseObject({
   retries: z.number().int().optional(),
   remediateLastFailure: z.boolean().optional(),
   ignoreTestFailures: z.boolean().optional(),
-  strategy: z.string().optional(),
+  strategy: z.enum(["rollback", "uninstall"]).optional(),
 });
 
 /** Flux's kustomize Selector (patch targets, drift ignore rules). */
@@ -249,7 +243,7 @@ export const HelmReleaseSpec = z
         ...ActionFlags,
         remediation: Remediation.optional(),
         skipCRDs: z.boolean().optional(),
-        crds: z.string().optional(),
+        crds: z.enum(["Skip", "Create", "CreateReplace"]).optional(),
         createNamespace: z.boolean().optional(),
       })
       .optional(),
@@ -258,9 +252,13 @@ export const HelmReleaseSpec = z
         ...ActionFlags,
         remediation: Remediation.optional(),
         cleanupOnFail: z.boolean().optional(),
+        force: z.boolean().optional(),
+        crds: z.enum(["Skip", "Create", "CreateReplace"]).optional(),
       })
       .optional(),
-    rollback: z.looseObject({ ...ActionFlags, cleanupOnFail: z.boolean().optional() }).optional(),
+    rollback: z
+      .looseObject({ ...ActionFlags, cleanupOnFail: z.boolean().optional(), force: z.boolean().optional() })
+      .optional(),
     uninstall: z
       .looseObject({
         timeout: Duration.optional(),

@@ -58,6 +58,7 @@ type request struct {
 	DisableOpenAPIValidation bool           `json:"disableOpenApiValidation,omitempty"`
 	SkipSchemaValidation     bool           `json:"disableSchemaValidation,omitempty"`
 	TakeOwnership            bool           `json:"takeOwnership,omitempty"`
+	ForceReplace             bool           `json:"forceReplace,omitempty"`
 	// Each a kustomization.yaml applied to the rendered manifests in turn;
 	// its resources list is set here to the manifests file.
 	PostRenderers []map[string]any `json:"postRenderers,omitempty"`
@@ -109,6 +110,7 @@ func run(in io.Reader) error {
 		r.WaitForJobs = req.WaitForJobs
 		r.DisableHooks = req.DisableHooks
 		r.CleanupOnFail = req.CleanupOnFail
+		r.ForceReplace = req.ForceReplace
 		return r.Run(req.Release)
 	case "test":
 		t := action.NewReleaseTesting(cfg)
@@ -209,6 +211,7 @@ func upgrade(cfg *action.Configuration, req request, timeout time.Duration, wait
 	u.SkipSchemaValidation = req.SkipSchemaValidation
 	u.TakeOwnership = req.TakeOwnership
 	u.CleanupOnFail = req.CleanupOnFail
+	u.ForceReplace = req.ForceReplace
 	u.Timeout = timeout
 	u.WaitStrategy = wait
 	u.WaitForJobs = req.WaitForJobs
