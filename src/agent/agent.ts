@@ -234,6 +234,7 @@ export class Agent {
       events: this.events,
       log,
       chartsDir: join(this.opts.workdir, "charts"),
+      metrics: this.metrics,
     });
     this.images = this.opts.imageAutomation
       ? new ImageReflector({ client: this.client, events: this.events, log })

@@ -352,6 +352,16 @@ spec:
     expect(cond(obj, "TestSuccess")).toMatchObject({ status: "False", reason: "TestFailed" });
     expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
     expect(obj?.status.history[0].testHooks).toMatchObject({ "probe-test-ok": { phase: "Failed" } });
+
+    // Per-release series, as helm-controller exposes them.
+    const labels = `kind="HelmRelease",name="probe",namespace="${ns}"`;
+    const metrics = await agent.metrics.registry.metrics();
+    expect(metrics).toContain(`gotk_reconcile_condition{${labels},type="Ready",status="True"} 1`);
+    expect(metrics).toContain(`gotk_reconcile_condition{${labels},type="Ready",status="False"} 0`);
+    expect(metrics).toContain(`gotk_suspend_status{${labels}} 0`);
+    expect(metrics).toMatch(new RegExp(`gotk_reconcile_duration_seconds_count\\{${labels}\\} 1\n`));
+    expect(metrics).toContain('shipmate_agent_helm_actions_total{action="install"} 1');
+    expect(metrics).toContain('shipmate_agent_helm_actions_total{action="test"} 1');
   });
 });
 

@@ -23,6 +23,7 @@ import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
 import { createLimiter } from "../limit.ts";
+import type { AgentMetrics } from "../metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
@@ -101,6 +102,8 @@ export interface HelmReconcilerOptions {
   chartsDir?: string;
   /** Releases reconciled at once, a release after the ones it depends on (helm-controller's `--concurrent`, 4). */
   concurrency?: number;
+  /** Per-release series (gotk_reconcile_duration_seconds, gotk_reconcile_condition, gotk_suspend_status). */
+  metrics?: AgentMetrics;
 }
 
 export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
@@ -234,21 +237,40 @@ export class HelmReleaseReconciler {
 
   async reconcile(hr: HelmReleaseObject, force: boolean): Promise<HelmReleaseReport | undefined> {
     const key = keyOf(hr);
+    const who = { name: hr.metadata.name ?? "", namespace: hr.metadata.namespace ?? "" };
     if (hr.metadata.deletionTimestamp) {
       await this.finalize(hr);
       this.lastRun.delete(key);
+      this.opts.metrics?.recordObject("HelmRelease", who, { deleted: true });
       return undefined;
     }
-    if (hr.spec?.suspend === true) return this.report(hr, []);
+    if (hr.spec?.suspend === true) {
+      this.opts.metrics?.recordObject("HelmRelease", who, { suspended: true, ready: readyOf(hr) });
+      return this.report(hr, []);
+    }
     const actions: string[] = [];
+    const started = performance.now();
+    const state = { due: false };
+    const record = () => {
+      // A pass that found the release not due is no reconcile: only its condition is kept current.
+      this.opts.metrics?.recordObject("HelmRelease", who, {
+        ...(state.due ? { seconds: (performance.now() - started) / 1000 } : {}),
+        ready: readyOf(hr),
+        suspended: false,
+      });
+      for (const a of actions) this.opts.metrics?.helmActions.inc({ action: a });
+    };
     try {
-      await this.run(hr, force, actions);
+      await this.run(hr, force, actions, state);
       this.lastRun.set(key, { at: Date.now(), failed: !helmReleaseReady(hr) });
       return this.report(hr, actions);
     } catch (err) {
       const failure = err instanceof Failure ? err : new Failure("ReconciliationFailed", describeError(err));
       this.lastRun.set(key, { at: Date.now(), failed: true });
+      state.due = true;
       return { ...(await this.fail(hr, failure)), actions };
+    } finally {
+      record();
     }
   }
 
@@ -277,7 +299,12 @@ export class HelmReleaseReconciler {
     return Date.now() - last.at >= wait;
   }
 
-  private async run(hr: HelmReleaseObject, force: boolean, actions: string[]): Promise<void> {
+  private async run(
+    hr: HelmReleaseObject,
+    force: boolean,
+    actions: string[],
+    state: { due: boolean } = { due: false },
+  ): Promise<void> {
     const ns = hr.metadata.namespace ?? "";
     const name = hr.metadata.name ?? "";
     const refused = refusedFields(hr.spec, HELM_RELEASE_FIELDS);
@@ -309,6 +336,7 @@ export class HelmReleaseReconciler {
     if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
     const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
+    state.due = true;
     await this.ensureFinalizer(hr);
 
     for (const dep of spec.dependsOn ?? []) {
@@ -1136,6 +1164,12 @@ export class HelmReleaseReconciler {
       Object.entries(next).filter(([, v]) => v !== undefined),
     ) as HelmReleaseStatus;
   }
+}
+
+/** The Ready condition's status, for gotk_reconcile_condition (Unknown before the first reconcile). */
+function readyOf(hr: HelmReleaseObject): "True" | "False" | "Unknown" {
+  const s = hr.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  return s === "True" || s === "False" ? s : "Unknown";
 }
 
 /** Where a remediation runs: the release's namespaces and its cluster access. */
