@@ -9,6 +9,7 @@ import { execFile } from "node:child_process";
 import { posix } from "node:path";
 import { stringify } from "yaml";
 import { apiError, type KubeClient } from "../agent/client.ts";
+import { helmPath } from "../agent/helm/control.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../agent/objects.ts";
 import { ksPath } from "../agent/reconciler.ts";
 import { Duration, KUSTOMIZATION_API_VERSION, KubeObject, SOURCE_API_VERSION } from "../agent/schema.ts";
@@ -245,7 +246,12 @@ export async function applyFluxObject(
 ): Promise<Applied> {
   const ns = obj.metadata.namespace ?? "";
   const name = obj.metadata.name ?? "";
-  const path = obj.kind === "GitRepository" ? gitRepositoryPath(ns, name) : ksPath(ns, name);
+  const path =
+    obj.kind === "GitRepository"
+      ? gitRepositoryPath(ns, name)
+      : obj.kind === "HelmRepository" || obj.kind === "HelmRelease"
+        ? helmPath(obj.kind, ns, name)
+        : ksPath(ns, name);
   const what = `${obj.kind} ${ns}/${name}`;
   const requestedAt = now.toISOString();
   const requested = { [REQUESTED_AT_ANNOTATION]: requestedAt };

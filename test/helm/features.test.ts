@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/agent/client.ts";
 import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
+import { runCli } from "../helpers/cli.ts";
 import { type ChartServer, configMapChart, helm, startChartServer } from "../infra/charts.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { runTestPods, type TestPodRunner } from "./testpods.ts";
@@ -433,5 +434,48 @@ ${columns ? "      additionalPrinterColumns: [{ name: Size, type: string, jsonPa
     expect(await get(`/api/v1/namespaces/${ns}/configmaps/widgets-config`)).toBeUndefined();
     // CRDs stay, as Helm keeps them.
     expect(await get(crdPath)).toBeDefined();
+  });
+});
+
+describe("create source helm / create helmrelease, applied", () => {
+  it("applies both; the agent installs the release", async () => {
+    const ns = "hf-create";
+    const { repo, agent } = setup(ns);
+    const chartRepo = charts.repository("create");
+    chartRepo.publish(configMapChart("hello", "1.2.0"));
+    repo.commit({ "clusters/test/ns.yaml": [namespace(ns)] });
+    await agent.once();
+    const kc = `--kubeconfig=${kube.kubeconfig}`;
+    const src = await runCli([
+      "create",
+      "source",
+      "helm",
+      "charts",
+      `--url=${chartRepo.url}`,
+      "-n",
+      ns,
+      "--no-wait",
+      kc,
+    ]);
+    expect(src.stdout).toBe(`HelmRepository ${ns}/charts created\n`);
+    const rel = await runCli([
+      "create",
+      "hr",
+      "hello",
+      "--source=HelmRepository/charts",
+      "--chart=hello",
+      "--chart-version=1.x",
+      "-n",
+      ns,
+      "--no-wait",
+      kc,
+    ]);
+    expect(rel.stdout).toBe(`HelmRelease ${ns}/hello created\n`);
+    await agent.pass(never, true);
+    expect(cond(await hr(ns, "hello"), "Ready")).toMatchObject({
+      status: "True",
+      reason: "InstallSucceeded",
+    });
+    expect((await get(`/api/v1/namespaces/${ns}/configmaps/hello-config`))?.data.version).toBe("1.2.0");
   });
 });
