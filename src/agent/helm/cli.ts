@@ -385,7 +385,10 @@ export class HelmCli {
               .split("\n")
               .map((l) => l.trim())
               .filter(Boolean);
-            const line = lines.find((l) => l.startsWith("Error:")) ?? lines.at(-1) ?? err.message;
+            const at = lines.findIndex((l) => l.startsWith("Error:"));
+            let line = at >= 0 ? (lines[at] as string) : (lines.at(-1) ?? err.message);
+            // An error that announces a list (schema violations, one per line) keeps the list, on one line.
+            if (at >= 0 && line.endsWith(":")) line = [line, ...lines.slice(at + 1, at + 6)].join(" ");
             reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
           },
         );
