@@ -811,6 +811,7 @@ export class Agent {
   }
 
   close(): void {
+    this.helm.close();
     this.targets.close();
     this.client.close();
     void this.images?.close();

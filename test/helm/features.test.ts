@@ -361,8 +361,9 @@ spec:
     expect(metrics).toContain(`gotk_reconcile_condition{${labels},type="Ready",status="False"} 0`);
     expect(metrics).toContain(`gotk_suspend_status{${labels}} 0`);
     expect(metrics).toMatch(new RegExp(`gotk_reconcile_duration_seconds_count\\{${labels}\\} 1\n`));
-    expect(metrics).toContain('shipmate_agent_helm_actions_total{action="install"} 1');
-    expect(metrics).toContain('shipmate_agent_helm_actions_total{action="test"} 1');
+    // (Every agent here reconciles every HelmRelease of the shared cluster: counts are at least this release's.)
+    expect(metrics).toMatch(/shipmate_agent_helm_actions_total\{action="install"\} [1-9]/);
+    expect(metrics).toMatch(/shipmate_agent_helm_actions_total\{action="test"\} [1-9]/);
   });
 });
 

@@ -12,12 +12,19 @@
  * the CLI has one namespace for both, and so do an install or upgrade
  * through kustomize post-renderers (Helm v4's CLI only takes plugins) and
  * `test`. Every invocation is counted by action.
+ *
+ * By default every action goes to one long-lived `shipmate-helm serve`
+ * process (requests as JSON lines, answered concurrently), as helm-controller
+ * keeps Helm in-process: no helm process, client setup and discovery per
+ * release. `engine: "cli"` (or SHIPMATE_HELM_ENGINE=cli) runs the helm CLI per
+ * action instead, shipmate-helm only where the CLI cannot express it.
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { RequestOptions } from "node:https";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { createInterface } from "node:readline";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { redact, registerSecret } from "../../errors.ts";
@@ -156,10 +163,27 @@ export class HelmCli {
     test: 0,
   };
 
-  constructor(kc: KubeConfig, opts: { workdir: string; binary?: string }) {
+  /** "sdk": one shipmate-helm serve process for every action; "cli": a helm process per action. */
+  readonly engine: "sdk" | "cli";
+  private worker:
+    | { child: ChildProcess; pending: Map<number, (error: string | undefined) => void>; next: number }
+    | undefined;
+
+  constructor(kc: KubeConfig, opts: { workdir: string; binary?: string; engine?: "sdk" | "cli" }) {
     this.kc = kc;
     this.bin = opts.binary;
     this.home = join(opts.workdir, "helm-home");
+    this.engine = opts.engine ?? (process.env.SHIPMATE_HELM_ENGINE === "cli" ? "cli" : "sdk");
+  }
+
+  /** Ends the shipmate-helm serve process (requests in flight are answered first). */
+  close(): void {
+    this.worker?.child.stdin?.end();
+    this.worker = undefined;
+  }
+
+  private viaSdk(call: ReleaseCall): boolean {
+    return this.engine === "sdk" || split(call);
   }
 
   /** Resolved on first use: an agent with no HelmRelease never needs helm. */
@@ -180,7 +204,7 @@ export class HelmCli {
   /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
   async upgrade(call: UpgradeCall): Promise<void> {
     this.actions[call.install ? "install" : "upgrade"]++;
-    if (split(call) || call.postRenderers?.length)
+    if (this.viaSdk(call) || call.postRenderers?.length)
       return await this.sdk(call, {
         action: "upgrade",
         ...(call.postRenderers?.length
@@ -262,7 +286,7 @@ export class HelmCli {
     },
   ): Promise<void> {
     this.actions.rollback++;
-    if (split(call))
+    if (this.viaSdk(call))
       return await this.sdk(call, {
         action: "rollback",
         version: call.version,
@@ -300,7 +324,7 @@ export class HelmCli {
     call: ReleaseCall & { keepHistory?: boolean; disableHooks?: boolean; cascade?: string },
   ): Promise<void> {
     this.actions.uninstall++;
-    if (split(call))
+    if (this.viaSdk(call))
       return await this.sdk(call, {
         action: "uninstall",
         keepHistory: call.keepHistory,
@@ -330,6 +354,7 @@ export class HelmCli {
    * release's two namespaces.
    */
   private async sdk(call: ReleaseCall, request: Record<string, unknown>): Promise<void> {
+    if (this.engine === "sdk") return await this.serve(call, request);
     await this.run(call, async (_dir, kubeconfig) => ({
       bin: this.sdkBinary,
       args: [],
@@ -344,6 +369,75 @@ export class HelmCli {
         wait: call.wait,
       }),
     }));
+  }
+
+  /** One request to the shipmate-helm serve process, with a kubeconfig written for it. */
+  private async serve(call: ReleaseCall, request: Record<string, unknown>): Promise<void> {
+    mkdirSync(this.home, { recursive: true });
+    const dir = mkdtempSync(join(tmpdir(), this.tempPrefix));
+    try {
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
+      const w = this.ensureWorker();
+      const id = ++w.next;
+      const full = {
+        ...request,
+        kubeconfig,
+        ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
+        release: call.release,
+        namespace: call.namespace,
+        storageNamespace: storageOf(call),
+        timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
+        wait: call.wait,
+      };
+      // Helm's own timeout ends the action; this bound only catches a hung request.
+      const limit = parseDuration(call.timeout) + 60_000;
+      const error = await new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          w.pending.delete(id);
+          resolve(`shipmate-helm did not answer within ${Math.round(limit / 1000)}s`);
+        }, limit);
+        w.pending.set(id, (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        });
+        w.child.stdin?.write(`${JSON.stringify({ id, request: full })}\n`);
+      });
+      if (error !== undefined) throw new HelmError(redact(oneLine(error)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private ensureWorker(): NonNullable<HelmCli["worker"]> {
+    if (this.worker) return this.worker;
+    const child = spawn(this.sdkBinary, ["serve"], { env: this.env(), stdio: ["pipe", "pipe", "ignore"] });
+    const w = { child, pending: new Map<number, (error: string | undefined) => void>(), next: 0 };
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      let answer: { id?: number; error?: string };
+      try {
+        answer = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const done = w.pending.get(answer.id ?? -1);
+      if (!done) return;
+      w.pending.delete(answer.id ?? -1);
+      done(answer.error ? answer.error : undefined);
+    });
+    const gone = (why: string) => {
+      if (this.worker === w) this.worker = undefined;
+      for (const done of w.pending.values()) done(why);
+      w.pending.clear();
+    };
+    child.on("error", (err) => gone(`shipmate-helm: ${err.message}`));
+    child.on("exit", (code, signal) => gone(`shipmate-helm exited (${signal ?? code})`));
+    // An idle worker never keeps the agent's process alive.
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    this.worker = w;
+    return w;
   }
 
   /** Runs helm with a private kubeconfig; the first `Error:` line (redacted) is the failure. */
@@ -398,6 +492,15 @@ export class HelmCli {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/** A multi-line error (a list of schema violations) on one line, bounded. */
+function oneLine(error: string): string {
+  const lines = error
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.slice(0, 6).join(" ");
 }
 
 const storageOf = (call: ReleaseCall): string => call.storageNamespace ?? call.namespace;

@@ -27,7 +27,7 @@ import type { AgentMetrics } from "../metrics.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../objects.ts";
 import { type Condition, KubeList, type ObjectMeta, SOURCE_API_VERSION } from "../schema.ts";
 import type { Artifact } from "../source.ts";
-import type { SourceManager } from "../sources.ts";
+import type { SourceManager, SourceObject } from "../sources.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
@@ -936,7 +936,9 @@ export class HelmReleaseReconciler {
         throw new Failure("ArtifactFailed", "the HelmChart kind is not served: apply deploy/agent/crds.yaml");
       if (created.code !== 201 && created.code !== 409)
         throw apiError(`create HelmChart ${chartNs}/${name}`, created.code, created.body);
-      await this.opts.sources.refresh();
+      // The object the API server returned is the source's state: no need to list every source kind again.
+      if (created.code !== 201 || !this.opts.sources.remember("HelmChart", created.body as SourceObject))
+        await this.opts.sources.refresh();
     } else if (res.code === 200) {
       const live = res.body as {
         metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
@@ -959,7 +961,8 @@ export class HelmReleaseReconciler {
         });
         if (patched.code !== 200)
           throw apiError(`update HelmChart ${chartNs}/${name}`, patched.code, patched.body);
-        await this.opts.sources.refresh();
+        if (!this.opts.sources.remember("HelmChart", patched.body as SourceObject))
+          await this.opts.sources.refresh();
       }
     } else throw apiError(`HelmChart ${chartNs}/${name}`, res.code, res.body);
     return { kind: "HelmChart", namespace: chartNs, name };

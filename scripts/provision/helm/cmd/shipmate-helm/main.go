@@ -4,7 +4,13 @@
 // as helm-controller configures Helm's SDK; an install or upgrade whose
 // manifests go through Flux's kustomize post-renderers (the real kustomize,
 // one build per post-renderer, in order: Helm v4's CLI only takes plugins);
-// and `test` (Helm's test hooks with Flux's name filters). The agent's Helm engine
+// and `test` (Helm's test hooks with Flux's name filters).
+//
+// `shipmate-helm serve` keeps one process for many requests, as
+// helm-controller keeps Helm in-process: one JSON line `{"id": N, "request":
+// {...}}` per request on stdin, each run concurrently, one line `{"id": N,
+// "error": "..."}` per answer on stdout (error empty on success). It ends
+// when stdin closes. The agent's Helm engine
 // (src/agent/helm/cli.ts) calls it with one JSON request on stdin; it
 // prints nothing on success and `Error: <message>` on stderr on failure,
 // as helm does, so both are read the same way. Everything else stays
@@ -22,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -74,6 +81,10 @@ type request struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		serve(os.Stdin, os.Stdout)
+		return
+	}
 	if err := run(os.Stdin); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %s\n", err)
 		os.Exit(1)
@@ -286,4 +297,33 @@ func (k kustomizePostRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 		out = &stdout
 	}
 	return out, nil
+}
+
+// serve answers requests until stdin closes; each runs in its own goroutine.
+func serve(in io.Reader, out io.Writer) {
+	dec := json.NewDecoder(in)
+	enc := json.NewEncoder(out)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for {
+		var line struct {
+			ID      int             `json:"id"`
+			Request json.RawMessage `json:"request"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answer := map[string]any{"id": line.ID, "error": ""}
+			if err := run(bytes.NewReader(line.Request)); err != nil {
+				answer["error"] = err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			_ = enc.Encode(answer)
+		}()
+	}
+	wg.Wait()
 }
