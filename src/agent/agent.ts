@@ -93,7 +93,7 @@ export interface AgentOptions {
    * (`--image-automation`, ./images/reflector.ts).
    */
   imageAutomation?: boolean;
-  /** HelmReleases reconciled at once (`--helm-concurrency`; each runs a helm process). */
+  /** HelmReleases reconciled at once (`--helm-concurrency`; their Helm actions share one shipmate-helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;
@@ -178,7 +178,7 @@ export class Agent {
       noCrossNamespaceRefs: false,
       noRemoteBases: false,
       imageAutomation: false,
-      helmConcurrency: 4,
+      helmConcurrency: 8,
       ...options,
     };
     this.log = log;

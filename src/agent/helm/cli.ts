@@ -176,6 +176,11 @@ export class HelmCli {
     this.engine = opts.engine ?? (process.env.SHIPMATE_HELM_ENGINE === "cli" ? "cli" : "sdk");
   }
 
+  /** The shipmate-helm serve process's pid while it runs (benchmarks read its memory). */
+  get workerPid(): number | undefined {
+    return this.worker?.child.pid;
+  }
+
   /** Ends the shipmate-helm serve process (requests in flight are answered first). */
   close(): void {
     this.worker?.child.stdin?.end();

@@ -100,7 +100,7 @@ export interface HelmReconcilerOptions {
   retryMs?: number;
   /** Where charts from an OCIRepository or ExternalArtifact chartRef are prepared; default a private temporary directory. */
   chartsDir?: string;
-  /** Releases reconciled at once, a release after the ones it depends on (helm-controller's `--concurrent`, 4). */
+  /** Releases reconciled at once, a release after the ones it depends on (default 8; helm-controller's `--concurrent` is 4). */
   concurrency?: number;
   /** Per-release series (gotk_reconcile_duration_seconds, gotk_reconcile_condition, gotk_suspend_status). */
   metrics?: AgentMetrics;
@@ -195,7 +195,7 @@ export class HelmReleaseReconciler {
     // Up to `concurrency` at once, each after the releases it depends on (`order` is topological).
     const done = new Map<string, Promise<void>>();
     const byKey = new Map<string, HelmReleaseReport>();
-    const limit = createLimiter(this.opts.concurrency ?? 4);
+    const limit = createLimiter(this.opts.concurrency ?? 8);
     for (const item of order) {
       const key = `${item.namespace}/${item.name}`;
       const deps = item.dependsOn.flatMap((d) => done.get(`${d.namespace}/${d.name}`) ?? []);

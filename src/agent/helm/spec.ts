@@ -56,7 +56,7 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   timeout: "honoured",
   maxHistory: "honoured",
   serviceAccountName: "honoured",
-  // Each Helm action is its own helm process, a fresh client either way.
+  // Each Helm action builds its own client (in shipmate-helm serve, or a helm process), fresh either way.
   persistentClient: "honoured",
   driftDetection: "honoured",
   "driftDetection.mode": "honoured",
