@@ -223,7 +223,10 @@ async function main() {
       noopWrites.push((await apiserverWrites(kube)) - w0);
     }
     const noopActions = agent.helm.total - actionsAfterInstall;
-    const agentRss = peakRssMb();
+    // The agent's Node process plus its shipmate-helm serve process (Helm's SDK), peak each.
+    const worker = agent.helm.workerPid;
+    const workerMb = worker ? usage(worker).peakMb : 0;
+    const agentRss = peakRssMb() + workerMb;
     agent.close();
     let flux: PeerFigures | undefined;
     if (withFlux) {
@@ -298,7 +301,7 @@ async function main() {
     );
     console.log("| --- | --- | --- | --- | --- | --- | --- |");
     console.log(
-      `| shipmate agent (in-process pass) | ${agentInstallS.toFixed(2)} s | ${agentInstallWrites} | ${median(noop).toFixed(2)} s (median of 3: ${noop.map((s) => s.toFixed(2)).join(", ")}) | ${median(noopWrites)} | ${noopActions} | ${agentRss} MB |`,
+      `| shipmate agent (in-process pass) | ${agentInstallS.toFixed(2)} s | ${agentInstallWrites} | ${median(noop).toFixed(2)} s (median of 3: ${noop.map((s) => s.toFixed(2)).join(", ")}) | ${median(noopWrites)} | ${noopActions} | ${agentRss} MB${workerMb ? ` (shipmate-helm ${workerMb} MB)` : ""} |`,
     );
     if (flux)
       console.log(

@@ -98,7 +98,7 @@ export interface AgentOptions {
   imageAutomation?: boolean;
   /** Serve Flux's Receiver objects on the HTTP server's `/hook/…` paths (default: with `imageAutomation`). */
   receivers?: boolean;
-  /** HelmReleases reconciled at once (`--helm-concurrency`; each runs a helm process). */
+  /** HelmReleases reconciled at once (`--helm-concurrency`; their Helm actions share one shipmate-helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;
@@ -189,7 +189,7 @@ export class Agent {
       noCrossNamespaceRefs: false,
       noRemoteBases: false,
       imageAutomation: false,
-      helmConcurrency: 4,
+      helmConcurrency: 8,
       ...options,
       receivers: options.receivers ?? options.imageAutomation ?? false,
     };
@@ -253,6 +253,7 @@ export class Agent {
       events: this.events,
       log,
       chartsDir: join(this.opts.workdir, "charts"),
+      metrics: this.metrics,
     });
     this.images = this.opts.imageAutomation
       ? new ImageReflector({ client: this.client, events: this.events, log })
@@ -873,6 +874,7 @@ export class Agent {
 
   close(): void {
     this.notifications.close();
+    this.helm.close();
     this.targets.close();
     this.client.close();
     void this.images?.close();

@@ -108,7 +108,7 @@ export function sourceDue(i: {
 }
 
 /** A source object as listed: the spec is checked by its handler when used. */
-interface SourceObject {
+export interface SourceObject {
   apiVersion: string;
   kind: string;
   metadata: ObjectMeta;
@@ -212,6 +212,19 @@ export class SourceManager {
       this.entries.delete(key);
       rmSync(entry.workdir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * One source object as the API server just returned it (created or
+   * updated by the agent itself): known at once, without listing every
+   * source kind again as `refresh` does.
+   */
+  remember(kind: string, obj: SourceObject): boolean {
+    const handler = [...this.handlers.values()].find((h) => h.kind === kind);
+    if (!handler) return false;
+    const item = { ...obj, apiVersion: handler.apiVersion, kind } as SourceObject;
+    this.objects.set(sourceKey(kind, item.metadata.namespace ?? "", item.metadata.name ?? ""), item);
+    return true;
   }
 
   /** Whether the fleet repository's own GitRepository carries a reconcile request not yet handled. */

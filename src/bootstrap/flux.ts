@@ -9,6 +9,7 @@ import { execFile } from "node:child_process";
 import { posix } from "node:path";
 import { stringify } from "yaml";
 import { type GitRef, pickSemverTag } from "../agent/git-source.ts";
+import { helmPath } from "../agent/helm/control.ts";
 import { ksPath } from "../agent/reconciler.ts";
 import { gitRepositoryPath } from "../agent/source-objects.ts";
 import { DNS1123_LABEL } from "../config/fleet.ts";
@@ -245,7 +246,12 @@ export async function applyFluxObject(
 ): Promise<Applied> {
   const ns = obj.metadata.namespace ?? "";
   const name = obj.metadata.name ?? "";
-  const path = obj.kind === "GitRepository" ? gitRepositoryPath(ns, name) : ksPath(ns, name);
+  const path =
+    obj.kind === "GitRepository"
+      ? gitRepositoryPath(ns, name)
+      : obj.kind === "HelmRepository" || obj.kind === "HelmRelease"
+        ? helmPath(obj.kind, ns, name)
+        : ksPath(ns, name);
   const what = `${obj.kind} ${ns}/${name}`;
   const requestedAt = now.toISOString();
   const requested = { [REQUESTED_AT_ANNOTATION]: requestedAt };

@@ -3,6 +3,8 @@
  * ones) the way a cluster and shipmate would read it:
  * - every kustomization builds with the real kustomize (each root is built;
  *   a kustomization another one includes is built as part of it);
+ * - every HelmRelease whose chart is reachable renders with the real helm
+ *   (./helm.ts), its objects checked as a build's are;
  * - every object, built or loose, matches its Kubernetes or Flux schema;
  * - every `$imagepolicy` marker names a policy defined in the tree;
  * - every `dependsOn` names a Kustomization (or HelmRelease) defined in the
@@ -30,6 +32,7 @@ import { DEFAULT_NAMESPACE } from "../config/schema.ts";
 import { ConfigError } from "../errors.ts";
 import { mayContainMarker, parseMarker } from "../manifest/marker.ts";
 import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
+import { renderHelmReleases } from "./helm.ts";
 import { findKustomize, type KustomizeRunner, kustomizeErrorLine } from "./kustomize.ts";
 import { SchemaChecker } from "./schema.ts";
 import { isPlainSecret, type SopsConfig, sopsRuleFor, withoutSopsMetadata } from "./sops.ts";
@@ -48,6 +51,8 @@ export interface ValidateStats {
   kustomizations: number;
   builds: number;
   markers: number;
+  /** HelmRelease charts rendered with helm (./helm.ts). */
+  charts: number;
   tool: string;
 }
 
@@ -56,6 +61,8 @@ export interface ValidateReport {
   problems: Problem[];
   /** What could not be checked (a kind no schema defines); never a failure. */
   warnings: Problem[];
+  /** HelmReleases whose chart could not be reached, and why (credentials, network, a source not in the tree). */
+  unrendered: Problem[];
   stats: ValidateStats;
 }
 
@@ -322,6 +329,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const rel = (p: string) => toPosix(relative(root, p)) || ".";
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
+  const unrendered: Problem[] = [];
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
   const specs = syncSpecs(root);
@@ -337,6 +345,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     kustomizations: kustomizationDirs.size,
     builds: 0,
     markers: 0,
+    charts: 0,
     tool: "",
   };
 
@@ -505,7 +514,14 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   };
 
   // Objects as a cluster would receive them: loose files as written, kustomizations as built.
-  const objects: { object: K8sObject; raw?: RawObject; origin: string; dir?: string }[] = [];
+  const objects: {
+    object: K8sObject;
+    raw?: RawObject;
+    origin: string;
+    dir?: string;
+    /** Rendered from a HelmRelease's chart: findings are shown at the HelmRelease. */
+    rendered?: boolean;
+  }[] = [];
   for (const r of raws) if (!r.covered) objects.push({ object: r.object, raw: r, origin: "" });
 
   const roots = [...kustomizationDirs.keys()]
@@ -571,6 +587,32 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
       );
     }
   }
+  // HelmReleases whose chart can be reached: rendered with helm, their objects checked like a build's.
+  const helmReleases = objects.filter(
+    (x) =>
+      x.raw && groupOf(x.object.apiVersion) === "helm.toolkit.fluxcd.io" && x.object.kind === "HelmRelease",
+  );
+  if (helmReleases.length) {
+    const rendered = await renderHelmReleases(
+      root,
+      helmReleases.map((x) => ({ object: x.object, file: rel(x.raw!.file), line: x.raw!.line })),
+      objects.map((x) => x.object),
+      { env: options.env },
+    );
+    for (const [i, r] of rendered.entries()) {
+      const raw = helmReleases[i]!.raw!;
+      if (r.warning) unrendered.push({ file: rel(raw.file), line: raw.line, message: r.warning });
+      if (r.problem) report(rel(raw.file), raw.line, r.problem);
+      if (r.yaml === undefined) continue;
+      stats.charts++;
+      const output = parseDocumentsBounded(r.yaml, rel(raw.file));
+      for (const doc of output.docs) {
+        const converted = documentValue(doc, { file: rel(raw.file), text: r.yaml, counter: output.counter });
+        if (converted.refusal || !isK8sObject(converted.value)) continue;
+        objects.push({ object: converted.value, raw, origin: r.origin, rendered: true });
+      }
+    }
+  }
   stats.objects = objects.length;
 
   // Schemas: the bundle, CRDs this tree defines, and Flux's own CRDs when provisioned.
@@ -618,7 +660,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     seen.add(key);
     report(file, line, message + suffix);
   };
-  for (const { object, raw, origin, dir } of objects) {
+  for (const { object, raw, origin, dir, rendered } of objects) {
     // A sops-encrypted manifest carries sops's metadata, which the cluster never sees (decrypted before apply).
     const verdict = schemas.check(withoutSopsMetadata(object));
     const what = `${object.kind}/${nameOf(object) || "(no name)"}`;
@@ -644,7 +686,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
         const blame = dir ? (sourceOf(object, dir, issue.path) ?? raw) : raw;
         once(
           blame ? rel(blame.file) : origin,
-          blame ? lineIn(blame, issue.path) : undefined,
+          blame ? (rendered ? blame.line : lineIn(blame, issue.path)) : undefined,
           `${what}: ${issue.message}`,
           suffix,
         );
@@ -755,7 +797,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
     a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1;
   problems.sort(byPlace);
   warnings.sort(byPlace);
-  return { problems, warnings, stats };
+  return { problems, warnings, unrendered, stats };
 }
 
 /** The specs of the fleet's own sync GitRepositories in the tree (`flux-system`, `shipmate-system`). */

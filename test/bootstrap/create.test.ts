@@ -167,7 +167,7 @@ describe("bad input", () => {
       ["create", "source", "git", "x", "--url=https://h/x.git", "--branch=main", "--prune"],
       /--prune does not apply to create source git/,
     ],
-    [["create", "source", "oci", "x"], /only "git" sources/],
+    [["create", "source", "oci", "x"], /only "git" and "helm" sources/],
     [["create", "kustomization", "Bad_Name", "--source=s", "--path=./k"], /not a valid object name/],
     [["reconcile", "kustomization"], /usage: shipmate reconcile/],
     [["reconcile", "source", "git", "x", "--with-source"], /--with-source applies to kustomizations/],

@@ -290,7 +290,7 @@ describe("HelmRelease lifecycle", () => {
     await agent.once();
     await agent.pass(never, true);
     await agent.pass(never, true);
-    expect(agent.helm.actions).toEqual({ install: 0, upgrade: 1, rollback: 0, uninstall: 0 });
+    expect(agent.helm.actions).toEqual({ install: 0, upgrade: 1, rollback: 0, uninstall: 0, test: 0 });
     expect(history(ns, "tool").map((h) => [h.revision, h.status])).toEqual([
       [1, "superseded"],
       [2, "deployed"],
@@ -410,7 +410,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
         }),
         helmRelease(ns, "refused", {
           chart: chartSpec("app", "good"),
-          postRenderers: [{ kustomize: { images: [] } }],
+          rollback: { recreate: true },
         }),
       ],
     });
@@ -448,7 +448,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
       "a refused field",
       "refused",
       "UnsupportedField",
-      /spec\.postRenderers \(post-renderers are not implemented\)/,
+      /spec\.rollback\.recreate \(recreating pods on rollback is not implemented\)/,
     ],
   ])("%s", async (_rule, name, reason, message) => {
     const obj = await hr(ns, name);

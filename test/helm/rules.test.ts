@@ -407,9 +407,13 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
       [],
     ],
     [
-      "postRenderers are refused",
-      { postRenderers: [{ kustomize: { patches: [] } }] },
-      ["spec.postRenderers"],
+      "postRenderers and commonMetadata are honoured; postRenderStrategy is refused",
+      {
+        postRenderers: [{ kustomize: { patches: [{ patch: "x" }], images: [{ name: "a", newTag: "1" }] } }],
+        commonMetadata: { labels: { a: "b" } },
+        postRenderStrategy: "kustomize",
+      },
+      ["spec.postRenderStrategy"],
     ],
     ["serviceAccountName is honoured (impersonated)", { serviceAccountName: "tenant" }, []],
     ["kubeConfig.secretRef is honoured", { kubeConfig: { secretRef: { name: "k", key: "value" } } }, []],
@@ -424,16 +428,39 @@ describe("fail closed: HelmRelease and HelmRepository fields", () => {
       [],
     ],
     [
-      "drift detection enabled is refused, disabled passes",
-      { driftDetection: { mode: "enabled" } },
-      ["spec.driftDetection.mode"],
+      "drift detection enabled with ignore rules is honoured",
+      {
+        driftDetection: {
+          mode: "enabled",
+          ignore: [{ paths: ["/spec/replicas"], target: { kind: "Deployment" } }],
+        },
+      },
+      [],
     ],
     ["driftDetection disabled is what the agent does", { driftDetection: { mode: "disabled" } }, []],
-    ["tests enabled are refused", { test: { enable: true } }, ["spec.test.enable"]],
     [
-      "uninstall remediation strategy is refused",
-      { upgrade: { remediation: { strategy: "uninstall" } } },
-      ["spec.upgrade.remediation.strategy"],
+      "tests are honoured",
+      {
+        test: { enable: true, timeout: "1m", ignoreFailures: true, filters: [{ name: "t", exclude: true }] },
+      },
+      [],
+    ],
+    [
+      "uninstall remediation, CRD policies and forced replacement are honoured",
+      {
+        install: { crds: "CreateReplace" },
+        upgrade: { remediation: { strategy: "uninstall" }, crds: "Create", force: true },
+        rollback: { force: true },
+      },
+      [],
+    ],
+    [
+      "retry strategies, preserveValues and rollback.recreate are refused",
+      {
+        upgrade: { strategy: { name: "RetryOnFailure" }, preserveValues: true },
+        rollback: { recreate: true },
+      },
+      ["spec.upgrade.strategy", "spec.upgrade.preserveValues", "spec.rollback.recreate"],
     ],
     ["a field no table knows is refused", { shinyNew: 1 }, ["spec.shinyNew"]],
   ])("HelmRelease: %s", (_rule, extra, expected) => {

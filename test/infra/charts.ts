@@ -60,7 +60,10 @@ export function writeChart(dir: string, chart: ChartSource): string {
   );
   writeFileSync(join(root, "values.yaml"), stringify(chart.values ?? {}));
   for (const [f, text] of Object.entries(chart.templates)) writeFileSync(join(root, "templates", f), text);
-  for (const [f, text] of Object.entries(chart.files ?? {})) writeFileSync(join(root, f), text);
+  for (const [f, text] of Object.entries(chart.files ?? {})) {
+    mkdirSync(dirname(join(root, f)), { recursive: true });
+    writeFileSync(join(root, f), text);
+  }
   return root;
 }
 

@@ -9,17 +9,27 @@
  * HelmRelease's target says (a remote cluster's kubeconfig, `--kube-as-user`
  * for a service account). A release stored apart from its namespace runs
  * through `shipmate-helm` instead (Helm's action SDK, the same module), as
- * the CLI has one namespace for both. Every invocation is counted by action.
+ * the CLI has one namespace for both, and so do an install or upgrade
+ * through kustomize post-renderers (Helm v4's CLI only takes plugins) and
+ * `test`. Every invocation is counted by action.
+ *
+ * By default every action goes to one long-lived `shipmate-helm serve`
+ * process (requests as JSON lines, answered concurrently), as helm-controller
+ * keeps Helm in-process: no helm process, client setup and discovery per
+ * release. `engine: "cli"` (or SHIPMATE_HELM_ENGINE=cli) runs the helm CLI per
+ * action instead, shipmate-helm only where the CLI cannot express it.
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { RequestOptions } from "node:https";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { createInterface } from "node:readline";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { redact, registerSecret } from "../../errors.ts";
 import { parseDuration } from "../kustomization.ts";
+import { findKustomize } from "../render.ts";
 import type { Values } from "./rules.ts";
 
 export class HelmError extends Error {
@@ -90,7 +100,7 @@ export async function kubeconfigFor(kc: KubeConfig): Promise<string> {
   });
 }
 
-export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall";
+export type HelmAction = "install" | "upgrade" | "rollback" | "uninstall" | "test";
 
 /**
  * The cluster and identity a Helm action runs against: the HelmRelease's
@@ -129,6 +139,10 @@ export interface UpgradeCall extends ReleaseCall {
   cleanupOnFail?: boolean;
   /** Adopt objects another tool created (helm-controller does unless `disableTakeOwnership`). */
   takeOwnership?: boolean;
+  /** Replace objects whose update fails (Flux's `upgrade.force`, Helm's `--force-replace`). */
+  forceReplace?: boolean;
+  /** Kustomization documents (patches, images, labels…) applied in turn to the rendered manifests. */
+  postRenderers?: Record<string, unknown>[];
 }
 
 let engines = 0;
@@ -141,12 +155,40 @@ export class HelmCli {
   /** This engine's temporary directories start with it (a test checks none is left behind). */
   readonly tempPrefix = `shipmate-helm-${process.pid}-${++engines}-`;
   /** Helm actions run, by action: what the no-op rule is measured by. */
-  readonly actions: Record<HelmAction, number> = { install: 0, upgrade: 0, rollback: 0, uninstall: 0 };
+  readonly actions: Record<HelmAction, number> = {
+    install: 0,
+    upgrade: 0,
+    rollback: 0,
+    uninstall: 0,
+    test: 0,
+  };
 
-  constructor(kc: KubeConfig, opts: { workdir: string; binary?: string }) {
+  /** "sdk": one shipmate-helm serve process for every action; "cli": a helm process per action. */
+  readonly engine: "sdk" | "cli";
+  private worker:
+    | { child: ChildProcess; pending: Map<number, (error: string | undefined) => void>; next: number }
+    | undefined;
+
+  constructor(kc: KubeConfig, opts: { workdir: string; binary?: string; engine?: "sdk" | "cli" }) {
     this.kc = kc;
     this.bin = opts.binary;
     this.home = join(opts.workdir, "helm-home");
+    this.engine = opts.engine ?? (process.env.SHIPMATE_HELM_ENGINE === "cli" ? "cli" : "sdk");
+  }
+
+  /** The shipmate-helm serve process's pid while it runs (benchmarks read its memory). */
+  get workerPid(): number | undefined {
+    return this.worker?.child.pid;
+  }
+
+  /** Ends the shipmate-helm serve process (requests in flight are answered first). */
+  close(): void {
+    this.worker?.child.stdin?.end();
+    this.worker = undefined;
+  }
+
+  private viaSdk(call: ReleaseCall): boolean {
+    return this.engine === "sdk" || split(call);
   }
 
   /** Resolved on first use: an agent with no HelmRelease never needs helm. */
@@ -167,9 +209,12 @@ export class HelmCli {
   /** `helm upgrade --install` (or a plain upgrade): values travel in a 0600 file, never on the command line. */
   async upgrade(call: UpgradeCall): Promise<void> {
     this.actions[call.install ? "install" : "upgrade"]++;
-    if (split(call))
+    if (this.viaSdk(call) || call.postRenderers?.length)
       return await this.sdk(call, {
         action: "upgrade",
+        ...(call.postRenderers?.length
+          ? { postRenderers: call.postRenderers, kustomize: kustomizeCommand() }
+          : {}),
         chartDir: call.chartDir,
         values: call.values,
         install: call.install,
@@ -182,6 +227,7 @@ export class HelmCli {
         disableSchemaValidation: call.disableSchemaValidation,
         cleanupOnFail: call.cleanupOnFail,
         takeOwnership: call.takeOwnership,
+        forceReplace: call.forceReplace,
       });
     await this.run(call, async (dir) => {
       const valuesFile = join(dir, "values.json");
@@ -198,22 +244,61 @@ export class HelmCli {
       if (call.disableOpenApiValidation) args.push("--disable-openapi-validation");
       if (call.disableSchemaValidation) args.push("--skip-schema-validation");
       if (call.cleanupOnFail) args.push("--cleanup-on-fail");
+      if (call.forceReplace) args.push("--force-replace");
       return args;
     });
   }
 
+  /**
+   * The chart's CustomResourceDefinitions, its dependencies' included
+   * (`helm show crds`): what Flux's `crds: Create | CreateReplace` policies
+   * apply. No cluster is involved.
+   */
+  async showCrds(chartDir: string): Promise<string> {
+    mkdirSync(this.home, { recursive: true });
+    return await new Promise<string>((resolve, reject) => {
+      execFile(
+        this.binary,
+        ["show", "crds", chartDir],
+        { maxBuffer: 64 * 1024 * 1024, env: this.env() },
+        (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const line = `${stderr}`.split("\n").find((l) => l.startsWith("Error:")) ?? err.message;
+          reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
+        },
+      );
+    });
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: this.home,
+      HELM_CACHE_HOME: join(this.home, "cache"),
+      HELM_CONFIG_HOME: join(this.home, "config"),
+      HELM_DATA_HOME: join(this.home, "data"),
+      HELM_DRIVER: "secret",
+    };
+  }
+
   /** `helm rollback` to `version` (0: the previous release). */
   async rollback(
-    call: ReleaseCall & { version: number; cleanupOnFail?: boolean; disableHooks?: boolean },
+    call: ReleaseCall & {
+      version: number;
+      cleanupOnFail?: boolean;
+      disableHooks?: boolean;
+      forceReplace?: boolean;
+    },
   ): Promise<void> {
     this.actions.rollback++;
-    if (split(call))
+    if (this.viaSdk(call))
       return await this.sdk(call, {
         action: "rollback",
         version: call.version,
         waitForJobs: call.wait && call.waitForJobs,
         cleanupOnFail: call.cleanupOnFail,
         disableHooks: call.disableHooks,
+        forceReplace: call.forceReplace,
       });
     await this.run(call, async () => {
       const args = ["rollback", call.release, String(call.version), "--namespace", storageOf(call)];
@@ -222,7 +307,21 @@ export class HelmCli {
       if (call.wait && call.waitForJobs) args.push("--wait-for-jobs");
       if (call.cleanupOnFail) args.push("--cleanup-on-fail");
       if (call.disableHooks) args.push("--no-hooks");
+      if (call.forceReplace) args.push("--force-replace");
       return args;
+    });
+  }
+
+  /**
+   * Helm's test hooks of the release's latest revision (`helm test`), through
+   * shipmate-helm: `filters` as Helm reads them (`name`: only these, `!name`:
+   * all but these). The outcome is in the release record's hooks.
+   */
+  async test(call: ReleaseCall & { filters?: Record<string, string[]> }): Promise<void> {
+    this.actions.test++;
+    await this.sdk(call, {
+      action: "test",
+      ...(call.filters && Object.keys(call.filters).length ? { filters: call.filters } : {}),
     });
   }
 
@@ -230,7 +329,7 @@ export class HelmCli {
     call: ReleaseCall & { keepHistory?: boolean; disableHooks?: boolean; cascade?: string },
   ): Promise<void> {
     this.actions.uninstall++;
-    if (split(call))
+    if (this.viaSdk(call))
       return await this.sdk(call, {
         action: "uninstall",
         keepHistory: call.keepHistory,
@@ -260,6 +359,7 @@ export class HelmCli {
    * release's two namespaces.
    */
   private async sdk(call: ReleaseCall, request: Record<string, unknown>): Promise<void> {
+    if (this.engine === "sdk") return await this.serve(call, request);
     await this.run(call, async (_dir, kubeconfig) => ({
       bin: this.sdkBinary,
       args: [],
@@ -274,6 +374,75 @@ export class HelmCli {
         wait: call.wait,
       }),
     }));
+  }
+
+  /** One request to the shipmate-helm serve process, with a kubeconfig written for it. */
+  private async serve(call: ReleaseCall, request: Record<string, unknown>): Promise<void> {
+    mkdirSync(this.home, { recursive: true });
+    const dir = mkdtempSync(join(tmpdir(), this.tempPrefix));
+    try {
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
+      const w = this.ensureWorker();
+      const id = ++w.next;
+      const full = {
+        ...request,
+        kubeconfig,
+        ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
+        release: call.release,
+        namespace: call.namespace,
+        storageNamespace: storageOf(call),
+        timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
+        wait: call.wait,
+      };
+      // Helm's own timeout ends the action; this bound only catches a hung request.
+      const limit = parseDuration(call.timeout) + 60_000;
+      const error = await new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          w.pending.delete(id);
+          resolve(`shipmate-helm did not answer within ${Math.round(limit / 1000)}s`);
+        }, limit);
+        w.pending.set(id, (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        });
+        w.child.stdin?.write(`${JSON.stringify({ id, request: full })}\n`);
+      });
+      if (error !== undefined) throw new HelmError(redact(oneLine(error)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private ensureWorker(): NonNullable<HelmCli["worker"]> {
+    if (this.worker) return this.worker;
+    const child = spawn(this.sdkBinary, ["serve"], { env: this.env(), stdio: ["pipe", "pipe", "ignore"] });
+    const w = { child, pending: new Map<number, (error: string | undefined) => void>(), next: 0 };
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      let answer: { id?: number; error?: string };
+      try {
+        answer = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const done = w.pending.get(answer.id ?? -1);
+      if (!done) return;
+      w.pending.delete(answer.id ?? -1);
+      done(answer.error ? answer.error : undefined);
+    });
+    const gone = (why: string) => {
+      if (this.worker === w) this.worker = undefined;
+      for (const done of w.pending.values()) done(why);
+      w.pending.clear();
+    };
+    child.on("error", (err) => gone(`shipmate-helm: ${err.message}`));
+    child.on("exit", (code, signal) => gone(`shipmate-helm exited (${signal ?? code})`));
+    // An idle worker never keeps the agent's process alive.
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    this.worker = w;
+    return w;
   }
 
   /** Runs helm with a private kubeconfig; the first `Error:` line (redacted) is the failure. */
@@ -307,14 +476,7 @@ export class HelmCli {
           {
             timeout: limit,
             maxBuffer: 32 * 1024 * 1024,
-            env: {
-              PATH: process.env.PATH ?? "/usr/bin:/bin",
-              HOME: this.home,
-              HELM_CACHE_HOME: join(this.home, "cache"),
-              HELM_CONFIG_HOME: join(this.home, "config"),
-              HELM_DATA_HOME: join(this.home, "data"),
-              HELM_DRIVER: "secret",
-            },
+            env: this.env(),
           },
           (err, stdout, stderr) => {
             if (!err) return resolve(stdout);
@@ -322,7 +484,10 @@ export class HelmCli {
               .split("\n")
               .map((l) => l.trim())
               .filter(Boolean);
-            const line = lines.find((l) => l.startsWith("Error:")) ?? lines.at(-1) ?? err.message;
+            const at = lines.findIndex((l) => l.startsWith("Error:"));
+            let line = at >= 0 ? (lines[at] as string) : (lines.at(-1) ?? err.message);
+            // An error that announces a list (schema violations, one per line) keeps the list, on one line.
+            if (at >= 0 && line.endsWith(":")) line = [line, ...lines.slice(at + 1, at + 6)].join(" ");
             reject(new HelmError(redact(line.replace(/^Error:\s*/, ""))));
           },
         );
@@ -334,10 +499,25 @@ export class HelmCli {
   }
 }
 
+/** A multi-line error (a list of schema violations) on one line, bounded. */
+function oneLine(error: string): string {
+  const lines = error
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.slice(0, 6).join(" ");
+}
+
 const storageOf = (call: ReleaseCall): string => call.storageNamespace ?? call.namespace;
 
 /** A release whose records live apart from its objects: the helm CLI has one namespace for both. */
 const split = (call: ReleaseCall): boolean => storageOf(call) !== call.namespace;
+
+/** The kustomize build command post-renderers run (the one Kustomizations render with). */
+function kustomizeCommand(): string[] {
+  const k = findKustomize();
+  return [k.command, ...k.args];
+}
 
 /** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
 function goDuration(d: string): string {

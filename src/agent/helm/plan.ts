@@ -50,6 +50,8 @@ export function planRelease(i: {
   /** Whether any revision in storage was ever deployed (an upgrade has something to build on). */
   everDeployed: boolean;
   desired: Desired;
+  /** The post-renderers (or commonMetadata) differ from those the release was made with. */
+  postRenderersChanged?: boolean;
   installFailures: number;
   upgradeFailures: number;
   install: Remediation;
@@ -70,7 +72,8 @@ export function planRelease(i: {
     latest.status === "deployed" &&
     latest.chartName === desired.chartName &&
     latest.chartVersion === desired.chartVersion &&
-    latest.configDigest === desired.configDigest;
+    latest.configDigest === desired.configDigest &&
+    !i.postRenderersChanged;
   if (inSync && i.managed) return { action: "none" };
   if (i.upgradeFailures > 0 && retriesExhausted(i.upgradeFailures, i.upgrade))
     return { action: "exhausted", which: "upgrade", failures: i.upgradeFailures };
@@ -80,6 +83,7 @@ export function planRelease(i: {
   else if (latest.chartVersion !== desired.chartVersion)
     why = `chart version ${latest.chartVersion} → ${desired.chartVersion}`;
   else if (latest.configDigest !== desired.configDigest) why = "values changed";
+  else if (i.postRenderersChanged) why = "post-renderers changed";
   return { action: "upgrade", why };
 }
 

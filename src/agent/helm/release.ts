@@ -6,7 +6,10 @@
  * release in Helm's storage is compared with what is asked (./plan.ts) and
  * installed, upgraded, remediated (rollback / uninstall) or left alone.
  * Status carries helm-controller's vocabulary (Ready, Released,
- * Remediated, history, failure counters). A deleted HelmRelease is
+ * Remediated, TestSuccess, history, failure counters). Post-renderers
+ * (./postrender.ts) run inside the Helm action; `test` runs Helm's test
+ * hooks after an install or upgrade; drift (./drift.ts) is looked for on an
+ * in-sync reconcile when `driftDetection` asks. A deleted HelmRelease is
  * uninstalled before its finalizer is released. Helm actions and release
  * storage reads go where and as whom ../targets.ts says (serviceAccountName,
  * --default-service-account, kubeConfig: the Kustomizations' rule); status,
@@ -23,11 +26,15 @@ import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import type { Artifact } from "../git-source.ts";
 import { orderByDependencies, parseDuration, removeCondition, setCondition } from "../kustomization.ts";
 import { createLimiter } from "../limit.ts";
-import type { SourceManager } from "../source-objects.ts";
+import type { AgentMetrics } from "../metrics.ts";
+import type { SourceManager, SourceObject } from "../source-objects.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
+import { applyCrds, type CrdPolicy, parseCrds } from "./crds.ts";
+import { detectDrift, driftSummary } from "./drift.ts";
 import { movedRelease, planRelease, type ReleaseState, remediates } from "./plan.ts";
+import { postRenderersDigest, postRenderSteps } from "./postrender.ts";
 import {
   chartObjectName,
   composeValues,
@@ -43,7 +50,7 @@ import {
   HelmReleaseSpec,
   remediationOf,
 } from "./spec.ts";
-import { listReleases, type Snapshot, type StoredRelease, snapshotOf } from "./storage.ts";
+import { listReleases, type Snapshot, type StoredRelease, snapshotOf, testHooksOf } from "./storage.ts";
 
 export interface HelmReleaseStatus {
   observedGeneration?: number;
@@ -55,6 +62,7 @@ export interface HelmReleaseStatus {
   lastAttemptedRevision?: string;
   lastAttemptedConfigDigest?: string;
   lastAttemptedReleaseAction?: string;
+  observedPostRenderersDigest?: string;
   lastHandledReconcileAt?: string;
   failures?: number;
   installFailures?: number;
@@ -76,7 +84,7 @@ export interface HelmReleaseReport {
   ready: boolean;
   reason: string;
   message: string;
-  /** The Helm actions this reconcile ran (install, upgrade, rollback, uninstall). */
+  /** The Helm actions this reconcile ran (install, upgrade, test, rollback, uninstall). */
   actions: string[];
 }
 
@@ -92,8 +100,10 @@ export interface HelmReconcilerOptions {
   retryMs?: number;
   /** Where charts from an OCIRepository or ExternalArtifact chartRef are prepared; default a private temporary directory. */
   chartsDir?: string;
-  /** Releases reconciled at once, a release after the ones it depends on (helm-controller's `--concurrent`, 4). */
+  /** Releases reconciled at once, a release after the ones it depends on (default 8; helm-controller's `--concurrent` is 4). */
   concurrency?: number;
+  /** Per-release series (gotk_reconcile_duration_seconds, gotk_reconcile_condition, gotk_suspend_status). */
+  metrics?: AgentMetrics;
 }
 
 export const helmReleasePath = (namespace?: string, name?: string, status = false): string => {
@@ -185,7 +195,7 @@ export class HelmReleaseReconciler {
     // Up to `concurrency` at once, each after the releases it depends on (`order` is topological).
     const done = new Map<string, Promise<void>>();
     const byKey = new Map<string, HelmReleaseReport>();
-    const limit = createLimiter(this.opts.concurrency ?? 4);
+    const limit = createLimiter(this.opts.concurrency ?? 8);
     for (const item of order) {
       const key = `${item.namespace}/${item.name}`;
       const deps = item.dependsOn.flatMap((d) => done.get(`${d.namespace}/${d.name}`) ?? []);
@@ -227,21 +237,40 @@ export class HelmReleaseReconciler {
 
   async reconcile(hr: HelmReleaseObject, force: boolean): Promise<HelmReleaseReport | undefined> {
     const key = keyOf(hr);
+    const who = { name: hr.metadata.name ?? "", namespace: hr.metadata.namespace ?? "" };
     if (hr.metadata.deletionTimestamp) {
       await this.finalize(hr);
       this.lastRun.delete(key);
+      this.opts.metrics?.recordObject("HelmRelease", who, { deleted: true });
       return undefined;
     }
-    if (hr.spec?.suspend === true) return this.report(hr, []);
+    if (hr.spec?.suspend === true) {
+      this.opts.metrics?.recordObject("HelmRelease", who, { suspended: true, ready: readyOf(hr) });
+      return this.report(hr, []);
+    }
     const actions: string[] = [];
+    const started = performance.now();
+    const state = { due: false };
+    const record = () => {
+      // A pass that found the release not due is no reconcile: only its condition is kept current.
+      this.opts.metrics?.recordObject("HelmRelease", who, {
+        ...(state.due ? { seconds: (performance.now() - started) / 1000 } : {}),
+        ready: readyOf(hr),
+        suspended: false,
+      });
+      for (const a of actions) this.opts.metrics?.helmActions.inc({ action: a });
+    };
     try {
-      await this.run(hr, force, actions);
+      await this.run(hr, force, actions, state);
       this.lastRun.set(key, { at: Date.now(), failed: !helmReleaseReady(hr) });
       return this.report(hr, actions);
     } catch (err) {
       const failure = err instanceof Failure ? err : new Failure("ReconciliationFailed", describeError(err));
       this.lastRun.set(key, { at: Date.now(), failed: true });
+      state.due = true;
       return { ...(await this.fail(hr, failure)), actions };
+    } finally {
+      record();
     }
   }
 
@@ -270,7 +299,12 @@ export class HelmReleaseReconciler {
     return Date.now() - last.at >= wait;
   }
 
-  private async run(hr: HelmReleaseObject, force: boolean, actions: string[]): Promise<void> {
+  private async run(
+    hr: HelmReleaseObject,
+    force: boolean,
+    actions: string[],
+    state: { due: boolean } = { due: false },
+  ): Promise<void> {
     const ns = hr.metadata.namespace ?? "";
     const name = hr.metadata.name ?? "";
     const refused = refusedFields(hr.spec, HELM_RELEASE_FIELDS);
@@ -302,6 +336,7 @@ export class HelmReleaseReconciler {
     if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
     const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
+    state.due = true;
     await this.ensureFinalizer(hr);
 
     for (const dep of spec.dependsOn ?? []) {
@@ -383,7 +418,10 @@ export class HelmReleaseReconciler {
     const managed = Boolean(latest && head && head.version === latest.version && head.name === latest.name);
     const install = remediationOf(spec.install?.remediation);
     const upgrade = remediationOf(spec.upgrade?.remediation);
+    const postRenderers = postRenderSteps(spec);
+    const postRenderDigest = postRenderersDigest(postRenderers);
     const plan = planRelease({
+      postRenderersChanged: prev.observedPostRenderersDigest !== postRenderDigest,
       latest: latestState,
       managed,
       everDeployed: before.some(
@@ -421,7 +459,41 @@ export class HelmReleaseReconciler {
     const timeout = spec.timeout ?? "5m";
 
     if (plan.action === "none") {
-      // In sync: nothing to run. Ready is restored when an earlier failure (values, dependency) has cleared.
+      // In sync: nothing to run but the drift check asked for. Ready is restored when an earlier
+      // failure (values, dependency) has cleared.
+      const mode = spec.driftDetection?.mode ?? "disabled";
+      if (mode !== "disabled" && latest?.manifest) {
+        const what = `${targetNs}/${release}.v${latest.version}`;
+        let report: Awaited<ReturnType<typeof detectDrift>>;
+        try {
+          report = await detectDrift(target.client, latest.manifest, {
+            namespace: targetNs,
+            ignore: spec.driftDetection?.ignore ?? [],
+            correct: mode === "enabled",
+          });
+        } catch (err) {
+          throw new Failure(
+            "DriftDetectionFailed",
+            `drift detection of release ${what} failed: ${describeError(err)}`,
+          );
+        }
+        if (report.entries.length) {
+          const summary = driftSummary(report.entries);
+          const [type, reason, message] = report.corrected
+            ? ([
+                "Normal",
+                "DriftCorrected",
+                `Cluster state of release ${what} has been corrected: ${summary}`,
+              ] as const)
+            : ([
+                "Warning",
+                "DriftDetected",
+                `Cluster state of release ${what} has drifted from the desired state: ${summary}`,
+              ] as const);
+          this.opts.log.info({ helmrelease: `${ns}/${name}`, reason }, message);
+          await this.opts.events.emit(involved, type, reason, message);
+        }
+      }
       const released = conditions.find((c) => c.type === "Released");
       if (conditions.find((c) => c.type === "Ready")?.status !== "True") {
         const message =
@@ -487,6 +559,20 @@ export class HelmReleaseReconciler {
           wait: true,
         });
       }
+      // Flux's CRD policies: Helm creates missing CRDs on install (Create); the rest is the agent's.
+      const crdPolicy: CrdPolicy = isInstall
+        ? spec.install?.skipCRDs
+          ? "Skip"
+          : (spec.install?.crds ?? "Create")
+        : (spec.upgrade?.crds ?? "Skip");
+      if (crdPolicy === "CreateReplace" || (!isInstall && crdPolicy === "Create")) {
+        try {
+          const crds = parseCrds(await this.opts.helm.showCrds(artifact.dir));
+          await applyCrds(target.client, crds, crdPolicy, parseDuration(flags?.timeout ?? timeout));
+        } catch (err) {
+          throw new HelmError(`applying the chart's CRDs (${crdPolicy}) failed: ${describeError(err)}`);
+        }
+      }
       actions.push(isInstall ? "install" : "upgrade");
       await this.opts.helm.upgrade({
         release,
@@ -501,12 +587,14 @@ export class HelmReleaseReconciler {
         waitForJobs: !flags?.disableWaitForJobs,
         maxHistory: spec.maxHistory ?? 5,
         createNamespace: isInstall && spec.install?.createNamespace === true,
-        skipCrds: isInstall && (spec.install?.skipCRDs === true || spec.install?.crds === "Skip"),
+        skipCrds: isInstall && crdPolicy !== "Create",
+        forceReplace: !isInstall && spec.upgrade?.force === true,
         disableHooks: flags?.disableHooks,
         disableOpenApiValidation: flags?.disableOpenAPIValidation,
         disableSchemaValidation: flags?.disableSchemaValidation,
         cleanupOnFail: !isInstall && spec.upgrade?.cleanupOnFail === true,
         takeOwnership: !flags?.disableTakeOwnership,
+        ...(postRenderers.length ? { postRenderers } : {}),
       });
     } catch (err) {
       if (!(err instanceof HelmError)) throw err;
@@ -514,8 +602,11 @@ export class HelmReleaseReconciler {
     }
 
     let after = await listReleases(target.client, storageNs, release);
+    next.observedPostRenderersDigest = postRenderDigest;
+    /** Set when the action succeeded but its tests failed (and failures are not ignored). */
+    let testFailure: string | undefined;
     if (error === undefined) {
-      const rel = after.at(-1);
+      let rel = after.at(-1);
       const reason = isInstall ? "InstallSucceeded" : "UpgradeSucceeded";
       const message = `Helm ${isInstall ? "install" : "upgrade"} succeeded for release ${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
       conditions = removeCondition(removeCondition(conditions, "Stalled"), "Remediated");
@@ -524,6 +615,46 @@ export class HelmReleaseReconciler {
         { type: "Released", status: "True", reason, message, ...g },
         now(),
       );
+      conditions = removeCondition(conditions, "TestSuccess");
+      if (spec.test?.enable) {
+        const tested = await this.test(release, { targetNs, storageNs, cluster }, spec, actions);
+        after = await listReleases(target.client, storageNs, release);
+        rel = after.at(-1);
+        const hooks = Object.keys((rel && testHooksOf(rel)) ?? {}).length;
+        const where = `${targetNs}/${release}.v${rel?.version} with chart ${chartText}`;
+        const ignore =
+          spec.test.ignoreFailures ||
+          (isInstall ? spec.install : spec.upgrade)?.remediation?.ignoreTestFailures === true;
+        const testMessage =
+          tested === undefined
+            ? `Helm test succeeded for release ${where}: ${hooks ? `${hooks} test hook(s) completed successfully` : "no test hooks"}`
+            : `Helm test failed for release ${where}: ${tested}`;
+        conditions = setCondition(
+          conditions,
+          {
+            type: "TestSuccess",
+            status: tested === undefined ? "True" : "False",
+            reason: tested === undefined ? "TestSucceeded" : "TestFailed",
+            message: testMessage,
+            ...g,
+          },
+          now(),
+        );
+        await this.opts.events.emit(
+          involved,
+          tested === undefined ? "Normal" : "Warning",
+          tested === undefined ? "TestSucceeded" : "TestFailed",
+          testMessage,
+        );
+        if (tested !== undefined && !ignore) testFailure = testMessage;
+      }
+    }
+    if (error === undefined && testFailure === undefined) {
+      // Ready tells the last step that succeeded: the tests when they ran and passed, else the action.
+      const tests = conditions.find((c) => c.type === "TestSuccess");
+      const last = tests?.status === "True" ? tests : conditions.find((c) => c.type === "Released");
+      const reason = last?.reason ?? (isInstall ? "InstallSucceeded" : "UpgradeSucceeded");
+      const message = last?.message ?? "";
       conditions = setCondition(conditions, { type: "Ready", status: "True", reason, message, ...g }, now());
       // Success clears the counters (helm-controller keeps them only while failing).
       next = {
@@ -533,28 +664,44 @@ export class HelmReleaseReconciler {
         history: historyOf(after, prev.history, latest?.version ?? 0, spec.maxHistory),
       };
       await this.writeStatus(hr, next);
-      await this.opts.events.emit(involved, "Normal", reason, message);
+      if (reason !== "TestSucceeded") await this.opts.events.emit(involved, "Normal", reason, message);
       return;
     }
 
     failures++;
     if (isInstall) installFailures++;
     else upgradeFailures++;
-    const reason = isInstall ? "InstallFailed" : "UpgradeFailed";
-    let message = `Helm ${isInstall ? "install" : "upgrade"} failed for release ${targetNs}/${release} with chart ${chartText}: ${error}`;
-    conditions = setCondition(
-      conditions,
-      { type: "Released", status: "False", reason, message, ...g },
-      now(),
-    );
-    await this.opts.events.emit(involved, "Warning", reason, message);
+    let reason: string;
+    let message: string;
+    if (testFailure !== undefined) {
+      reason = "TestFailed";
+      message = testFailure;
+    } else {
+      reason = isInstall ? "InstallFailed" : "UpgradeFailed";
+      message = `Helm ${isInstall ? "install" : "upgrade"} failed for release ${targetNs}/${release} with chart ${chartText}: ${error}`;
+      conditions = setCondition(
+        conditions,
+        { type: "Released", status: "False", reason, message, ...g },
+        now(),
+      );
+      await this.opts.events.emit(involved, "Warning", reason, message);
+    }
     const remediation = isInstall ? install : upgrade;
     if (remediates(isInstall ? installFailures : upgradeFailures, remediation)) {
       const outcome = isInstall
         ? after.length
           ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
           : undefined
-        : await this.remediateUpgrade(release, { targetNs, storageNs, cluster }, spec, after, actions);
+        : spec.upgrade?.remediation?.strategy === "uninstall"
+          ? await this.remediateInstall(release, { targetNs, storageNs, cluster }, spec, actions)
+          : await this.remediateUpgrade(
+              release,
+              { targetNs, storageNs, cluster },
+              spec,
+              after,
+              actions,
+              testFailure !== undefined,
+            );
       if (outcome) {
         after = await listReleases(target.client, storageNs, release);
         conditions = setCondition(
@@ -594,11 +741,14 @@ export class HelmReleaseReconciler {
     spec: HelmReleaseSpec,
     after: StoredRelease[],
     actions: string[],
+    testFailed = false,
   ): Promise<{ ok: boolean; reason: string; message: string } | undefined> {
     // An upgrade that failed before Helm recorded it (a render error) left the deployed release as it was.
-    if (after.at(-1)?.info.status !== "failed") return undefined;
+    // One whose tests failed is deployed: it is rolled back all the same, as helm-controller does.
+    if (!testFailed && after.at(-1)?.info.status !== "failed") return undefined;
     // Back to the newest release that was deployed before the failed upgrade.
-    const target = [...after]
+    const target = after
+      .slice(0, -1)
       .reverse()
       .find((r) => r.info.status === "superseded" || r.info.status === "deployed");
     if (!target) return undefined;
@@ -615,6 +765,7 @@ export class HelmReleaseReconciler {
         waitForJobs: !spec.rollback?.disableWaitForJobs,
         disableHooks: spec.rollback?.disableHooks,
         cleanupOnFail: spec.rollback?.cleanupOnFail,
+        forceReplace: spec.rollback?.force === true,
       });
       const chart = `${target.chart.metadata.name}@${target.chart.metadata.version}`;
       return {
@@ -629,6 +780,36 @@ export class HelmReleaseReconciler {
         reason: "RollbackFailed",
         message: `Helm rollback of release ${where.targetNs}/${release} failed: ${err.message}`,
       };
+    }
+  }
+
+  /** Helm's test hooks of the latest revision; the failure line, or undefined when they passed. */
+  private async test(
+    release: string,
+    where: Where,
+    spec: HelmReleaseSpec,
+    actions: string[],
+  ): Promise<string | undefined> {
+    actions.push("test");
+    const filters: Record<string, string[]> = {};
+    for (const f of spec.test?.filters ?? []) {
+      const key = f.exclude ? "!name" : "name";
+      filters[key] = [...(filters[key] ?? []), f.name];
+    }
+    try {
+      await this.opts.helm.test({
+        release,
+        namespace: where.targetNs,
+        storageNamespace: where.storageNs,
+        cluster: where.cluster,
+        timeout: spec.test?.timeout ?? spec.timeout ?? "5m",
+        wait: true,
+        filters,
+      });
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      return err.message;
     }
   }
 
@@ -755,7 +936,9 @@ export class HelmReleaseReconciler {
         throw new Failure("ArtifactFailed", "the HelmChart kind is not served: apply deploy/agent/crds.yaml");
       if (created.code !== 201 && created.code !== 409)
         throw apiError(`create HelmChart ${chartNs}/${name}`, created.code, created.body);
-      await this.opts.sources.refresh();
+      // The object the API server returned is the source's state: no need to list every source kind again.
+      if (created.code !== 201 || !this.opts.sources.remember("HelmChart", created.body as SourceObject))
+        await this.opts.sources.refresh();
     } else if (res.code === 200) {
       const live = res.body as {
         metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
@@ -778,7 +961,8 @@ export class HelmReleaseReconciler {
         });
         if (patched.code !== 200)
           throw apiError(`update HelmChart ${chartNs}/${name}`, patched.code, patched.body);
-        await this.opts.sources.refresh();
+        if (!this.opts.sources.remember("HelmChart", patched.body as SourceObject))
+          await this.opts.sources.refresh();
       }
     } else throw apiError(`HelmChart ${chartNs}/${name}`, res.code, res.body);
     return { kind: "HelmChart", namespace: chartNs, name };
@@ -983,6 +1167,12 @@ export class HelmReleaseReconciler {
       Object.entries(next).filter(([, v]) => v !== undefined),
     ) as HelmReleaseStatus;
   }
+}
+
+/** The Ready condition's status, for gotk_reconcile_condition (Unknown before the first reconcile). */
+function readyOf(hr: HelmReleaseObject): "True" | "False" | "Unknown" {
+  const s = hr.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  return s === "True" || s === "False" ? s : "Unknown";
 }
 
 /** Where a remediation runs: the release's namespaces and its cluster access. */

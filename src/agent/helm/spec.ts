@@ -56,18 +56,27 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   timeout: "honoured",
   maxHistory: "honoured",
   serviceAccountName: "honoured",
-  // Each Helm action is its own helm process, a fresh client either way.
+  // Each Helm action builds its own client (in shipmate-helm serve, or a helm process), fresh either way.
   persistentClient: "honoured",
   driftDetection: "honoured",
-  "driftDetection.mode": { refused: "drift detection is not implemented", accepts: ["disabled"] },
-  "driftDetection.ignore": { refused: "drift detection is not implemented" },
+  "driftDetection.mode": "honoured",
+  "driftDetection.ignore": "honoured",
+  "driftDetection.ignore.paths": "honoured",
+  "driftDetection.ignore.target": "honoured",
+  "driftDetection.ignore.target.group": "honoured",
+  "driftDetection.ignore.target.version": "honoured",
+  "driftDetection.ignore.target.kind": "honoured",
+  "driftDetection.ignore.target.name": "honoured",
+  "driftDetection.ignore.target.namespace": "honoured",
+  "driftDetection.ignore.target.labelSelector": "honoured",
+  "driftDetection.ignore.target.annotationSelector": "honoured",
   install: "honoured",
   "install.timeout": "honoured",
   "install.strategy": notImplemented("the install retry strategy"),
   "install.remediation": "honoured",
   "install.remediation.retries": "honoured",
   "install.remediation.remediateLastFailure": "honoured",
-  "install.remediation.ignoreTestFailures": notImplemented("Helm tests"),
+  "install.remediation.ignoreTestFailures": "honoured",
   "install.disableTakeOwnership": "honoured",
   "install.disableWait": "honoured",
   "install.disableWaitForJobs": "honoured",
@@ -76,10 +85,7 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "install.disableSchemaValidation": "honoured",
   "install.replace": notImplemented("reusing a failed release name on install"),
   "install.skipCRDs": "honoured",
-  "install.crds": {
-    refused: "only Create (Helm's default) and Skip are implemented",
-    accepts: ["Create", "Skip"],
-  },
+  "install.crds": "honoured",
   "install.createNamespace": "honoured",
   "install.serverSideApply": { refused: "only Helm's default apply method is used", accepts: [true] },
   upgrade: "honoured",
@@ -88,35 +94,34 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "upgrade.remediation": "honoured",
   "upgrade.remediation.retries": "honoured",
   "upgrade.remediation.remediateLastFailure": "honoured",
-  "upgrade.remediation.ignoreTestFailures": notImplemented("Helm tests"),
-  "upgrade.remediation.strategy": {
-    refused: "only rollback remediation is implemented",
-    accepts: ["rollback"],
-  },
+  "upgrade.remediation.ignoreTestFailures": "honoured",
+  "upgrade.remediation.strategy": "honoured",
   "upgrade.disableTakeOwnership": "honoured",
   "upgrade.disableWait": "honoured",
   "upgrade.disableWaitForJobs": "honoured",
   "upgrade.disableHooks": "honoured",
   "upgrade.disableOpenAPIValidation": "honoured",
   "upgrade.disableSchemaValidation": "honoured",
-  "upgrade.force": notImplemented("forced resource replacement on upgrade"),
+  "upgrade.force": "honoured",
   "upgrade.preserveValues": notImplemented("reusing the last release's values"),
   "upgrade.cleanupOnFail": "honoured",
-  "upgrade.crds": { refused: "only Skip (Helm's default for upgrades) is implemented", accepts: ["Skip"] },
+  "upgrade.crds": "honoured",
   "upgrade.serverSideApply": { refused: "only Helm's default apply method is used", accepts: ["auto"] },
   "upgrade.chartNameChangeStrategy": notImplemented("a chart name change strategy"),
   test: "honoured",
-  "test.enable": { refused: "Helm tests are not run", accepts: [false] },
-  "test.timeout": notImplemented("Helm tests"),
-  "test.ignoreFailures": notImplemented("Helm tests"),
-  "test.filters": notImplemented("Helm tests"),
+  "test.enable": "honoured",
+  "test.timeout": "honoured",
+  "test.ignoreFailures": "honoured",
+  "test.filters": "honoured",
+  "test.filters.name": "honoured",
+  "test.filters.exclude": "honoured",
   rollback: "honoured",
   "rollback.timeout": "honoured",
   "rollback.disableWait": "honoured",
   "rollback.disableWaitForJobs": "honoured",
   "rollback.disableHooks": "honoured",
   "rollback.recreate": notImplemented("recreating pods on rollback"),
-  "rollback.force": notImplemented("forced resource replacement on rollback"),
+  "rollback.force": "honoured",
   "rollback.cleanupOnFail": "honoured",
   "rollback.serverSideApply": { refused: "only Helm's default apply method is used", accepts: ["auto"] },
   uninstall: "honoured",
@@ -133,9 +138,27 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
   "valuesFrom.optional": "honoured",
   "valuesFrom.literal": "honoured",
   values: "honoured",
-  commonMetadata: { refused: "common labels and annotations need a post-renderer, which is not implemented" },
-  postRenderers: { refused: "post-renderers are not implemented" },
-  postRenderStrategy: { refused: "post-renderers are not implemented" },
+  commonMetadata: "honoured",
+  "commonMetadata.labels": "honoured",
+  "commonMetadata.annotations": "honoured",
+  postRenderers: "honoured",
+  "postRenderers.kustomize": "honoured",
+  "postRenderers.kustomize.patches": "honoured",
+  "postRenderers.kustomize.patches.patch": "honoured",
+  "postRenderers.kustomize.patches.target": "honoured",
+  "postRenderers.kustomize.patches.target.group": "honoured",
+  "postRenderers.kustomize.patches.target.version": "honoured",
+  "postRenderers.kustomize.patches.target.kind": "honoured",
+  "postRenderers.kustomize.patches.target.name": "honoured",
+  "postRenderers.kustomize.patches.target.namespace": "honoured",
+  "postRenderers.kustomize.patches.target.labelSelector": "honoured",
+  "postRenderers.kustomize.patches.target.annotationSelector": "honoured",
+  "postRenderers.kustomize.images": "honoured",
+  "postRenderers.kustomize.images.name": "honoured",
+  "postRenderers.kustomize.images.newName": "honoured",
+  "postRenderers.kustomize.images.newTag": "honoured",
+  "postRenderers.kustomize.images.digest": "honoured",
+  postRenderStrategy: { refused: "only Helm's post-render strategy is implemented" },
   waitStrategy: { refused: "only Helm's default wait strategy is used" },
   healthCheckExprs: { refused: "CEL health expressions are not evaluated" },
 };
@@ -143,8 +166,21 @@ export const HELM_RELEASE_FIELDS: FieldTable = {
 const Remediation = z.looseObject({
   retries: z.number().int().optional(),
   remediateLastFailure: z.boolean().optional(),
-  strategy: z.string().optional(),
+  ignoreTestFailures: z.boolean().optional(),
+  strategy: z.enum(["rollback", "uninstall"]).optional(),
 });
+
+/** Flux's kustomize Selector (patch targets, drift ignore rules). */
+export const Selector = z.looseObject({
+  group: z.string().optional(),
+  version: z.string().optional(),
+  kind: z.string().optional(),
+  name: z.string().optional(),
+  namespace: z.string().optional(),
+  labelSelector: z.string().optional(),
+  annotationSelector: z.string().optional(),
+});
+export type Selector = z.infer<typeof Selector>;
 
 const ActionFlags = {
   timeout: Duration.optional(),
@@ -207,7 +243,7 @@ export const HelmReleaseSpec = z
         ...ActionFlags,
         remediation: Remediation.optional(),
         skipCRDs: z.boolean().optional(),
-        crds: z.string().optional(),
+        crds: z.enum(["Skip", "Create", "CreateReplace"]).optional(),
         createNamespace: z.boolean().optional(),
       })
       .optional(),
@@ -216,9 +252,13 @@ export const HelmReleaseSpec = z
         ...ActionFlags,
         remediation: Remediation.optional(),
         cleanupOnFail: z.boolean().optional(),
+        force: z.boolean().optional(),
+        crds: z.enum(["Skip", "Create", "CreateReplace"]).optional(),
       })
       .optional(),
-    rollback: z.looseObject({ ...ActionFlags, cleanupOnFail: z.boolean().optional() }).optional(),
+    rollback: z
+      .looseObject({ ...ActionFlags, cleanupOnFail: z.boolean().optional(), force: z.boolean().optional() })
+      .optional(),
     uninstall: z
       .looseObject({
         timeout: Duration.optional(),
@@ -241,6 +281,53 @@ export const HelmReleaseSpec = z
       )
       .optional(),
     values: z.record(z.string(), z.unknown()).nullish(),
+    postRenderers: z
+      .array(
+        z.looseObject({
+          kustomize: z
+            .looseObject({
+              patches: z
+                .array(z.looseObject({ patch: z.string().min(1), target: Selector.optional() }))
+                .optional(),
+              images: z
+                .array(
+                  z.looseObject({
+                    name: z.string().min(1),
+                    newName: z.string().optional(),
+                    newTag: z.string().optional(),
+                    digest: z.string().optional(),
+                  }),
+                )
+                .optional(),
+            })
+            .optional(),
+        }),
+      )
+      .optional(),
+    commonMetadata: z
+      .looseObject({
+        labels: z.record(z.string(), z.string()).optional(),
+        annotations: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+    driftDetection: z
+      .looseObject({
+        mode: z.enum(["enabled", "warn", "disabled"]).optional(),
+        ignore: z
+          .array(z.looseObject({ paths: z.array(z.string()).min(1), target: Selector.optional() }))
+          .optional(),
+      })
+      .optional(),
+    test: z
+      .looseObject({
+        enable: z.boolean().optional(),
+        timeout: Duration.optional(),
+        ignoreFailures: z.boolean().optional(),
+        filters: z
+          .array(z.looseObject({ name: z.string().min(1), exclude: z.boolean().optional() }))
+          .optional(),
+      })
+      .optional(),
   })
   .refine((s) => (s.chart === undefined) !== (s.chartRef === undefined), {
     message: "either chart or chartRef must be set",

@@ -28,6 +28,23 @@ export const StoredRelease = z.looseObject({
     metadata: z.looseObject({ name: z.string(), version: z.string(), appVersion: z.string().optional() }),
   }),
   config: z.record(z.string(), z.unknown()).nullish(),
+  /** The rendered (and post-rendered) objects: what drift detection compares the cluster with. */
+  manifest: z.string().nullish(),
+  hooks: z
+    .array(
+      z.looseObject({
+        name: z.string(),
+        events: z.array(z.string()).nullish(),
+        last_run: z
+          .looseObject({
+            started_at: z.string().nullish(),
+            completed_at: z.string().nullish(),
+            phase: z.string().nullish(),
+          })
+          .nullish(),
+      }),
+    )
+    .nullish(),
 });
 export type StoredRelease = z.infer<typeof StoredRelease> & { digest: string };
 
@@ -81,6 +98,23 @@ export interface Snapshot {
   firstDeployed: string;
   lastDeployed: string;
   deleted?: string;
+  /** The test hooks' last run (Flux's `testHooks`), once tests ran on this revision. */
+  testHooks?: Record<string, { lastStarted?: string; lastCompleted?: string; phase?: string }>;
+}
+
+/** Test hooks of a release that have run: name → last run, as Flux's snapshot keeps them. */
+export function testHooksOf(rel: StoredRelease): Snapshot["testHooks"] {
+  const out: NonNullable<Snapshot["testHooks"]> = {};
+  for (const h of rel.hooks ?? []) {
+    const run = h.last_run;
+    if (!h.events?.includes("test") || !run?.phase || run.phase === "Unknown") continue;
+    out[h.name] = {
+      ...(run.started_at ? { lastStarted: run.started_at } : {}),
+      ...(run.completed_at ? { lastCompleted: run.completed_at } : {}),
+      phase: run.phase,
+    };
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 export function snapshotOf(rel: StoredRelease): Snapshot {
@@ -98,5 +132,6 @@ export function snapshotOf(rel: StoredRelease): Snapshot {
     firstDeployed: rel.info.first_deployed ?? "",
     lastDeployed: rel.info.last_deployed ?? "",
     ...(rel.info.deleted ? { deleted: rel.info.deleted } : {}),
+    ...(testHooksOf(rel) ? { testHooks: testHooksOf(rel) } : {}),
   };
 }

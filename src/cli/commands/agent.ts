@@ -14,7 +14,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
-       [--image-automation] [--receivers] [--helm-concurrency 4]
+       [--image-automation] [--receivers] [--helm-concurrency 8]
 
   --poll-interval D          how often to look for due work unprompted (default 5s; changes and
                              reconcile requests are watched and start a pass at once)
@@ -26,7 +26,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --image-automation         serve Flux's ImageRepository, ImagePolicy and ImageUpdateAutomation objects
                              (and Receivers)
   --receivers                serve Flux's Receiver objects on --listen's /hook/<sha256> paths
-  --helm-concurrency N       HelmReleases reconciled at once, each a helm process (default 4, at most 64)`;
+  --helm-concurrency N       HelmReleases reconciled at once, in one shipmate-helm process (default 8, at most 64)`;
 
 /** A byte size flag: `1048576`, `512Ki`, `256Mi`, `1Gi`. */
 function byteSize(value: string | undefined, flag: string): number | undefined {

@@ -21,6 +21,14 @@ import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { createImage, IMAGE_CREATE_USAGE } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
+import {
+  exportOrApply,
+  HELM_FLAGS,
+  HELM_RELEASE_USAGE,
+  HELM_SOURCE_USAGE,
+  helmReleaseObject,
+  helmRepositoryObject,
+} from "./create-helm.ts";
 
 const SOURCE_USAGE = `shipmate create source git NAME --url URL (--branch B | --tag T | --semver RANGE)
        [--interval 1m] [--secret-ref NAME] [-n shipmate-system] [--export] [--no-verify]
@@ -32,6 +40,8 @@ const KS_USAGE = `shipmate create kustomization NAME --source [GitRepository/]NA
 const USAGE = `${SOURCE_USAGE}
        ${KS_USAGE}
        ${IMAGE_CREATE_USAGE}
+       ${HELM_SOURCE_USAGE}
+       ${HELM_RELEASE_USAGE}
 
   --export               print the Flux-compatible YAML (to commit under clusters/<env>) instead of applying it
   --no-verify            (source) skip checking with git ls-remote that the URL and ref resolve
@@ -66,6 +76,8 @@ const FLAGS = {
   "depends-on": { type: "string", multiple: true },
   wait: { type: "boolean" },
   "health-check-timeout": { type: "string" },
+  // source helm, helmrelease (./create-helm.ts)
+  ...HELM_FLAGS,
 } as const;
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
@@ -77,6 +89,7 @@ function refuse(values: Values, flags: (keyof Values)[], what: string): void {
 }
 
 async function createSource(name: string, values: Values, io: CliIO): Promise<number> {
+  refuse(values, Object.keys(HELM_FLAGS) as (keyof Values)[], "create source git");
   refuse(
     values,
     [
@@ -133,7 +146,19 @@ async function createSource(name: string, values: Values, io: CliIO): Promise<nu
 }
 
 async function createKustomization(name: string, values: Values, io: CliIO): Promise<number> {
-  refuse(values, ["url", "branch", "tag", "semver", "secret-ref", "no-verify"], "create kustomization");
+  refuse(
+    values,
+    [
+      "url",
+      "branch",
+      "tag",
+      "semver",
+      "secret-ref",
+      "no-verify",
+      ...(Object.keys(HELM_FLAGS) as (keyof Values)[]),
+    ],
+    "create kustomization",
+  );
   if (!values.source) throw new UsageError(`--source is required (usage: ${KS_USAGE})`);
   if (!values.path) throw new UsageError(`--path is required (usage: ${KS_USAGE})`);
   const namespace = checkNamespace(values.namespace ?? "shipmate-system");
@@ -184,7 +209,7 @@ async function createKustomization(name: string, values: Values, io: CliIO): Pro
 
 export const command: Command = {
   summary:
-    "Create a GitRepository source, a Kustomization or an image object: print Flux-compatible YAML (--export) or apply it.",
+    "Create a GitRepository or HelmRepository source, a Kustomization, a HelmRelease or an image object: print Flux-compatible YAML (--export) or apply it.",
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     if (argv[0] === "image") return await createImage(argv.slice(1), io);
@@ -192,7 +217,26 @@ export const command: Command = {
     const [what, ...rest] = positionals;
     if (what === "source") {
       const [kind, name, extra] = rest;
-      if (kind !== "git") throw new UsageError(`only "git" sources (usage: ${SOURCE_USAGE})`);
+      if (kind === "helm") {
+        if (!name || extra) throw new UsageError(`usage: ${HELM_SOURCE_USAGE}`);
+        refuse(
+          values,
+          [
+            "branch",
+            "tag",
+            "semver",
+            "no-verify",
+            "path",
+            "prune",
+            "retry-interval",
+            "wait",
+            "health-check-timeout",
+          ],
+          "create source helm",
+        );
+        return await exportOrApply(helmRepositoryObject(name, values), values, io);
+      }
+      if (kind !== "git") throw new UsageError(`only "git" and "helm" sources (usage: ${SOURCE_USAGE})`);
       if (!name || extra) throw new UsageError(`usage: ${SOURCE_USAGE}`);
       return await createSource(name, values, io);
     }
@@ -201,8 +245,28 @@ export const command: Command = {
       if (!name || extra) throw new UsageError(`usage: ${KS_USAGE}`);
       return await createKustomization(name, values, io);
     }
+    if (what === "helmrelease" || what === "hr") {
+      const [name, extra] = rest;
+      if (!name || extra) throw new UsageError(`usage: ${HELM_RELEASE_USAGE}`);
+      refuse(
+        values,
+        [
+          "branch",
+          "tag",
+          "semver",
+          "no-verify",
+          "path",
+          "prune",
+          "retry-interval",
+          "wait",
+          "health-check-timeout",
+        ],
+        "create helmrelease",
+      );
+      return await exportOrApply(helmReleaseObject(name, values), values, io);
+    }
     throw new UsageError(
-      `what to create? source git, kustomization or image repository|policy|update (usage: ${USAGE})`,
+      `what to create? source git, source helm, kustomization, helmrelease or image repository|policy|update (usage: ${USAGE})`,
     );
   },
 };
