@@ -103,6 +103,14 @@ export const fleetSchema = z
         repository: gitRepository.optional(),
         /** In promotion order: an environment may only promote from one listed before it. */
         environments: z.array(environment).min(1, "lists no environment"),
+        /** `shipmate dashboard`: who may act from the page (read-only for everyone else). */
+        dashboard: z
+          .object({
+            /** Groups (X-Forwarded-Groups, or --token-groups for the bearer token) allowed to promote, reconcile, suspend and resume. */
+            actionGroups: z.array(z.string().min(1)).min(1, "names no group"),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
   })

@@ -21,74 +21,11 @@ import {
 import { scanPins, versionOf } from "../promote/pins.ts";
 import { appOf, type EnvTree, planPromotion } from "../promote/plan.ts";
 import { canonicalRepository, refParts } from "../update/ref.ts";
+import { differs } from "./format.ts";
+import type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
 
-/** An image version as a cell shows it. */
-export interface Version {
-  image: string;
-  repository: string;
-  tag?: string;
-  digest?: string;
-}
-
-export type Mark = "behind" | "drifted" | "pending" | "failing";
-
-export interface Cell {
-  app: string;
-  env: string;
-  /** What git pins, one per image. */
-  git: Version[];
-  /** What the cluster runs for those images (undefined: no agent object covers the cell). */
-  cluster?: Version[];
-  /** The newest tag the environment's policy allows, per repository, when a scan said. */
-  newest?: Version[];
-  /** The Kustomization that applies the cell, with its Ready state. */
-  kustomization?: { namespace: string; name: string; ready: string; reason: string; message: string };
-  marks: Mark[];
-  request?: { number: number; url: string };
-}
-
-export interface Row {
-  app: string;
-  /** One per environment, in shipmate.yaml order; undefined where the app does not run. */
-  cells: (Cell | undefined)[];
-}
-
-export interface PromotionView {
-  from: string;
-  to: string;
-  changes: { app: string; image: string; from: string; to: string }[];
-  gates: GateVerdict[];
-  gateState: GateState;
-  problems: string[];
-  request?: { number: number; url: string; title: string };
-}
-
-export interface ClusterRow {
-  kind: string;
-  namespace: string;
-  name: string;
-  ready: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  revision: string;
-  suspended: boolean;
-  /** When Ready last changed. */
-  since: string;
-  inventory?: number;
-  /** The environment whose manifests it applies (Kustomizations), when shipmate.yaml tells. */
-  env?: string;
-}
-
-export interface PolicyRow {
-  id: string;
-  env?: string;
-  image: string;
-  strategy: string;
-  selected?: { tag: string; digest?: string };
-  /** Why nothing was selected, when the scan said so. */
-  reason?: string;
-  scannedAt?: string;
-}
+export { differs, shortVersion } from "./format.ts";
+export type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
 
 export interface ClusterSnapshot {
   /** False while the API server cannot be reached; `error` says why. */
@@ -129,17 +66,6 @@ export interface ModelInput {
   /** Checks of source revisions, by revision, when a forge was asked. */
   checks?: ReadonlyMap<string, CommitChecks>;
   now: Date;
-}
-
-export interface FleetView {
-  name: string;
-  revision: string;
-  environments: string[];
-  rows: Row[];
-  promotions: PromotionView[];
-  cluster?: { connected: boolean; error?: string; missing: string[]; rows: ClusterRow[] };
-  policies: PolicyRow[];
-  problems: string[];
 }
 
 /** What a Kubernetes object read from a watch carries that the dashboard reads (full objects). */
@@ -242,18 +168,6 @@ function podImages(o: KubeObject): Version[] {
     }
   }
   return out;
-}
-
-/** `tag@sha256:abcdef…` shortened for a cell: the tag and 12 hex digits of the digest. */
-export function shortVersion(v: { tag?: string; digest?: string }): string {
-  const d = v.digest ? `@${v.digest.replace(/^sha256:/, "").slice(0, 12)}` : "";
-  return `${v.tag ?? ""}${d}` || "?";
-}
-
-/** Whether two versions of one image differ: by digest when both have one, else by tag. */
-export function differs(a: { tag?: string; digest?: string }, b: { tag?: string; digest?: string }): boolean {
-  if (a.digest && b.digest) return a.digest !== b.digest;
-  return (a.tag ?? "") !== (b.tag ?? "");
 }
 
 function pinsOf(tree: EnvTree, problems: string[]): Map<string, Version[]> {
