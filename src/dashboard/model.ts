@@ -10,14 +10,7 @@
  */
 import { environmentOfPath, type Fleet, promotionSource } from "../config/fleet.ts";
 import type { CommitChecks, PullRequest } from "../forge/types.ts";
-import {
-  evaluateGates,
-  type GateConfig,
-  type GateState,
-  type GateVerdict,
-  type HealthEvidence,
-  overall,
-} from "../promote/gates.ts";
+import { evaluateGates, type GateConfig, type HealthEvidence, overall } from "../promote/gates.ts";
 import { scanPins, versionOf } from "../promote/pins.ts";
 import { appOf, type EnvTree, planPromotion } from "../promote/plan.ts";
 import { canonicalRepository, refParts } from "../update/ref.ts";

@@ -24,9 +24,8 @@ export interface VNode {
 }
 export type Child = VNode | string | number | null | undefined | boolean | Child[];
 /** `createElement`: Preact's in the browser, ./html.ts's on the server (same shape). */
-// biome-ignore lint/suspicious/noExplicitAny: components take their own props; the factory accepts them all
 export type H = (
-  type: string | ((props: any) => VNode | null),
+  type: string | ((props: never) => VNode | null),
   props: Record<string, unknown> | null,
   ...children: Child[]
 ) => VNode;
