@@ -138,7 +138,8 @@ export class ClusterWatcher {
             { once: true },
           );
         });
-        delay = Math.min(delay * 2, 10_000);
+        // Short enough that the page recovers within seconds of the API server coming back.
+        delay = Math.min(delay * 2, 3_000);
       }
     }
   }

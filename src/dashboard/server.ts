@@ -393,6 +393,12 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
         return false;
       }
       if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return false;
+      // Dot segments (plain or percent-encoded) are resolved by URL parsing: refuse them before they are.
+      const raw = (req.url ?? "/").split("?")[0] ?? "";
+      if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(raw)) {
+        json(req, res, 400, { error: "the path has a '.' or '..' segment" });
+        return true;
+      }
       if (url.pathname === base) {
         res.writeHead(308, { ...SECURITY_HEADERS, location: `${base}/` });
         res.end();
