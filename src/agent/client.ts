@@ -299,7 +299,11 @@ export class KubeClient {
 
   /** A collection's items (metadata only, unless `full`) and its resourceVersion, to start a watch from. */
   async listForWatch(path: string, full = false): Promise<{ resourceVersion: string; items: unknown[] }> {
-    const res = await this.raw({ method: "GET", path, accept: full ? "application/json" : PARTIAL_METADATA_LIST_ACCEPT });
+    const res = await this.raw({
+      method: "GET",
+      path,
+      accept: full ? "application/json" : PARTIAL_METADATA_LIST_ACCEPT,
+    });
     if (res.code !== 200) throw apiError(`list ${path}`, res.code, res.body);
     const body = res.body as { metadata?: { resourceVersion?: string }; items?: unknown[] };
     return { resourceVersion: body.metadata?.resourceVersion ?? "", items: body.items ?? [] };

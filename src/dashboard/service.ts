@@ -34,6 +34,8 @@ export interface DashboardOptions {
   /** Variable holding the git HTTPS token (default SHIPMATE_GIT_TOKEN). */
   tokenEnv?: string;
   kubeconfig?: string;
+  /** Watch the cluster of the default kubeconfig (in-cluster in a pod) when no kubeconfig file is named. */
+  cluster?: boolean;
   /** How to reach the forge (requests, checks, promotions); inferred from the remote where possible. */
   forge?: Omit<ForgeFlags, "remote">;
   forgeClient?: Forge;
@@ -84,7 +86,7 @@ export class Dashboard {
   constructor(opts: DashboardOptions) {
     this.opts = opts;
     this.mirror = new RepoMirror(opts.repo, opts.branch, opts.env, opts.tokenEnv);
-    if (opts.kubeconfig) {
+    if (opts.kubeconfig || opts.cluster) {
       const kc = loadKubeConfig(opts.kubeconfig);
       this.kube = new KubeClient(kc, { retryForMs: 5_000 });
       this.watcher = new ClusterWatcher(new KubeClient(kc, { retryForMs: 1_000 }), () => this.recompute());
