@@ -14,3 +14,8 @@ export function differs(a: { tag?: string; digest?: string }, b: { tag?: string;
   if (a.digest && b.digest) return a.digest !== b.digest;
   return (a.tag ?? "") !== (b.tag ?? "");
 }
+
+/** A Flux revision with its hash cut to 12 characters (`main@sha1:74448f8faa74`), as a table shows it. */
+export function shortRevision(revision: string): string {
+  return revision.replace(/\b(sha1|sha256):([0-9a-f]{12})[0-9a-f]+/, "$1:$2");
+}

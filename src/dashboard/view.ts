@@ -6,7 +6,7 @@
  * live update never moves a keyboard user). No DOM access here, no state:
  * pure functions of the page's props.
  */
-import { shortVersion } from "./format.ts";
+import { shortRevision, shortVersion } from "./format.ts";
 import type {
   Cell,
   ClusterRow,
@@ -321,11 +321,11 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                 "data-name": r.name,
               },
               h("td", null, r.kind),
-              h("td", null, `${r.namespace}/${r.name}`),
+              h("td", { class: "name" }, `${r.namespace}/${r.name}`),
               h("td", null, r.suspended ? `${r.ready} (suspended)` : r.ready),
               h("td", null, r.reason),
               h("td", { class: "message" }, r.message),
-              h("td", null, h("code", null, r.revision)),
+              h("td", null, h("code", { title: r.revision }, shortRevision(r.revision))),
               h("td", null, r.since),
               h("td", null, r.inventory === undefined ? "" : String(r.inventory)),
               h(

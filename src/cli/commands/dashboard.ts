@@ -12,7 +12,7 @@ import { REGISTRY_FLAGS, registryScanOptions } from "../registry-flags.ts";
 
 const DEFAULT_TOKEN_ENV = "SHIPMATE_DASHBOARD_TOKEN";
 
-const usage = `shipmate dashboard --repo URL|PATH [--branch BRANCH] [--kubeconfig FILE] [--listen 127.0.0.1:8080]
+const usage = `shipmate dashboard --repo URL|PATH [--branch BRANCH] [--kubeconfig FILE | --in-cluster] [--listen 127.0.0.1:8080]
        [--token-env VAR | --token-file FILE] [--token-groups GROUP,...] [--trust-proxy-headers]
        [--sync-interval 30s] [--scan-interval DURATION] [--insecure-registry HOST:PORT]... [--pull-secret FILE]...
        [--forge github|gitlab|gitea] [--forge-url URL] [--forge-repo OWNER/NAME] [--forge-token-env VAR]
@@ -23,6 +23,7 @@ const usage = `shipmate dashboard --repo URL|PATH [--branch BRANCH] [--kubeconfi
 
   --repo URL|PATH          fleet repository (a local path is cloned too: its committed state is shown)
   --kubeconfig FILE        the cluster whose agent objects are shown (one watch per kind)
+  --in-cluster             the cluster the dashboard runs in (its pod's service account)
   --token-env VAR          variable holding the bearer token every request needs (default ${DEFAULT_TOKEN_ENV}
                            when set); browsers sign in at /dashboard/login
   --token-file FILE        the token from a file (a mounted Secret)
@@ -43,6 +44,7 @@ export const command: Command = {
       repo: { type: "string" },
       branch: { type: "string" },
       kubeconfig: { type: "string" },
+      "in-cluster": { type: "boolean" },
       listen: { type: "string" },
       "token-env": { type: "string" },
       "token-file": { type: "string" },
@@ -63,6 +65,8 @@ export const command: Command = {
     const listen = parseListen(values.listen ?? "127.0.0.1:8080");
     const isUrl = Workspace.isUrl(values.repo);
     if (!isUrl) readableDir(resolve(io.cwd, values.repo), "--repo");
+    if (values.kubeconfig && values["in-cluster"])
+      throw new UsageError("--kubeconfig and --in-cluster exclude each other");
     if (values["token-env"] && values["token-file"])
       throw new UsageError("--token-env and --token-file exclude each other");
     let token: string | undefined;
@@ -96,6 +100,7 @@ export const command: Command = {
         env: io.env,
         ...(values["git-token-env"] ? { tokenEnv: values["git-token-env"] } : {}),
         ...(values.kubeconfig ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}),
+        ...(values["in-cluster"] ? { cluster: true } : {}),
         forge: {
           ...(values.forge ? { forge: values.forge } : {}),
           ...(values["forge-url"] ? { forgeUrl: values["forge-url"] } : {}),
