@@ -28,7 +28,8 @@ import {
 } from "./auth.ts";
 import { documentHtml, escapeHtml } from "./html.ts";
 import type { Dashboard } from "./service.ts";
-import type { PageProps, Route } from "./view.ts";
+import type { FleetView } from "./types.ts";
+import { PAGE_SIZE, type PageProps, type Route } from "./view.ts";
 
 export const DEFAULT_BASE = "/dashboard";
 /** Action bodies are a few fields; anything near this is not one. */
@@ -172,6 +173,41 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
   return undefined;
 }
 
+/**
+ * What one page needs of the view: the browser gets the rows of its matrix
+ * page (500 apps would otherwise ride along on every page and every update),
+ * the one app of an app page, and no rows where none is shown.
+ */
+export function pageView(view: FleetView, route: Route): { view: FleetView; route: Route } {
+  if (route.page === "matrix") {
+    const q = route.q.toLowerCase();
+    const rows = view.rows.filter((r) => !q || r.app.toLowerCase().includes(q));
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    const pageNo = Math.min(Math.max(1, route.pageNo), pages);
+    return {
+      view: {
+        ...view,
+        rows: rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE),
+        promotions: [],
+        policies: [],
+      },
+      route: { ...route, pageNo, matched: rows.length },
+    };
+  }
+  if (route.page === "app")
+    return { view: { ...view, rows: view.rows.filter((r) => r.app === route.app), promotions: [] }, route };
+  return {
+    view: {
+      ...view,
+      rows: [],
+      ...(route.page === "promotions" ? {} : { promotions: [] }),
+      ...(route.page === "policies" ? {} : { policies: [] }),
+      ...(route.page === "cluster" || !view.cluster ? {} : { cluster: { ...view.cluster, rows: [] } }),
+    },
+    route,
+  };
+}
+
 export interface DashboardHandler {
   /** Handles requests under the prefix; false for any other path (the caller answers them). */
   handle(req: IncomingMessage, res: ServerResponse): boolean;
@@ -198,14 +234,15 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
 
   const actionGroups = () => data.current.fleet?.spec.dashboard?.actionGroups;
 
-  async function props(route: Route, auth: AuthResult & { ok: true }): Promise<PageProps> {
+  async function props(asked: Route, auth: AuthResult & { ok: true }): Promise<PageProps> {
     const st = data.current;
+    const { view, route } = st.view ? pageView(st.view, asked) : { view: undefined, route: asked };
     const identity = auth.identity;
     const canAct = mayAct(identity, actionGroups());
     return {
       base,
       route,
-      ...(st.view ? { view: st.view } : {}),
+      ...(view ? { view } : {}),
       ...(st.fleetError ? { fleetError: st.fleetError } : {}),
       ...(st.syncedAt ? { syncedAt: st.syncedAt } : {}),
       ...(identity ? { user: identity.user } : {}),

@@ -112,6 +112,8 @@ export class Dashboard {
     await this.sync();
     const every = this.opts.syncIntervalMs ?? 30_000;
     this.timers.push(setInterval(() => void this.sync(), every));
+    // Soak time left moves with the clock alone.
+    this.timers.push(setInterval(() => this.recompute(), 60_000));
     if (this.opts.scanIntervalMs) {
       void this.runScan();
       this.timers.push(setInterval(() => void this.runScan(), this.opts.scanIntervalMs));
@@ -137,10 +139,13 @@ export class Dashboard {
 
   private async doSync(): Promise<void> {
     let fleet: Fleet;
+    // Only news is published: an unchanged fetch sends the browsers nothing.
+    let news = false;
     try {
       const { head, changed } = await this.mirror.sync();
       fleet = changed || !this.state.fleet ? await loadFleet(this.mirror.dir) : this.state.fleet;
       if (changed || this.state.fleetError || !this.state.fleet) {
+        news = true;
         const trees = new Map<string, EnvTree>();
         const changedAt = new Map<string, Date | undefined>();
         for (const env of fleet.spec.environments) {
@@ -160,21 +165,30 @@ export class Dashboard {
       delete this.state.fleetError;
     } catch (err) {
       // The last good view stays; the page says why it is not current.
-      this.state = { ...this.state, fleetError: describeError(err) };
-      this.opts.log?.warn(`fleet repository: ${describeError(err)}`);
-      this.publish();
+      const message = describeError(err);
+      if (this.state.fleetError !== message) {
+        this.state = { ...this.state, fleetError: message };
+        this.opts.log?.warn(`fleet repository: ${message}`);
+        this.publish();
+      }
       return;
     }
     if (this.forge) {
       try {
-        this.requests = (await this.forge.listOpenPullRequests(BOT_PREFIX)).filter((r) => r.meta?.promotion);
-        if (fleet.spec.environments.some((e) => e.gates?.checks) && !this.checks.has(this.revision))
+        const requests = (await this.forge.listOpenPullRequests(BOT_PREFIX)).filter((r) => r.meta?.promotion);
+        const key = (list: PullRequest[]) =>
+          JSON.stringify(list.map((r) => [r.number, r.url, r.meta?.promotion]));
+        if (key(requests) !== key(this.requests)) news = true;
+        this.requests = requests;
+        if (fleet.spec.environments.some((e) => e.gates?.checks) && !this.checks.has(this.revision)) {
           this.checks.set(this.revision, await this.forge.commitChecks(this.revision));
+          news = true;
+        }
       } catch (err) {
         this.opts.log?.warn(`forge: ${describeError(err)}`);
       }
     }
-    this.recompute(true);
+    if (news) this.recompute(true);
   }
 
   private async otherMirror(url: string, branch: string): Promise<RepoMirror> {

@@ -31,7 +31,13 @@ export type H = (
 ) => VNode;
 
 export type Route =
-  | { page: "matrix"; q: string; pageNo: number }
+  | {
+      page: "matrix";
+      q: string;
+      pageNo: number;
+      /** Set by the server when it sent only the page's rows (./server.ts `pageView`): the filtered count. */
+      matched?: number;
+    }
   | { page: "promotions" }
   | { page: "cluster" }
   | { page: "policies" }
@@ -126,10 +132,15 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
   function Matrix({ p, view }: { p: PageProps; view: FleetView }): VNode {
     const route = p.route as Extract<Route, { page: "matrix" }>;
     const q = route.q.toLowerCase();
-    const rows = view.rows.filter((r) => !q || r.app.toLowerCase().includes(q));
-    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    const rows =
+      route.matched === undefined
+        ? view.rows.filter((r) => !q || r.app.toLowerCase().includes(q))
+        : view.rows;
+    const total = route.matched ?? rows.length;
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     const pageNo = Math.min(Math.max(1, route.pageNo), pages);
-    const shown = rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
+    const shown =
+      route.matched === undefined ? rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE) : rows;
     const link = (n: number) =>
       `${p.base}/?${new URLSearchParams({ ...(route.q ? { q: route.q } : {}), page: String(n) })}`;
     return h(
@@ -149,7 +160,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
         h(
           "table",
           { class: "matrix" },
-          h("caption", { class: "sr-only" }, `Versions per app and environment, ${rows.length} apps`),
+          h("caption", { class: "sr-only" }, `Versions per app and environment, ${total} apps`),
           h(
             "thead",
             null,
