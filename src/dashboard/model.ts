@@ -163,7 +163,41 @@ function podImages(o: KubeObject): Version[] {
   return out;
 }
 
+/**
+ * Pins and plans depend on the trees alone, which are replaced (never edited)
+ * when git moves: remembered by identity, a cluster event costs no YAML parse.
+ */
+const pinsMemo = new WeakMap<EnvTree, { pins: Map<string, Version[]>; problems: string[] }>();
+const planMemo = new WeakMap<EnvTree, WeakMap<EnvTree, ReturnType<typeof planPromotion>>>();
+
 function pinsOf(tree: EnvTree, problems: string[]): Map<string, Version[]> {
+  const memo = pinsMemo.get(tree);
+  if (memo) {
+    problems.push(...memo.problems);
+    return memo.pins;
+  }
+  const own: string[] = [];
+  const pins = readPins(tree, own);
+  pinsMemo.set(tree, { pins, problems: own });
+  problems.push(...own);
+  return pins;
+}
+
+function planOf(from: EnvTree, to: EnvTree): ReturnType<typeof planPromotion> {
+  let inner = planMemo.get(from);
+  if (!inner) {
+    inner = new WeakMap();
+    planMemo.set(from, inner);
+  }
+  let plan = inner.get(to);
+  if (!plan) {
+    plan = planPromotion(from, to);
+    inner.set(to, plan);
+  }
+  return plan;
+}
+
+function readPins(tree: EnvTree, problems: string[]): Map<string, Version[]> {
   const byApp = new Map<string, Version[]>();
   for (const f of tree.files) {
     const { sites, problems: p } = scanPins(f.path, f.content);
@@ -336,7 +370,7 @@ export function buildView(input: ModelInput): FleetView {
     const fromTree = input.trees.get(from.name);
     const toTree = input.trees.get(env.name);
     if (!fromTree || !toTree) continue;
-    const plan = planPromotion(fromTree, toTree);
+    const plan = planOf(fromTree, toTree);
     const config: GateConfig = { ...env.gates };
     const health = config.health ? healthOf(clusterRows, from.name) : undefined;
     if (health) health.atRevision = health.healthy && appliedAt(clusterRows, from.name, input.revision);
