@@ -6,7 +6,7 @@
  *
  *   node src/app/server.ts        (deploy/app runs this)
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createNodeMiddleware, createProbot, type Probot } from "probot";
 import { describeError } from "../errors.ts";
 import { type AppOptions, appOptionsFromEnv, createShipmateApp, type ShipmateService } from "./index.ts";
@@ -22,6 +22,8 @@ export async function startAppServer(
   probot: Probot,
   opts: AppOptions,
   listen: { host: string; port: number },
+  /** Another front end on the same port (the fleet dashboard under /dashboard): true when it answered. */
+  mount?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<AppServer> {
   const { appFn, service } = createShipmateApp(opts);
   const middleware = await createNodeMiddleware(appFn, {
@@ -29,6 +31,7 @@ export async function startAppServer(
     ...(opts.webhookPath ? { webhooksPath: opts.webhookPath } : {}),
   });
   const server = createServer((req, res) => {
+    if (mount?.(req, res)) return;
     void middleware(req, res, () => {
       res.writeHead(404, { "content-type": "application/json" });
       res.end('{"error":"not found"}\n');
@@ -60,17 +63,36 @@ async function main(): Promise<void> {
   const env = process.env;
   // createProbot defaults to warn; a server says when it listens and what it does.
   const probot = createProbot({ env: { LOG_LEVEL: "info", ...env } });
-  const app = await startAppServer(probot, appOptionsFromEnv(env), {
-    host: env.HOST ?? "127.0.0.1",
-    port: Number(env.PORT ?? 3000),
-  });
+  // SHIPMATE_DASHBOARD_REPO serves the fleet dashboard under /dashboard on the same port (docs/dashboard.md).
+  const dashboard = env.SHIPMATE_DASHBOARD_REPO
+    ? await (await import("../dashboard/index.ts")).mountDashboard(
+        {
+          repo: env.SHIPMATE_DASHBOARD_REPO,
+          env,
+          cluster: env.SHIPMATE_DASHBOARD_CLUSTER === "true",
+          ...(env.SHIPMATE_DASHBOARD_KUBECONFIG ? { kubeconfig: env.SHIPMATE_DASHBOARD_KUBECONFIG } : {}),
+        },
+        {
+          ...(env.SHIPMATE_DASHBOARD_TOKEN ? { token: env.SHIPMATE_DASHBOARD_TOKEN } : {}),
+          trustProxyHeaders: env.SHIPMATE_DASHBOARD_TRUST_PROXY_HEADERS === "true",
+        },
+      )
+    : undefined;
+  const app = await startAppServer(
+    probot,
+    appOptionsFromEnv(env),
+    { host: env.HOST ?? "127.0.0.1", port: Number(env.PORT ?? 3000) },
+    dashboard ? (req, res) => dashboard.handler.handle(req, res) : undefined,
+  );
   probot.log.info({ url: app.url }, "shipmate App listening");
   await new Promise<void>((done) => {
     process.once("SIGTERM", () => done());
     process.once("SIGINT", () => done());
   });
   probot.log.info("stopping: finishing queued work");
+  dashboard?.handler.close();
   await app.close();
+  await dashboard?.close();
 }
 
 if (import.meta.main) {

@@ -24,6 +24,7 @@ const commands: Record<string, Loader> = {
   reconcile: () => import("./commands/reconcile.ts"),
   push: () => import("./commands/push.ts"),
   build: () => import("./commands/build.ts"),
+  dashboard: () => import("./commands/dashboard.ts"),
 };
 
 function help(io: CliIO): void {

@@ -156,6 +156,14 @@ export const fleetSchema = z
         environments: z.array(environment).min(1, "lists no environment"),
         /** Where runs (CLI, Action, App) report bumps pushed, requests opened and merged, promotions. */
         notifications: notifications.optional(),
+        /** `shipmate dashboard`: who may act from the page (read-only for everyone else). */
+        dashboard: z
+          .object({
+            /** Groups (X-Forwarded-Groups, or --token-groups for the bearer token) allowed to promote, reconcile, suspend and resume. */
+            actionGroups: z.array(z.string().min(1)).min(1, "names no group"),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
   })

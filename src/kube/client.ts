@@ -298,16 +298,20 @@ export class KubeClient {
     });
   }
 
-  /** A collection's items (metadata only) and its resourceVersion, to start a watch from. */
-  async listForWatch(path: string): Promise<{ resourceVersion: string; items: unknown[] }> {
-    const res = await this.raw({ method: "GET", path, accept: PARTIAL_METADATA_LIST_ACCEPT });
+  /** A collection's items (metadata only, unless `full`) and its resourceVersion, to start a watch from. */
+  async listForWatch(path: string, full = false): Promise<{ resourceVersion: string; items: unknown[] }> {
+    const res = await this.raw({
+      method: "GET",
+      path,
+      accept: full ? "application/json" : PARTIAL_METADATA_LIST_ACCEPT,
+    });
     if (res.code !== 200) throw apiError(`list ${path}`, res.code, res.body);
     const body = res.body as { metadata?: { resourceVersion?: string }; items?: unknown[] };
     return { resourceVersion: body.metadata?.resourceVersion ?? "", items: body.items ?? [] };
   }
 
   /**
-   * One watch of a collection from `resourceVersion` (metadata only), calling
+   * One watch of a collection from `resourceVersion` (metadata only, unless `full`), calling
    * `onEvent` per event, until the server ends it (timeoutSeconds), the
    * connection drops, or `signal` aborts. Rejects on an ERROR event (410 Gone
    * when the version is too old: list again). Runs on its own connection, so
@@ -318,6 +322,7 @@ export class KubeClient {
     resourceVersion: string,
     onEvent: (type: string, object: unknown) => void,
     signal: AbortSignal,
+    full = false,
   ): Promise<void> {
     const base = await this.options();
     const url = new URL(`${this.server.pathname.replace(/\/+$/, "")}${path}`, this.server);
@@ -325,7 +330,7 @@ export class KubeClient {
     url.searchParams.set("allowWatchBookmarks", "true");
     url.searchParams.set("timeoutSeconds", String(240 + Math.floor(Math.random() * 120)));
     if (resourceVersion) url.searchParams.set("resourceVersion", resourceVersion);
-    const headers = this.headers(base, PARTIAL_METADATA_ACCEPT);
+    const headers = this.headers(base, full ? "application/json" : PARTIAL_METADATA_ACCEPT);
     const pooled = base.agent as HttpsAgent | HttpAgent | undefined;
     const own =
       this.server.protocol === "https:"

@@ -66,7 +66,8 @@ interface Edit {
   text: string;
 }
 
-function appOf(envPath: string, file: string): string {
+/** The app a repository-relative file belongs to: the first folder under the environment path ("" directly in it). */
+export function appOf(envPath: string, file: string): string {
   const base = envPath === "." || envPath === "" ? "" : `${envPath}/`;
   const rest = file.startsWith(base) ? file.slice(base.length) : file;
   const slash = rest.indexOf("/");

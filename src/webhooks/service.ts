@@ -3,7 +3,7 @@
  * optional polling interval for registries that send nothing, and the
  * coalescing queue in front of runUpdate (src/run/update.ts).
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { timerMs } from "../config/duration.ts";
 import { describeError, UsageError } from "../errors.ts";
@@ -29,6 +29,8 @@ export interface WebhookServiceOptions {
    * (./journal.ts); a restarted service replays them. Off when absent.
    */
   journal?: string;
+  /** Another front end on the same port (the dashboard under /dashboard): true when it answered. */
+  mount?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Called after every run (tests, metrics). */
   onResult?: (result: UpdateRunResult | Error, scope: RefreshScope) => void;
 }
@@ -104,6 +106,7 @@ export async function startWebhookService(opts: WebhookServiceOptions): Promise<
     },
   });
   const server = createServer((req, res) => {
+    if (opts.mount?.(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       sendJson(res, 200, { ok: true, busy: queue.busy });

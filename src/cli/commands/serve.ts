@@ -23,6 +23,7 @@ const usage = `shipmate serve --repo PATH|URL [--policies DIR] [--branch BRANCH]
        [--insecure-registry HOST:PORT]... [--pull-secret FILE]... [--cache-dir DIR | --no-cache]
        [--platform OS/ARCH] [--token-env VAR] [--author "Name <email>"] [--message-template FILE]
        [--max-body-bytes N] [--log-level LEVEL]
+       [--dashboard [--kubeconfig FILE] [--trust-proxy-headers]]
 
   Receives registry webhooks (CNCF Distribution notifications, Docker Hub, GHCR registry_package,
   Harbor) and, for each pushed tag, scans the policies watching that image and delivers the result:
@@ -42,6 +43,10 @@ const usage = `shipmate serve --repo PATH|URL [--policies DIR] [--branch BRANCH]
   --interval DURATION       also scan everything this often (Go duration, e.g. 30m), for quiet registries
   --dry-run                 scan and log what would change; write nothing
   --max-body-bytes N        larger deliveries are refused with 413 (default ${DEFAULT_MAX_BODY_BYTES})
+
+  --dashboard               also serve the fleet dashboard under /dashboard/ (docs/dashboard.md): its bearer
+                            token from $SHIPMATE_DASHBOARD_TOKEN when set, --kubeconfig for the cluster view,
+                            --trust-proxy-headers behind an authenticating proxy
 
   GET /healthz answers 200 while the server runs. Stops cleanly on SIGTERM/SIGINT after the current run.`;
 
@@ -71,6 +76,9 @@ export const command: Command = {
       "message-template": { type: "string" },
       "max-body-bytes": { type: "string" },
       "log-level": { type: "string" },
+      dashboard: { type: "boolean" },
+      kubeconfig: { type: "string" },
+      "trust-proxy-headers": { type: "boolean" },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     if (!values.repo) throw new UsageError("--repo is required (a local checkout or a clone URL)");
@@ -122,7 +130,29 @@ export const command: Command = {
     if (mode === "pull-request") forge();
 
     const log = pino({ level, base: { component: "shipmate-serve" } }, io.stderr);
+    if (!values.dashboard && (values.kubeconfig || values["trust-proxy-headers"]))
+      throw new UsageError("--kubeconfig and --trust-proxy-headers belong to --dashboard");
+    const dashboardToken = io.env.SHIPMATE_DASHBOARD_TOKEN || undefined;
+    registerSecret(dashboardToken);
+    const dashboard = values.dashboard
+      ? await (await import("../../dashboard/index.ts")).mountDashboard(
+          {
+            repo,
+            ...(values.branch ? { branch: values.branch } : {}),
+            env: io.env,
+            ...(values["token-env"] ? { tokenEnv: values["token-env"] } : {}),
+            ...(values.kubeconfig ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}),
+            forge: forgeFlags,
+            log,
+          },
+          {
+            ...(dashboardToken ? { token: dashboardToken } : {}),
+            trustProxyHeaders: values["trust-proxy-headers"] ?? false,
+          },
+        )
+      : undefined;
     const service = await startWebhookService({
+      ...(dashboard ? { mount: (req, res) => dashboard.handler.handle(req, res) } : {}),
       listen: values.listen ?? "127.0.0.1:8080",
       path: values["webhook-path"] ?? DEFAULT_WEBHOOK_PATH,
       auth: { ...(secret ? { secret } : {}), allowUnauthenticated: values["allow-unauthenticated"] ?? false },
@@ -164,7 +194,9 @@ export const command: Command = {
       process.once("SIGINT", stop);
     });
     log.info("stopping: finishing the current run");
+    dashboard?.handler.close();
     await service.close();
+    await dashboard?.close();
     return 0;
   },
 };

@@ -1,0 +1,21 @@
+/**
+ * How the dashboard writes versions, shared by the server's read model and
+ * the browser bundle (no imports: the bundle stays free of Node modules).
+ */
+
+/** `tag@sha256:abcdef…` shortened for a cell: the tag and 12 hex digits of the digest. */
+export function shortVersion(v: { tag?: string; digest?: string }): string {
+  const d = v.digest ? `@${v.digest.replace(/^sha256:/, "").slice(0, 12)}` : "";
+  return `${v.tag ?? ""}${d}` || "?";
+}
+
+/** Whether two versions of one image differ: by digest when both have one, else by tag. */
+export function differs(a: { tag?: string; digest?: string }, b: { tag?: string; digest?: string }): boolean {
+  if (a.digest && b.digest) return a.digest !== b.digest;
+  return (a.tag ?? "") !== (b.tag ?? "");
+}
+
+/** A Flux revision with its hash cut to 12 characters (`main@sha1:74448f8faa74`), as a table shows it. */
+export function shortRevision(revision: string): string {
+  return revision.replace(/\b(sha1|sha256):([0-9a-f]{12})[0-9a-f]+/, "$1:$2");
+}

@@ -1,0 +1,283 @@
+/**
+ * `shipmate dashboard` in a real browser (Debian's chromium, driven by
+ * playwright-core) against a real kube-apiserver with the agent running, a
+ * fleet repository on a real Gitea, and Gitea for the promotion request: what
+ * the page shows, how it stays live, who may act, and how it behaves when its
+ * inputs go bad. One world for the whole file (./fixture.ts).
+ */
+import { readFileSync } from "node:fs";
+import { request } from "node:http";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { getObject } from "../agent/helpers.ts";
+import { type DashboardWorld, FLEET, overlay, startWorld, TOKEN } from "./fixture.ts";
+
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 240_000 });
+
+let w: DashboardWorld;
+let ops: BrowserContext;
+let page: Page;
+const AXE = readFileSync("node_modules/axe-core/axe.min.js", "utf8");
+const OPS = { "x-forwarded-user": "alice", "x-forwarded-groups": "ops,dev" };
+
+beforeAll(async () => {
+  w = await startWorld();
+  ops = await w.browser.newContext({ extraHTTPHeaders: OPS });
+  page = await ops.newPage();
+});
+afterAll(async () => {
+  await ops?.close();
+  await w?.close();
+});
+
+const cell = (p: Page, app: string, env: string) => p.locator(`tr[data-app="${app}"] td[data-env="${env}"]`);
+const base = () => `${w.proxied.url}/dashboard`;
+
+async function openPulls(): Promise<{ number: number; head: { ref: string } }[]> {
+  return w.gitea.api("GET", `/repos/${w.repo.fullName}/pulls?state=open&limit=50`);
+}
+
+async function post(
+  url: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    body,
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** The text of the focused element (evaluated in the page: this file has no DOM types). */
+const focused = (p: Page) =>
+  p.evaluate<string | null>("document.activeElement && document.activeElement.textContent");
+
+/** GET with the path sent as written (fetch would resolve `%2e%2e` segments first). */
+function rawStatus(url: string): Promise<number> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: u.hostname, port: u.port, path: url.slice(u.origin.length), headers: OPS },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function axe(p: Page): Promise<{ id: string; nodes: number }[]> {
+  // Evaluated by the driver: the page's CSP rightly refuses an injected inline script.
+  await p.evaluate(AXE);
+  const out = await p.evaluate(async () => {
+    const r = await (
+      globalThis as unknown as {
+        axe: { run: () => Promise<{ violations: { id: string; nodes: unknown[] }[] }> };
+      }
+    ).axe.run();
+    return r.violations.map((v) => ({ id: v.id, nodes: v.nodes.length }));
+  });
+  return out;
+}
+
+describe("what the page shows", () => {
+  it("the matrix shows what git pins and what the cluster runs, per app and environment", async () => {
+    await page.goto(`${base()}/`);
+    await expect
+      .poll(() => cell(page, "web", "staging").locator(".cluster").textContent(), { timeout: 30_000 })
+      .toContain("1.0.0");
+    expect(await cell(page, "web", "staging").locator(".git").textContent()).toContain("1.0.0");
+    await expect
+      .poll(() => cell(page, "web", "production").locator(".cluster").textContent(), { timeout: 30_000 })
+      .toContain("0.9.0");
+    expect(await page.locator("thead th").allTextContents()).toEqual(["App", "staging", "production"]);
+    // The CSP forbids inline scripts: the page runs on its bundle alone.
+    const res = await page.request.get(`${base()}/`);
+    expect(res.headers()["content-security-policy"]).toContain("script-src 'self'");
+    const scripts = (await res.text()).match(/<script[^>]*>/g) ?? [];
+    expect(scripts.length).toBe(2);
+    for (const tag of scripts)
+      expect(tag).toMatch(/ src="\/dashboard\/assets\/dashboard\.js\?v=|type="application\/json"/);
+  });
+
+  it("a failing Kustomization shows its reason, in the matrix and on the cluster page", async () => {
+    await expect
+      .poll(() => cell(page, "jobs", "staging").textContent(), { timeout: 30_000 })
+      .toContain("failing");
+    expect(await cell(page, "jobs", "staging").locator(".reason").textContent()).toMatch(
+      /^BuildFailed: .*missing\.yaml/,
+    );
+    await page.goto(`${base()}/cluster`);
+    const row = page.locator('tr[data-name="t-dash-jobs"]');
+    await expect.poll(() => row.textContent()).toContain("BuildFailed");
+    expect(await row.locator("td").nth(2).textContent()).toBe("False");
+  });
+
+  it("a tag pushed to git and applied by the agent changes its cell live, without a reload", async () => {
+    await page.goto(`${base()}/`);
+    await page.evaluate(() => {
+      (globalThis as unknown as { stayed: boolean }).stayed = true;
+    });
+    await w.push({ "apps/staging/web/kustomization.yaml": overlay("dash-staging", "1.1.0") });
+    await expect
+      .poll(() => cell(page, "web", "staging").locator(".git").textContent(), { timeout: 30_000 })
+      .toContain("1.1.0");
+    const applied = Date.now();
+    await expect
+      .poll(
+        async () =>
+          (await getObject(w.client, "/apis/apps/v1/namespaces/dash-staging/deployments/web"))?.spec.template
+            .spec.containers[0].image,
+        {
+          timeout: 30_000,
+        },
+      )
+      .toBe("127.0.0.1:5000/acme/web:1.1.0");
+    await expect
+      .poll(() => cell(page, "web", "staging").locator(".cluster").textContent(), { timeout: 2_000 })
+      .toContain("1.1.0");
+    expect(Date.now() - applied).toBeLessThan(2_000);
+    expect(await page.evaluate(() => (globalThis as unknown as { stayed?: boolean }).stayed)).toBe(true);
+  });
+
+  it("the app page lists its history per environment from git", async () => {
+    await page.goto(`${base()}/apps/web`);
+    const staging = page.locator("section.history", { hasText: "History in staging" });
+    expect(await staging.locator("ol > li").first().textContent()).toMatch(
+      /update apps\/staging\/web\/kustomization\.yaml.*1\.0\.0 → 1\.1\.0/,
+    );
+  });
+
+  it("every page passes axe-core with no violation", async () => {
+    for (const path of ["/", "/promotions", "/cluster", "/policies", "/apps/web"]) {
+      await page.goto(`${base()}${path}`);
+      expect({ path, violations: await axe(page) }).toEqual({ path, violations: [] });
+    }
+  });
+});
+
+describe("who may act", () => {
+  it("an unauthenticated or unauthorised action is refused (401/403) and changes nothing", async () => {
+    const before = await openPulls();
+    const promote = `${base()}/api/actions/promote`;
+    expect((await post(promote, "to=production")).status).toBe(401);
+    // In a group, but not one shipmate.yaml lets act.
+    expect(
+      (await post(promote, "to=production", { "x-forwarded-user": "bob", "x-forwarded-groups": "dev" }))
+        .status,
+    ).toBe(403);
+    // Allowed group, but no CSRF token, a wrong one, or another user's.
+    expect((await post(promote, "to=production", OPS)).status).toBe(403);
+    expect((await post(promote, "to=production&_csrf=forged", OPS)).status).toBe(403);
+    await page.goto(`${base()}/promotions`);
+    const csrf = await page.locator('form[data-action="promote"] input[name="_csrf"]').getAttribute("value");
+    expect(csrf).toBeTruthy();
+    expect(
+      (
+        await post(promote, `to=production&_csrf=${csrf}`, {
+          "x-forwarded-user": "mallory",
+          "x-forwarded-groups": "ops",
+        })
+      ).status,
+    ).toBe(403);
+    // From another origin, even with the token.
+    expect(
+      (await post(promote, `to=production&_csrf=${csrf}`, { ...OPS, origin: "http://evil.invalid" })).status,
+    ).toBe(403);
+    // Behind the bearer token: nothing without it, read-only with it (its holder is in no action group).
+    const guarded = `${w.guarded.url}/dashboard`;
+    expect((await fetch(`${guarded}/`)).status).toBe(401);
+    expect((await fetch(`${guarded}/`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    expect(
+      (await post(`${guarded}/api/actions/promote`, "to=production", { authorization: `Bearer ${TOKEN}` }))
+        .status,
+    ).toBe(403);
+    expect(await openPulls()).toEqual(before);
+    expect(before.filter((p) => p.head.ref.startsWith("shipmate/promote-"))).toEqual([]);
+  });
+
+  it("bad requests get a clear status and the server stays up", async () => {
+    const big = await fetch(`${base()}/api/actions/promote`, {
+      method: "POST",
+      headers: { ...OPS, "content-type": "application/x-www-form-urlencoded" },
+      body: Buffer.alloc(10 * 1024 * 1024, 97),
+    });
+    expect(big.status).toBe(413);
+    expect((await fetch(`${base()}/apps/..%2F..%2Fetc%2Fpasswd`, { headers: OPS })).status).toBe(400);
+    expect(await rawStatus(`${base()}/apps/%2e%2e`)).toBe(400);
+    expect(await rawStatus(`${base()}/apps/a%2F..%2F..%2Fshipmate.yaml`)).toBe(400);
+    expect((await fetch(`${base()}/apps/no-such-app`, { headers: OPS })).status).toBe(404);
+    const tampered = await post(`${base()}/api/actions/promote`, "{", {
+      ...OPS,
+      "content-type": "application/json",
+    });
+    expect(tampered.status).toBe(400);
+    expect(tampered.text).toContain("not JSON");
+    expect((await fetch(`${base()}/healthz`)).status).toBe(200);
+    // No secret reaches the browser: neither the tokens nor the clone URL's credentials.
+    const html = await (await fetch(`${base()}/promotions`, { headers: OPS })).text();
+    const state = await (await fetch(`${base()}/api/state`, { headers: OPS })).text();
+    for (const secret of [w.gitea.token, TOKEN]) {
+      expect(html).not.toContain(secret);
+      expect(state).not.toContain(secret);
+    }
+  });
+
+  it("a promotion started from the page, keyboard only, opens the request on Gitea", async () => {
+    await page.goto(`${base()}/`);
+    // Skip link first, then the sections: Tab and Enter only.
+    await page.keyboard.press("Tab");
+    expect(await focused(page)).toBe("Skip to content");
+    for (let i = 0; i < 10; i++) {
+      await page.keyboard.press("Tab");
+      if ((await focused(page)) === "Promotions") break;
+    }
+    await Promise.all([page.waitForURL(/\/promotions$/), page.keyboard.press("Enter")]);
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press("Tab");
+      if ((await focused(page)) === "Promote staging to production") break;
+    }
+    await page.keyboard.press("Enter");
+    await expect
+      .poll(() => page.locator("#result").textContent(), { timeout: 60_000 })
+      .toMatch(/^opened request #\d+ http/);
+    const pulls = (await openPulls()).filter((p) => p.head.ref === "shipmate/promote-production");
+    expect(pulls).toHaveLength(1);
+    // The matrix marks production's web pending, with the request's link, once the forge is read again.
+    await page.goto(`${base()}/`);
+    await expect
+      .poll(() => cell(page, "web", "production").locator(".mark.pending").textContent(), { timeout: 15_000 })
+      .toBe(`pending #${pulls[0]!.number}`);
+  });
+});
+
+describe("when the inputs go bad", () => {
+  it("a fleet that does not parse: the page says so, keeps the last state, and recovers", async () => {
+    await page.goto(`${base()}/`);
+    await w.push({ "shipmate.yaml": "apiVersion: shipmate.dev/v1alpha1\nkind: Fleet\nspec: [\n" });
+    await expect
+      .poll(() => page.locator(".banner.error").textContent(), { timeout: 15_000 })
+      .toMatch(/fleet repository cannot be read: .*shipmate\.yaml/);
+    expect(await cell(page, "web", "staging").locator(".git").textContent()).toContain("1.1.0");
+    await w.push({ "shipmate.yaml": FLEET });
+    await expect.poll(() => page.locator(".banner.error").count(), { timeout: 15_000 }).toBe(0);
+  });
+
+  it("an API server that goes away: the page says so and recovers when it is back", async () => {
+    await page.goto(`${base()}/cluster`);
+    await w.kube.stopApiServer();
+    try {
+      await expect
+        .poll(() => page.locator(".banner.error").textContent(), { timeout: 30_000 })
+        .toContain("API server cannot be reached");
+      expect(await page.locator('tr[data-name="t-dash-jobs"]').count()).toBe(1);
+    } finally {
+      await w.kube.startApiServer();
+    }
+    await expect.poll(() => page.locator(".banner.error").count(), { timeout: 30_000 }).toBe(0);
+  });
+});

@@ -1,0 +1,315 @@
+/**
+ * The dashboard's read model, pure: the matrix, its marks, promotions with
+ * their gates, and the cluster rows, from files and objects given in tables.
+ */
+import { describe, expect, it } from "vitest";
+import { parseFleet } from "../../src/config/fleet.ts";
+import { buildView, type ClusterSnapshot, type KubeObject, shortVersion } from "../../src/dashboard/model.ts";
+import type { PullRequest } from "../../src/forge/types.ts";
+import type { EnvTree } from "../../src/promote/plan.ts";
+
+const fleet = parseFleet(`apiVersion: shipmate.dev/v1alpha1
+kind: Fleet
+metadata: { name: acme }
+spec:
+  environments:
+    - name: staging
+      path: apps/staging
+    - name: production
+      path: apps/production
+      mode: pull-request
+      gates: { health: true, soak: 1h }
+`);
+
+const DIGEST = `sha256:${"a".repeat(64)}`;
+const overlay = (image: string, tag: string, digest?: string) =>
+  `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+images:
+  - name: ${image}
+    newTag: "${tag}"${digest ? `\n    digest: ${digest}` : ""}
+`;
+
+function tree(name: string, apps: Record<string, string>): EnvTree {
+  const path = `apps/${name}`;
+  return {
+    name,
+    path,
+    files: Object.entries(apps).map(([app, content]) => ({
+      path: `${path}/${app}/kustomization.yaml`,
+      content,
+    })),
+  };
+}
+
+const trees = (staging: Record<string, string>, production: Record<string, string>) =>
+  new Map([
+    ["staging", tree("staging", staging)],
+    ["production", tree("production", production)],
+  ]);
+
+const ks = (
+  name: string,
+  path: string,
+  opts: { ready?: string; reason?: string; deployments?: string[]; rev?: string; suspend?: boolean } = {},
+): KubeObject => ({
+  metadata: { namespace: "shipmate-system", name },
+  spec: { path, ...(opts.suspend ? { suspend: true } : {}) },
+  status: {
+    conditions: [
+      {
+        type: "Ready",
+        status: opts.ready ?? "True",
+        reason: opts.reason ?? "ReconciliationSucceeded",
+        message: "ok",
+      },
+    ],
+    lastAppliedRevision: opts.rev ?? "main@sha1:1234567890abcdef",
+    inventory: {
+      entries: (opts.deployments ?? []).map((d) => ({
+        id: `${d.replace("/", "_")}_apps_Deployment`,
+        v: "v1",
+      })),
+    },
+  },
+});
+const deploy = (ns: string, name: string, image: string): KubeObject => ({
+  metadata: { namespace: ns, name },
+  spec: { template: { spec: { containers: [{ name: "app", image }] } } },
+});
+const snapshot = (objects: ClusterSnapshot["objects"]): ClusterSnapshot => ({ connected: true, objects });
+const now = new Date("2026-01-02T00:00:00Z");
+const REV = "1234567890abcdef1234";
+
+describe("the matrix", () => {
+  const cases: {
+    name: string;
+    staging: Record<string, string>;
+    production: Record<string, string>;
+    cluster?: ClusterSnapshot;
+    scanTag?: string;
+    requests?: PullRequest[];
+    /** app → [staging cell, production cell] as "git|cluster|marks" ("-": no cell). */
+    want: Record<string, [string, string]>;
+  }[] = [
+    {
+      name: "apps are rows in name order, environments columns in shipmate.yaml order; absent apps have no cell",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0"), api: overlay("ghcr.io/acme/api", "2.0.0") },
+      production: { web: overlay("ghcr.io/acme/web", "1.0.0") },
+      want: { api: ["2.0.0||", "-"], web: ["1.1.0||", "1.0.0||"] },
+    },
+    {
+      name: "a digest is shown short beside the tag",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0", DIGEST) },
+      production: {},
+      want: { web: [`1.1.0@${"a".repeat(12)}||`, "-"] },
+    },
+    {
+      name: "the cluster's Deployment of an app's Kustomization fills the cell; a differing tag is drifted",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0") },
+      production: { web: overlay("ghcr.io/acme/web", "1.0.0") },
+      cluster: snapshot({
+        Kustomization: [
+          ks("staging-web", "./apps/staging/web", { deployments: ["web/web"] }),
+          ks("production", "./apps/production", { deployments: ["prod/web"] }),
+        ],
+        Deployment: [
+          deploy("web", "web", "ghcr.io/acme/web:1.1.0"),
+          deploy("prod", "web", "ghcr.io/acme/web:0.9.0"),
+        ],
+      }),
+      want: { web: ["1.1.0|1.1.0|", "1.0.0|0.9.0|drifted"] },
+    },
+    {
+      name: "a Kustomization that is not Ready marks its cells failing",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0") },
+      production: {},
+      cluster: snapshot({
+        Kustomization: [ks("staging", "apps/staging/", { ready: "False", reason: "BuildFailed" })],
+      }),
+      want: { web: ["1.1.0||failing", "-"] },
+    },
+    {
+      name: "a newer tag allowed by the environment's policy marks the cell behind",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0") },
+      production: { web: overlay("ghcr.io/acme/web", "1.0.0") },
+      scanTag: "1.2.0",
+      want: { web: ["1.1.0||behind", "1.0.0||"] },
+    },
+    {
+      name: "an open promotion request into the environment marks the apps it carries pending",
+      staging: { web: overlay("ghcr.io/acme/web", "1.1.0"), api: overlay("ghcr.io/acme/api", "2.0.0") },
+      production: { web: overlay("ghcr.io/acme/web", "1.0.0"), api: overlay("ghcr.io/acme/api", "2.0.0") },
+      requests: [
+        {
+          number: 7,
+          url: "http://forge/pulls/7",
+          branch: "shipmate/promote-production",
+          base: "main",
+          title: "Promote",
+          body: "",
+          state: "open",
+          labels: [],
+          meta: {
+            v: 1,
+            fingerprint: "x",
+            changes: [],
+            promotion: { from: "staging", to: "production", revision: REV, apps: ["web"] },
+          },
+        },
+      ],
+      want: { api: ["2.0.0||", "2.0.0||"], web: ["1.1.0||", "1.0.0||pending"] },
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const view = buildView({
+        fleet,
+        revision: REV,
+        trees: trees(c.staging, c.production),
+        ...(c.cluster ? { cluster: c.cluster } : {}),
+        ...(c.scanTag
+          ? {
+              scan: {
+                at: now.toISOString(),
+                requests: 1,
+                policies: [
+                  {
+                    id: "apps:web",
+                    env: "staging",
+                    image: "ghcr.io/acme/web",
+                    strategy: "semver",
+                    tag: c.scanTag,
+                  },
+                ],
+              },
+            }
+          : {}),
+        ...(c.requests ? { requests: c.requests } : {}),
+        now,
+      });
+      expect(view.environments).toEqual(["staging", "production"]);
+      const got = Object.fromEntries(
+        view.rows.map((r) => [
+          r.app,
+          r.cells.map((cell) =>
+            cell
+              ? `${cell.git.map(shortVersion).join(",")}|${(cell.cluster ?? []).map(shortVersion).join(",")}|${cell.marks.join(",")}`
+              : "-",
+          ),
+        ]),
+      );
+      expect(got).toEqual(c.want);
+    });
+});
+
+describe("promotions", () => {
+  const staging = { web: overlay("ghcr.io/acme/web", "1.1.0") };
+  const production = { web: overlay("ghcr.io/acme/web", "1.0.0") };
+  const cases: {
+    name: string;
+    cluster?: ClusterSnapshot;
+    changedAt?: Date;
+    want: { state: string; gates: [string, string][] };
+  }[] = [
+    {
+      name: "health from the source's Kustomizations at the revision, soak from git: both pass",
+      cluster: snapshot({ Kustomization: [ks("staging", "./apps/staging", { rev: `main@sha1:${REV}` })] }),
+      changedAt: new Date(now.getTime() - 2 * 3600_000),
+      want: {
+        state: "passed",
+        gates: [
+          ["health", "passed"],
+          ["soak", "passed"],
+        ],
+      },
+    },
+    {
+      name: "a source not Ready fails health; a recent change waits for soak",
+      cluster: snapshot({
+        Kustomization: [ks("staging", "./apps/staging", { ready: "False", rev: `main@sha1:${REV}` })],
+      }),
+      changedAt: new Date(now.getTime() - 10 * 60_000),
+      want: {
+        state: "failed",
+        gates: [
+          ["health", "failed"],
+          ["soak", "waiting"],
+        ],
+      },
+    },
+    {
+      name: "healthy at another revision waits",
+      cluster: snapshot({
+        Kustomization: [ks("staging", "./apps/staging", { rev: "main@sha1:ffffffffffff" })],
+      }),
+      changedAt: new Date(now.getTime() - 2 * 3600_000),
+      want: {
+        state: "waiting",
+        gates: [
+          ["health", "waiting"],
+          ["soak", "passed"],
+        ],
+      },
+    },
+    {
+      name: "no cluster and no history: the gates say they cannot tell",
+      want: {
+        state: "failed",
+        gates: [
+          ["health", "failed"],
+          ["soak", "failed"],
+        ],
+      },
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const view = buildView({
+        fleet,
+        revision: REV,
+        trees: trees(staging, production),
+        ...(c.cluster ? { cluster: c.cluster } : {}),
+        ...(c.changedAt ? { changedAt: new Map([["staging", c.changedAt]]) } : {}),
+        now,
+      });
+      const [p] = view.promotions;
+      expect(p?.changes).toEqual([{ app: "web", image: "ghcr.io/acme/web", from: "1.0.0", to: "1.1.0" }]);
+      expect([p?.from, p?.to]).toEqual(["staging", "production"]);
+      expect(p?.gateState).toBe(c.want.state);
+      expect(p?.gates.map((g) => [g.gate, g.state])).toEqual(c.want.gates);
+    });
+});
+
+describe("cluster rows", () => {
+  it("reads Ready, reason, revision, suspension and inventory; maps Kustomizations to environments", () => {
+    const view = buildView({
+      fleet,
+      revision: REV,
+      trees: trees({}, {}),
+      cluster: {
+        connected: false,
+        error: "connect ECONNREFUSED",
+        objects: {
+          Kustomization: [ks("staging", "./apps/staging", { suspend: true, deployments: ["a/b"] })],
+          GitRepository: [
+            {
+              metadata: { namespace: "shipmate-system", name: "fleet" },
+              spec: {},
+              status: { artifact: { revision: "main@sha1:abc" }, conditions: [] },
+            },
+          ],
+        },
+      },
+      now,
+    });
+    expect(view.cluster?.connected).toBe(false);
+    expect(view.cluster?.error).toBe("connect ECONNREFUSED");
+    expect(
+      view.cluster?.rows.map((r) => [r.kind, r.name, r.ready, r.revision, r.suspended, r.inventory, r.env]),
+    ).toEqual([
+      ["GitRepository", "fleet", "Unknown", "main@sha1:abc", false, undefined, undefined],
+      ["Kustomization", "staging", "True", "main@sha1:1234567890abcdef", true, 1, "staging"],
+    ]);
+  });
+});
