@@ -1,0 +1,236 @@
+/**
+ * Flagger Canaries as shipmate reads them: which Canaries a set of apps has
+ * in an environment's manifests (pure, from the files in git), and what the
+ * cluster says of each (status, its target Deployment, Flagger's last
+ * Warning event), for the `canary` gate, rollback requests and
+ * `shipmate get canaries`. The kubeconfig context of an environment is
+ * chosen here too, as every per-environment cluster read does.
+ */
+import { parseAllDocuments } from "yaml";
+import { z } from "zod";
+import { KubeClient, loadKubeConfig } from "../agent/client.ts";
+import type { FleetEnvironment } from "../config/fleet.ts";
+import { ClusterError } from "../errors.ts";
+import type { CanaryEvidence } from "./gates.ts";
+import type { EnvTree } from "./plan.ts";
+
+export const FLAGGER_GROUP = "flagger.app";
+const CANARIES = `/apis/${FLAGGER_GROUP}/v1beta1`;
+
+/** A Canary declared in git: where, and what it targets. */
+export interface DeclaredCanary {
+  app: string;
+  file: string;
+  namespace: string;
+  name: string;
+  target?: { kind: string; name: string };
+}
+
+function appOf(envPath: string, file: string): string {
+  const base = envPath === "." || envPath === "" ? "" : `${envPath}/`;
+  const rest = file.startsWith(base) ? file.slice(base.length) : file;
+  const slash = rest.indexOf("/");
+  return slash === -1 ? "" : rest.slice(0, slash);
+}
+
+/**
+ * The Canaries under an environment's path, of `apps` (all when absent).
+ * A Canary without a namespace takes the one of its folder's other objects,
+ * else `default` (as kustomize leaves it to the applier).
+ */
+export function declaredCanaries(env: EnvTree, apps?: readonly string[]): DeclaredCanary[] {
+  const wanted = apps ? new Set(apps) : undefined;
+  const out: DeclaredCanary[] = [];
+  for (const f of env.files) {
+    if (!f.content.includes(FLAGGER_GROUP)) continue;
+    const app = appOf(env.path, f.path);
+    if (wanted && !wanted.has(app)) continue;
+    for (const doc of parseAllDocuments(f.content)) {
+      const v = doc.toJSON() as {
+        apiVersion?: unknown;
+        kind?: unknown;
+        metadata?: { name?: unknown; namespace?: unknown };
+        spec?: { targetRef?: { kind?: unknown; name?: unknown } };
+      } | null;
+      if (!v || v.kind !== "Canary" || typeof v.apiVersion !== "string") continue;
+      if (!v.apiVersion.startsWith(`${FLAGGER_GROUP}/`) || typeof v.metadata?.name !== "string") continue;
+      const namespace =
+        typeof v.metadata.namespace === "string" ? v.metadata.namespace : namespaceNear(env, f.path);
+      const t = v.spec?.targetRef;
+      out.push({
+        app,
+        file: f.path,
+        namespace,
+        name: v.metadata.name,
+        ...(typeof t?.name === "string"
+          ? { target: { kind: typeof t.kind === "string" ? t.kind : "Deployment", name: t.name } }
+          : {}),
+      });
+    }
+  }
+  return out;
+}
+
+/** The namespace of the other objects in the Canary's folder (kustomization `namespace:` or a manifest's), else default. */
+function namespaceNear(env: EnvTree, file: string): string {
+  const dir = file.slice(0, file.lastIndexOf("/") + 1);
+  for (const f of env.files) {
+    if (!f.path.startsWith(dir)) continue;
+    const m =
+      /^namespace:\s*([a-z0-9-]+)\s*$/m.exec(f.content) ??
+      /^\s{2}namespace:\s*([a-z0-9-]+)\s*$/m.exec(f.content);
+    if (m?.[1]) return m[1];
+  }
+  return "default";
+}
+
+// Flagger's CanaryStatus (pkg/apis/flagger/v1beta1/status.go), the fields read here.
+const CanaryStatusSchema = z.looseObject({
+  phase: z.string().optional(),
+  failedChecks: z.number().optional(),
+  canaryWeight: z.number().optional(),
+  iterations: z.number().optional(),
+  lastTransitionTime: z.string().optional(),
+  conditions: z.array(z.looseObject({ type: z.string(), message: z.string().optional() })).optional(),
+});
+const CanarySchema = z.looseObject({
+  metadata: z.looseObject({ name: z.string(), namespace: z.string().default("default") }),
+  spec: z.looseObject({
+    targetRef: z.looseObject({ kind: z.string().optional(), name: z.string() }).optional(),
+    analysis: z.looseObject({ threshold: z.number().optional() }).optional(),
+  }),
+  status: CanaryStatusSchema.optional(),
+});
+type Canary = z.infer<typeof CanarySchema>;
+const CanaryListSchema = z.looseObject({ items: z.array(CanarySchema) });
+// core/v1 Event, the fields read here.
+const EventListSchema = z.looseObject({
+  items: z.array(
+    z.looseObject({
+      type: z.string().optional(),
+      message: z.string().optional(),
+      lastTimestamp: z.string().nullable().optional(),
+      eventTime: z.string().nullable().optional(),
+      metadata: z.looseObject({ creationTimestamp: z.string().optional() }),
+    }),
+  ),
+});
+
+/** A kubeconfig context for `env`: its `kubeContext`, else one named like it, else the current one. */
+export function clientFor(kubeconfig: string | undefined, env?: FleetEnvironment): KubeClient {
+  const kc = loadKubeConfig(kubeconfig);
+  const named =
+    env?.kubeContext ?? (env && kc.getContexts().some((c) => c.name === env.name) ? env.name : undefined);
+  if (named) {
+    if (!kc.getContexts().some((c) => c.name === named))
+      throw new ClusterError(
+        `kubeconfig ${kubeconfig ?? "(default)"}: no context "${named}" (environment ${env?.name})`,
+      );
+    kc.setCurrentContext(named);
+  }
+  return new KubeClient(kc, { retryForMs: 5_000 });
+}
+
+/**
+ * Flagger's word on a Canary: the last Warning that names a metric or a query
+ * (values below threshold, query errors) else the last Warning or event, and
+ * its recent distinct Warnings.
+ */
+async function lastWord(client: KubeClient, c: Canary): Promise<{ message?: string; events: string[] }> {
+  const res = await client.raw({
+    method: "GET",
+    path: `/api/v1/namespaces/${c.metadata.namespace}/events`,
+    query: {
+      fieldSelector: `involvedObject.kind=Canary,involvedObject.name=${c.metadata.name}`,
+    },
+  });
+  if (res.code !== 200) return { events: [] };
+  const events = EventListSchema.safeParse(res.body);
+  if (!events.success) return { events: [] };
+  const when = (e: (typeof events.data.items)[number]) =>
+    e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? "";
+  const text = (e: (typeof events.data.items)[number] | undefined) => e?.message?.replace(/\s+/g, " ").trim();
+  const sorted = [...events.data.items].sort((a, b) => when(a).localeCompare(when(b)));
+  const warnings = sorted.filter((e) => e.type === "Warning");
+  const telling = warnings.filter((e) => /metric|query|threshold|halt/i.test(e.message ?? "")).at(-1);
+  const message = text(telling ?? warnings.at(-1) ?? sorted.at(-1));
+  const distinct = [...new Set(warnings.map(text).filter((m): m is string => !!m))].slice(-5);
+  return { ...(message ? { message } : {}), events: distinct };
+}
+
+export async function canaryEvidence(client: KubeClient, c: Canary): Promise<CanaryEvidence> {
+  const ev: CanaryEvidence = { namespace: c.metadata.namespace, name: c.metadata.name };
+  const t = c.spec.targetRef;
+  if (t && (t.kind ?? "Deployment") === "Deployment") {
+    const d = await client.raw({
+      method: "GET",
+      path: `/apis/apps/v1/namespaces/${c.metadata.namespace}/deployments/${t.name}`,
+    });
+    if (d.code === 404) ev.targetMissing = `${c.metadata.namespace}/${t.name}`;
+  }
+  const s = c.status;
+  if (s?.phase) ev.phase = s.phase;
+  if (s?.failedChecks !== undefined) ev.failedChecks = s.failedChecks;
+  if (c.spec.analysis?.threshold !== undefined) ev.threshold = c.spec.analysis.threshold;
+  if (s?.canaryWeight !== undefined) ev.canaryWeight = s.canaryWeight;
+  if (s?.iterations !== undefined) ev.iterations = s.iterations;
+  if (s?.lastTransitionTime) ev.lastTransitionTime = s.lastTransitionTime;
+  // Flagger's events say why (metric values, query errors); its condition is the fallback.
+  const said =
+    s?.phase && s.phase !== "Succeeded" && s.phase !== "Initialized" ? await lastWord(client, c) : undefined;
+  const condition = s?.conditions?.find((x) => x.type === "Promoted")?.message;
+  const message = said?.message ?? condition;
+  if (message) ev.message = message;
+  if (said?.events.length) ev.events = said.events;
+  return ev;
+}
+
+/** The named Canaries as the cluster has them (missing ones marked), or why they could not be read. */
+export async function readCanaries(
+  client: KubeClient,
+  declared: readonly DeclaredCanary[],
+): Promise<CanaryEvidence[] | { error: string }> {
+  const out: CanaryEvidence[] = [];
+  try {
+    for (const d of declared) {
+      const res = await client.raw({
+        method: "GET",
+        path: `${CANARIES}/namespaces/${d.namespace}/canaries/${d.name}`,
+      });
+      if (res.code === 404) {
+        out.push({ namespace: d.namespace, name: d.name, missing: true });
+        continue;
+      }
+      if (res.code !== 200) return { error: `GET Canary ${d.namespace}/${d.name}: HTTP ${res.code}` };
+      const parsed = CanarySchema.safeParse(res.body);
+      if (!parsed.success) return { error: `Canary ${d.namespace}/${d.name}: unexpected answer` };
+      out.push(await canaryEvidence(client, parsed.data));
+    }
+  } catch (err) {
+    return { error: (err as Error).message.split("\n")[0] ?? "unreachable" };
+  }
+  return out;
+}
+
+/** Every Canary the client can list (all namespaces, or one), with its evidence. */
+export async function listCanaries(client: KubeClient, namespace?: string): Promise<CanaryEvidence[]> {
+  const path = namespace ? `${CANARIES}/namespaces/${namespace}/canaries` : `${CANARIES}/canaries`;
+  const res = await client.raw({ method: "GET", path });
+  if (res.code === 404) return [];
+  if (res.code !== 200) throw new ClusterError(`GET ${path}: HTTP ${res.code}`);
+  const list = CanaryListSchema.parse(res.body);
+  const out: CanaryEvidence[] = [];
+  for (const c of list.items) out.push(await canaryEvidence(client, c));
+  return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+/** The images the Canary's target Deployment runs (what the failed rollout tried), by container. */
+export async function targetImages(client: KubeClient, namespace: string, name: string): Promise<string[]> {
+  const res = await client.raw({
+    method: "GET",
+    path: `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`,
+  });
+  if (res.code !== 200) return [];
+  const d = res.body as { spec?: { template?: { spec?: { containers?: { image?: string }[] } } } };
+  return (d.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? "").filter(Boolean);
+}
