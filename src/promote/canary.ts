@@ -52,7 +52,7 @@ export function declaredCanaries(env: EnvTree, apps?: readonly string[]): Declar
         metadata?: { name?: unknown; namespace?: unknown };
         spec?: { targetRef?: { kind?: unknown; name?: unknown } };
       } | null;
-      if (!v || v.kind !== "Canary" || typeof v.apiVersion !== "string") continue;
+      if (v?.kind !== "Canary" || typeof v.apiVersion !== "string") continue;
       if (!v.apiVersion.startsWith(`${FLAGGER_GROUP}/`) || typeof v.metadata?.name !== "string") continue;
       const namespace =
         typeof v.metadata.namespace === "string" ? v.metadata.namespace : namespaceNear(env, f.path);

@@ -14,7 +14,6 @@ import {
   type ConformanceEvidence,
   evaluateGates,
   gatesMarkdown,
-  overall,
 } from "../../src/promote/gates.ts";
 import type { EnvTree } from "../../src/promote/plan.ts";
 import { obsoleteForward, rollbackDecision, rollbackIntro } from "../../src/promote/rollback.ts";
