@@ -234,3 +234,50 @@ export async function targetImages(client: KubeClient, namespace: string, name: 
   const d = res.body as { spec?: { template?: { spec?: { containers?: { image?: string }[] } } } };
   return (d.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? "").filter(Boolean);
 }
+
+export interface EnvironmentCanaries {
+  /** The fleet environment, or `(current context)` when none is reached by name. */
+  environment: string;
+  context: string;
+  canaries?: CanaryEvidence[];
+  error?: string;
+}
+
+/**
+ * The Canaries of every environment the kubeconfig reaches (its
+ * `kubeContext`, or a context named like it); with no fleet, or none
+ * reached, the current context's.
+ */
+export async function canariesByEnvironment(
+  kubeconfig: string | undefined,
+  environments: readonly FleetEnvironment[],
+  namespace?: string,
+): Promise<EnvironmentCanaries[]> {
+  const kc = loadKubeConfig(kubeconfig);
+  const contexts = new Set(kc.getContexts().map((c) => c.name));
+  const reached = environments.filter((e) => contexts.has(e.kubeContext ?? e.name));
+  const targets: { environment: string; env?: FleetEnvironment; context: string }[] = reached.length
+    ? reached.map((e) => ({ environment: e.name, env: e, context: e.kubeContext ?? e.name }))
+    : [{ environment: "(current context)", context: kc.getCurrentContext() }];
+  const out: EnvironmentCanaries[] = [];
+  for (const t of targets) {
+    let client: KubeClient | undefined;
+    try {
+      client = clientFor(kubeconfig, t.env);
+      out.push({
+        environment: t.environment,
+        context: t.context,
+        canaries: await listCanaries(client, namespace),
+      });
+    } catch (err) {
+      out.push({
+        environment: t.environment,
+        context: t.context,
+        error: (err as Error).message.split("\n")[0] ?? "",
+      });
+    } finally {
+      client?.close();
+    }
+  }
+  return out;
+}
