@@ -152,7 +152,7 @@ async function lastWord(client: KubeClient, c: Canary): Promise<{ message?: stri
   const text = (e: (typeof events.data.items)[number] | undefined) => e?.message?.replace(/\s+/g, " ").trim();
   const sorted = [...events.data.items].sort((a, b) => when(a).localeCompare(when(b)));
   const warnings = sorted.filter((e) => e.type === "Warning");
-  const telling = warnings.filter((e) => /metric|query|threshold|halt/i.test(e.message ?? "")).at(-1);
+  const telling = warnings.filter((e) => /^Halt |metric|query|no values/i.test(e.message ?? "")).at(-1);
   const message = text(telling ?? warnings.at(-1) ?? sorted.at(-1));
   const distinct = [...new Set(warnings.map(text).filter((m): m is string => !!m))].slice(-5);
   return { ...(message ? { message } : {}), events: distinct };

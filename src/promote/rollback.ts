@@ -247,6 +247,8 @@ export async function runRollback(job: RollbackJob): Promise<RollbackResult> {
       client.close();
     }
     if (failed.length === 0) return result;
+    // The previous pins are in history a shallow clone does not have yet.
+    await ws.deepen(50);
 
     let forge = job.forgeClient;
     if (!forge && !job.dryRun) {
