@@ -357,4 +357,123 @@ describe("progressive delivery with the real Flagger", () => {
     // Flagger called the load-test webhook with the canary's metadata.
     expect(hooks.calls.some((c) => JSON.stringify(c).includes("hey -z 1m"))).toBe(true);
   }, 300_000);
+
+  it("conformance: a Job from a named CronJob that never finishes holds the promotion, saying why in the request body; once it completes the gate passes", async () => {
+    await commit(
+      {
+        "shipmate.yaml": FLEET.replace(
+          "        canary: true\n",
+          "        canary: true\n        conformance:\n          job: {name: smoke, namespace: shop}\n          timeout: 3s\n",
+        ),
+      },
+      "production: conformance gate",
+    );
+    const head = await clone.git("rev-parse", "HEAD");
+    const cron = await client.raw({
+      method: "POST",
+      path: `/apis/batch/v1/namespaces/${NS}/cronjobs`,
+      body: {
+        apiVersion: "batch/v1",
+        kind: "CronJob",
+        metadata: { name: "smoke", namespace: NS },
+        spec: {
+          schedule: "0 0 1 1 *",
+          suspend: true,
+          jobTemplate: {
+            spec: {
+              backoffLimit: 0,
+              template: {
+                spec: {
+                  restartPolicy: "Never",
+                  containers: [{ name: "smoke", image: "registry.example/acme/smoke:1" }],
+                },
+              },
+            },
+          },
+        },
+      },
+    });
+    expect(cron.code).toBe(201);
+    // No Job controller runs here: the Job never finishes, and the gate says so once its timeout passes.
+    const held = await promote("--app", "web");
+    const job = `smoke-${head.slice(0, 12)}`;
+    expect(held.code).toBe(1);
+    expect(held.out.status).toBe("blocked");
+    expect(held.out.gates.map((g) => [g.gate, g.state, g.message])).toEqual([
+      ["canary", "passed", "1 Canary in production finished: shop/web Succeeded"],
+      [
+        "conformance",
+        "failed",
+        `Job shop/${job} did not finish within 3s on staging at ${head.slice(0, 12)}`,
+      ],
+    ]);
+    const created = await getObject(client, `/apis/batch/v1/namespaces/${NS}/jobs/${job}`);
+    expect(created?.spec.template.spec.containers[0].env).toEqual([
+      { name: "SHIPMATE_REVISION", value: head },
+    ]);
+    const open = (await pulls()).find((p) => p.head.ref === "shipmate/promote-production");
+    expect(open?.body).toContain(`- ❌ \`conformance\` failed: Job shop/${job} did not finish within 3s`);
+
+    // The Job controller's part: the Job ran for a second and completed.
+    const start = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
+    const end = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await patchObject(
+      client,
+      `/apis/batch/v1/namespaces/${NS}/jobs/${job}/status`,
+      {
+        status: {
+          startTime: start,
+          completionTime: end,
+          succeeded: 1,
+          conditions: [
+            { type: "SuccessCriteriaMet", status: "True", lastTransitionTime: end },
+            { type: "Complete", status: "True", lastTransitionTime: end },
+          ],
+        },
+      },
+      { fieldManager: "job-controller" },
+    );
+    const passed = await promote("--app", "web");
+    expect(passed.out.gates[1]).toMatchObject({ gate: "conformance", state: "passed" });
+    expect(passed.out.gates[1]?.message).toMatch(
+      new RegExp(`^Job shop/${job} passed on staging at ${head.slice(0, 12)} in [12]s$`),
+    );
+    expect(passed.out.status).toBe("proposed");
+    const updated = (await pulls()).find((p) => p.head.ref === "shipmate/promote-production");
+    expect(updated?.body).toContain(`Full log: \`kubectl logs -n shop job/${job}\``);
+  }, 60_000);
+
+  it("get canaries: phase, weight, failed checks and last transition; a Canary whose targetRef names no Deployment says so", async () => {
+    const ghost = canary("ghost", hooks.url)
+      .replace("name: ghost\n  namespace", "name: ghost\n  namespace")
+      .replace(/kind: Deployment\n {4}name: ghost/, "kind: Deployment\n    name: nope");
+    await patchObject(
+      client,
+      `/apis/flagger.app/v1beta1/namespaces/${NS}/canaries/ghost`,
+      parseAllDocuments(ghost)[0]?.toJS(),
+      {
+        type: "apply",
+        fieldManager: "test",
+      },
+    );
+    const r = await runCli(["get", "canaries", "--kubeconfig", kube.kubeconfig]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(
+      /^ENVIRONMENT\s+NAMESPACE\s+NAME\s+PHASE\s+WEIGHT\s+FAILED\s+LAST TRANSITION\s+MESSAGE$/,
+    );
+    expect(lines.find((l) => /\sweb\s/.test(l))).toMatch(
+      /^\(current context\)\s+shop\s+web\s+Succeeded\s+0\s+0\/1\s+\d{4}-/,
+    );
+    expect(lines.find((l) => /\sapi\s/.test(l))).toMatch(
+      /\sapi\s+Failed\s+0\s+0\/1\s+.*Halt api\.shop advancement success rate 50\.00% < 99%$/,
+    );
+    expect(lines.find((l) => /\sghost\s/.test(l))).toMatch(
+      /targetRef: Deployment shop\/nope does not exist$/,
+    );
+    const json = await runCli(["get", "canaries", "--kubeconfig", kube.kubeconfig, "--json", "ghost"]);
+    expect(JSON.parse(json.stdout)[0].canaries).toEqual([
+      expect.objectContaining({ namespace: NS, name: "ghost", targetMissing: "shop/nope" }),
+    ]);
+  });
 });
