@@ -8,7 +8,7 @@
  */
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { KubeClient, loadKubeConfig } from "../agent/client.ts";
+import { KubeClient, loadKubeConfig, PARTIAL_METADATA_LIST_ACCEPT } from "../agent/client.ts";
 import type { FleetEnvironment } from "../config/fleet.ts";
 import { ClusterError } from "../errors.ts";
 import type { CanaryEvidence } from "./gates.ts";
@@ -158,16 +158,25 @@ async function lastWord(client: KubeClient, c: Canary): Promise<{ message?: stri
   return { ...(message ? { message } : {}), events: distinct };
 }
 
-export async function canaryEvidence(client: KubeClient, c: Canary): Promise<CanaryEvidence> {
+/** Names of the Deployments of a namespace: one LIST answers every Canary's targetRef there. */
+async function deploymentNames(client: KubeClient, namespace: string): Promise<Set<string>> {
+  const path = `/apis/apps/v1/namespaces/${namespace}/deployments`;
+  const res = await client.raw({ method: "GET", path, accept: PARTIAL_METADATA_LIST_ACCEPT });
+  if (res.code !== 200) throw new ClusterError(`GET ${path}: HTTP ${res.code}`);
+  const items = (res.body as { items?: { metadata: { name: string } }[] }).items ?? [];
+  return new Set(items.map((i) => i.metadata.name));
+}
+
+/** One Canary's evidence; `deployments` holds the names of its namespace's Deployments. */
+export async function canaryEvidence(
+  client: KubeClient,
+  c: Canary,
+  deployments: ReadonlySet<string>,
+): Promise<CanaryEvidence> {
   const ev: CanaryEvidence = { namespace: c.metadata.namespace, name: c.metadata.name };
   const t = c.spec.targetRef;
-  if (t && (t.kind ?? "Deployment") === "Deployment") {
-    const d = await client.raw({
-      method: "GET",
-      path: `/apis/apps/v1/namespaces/${c.metadata.namespace}/deployments/${t.name}`,
-    });
-    if (d.code === 404) ev.targetMissing = `${c.metadata.namespace}/${t.name}`;
-  }
+  if (t && (t.kind ?? "Deployment") === "Deployment" && !deployments.has(t.name))
+    ev.targetMissing = `${c.metadata.namespace}/${t.name}`;
   const s = c.status;
   if (s?.phase) ev.phase = s.phase;
   if (s?.failedChecks !== undefined) ev.failedChecks = s.failedChecks;
@@ -175,7 +184,7 @@ export async function canaryEvidence(client: KubeClient, c: Canary): Promise<Can
   if (s?.canaryWeight !== undefined) ev.canaryWeight = s.canaryWeight;
   if (s?.iterations !== undefined) ev.iterations = s.iterations;
   if (s?.lastTransitionTime) ev.lastTransitionTime = s.lastTransitionTime;
-  // Flagger's events say why (metric values, query errors); its condition is the fallback.
+  // Flagger's events say why (metric values, query errors); its condition is the fallback. Finished ones need no events.
   const said =
     s?.phase && s.phase !== "Succeeded" && s.phase !== "Initialized" ? await lastWord(client, c) : undefined;
   const condition = s?.conditions?.find((x) => x.type === "Promoted")?.message;
@@ -185,26 +194,40 @@ export async function canaryEvidence(client: KubeClient, c: Canary): Promise<Can
   return ev;
 }
 
-/** The named Canaries as the cluster has them (missing ones marked), or why they could not be read. */
+/** The Canaries of a namespace (none when Flagger's CRDs are not served) and its Deployments' names. */
+async function namespaceCanaries(client: KubeClient, namespace: string | undefined): Promise<Canary[]> {
+  const path = namespace ? `${CANARIES}/namespaces/${namespace}/canaries` : `${CANARIES}/canaries`;
+  const res = await client.raw({ method: "GET", path });
+  if (res.code === 404) return [];
+  if (res.code !== 200) throw new ClusterError(`GET ${path}: HTTP ${res.code}`);
+  const list = CanaryListSchema.safeParse(res.body);
+  if (!list.success) throw new ClusterError(`GET ${path}: unexpected answer`);
+  return list.data.items;
+}
+
+/**
+ * The named Canaries as the cluster has them (missing ones marked), or why
+ * they could not be read. Two LISTs per namespace (Canaries, Deployment
+ * names), plus the events of each Canary whose rollout has not finished.
+ */
 export async function readCanaries(
   client: KubeClient,
   declared: readonly DeclaredCanary[],
 ): Promise<CanaryEvidence[] | { error: string }> {
   const out: CanaryEvidence[] = [];
   try {
-    for (const d of declared) {
-      const res = await client.raw({
-        method: "GET",
-        path: `${CANARIES}/namespaces/${d.namespace}/canaries/${d.name}`,
-      });
-      if (res.code === 404) {
-        out.push({ namespace: d.namespace, name: d.name, missing: true });
-        continue;
+    for (const namespace of [...new Set(declared.map((d) => d.namespace))].sort()) {
+      const found = new Map((await namespaceCanaries(client, namespace)).map((c) => [c.metadata.name, c]));
+      const wanted = declared.filter((d) => d.namespace === namespace);
+      const deployments = wanted.some((d) => found.has(d.name))
+        ? await deploymentNames(client, namespace)
+        : new Set<string>();
+      for (const d of wanted) {
+        const c = found.get(d.name);
+        out.push(
+          c ? await canaryEvidence(client, c, deployments) : { namespace, name: d.name, missing: true },
+        );
       }
-      if (res.code !== 200) return { error: `GET Canary ${d.namespace}/${d.name}: HTTP ${res.code}` };
-      const parsed = CanarySchema.safeParse(res.body);
-      if (!parsed.success) return { error: `Canary ${d.namespace}/${d.name}: unexpected answer` };
-      out.push(await canaryEvidence(client, parsed.data));
     }
   } catch (err) {
     return { error: (err as Error).message.split("\n")[0] ?? "unreachable" };
@@ -214,13 +237,18 @@ export async function readCanaries(
 
 /** Every Canary the client can list (all namespaces, or one), with its evidence. */
 export async function listCanaries(client: KubeClient, namespace?: string): Promise<CanaryEvidence[]> {
-  const path = namespace ? `${CANARIES}/namespaces/${namespace}/canaries` : `${CANARIES}/canaries`;
-  const res = await client.raw({ method: "GET", path });
-  if (res.code === 404) return [];
-  if (res.code !== 200) throw new ClusterError(`GET ${path}: HTTP ${res.code}`);
-  const list = CanaryListSchema.parse(res.body);
+  const items = await namespaceCanaries(client, namespace);
+  const names = new Map<string, Set<string>>();
   const out: CanaryEvidence[] = [];
-  for (const c of list.items) out.push(await canaryEvidence(client, c));
+  for (const c of items) {
+    const ns = c.metadata.namespace;
+    let deployments = names.get(ns);
+    if (!deployments) {
+      deployments = await deploymentNames(client, ns);
+      names.set(ns, deployments);
+    }
+    out.push(await canaryEvidence(client, c, deployments));
+  }
   return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
 }
 
