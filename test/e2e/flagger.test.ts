@@ -12,8 +12,9 @@
  * does — primary Deployment, Services, analysis against the metrics, webhooks,
  * promotion, rollback, status, events — is Flagger's own.
  *
- * Two apps roll out at once to keep the file short: `web` answers healthy
- * metrics and succeeds; `api` answers a 50% success rate and fails.
+ * Three apps roll out at once to keep the file short: `web` answers healthy
+ * metrics and succeeds; `api` answers a 50% success rate and fails; `db`'s
+ * metric queries error (HTTP 500) and it fails too.
  */
 import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -41,7 +42,11 @@ import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 const run = promisify(execFile);
 const NS = "shop";
-const IMAGE = { web: "registry.example/acme/web", api: "registry.example/acme/api" };
+const IMAGE = {
+  web: "registry.example/acme/web",
+  api: "registry.example/acme/api",
+  db: "registry.example/acme/db",
+};
 const digest = (n: number) => `sha256:${String(n).repeat(64)}`;
 
 let kube: KubeCluster;
@@ -232,6 +237,7 @@ beforeAll(async () => {
     // Flagger's built-in queries name the canary's pods: web answers healthy, api 50% success.
     startMetrics((q) => {
       const app = /kubernetes_pod_name=~"(\w+)-/.exec(q)?.[1];
+      if (app === "db") throw new Error("query timed out in expression evaluation");
       if (q.includes("histogram_quantile")) return 0.025; // P99, seconds
       return app === "api" ? 50 : 100;
     }),
@@ -251,21 +257,25 @@ beforeAll(async () => {
       "shipmate.yaml": FLEET,
       ...base("web"),
       ...base("api"),
-      "apps/staging/kustomization.yaml": "resources:\n  - web\n  - api\n",
+      ...base("db"),
+      "apps/staging/kustomization.yaml": "resources:\n  - web\n  - api\n  - db\n",
       "apps/staging/web/kustomization.yaml": overlay("web", "1.1.0", digest(2), false),
       "apps/staging/api/kustomization.yaml": overlay("api", "2.1.0", digest(4), false),
-      "apps/production/kustomization.yaml": "resources:\n  - web\n  - api\n",
+      "apps/production/kustomization.yaml": "resources:\n  - web\n  - api\n  - db\n",
       "apps/production/web/kustomization.yaml": overlay("web", "1.0.0", digest(1), true),
       "apps/production/web/canary.yaml": canary("web", hooks.url),
       "apps/production/api/kustomization.yaml": overlay("api", "2.0.0", digest(3), true),
       "apps/production/api/canary.yaml": canary("api", hooks.url),
+      "apps/staging/db/kustomization.yaml": overlay("db", "3.1.0", digest(7), false),
+      "apps/production/db/kustomization.yaml": overlay("db", "3.0.0", digest(6), true),
+      "apps/production/db/canary.yaml": canary("db", hooks.url),
     },
     "fleet with production canaries",
   );
   await syncProduction();
   stopController = playDeploymentController(client, NS);
   flagger = startFlagger(kube.kubeconfig, metrics.url, NS);
-  await Promise.all([reach("web", "Initialized", 60_000), reach("api", "Initialized", 60_000)]);
+  await Promise.all(["web", "api", "db"].map((a) => reach(a, "Initialized", 60_000)));
 }, 240_000);
 
 afterAll(async () => {
@@ -284,15 +294,17 @@ describe("progressive delivery with the real Flagger", () => {
       {
         gate: "canary",
         state: "passed",
-        message: "2 Canaries in production finished: shop/api Initialized, shop/web Initialized",
+        message:
+          "3 Canaries in production finished: shop/api Initialized, shop/db Initialized, shop/web Initialized",
       },
     ]);
     const opened = await pulls();
     expect(opened.map((p) => p.head.ref).sort()).toEqual([
       "shipmate/promote-production-api",
+      "shipmate/promote-production-db",
       "shipmate/promote-production-web",
     ]);
-    expect(opened[0]?.body).toContain("- ✅ `canary` passed: 2 Canaries in production finished");
+    expect(opened[0]?.body).toContain("- ✅ `canary` passed: 3 Canaries in production finished");
 
     // 2. Merged and applied: Flagger sees new revisions and starts both analyses.
     for (const p of opened) await merge(p.number);
@@ -314,10 +326,11 @@ describe("progressive delivery with the real Flagger", () => {
 
     // 4. api's success rate (50%) is below 99%: Flagger rolls it back.
     await reach("api", "Failed");
+    await reach("db", "Failed");
     const rolled = await cli<RollbackResult>(["rollback", "--env", "production"]);
     expect(rolled.code).toBe(0);
-    expect(rolled.out.rollbacks).toHaveLength(1);
-    const [rb] = rolled.out.rollbacks;
+    expect(rolled.out.rollbacks.map((r) => r.app).sort()).toEqual(["api", "db"]);
+    const rb = rolled.out.rollbacks.find((r) => r.app === "api");
     expect(rb).toMatchObject({
       app: "api",
       canary: "shop/api",
@@ -342,7 +355,29 @@ describe("progressive delivery with the real Flagger", () => {
     ).toBe(overlay("api", "2.0.0", digest(3), true).trimEnd());
     // Running it again updates nothing and opens no second request.
     const again = await cli<RollbackResult>(["rollback", "--env", "production"]);
-    expect(again.out.rollbacks[0]?.request?.action).toBe("unchanged");
+    expect(again.out.rollbacks.map((r) => r.request?.action)).toEqual(["unchanged", "unchanged"]);
+
+    // db's metric queries errored: Flagger's reason is the gate's, in one line, and the rollback request's.
+    const dbRollback = (await pulls()).find((p) => p.head.ref === "shipmate/rollback-production-db");
+    expect(dbRollback?.body).toContain(
+      '- Analysis: shop/db Failed: Prometheus query failed: error response: {"status":"error","errorType":"execution","error":"query timed out in expression evaluation"}',
+    );
+    await commit(
+      { "apps/staging/db/kustomization.yaml": overlay("db", "3.2.0", digest(8), false) },
+      "staging: db 3.2.0",
+    );
+    const dbHeld = await promote("--app", "db");
+    expect(dbHeld.code).toBe(1);
+    expect(dbHeld.out.status).toBe("blocked");
+    expect(dbHeld.out.gates[0]?.state).toBe("failed");
+    expect(dbHeld.out.gates[0]?.message).toMatch(
+      /^rollout failed in production: shop\/db Failed: Prometheus query failed: error response: .*query timed out in expression evaluation/,
+    );
+    expect(dbHeld.out.gates[0]?.message).not.toContain("\n");
+    // The promote run saw the Failed canary too: its rollback request is already there, unchanged.
+    expect(dbHeld.out.rollback?.rollbacks.map((r) => [r.app, r.request?.action])).toEqual([
+      ["db", "unchanged"],
+    ]);
 
     // 5. web succeeded: its held promotion now passes the gate and is proposed.
     await reach("web", "Succeeded");

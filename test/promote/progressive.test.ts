@@ -76,11 +76,11 @@ describe("canary gate: the target's previous rollout finished", () => {
         canary("Progressing", {
           failedChecks: 2,
           threshold: 5,
-          message: "Metric query failed for request-success-rate: error response: boom",
+          message: 'Prometheus query failed: error response: {"status":"error","error":"boom"}',
         }),
       ],
       "waiting",
-      "rollout still under way in production: web/web Progressing (failed checks 2/5): Metric query failed for request-success-rate: error response: boom",
+      'rollout still under way in production: web/web Progressing (failed checks 2/5): Prometheus query failed: error response: {"status":"error","error":"boom"}',
     ],
     [
       "a Canary whose targetRef names no Deployment → failed, naming it",
