@@ -241,9 +241,7 @@ spec:
   await setImage("1.1.0");
   await waitFor(async () => ((await phase()) === "Failed" ? true : undefined), 180_000);
   const failedSeen = performance.now();
-  let forgeLists = 0;
   await waitFor(async () => {
-    forgeLists++;
     const open = await gitea.api<{ head: { ref: string } }[]>(
       "GET",
       `/repos/${repo.fullName}/pulls?state=open`,
@@ -264,7 +262,8 @@ spec:
   console.log(`\ncanary gate, ${APPS} apps (Canaries Succeeded) in ${NAMESPACES} namespaces:`);
   console.log("| run | wall | API requests | forge requests | verdict |");
   console.log("| --- | --- | --- | --- | --- |");
-  rounds.forEach((r, i) => console.log(`| ${i + 1} | ${r.ms.toFixed(0)} ms | ${r.reads} | 0 | ${r.state} |`));
+  for (const [i, r] of rounds.entries())
+    console.log(`| ${i + 1} | ${r.ms.toFixed(0)} ms | ${r.reads} | 0 | ${r.state} |`);
   console.log(
     `\nFailed → rollback request on Gitea (rollback --watch --interval 1s): ${(latency / 1000).toFixed(2)} s`,
   );
