@@ -11,6 +11,7 @@
  *   (config/crd/bases in their modules); helm-controller and the image
  *   controllers publish only their api modules, so their CRDs are generated
  *   from those Go types with controller-gen, exactly as Flux's own Makefiles do.
+ * - Flagger kinds: scripts/gen-flagger-schemas.ts, run at the end.
  *
  * Compaction: descriptions, defaults and merge metadata are dropped. Strictness
  * is added the way kubeconform's `-strict` does it: an object schema that lists
@@ -161,3 +162,7 @@ execFileSync(
 console.log(
   `wrote ${target.pathname}: ${Object.keys(sortedKinds).length} kinds, ${Object.keys(sortedDefs).length} definitions`,
 );
+// Flagger's kinds (its published CRDs) are merged in by their own script.
+execFileSync(process.execPath, [new URL("./gen-flagger-schemas.ts", import.meta.url).pathname], {
+  stdio: "inherit",
+});

@@ -19,6 +19,7 @@ const commands: Record<string, Loader> = {
   validate: () => import("./commands/validate.ts"),
   serve: () => import("./commands/serve.ts"),
   promote: () => import("./commands/promote.ts"),
+  rollback: () => import("./commands/rollback.ts"),
   bootstrap: () => import("./commands/bootstrap.ts"),
   create: () => import("./commands/create.ts"),
   reconcile: () => import("./commands/reconcile.ts"),

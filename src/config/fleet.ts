@@ -55,6 +55,26 @@ const gates = z
     health: z.boolean().default(false),
     /** The version has run in the source environment at least this long. */
     soak: duration.optional(),
+    /** The target environment's Flagger Canaries of the promoted apps finished their last rollout (Succeeded). */
+    canary: z.boolean().default(false),
+    /** A conformance test against the source environment at the promoted revision passes. */
+    conformance: z
+      .object({
+        /** A Job created from this CronJob's jobTemplate (a suspended CronJob is a named Job template). */
+        job: z
+          .object({ name: label, namespace: label.default("shipmate-system") })
+          .strict()
+          .optional(),
+        /** Or a command, run in the source checkout with KUBECONFIG and SHIPMATE_REVISION set. */
+        command: z.array(z.string().min(1)).min(1).optional(),
+        /** How long it may take before the gate fails. */
+        timeout: duration.default("10m"),
+      })
+      .strict()
+      .refine((c) => (c.job === undefined) !== (c.command === undefined), {
+        message: "names exactly one of job (a CronJob used as the Job template) or command",
+      })
+      .optional(),
   })
   .strict();
 
@@ -86,6 +106,8 @@ const environment = z
     /** The environment whose versions are promoted into this one. */
     promoteFrom: label.optional(),
     gates: gates.optional(),
+    /** The kubeconfig context that reaches this environment's cluster (default: a context named like it, else the current one). */
+    kubeContext: z.string().min(1).optional(),
     /** Labels, reviewers and auto-merge of the requests into this environment (updates and promotions). */
     pullRequest: pullRequest.optional(),
   })

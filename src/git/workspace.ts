@@ -534,6 +534,12 @@ export class Workspace {
     return line?.split("\t")[0];
   }
 
+  /** Fetches `commits` more of history behind a shallow clone's boundary (a no-op on a full one): rollbacks read older pins. */
+  async deepen(commits: number): Promise<void> {
+    if (!(await this.isShallow())) return;
+    await this.run(["fetch", "--quiet", "--no-tags", `--deepen=${commits}`, "origin"], "deepen");
+  }
+
   async isShallow(): Promise<boolean> {
     return (await this.run(["rev-parse", "--is-shallow-repository"], "rev-parse")).trim() === "true";
   }

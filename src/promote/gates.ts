@@ -1,13 +1,22 @@
 /**
- * Promotion gates: what must hold for the source environment before a
- * promotion request is opened or updated. The verdicts are pure; the
- * evidence (forge checks, agent health, when the source last changed) is
- * gathered by the caller.
+ * Promotion gates: what must hold before a promotion request is opened or
+ * updated — of the source environment (checks, health, soak, conformance)
+ * and of the target (canary: its previous rollout finished). The verdicts
+ * are pure; the evidence (forge checks, agent health, when the source last
+ * changed, Flagger's Canary status, the conformance run's outcome) is
+ * gathered by the caller (./index.ts, ./canary.ts, ./conformance.ts).
  */
 import { parseDuration } from "../agent/kustomization.ts";
 import type { CommitChecks } from "../forge/types.ts";
 
-export type GateName = "checks" | "health" | "soak";
+export type GateName = "checks" | "health" | "soak" | "canary" | "conformance";
+
+/** A conformance test: a Job made from a named CronJob's template, or a command; within `timeout`. */
+export interface ConformanceConfig {
+  job?: { name: string; namespace: string };
+  command?: string[];
+  timeout: string;
+}
 
 export interface GateConfig {
   /** The source commit's statuses/checks must be green on the forge. */
@@ -16,6 +25,10 @@ export interface GateConfig {
   health?: boolean;
   /** Minimum time the source has run its current versions (`24h`, `90m`). */
   soak?: string;
+  /** Every Canary of the promoted apps in the target environment has finished its last rollout (Succeeded). */
+  canary?: boolean;
+  /** A conformance test run against the source environment at the promoted revision must pass. */
+  conformance?: ConformanceConfig;
 }
 
 /** `passed`; `waiting` (may pass later: checks running, soak not reached); `failed` (needs a person). */
@@ -27,6 +40,44 @@ export interface GateVerdict {
   state: GateState | "not-evaluated";
   /** One line for a person. */
   message: string;
+  /** More for the request body only (a log tail): never printed by the CLI. */
+  detail?: string;
+}
+
+/** One Flagger Canary of a promoted app in the target environment, as the cluster reports it. */
+export interface CanaryEvidence {
+  namespace: string;
+  name: string;
+  /** Flagger's status.phase; undefined when it has not reported yet. */
+  phase?: string;
+  /** Not in the cluster (its manifest is in git but not applied yet). */
+  missing?: boolean;
+  /** targetRef names a Deployment that does not exist. */
+  targetMissing?: string;
+  failedChecks?: number;
+  threshold?: number;
+  canaryWeight?: number;
+  iterations?: number;
+  /** Flagger's own word: the last Warning event (metric query errors, halted advancement), else its condition message. */
+  message?: string;
+  /** Flagger's recent Warnings about it, oldest first (distinct, bounded): metric values and query errors. */
+  events?: string[];
+  lastTransitionTime?: string;
+}
+
+/** The outcome of the conformance run for this revision. */
+export interface ConformanceEvidence {
+  /** `job ns/name` or `command …`, for messages. */
+  what: string;
+  state: "succeeded" | "failed" | "running" | "timeout" | "error";
+  elapsedMs: number;
+  timeout: string;
+  /** Why it failed or could not run, one line. */
+  reason?: string;
+  /** The last lines of its output (pod logs or the command's stdout/stderr). */
+  logs?: string;
+  /** How to read the whole log (`kubectl logs -n ns job/name`). */
+  link?: string;
 }
 
 /** The agent's health report, as src/agent/control.ts `healthReport` returns it (subset read here). */
@@ -46,6 +97,10 @@ export interface GateEvidence {
   health?: HealthEvidence;
   /** When the source environment's manifests last changed (undefined: unknown, e.g. a shallow clone). */
   changedAt?: Date;
+  /** The target environment and its Canaries of the promoted apps (an error when they could not be read). */
+  to?: string;
+  canaries?: CanaryEvidence[] | { error: string };
+  conformance?: ConformanceEvidence;
   now: Date;
 }
 
@@ -126,7 +181,150 @@ export function evaluateGates(config: GateConfig, ev: GateEvidence): GateVerdict
       );
     }
   }
+  if (config.canary) out.push(canaryVerdict(ev));
+  if (config.conformance) out.push(conformanceVerdict(ev));
   return out;
+}
+
+/** Flagger phases of a rollout still under way (Flagger's CanaryPhase values). */
+const CANARY_BUSY = new Set([
+  "Initializing",
+  "Waiting",
+  "Progressing",
+  "WaitingPromotion",
+  "Promoting",
+  "Finalising",
+  "Terminating",
+]);
+
+/** One Canary as a person reads it: `web/web Failed (failed checks 5/5): <Flagger's message>`. */
+export function describeCanary(c: CanaryEvidence): string {
+  const checks =
+    c.failedChecks !== undefined && c.failedChecks > 0
+      ? ` (failed checks ${c.failedChecks}${c.threshold !== undefined ? `/${c.threshold}` : ""})`
+      : "";
+  return `${c.namespace}/${c.name} ${c.phase ?? "not reported"}${checks}${c.message ? `: ${c.message}` : ""}`;
+}
+
+function canaryVerdict(ev: GateEvidence): GateVerdict {
+  const to = ev.to ?? "the target";
+  const cs = ev.canaries;
+  if (!cs) return { gate: "canary", state: "failed", message: `the Canaries of ${to} were not read` };
+  if ("error" in cs)
+    return { gate: "canary", state: "failed", message: `cannot read the Canaries of ${to}: ${cs.error}` };
+  if (cs.length === 0)
+    return { gate: "canary", state: "passed", message: `no Canary in ${to} for the promoted apps` };
+  const broken = cs.filter((c) => c.targetMissing);
+  if (broken.length)
+    return {
+      gate: "canary",
+      state: "failed",
+      message: broken
+        .map(
+          (c) =>
+            `Canary ${c.namespace}/${c.name} targets Deployment ${c.targetMissing}, which does not exist`,
+        )
+        .join("; "),
+    };
+  const failed = cs.filter((c) => c.phase === "Failed");
+  if (failed.length)
+    return {
+      gate: "canary",
+      state: "failed",
+      message: `rollout failed in ${to}: ${failed.map(describeCanary).join("; ")}`,
+    };
+  const missing = cs.filter((c) => c.missing);
+  if (missing.length)
+    return {
+      gate: "canary",
+      state: "waiting",
+      message: `not in ${to}'s cluster yet: ${missing.map((c) => `Canary ${c.namespace}/${c.name}`).join(", ")}`,
+    };
+  const busy = cs.filter((c) => c.phase === undefined || CANARY_BUSY.has(c.phase));
+  if (busy.length)
+    return {
+      gate: "canary",
+      state: "waiting",
+      message: `rollout still under way in ${to}: ${busy.map(describeCanary).join("; ")}`,
+    };
+  // Succeeded, or Initialized (set up, nothing rolled out since).
+  return {
+    gate: "canary",
+    state: "passed",
+    message: `${cs.length} Canar${cs.length === 1 ? "y" : "ies"} in ${to} finished: ${cs.map((c) => `${c.namespace}/${c.name} ${c.phase}`).join(", ")}`,
+  };
+}
+
+function conformanceVerdict(ev: GateEvidence): GateVerdict {
+  const c = ev.conformance;
+  if (!c)
+    return {
+      gate: "conformance",
+      state: "failed",
+      message: `the conformance test did not run on ${ev.from}`,
+    };
+  const short = ev.revision.slice(0, 12);
+  const took = c.elapsedMs < 60_000 ? `${Math.round(c.elapsedMs / 1000)}s` : formatDuration(c.elapsedMs);
+  const detail = [c.link ? `Full log: \`${c.link}\`` : "", c.logs ? `\`\`\`\n${c.logs}\n\`\`\`` : ""]
+    .filter(Boolean)
+    .join("\n\n");
+  const withDetail = (v: GateVerdict): GateVerdict => (detail ? { ...v, detail } : v);
+  switch (c.state) {
+    case "succeeded":
+      return withDetail({
+        gate: "conformance",
+        state: "passed",
+        message: `${c.what} passed on ${ev.from} at ${short} in ${took}`,
+      });
+    case "running":
+      return withDetail({
+        gate: "conformance",
+        state: "waiting",
+        message: `${c.what} still running on ${ev.from} at ${short} (${took} of ${c.timeout})`,
+      });
+    case "timeout":
+      return withDetail({
+        gate: "conformance",
+        state: "failed",
+        message: `${c.what} did not finish within ${c.timeout} on ${ev.from} at ${short}`,
+      });
+    case "failed":
+      return withDetail({
+        gate: "conformance",
+        state: "failed",
+        message: `${c.what} failed on ${ev.from} at ${short}${c.reason ? `: ${c.reason}` : ""}`,
+      });
+    default:
+      return withDetail({
+        gate: "conformance",
+        state: "failed",
+        message: `${c.what} could not run on ${ev.from}${c.reason ? `: ${c.reason}` : ""}`,
+      });
+  }
+}
+
+/** The gate lines of a request body: one per gate, and its detail (a log tail) folded beneath. */
+export function gatesMarkdown(verdicts: readonly GateVerdict[]): string {
+  const mark: Record<GateVerdict["state"], string> = {
+    passed: "✅",
+    waiting: "⏳",
+    failed: "❌",
+    "not-evaluated": "➖",
+  };
+  const lines = ["**Gates**", ""];
+  for (const v of verdicts) {
+    lines.push(`- ${mark[v.state]} \`${v.gate}\` ${v.state}: ${v.message.replace(/\r?\n/g, " ")}`);
+    if (v.detail)
+      lines.push(
+        "",
+        `  <details><summary>${v.gate} output</summary>`,
+        "",
+        ...v.detail.split("\n").map((l) => `  ${l}`),
+        "",
+        "  </details>",
+      );
+  }
+  return lines.join("\n");
 }
 
 /** The verdict of all gates: the worst state wins. */

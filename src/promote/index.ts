@@ -28,11 +28,15 @@ import { type Identity, Workspace } from "../git/workspace.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { notifyRun, promoteEvents, type RunNotifications } from "../notify/run.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
+import { clientFor, declaredCanaries, readCanaries } from "./canary.ts";
+import { runConformance } from "./conformance.ts";
 import {
+  type CanaryEvidence,
   evaluateGates,
   type GateConfig,
   type GateState,
   type GateVerdict,
+  gatesMarkdown,
   type HealthEvidence,
   overall,
 } from "./gates.ts";
@@ -43,6 +47,7 @@ import {
   type PromotionPlan,
   planPromotion,
 } from "./plan.ts";
+import { type RollbackResult, runRollback } from "./rollback.ts";
 
 const run = promisify(execFile);
 
@@ -71,8 +76,12 @@ export interface PromoteJob {
   /** Gate settings on top of shipmate.yaml's `gates` of the target environment. */
   gates?: GateConfig;
   skipGates?: boolean;
-  /** Kubeconfig of the source environment's cluster, for the health gate. */
+  /** Kubeconfig of the source environment's cluster (health and conformance gates), and of the target's unless `targetKubeconfig`. */
   kubeconfig?: string;
+  /** Kubeconfig of the target environment's cluster (canary gate, rollback), when another file reaches it. */
+  targetKubeconfig?: string;
+  /** Poll interval of a conformance Job (default 1s). */
+  conformancePollMs?: number;
   /** Namespace of the agent's Kustomizations (all namespaces when absent). */
   healthNamespace?: string;
   labels?: string[];
@@ -110,6 +119,8 @@ export interface PromoteResult {
   status: "nothing-to-promote" | "dry-run" | "blocked" | "waiting" | "pushed" | "proposed" | "up-to-date";
   commit?: string;
   requests: RequestReport[];
+  /** When the canary gate saw a Failed Canary: the rollback requests it opened or updated. */
+  rollback?: RollbackResult;
   forgeRequests: number;
   /** What shipmate.yaml's `notifications:` sent about the promotion (warnings: providers that failed). */
   notifications?: RunNotifications;
@@ -216,10 +227,14 @@ async function dryRunGates(
   },
 ): Promise<GateVerdict[]> {
   const out: GateVerdict[] = [];
-  for (const gate of ["checks", "health", "soak"] as const) {
+  for (const gate of ["checks", "health", "soak", "canary", "conformance"] as const) {
     if (!config[gate]) continue;
-    if (gate === "health") {
+    if (gate === "health" || gate === "canary") {
       out.push({ gate, state: "not-evaluated", message: "dry run: the cluster is not asked" });
+      continue;
+    }
+    if (gate === "conformance") {
+      out.push({ gate, state: "not-evaluated", message: "dry run: the conformance test is not run" });
       continue;
     }
     if (gate === "checks" && !ctx.checksForge) {
@@ -366,20 +381,89 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       return finish();
     }
 
+    let gateIntro: string | undefined;
     if (!job.skipGates) {
-      const config: GateConfig = { ...toEnv.gates, ...job.gates };
-      const verdicts = evaluateGates(config, {
+      const { conformance, ...config }: GateConfig = { ...toEnv.gates, ...job.gates };
+      let canaries: CanaryEvidence[] | { error: string } | undefined;
+      if (config.canary) {
+        const promotedApps = [...new Set(plan.changes.map((c) => c.app))];
+        const declared = declaredCanaries(readEnv(toWs.dir, toEnv), promotedApps);
+        if (declared.length === 0) canaries = [];
+        else {
+          try {
+            const client = clientFor(job.targetKubeconfig ?? job.kubeconfig, toEnv);
+            try {
+              canaries = await readCanaries(client, declared);
+            } finally {
+              client.close();
+            }
+          } catch (err) {
+            canaries = { error: (err as Error).message };
+          }
+        }
+      }
+      const evidence = {
         from: fromEnv.name,
         revision,
+        to: toEnv.name,
         ...(config.checks && checksForge ? { checks: await checksForge.commitChecks(revision) } : {}),
         ...(config.health ? { health: await healthEvidence(job, revision) } : {}),
         ...(config.soak ? { changedAt: await lastChange(fromWs.dir, fromEnv.path) } : {}),
+        ...(canaries ? { canaries } : {}),
         now: job.now ?? new Date(),
-      });
+      };
+      const verdicts = evaluateGates(config, evidence);
+      // The conformance test runs only once everything else holds: it costs a test run.
+      if (conformance) {
+        if (overall(verdicts) !== "passed")
+          verdicts.push({ gate: "conformance", state: "waiting", message: "runs once the other gates pass" });
+        else
+          verdicts.push(
+            ...evaluateGates(
+              { conformance },
+              {
+                ...evidence,
+                conformance: await runConformance({
+                  config: conformance,
+                  revision,
+                  environment: fromEnv.name,
+                  dir: fromWs.dir,
+                  ...(job.kubeconfig ? { kubeconfig: job.kubeconfig } : {}),
+                  client: () => clientFor(job.kubeconfig, fromEnv),
+                  env: job.env,
+                  ...(job.conformancePollMs ? { pollMs: job.conformancePollMs } : {}),
+                }),
+              },
+            ),
+          );
+      }
       result.gates = verdicts;
       result.gateState = overall(verdicts);
+      gateIntro = verdicts.length ? gatesMarkdown(verdicts) : undefined;
+      // A Failed canary in the target: propose what it ran before (./rollback.ts), through the same forge.
+      if (Array.isArray(canaries) && canaries.some((c) => c.phase === "Failed") && forge) {
+        result.rollback = await runRollback({
+          repo: job.repo,
+          ...(job.branch !== undefined ? { branch: job.branch } : {}),
+          environment: toEnv.name,
+          workspace: toWs,
+          env: job.env,
+          ...(job.tokenEnv !== undefined ? { tokenEnv: job.tokenEnv } : {}),
+          forgeClient: forge,
+          ...((job.targetKubeconfig ?? job.kubeconfig)
+            ? { kubeconfig: job.targetKubeconfig ?? job.kubeconfig }
+            : {}),
+          canaries,
+          ...(job.labels ? { labels: job.labels } : {}),
+          ...(job.author ? { author: job.author } : {}),
+          ...(job.sign !== undefined ? { sign: job.sign } : {}),
+        });
+      }
       if (result.gateState !== "passed") {
         result.status = result.gateState === "failed" ? "blocked" : "waiting";
+        // An open request for this promotion says why it is held, in the same words.
+        if (forge && mode === "pull-request" && gateIntro)
+          await explainHold(forge, known, toEnv.name, gateIntro, result);
         return finish();
       }
     }
@@ -452,6 +536,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
           ...(groupApps.length ? { apps: groupApps } : {}),
         },
         known,
+        ...(gateIntro ? { intro: gateIntro } : {}),
         ...requestOptions(job, [toEnv.pullRequest]),
         ...(job.mergeMethod ? { mergeMethod: job.mergeMethod } : {}),
       });
@@ -481,6 +566,26 @@ function report(branch: string, apps: string[], outcome: ProposalOutcome): Reque
     ...(pr ? { number: pr.number, url: pr.url } : {}),
     ...("autoMerge" in outcome && outcome.autoMerge === "merged" ? { merged: true as const } : {}),
   };
+}
+
+/** Writes the held gates into this target's open promotion requests (their proposal unchanged). */
+async function explainHold(
+  forge: Forge,
+  known: readonly PullRequest[],
+  to: string,
+  intro: string,
+  result: PromoteResult,
+): Promise<void> {
+  const prefix = promotionBranch(to);
+  for (const pr of known) {
+    if (!(pr.branch === prefix || pr.branch.startsWith(`${prefix}-`)) || !pr.meta) continue;
+    if (pr.meta.promotion && pr.meta.promotion.to !== to) continue;
+    const outcome = await forge.ensurePullRequest(
+      { branch: pr.branch, base: pr.base, title: pr.title, intro, meta: pr.meta },
+      [pr],
+    );
+    result.requests.push(report(pr.branch, pr.meta.promotion?.apps ?? [], outcome));
+  }
 }
 
 /** Close this target's promotion requests that no longer propose anything (per-app ones whose app caught up). */

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { z } from "zod";
 import { ConfigError, GitError, ShipmateError } from "../errors.ts";
-import { APP_SOURCES, LAYOUTS } from "./model.ts";
+import { APP_SOURCES, CANARY_PROVIDERS, LAYOUTS } from "./model.ts";
 
 const run = promisify(execFile);
 
@@ -48,12 +48,20 @@ const manifestSchema = z.object({
     name: z.string(),
     envs: z.array(z.string()),
     teams: z.array(z.string()),
-    apps: z.array(z.object({ name: z.string(), team: z.string().optional(), image: z.string() })),
+    apps: z.array(
+      z.object({
+        name: z.string(),
+        team: z.string().optional(),
+        image: z.string(),
+        canary: z.boolean().optional(),
+      }),
+    ),
     gitUrl: z.string(),
     branch: z.string(),
     registry: z.string(),
     appSource: z.enum(APP_SOURCES),
     sopsAgeRecipient: z.string().optional(),
+    canaryProvider: z.enum(CANARY_PROVIDERS).optional(),
     version: z.string(),
   }),
   /** Path → sha256 of the content shipmate last wrote there. */

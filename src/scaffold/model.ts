@@ -21,6 +21,12 @@ export const DEFAULT_GIT_URL = "https://github.com/example/fleet.git";
 export const AGENT_NAMESPACE = "shipmate-system";
 export const AGENT_IMAGE = "ghcr.io/shipmate-dev/shipmate";
 export const FIRST_TAG = "1.0.0";
+/** Flagger's traffic routers the scaffold knows (Flagger's `meshProvider`/`spec.provider`). */
+export const CANARY_PROVIDERS = ["kubernetes", "nginx", "istio", "linkerd", "gateway-api"] as const;
+export type CanaryProvider = (typeof CANARY_PROVIDERS)[number];
+/** The Flagger release the infrastructure installs (chart and app version); the CRD schemas match it. */
+export const FLAGGER_VERSION = "1.36.1";
+export const FLAGGER_NAMESPACE = "flagger-system";
 
 /** The user's choices, as given on the command line or remembered by the scaffold manifest. */
 export interface ScaffoldInput {
@@ -30,7 +36,7 @@ export interface ScaffoldInput {
    * `NAME` or `NAME@TEAM` as typed (an app without a team goes to the first
    * team, if any), or an app remembered by the scaffold manifest, taken as is.
    */
-  apps?: (string | { name: string; team?: string })[];
+  apps?: (string | { name: string; team?: string; canary?: boolean })[];
   teams?: string[];
   gitUrl?: string;
   branch?: string;
@@ -39,6 +45,10 @@ export interface ScaffoldInput {
   appSource?: string;
   /** An age public key: a `.sops.yaml` per repository and a decryption block in the cluster Kustomizations. */
   sopsAgeRecipient?: string;
+  /** Apps given as names (not remembered ones) roll out in the last environment as Flagger canaries. */
+  canary?: boolean;
+  /** Flagger's router for every canary of the fleet (default kubernetes, i.e. blue/green). */
+  canaryProvider?: string;
   /** shipmate version the agent manifests pin. */
   version: string;
 }
@@ -47,6 +57,8 @@ export interface AppSpec {
   name: string;
   team?: string;
   image: string;
+  /** Rolled out in the last environment as a Flagger Canary. */
+  canary?: boolean;
 }
 
 /** Normalised, checked choices: everything rendering needs, nothing derived. */
@@ -61,6 +73,8 @@ export interface FleetSpec {
   registry: string;
   appSource: AppSource;
   sopsAgeRecipient?: string;
+  /** Set when any app is a canary: Flagger's router, and Flagger is installed in the last environment. */
+  canaryProvider?: CanaryProvider;
   version: string;
 }
 
@@ -137,6 +151,7 @@ export function normalize(input: ScaffoldInput): FleetSpec {
   const apps: AppSpec[] = appArgs.map((arg) => {
     let name: string;
     let team: string | undefined;
+    let canary = input.canary === true;
     if (typeof arg === "string") {
       const at = arg.indexOf("@");
       name = at < 0 ? arg : arg.slice(0, at);
@@ -145,14 +160,32 @@ export function normalize(input: ScaffoldInput): FleetSpec {
       // Remembered apps keep their owner (or lack of one) when teams are added later.
       name = arg.name;
       team = arg.team ?? (layout === "repo-per-team" ? teams[0] : undefined);
+      canary = arg.canary === true;
     }
     checkName("app", name);
     if (team !== undefined && !teams.includes(team))
       throw new UsageError(`app "${name}" belongs to team "${team}", which is not given with --team`);
-    return team === undefined
-      ? { name, image: `${registry}/${name}` }
-      : { name, team, image: `${registry}/${name}` };
+    return {
+      name,
+      ...(team !== undefined ? { team } : {}),
+      image: `${registry}/${name}`,
+      ...(canary ? { canary: true } : {}),
+    };
   });
+  let canaryProvider: CanaryProvider | undefined;
+  if (input.canaryProvider !== undefined || apps.some((a) => a.canary)) {
+    canaryProvider = CANARY_PROVIDERS.find((p) => p === (input.canaryProvider ?? "kubernetes"));
+    if (!canaryProvider)
+      throw new UsageError(
+        `unknown canary provider "${input.canaryProvider}" (providers: ${CANARY_PROVIDERS.join(", ")})`,
+      );
+    if (!apps.some((a) => a.canary))
+      throw new UsageError("--canary-provider needs --canary (which apps roll out as canaries)");
+    if (appSource !== "kustomize")
+      throw new UsageError(
+        `--canary needs kustomize overlays to add the Canary to; --app-source ${appSource} has none`,
+      );
+  }
   unique(
     "app",
     apps.map((a) => a.name),
@@ -193,6 +226,7 @@ export function normalize(input: ScaffoldInput): FleetSpec {
     registry,
     appSource,
     ...(sopsAgeRecipient ? { sopsAgeRecipient } : {}),
+    ...(canaryProvider ? { canaryProvider } : {}),
     version: input.version,
   };
   // Folder names of the repositories must not collide (e.g. an app named like the fleet in repo-per-app).
@@ -206,7 +240,11 @@ export function toInput(spec: FleetSpec): ScaffoldInput {
   return {
     layout: spec.layout,
     envs: spec.envs,
-    apps: spec.apps.map((a) => (a.team ? { name: a.name, team: a.team } : { name: a.name })),
+    apps: spec.apps.map((a) => ({
+      name: a.name,
+      ...(a.team ? { team: a.team } : {}),
+      ...(a.canary ? { canary: true } : {}),
+    })),
     teams: spec.teams,
     gitUrl: spec.gitUrl,
     branch: spec.branch,
@@ -214,6 +252,7 @@ export function toInput(spec: FleetSpec): ScaffoldInput {
     registry: spec.registry,
     appSource: spec.appSource,
     ...(spec.sopsAgeRecipient ? { sopsAgeRecipient: spec.sopsAgeRecipient } : {}),
+    ...(spec.canaryProvider ? { canaryProvider: spec.canaryProvider } : {}),
     version: spec.version,
   };
 }
@@ -276,6 +315,8 @@ export interface EnvModel {
   /** repo-per-env: the environment's own repository. */
   repoName: string;
   repoUrl: string;
+  /** The environment canaries roll out in (the last one), when the fleet has any. */
+  canary: boolean;
 }
 
 export interface AppModel {
@@ -286,6 +327,22 @@ export interface AppModel {
   team: string | false;
   repoName: string;
   repoUrl: string;
+  canary: boolean;
+}
+
+/** Flagger's install and the analysis defaults every Canary of the fleet shares. */
+export interface CanaryModel {
+  provider: CanaryProvider;
+  /** The environment with Flagger and the canaries. */
+  env: string;
+  namespace: string;
+  version: string;
+  /** Blue/green (the kubernetes provider shifts no traffic: iterations instead of weights). */
+  blueGreen: boolean;
+  /** Where Flagger's built-in metrics are queried. */
+  metricsServer: string;
+  /** Flagger's chart installs its own Prometheus (no mesh Prometheus to use). */
+  installPrometheus: boolean;
 }
 
 export interface TeamModel {
@@ -312,6 +369,7 @@ export interface FleetModel {
   manifests: boolean;
   /** SOPS with an age key: `.sops.yaml` files and decryption blocks. */
   sops: false | { recipient: string };
+  canary: false | CanaryModel;
   hasTeams: boolean;
   envs: EnvModel[];
   /** Environments after the first: the ones changes are promoted into. */
@@ -333,6 +391,7 @@ export function buildModel(spec: FleetSpec): FleetModel {
       promoteFrom: index === 0 ? false : (spec.envs[index - 1] ?? false),
       repoName,
       repoUrl: spec.layout === "repo-per-env" ? siblingUrl(spec.gitUrl, repoName) : spec.gitUrl,
+      canary: spec.canaryProvider !== undefined && index === spec.envs.length - 1,
     };
   });
   const apps = spec.apps.map(
@@ -344,6 +403,7 @@ export function buildModel(spec: FleetSpec): FleetModel {
       team: a.team ?? false,
       repoName: a.name,
       repoUrl: siblingUrl(spec.gitUrl, a.name),
+      canary: a.canary === true,
     }),
   );
   const teams = spec.teams.map((t): TeamModel => {
@@ -369,11 +429,31 @@ export function buildModel(spec: FleetSpec): FleetModel {
     helm: spec.appSource === "helm",
     manifests: spec.appSource === "manifests",
     sops: spec.sopsAgeRecipient ? { recipient: spec.sopsAgeRecipient } : false,
+    canary: spec.canaryProvider
+      ? canaryModel(spec.canaryProvider, spec.envs[spec.envs.length - 1] ?? "")
+      : false,
     hasTeams: teams.length > 0,
     envs,
     promotedEnvs: envs.slice(1),
     apps,
     teams,
     repos,
+  };
+}
+
+/** Where each router's metrics live: the mesh's own Prometheus, else the one Flagger's chart installs. */
+function canaryModel(provider: CanaryProvider, env: string): CanaryModel {
+  const mesh: Partial<Record<CanaryProvider, string>> = {
+    istio: "http://prometheus.istio-system:9090",
+    linkerd: "http://prometheus.linkerd-viz:9090",
+  };
+  return {
+    provider,
+    env,
+    namespace: FLAGGER_NAMESPACE,
+    version: FLAGGER_VERSION,
+    blueGreen: provider === "kubernetes",
+    metricsServer: mesh[provider] ?? `http://flagger-prometheus.${FLAGGER_NAMESPACE}:9090`,
+    installPrometheus: mesh[provider] === undefined,
   };
 }

@@ -84,6 +84,12 @@ export class Templates {
     hb.registerHelper("concat", (...args: unknown[]) => args.slice(0, -1).map(String).join(""));
     hb.registerHelper("policy", (app: unknown, env: unknown) => `${AGENT_NAMESPACE}:${app}-${env}`);
     hb.registerHelper("policyName", (app: unknown, env: unknown) => `${app}-${env}`);
+    // Whether an app (or, with no app, any app) rolls out as a Flagger canary in an environment.
+    hb.registerHelper("canaryIn", (app: unknown, env: unknown) => {
+      const flag = (v: unknown) =>
+        typeof v === "object" && v !== null && (v as { canary?: unknown }).canary === true;
+      return flag(env) && (app === null || flag(app));
+    });
     // The agent's CRDs are the agent's own (deploy/agent); the scaffold copies them, never a second version.
     const agentFiles = new Map<string, string>();
     hb.registerHelper("agentFile", (name: unknown) => {

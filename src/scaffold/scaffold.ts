@@ -159,6 +159,10 @@ export interface AddOptions {
   repo: string;
   /** `add app`: the team that owns it. */
   team?: string;
+  /** `add app`: it rolls out in the last environment as a Flagger canary. */
+  canary?: boolean;
+  /** `add app --canary` in a fleet without canaries yet: Flagger's router (default kubernetes). */
+  canaryProvider?: string;
   dryRun?: boolean;
   noGit?: boolean;
   templates?: Templates;
@@ -176,8 +180,22 @@ export interface AddResult {
   missing: string[];
 }
 
-function extend(spec: FleetSpec, kind: AddKind, name: string, team: string | undefined): ScaffoldInput {
+function extend(
+  spec: FleetSpec,
+  kind: AddKind,
+  name: string,
+  team: string | undefined,
+  canary: { canary?: boolean; canaryProvider?: string },
+): ScaffoldInput {
   const input = toInput(spec);
+  if (kind !== "app" && (canary.canary || canary.canaryProvider))
+    throw new UsageError("--canary is only for 'add app'");
+  if (canary.canaryProvider && spec.canaryProvider && canary.canaryProvider !== spec.canaryProvider)
+    throw new UsageError(
+      `the fleet's canaries use the ${spec.canaryProvider} provider; --canary-provider ${canary.canaryProvider} would change every one`,
+    );
+  if (canary.canary) input.canary = true;
+  if (canary.canaryProvider) input.canaryProvider = canary.canaryProvider;
   if (kind === "env") {
     checkName("environment", name);
     if (spec.envs.includes(name)) throw new UsageError(`environment "${name}" already exists`);
@@ -207,7 +225,12 @@ export async function add(kind: AddKind, name: string, options: AddOptions): Pro
     throw new UsageError(`${MANIFEST_PATH}: fleetRoot must be "." or ".."`);
   const root = resolve(repoDir, manifest.fleetRoot);
   const before = new Set(repositories(manifest.spec).map((r) => r.dir));
-  const spec = normalize(extend(manifest.spec, kind, name, options.team));
+  const spec = normalize(
+    extend(manifest.spec, kind, name, options.team, {
+      ...(options.canary ? { canary: true } : {}),
+      ...(options.canaryProvider ? { canaryProvider: options.canaryProvider } : {}),
+    }),
+  );
   const model = buildModel(spec);
   const files = renderFleet(model, options.templates);
 

@@ -1,7 +1,8 @@
 /**
  * Object schemas, from three places:
  * - the bundle scripts/gen-schemas.ts generates (Kubernetes OpenAPI v3 and
- *   the Flux CRDs it was made from), committed;
+ *   the Flux CRDs it was made from, plus Flagger's published CRDs by
+ *   scripts/gen-flagger-schemas.ts), committed;
  * - CustomResourceDefinitions found in the validated tree: they teach their
  *   kinds, and for their group and kind they are the truth (a
  *   gotk-components.yaml serves exactly its Flux version);
@@ -41,12 +42,14 @@ const CONFIG_GROUPS = new Set(["kustomize.config.k8s.io", "config.kubernetes.io"
 
 const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
 const isFluxGroup = (group: string) => group.endsWith(".fluxcd.io");
+/** Groups of CRDs the bundle carries (Flux's, and Flagger's `flagger.app`): never built in. */
+const isBundledCrdGroup = (group: string) => isFluxGroup(group) || group === "flagger.app";
 
-/** The bundle's non-Flux groups: the `.k8s.io` groups of k8s.io/kubernetes (GA and beta). */
+/** The bundle's non-CRD groups: the `.k8s.io` groups of k8s.io/kubernetes (GA and beta). */
 const BUNDLED_BUILTIN = new Set(
   Object.keys(kinds)
     .map((k) => groupOf(k.slice(0, k.lastIndexOf("/"))))
-    .filter((g) => !isFluxGroup(g)),
+    .filter((g) => !isBundledCrdGroup(g)),
 );
 
 /**
@@ -216,7 +219,7 @@ export class SchemaChecker {
         .map((k) => k.slice(0, -kind.length - 1)),
       ...[...(fromFlux?.keys() ?? [])].map((v) => `${group}/${v}`),
     ]);
-    if (isFluxGroup(group) && fluxServed.size) return notServed([...fluxServed].sort());
+    if (isBundledCrdGroup(group) && fluxServed.size) return notServed([...fluxServed].sort());
     return {
       status: "no-schema",
       message: isFluxGroup(group)

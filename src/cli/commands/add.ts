@@ -9,15 +9,20 @@ const KINDS: AddKind[] = ["app", "env", "team"];
 
 export const command: Command = {
   summary: "Add an app, environment or team to a scaffolded fleet, leaving files you changed alone",
-  usage: `shipmate add app|env|team NAME [--repo DIR] [--team TEAM] [--dry-run] [--no-git] [--json]
+  usage: `shipmate add app|env|team NAME [--repo DIR] [--team TEAM] [--canary [--canary-provider P]]
+       [--dry-run] [--no-git] [--json]
 
   --repo     a repository of the fleet (default: the current directory)
   --team     add app: the team that owns the app
+  --canary   add app: it rolls out in the last environment as a Flagger Canary (Flagger is
+             installed there if the fleet had no canary yet; --canary-provider picks its router)
   --dry-run  list what would change, write nothing`,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parseFlags("add", argv, {
       repo: { type: "string" },
       team: { type: "string" },
+      canary: { type: "boolean" },
+      "canary-provider": { type: "string" },
       "dry-run": { type: "boolean" },
       "no-git": { type: "boolean" },
       json: { type: "boolean" },
@@ -31,6 +36,8 @@ export const command: Command = {
     const result = await add(kind as AddKind, name, {
       repo,
       ...(values.team ? { team: values.team } : {}),
+      ...(values.canary ? { canary: true } : {}),
+      ...(values["canary-provider"] ? { canaryProvider: values["canary-provider"] } : {}),
       dryRun: values["dry-run"] ?? false,
       noGit: values["no-git"] ?? false,
       env: io.env,

@@ -8,8 +8,11 @@ import {
 import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm/control.ts";
 import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/images/control.ts";
 import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
+import { loadFleetIfAny } from "../../config/fleet.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import { canariesByEnvironment } from "../../promote/canary.ts";
+import { formatTable } from "../../table.ts";
 import { parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
@@ -17,7 +20,8 @@ import { type CliIO, writeLine } from "../io.ts";
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
        shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
-       shipmate get images repository|policy|update|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]`;
+       shipmate get images repository|policy|update|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
+       shipmate get canaries [NAME] [-n NAMESPACE] [--repo DIR] [--json] [--kubeconfig FILE]`;
 const IMAGE_KINDS: Record<string, ImageKind[]> = {
   repository: ["ImageRepository"],
   policy: ["ImagePolicy"],
@@ -48,7 +52,7 @@ async function getHelm(
 }
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
 
-/** `get images repository|policy|all`, as `flux get images` shows them. */
+/** `get images repository|policy|update|all`, as `flux get images` shows them. */
 async function getImages(
   kinds: ImageKind[],
   args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
@@ -104,6 +108,50 @@ async function getSources(
   }
 }
 
+/**
+ * `get canaries`: Flagger's Canaries in every environment of the fleet the
+ * kubeconfig reaches (a context per environment), else in the current context.
+ */
+async function getCanaries(
+  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string; repo: string },
+  io: CliIO,
+): Promise<number> {
+  const fleet = await loadFleetIfAny(args.repo);
+  const envs = await canariesByEnvironment(args.kubeconfig, fleet?.spec.environments ?? [], args.namespace);
+  const shown = envs.map((e) => ({
+    ...e,
+    ...(e.canaries ? { canaries: e.canaries.filter((c) => !args.name || c.name === args.name) } : {}),
+  }));
+  if (args.json) writeLine(io.stdout, JSON.stringify(shown, null, 2));
+  else {
+    const rows = shown.flatMap((e) =>
+      e.error
+        ? [[e.environment, "-", "-", "Unreachable", "-", "-", "-", e.error]]
+        : (e.canaries ?? []).map((c) => [
+            e.environment,
+            c.namespace,
+            c.name,
+            c.phase ?? "-",
+            String(c.canaryWeight ?? 0),
+            `${c.failedChecks ?? 0}${c.threshold !== undefined ? `/${c.threshold}` : ""}`,
+            c.lastTransitionTime ?? "-",
+            c.targetMissing ? `targetRef: Deployment ${c.targetMissing} does not exist` : (c.message ?? ""),
+          ]),
+    );
+    if (rows.length)
+      writeLine(
+        io.stdout,
+        formatTable(
+          ["ENVIRONMENT", "NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "LAST TRANSITION", "MESSAGE"],
+          rows,
+        ),
+      );
+    else writeLine(io.stderr, "no Canaries found");
+  }
+  const found = shown.some((e) => (e.canaries ?? []).length > 0);
+  return shown.some((e) => e.error) || (args.name && !found) ? 1 : 0;
+}
+
 export const command: Command = {
   summary: "Show the agent's Kustomizations: readiness, applied revision, object count, message.",
   usage: USAGE,
@@ -114,7 +162,23 @@ export const command: Command = {
       watch: { type: "boolean", short: "w" },
       json: { type: "boolean" },
       kubeconfig: { type: "string" },
+      repo: { type: "string" },
     });
+    if (positionals[0] === "canaries" || positionals[0] === "canary") {
+      const [, canaryName, more] = positionals;
+      if (more || values.watch)
+        throw new UsageError(`get canaries takes one NAME, without --watch (usage: ${USAGE})`);
+      return await getCanaries(
+        {
+          ...(canaryName ? { name: canaryName } : {}),
+          ...(values.namespace ? { namespace: values.namespace } : {}),
+          json: values.json === true,
+          ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+          repo: values.repo ?? io.cwd,
+        },
+        io,
+      );
+    }
     if (positionals[0] === "sources" || positionals[0] === "source") {
       const [, type, sourceName, more] = positionals;
       const helmKind = type ? HELM_SOURCES[type] : undefined;
@@ -159,7 +223,7 @@ export const command: Command = {
     }
     if (!kind || !KINDS.has(kind)) {
       throw new UsageError(
-        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|update|all (usage: ${USAGE})`,
+        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|update|all, canaries (usage: ${USAGE})`,
       );
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);

@@ -10,7 +10,8 @@ export const command: Command = {
   summary: "Scaffold a fleet repository (or repositories) in one of four layouts",
   usage: `shipmate init --layout ${LAYOUTS.join("|")} --out DIR [--env NAME]… [--app NAME[@TEAM]]… [--team NAME]…
        [--git-url URL] [--branch main] [--name NAME] [--registry ghcr.io/ORG] [--app-source kustomize|helm|manifests]
-       [--sops-age-recipient AGE1…] [--dry-run] [--force] [--no-git] [--json]
+       [--sops-age-recipient AGE1…] [--canary [--canary-provider kubernetes|nginx|istio|linkerd|gateway-api]]
+       [--dry-run] [--force] [--no-git] [--json]
 
   --env         environments in promotion order (default: staging, production)
   --app         apps, optionally owned by a team (default: one example app, hello)
@@ -20,6 +21,10 @@ export const command: Command = {
   --sops-age-recipient
                 an age public key: a .sops.yaml in each repository, and the cluster Kustomizations
                 decrypt SOPS-encrypted Secrets with the sops-age Secret
+  --canary      every app rolls out in the last environment as a Flagger Canary; Flagger is
+                installed in that environment's infrastructure (see docs/progressive-delivery.md)
+  --canary-provider
+                Flagger's router: kubernetes (blue/green, the default), nginx, istio, linkerd, gateway-api
   --force       write into a non-empty --out, replacing the files shipmate writes
   --no-git      do not git init the new repositories`,
   async run(argv: string[], io: CliIO): Promise<number> {
@@ -35,6 +40,8 @@ export const command: Command = {
       registry: { type: "string" },
       "app-source": { type: "string" },
       "sops-age-recipient": { type: "string" },
+      canary: { type: "boolean" },
+      "canary-provider": { type: "string" },
       "dry-run": { type: "boolean" },
       force: { type: "boolean" },
       "no-git": { type: "boolean" },
@@ -55,6 +62,8 @@ export const command: Command = {
       ...(values.registry ? { registry: values.registry } : {}),
       ...(values["app-source"] ? { appSource: values["app-source"] } : {}),
       ...(values["sops-age-recipient"] ? { sopsAgeRecipient: values["sops-age-recipient"] } : {}),
+      ...(values.canary ? { canary: true } : {}),
+      ...(values["canary-provider"] ? { canaryProvider: values["canary-provider"] } : {}),
       dryRun: values["dry-run"] ?? false,
       force: values.force ?? false,
       noGit: values["no-git"] ?? false,

@@ -8,8 +8,8 @@ import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const USAGE = `shipmate promote --from ENV --to ENV [--repo PATH|URL] [--branch BRANCH] [--app NAME]...
-       [--dry-run] [--json] [--per-app] [--skip-gates] [--checks] [--health] [--soak DURATION]
-       [--kubeconfig FILE] [--health-namespace NS]
+       [--dry-run] [--json] [--per-app] [--skip-gates] [--checks] [--health] [--soak DURATION] [--canary]
+       [--kubeconfig FILE] [--target-kubeconfig FILE] [--health-namespace NS]
        [--forge github|gitlab|gitea] [--forge-url URL] [--forge-repo OWNER/NAME] [--forge-token-env VAR]
        [--label NAME]... [--reviewer USER]... [--auto-merge] [--merge-method merge|squash|rebase]
        [--token-env VAR] [--author "Name <email>"] [--committer "Name <email>"] [--sign]`;
@@ -23,6 +23,13 @@ function human(io: CliIO, r: PromoteResult): void {
   for (const s of r.skipped)
     writeLine(io.stdout, `  skipped ${s.image}${s.app ? ` (${s.app})` : ""}: ${s.reason}`);
   for (const g of r.gates) writeLine(io.stdout, `gate ${g.gate}: ${g.state} — ${g.message}`);
+  for (const b of r.rollback?.rollbacks ?? [])
+    writeLine(
+      io.stdout,
+      b.outcome === "skipped"
+        ? `rollback ${b.app} (${b.canary}): not proposed — ${b.reason ?? ""}`
+        : `rollback ${b.app} (${b.canary}): ${b.from} → ${b.to}${b.request ? ` ${b.request.action}${b.request.number !== undefined ? ` #${b.request.number}` : ""}${b.request.url ? ` ${b.request.url}` : ""}` : ""}${b.closed.map((c) => `; closed #${c.number}`).join("")}`,
+    );
   for (const q of r.requests)
     writeLine(
       io.stdout,
@@ -57,7 +64,9 @@ export const command: Command = {
       checks: { type: "boolean" },
       health: { type: "boolean" },
       soak: { type: "string" },
+      canary: { type: "boolean" },
       kubeconfig: { type: "string" },
+      "target-kubeconfig": { type: "string" },
       "health-namespace": { type: "string" },
       forge: { type: "string" },
       "forge-url": { type: "string" },
@@ -85,6 +94,7 @@ export const command: Command = {
       ...(values.checks ? { checks: true } : {}),
       ...(values.health ? { health: true } : {}),
       ...(values.soak !== undefined ? { soak: values.soak } : {}),
+      ...(values.canary ? { canary: true } : {}),
     };
     const result = await runPromotion({
       repo: Workspace.isUrl(repo) ? repo : resolve(io.cwd, repo),
@@ -104,6 +114,9 @@ export const command: Command = {
         ...(values["forge-token-env"] !== undefined ? { tokenEnv: values["forge-token-env"] } : {}),
       },
       ...(values.kubeconfig !== undefined ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}),
+      ...(values["target-kubeconfig"] !== undefined
+        ? { targetKubeconfig: resolve(io.cwd, values["target-kubeconfig"]) }
+        : {}),
       ...(values["health-namespace"] !== undefined ? { healthNamespace: values["health-namespace"] } : {}),
       ...(values.label ? { labels: values.label } : {}),
       ...(values.reviewer ? { reviewers: values.reviewer } : {}),
