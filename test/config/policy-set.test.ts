@@ -12,6 +12,7 @@ import {
   loadRunPolicies,
   type PolicySource,
 } from "../../src/config/policy-set.ts";
+import { NoTargetEnvironmentError, type PromoteTarget, promotionTargets } from "../../src/run/promote.ts";
 import { planUpdate } from "../../src/run/update.ts";
 import { FLEET_YAML, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
 import { tempDir, writeFiles } from "../infra/git.ts";
@@ -114,6 +115,66 @@ describe("promotionSource: promoteFrom, else the environment before", () => {
     ["nowhere", undefined],
   ])("%s ← %s", (to, from) => {
     expect(promotionSource(fleet, to)?.name).toBe(from);
+  });
+});
+
+describe("promotionTargets: which environments a promotion run goes into", () => {
+  const fleet = parseFleet(THREE);
+  it.each<[string, PromoteTarget, { to: string; from?: string }[]]>([
+    [
+      "a named environment, source left to the promotion",
+      { kind: "environment", to: "staging" },
+      [{ to: "staging" }],
+    ],
+    [
+      "a named environment and source",
+      { kind: "environment", to: "staging", from: "dev" },
+      [{ to: "staging", from: "dev" }],
+    ],
+    [
+      "the environment keeping its policies in a folder",
+      { kind: "policies-folder", path: "./apps/production/" },
+      [{ to: "production" }],
+    ],
+    [
+      "a change in dev's manifests: every environment promoting from dev",
+      { kind: "changed", files: ["README.md", "apps/dev/app/deployment.yaml"] },
+      [{ to: "production", from: "dev" }],
+    ],
+    [
+      "a change in an environment nothing promotes from",
+      { kind: "changed", files: ["apps/staging/x.yaml"] },
+      [],
+    ],
+  ])("%s", (_name, target, want) => {
+    expect(promotionTargets(fleet, target)).toEqual(want);
+  });
+
+  it("a change in a repository without shipmate.yaml promotes nothing", () => {
+    expect(promotionTargets(undefined, { kind: "changed", files: ["apps/dev/a.yaml"] })).toEqual([]);
+  });
+
+  it.each<[string, ReturnType<typeof parseFleet> | undefined, string]>([
+    [
+      "no environment keeps its policies there",
+      fleet,
+      "no environment in shipmate.yaml keeps its policies in policies/qa",
+    ],
+    [
+      "no shipmate.yaml",
+      undefined,
+      "no shipmate.yaml says which environment keeps its policies in policies/qa",
+    ],
+  ])("a policies folder with %s is a NoTargetEnvironmentError", (_name, f, message) => {
+    const err = (() => {
+      try {
+        return promotionTargets(f, { kind: "policies-folder", path: "policies/qa" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(NoTargetEnvironmentError);
+    expect((err as Error).message).toBe(message);
   });
 });
 
