@@ -510,7 +510,7 @@ export class ShipmateService {
   }
 
   #record(st: RepoState, scope: RefreshScope, result: UpdateRunResult): void {
-    st.watched = result.skipped === "no image policies found" ? null : new Set(result.watched);
+    st.watched = result.skippedBecause === "no-policies" ? null : new Set(result.watched);
     for (const s of result.scan) {
       const image = s.ok ? s.image : undefined;
       if (s.ok && image) st.available.set(image, { version: `${s.tag}${s.digest ? `@${s.digest}` : ""}` });

@@ -258,6 +258,7 @@ describe("loadRunPolicies + planUpdate: the plan of a run", () => {
     const plan = planUpdate(await loadRunPolicies(root, { kind: "repo" }), opts);
     expect(plan.policies.map((c) => c.policy.id)).toEqual(ids);
     expect(plan.skipped).toBe(skipped);
+    expect(plan.skippedBecause).toBe(skipped ? "out-of-scope" : undefined);
   });
 
   it("a fleet whose only policies are promoted into: nothing to scan, said once", async () => {
@@ -266,12 +267,18 @@ describe("loadRunPolicies + planUpdate: the plan of a run", () => {
     const plan = planUpdate(await loadRunPolicies(tree(files), { kind: "repo" }));
     expect(plan.policies).toEqual([]);
     expect(plan.skipped).toBe("no image policies found");
+    expect(plan.skippedBecause).toBe("no-policies");
   });
 
   it("suspended policies are not scanned nor watched", async () => {
     const suspended = fluxPolicy("a", IMAGE).replace("  interval: 5m\n", "  interval: 5m\n  suspend: true\n");
     const plan = planUpdate(await loadRunPolicies(tree({ "a.yaml": suspended }), { kind: "repo" }));
-    expect(plan).toEqual({ policies: [], watched: [], skipped: "every policy is suspended" });
+    expect(plan).toEqual({
+      policies: [],
+      watched: [],
+      skipped: "every policy is suspended",
+      skippedBecause: "suspended",
+    });
   });
 
   it("FLEET_YAML is the fixture these rules are read against", () => {
