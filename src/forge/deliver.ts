@@ -5,12 +5,12 @@
  * nothing to change costs one forge request (the listing).
  */
 
+import type { FileUpdate } from "../changes.ts";
 import type { PullRequestSettings } from "../config/fleet.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
 import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
 import { refParts } from "../update/ref.ts";
-import type { FileUpdate } from "../update/types.ts";
 import { makeMeta } from "./body.ts";
 import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";
 
