@@ -20,10 +20,13 @@ export class ConfigError extends ShipmateError {
   override name = "ConfigError";
   readonly file: string | undefined;
   readonly line: number | undefined;
+  /** The cause alone, without the file and line `message` starts with. */
+  readonly text: string;
   constructor(message: string, where: { file?: string; line?: number } = {}) {
     super(where.file ? `${where.file}${where.line ? `:${where.line}` : ""}: ${message}` : message);
     this.file = where.file;
     this.line = where.line;
+    this.text = message;
   }
 }
 
@@ -44,6 +47,16 @@ export class RegistryError extends ShipmateError {
 export class ArtifactError extends ShipmateError {
   readonly exitCode = 1;
   override name = "ArtifactError";
+}
+
+/** An artifact's `created` time that is not RFC 3339: a caller's mistake. */
+export class ArtifactCreatedError extends ArtifactError {
+  override name = "ArtifactCreatedError";
+}
+
+/** A registry answer or blob over the size the caller allowed (the registry, not the network, is at fault). */
+export class RegistryTooLargeError extends RegistryError {
+  override name = "RegistryTooLargeError";
 }
 
 /** Git failed: clone, fetch, commit or push. */

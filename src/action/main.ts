@@ -9,19 +9,19 @@
 import { isAbsolute, relative, resolve } from "node:path";
 import * as core from "@actions/core";
 import { PolicyConfigError } from "../config/errors.ts";
-import { environmentOfPath, FLEET_FILE, loadFleetIfAny } from "../config/fleet.ts";
-import { loadRunPolicies, type PolicySource } from "../config/policy-set.ts";
+import { FLEET_FILE } from "../config/fleet.ts";
+import type { PolicySource } from "../config/policy-set.ts";
 import type { UpdateMode } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret, UsageError } from "../errors.ts";
 import { createForge, PROVIDERS, parseForgeKind } from "../forge/index.ts";
 import type { Forge, MergeMethod } from "../forge/types.ts";
 import { parseIdentity } from "../git/workspace.ts";
-import { runPromotion } from "../promote/index.ts";
 import { buildArtifact, parseOciUrl, pushArtifact } from "../registry/artifact.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { defaultCredentials } from "../registry/index.ts";
+import { NoTargetEnvironmentError, type PromoteTarget, runPromoteInto } from "../run/promote.ts";
+import { runScan } from "../run/scan.ts";
 import { changeRows, runUpdate } from "../run/update.ts";
-import { scanPolicies } from "../scan/index.ts";
 import { promoteRows, promoteSummary, scanRows, scanSummary, updateSummary } from "./summary.ts";
 
 /** The bot GitHub shows for commits made with the workflow's token. */
@@ -104,9 +104,18 @@ async function scanOptions(ctx: Context) {
 }
 
 async function scan(ctx: Context): Promise<boolean> {
-  const loaded = await loadRunPolicies(ctx.workspace, policySource(ctx));
-  if (loaded.candidates.length === 0) throw new UsageError("no image policies found");
-  const report = await scanPolicies(loaded.candidates, { ...(await scanOptions(ctx)), env: ctx.env });
+  const { report } = await runScan({
+    root: ctx.workspace,
+    policies: policySource(ctx),
+    scan: await scanOptions(ctx),
+    env: ctx.env,
+    onRefused: (r) =>
+      core.warning(r.message, {
+        title: "policy file refused",
+        file: annotationFile(ctx, r.file),
+        ...(r.line ? { startLine: r.line } : {}),
+      }),
+  });
   for (const r of report.results)
     if (!r.ok)
       core.warning(`${r.policy.id}: ${r.message}`, {
@@ -168,22 +177,22 @@ async function update(ctx: Context): Promise<boolean> {
 /**
  * `to` defaults to the environment whose policies folder the `policies` input
  * names (scaffolded workflows); `from` to its promotion source (src/config).
- * shipmate.yaml is read here once and handed to the promotion.
+ * runPromote reads shipmate.yaml once for both.
  */
 async function promote(ctx: Context): Promise<boolean> {
-  const fleet = await loadFleetIfAny(ctx.workspace);
-  let to = optional("to");
+  const to = optional("to");
   const from = optional("from");
-  if (!to) {
-    const policies = optional("policies");
-    if (!policies || !fleet)
-      throw new UsageError("promote needs the to input (the environment to promote into)");
-    const want = relative(ctx.workspace, resolve(ctx.workspace, policies)).split("\\").join("/");
-    const env = environmentOfPath(fleet, want || ".", "policies");
-    if (!env)
-      throw new UsageError(`no environment in ${FLEET_FILE} keeps its policies in ${want}: set the to input`);
-    to = env.name;
-  }
+  const policies = optional("policies");
+  if (!to && !policies) throw new UsageError("promote needs the to input (the environment to promote into)");
+  const target: PromoteTarget = to
+    ? { kind: "environment", to, ...(from ? { from } : {}) }
+    : {
+        kind: "policies-folder",
+        path: relative(ctx.workspace, resolve(ctx.workspace, policies ?? "."))
+          .split("\\")
+          .join("/"),
+        ...(from ? { from } : {}),
+      };
   const m = mode();
   const merge = optional("merge-method");
   if (merge && !["merge", "squash", "rebase"].includes(merge))
@@ -198,12 +207,10 @@ async function promote(ctx: Context): Promise<boolean> {
     // Push-mode promotions without gates on checks need no forge; runPromotion says so if one was needed.
     if (!(err instanceof UsageError)) throw err;
   }
-  const result = await runPromotion({
+  const result = await runPromoteInto({
     repo: ctx.workspace,
     ...(branch ? { branch } : {}),
-    ...(from ? { from } : {}),
-    to,
-    ...(fleet ? { fleet } : {}),
+    target,
     apps: list("apps"),
     dryRun: bool("dry-run"),
     perApp: bool("per-app"),
@@ -215,10 +222,13 @@ async function promote(ctx: Context): Promise<boolean> {
     autoMerge: bool("auto-merge"),
     ...(merge ? { mergeMethod: merge as MergeMethod } : {}),
     ...who(),
+  }).catch((err: unknown) => {
+    if (err instanceof NoTargetEnvironmentError) throw new UsageError(`${err.message}: set the to input`);
+    throw err;
   });
   if (m && m !== result.mode)
     core.notice(
-      `${to} is delivered by ${result.mode} as ${FLEET_FILE} says; the mode input (${m}) does not change that`,
+      `${result.to} is delivered by ${result.mode} as ${FLEET_FILE} says; the mode input (${m}) does not change that`,
     );
   for (const p of result.problems) {
     const props = p.file

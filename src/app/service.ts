@@ -10,7 +10,13 @@ import type { Probot, ProbotOctokit } from "probot";
 import type { z } from "zod";
 import { timerMs } from "../config/duration.ts";
 import { PolicyConfigError } from "../config/errors.ts";
-import { environmentOfPath, type Fleet, loadFleet, NoFleetError, promotionSource } from "../config/fleet.ts";
+import {
+  type Fleet,
+  loadFleet,
+  NoFleetError,
+  NoPromotionSourceError,
+  UnknownEnvironmentError,
+} from "../config/fleet.ts";
 import { loadRunPolicies, type PolicySet } from "../config/policy-set.ts";
 import type { Policy } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
@@ -20,8 +26,9 @@ import { createForge } from "../forge/index.ts";
 import type { Forge } from "../forge/types.ts";
 import { DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
-import { type PromoteResult, runPromotion } from "../promote/index.ts";
+import type { PromoteResult } from "../promote/index.ts";
 import type { CredentialProvider } from "../registry/index.ts";
+import { type PromoteTarget, runPromote } from "../run/promote.ts";
 import { runUpdate, type UpdateRunResult } from "../run/update.ts";
 import { validateTree } from "../validate/validate.ts";
 import type { ImagePush } from "../webhooks/events.ts";
@@ -322,7 +329,7 @@ export class ShipmateService {
       this.#exclusive(this.#state(target), async () => {
         const session = await this.#session(target);
         const files = await this.#pullFiles(session.octokit, target, payload.number);
-        const results = await this.#promoteAfter(target, session, files);
+        const results = await this.#promote(target, session, { kind: "changed", files });
         const said = results.filter((r) => r.status !== "nothing-to-promote" && r.status !== "up-to-date");
         if (said.length)
           await this.#comment(session.octokit, target, payload.number, said.map(promotionReply).join("\n\n"));
@@ -330,44 +337,16 @@ export class ShipmateService {
     );
   }
 
-  /** One checkout: shipmate.yaml read once, every promotion it starts made from that checkout. */
-  async #promoteAfter(target: RepoTarget, session: Session, files: string[]): Promise<PromoteResult[]> {
-    return this.#withClone(target, session, async (ws) => {
-      const fleet = await loadFleet(ws.dir).catch((err: unknown) => {
-        // No shipmate.yaml: nothing to promote, nothing to say.
-        if (err instanceof NoFleetError) return undefined;
-        throw err;
-      });
-      if (!fleet) return [];
-      const changed = new Set(
-        files.map((f) => environmentOfPath(fleet, f, "manifests")?.name).filter((n) => n !== undefined),
-      );
-      const results: PromoteResult[] = [];
-      for (const env of fleet.spec.environments) {
-        if (!env.promoteFrom || !changed.has(env.promoteFrom)) continue;
-        results.push(await this.#promote(target, session, { ws, fleet }, env.name, env.promoteFrom));
-      }
-      return results;
-    });
-  }
-
-  async #promote(
-    target: RepoTarget,
-    session: Session,
-    checkout: { ws: Workspace; fleet: Fleet },
-    to: string,
-    from?: string,
-  ): Promise<PromoteResult> {
+  /** One checkout: shipmate.yaml read once, every promotion the target starts made from that checkout. */
+  async #promote(target: RepoTarget, session: Session, into: PromoteTarget): Promise<PromoteResult[]> {
     const who = await this.#identity();
-    return runPromotion({
+    return runPromote({
       repo: target.cloneUrl,
       branch: target.defaultBranch,
-      workspace: checkout.ws,
-      fleet: checkout.fleet,
-      ...(from ? { from } : {}),
-      to,
+      target: into,
       dryRun: false,
       env: session.env,
+      tokenEnv: DEFAULT_TOKEN_ENV,
       forgeClient: session.forge,
       author: who,
       committer: who,
@@ -406,23 +385,13 @@ export class ShipmateService {
           await st.queue.request({ kind: "all" });
           reply = st.watched === null ? NOT_CONFIGURED : rescanReply(st);
         } else {
-          reply = await this.#exclusive(st, () =>
-            this.#withClone(target, session, async (ws) => {
-              const fleet = await loadFleet(ws.dir);
-              const env = fleet.spec.environments.find((e) => e.name === command.to);
-              const envs = fleet.spec.environments.map((e) => e.name);
-              if (!env)
-                return `There is no environment \`${command.to}\` in shipmate.yaml (environments: ${envs.join(", ")}).`;
-              const from = promotionSource(fleet, env.name);
-              if (!from)
-                return `\`${env.name}\` is the first environment: there is nothing to promote into it.`;
-              return promotionReply(await this.#promote(target, session, { ws, fleet }, env.name, from.name));
-            }),
+          const results = await this.#exclusive(st, () =>
+            this.#promote(target, session, { kind: "environment", to: command.to }),
           );
+          reply = results.map(promotionReply).join("\n\n");
         }
       } catch (err) {
-        reply =
-          err instanceof NoFleetError ? NOT_CONFIGURED : `shipmate could not do that: ${describeError(err)}`;
+        reply = commandFailure(err);
       }
       await this.#comment(session.octokit, target, issue, reply);
     });
@@ -541,7 +510,7 @@ export class ShipmateService {
   }
 
   #record(st: RepoState, scope: RefreshScope, result: UpdateRunResult): void {
-    st.watched = result.skipped === "no image policies found" ? null : new Set(result.watched);
+    st.watched = result.skippedBecause === "no-policies" ? null : new Set(result.watched);
     for (const s of result.scan) {
       const image = s.ok ? s.image : undefined;
       if (s.ok && image) st.available.set(image, { version: `${s.tag}${s.digest ? `@${s.digest}` : ""}` });
@@ -659,6 +628,16 @@ function dashboardView(dir: string, known: readonly Policy[], fleet: Fleet | und
   const tracked = trackedImages(known);
   const { environments, deployed } = readDeployed(dir, fleet, new Set(tracked.keys()));
   return { environments, deployed, tracked };
+}
+
+/** Why a command could not be done, told apart by the error's class. */
+function commandFailure(err: unknown): string {
+  if (err instanceof NoFleetError) return NOT_CONFIGURED;
+  if (err instanceof UnknownEnvironmentError)
+    return `There is no environment \`${err.environment}\` in shipmate.yaml (environments: ${err.declared.join(", ")}).`;
+  if (err instanceof NoPromotionSourceError)
+    return `\`${err.environment}\` is the first environment: there is nothing to promote into it.`;
+  return `shipmate could not do that: ${describeError(err)}`;
 }
 
 /** The dashboard's timestamp alone is no reason to edit the issue. */

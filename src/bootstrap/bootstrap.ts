@@ -16,6 +16,7 @@ import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
 import { ClusterError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
+import { PROVIDERS } from "../forge/index.ts";
 import type { ForgeKind } from "../forge/types.ts";
 import { checkBranchName, type Identity } from "../git/workspace.ts";
 import type { Change } from "../kube/apply.ts";
@@ -68,10 +69,6 @@ export interface BootstrapResult {
   ready: KustomizationRow | undefined;
 }
 
-const LABEL: Record<ForgeKind, string> = { github: "GitHub", gitlab: "GitLab", gitea: "Gitea" };
-/** The user name git sends with a token: what each forge documents for token authentication. */
-const TOKEN_USER: Record<ForgeKind, string> = { github: "x-access-token", gitlab: "oauth2", gitea: "git" };
-
 export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
   const cluster = checkClusterPath(o.path);
   checkBranchName(o.branch);
@@ -91,7 +88,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
   const client = new KubeClient(kc, { retryForMs: 5_000, requestTimeoutMs: 30_000 });
   const say = o.progress;
   try {
-    const label = `${LABEL[o.forge]} ${host.fullName}`;
+    const label = `${PROVIDERS[o.forge].label} ${host.fullName}`;
     say(`► checking ${label}`);
     let repo = await host.get();
     if (repo && !repo.canPush)
@@ -129,7 +126,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
       say(`✔ repository ${host.fullName} created (${o.private ? "private" : "public"})`);
     }
 
-    const credentials = { username: TOKEN_USER[o.forge], password: o.token };
+    const credentials = { username: PROVIDERS[o.forge].gitUser, password: o.token };
     const files = agentFiles({
       env: cluster.env,
       repoUrl: repo.cloneUrl,

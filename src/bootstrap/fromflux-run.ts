@@ -21,6 +21,7 @@ import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
 import { ClusterError, ForgeError, UsageError } from "../errors.ts";
 import { ForgePermissionError } from "../forge/errors.ts";
+import { PROVIDERS } from "../forge/index.ts";
 import { checkBranchName } from "../git/workspace.ts";
 import type { Change } from "../kube/apply.ts";
 import { apiError, KubeClient as Client, type KubeClient, loadKubeConfig } from "../kube/client.ts";
@@ -64,8 +65,6 @@ export interface FromFluxResult {
   applied: Change[];
   ready: KustomizationRow | undefined;
 }
-
-const TOKEN_USER = { github: "x-access-token", gitlab: "oauth2", gitea: "git" } as const;
 
 /** Cluster folders holding what flux bootstrap writes (`<path>/flux-system/gotk-components.yaml`), or a moved one. */
 export function findFluxFolders(dir: string): string[] {
@@ -301,7 +300,7 @@ export async function bootstrapFromFlux(o: FromFluxOptions): Promise<FromFluxRes
     const version = await preflightCluster(client);
     say(`✔ cluster reachable (Kubernetes ${version}), installation allowed`);
 
-    const credentials = { username: TOKEN_USER[o.forge], password: o.token };
+    const credentials = { username: PROVIDERS[o.forge].gitUser, password: o.token };
     const git = { cloneUrl: repo.cloneUrl, branch: o.branch, credentials, env: o.env };
     let clusterPath = "";
     const files = (env: string) =>

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { ForgeError, registerSecret, UsageError } from "../errors.ts";
 import { classifyForgeFailure, withRateLimitWait } from "../forge/errors.ts";
 import { githubApiUrl } from "../forge/github/index.ts";
+import { PROVIDERS } from "../forge/index.ts";
 import type { ForgeKind } from "../forge/types.ts";
 
 export interface RepoState {
@@ -115,7 +116,7 @@ function caller(
             // not JSON: the text is the message
           }
           throw classifyForgeFailure({
-            forge: kind,
+            forge: PROVIDERS[kind],
             repo,
             action,
             status: res.status,

@@ -271,6 +271,32 @@ export class NoFleetError extends ConfigError {
   }
 }
 
+/** An environment shipmate.yaml does not declare was named. */
+export class UnknownEnvironmentError extends ConfigError {
+  override name = "UnknownEnvironmentError";
+  readonly environment: string;
+  readonly declared: readonly string[];
+  constructor(environment: string, declared: readonly string[]) {
+    super(`environment "${environment}" is not declared (environments: ${declared.join(", ")})`, {
+      file: FLEET_FILE,
+    });
+    this.environment = environment;
+    this.declared = declared;
+  }
+}
+
+/** A promotion into an environment that nothing is promoted into (the first one, without `promoteFrom`). */
+export class NoPromotionSourceError extends ConfigError {
+  override name = "NoPromotionSourceError";
+  readonly environment: string;
+  constructor(environment: string) {
+    super(`${environment} has no environment before it to promote from: name the source`, {
+      file: FLEET_FILE,
+    });
+    this.environment = environment;
+  }
+}
+
 /** Reads `<repoDir>/shipmate.yaml`; a missing file is a NoFleetError naming it. */
 export async function loadFleet(repoDir: string): Promise<Fleet> {
   const file = join(repoDir, FLEET_FILE);

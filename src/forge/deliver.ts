@@ -5,11 +5,11 @@
  * nothing to change costs one forge request (the listing).
  */
 
+import type { FileUpdate } from "../changes.ts";
 import type { PullRequestSettings } from "../config/fleet.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
 import { refParts } from "../manifest/ref.ts";
-import type { FileUpdate } from "../manifest/types.ts";
 import { runUpdateJob, type UpdateJob, type UpdateJobResult } from "../update/job.ts";
 import { makeMeta } from "./body.ts";
 import type { EnsureResult, Forge, ImageChange, MergeMethod, PullRequest, RequestMeta } from "./types.ts";

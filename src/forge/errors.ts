@@ -4,7 +4,7 @@
  * word the same problem the same way.
  */
 import { ForgeError, redact } from "../errors.ts";
-import type { ForgeKind } from "./types.ts";
+import type { ForgeProvider } from "./types.ts";
 
 /** 401: the token is missing, expired or revoked. */
 export class ForgeAuthError extends ForgeError {
@@ -46,7 +46,8 @@ export class AlreadyExistsError extends ForgeError {
 }
 
 export interface FailureContext {
-  forge: ForgeKind;
+  /** The provider (src/forge/<kind>/): its name and how it says what a token lacks. */
+  forge: Pick<ForgeProvider, "label" | "lacks">;
   repo: string;
   /** What we were doing, for the message: `open pull request for shipmate/prod`. */
   action: string;
@@ -58,38 +59,6 @@ export interface FailureContext {
   /** Where to tell the user the token comes from (`$GITHUB_TOKEN`). */
   tokenSource?: string;
   now?: number;
-}
-
-const LABEL: Record<ForgeKind, string> = { github: "GitHub", gitlab: "GitLab", gitea: "Gitea" };
-
-function scopesFromGitHub(h: FailureContext["headers"]): string | undefined {
-  const accepted = (h["x-accepted-oauth-scopes"] ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const have = new Set(
-    (h["x-oauth-scopes"] ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-  if (!accepted.length) return undefined;
-  // GitHub lists every scope that would do; any one of them suffices.
-  if (accepted.some((s) => have.has(s))) return undefined;
-  return accepted.join("' or '");
-}
-
-/** GitLab: `WWW-Authenticate: Bearer … error="insufficient_scope", … scope="api"` or a JSON body saying so. */
-function scopeFromGitLab(h: FailureContext["headers"], message: string): string | undefined {
-  const www = h["www-authenticate"] ?? "";
-  const fromHeader = /insufficient_scope/.test(www) ? /scope="([^"]+)"/.exec(www)?.[1] : undefined;
-  const scope =
-    fromHeader ??
-    (/insufficient_scope/.test(message)
-      ? (/"scope"\s*:\s*"([^"]+)"/.exec(message)?.[1] ?? "api")
-      : undefined);
-  // GitLab lists the scopes that would do, separated by spaces.
-  return scope?.split(/\s+/).filter(Boolean).join("' or '");
 }
 
 /** When the forge will answer again, from its rate-limit headers; undefined when this is no rate limit. */
@@ -113,7 +82,7 @@ export function rateLimitReset(ctx: FailureContext): Date | undefined {
 
 /** Turn one failed forge call into the typed, one-line error a person can act on. */
 export function classifyForgeFailure(ctx: FailureContext): ForgeError {
-  const where = `${LABEL[ctx.forge]} ${ctx.repo}`;
+  const where = `${ctx.forge.label} ${ctx.repo}`;
   const said = ctx.message ? redact(ctx.message.replace(/\s+/g, " ").trim()).slice(0, 200) : "";
   const token = ctx.tokenSource ? ` in ${ctx.tokenSource}` : "";
   const reset = rateLimitReset(ctx);
@@ -130,36 +99,18 @@ export function classifyForgeFailure(ctx: FailureContext): ForgeError {
         401,
       );
     case 403: {
-      const ghScope = ctx.forge === "github" ? scopesFromGitHub(ctx.headers) : undefined;
-      if (ghScope)
+      const lacks = ctx.forge.lacks?.(ctx.headers, said);
+      if (lacks && "permission" in lacks)
         return new ForgePermissionError(
-          `${where}: the token lacks the '${ghScope}' scope needed to ${ctx.action} (it has: ${ctx.headers["x-oauth-scopes"] || "none"})`,
+          `${where}: the token lacks the permission '${lacks.permission}' needed to ${ctx.action}`,
           403,
-          ghScope,
+          lacks.permission,
         );
-      // Fine-grained PATs and App installations name the permission instead of a scope.
-      const ghPerm = ctx.forge === "github" ? ctx.headers["x-accepted-github-permissions"] : undefined;
-      if (ghPerm)
+      if (lacks)
         return new ForgePermissionError(
-          `${where}: the token lacks the permission '${ghPerm}' needed to ${ctx.action}`,
+          `${where}: the token lacks the '${lacks.scope}' scope needed to ${ctx.action}${lacks.has !== undefined ? ` (it has: ${lacks.has || "none"})` : ""}`,
           403,
-          ghPerm,
-        );
-      const glScope = ctx.forge === "gitlab" ? scopeFromGitLab(ctx.headers, ctx.message ?? "") : undefined;
-      if (glScope)
-        return new ForgePermissionError(
-          `${where}: the token lacks the '${glScope}' scope needed to ${ctx.action}`,
-          403,
-          glScope,
-        );
-      // Gitea: "token does not have at least one of required scope(s), required=[write:repository], token scope=…"
-      const giteaScope =
-        ctx.forge === "gitea" ? /required scope\(s\).*?required=\[([^\]]+)\]/i.exec(said)?.[1] : undefined;
-      if (giteaScope)
-        return new ForgePermissionError(
-          `${where}: the token lacks the '${giteaScope.trim()}' scope needed to ${ctx.action}`,
-          403,
-          giteaScope.trim(),
+          lacks.scope,
         );
       if (/protect/i.test(said))
         return new BranchProtectionError(

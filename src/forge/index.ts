@@ -13,7 +13,7 @@ import type { Forge, ForgeKind, ForgeOptions, ForgeProvider } from "./types.ts";
 export type { Forge, ForgeKind, ForgeOptions, ForgeProvider } from "./types.ts";
 
 /** The one registry of forge providers: a new forge is a folder beside these and one line here. */
-export const PROVIDERS: Readonly<Record<ForgeKind, ForgeProvider>> = { github, gitlab, gitea };
+export const PROVIDERS = { github, gitlab, gitea } as const satisfies Readonly<Record<string, ForgeProvider>>;
 
 export const FORGE_KINDS = Object.keys(PROVIDERS) as readonly ForgeKind[];
 
@@ -24,10 +24,14 @@ export const TOKEN_ENV = Object.fromEntries(FORGE_KINDS.map((k) => [k, PROVIDERS
 >;
 
 export function parseForgeKind(value: string): ForgeKind {
-  const kind = value.toLowerCase() === "forgejo" ? "gitea" : value.toLowerCase();
-  if (!(FORGE_KINDS as readonly string[]).includes(kind))
-    throw new UsageError(`--forge must be one of ${FORGE_KINDS.join(", ")} (or forgejo), got "${value}"`);
-  return kind as ForgeKind;
+  const name = value.toLowerCase();
+  const kind = FORGE_KINDS.find((k) => k === name || PROVIDERS[k].aliases?.includes(name));
+  const aliases = FORGE_KINDS.flatMap((k) => PROVIDERS[k].aliases ?? []);
+  if (!kind)
+    throw new UsageError(
+      `--forge must be one of ${FORGE_KINDS.join(", ")}${aliases.length ? ` (or ${aliases.join(", ")})` : ""}, got "${value}"`,
+    );
+  return kind;
 }
 
 /**

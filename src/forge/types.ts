@@ -4,7 +4,8 @@
  * speak only this; the providers translate it to their forge's API.
  */
 
-export type ForgeKind = "github" | "gitlab" | "gitea";
+/** A forge kind: a key of the one provider registry (src/forge/index.ts). */
+export type ForgeKind = keyof typeof import("./index.ts").PROVIDERS;
 
 /** One image moving from one reference to another, as the request body's table shows it. */
 export interface ImageChange {
@@ -149,6 +150,21 @@ export interface Forge extends ForgeRepoRef {
  * the client are all served.
  */
 export interface ForgeProvider {
+  /** The forge's name in messages: `GitHub`. */
+  label: string;
+  /** Other names `--forge` accepts for it (`forgejo`). */
+  aliases?: readonly string[];
+  /** The user name that goes with its token over HTTPS git. */
+  gitUser: string;
+  /**
+   * What a 403 says the token lacks, read from the forge's own headers and
+   * message: a scope, or (GitHub's fine-grained tokens) a permission, with
+   * what the token has when the forge says.
+   */
+  lacks?(
+    headers: Record<string, string | undefined>,
+    said: string,
+  ): { scope: string; has?: string } | { permission: string } | undefined;
   /** Where its token is looked for, first match wins. */
   tokenEnv: readonly string[];
   /** A public host that implies this forge (self-hosted ones need --forge). */

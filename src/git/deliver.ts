@@ -4,8 +4,9 @@
  * and runs the update again there (never a rebase of a stale edit), so
  * concurrent bots on one branch all land and none overwrites another.
  */
+
+import type { FileUpdate } from "../changes.ts";
 import { GitError, UsageError } from "../errors.ts";
-import type { FileUpdate } from "../manifest/types.ts";
 import type { Identity, Workspace } from "./workspace.ts";
 
 /** A further destination of a push: `refs/for/main` (Gerrit), `refs/heads/other`…; `only`: not the branch itself. */

@@ -5,8 +5,8 @@
  * syntax only, plus plain lower-case names (`changes`, `files`).
  */
 import Handlebars from "handlebars";
+import type { Change, FileUpdate, ObjectId } from "../changes.ts";
 import { ConfigError } from "../errors.ts";
-import type { Change, FileUpdate, ObjectId } from "../manifest/types.ts";
 
 export interface MessageData {
   AutomationObject: string;

@@ -44,7 +44,7 @@ interface Edit {
 }
 /** A change before line numbers are known (offsets are into the text being scanned). */
 type PendingChange = Omit<Change, "line"> & { offset: number };
-type PendingProblem = { offset?: number; kind: ProblemKind; severity: Problem["severity"]; message: string };
+type PendingProblem = Omit<Problem, "file" | "line"> & { offset?: number | undefined };
 
 interface Scan {
   edits: Edit[];
@@ -98,8 +98,9 @@ class FileScanner {
     kind: ProblemKind,
     severity: Problem["severity"],
     message: string,
+    policy?: string,
   ) {
-    this.scan.problems.push({ offset, kind, severity, message });
+    this.scan.problems.push({ offset, kind, severity, message, ...(policy !== undefined ? { policy } : {}) });
   }
 
   /** Records an edit of `node` to `value`; false (with a problem) when the scalar cannot hold it in place. */
@@ -113,6 +114,7 @@ class FileScanner {
         "unsupported-scalar",
         "error",
         `setter ${c.setter}: a block scalar cannot be rewritten in place; write the reference on one line`,
+        c.policy,
       );
       return false;
     }
@@ -156,6 +158,7 @@ class FileScanner {
             "no-selection",
             "warning",
             `policy ${m.policy} has no selection; marker left alone`,
+            m.policy,
           );
         else
           this.problem(
@@ -163,6 +166,7 @@ class FileScanner {
             "unknown-policy",
             "warning",
             `unknown policy ${m.policy}; marker left alone`,
+            m.policy,
           );
         continue;
       }
@@ -175,6 +179,7 @@ class FileScanner {
           m.part === "digest"
             ? `policy ${m.policy} does not track digests; marker ${m.setter} left alone`
             : `the selection for ${m.policy} has no tag; marker ${m.setter} left alone`,
+          m.policy,
         );
         continue;
       }
@@ -199,6 +204,7 @@ class FileScanner {
         "digest-not-tracked",
         "warning",
         `policy ${claim.policy.id} does not track digests; digest-pinned reference left alone`,
+        claim.policy.id,
       );
 
     for (const claim of claims) {
@@ -403,6 +409,7 @@ export function updateFile(
     kind: p.kind,
     severity: p.severity,
     message: p.message,
+    ...(p.policy !== undefined ? { policy: p.policy } : {}),
   }));
   if (edits.length === 0) return { problems: outProblems };
   const unique = dedupe(edits);

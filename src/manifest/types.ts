@@ -5,6 +5,11 @@
  * contents plus a structured account of every change and problem).
  */
 
+import type { FileUpdate } from "../changes.ts";
+
+/** The change vocabulary every folder shares (src/changes.ts), as this engine's callers have always named it. */
+export type { Change, FileUpdate, ObjectId, SetterPart } from "../changes.ts";
+
 /** The image a policy selected: `image` is the repository as it should be written (no tag, no digest). */
 export interface ImageSelection {
   image: string;
@@ -25,34 +30,6 @@ export interface PolicyClaim {
   image: string;
   /** Repository-relative globs of files this policy may rewrite without markers (native policies only). */
   paths?: readonly string[];
-}
-
-/**
- * Which part of a reference a change wrote, Flux's setter vocabulary:
- * `image` is the whole reference (`name:tag[@digest]`), the others one part of it.
- */
-export type SetterPart = "image" | "tag" | "name" | "digest";
-
-/** The Kubernetes object a change sits in (empty fields for plain values files). */
-export interface ObjectId {
-  apiVersion?: string;
-  kind?: string;
-  namespace?: string;
-  name?: string;
-}
-
-export interface Change {
-  /** The setter as Flux names it: `ns:name` for the whole reference, `ns:name:tag|name|digest` for a part. */
-  setter: string;
-  policy: string;
-  part: SetterPart;
-  /** `marker` for a `$imagepolicy` comment, `paths` for a reference claimed by a native policy's `paths`. */
-  via: "marker" | "paths";
-  old: string;
-  new: string;
-  /** 1-based line of the changed scalar in the file. */
-  line: number;
-  object: ObjectId;
 }
 
 export type ProblemKind =
@@ -81,13 +58,6 @@ export interface Problem {
   message: string;
   /** The policy the problem is about, when it is about one (a scan failure, a marker without a selection). */
   policy?: string;
-}
-
-/** One file's outcome. `content` is set only when something changed. */
-export interface FileUpdate {
-  path: string;
-  changes: Change[];
-  content?: string;
 }
 
 export interface UpdateInput {

@@ -17,7 +17,9 @@ import {
   type Fleet,
   type FleetEnvironment,
   loadFleet,
+  NoPromotionSourceError,
   promotionSource,
+  UnknownEnvironmentError,
 } from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { BOT_PREFIX, type ProposalOutcome, propose, requestOptions } from "../forge/deliver.ts";
@@ -128,12 +130,12 @@ export interface PromoteResult {
 
 const DEFAULT_IDENTITY: Identity = { name: "shipmate", email: "shipmate@users.noreply.invalid" };
 
-function findEnv(envs: readonly FleetEnvironment[], name: string, file: string): FleetEnvironment {
+function findEnv(envs: readonly FleetEnvironment[], name: string): FleetEnvironment {
   const env = envs.find((e) => e.name === name);
   if (!env)
-    throw new ConfigError(
-      `environment "${name}" is not declared (environments: ${envs.map((e) => e.name).join(", ")})`,
-      { file },
+    throw new UnknownEnvironmentError(
+      name,
+      envs.map((e) => e.name),
     );
   return env;
 }
@@ -273,13 +275,10 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     if (fleetWs !== job.workspace) workspaces.push(fleetWs);
     const fleet = job.fleet ?? (await loadFleet(fleetWs.dir));
     const envs = fleet.spec.environments;
-    const toEnv = findEnv(envs, job.to, FLEET_FILE);
+    const toEnv = findEnv(envs, job.to);
     const from = job.from ?? promotionSource(fleet, toEnv.name)?.name;
-    if (!from)
-      throw new ConfigError(`${toEnv.name} has no environment before it to promote from: name the source`, {
-        file: FLEET_FILE,
-      });
-    const fromEnv = findEnv(envs, from, FLEET_FILE);
+    if (!from) throw new NoPromotionSourceError(toEnv.name);
+    const fromEnv = findEnv(envs, from);
     if (fromEnv.name === toEnv.name) throw new UsageError("--from and --to name the same environment");
     if (toEnv.promoteFrom && toEnv.promoteFrom !== fromEnv.name)
       throw new ConfigError(

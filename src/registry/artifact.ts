@@ -8,7 +8,7 @@
  * push.go and meta.go). Built reproducibly: the same tree, source, revision
  * and creation time give the same manifest digest.
  */
-import { ArtifactError, ImageReferenceError } from "../errors.ts";
+import { ArtifactCreatedError, ArtifactError, ImageReferenceError } from "../errors.ts";
 import type { RegistryClient } from "./client.ts";
 import { type ImageReference, parseReference } from "./reference.ts";
 import { MediaType } from "./schemas.ts";
@@ -82,7 +82,7 @@ function checkCreated(created: string): string {
     !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(created) ||
     Number.isNaN(Date.parse(created))
   )
-    throw new ArtifactError(`created time "${created}" is not RFC 3339 (e.g. 2026-01-02T15:04:05Z)`);
+    throw new ArtifactCreatedError(`created time "${created}" is not RFC 3339 (e.g. 2026-01-02T15:04:05Z)`);
   return created;
 }
 

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { JSONParser } from "@streamparser/json";
-import { RegistryError, redact } from "../errors.ts";
+import { RegistryError, RegistryTooLargeError, redact } from "../errors.ts";
 import { Authenticator, type Authorization, pullScope, pushScope } from "./auth.ts";
 import { defaultCacheDir, RegistryCache, type RepoCache } from "./cache.ts";
 import {
@@ -700,7 +700,7 @@ export class RegistryClient {
       what,
     });
     const tooLarge = () =>
-      new RegistryError(registry, `${what}: larger than the ${limit} bytes allowed`, res.status);
+      new RegistryTooLargeError(registry, `${what}: larger than the ${limit} bytes allowed`, res.status);
     const out = createWriteStream(file, { flags: "w" });
     const hash = createHash("sha256");
     let size = 0;

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
-import { RegistryError, redact } from "../errors.ts";
+import { RegistryError, RegistryTooLargeError, redact } from "../errors.ts";
 import { isLoopback } from "./reference.ts";
 import { ErrorBody } from "./schemas.ts";
 
@@ -382,7 +382,7 @@ export async function readLimited(
 ): Promise<Buffer> {
   const declared = Number(res.headers.get("content-length") ?? "");
   const tooLarge = () =>
-    new RegistryError(ctx.registry, `${ctx.what}: response larger than ${limit} bytes`, res.status);
+    new RegistryTooLargeError(ctx.registry, `${ctx.what}: response larger than ${limit} bytes`, res.status);
   if (declared > limit) {
     await res.body?.cancel();
     throw tooLarge();

@@ -99,8 +99,9 @@ export interface UpdatePlan {
   policies: { policy: Policy; mode: UpdateMode }[];
   /** Every image repository (normalised) the covered, unsuspended policies watch, in scope or not. */
   watched: string[];
-  /** Why nothing is scanned, when nothing is. */
+  /** Why nothing is scanned, when nothing is: as a person reads it, and as a reason code reads it. */
   skipped?: string;
+  skippedBecause?: "no-policies" | "out-of-scope" | "suspended";
 }
 
 export interface UpdateRunResult extends UpdatePlan {
@@ -144,13 +145,19 @@ export function planUpdate(
     ...new Set(active.map((p) => normaliseImage(p.image)).filter((i): i is string => i !== undefined)),
   ].sort();
   const plan: UpdatePlan = { policies, watched };
-  if (policies.length === 0)
-    plan.skipped =
+  if (policies.length === 0) {
+    plan.skippedBecause =
       set.candidates.length === 0
-        ? "no image policies found"
+        ? "no-policies"
         : opts.scope?.kind === "images"
-          ? `no policy watches ${[...opts.scope.images].join(", ")}`
-          : "every policy is suspended";
+          ? "out-of-scope"
+          : "suspended";
+    plan.skipped = {
+      "no-policies": "no image policies found",
+      "out-of-scope": `no policy watches ${opts.scope?.kind === "images" ? [...opts.scope.images].join(", ") : ""}`,
+      suspended: "every policy is suspended",
+    }[plan.skippedBecause];
+  }
   return plan;
 }
 

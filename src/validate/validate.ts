@@ -895,8 +895,7 @@ async function checkFleetFile(
     fleet = parseFleet(text, shown);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    const prefix = `${shown}${err.line ? `:${err.line}` : ""}: `;
-    report(shown, err.line, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
+    report(shown, err.line, err.text);
     return;
   }
   const counter = new LineCounter();

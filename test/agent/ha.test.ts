@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { serve } from "../../src/agent/server.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   adminClient,
@@ -115,19 +116,11 @@ function metric(text: string, name: string, labels = ""): number {
   return line ? Number(line.split(" ").pop()) : 0;
 }
 
-async function eventually<T>(
+const eventually = <T>(
   fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  ms = 30_000,
   what = "condition",
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+): Promise<T> => waitFor(fn, { ms, what, every: 200, retryErrors: true });
 
 async function leaseHolder(name: string): Promise<string | undefined> {
   const lease = await getObject(

@@ -12,6 +12,7 @@ import { parse as parseYaml, stringify } from "yaml";
 import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { fluxCrdDir } from "../../src/validate/crds.ts";
+import { waitFor as poll } from "../helpers/wait.ts";
 import type { KubeCluster } from "../infra/kube.ts";
 
 /** What the tests read back from the API server: arbitrary JSON, inspected field by field. */
@@ -215,15 +216,8 @@ export const tenant = (ns: string, sa = "reconciler") => [
 ];
 
 /** Polls `fn` until it returns a value. */
-export async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+export const waitFor = <T>(fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> =>
+  poll(fn, { ms, every: 200 });
 
 /**
  * Plays kube-controller-manager for one Deployment (none runs in the test

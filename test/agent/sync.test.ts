@@ -10,6 +10,7 @@ import { Applier } from "../../src/kube/apply.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { Discovery } from "../../src/kube/discovery.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor as poll } from "../helpers/wait.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   adminClient,
@@ -560,12 +561,5 @@ describe("git unreachable", () => {
   });
 });
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = <T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> =>
+  poll(fn, { ms, every: 100 });

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { Workspace } from "../../src/git/workspace.ts";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
 import { deployment, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import * as E from "./events.ts";
@@ -55,13 +56,9 @@ async function harness(opts: Partial<HarnessOptions> = {}): Promise<Harness> {
   return h;
 }
 
-async function eventually(ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`not reached within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const eventually = async (ok: () => boolean, ms = 10_000): Promise<void> => {
+  await waitFor(ok, { ms });
+};
 
 const head = (hh: Harness, branch = "main") => git(hh.repo.bare, ["rev-parse", branch]).trim();
 const stagingFile = (hh: Harness, branch = "main") =>

@@ -16,6 +16,7 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { adminClient, getObject, ksStatus } from "../agent/helpers.ts";
 import { type PodProcess, runDeployment } from "../e2e/kubelet.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type GiteaServer, startGitea } from "../infra/gitea.ts";
 import { freePort, type KubeCluster, startKube } from "../infra/kube.ts";
 
@@ -70,11 +71,11 @@ async function shipmateReconcileRequest(): Promise<void> {
     body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "gone" } } },
     contentType: "application/merge-patch+json",
   });
-  const deadline = Date.now() + 30_000;
-  while ((await ksStatus(client, "shipmate-system")).ready?.reason !== "ArtifactFailed") {
-    if (Date.now() > deadline) throw new Error("the root never reported the fetch failure");
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitFor(async () => (await ksStatus(client, "shipmate-system")).ready?.reason === "ArtifactFailed", {
+    ms: 30_000,
+    every: 200,
+    what: "the root to report the fetch failure",
+  });
 }
 
 async function clusterUntouched(): Promise<void> {

@@ -9,6 +9,7 @@ import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { adminClient, configMap, FleetRepo, getObject, makeAgent } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 let kube: KubeCluster;
@@ -31,14 +32,12 @@ beforeAll(async () => {
   agent = makeAgent(kube, fleet, { name: "c-root" });
   running = agent.run(stop.signal, false);
   // The agent installs the CRDs as it starts; commands may only run once they are served.
-  const deadline = Date.now() + 60_000;
-  while (
-    (await client.raw({ method: "GET", path: "/apis/source.toolkit.fluxcd.io/v1/gitrepositories" })).code !==
-    200
-  ) {
-    if (Date.now() > deadline) throw new Error("the agent never installed its CRDs");
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitFor(
+    async () =>
+      (await client.raw({ method: "GET", path: "/apis/source.toolkit.fluxcd.io/v1/gitrepositories" }))
+        .code === 200,
+    { ms: 60_000, every: 200, what: "the agent to install its CRDs" },
+  );
 }, 120_000);
 afterAll(async () => {
   stop.abort();

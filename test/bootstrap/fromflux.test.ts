@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { type ApiJson, adminClient, getObject, ksStatus } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import {
   applyAsFlux,
   fluxBootstrapFiles,
@@ -315,11 +316,14 @@ describe("bootstrap --from-flux", () => {
   it("scales Flux down (waiting for its pods to stop), pushes one commit, installs the agent", async () => {
     const run = runCli(args(["--no-wait", "--timeout", "60s"]), { env: env() });
     // The deployment controller's part: once scaled to 0, the pod stops and readyReplicas drops.
-    const deadline = Date.now() + 60_000;
-    while ((await getObject(client, `${DEPLOY_API}/kustomize-controller`))?.spec.replicas !== 0) {
-      if (Date.now() > deadline) throw new Error("kustomize-controller was never scaled to 0");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      async () => (await getObject(client, `${DEPLOY_API}/kustomize-controller`))?.spec.replicas === 0,
+      {
+        ms: 60_000,
+        every: 100,
+        what: "kustomize-controller to be scaled to 0",
+      },
+    );
     expect(remoteHead()).toBe(tipBefore); // nothing pushed while a Flux pod is still ready
     await setReadyReplicas(client, "flux-system", "kustomize-controller", 0);
     const r = await run;

@@ -12,6 +12,7 @@ import {
   loadRunPolicies,
   type PolicySource,
 } from "../../src/config/policy-set.ts";
+import { NoTargetEnvironmentError, type PromoteTarget, promotionTargets } from "../../src/run/promote.ts";
 import { planUpdate } from "../../src/run/update.ts";
 import { FLEET_YAML, fleetFiles, fluxPolicy } from "../helpers/fleet.ts";
 import { tempDir, writeFiles } from "../infra/git.ts";
@@ -117,6 +118,66 @@ describe("promotionSource: promoteFrom, else the environment before", () => {
   });
 });
 
+describe("promotionTargets: which environments a promotion run goes into", () => {
+  const fleet = parseFleet(THREE);
+  it.each<[string, PromoteTarget, { to: string; from?: string }[]]>([
+    [
+      "a named environment, source left to the promotion",
+      { kind: "environment", to: "staging" },
+      [{ to: "staging" }],
+    ],
+    [
+      "a named environment and source",
+      { kind: "environment", to: "staging", from: "dev" },
+      [{ to: "staging", from: "dev" }],
+    ],
+    [
+      "the environment keeping its policies in a folder",
+      { kind: "policies-folder", path: "./apps/production/" },
+      [{ to: "production" }],
+    ],
+    [
+      "a change in dev's manifests: every environment promoting from dev",
+      { kind: "changed", files: ["README.md", "apps/dev/app/deployment.yaml"] },
+      [{ to: "production", from: "dev" }],
+    ],
+    [
+      "a change in an environment nothing promotes from",
+      { kind: "changed", files: ["apps/staging/x.yaml"] },
+      [],
+    ],
+  ])("%s", (_name, target, want) => {
+    expect(promotionTargets(fleet, target)).toEqual(want);
+  });
+
+  it("a change in a repository without shipmate.yaml promotes nothing", () => {
+    expect(promotionTargets(undefined, { kind: "changed", files: ["apps/dev/a.yaml"] })).toEqual([]);
+  });
+
+  it.each<[string, ReturnType<typeof parseFleet> | undefined, string]>([
+    [
+      "no environment keeps its policies there",
+      fleet,
+      "no environment in shipmate.yaml keeps its policies in policies/qa",
+    ],
+    [
+      "no shipmate.yaml",
+      undefined,
+      "no shipmate.yaml says which environment keeps its policies in policies/qa",
+    ],
+  ])("a policies folder with %s is a NoTargetEnvironmentError", (_name, f, message) => {
+    const err = (() => {
+      try {
+        return promotionTargets(f, { kind: "policies-folder", path: "policies/qa" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(NoTargetEnvironmentError);
+    expect((err as Error).message).toBe(message);
+  });
+});
+
 describe("environmentOfPath: the most specific folder wins; other repositories never match", () => {
   const fleet = parseFleet(`apiVersion: shipmate.dev/v1alpha1
 kind: Fleet
@@ -197,6 +258,7 @@ describe("loadRunPolicies + planUpdate: the plan of a run", () => {
     const plan = planUpdate(await loadRunPolicies(root, { kind: "repo" }), opts);
     expect(plan.policies.map((c) => c.policy.id)).toEqual(ids);
     expect(plan.skipped).toBe(skipped);
+    expect(plan.skippedBecause).toBe(skipped ? "out-of-scope" : undefined);
   });
 
   it("a fleet whose only policies are promoted into: nothing to scan, said once", async () => {
@@ -205,12 +267,18 @@ describe("loadRunPolicies + planUpdate: the plan of a run", () => {
     const plan = planUpdate(await loadRunPolicies(tree(files), { kind: "repo" }));
     expect(plan.policies).toEqual([]);
     expect(plan.skipped).toBe("no image policies found");
+    expect(plan.skippedBecause).toBe("no-policies");
   });
 
   it("suspended policies are not scanned nor watched", async () => {
     const suspended = fluxPolicy("a", IMAGE).replace("  interval: 5m\n", "  interval: 5m\n  suspend: true\n");
     const plan = planUpdate(await loadRunPolicies(tree({ "a.yaml": suspended }), { kind: "repo" }));
-    expect(plan).toEqual({ policies: [], watched: [], skipped: "every policy is suspended" });
+    expect(plan).toEqual({
+      policies: [],
+      watched: [],
+      skipped: "every policy is suspended",
+      skippedBecause: "suspended",
+    });
   });
 
   it("FLEET_YAML is the fixture these rules are read against", () => {

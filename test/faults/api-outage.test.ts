@@ -19,6 +19,7 @@ import {
   makeAgent,
   namespace,
 } from "../agent/helpers.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 vi.setConfig({ testTimeout: 240_000 });
@@ -53,13 +54,9 @@ async function owned(ns: string): Promise<{ metadata: { name: string }; data: Re
   )?.items ?? []) as { metadata: { name: string }; data: Record<string, string> }[];
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = async (check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> => {
+  await waitFor(check, { ms, what, every: 20 });
+};
 
 /** An agent whose fleet holds `OBJECTS` ConfigMaps at v1, applied and Ready; then git moves them to v2. */
 async function synced(ns: string, apiRetryMs: number): Promise<{ agent: Agent; repo: FleetRepo }> {

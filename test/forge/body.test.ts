@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fingerprint, makeMeta, parseMeta, renderBody } from "../../src/forge/body.ts";
 import { classifyForgeFailure, rateLimitReset } from "../../src/forge/errors.ts";
+import { PROVIDERS } from "../../src/forge/index.ts";
 import type { ImageChange } from "../../src/forge/types.ts";
 
 const c = (image: string, to: string, files = ["a.yaml"]): ImageChange => ({
@@ -59,7 +60,7 @@ describe("request body", () => {
 });
 
 describe("forge failures", () => {
-  const base = { forge: "github" as const, repo: "o/r", action: "open a pull request", headers: {} };
+  const base = { forge: PROVIDERS.github, repo: "o/r", action: "open a pull request", headers: {} };
   it.each([
     [{ status: 401 }, "ForgeAuthError"],
     [

@@ -3,6 +3,7 @@ import { makeMeta, parseMeta } from "../../src/forge/body.ts";
 import { ForgeAuthError, ForgeNotFoundError, ForgePermissionError } from "../../src/forge/errors.ts";
 import { createGiteaForge } from "../../src/forge/gitea/index.ts";
 import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 import { TestClone } from "./helpers.ts";
 
@@ -147,12 +148,10 @@ describe("gitea provider against a real Gitea", () => {
       expect((await gitea.api<ApiPull>("GET", `/repos/${r.fullName}/pulls/${number}`)).merged).toBe(false);
       await gitea.api("POST", `/repos/${r.fullName}/statuses/${sha}`, { state: "success", context: "ci" });
       expect((await f.commitChecks(sha)).state).toBe("success");
-      const deadline = Date.now() + 30_000;
-      let merged = false;
-      while (!merged && Date.now() < deadline) {
-        merged = (await gitea.api<ApiPull>("GET", `/repos/${r.fullName}/pulls/${number}`)).merged;
-        if (!merged) await new Promise((res) => setTimeout(res, 250));
-      }
+      const merged = await waitFor(
+        async () => (await gitea.api<ApiPull>("GET", `/repos/${r.fullName}/pulls/${number}`)).merged,
+        { ms: 30_000, every: 250, what: "Gitea to merge the request once its checks passed" },
+      );
       expect(merged).toBe(true);
     } finally {
       await c.remove();

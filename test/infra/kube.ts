@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { waitFor as poll } from "../helpers/wait.ts";
 import { freePort } from "./net.ts";
 
 export interface KubeCluster {
@@ -152,15 +153,16 @@ async function waitFor(
   check: () => Promise<boolean>,
   timeoutMs: number,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}); log tail:\n${tail(logFile)}`);
-    }
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} not ready after ${timeoutMs} ms; log tail:\n${tail(logFile)}`);
+  await poll(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `${what} exited (${child.exitCode ?? child.signalCode}); log tail:\n${tail(logFile)}`,
+        );
+      return await check().catch(() => false);
+    },
+    { ms: timeoutMs, every: 200, what: `${what} to be ready`, detail: () => `log tail:\n${tail(logFile)}` },
+  );
 }
 
 function tail(file: string): string {

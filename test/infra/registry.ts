@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import bcrypt from "bcryptjs";
 import { stringify } from "yaml";
+import { freePort } from "./net.ts";
 
 export type AuthMode = "none" | "htpasswd" | "token";
 
@@ -93,13 +94,6 @@ async function listen(server: Server): Promise<number> {
     server.listen(0, "127.0.0.1", () => resolve());
   });
   return (server.address() as AddressInfo).port;
-}
-
-async function unusedPort(): Promise<number> {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
@@ -331,7 +325,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
 
   let lastError = "";
   for (let attempt = 0; attempt < 4; attempt++) {
-    const port = await unusedPort();
+    const port = await freePort();
     const host = `127.0.0.1:${port}`;
     const config: Record<string, unknown> = {
       version: 0.1,

@@ -13,6 +13,7 @@ import { parseAllDocuments } from "yaml";
 import { KubeClient } from "../../src/kube/client.ts";
 import type { PromoteResult } from "../../src/promote/index.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 let kube: KubeCluster;
@@ -102,11 +103,11 @@ beforeAll(async () => {
       metadata: { name: "flux-system" },
     });
     // Wait until the CRD serves.
-    const deadline = Date.now() + 30_000;
-    while ((await client.raw({ method: "GET", path: KS })).code !== 200) {
-      if (Date.now() > deadline) throw new Error("the Kustomization CRD never became served");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitFor(async () => (await client.raw({ method: "GET", path: KS })).code === 200, {
+      ms: 30_000,
+      every: 200,
+      what: "the Kustomization CRD to be served",
+    });
   } finally {
     client.close();
   }

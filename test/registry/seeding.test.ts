@@ -1,6 +1,7 @@
 /** The seeding helpers produce what a registry serves as pushed images, whichever way they write. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RegistryClient } from "../../src/registry/client.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { startFake } from "../infra/http-fake.ts";
 import { seedFleet, seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
 
@@ -54,9 +55,8 @@ describe("registry notifications pass-through", () => {
     });
     try {
       await seedImage(notifying, { repository: "team/notified", tags: ["1.2.3"] });
-      const deadline = Date.now() + 20_000;
       const tagged = () => events.find((e) => e.action === "push" && e.target.tag === "1.2.3");
-      while (!tagged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(tagged, { ms: 20_000, what: "the registry's push notification" });
       expect(tagged()?.target.repository).toBe("team/notified");
       expect(hook.requests[0]?.headers["content-type"]).toMatch(
         /application\/vnd\.docker\.distribution\.events\.v1\+json/,

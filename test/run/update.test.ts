@@ -3,7 +3,9 @@
  * promoted from staging by pull request) updated through `shipmate update`,
  * the bundled Action and runUpdate as the App and `shipmate serve` call it
  * ends with the same tree on main — staging bumped, production left to
- * promotion — and each run clones the fleet once. Real registry, real git
+ * promotion — and each run clones the fleet once. The App's own handler
+ * (a signed push delivery into the App server, the OpenAPI-checked fake
+ * GitHub) is the fourth front end, and ends the same. Real registry, real git
  * remote over smart HTTP; no forge is given, so a run that wrongly wanted a
  * pull request into production would fail.
  */
@@ -14,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Workspace } from "../../src/git/workspace.ts";
 import { runUpdate } from "../../src/run/update.ts";
 import { runAction } from "../action/runner.ts";
+import * as E from "../app/events.ts";
+import { startHarness } from "../app/harness.ts";
 import { runCli } from "../helpers/cli.ts";
 import { fleetFiles } from "../helpers/fleet.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
@@ -62,7 +66,7 @@ function outcome(bare: string) {
 }
 
 describe("the same fleet through every front end", () => {
-  it("CLI, Action and runUpdate (App, serve) push staging, leave production to promotion, one clone each", async () => {
+  it("CLI, Action, runUpdate (serve) and the App handler push staging, leave production to promotion, one clone each", async () => {
     const clones = vi.spyOn(Workspace, "clone");
 
     const cli = repo("via-cli");
@@ -101,11 +105,28 @@ describe("the same fleet through every front end", () => {
     const run = await runAction({ command: "update" }, { workspace, token: TOKEN });
     expect(run.code, run.stdout + run.stderr).toBe(0);
 
+    // The App itself: a push to the default branch, handled by the App server on the fake GitHub.
+    clones.mockClear();
+    const hh = await startHarness({
+      git: gitServer,
+      name: "via-app",
+      files: fleetFiles(image),
+      settings: { dashboard: false, checks: false },
+    });
+    try {
+      await hh.deliverAndWait("push", E.push(hh.repo, ["policies/staging/app.yaml"]));
+      expect(hh.fake.violations).toEqual([]);
+      expect(clones).toHaveBeenCalledTimes(1);
+    } finally {
+      await hh.close();
+    }
+
     const want = outcome(cli.bare);
     expect(want.staging).toContain(`${image}:1.1.0 #`);
     expect(want.production).toContain(`${image}:1.0.0 #`);
     expect(want.branches).toEqual(["refs/heads/main"]);
     expect(outcome(app.bare)).toEqual(want);
     expect(outcome(action.bare)).toEqual(want);
+    expect(outcome(hh.repo.bare)).toEqual(want);
   });
 });

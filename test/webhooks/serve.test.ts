@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hmacSignature } from "../../src/webhooks/auth.ts";
 import { deployment, fluxPolicy } from "../helpers/fleet.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type GitHttpServer, git, show, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { freePort, type ServeProcess, spawnServe } from "./helpers.ts";
@@ -31,16 +32,8 @@ let cacheHome: string;
 const fileAt = (path: string) => show(bare, "main", path);
 const head = () => git(bare, ["rev-parse", "main"]).trim();
 
-async function until<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${ms} ms waiting for ${what}\n${serve.output().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(probe: () => T | undefined, ms: number, what: string): Promise<T> =>
+  waitFor(probe, { ms, what, detail: () => serve.output().slice(-3000) });
 
 /** POST with full control of headers (and no Content-Length when `chunked`). */
 function post(

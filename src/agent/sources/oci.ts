@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { ArtifactError, describeError, RegistryError } from "../../errors.ts";
+import { ArtifactError, describeError, RegistryError, RegistryTooLargeError } from "../../errors.ts";
 import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { compileGoRegexp } from "../../policy/regex.ts";
 import { parseOciUrl } from "../../registry/artifact.ts";
@@ -352,7 +352,7 @@ class OciFetcher implements SourceFetcher<OCIRepositorySpec> {
     try {
       await client.downloadBlob(ref, layer.digest, blob, this.limits.layerBytes);
     } catch (err) {
-      if (err instanceof RegistryError && /larger than/.test(err.message)) throw layerFailed(err);
+      if (err instanceof RegistryTooLargeError) throw layerFailed(err);
       throw pullFailed(err);
     }
     let paths: string[];

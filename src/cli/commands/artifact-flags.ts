@@ -1,5 +1,5 @@
 /** The flags `push artifact` and `build artifact` share: what goes into the artifact's annotations. */
-import { ArtifactError, UsageError } from "../../errors.ts";
+import { ArtifactCreatedError, UsageError } from "../../errors.ts";
 import type { ArtifactMeta } from "../../registry/artifact.ts";
 import type { CliIO } from "../io.ts";
 
@@ -34,7 +34,6 @@ export function artifactMeta(
 
 /** An ArtifactError about a bad `--created` is a usage mistake (exit 2), not a failed job. */
 export function asUsage(err: unknown): never {
-  if (err instanceof ArtifactError && /created time/.test(err.message))
-    throw new UsageError(`--created: ${err.message}`);
+  if (err instanceof ArtifactCreatedError) throw new UsageError(`--created: ${err.message}`);
   throw err;
 }

@@ -2,7 +2,8 @@ import { resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
 import type { MergeMethod } from "../../forge/types.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
-import { type PromoteResult, runPromotion } from "../../promote/index.ts";
+import type { PromoteResult } from "../../promote/index.ts";
+import { runPromoteInto } from "../../run/promote.ts";
 import { parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
@@ -96,11 +97,10 @@ export const command: Command = {
       ...(values.soak !== undefined ? { soak: values.soak } : {}),
       ...(values.canary ? { canary: true } : {}),
     };
-    const result = await runPromotion({
+    const result = await runPromoteInto({
       repo: Workspace.isUrl(repo) ? repo : resolve(io.cwd, repo),
       ...(values.branch !== undefined ? { branch: values.branch } : {}),
-      from: values.from,
-      to: values.to,
+      target: { kind: "environment", from: values.from, to: values.to },
       ...(values.app ? { apps: values.app } : {}),
       dryRun: values["dry-run"] === true,
       perApp: values["per-app"] === true,

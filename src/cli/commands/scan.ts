@@ -1,8 +1,8 @@
-import { relative, resolve } from "node:path";
-import { loadPolicyConfig } from "../../config/index.ts";
+import { resolve } from "node:path";
 import { formatRefusal } from "../../config/limits.ts";
 import { UsageError } from "../../errors.ts";
-import { type PolicyResult, scanPolicies } from "../../scan/index.ts";
+import { runScan } from "../../run/scan.ts";
+import type { PolicyResult } from "../../scan/index.ts";
 import { formatTable } from "../../table.ts";
 import { parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -46,23 +46,19 @@ export const command: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
 
-    const dir = resolve(io.cwd, values.policies ?? ".");
-    const config = await loadPolicyConfig(dir);
-    // A file refused by a bound is one line; the policies beside it are scanned.
-    for (const r of config.skipped ?? [])
-      writeLine(io.stderr, `warning: ${formatRefusal({ ...r, file: relative(io.cwd, r.file) || r.file })}`);
-    const policies = config.policies;
-    const unknown = (values.policy ?? []).filter((id) => !policies.some((p) => p.id === id));
-    if (unknown.length > 0) throw new UsageError(`--policy ${unknown[0]}: no such policy in ${dir}`);
-    if (policies.length === 0) throw new UsageError(`no image policies found in ${dir}`);
-
     const registry = await registryScanOptions(values, io);
-    const report = await scanPolicies(policies, {
-      ...registry,
-      env: io.env,
-      digests: values.digest ?? false,
-      ...(values.platform ? { platform: values.platform } : {}),
+    const { report } = await runScan({
+      root: io.cwd,
+      policies: { kind: "dir", dir: resolve(io.cwd, values.policies ?? ".") },
       ...(values.policy ? { only: values.policy } : {}),
+      scan: {
+        ...registry,
+        digests: values.digest ?? false,
+        ...(values.platform ? { platform: values.platform } : {}),
+      },
+      env: io.env,
+      // A file refused by a bound is one line; the policies beside it are scanned.
+      onRefused: (r) => writeLine(io.stderr, `warning: ${formatRefusal(r)}`),
     });
     const failed = report.results.filter((r) => !r.ok).length;
 

@@ -112,7 +112,7 @@ class GiteaOps implements ForgeOps {
             // not JSON: keep the text
           }
           throw classifyForgeFailure({
-            forge: "gitea",
+            forge: provider,
             repo: this.repo,
             action,
             status: res.status,
@@ -312,6 +312,14 @@ export function createGiteaForge(opts: GiteaOptions): Forge {
 }
 
 export const provider: ForgeProvider = {
+  label: "Gitea",
+  aliases: ["forgejo"],
+  gitUser: "git",
+  // "token does not have at least one of required scope(s), required=[write:repository], token scope=…"
+  lacks: (_h, said) => {
+    const scope = /required scope\(s\).*?required=\[([^\]]+)\]/i.exec(said)?.[1]?.trim();
+    return scope ? { scope } : undefined;
+  },
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
   ownsHost: (host) => host === "codeberg.org" || host === "gitea.com",
   create: (opts) => {

@@ -136,7 +136,7 @@ class GitHubOps implements ForgeOps {
     for (const [k, v] of Object.entries(e.response.headers ?? {}))
       headers[k.toLowerCase()] = v === undefined ? undefined : String(v);
     return classifyForgeFailure({
-      forge: "github",
+      forge: provider,
       repo: this.repo,
       action,
       status: e.status,
@@ -368,7 +368,29 @@ export function createGitHubForge(opts: GitHubOptions): Forge {
   return new RequestForge(new GitHubOps(opts));
 }
 
+/** The scopes GitHub accepts for a call, when the token has none of them (any one of them suffices). */
+function missingScope(h: Record<string, string | undefined>): string | undefined {
+  const list = (v: string | undefined) =>
+    (v ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const accepted = list(h["x-accepted-oauth-scopes"]);
+  const have = new Set(list(h["x-oauth-scopes"]));
+  if (!accepted.length || accepted.some((s) => have.has(s))) return undefined;
+  return accepted.join("' or '");
+}
+
 export const provider: ForgeProvider = {
+  label: "GitHub",
+  gitUser: "x-access-token",
+  lacks: (h) => {
+    const scope = missingScope(h);
+    if (scope) return { scope, has: h["x-oauth-scopes"] ?? "" };
+    // Fine-grained PATs and App installations name the permission instead of a scope.
+    const permission = h["x-accepted-github-permissions"];
+    return permission ? { permission } : undefined;
+  },
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"],
   ownsHost: (host) => host === "github.com" || host.endsWith(".github.com"),
   runnerUrl: (env) => env.GITHUB_API_URL,

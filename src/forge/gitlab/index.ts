@@ -138,7 +138,7 @@ class GitLabOps implements ForgeOps {
             // plain text body ("Retry later")
           }
           throw classifyForgeFailure({
-            forge: "gitlab",
+            forge: provider,
             repo: this.repo,
             action,
             status: err.status,
@@ -341,6 +341,18 @@ export function createGitLabForge(opts: GitLabOptions): Forge {
 }
 
 export const provider: ForgeProvider = {
+  label: "GitLab",
+  gitUser: "oauth2",
+  /** `WWW-Authenticate: Bearer … error="insufficient_scope", … scope="api"`, or a JSON body saying so. */
+  lacks: (h, said) => {
+    const www = h["www-authenticate"] ?? "";
+    const fromHeader = /insufficient_scope/.test(www) ? /scope="([^"]+)"/.exec(www)?.[1] : undefined;
+    const scope =
+      fromHeader ??
+      (/insufficient_scope/.test(said) ? (/"scope"\s*:\s*"([^"]+)"/.exec(said)?.[1] ?? "api") : undefined);
+    // GitLab lists the scopes that would do, separated by spaces.
+    return scope ? { scope: scope.split(/\s+/).filter(Boolean).join("' or '") } : undefined;
+  },
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
   ownsHost: (host) => host === "gitlab.com",
   create: (opts) =>

@@ -9,6 +9,8 @@ import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
+import { type GitHttpServer, startGitHttpServer } from "../infra/git.ts";
+import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   type ApiJson,
   adminClient,
@@ -20,9 +22,7 @@ import {
   makeAgent,
   namespace,
   patchObject,
-} from "../agent/helpers.ts";
-import { type GitHttpServer, startGitHttpServer } from "../infra/git.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+} from "./helpers.ts";
 
 let kube: KubeCluster;
 let client: KubeClient;
