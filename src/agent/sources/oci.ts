@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { ArtifactError, describeError, RegistryError, RegistryTooLargeError } from "../../errors.ts";
+import { ArtifactError, describeError, RegistryTooLargeError } from "../../errors.ts";
 import { Duration, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { compileGoRegexp } from "../../policy/regex.ts";
 import { parseOciUrl } from "../../registry/artifact.ts";
