@@ -4,7 +4,8 @@
  * objects) and then every Kustomization it finds, in dependsOn order, each on
  * its own interval. Kustomizations naming another GitRepository render from
  * that repository's checkout (./source-objects.ts). With leader election only the
- * lease holder acts.
+ * lease holder acts. Flagger Canaries the Kustomizations applied are reported as
+ * events on them when they fail or succeed (./canaries.ts).
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -532,6 +533,7 @@ export class Agent {
               ? { error: message, reason: err.reason, conditions: err.conditions }
               : { error: message },
           );
+        // A failing source does not hide a failing Canary.
         await this.reportCanaries();
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
