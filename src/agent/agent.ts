@@ -4,7 +4,8 @@
  * objects) and then every Kustomization it finds, in dependsOn order, each on
  * its own interval. Kustomizations naming another GitRepository render from
  * that repository's checkout (./source-objects.ts). With leader election only the
- * lease holder acts.
+ * lease holder acts. Flagger Canaries the Kustomizations applied are reported as
+ * events on them when they fail or succeed (./canaries.ts).
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -23,6 +24,13 @@ import {
   KustomizationObject,
   KustomizationSpec,
 } from "../kube/schema.ts";
+import {
+  CANARY_API_VERSION,
+  type CanaryItem,
+  CanaryList,
+  canariesByNamespace,
+  canaryTransition,
+} from "./canaries.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
 import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.ts";
@@ -169,6 +177,11 @@ export class Agent {
   private readonly rememberedHashes = new Map<string, Map<string, string>>();
   private wake: AbortController | undefined;
   readonly elector: LeaderElector;
+  private readonly startedAt = Date.now();
+  /** The phase last seen of each Canary a Kustomization applied (`ns/name`; "" before Flagger writes one). */
+  private canaryPhases = new Map<string, string>();
+  /** Why Canaries could not be read, said once in the log until a read works again. */
+  private canaryProblem: string | undefined;
 
   constructor(kc: KubeConfig, options: AgentOptions, log: Logger) {
     this.identity = options.identity ?? `${hostname()}-${process.pid}`;
@@ -520,6 +533,8 @@ export class Agent {
               ? { error: message, reason: err.reason, conditions: err.conditions }
               : { error: message },
           );
+        // A failing source does not hide a failing Canary.
+        await this.reportCanaries();
         const root = this.current.get(this.rootKey()) ?? (await this.ensureRoot());
         await this.reconcilerFor(signal).markFailed(
           root,
@@ -589,6 +604,7 @@ export class Agent {
       }
       frontier = [...next];
     }
+    if (!signal.aborted) await this.reportCanaries();
     // HelmReleases after the Kustomizations that apply them: one applied in this pass is installed in it.
     let helmReleases: HelmReleaseReport[] = [];
     if (!signal.aborted) {
@@ -634,6 +650,83 @@ export class Agent {
       helmReleases,
       writes: this.client.counts.writes - writesBefore,
     };
+  }
+
+  /**
+   * Flagger Canaries the Kustomizations applied (./canaries.ts): one list per
+   * namespace holding any, none when no inventory holds a Canary; a move to
+   * Failed or Succeeded is one event on the Kustomization, with the revision
+   * it applied (so commit-status Providers mark that commit). Never fails
+   * the pass: an unreadable Canary kind is one log line.
+   */
+  private async reportCanaries(): Promise<void> {
+    const owners = canariesByNamespace(
+      [...this.current.values()]
+        // What a Kustomization applied to a remote cluster is that cluster's business.
+        .filter((ks) => !ks.spec?.kubeConfig)
+        .map((ks) => ({ owner: ks, entries: ks.status?.inventory?.entries ?? [] })),
+    );
+    const seen = new Map<string, string>();
+    let failed = false;
+    for (const [namespace, names] of owners) {
+      const path = `/apis/${CANARY_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/canaries`;
+      let items: CanaryItem[] | undefined;
+      let problem: string;
+      try {
+        const res = await this.client.raw({ method: "GET", path });
+        const list = res.code === 200 ? CanaryList.safeParse(res.body) : undefined;
+        items = list?.success ? list.data.items : undefined;
+        problem =
+          res.code === 404
+            ? "the flagger.app Canary kind is not served (Flagger's CRDs are not installed)"
+            : res.code === 403
+              ? "the agent may not list canaries.flagger.app (deploy/agent/rbac.yaml)"
+              : `GET ${path}: ${res.code === 200 ? "not a list of Canaries" : `HTTP ${res.code}`}`;
+      } catch (err) {
+        problem = describeError(err);
+      }
+      if (!items) {
+        const why = `Canaries not reported: ${problem}`;
+        if (why !== this.canaryProblem) this.log.warn({ namespace }, why);
+        this.canaryProblem = why;
+        failed = true;
+        // What was known there stays known: a read that works again reports only what changed since.
+        for (const name of names.keys()) {
+          const before = this.canaryPhases.get(`${namespace}/${name}`);
+          if (before !== undefined) seen.set(`${namespace}/${name}`, before);
+        }
+        continue;
+      }
+      for (const c of items) {
+        const ks = names.get(c.metadata.name);
+        if (!ks) continue;
+        const key = `${namespace}/${c.metadata.name}`;
+        const event = canaryTransition(
+          { namespace, name: c.metadata.name },
+          this.canaryPhases.get(key),
+          c.status,
+          this.startedAt,
+        );
+        seen.set(key, c.status?.phase ?? "");
+        if (!event) continue;
+        const revision = ks.status?.lastAppliedRevision;
+        await this.events.emit(
+          {
+            apiVersion: ks.apiVersion,
+            kind: "Kustomization",
+            name: ks.metadata.name ?? "",
+            namespace: ks.metadata.namespace ?? "",
+            uid: ks.metadata.uid,
+          },
+          event.type,
+          event.reason,
+          event.message,
+          revision ? { revision } : undefined,
+        );
+      }
+    }
+    this.canaryPhases = seen;
+    if (!failed) this.canaryProblem = undefined;
   }
 
   /** The fleet checkout's artifact as its GitRepository's status records it. */

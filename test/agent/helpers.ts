@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
 import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
 import { KubeClient } from "../../src/kube/client.ts";
@@ -80,7 +80,12 @@ export class FleetRepo {
 
 export const silent = pino({ level: "silent" });
 
-export function makeAgent(kube: KubeCluster, repo: FleetRepo, opts: Partial<AgentOptions> = {}): Agent {
+export function makeAgent(
+  kube: KubeCluster,
+  repo: FleetRepo,
+  opts: Partial<AgentOptions> = {},
+  log: Logger = silent,
+): Agent {
   return new Agent(
     kube.kubeConfig(),
     {
@@ -96,7 +101,7 @@ export function makeAgent(kube: KubeCluster, repo: FleetRepo, opts: Partial<Agen
       healthPollMs: 200,
       ...opts,
     },
-    silent,
+    log,
   );
 }
 
