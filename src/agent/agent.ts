@@ -16,6 +16,7 @@ import { ClusterError, ConfigError, describeError, redact } from "../errors.ts";
 import { Applier } from "../kube/apply.ts";
 import { apiError, KubeClient } from "../kube/client.ts";
 import { Discovery } from "../kube/discovery.ts";
+import { CANARY_API_VERSION } from "../kube/flagger.ts";
 import { NAME_LABEL, parseInventoryId, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
 import {
   KUSTOMIZATION_API_VERSION,
@@ -24,13 +25,7 @@ import {
   KustomizationObject,
   KustomizationSpec,
 } from "../kube/schema.ts";
-import {
-  CANARY_API_VERSION,
-  type CanaryItem,
-  CanaryList,
-  canariesByNamespace,
-  canaryTransition,
-} from "./canaries.ts";
+import { type CanaryItem, CanaryList, canariesByNamespace, canaryTransition } from "./canaries.ts";
 import { EventRecorder } from "./events.ts";
 import { refuseBesideFlux } from "./fluxguard.ts";
 import { ARTIFACT_GENERATOR_API_VERSION, GeneratorManager } from "./generators.ts";

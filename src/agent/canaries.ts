@@ -9,27 +9,18 @@
  * carries the news to them.
  */
 import { z } from "zod";
+import type { CanaryStatus } from "../kube/flagger.ts";
+import { CanaryStatusSchema, FLAGGER_GROUP } from "../kube/flagger.ts";
 import { parseInventoryId } from "../kube/objects.ts";
 
-export const CANARY_GROUP = "flagger.app";
-/** The one version Flagger serves. */
-export const CANARY_API_VERSION = `${CANARY_GROUP}/v1beta1`;
+export type { CanaryStatus };
 
-// Flagger's CanaryStatus (pkg/apis/flagger/v1beta1/status.go), the fields read here.
 const CanaryItem = z.looseObject({
   metadata: z.looseObject({ name: z.string(), namespace: z.string().optional() }),
-  status: z
-    .looseObject({
-      phase: z.string().optional(),
-      failedChecks: z.number().optional(),
-      lastTransitionTime: z.string().optional(),
-      conditions: z.array(z.looseObject({ type: z.string(), message: z.string().optional() })).optional(),
-    })
-    .optional(),
+  status: CanaryStatusSchema.optional(),
 });
 export const CanaryList = z.looseObject({ items: z.array(CanaryItem) });
 export type CanaryItem = z.infer<typeof CanaryItem>;
-export type CanaryStatus = NonNullable<CanaryItem["status"]>;
 
 /**
  * The Canaries the owners' inventories hold, by namespace then name, each
@@ -43,7 +34,7 @@ export function canariesByNamespace<T>(
   for (const { owner, entries } of owners)
     for (const e of entries) {
       const ref = parseInventoryId(e.id, e.v);
-      if (ref?.group !== CANARY_GROUP || ref.kind !== "Canary" || !ref.namespace) continue;
+      if (ref?.group !== FLAGGER_GROUP || ref.kind !== "Canary" || !ref.namespace) continue;
       const names = out.get(ref.namespace) ?? new Map<string, T>();
       out.set(ref.namespace, names);
       if (!names.has(ref.name)) names.set(ref.name, owner);

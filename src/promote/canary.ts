@@ -11,11 +11,11 @@ import { z } from "zod";
 import type { FleetEnvironment } from "../config/fleet.ts";
 import { ClusterError } from "../errors.ts";
 import { KubeClient, loadKubeConfig, PARTIAL_METADATA_LIST_ACCEPT } from "../kube/client.ts";
+import { CANARY_API_VERSION, CanaryStatusSchema, FLAGGER_GROUP } from "../kube/flagger.ts";
 import type { CanaryEvidence } from "./gates.ts";
 import type { EnvTree } from "./plan.ts";
 
-export const FLAGGER_GROUP = "flagger.app";
-const CANARIES = `/apis/${FLAGGER_GROUP}/v1beta1`;
+const CANARIES = `/apis/${CANARY_API_VERSION}`;
 
 /** A Canary declared in git: where, and what it targets. */
 export interface DeclaredCanary {
@@ -84,15 +84,6 @@ function namespaceNear(env: EnvTree, file: string): string {
   return "default";
 }
 
-// Flagger's CanaryStatus (pkg/apis/flagger/v1beta1/status.go), the fields read here.
-const CanaryStatusSchema = z.looseObject({
-  phase: z.string().optional(),
-  failedChecks: z.number().optional(),
-  canaryWeight: z.number().optional(),
-  iterations: z.number().optional(),
-  lastTransitionTime: z.string().optional(),
-  conditions: z.array(z.looseObject({ type: z.string(), message: z.string().optional() })).optional(),
-});
 const CanarySchema = z.looseObject({
   metadata: z.looseObject({ name: z.string(), namespace: z.string().default("default") }),
   spec: z.looseObject({
