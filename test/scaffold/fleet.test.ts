@@ -25,7 +25,7 @@ describe("shipmate.yaml (Fleet)", () => {
     expect(production?.from?.name).toBe("staging");
     expect(production?.env.repository).toEqual({ url: "https://git/acme/production.git", branch: "release" });
     expect(staging?.env.repository?.branch).toBe("main");
-    expect(production?.env.gates).toEqual({ checks: true, health: false, soak: "1h30m" });
+    expect(production?.env.gates).toEqual({ checks: true, health: false, soak: "1h30m", canary: false });
   });
 
   it("request settings per environment", () => {
