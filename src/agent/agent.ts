@@ -100,6 +100,8 @@ export interface AgentOptions {
   imageAutomation?: boolean;
   /** Serve Flux's Receiver objects on the HTTP server's `/hook/…` paths (default: with `imageAutomation`). */
   receivers?: boolean;
+  /** The fleet repository's forge for an automation's push-branch pull requests (`--forge`; default: from the URL's host). */
+  forge?: string;
   /** HelmReleases reconciled at once (`--helm-concurrency`; their Helm actions share one shipmate-helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
@@ -141,7 +143,7 @@ export class Agent {
   readonly automation: ImageAutomation | undefined;
   /** Flux's Receivers, with `receivers`. */
   readonly receivers: ReceiverServer | undefined;
-  private readonly opts: Required<Omit<AgentOptions, "identity">>;
+  private readonly opts: Required<Omit<AgentOptions, "identity" | "forge">> & Pick<AgentOptions, "forge">;
   private readonly log: Logger;
   private readonly source: GitSource;
   /** What the last fetch of the fleet repository adds to its GitRepository's status (`SourceVerified`…). */
@@ -266,6 +268,7 @@ export class Agent {
           events: this.events,
           log,
           noCrossNamespaceRefs: this.opts.noCrossNamespaceRefs,
+          ...(this.opts.forge ? { forge: this.opts.forge } : {}),
         })
       : undefined;
     this.receivers = this.opts.receivers
