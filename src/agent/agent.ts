@@ -22,6 +22,7 @@ import {
   KUSTOMIZATION_API_VERSION,
   KUSTOMIZATION_GROUP,
   KubeList,
+  type KubeObject,
   KustomizationObject,
   KustomizationSpec,
 } from "../kube/schema.ts";
@@ -49,6 +50,7 @@ import { LeaderElector, sleep } from "./leader.ts";
 import { createLimiter } from "./limit.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { AgentNotifications } from "./notifications.ts";
+import { crdNeed } from "./own-crds.ts";
 import { ReceiverServer } from "./receiver/receiver.ts";
 import { ksPath, type ReconcileResult, Reconciler } from "./reconciler.ts";
 import { findKustomize, parseManifests, Renderer } from "./render.ts";
@@ -101,6 +103,8 @@ export interface AgentOptions {
   imageAutomation?: boolean;
   /** Serve Flux's Receiver objects on the HTTP server's `/hook/…` paths (default: with `imageAutomation`). */
   receivers?: boolean;
+  /** The fleet repository's forge for an automation's push-branch pull requests (`--forge`; default: from the URL's host). */
+  forge?: string;
   /** HelmReleases reconciled at once (`--helm-concurrency`; their Helm actions share one shipmate-helm process). */
   helmConcurrency?: number;
   /** Flux's `--no-cross-namespace-refs`: a sourceRef or dependsOn into another namespace is refused. */
@@ -142,7 +146,7 @@ export class Agent {
   readonly automation: ImageAutomation | undefined;
   /** Flux's Receivers, with `receivers`. */
   readonly receivers: ReceiverServer | undefined;
-  private readonly opts: Required<Omit<AgentOptions, "identity">>;
+  private readonly opts: Required<Omit<AgentOptions, "identity" | "forge">> & Pick<AgentOptions, "forge">;
   private readonly log: Logger;
   private readonly source: GitSource;
   /** What the last fetch of the fleet repository adds to its GitRepository's status (`SourceVerified`…). */
@@ -272,6 +276,7 @@ export class Agent {
           events: this.events,
           log,
           noCrossNamespaceRefs: this.opts.noCrossNamespaceRefs,
+          ...(this.opts.forge ? { forge: this.opts.forge } : {}),
         })
       : undefined;
     this.receivers = this.opts.receivers
@@ -334,7 +339,12 @@ export class Agent {
       );
     } else if (ns.code !== 200) throw apiError(`namespace ${this.opts.namespace}`, ns.code, ns.body);
 
+    const features = { imageAutomation: this.opts.imageAutomation, receivers: this.opts.receivers };
+    const installed: KubeObject[] = [];
     for (const crd of parseManifests(readFileSync(CRD_FILE, "utf8"), "deploy/agent/crds.yaml")) {
+      // Only the kinds this agent serves (./own-crds.ts).
+      const need = crdNeed(crd.metadata.name ?? "", features);
+      if (need === "skip") continue;
       const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
       const res = await this.client.raw({ method: "GET", path });
       if (res.code === 200) {
@@ -343,22 +353,35 @@ export class Agent {
         continue;
       }
       if (res.code !== 404) throw apiError(`CRD ${crd.metadata.name}`, res.code, res.body);
-      if (!this.opts.installCrds)
+      if (!this.opts.installCrds) {
+        if (need === "optional") continue;
         throw new ClusterError(`CRD ${crd.metadata.name} is not installed: apply deploy/agent/crds.yaml`);
+      }
       await this.createIfAbsent(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         crd,
         `install CRD ${crd.metadata.name}`,
       );
+      installed.push(crd);
     }
-    await this.waitForKustomizationKind();
+    // The Kustomization kind always (Flux's CRD may have been applied just before), and every kind installed here.
+    await this.waitForKind(KUSTOMIZATION_API_VERSION, "Kustomization");
+    for (const crd of installed) {
+      const spec = crd.spec as {
+        group: string;
+        names: { kind: string };
+        versions: { name: string; storage?: boolean }[];
+      };
+      const version = spec.versions.find((v) => v.storage) ?? spec.versions[0]!;
+      await this.waitForKind(`${spec.group}/${version.name}`, spec.names.kind);
+    }
     await this.ensureRoot();
   }
 
-  private async waitForKustomizationKind(): Promise<void> {
+  private async waitForKind(apiVersion: string, kind: string): Promise<void> {
     const deadline = Date.now() + 60_000;
-    while (!(await this.discovery.find(KUSTOMIZATION_API_VERSION, "Kustomization"))) {
-      if (Date.now() > deadline) throw new ClusterError("the Kustomization CRD did not become established");
+    while (!(await this.discovery.find(apiVersion, kind))) {
+      if (Date.now() > deadline) throw new ClusterError(`the ${kind} CRD did not become established`);
       await sleep(250);
     }
   }

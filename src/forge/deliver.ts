@@ -211,6 +211,32 @@ export async function deliverUpdateAsPullRequest(opts: UpdateRequestOptions): Pr
   return { update, request, forgeRequests: opts.forge.requestCount - before };
 }
 
+/**
+ * A push branch that is not the checkout branch (Flux's `git.push.branch`),
+ * already pushed, proposed for merging into `base` when shipmate.yaml asks
+ * for pull-request delivery: the request is opened, or the open one for the
+ * branch updated (its table shows this run's changes). The branch keeps its
+ * own name (no `shipmate/` prefix): it is the automation's, not a bot branch.
+ */
+export async function requestForPushBranch(opts: {
+  forge: Forge;
+  branch: string;
+  base: string;
+  files: readonly FileUpdate[];
+  settings: readonly (PullRequestSettings | undefined)[];
+}): Promise<EnsureResult> {
+  const changes = imageChangesFromUpdate(opts.files);
+  const { autoMerge, ...rest } = requestOptions({}, opts.settings);
+  return opts.forge.ensurePullRequest({
+    branch: opts.branch,
+    base: opts.base,
+    title: defaultTitle(changes, opts.base),
+    meta: makeMeta(changes),
+    ...rest,
+    ...(autoMerge ? { autoMerge } : {}),
+  });
+}
+
 function defaultTitle(changes: readonly ImageChange[], base: string): string {
   const [only] = changes;
   if (changes.length === 1 && only) return `Update ${only.image} to ${only.to}`;

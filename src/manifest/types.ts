@@ -47,7 +47,9 @@ export type ProblemKind =
   | "unreadable"
   | "registry-error"
   /** A notification provider of shipmate.yaml that could not be used, or a delivery given up (src/notify/run.ts). */
-  | "notification";
+  | "notification"
+  /** A push branch shipmate.yaml wants proposed by pull request, with no forge to open it on (src/run/update.ts). */
+  | "no-forge";
 
 /** Something a person should know about one file; `error` problems make the run fail after the rest is delivered. */
 export interface Problem {

@@ -8,7 +8,7 @@
  * local deliveries — written, committed or pushed to a branch of its own.
  */
 import { relative } from "node:path";
-import { FLEET_FILE } from "../config/fleet.ts";
+import { environmentOfPath, FLEET_FILE, type Fleet, type FleetEnvironment } from "../config/fleet.ts";
 import {
   loadRunPolicies,
   type ModeRequest,
@@ -17,8 +17,12 @@ import {
 } from "../config/policy-set.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
-import { deliverUpdateAsPullRequest, type UpdateRequestResult } from "../forge/deliver.ts";
-import type { Forge } from "../forge/types.ts";
+import {
+  deliverUpdateAsPullRequest,
+  requestForPushBranch,
+  type UpdateRequestResult,
+} from "../forge/deliver.ts";
+import type { EnsureResult, Forge } from "../forge/types.ts";
 import type { PushRefspec } from "../git/deliver.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
@@ -110,6 +114,8 @@ export interface UpdateRunResult extends UpdatePlan {
   push?: UpdateJobResult;
   /** The pull-request delivery, when any change used it. */
   request?: UpdateRequestResult;
+  /** The request proposing a `push` delivery's branch into the checkout branch, when shipmate.yaml asks for one. */
+  pushRequest?: EnsureResult;
   /** Dry runs of pull-request changes: what the request would change. */
   proposed?: UpdateJobResult;
   /** The scan's failures, as problems of the policies' files (registry errors are errors). */
@@ -334,6 +340,8 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
       dryRun: run.dryRun,
     });
     result.problems.push(...result.push.problems);
+    if (d.kind === "push" && base && d.branch !== base && result.push.pushed && !run.dryRun && set.fleet)
+      await requestPushBranch(run, result, set.fleet, d.branch, base);
   } else {
     const known = new Map(set.known.map((p) => [p.id, p]));
     const modeOf = (id: string) => set.modeOf(known.get(id), byMode?.mode);
@@ -410,6 +418,48 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
   return result;
 }
 
+/**
+ * After a push to a branch other than the checkout's (Flux's
+ * `git.push.branch`): when shipmate.yaml says an environment whose manifests
+ * the push changed delivers by pull request, the push branch is proposed
+ * into the checkout branch through the run's forge. Without a forge the push
+ * stands and a warning says why no request was opened.
+ */
+async function requestPushBranch(
+  run: UpdateRun,
+  result: UpdateRunResult,
+  fleet: Fleet,
+  branch: string,
+  base: string,
+): Promise<void> {
+  const files = result.push?.files ?? [];
+  const envs = [
+    ...new Set(
+      files
+        .map((f) => environmentOfPath(fleet, f.path, "manifests"))
+        .filter((e): e is FleetEnvironment => e?.mode === "pull-request"),
+    ),
+  ];
+  if (envs.length === 0) return;
+  const forge = typeof run.forge === "function" ? await run.forge() : run.forge;
+  if (!forge) {
+    result.problems.push({
+      file: FLEET_FILE,
+      kind: "no-forge",
+      severity: "warning",
+      message: `environment ${envs.map((e) => e.name).join(", ")} delivers by pull request, but no forge is configured: branch ${branch} was pushed without a request`,
+    });
+    return;
+  }
+  result.pushRequest = await requestForPushBranch({
+    forge,
+    branch,
+    base,
+    files,
+    settings: envs.map((e) => e.pullRequest),
+  });
+}
+
 /** One report of a run: its deliveries merged (the CLI prints one), the scan's problems first. */
 export function combined(r: UpdateRunResult): UpdateJobResult {
   const results = [r.push, r.request?.update, r.proposed].filter(
@@ -423,7 +473,7 @@ export function combined(r: UpdateRunResult): UpdateJobResult {
       ...r.setup,
       ...r.scanProblems,
       ...results.flatMap((x) => x.problems),
-      ...r.problems.filter((p) => p.kind === "notification"),
+      ...r.problems.filter((p) => p.kind === "notification" || p.kind === "no-forge"),
     ],
     diff: results.map((x) => x.diff).join(""),
   };

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, describeError, GitError, redact, registerSecret } from "../../errors.ts";
+import { createForge, type Forge, forgeOptions } from "../../forge/index.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
 import { type Condition, SOURCE_API_VERSION } from "../../kube/schema.ts";
@@ -60,6 +61,11 @@ export interface AutomationOptions {
   retryMs?: number;
   /** Flux's --no-cross-namespace-refs: a sourceRef into another namespace is refused. */
   noCrossNamespaceRefs?: boolean;
+  /**
+   * The forge hosting the fleet repository (`--forge`), for pull requests of
+   * a push branch; default: told from the GitRepository URL's host.
+   */
+  forge?: string;
 }
 
 interface Outcome {
@@ -183,8 +189,11 @@ export class ImageAutomation {
       if (push?.pushed && push.commit) {
         extra.lastPushCommit = push.commit;
         extra.lastPushTime = now();
+        const request = result.pushRequest;
         outcome = {
-          message: `pushed commit '${push.commit.slice(0, 7)}' to ${push.branch ? `branch '${push.branch}'` : "the refspec"}`,
+          message: `pushed commit '${push.commit.slice(0, 7)}' to ${push.branch ? `branch '${push.branch}'` : "the refspec"}${
+            request ? `; pull request ${request.pullRequest.url} ${request.action}` : ""
+          }`,
         };
         await this.opts.events.emit(
           involved(auto),
@@ -247,8 +256,10 @@ export class ImageAutomation {
     const branches = branchesOf(spec, source.spec.ref);
     if ("error" in branches) throw new RunFailure("InvalidSourceConfiguration", branches.error, true);
     let url = source.spec.url;
+    let forgeToken: string | undefined;
     if (source.spec.secretRef?.name) {
       const data = await this.secretData(srcNs, source.spec.secretRef.name);
+      if (data.password) forgeToken = Buffer.from(data.password, "base64").toString();
       try {
         url = urlWithSecret(url, data, `${srcNs}/${source.spec.secretRef.name}`);
       } catch (err) {
@@ -297,9 +308,34 @@ export class ImageAutomation {
           : {}),
         automation: `${ns}/${auto.metadata.name}`,
         messageValues: spec.git.commit.messageTemplateValues ?? {},
+        // A push branch shipmate.yaml wants proposed: the request is opened with the Secret's password as the forge token.
+        forge: () => this.forgeFor(source.spec!.url!, forgeToken, srcName),
       });
     } finally {
       signing?.dispose();
+    }
+  }
+
+  /** The forge of the GitRepository's URL, its token the Secret's password; a missing piece fails the run by name. */
+  private forgeFor(url: string, token: string | undefined, source: string): Forge {
+    if (!token)
+      throw new RunFailure(
+        "InvalidSourceConfiguration",
+        `GitRepository ${source}: shipmate.yaml asks for a pull request of the push branch, but its secretRef has no "password" (the forge token)`,
+      );
+    try {
+      return createForge(
+        forgeOptions(
+          { ...(this.opts.forge ? { forge: this.opts.forge } : {}), remote: url, tokenEnv: "FORGE_TOKEN" },
+          { FORGE_TOKEN: token },
+        ),
+      );
+    } catch (err) {
+      throw new RunFailure(
+        "InvalidSourceConfiguration",
+        `GitRepository ${source}: ${describeError(err)}`,
+        true,
+      );
     }
   }
 

@@ -75,7 +75,9 @@ export async function listImageObjects(
   const path = `/apis/${IMAGE_API_VERSION}/${namespace ? `namespaces/${encodeURIComponent(namespace)}/` : ""}${PLURAL[kind]}`;
   const res = await client.raw({ method: "GET", path });
   if (res.code === 404)
-    throw new ClusterError(`${kind} objects are not served by this cluster: install Flux's image CRDs`);
+    throw new ClusterError(
+      `${kind} objects are not served by this cluster: start the agent with --image-automation or apply deploy/agent/crds.yaml`,
+    );
   if (res.code !== 200) throw apiError(`list ${kind}`, res.code, res.body);
   return (KubeList.parse(res.body).items ?? [])
     .map((i) => imageRowOf(kind, i as Listed))
@@ -190,7 +192,7 @@ export async function applyImageObject(
     });
     if (created.code === 404)
       throw new ClusterError(
-        `${what}: the cluster does not serve ${obj.kind} objects; install Flux's image CRDs`,
+        `${what}: the cluster does not serve ${obj.kind} objects; start the agent with --image-automation or apply deploy/agent/crds.yaml`,
       );
     if (created.code < 200 || created.code > 299)
       throw apiError(`create ${what}`, created.code, created.body);

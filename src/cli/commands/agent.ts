@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { Agent, type PassSummary } from "../../agent/agent.ts";
 import { serve } from "../../agent/server.ts";
 import { registerSecret, UsageError } from "../../errors.ts";
+import { parseForgeKind } from "../../forge/index.ts";
 import { loadKubeConfig } from "../../kube/client.ts";
 import { durationMs, parseFlags, positiveInt } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -14,7 +15,7 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
        [--listen :8080] [--force-conflicts] [--no-leader-elect] [--token-env VAR] [--json]
        [--log-level info] [--max-artifact-size 256Mi] [--max-bucket-objects 10000]
        [--default-service-account NAME] [--no-cross-namespace-refs] [--no-remote-bases]
-       [--image-automation] [--receivers] [--helm-concurrency 8]
+       [--image-automation] [--forge github|gitlab|gitea] [--receivers] [--helm-concurrency 8]
 
   --poll-interval D          how often to look for due work unprompted (default 5s; changes and
                              reconcile requests are watched and start a pass at once)
@@ -25,6 +26,8 @@ const USAGE = `shipmate agent --repo URL --path clusters/<env> [--branch main] [
   --no-remote-bases          refuse kustomizations that would fetch from the network
   --image-automation         serve Flux's ImageRepository, ImagePolicy and ImageUpdateAutomation objects
                              (and Receivers)
+  --forge KIND               the forge of the fleet repository, for pull requests of an automation's push
+                             branch (default: told from the GitRepository URL's host)
   --receivers                serve Flux's Receiver objects on --listen's /hook/<sha256> paths
   --helm-concurrency N       HelmReleases reconciled at once, in one shipmate-helm process (default 8, at most 64)`;
 
@@ -97,6 +100,7 @@ export const command: Command = {
       "no-remote-bases": { type: "boolean" },
       "image-automation": { type: "boolean" },
       receivers: { type: "boolean" },
+      forge: { type: "string" },
       "helm-concurrency": { type: "string" },
       "lease-duration": { type: "string" },
       "max-artifact-size": { type: "string" },
@@ -148,6 +152,7 @@ export const command: Command = {
         noRemoteBases: values["no-remote-bases"] ?? false,
         imageAutomation: values["image-automation"] ?? false,
         ...(values.receivers !== undefined ? { receivers: values.receivers } : {}),
+        ...(values.forge ? { forge: parseForgeKind(values.forge) } : {}),
         ...(helmConcurrency ? { helmConcurrency } : {}),
       },
       log,
