@@ -351,6 +351,112 @@ describe("HelmReleases in a fleet", () => {
     expect((await cm(ns, "local-config"))?.data.greeting).toBe("changed");
     expect(agent.helm.actions).toMatchObject({ install: 2, upgrade: 1 });
   });
+
+  it("a monorepo fleet with its infrastructure as Helm releases: an ingress controller, a cert-manager-like chart whose CRD the configs use, dependsOn between them, apps after infrastructure; a second pass costs no Helm action", async () => {
+    const ns = "h-mono-infra";
+    const chartRepo = charts.repository("mono");
+    chartRepo.publish(configMapChart("ingress", "4.11.0"));
+    // Like cert-manager: the chart brings the CRD its users' objects are made of.
+    const issuerCrd = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: issuers.certs.example.com
+spec:
+  group: certs.example.com
+  names: { kind: Issuer, listKind: IssuerList, plural: issuers, singular: issuer }
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                acme: { type: string }
+`;
+    chartRepo.publish(configMapChart("certs", "1.16.0", { files: { "crds/issuers.yaml": issuerCrd } }));
+    chartRepo.publish(configMapChart("web", "1.0.0"));
+    const { repo, agent } = setup("h-mono");
+    // The layout of Flux's kustomize-helm example: controllers, then configs, then apps.
+    repo.commit({
+      "clusters/test/infrastructure.yaml": [
+        kustomization("h-mono-controllers", {
+          path: "./infrastructure/controllers",
+          wait: true,
+          timeout: "2m",
+        }),
+        kustomization("h-mono-configs", {
+          path: "./infrastructure/configs",
+          dependsOn: [{ name: "h-mono-controllers" }],
+        }),
+      ],
+      "clusters/test/apps.yaml": [
+        kustomization("h-mono-apps", { path: "./apps", dependsOn: [{ name: "h-mono-configs" }], wait: true }),
+      ],
+      "infrastructure/controllers/namespace.yaml": [namespace(ns)],
+      "infrastructure/controllers/repository.yaml": [helmRepository(ns, "charts", chartRepo.url)],
+      "infrastructure/controllers/ingress.yaml": [
+        helmRelease(ns, "ingress", { chart: chartSpec("ingress", "charts", "4.x") }),
+      ],
+      "infrastructure/controllers/certs.yaml": [
+        helmRelease(ns, "certs", {
+          dependsOn: [{ name: "ingress" }],
+          chart: chartSpec("certs", "charts", "1.16.x"),
+          install: { crds: "Create" },
+          values: { greeting: "certs" },
+        }),
+      ],
+      "infrastructure/configs/issuer.yaml": [
+        {
+          apiVersion: "certs.example.com/v1",
+          kind: "Issuer",
+          metadata: { name: "letsencrypt", namespace: ns },
+          spec: { acme: "https://acme.example.com/directory" },
+        },
+      ],
+      "apps/namespace.yaml": [namespace("h-mono-apps")],
+      "apps/repository.yaml": [helmRepository("h-mono-apps", "charts", chartRepo.url)],
+      "apps/web.yaml": [helmRelease("h-mono-apps", "web", { chart: chartSpec("web", "charts") })],
+    });
+    // Each Kustomization waits for those it dependsOn; a pass or two brings the whole chain up.
+    let summary = await agent.once();
+    for (let i = 0; i < 3 && !summary.reconciled.every((k) => k.ready); i++)
+      summary = await agent.pass(never, true);
+    for (const name of ["h-mono-controllers", "h-mono-configs", "h-mono-apps"])
+      expect(
+        summary.reconciled.find((k) => k.name === name),
+        name,
+      ).toMatchObject({ ready: true });
+    for (const [n, release] of [
+      [ns, "ingress"],
+      [ns, "certs"],
+      ["h-mono-apps", "web"],
+    ] as const) {
+      expect(cond(await hr(n, release), "Ready"), release).toMatchObject({
+        status: "True",
+        reason: "InstallSucceeded",
+      });
+      expect(history(n, release).map((h) => h.revision)).toEqual([1]);
+    }
+    // certs waited for ingress: its release was made after ingress's.
+    const madeAt = async (release: string) =>
+      Date.parse((await hr(ns, release))?.status.history[0].firstDeployed ?? "");
+    expect(await madeAt("certs")).toBeGreaterThanOrEqual(await madeAt("ingress"));
+    // The chart's CRD came with it, so the configs' Issuer could be applied.
+    expect(
+      await getObject(client, `/apis/certs.example.com/v1/namespaces/${ns}/issuers/letsencrypt`),
+    ).toMatchObject({
+      spec: { acme: "https://acme.example.com/directory" },
+    });
+    expect((await cm("h-mono-apps", "web-config"))?.data.greeting).toBe("hello");
+    const actions = { ...agent.helm.actions };
+    await agent.pass(never, true);
+    expect(agent.helm.actions).toEqual(actions);
+  });
 });
 
 describe("bad input: Ready=False with one clear line, nothing installed, no credential", () => {
