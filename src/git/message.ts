@@ -73,6 +73,14 @@ hb.registerHelper("objectKeyField", (key: unknown, field: unknown) => {
   return field === "Kind" ? kind : field === "Namespace" ? namespace : (name ?? "");
 });
 
+/**
+ * Opens every template translated from Go: Go's text/template keeps a line
+ * that holds only an action (`{{ range … }}` alone on a line emits its
+ * newline), Handlebars drops such "standalone" lines; a template that starts
+ * with this mark is rendered with Go's rule. It renders to nothing.
+ */
+const GO_MARK = "{{!-- from Go text/template --}}";
+
 /** Renders `template` (or the default) with the change data; a broken template is a configuration error. */
 export function renderMessage(
   template: string | undefined,
@@ -81,7 +89,8 @@ export function renderMessage(
 ): string {
   let render: Handlebars.TemplateDelegate;
   try {
-    render = hb.compile(template ?? DEFAULT_TEMPLATE, { noEscape: true, strict: false });
+    const text = template ?? DEFAULT_TEMPLATE;
+    render = hb.compile(text, { noEscape: true, strict: false, ignoreStandalone: text.startsWith(GO_MARK) });
     const out = render(data)
       .replace(/\n{3,}/g, "\n\n")
       .trim();
@@ -164,5 +173,5 @@ export function goTemplateToHandlebars(template: string): string | undefined {
       return `{{${l}${p?.startsWith("(") ? p.slice(1, -1) : p}${r}}}`;
     },
   );
-  return failed || stack.length > 0 ? undefined : out;
+  return failed || stack.length > 0 ? undefined : GO_MARK + out;
 }

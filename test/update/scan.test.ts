@@ -154,6 +154,30 @@ describe("Flux messageTemplate (Go text/template) translated to Handlebars", () 
       "apps/a.yaml: Deployment/a in apps/a.yaml\n",
     ],
     [
+      // Flux's documented example (image-update-automation docs, "Commit message template"):
+      // `{{- range … }}` alone on its line keeps the newline after it, as Go does.
+      "Flux's documented template: Go's trimming and standalone lines",
+      `Automated image update
+
+Automation name: {{ .AutomationObject }}
+
+Files:
+{{ range $filename, $_ := .Changed.FileChanges -}}
+- {{ $filename }}
+{{ end -}}
+
+Objects:
+{{ range $resource, $changes := .Changed.Objects -}}
+- {{ $resource.Kind }} {{ $resource.Name }}
+  Changes:
+{{- range $_, $change := $changes }}
+    - {{ $change.OldValue }} -> {{ $change.NewValue }}
+{{ end -}}
+{{ end -}}
+`,
+      "Automated image update\n\nAutomation name: \n\nFiles:\n- apps/a.yaml\nObjects:\n- Deployment a\n  Changes:\n    - a:1 -> a:2\n",
+    ],
+    [
       "if / else",
       "{{ if .AutomationObject }}by {{ .AutomationObject }}{{ else }}by hand{{ end }}",
       "by hand\n",
