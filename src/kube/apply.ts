@@ -399,7 +399,7 @@ export class Applier {
     const existing = toValidate.filter((i) => i.dryRun && i.live);
     await pool(existing, this.opts.concurrency, async (item) => {
       const full = await this.getLive(item);
-      if (full && item.dryRun && !item.handOver && sameObject(full, item.dryRun)) {
+      if (full && item.dryRun && !item.handOver && sameObject(full, item.dryRun, "status" in item.obj)) {
         item.action = "unchanged";
         item.result = full;
       }

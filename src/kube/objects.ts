@@ -147,16 +147,24 @@ export function stateHash(desired: KubeObject, owned: unknown): string | undefin
 
 /**
  * Whether applying would change the live object: compares the server's
- * dry-run result with the live object, ignoring the bookkeeping a dry run
- * always touches (timestamps in managedFields).
+ * dry-run result with the live object (read after it), ignoring the
+ * bookkeeping a dry run always touches (timestamps in managedFields) and
+ * what other writers may change between the two reads: the resourceVersion,
+ * and the status, unless the desired object itself sets one (a controller
+ * writing a Deployment's or Kustomization's status in that moment is not a
+ * change the apply would make).
  */
-export function sameObject(live: KubeObject, dryRun: KubeObject): boolean {
-  return canonicalJson(comparable(live)) === canonicalJson(comparable(dryRun));
+export function sameObject(live: KubeObject, dryRun: KubeObject, desiredHasStatus = false): boolean {
+  return (
+    canonicalJson(comparable(live, desiredHasStatus)) === canonicalJson(comparable(dryRun, desiredHasStatus))
+  );
 }
 
-function comparable(obj: KubeObject): unknown {
+function comparable(obj: KubeObject, keepStatus: boolean): unknown {
   const managedFields = obj.metadata.managedFields?.map(({ time: _t, ...rest }) => rest);
-  return { ...obj, metadata: { ...obj.metadata, managedFields } };
+  const { resourceVersion: _rv, ...metadata } = obj.metadata;
+  const { status: _s, ...rest } = obj as KubeObject & { status?: unknown };
+  return { ...(keepStatus ? obj : rest), metadata: { ...metadata, managedFields } };
 }
 
 /** Whether an annotation pair says "never prune this object". */

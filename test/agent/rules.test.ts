@@ -365,6 +365,14 @@ describe("state hash: the same desired object with the same owned fields hashes 
     ).toBe(true);
     expect(sameObject(live, { ...live, data: { x: "2" } })).toBe(false);
   });
+  it("dry-run comparison ignores what another writer changed between the two reads: resourceVersion, status", () => {
+    const live = { ...obj, metadata: { name: "a", resourceVersion: "7" }, status: { ready: true } };
+    const dryRun = { ...obj, metadata: { name: "a", resourceVersion: "6" }, status: { ready: false } };
+    expect(sameObject(live, dryRun)).toBe(true);
+    // …unless the desired object sets a status itself: then it is the apply's to write.
+    expect(sameObject(live, dryRun, true)).toBe(false);
+    expect(sameObject(live, { ...dryRun, data: { x: "2" } })).toBe(false);
+  });
 });
 
 describe("prune is disabled by Flux's or shipmate's annotation", () => {
