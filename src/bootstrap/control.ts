@@ -119,6 +119,87 @@ export function getKustomization(
   );
 }
 
+/**
+ * A merge patch the CLI makes to a Flux object at `path` (field manager
+ * `shipmate-cli`); `what` names it ("Kind namespace/name") in the one line a
+ * missing object or a refusal gives. Every kind's reconcile, suspend and
+ * resume goes through here.
+ */
+export async function patchFluxObject(
+  client: KubeClient,
+  path: string,
+  what: string,
+  body: unknown,
+  verb: string,
+): Promise<void> {
+  const res = await client.raw({
+    method: "PATCH",
+    path,
+    query: { fieldManager: "shipmate-cli" },
+    body,
+    contentType: "application/merge-patch+json",
+  });
+  if (res.code === 404) throw new ClusterError(`${what} not found`);
+  if (res.code < 200 || res.code > 299) throw apiError(`${verb} ${what}`, res.code, res.body);
+}
+
+/** A `reconcile.fluxcd.io/requestedAt` request on the object at `path`; returns its value to wait for. */
+export async function requestReconcileAt(
+  client: KubeClient,
+  path: string,
+  what: string,
+  now = new Date(),
+): Promise<string> {
+  const at = now.toISOString();
+  await patchFluxObject(
+    client,
+    path,
+    what,
+    { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
+    "annotate",
+  );
+  return at;
+}
+
+/** `spec.suspend`, and on resume a reconcile request as Flux's CLI makes it; returns the request time. */
+export async function setSuspendedAt(
+  client: KubeClient,
+  path: string,
+  what: string,
+  suspended: boolean,
+  now = new Date(),
+): Promise<string> {
+  const at = now.toISOString();
+  const body = suspended
+    ? { spec: { suspend: true } }
+    : { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } }, spec: { suspend: false } };
+  await patchFluxObject(client, path, what, body, suspended ? "suspend" : "resume");
+  return at;
+}
+
+/** Waits until the agent handled the request made at `at` (`status.lastHandledReconcileAt`); returns the row then. */
+export async function waitHandledAt<R extends { lastHandledReconcileAt?: string }>(
+  client: KubeClient,
+  path: string,
+  what: string,
+  at: string,
+  timeoutMs: number,
+  rowOf: (obj: unknown) => R,
+  pollMs: number,
+): Promise<R> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await client.raw({ method: "GET", path });
+    if (res.code === 404) throw new ClusterError(`${what} not found`);
+    if (res.code !== 200) throw apiError(what, res.code, res.body);
+    const row = rowOf(res.body);
+    if (row.lastHandledReconcileAt === at) return row;
+    if (Date.now() > deadline)
+      throw new ClusterError(`${what}: not reconciled within ${Math.round(timeoutMs / 1000)}s`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
 /** Asks the agent to reconcile an object now; returns the request's timestamp to wait for. */
 export async function requestReconcile(
   client: KubeClient,
@@ -127,18 +208,7 @@ export async function requestReconcile(
   name: string,
   now = new Date(),
 ): Promise<string> {
-  const at = now.toISOString();
-  const res = await client.raw({
-    method: "PATCH",
-    path: pathOf(kind, namespace, name),
-    query: { fieldManager: "shipmate-cli" },
-    body: { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
-    contentType: "application/merge-patch+json",
-  });
-  if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
-  if (res.code < 200 || res.code > 299)
-    throw apiError(`annotate ${kind} ${namespace}/${name}`, res.code, res.body);
-  return at;
+  return await requestReconcileAt(client, pathOf(kind, namespace, name), `${kind} ${namespace}/${name}`, now);
 }
 
 async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {

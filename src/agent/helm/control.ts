@@ -2,10 +2,15 @@
  * `shipmate get helmreleases` and `get sources helm|chart`: the Helm kinds
  * listed as `flux get` shows them (revision, suspended, Ready, message).
  */
-import { formatSourceRows, type SourceRow } from "../../bootstrap/control.ts";
+import {
+  formatSourceRows,
+  requestReconcileAt,
+  type SourceRow,
+  setSuspendedAt,
+  waitHandledAt,
+} from "../../bootstrap/control.ts";
 import { ClusterError } from "../../errors.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
-import { REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
 import { type Condition, KubeList } from "../../kube/schema.ts";
 import { sourcePath } from "../source-objects.ts";
 import { helmChartHandler } from "../sources/helm-chart.ts";
@@ -78,12 +83,8 @@ export async function setHelmReleaseSuspended(
   suspended: boolean,
   now = new Date(),
 ): Promise<string> {
-  const at = now.toISOString();
-  const body = suspended
-    ? { spec: { suspend: true } }
-    : { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } }, spec: { suspend: false } };
-  await patchHelm(client, "HelmRelease", namespace, name, body, suspended ? "suspend" : "resume");
-  return at;
+  const what = `HelmRelease ${namespace}/${name}`;
+  return await setSuspendedAt(client, helmPath("HelmRelease", namespace, name), what, suspended, now);
 }
 
 /** `reconcile helmrelease|source helm|source chart`: a `reconcile.fluxcd.io/requestedAt` request. */
@@ -94,36 +95,12 @@ export async function requestHelmReconcile(
   name: string,
   now = new Date(),
 ): Promise<string> {
-  const at = now.toISOString();
-  await patchHelm(
+  return await requestReconcileAt(
     client,
-    kind,
-    namespace,
-    name,
-    { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
-    "annotate",
+    helmPath(kind, namespace, name),
+    `${kind} ${namespace}/${name}`,
+    now,
   );
-  return at;
-}
-
-async function patchHelm(
-  client: KubeClient,
-  kind: HelmKind,
-  namespace: string,
-  name: string,
-  body: unknown,
-  what: string,
-): Promise<void> {
-  const res = await client.raw({
-    method: "PATCH",
-    path: helmPath(kind, namespace, name),
-    query: { fieldManager: "shipmate-cli" },
-    body,
-    contentType: "application/merge-patch+json",
-  });
-  if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
-  if (res.code < 200 || res.code > 299)
-    throw apiError(`${what} ${kind} ${namespace}/${name}`, res.code, res.body);
 }
 
 /** Waits until the agent handled the request made at `at`; returns the object's row then. */
@@ -135,17 +112,7 @@ export async function waitHelmHandled(
   at: string,
   timeoutMs: number,
 ): Promise<SourceRow> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await client.raw({ method: "GET", path: helmPath(kind, namespace, name) });
-    if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
-    if (res.code !== 200) throw apiError(`${kind} ${namespace}/${name}`, res.code, res.body);
-    const row = helmRowOf(kind, res.body as Listed);
-    if (row.lastHandledReconcileAt === at) return row;
-    if (Date.now() > deadline)
-      throw new ClusterError(
-        `${kind} ${namespace}/${name}: not reconciled within ${Math.round(timeoutMs / 1000)}s`,
-      );
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const what = `${kind} ${namespace}/${name}`;
+  const rowOf = (obj: unknown) => helmRowOf(kind, obj as Listed);
+  return await waitHandledAt(client, helmPath(kind, namespace, name), what, at, timeoutMs, rowOf, 500);
 }

@@ -6,7 +6,13 @@
  * `reconcile image`, `suspend|resume image` and `create image` write the
  * requests and objects the agent answers.
  */
-import { formatSourceRows, type SourceRow } from "../../bootstrap/control.ts";
+import {
+  formatSourceRows,
+  requestReconcileAt,
+  type SourceRow,
+  setSuspendedAt,
+  waitHandledAt,
+} from "../../bootstrap/control.ts";
 import { ClusterError } from "../../errors.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
 import { REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
@@ -91,25 +97,6 @@ export function imagePath(kind: ImageKind, namespace?: string, name?: string): s
   return `/apis/${IMAGE_API_VERSION}/${ns}${PLURAL[kind]}${name ? `/${encodeURIComponent(name)}` : ""}`;
 }
 
-async function patchImage(
-  client: KubeClient,
-  kind: ImageKind,
-  namespace: string,
-  name: string,
-  body: unknown,
-  what: string,
-): Promise<void> {
-  const res = await client.raw({
-    method: "PATCH",
-    path: imagePath(kind, namespace, name),
-    body,
-    contentType: "application/merge-patch+json",
-  });
-  if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
-  if (res.code < 200 || res.code > 299)
-    throw apiError(`${what} ${kind} ${namespace}/${name}`, res.code, res.body);
-}
-
 /** `reconcile image repository|update`: a `reconcile.fluxcd.io/requestedAt` request; returns its value. */
 export async function requestImageReconcile(
   client: KubeClient,
@@ -118,16 +105,12 @@ export async function requestImageReconcile(
   name: string,
   now = new Date(),
 ): Promise<string> {
-  const at = now.toISOString();
-  await patchImage(
+  return await requestReconcileAt(
     client,
-    kind,
-    namespace,
-    name,
-    { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
-    "annotate",
+    imagePath(kind, namespace, name),
+    `${kind} ${namespace}/${name}`,
+    now,
   );
-  return at;
 }
 
 /** `suspend|resume image …`: `spec.suspend`, and on resume a reconcile request (returned) as Flux's CLI makes. */
@@ -139,12 +122,8 @@ export async function setImageSuspended(
   suspended: boolean,
   now = new Date(),
 ): Promise<string> {
-  const at = now.toISOString();
-  const body = suspended
-    ? { spec: { suspend: true } }
-    : { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } }, spec: { suspend: false } };
-  await patchImage(client, kind, namespace, name, body, suspended ? "suspend" : "resume");
-  return at;
+  const what = `${kind} ${namespace}/${name}`;
+  return await setSuspendedAt(client, imagePath(kind, namespace, name), what, suspended, now);
 }
 
 /** Waits until the agent has handled the request made at `at` (status.lastHandledReconcileAt). */
@@ -156,19 +135,9 @@ export async function waitImageHandled(
   at: string,
   timeoutMs: number,
 ): Promise<SourceRow> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await client.raw({ method: "GET", path: imagePath(kind, namespace, name) });
-    if (res.code === 404) throw new ClusterError(`${kind} ${namespace}/${name} not found`);
-    if (res.code !== 200) throw apiError(`${kind} ${namespace}/${name}`, res.code, res.body);
-    const row = imageRowOf(kind, res.body as Listed);
-    if (row.lastHandledReconcileAt === at) return row;
-    if (Date.now() > deadline)
-      throw new ClusterError(
-        `${kind} ${namespace}/${name}: not reconciled within ${Math.round(timeoutMs / 1000)}s`,
-      );
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  const what = `${kind} ${namespace}/${name}`;
+  const rowOf = (obj: unknown) => imageRowOf(kind, obj as Listed);
+  return await waitHandledAt(client, imagePath(kind, namespace, name), what, at, timeoutMs, rowOf, 300);
 }
 
 /** `create image …` without --export: creates the object, or replaces its spec (and asks for a reconcile). */
