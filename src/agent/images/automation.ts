@@ -15,6 +15,7 @@
  * A run happens on the interval, on a reconcile request, on a spec change,
  * and as soon as the policies it applies select something new.
  */
+
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,8 +29,9 @@ import { type Condition, SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { runUpdate, type UpdateRunResult } from "../../run/update.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
-import { parseDuration, removeCondition, setCondition } from "../kustomization.ts";
+import { parseDuration } from "../kustomization.ts";
 import { urlWithSecret } from "../sources/git.ts";
+import { type Outcome, writeOutcome } from "../status.ts";
 import {
   branchesOf,
   checkTemplate,
@@ -66,12 +68,6 @@ export interface AutomationOptions {
    * a push branch; default: told from the GitRepository URL's host.
    */
   forge?: string;
-}
-
-interface Outcome {
-  reason?: string;
-  message: string;
-  stalled?: boolean;
 }
 
 /** Raised inside a run: a Ready=False outcome with Flux's reason. */
@@ -416,44 +412,12 @@ export class ImageAutomation {
     outcome: Outcome,
     extra: Record<string, unknown> = {},
   ): Promise<void> {
-    const t = now();
-    const prev = obj.status ?? {};
-    const g = obj.metadata.generation === undefined ? {} : { observedGeneration: obj.metadata.generation };
-    const requestedAt = obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
-    if (outcome.reason) {
-      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.message, ...g };
-      conditions = setCondition(conditions, { type: "Ready", ...failed }, t);
-      conditions = outcome.stalled
-        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, t)
-        : removeCondition(conditions, "Stalled");
-    } else {
-      conditions = removeCondition(conditions, "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "True", reason: "Succeeded", message: outcome.message, ...g },
-        t,
-      );
-    }
-    const next = {
-      ...prev,
-      ...extra,
-      ...g,
-      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
-      conditions,
-    };
-    if (canonicalJson(prev) === canonicalJson(next)) return;
     const { namespace, name } = obj.metadata;
-    const res = await this.opts.client.raw({
-      method: "PATCH",
-      path: `/apis/${IMAGE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}/${encodeURIComponent(name)}/status`,
-      body: { status: next },
-      contentType: "application/merge-patch+json",
+    const path = `/apis/${IMAGE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}/${encodeURIComponent(name)}`;
+    const what = `ImageUpdateAutomation ${namespace}/${name}`;
+    await writeOutcome(this.opts.client, path, what, obj, outcome, extra, {
+      handlesRequests: true,
     });
-    if (res.code === 404) return;
-    if (res.code < 200 || res.code > 299)
-      throw apiError(`status of ImageUpdateAutomation ${namespace}/${name}`, res.code, res.body);
-    obj.status = next;
   }
 }
 

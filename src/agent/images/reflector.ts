@@ -14,6 +14,7 @@
  * `latestRef` only when it changes. Registry clients are shared by every
  * repository with the same credentials, so tokens and connections are reused.
  */
+
 import type { Logger } from "pino";
 import { fluxSelectionPolicy } from "../../config/load.ts";
 import { describeError, RegistryError } from "../../errors.ts";
@@ -25,10 +26,11 @@ import { compileGoRegexp, selectLatest } from "../../policy/index.ts";
 import { type CredentialProvider, RegistryClient } from "../../registry/index.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
-import { parseDuration, removeCondition, setCondition } from "../kustomization.ts";
+import { parseDuration } from "../kustomization.ts";
 import { sourceDue } from "../source-objects.ts";
 import { SourceError } from "../sources/handler.ts";
 import { secretCredentials } from "../sources/oci.ts";
+import { writeOutcome } from "../status.ts";
 import { accessAllowed, imageRepository, latestTags, policyMessage, scanMessage } from "./rules.ts";
 import {
   IMAGE_API_VERSION,
@@ -420,44 +422,11 @@ export class ImageReflector {
     outcome: { message: string; reason?: string; stalled?: boolean },
     extra: Record<string, unknown> = {},
   ): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    const prev = obj.status ?? {};
-    const g = obj.metadata.generation === undefined ? {} : { observedGeneration: obj.metadata.generation };
-    const requestedAt = obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
-    if (outcome.reason) {
-      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.message, ...g };
-      conditions = setCondition(conditions, { type: "Ready", ...failed }, now);
-      conditions = outcome.stalled
-        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, now)
-        : removeCondition(conditions, "Stalled");
-    } else {
-      conditions = removeCondition(conditions, "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "True", reason: "Succeeded", message: outcome.message, ...g },
-        now,
-      );
-    }
-    const next = {
-      ...prev,
-      ...extra,
-      ...g,
-      ...(requestedAt ? { lastHandledReconcileAt: requestedAt } : {}),
-      conditions,
-    };
-    if (canonicalJson(prev) === canonicalJson(next)) return;
     const { namespace, name } = obj.metadata;
-    const res = await this.opts.client.raw({
-      method: "PATCH",
-      path: `/apis/${IMAGE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status`,
-      body: { status: next },
-      contentType: "application/merge-patch+json",
+    const path = `/apis/${IMAGE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}`;
+    await writeOutcome(this.opts.client, path, `${plural} ${namespace}/${name}`, obj, outcome, extra, {
+      handlesRequests: true,
     });
-    if (res.code === 404) return;
-    if (res.code < 200 || res.code > 299)
-      throw apiError(`status of ${plural} ${namespace}/${name}`, res.code, res.body);
-    obj.status = next;
   }
 
   async close(): Promise<void> {

@@ -7,14 +7,15 @@
  * so the agent (which watches them) scans, fetches or runs them now. The
  * agent's HTTP server (../server.ts) hands `/hook/…` requests here.
  */
+
 import type { Logger } from "pino";
 import { describeError, registerSecret } from "../../errors.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
+import { REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
 import type { Condition } from "../../kube/schema.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
-import { removeCondition, setCondition } from "../kustomization.ts";
+import { writeOutcome } from "../status.ts";
 import {
   type HookRequest,
   RECEIVER_API_VERSION,
@@ -52,8 +53,6 @@ export interface ReceiverOptions {
   /** Whether a resource in another namespace may be named (Flux's --no-cross-namespace-refs turns it off). */
   crossNamespace?: boolean;
 }
-
-const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
 export class ReceiverServer {
   private readonly opts: ReceiverOptions;
@@ -223,36 +222,10 @@ export class ReceiverServer {
     outcome: { message: string; reason?: string; stalled?: boolean },
     extra: Record<string, unknown> = {},
   ): Promise<void> {
-    const t = now();
-    const prev = obj.status ?? {};
-    const g = obj.metadata.generation === undefined ? {} : { observedGeneration: obj.metadata.generation };
-    let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
-    if (outcome.reason) {
-      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.message, ...g };
-      conditions = setCondition(conditions, { type: "Ready", ...failed }, t);
-      conditions = outcome.stalled
-        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, t)
-        : removeCondition(conditions, "Stalled");
-    } else {
-      conditions = removeCondition(conditions, "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "True", reason: "Succeeded", message: outcome.message, ...g },
-        t,
-      );
-    }
-    const next = { ...prev, ...extra, ...g, conditions };
-    if (canonicalJson(prev) === canonicalJson(next)) return;
     const { namespace, name } = obj.metadata;
-    const res = await this.opts.client.raw({
-      method: "PATCH",
-      path: `/apis/${RECEIVER_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/receivers/${encodeURIComponent(name)}/status`,
-      body: { status: next },
-      contentType: "application/merge-patch+json",
+    const path = `/apis/${RECEIVER_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/receivers/${encodeURIComponent(name)}`;
+    await writeOutcome(this.opts.client, path, `Receiver ${namespace}/${name}`, obj, outcome, extra, {
+      handlesRequests: false,
     });
-    if (res.code === 404) return;
-    if (res.code < 200 || res.code > 299)
-      throw apiError(`status of Receiver ${namespace}/${name}`, res.code, res.body);
-    obj.status = next;
   }
 }
