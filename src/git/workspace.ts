@@ -50,6 +50,12 @@ interface RunRecord {
   to?: string;
 }
 
+/** Where Workspace.cloneAt starts: a full reference name, the tag `pick` chooses (`what` names the choice), or a commit. */
+export type CloneStart =
+  | { ref: string }
+  | { pick: (tags: readonly string[]) => string | undefined; what: string }
+  | { commit: string; branch?: string };
+
 export type PushOutcome =
   | { ok: true }
   /** The remote moved under us (non-fast-forward, stale lease, or a concurrent ref update). */
@@ -130,10 +136,18 @@ export class Workspace {
    */
   static async acquire(
     repo: string,
-    opts: { branch?: string; env: NodeJS.ProcessEnv; tokenEnv?: string; clone?: boolean },
+    opts: {
+      branch?: string;
+      /** A clone that starts elsewhere than a branch's tip (a URL only); takes the place of `branch`. */
+      start?: CloneStart;
+      env: NodeJS.ProcessEnv;
+      tokenEnv?: string;
+      clone?: boolean;
+    },
   ): Promise<Workspace> {
     const credentials = credentialsFromEnv(opts.env, opts.tokenEnv ?? DEFAULT_TOKEN_ENV);
     const wsOpts = { env: opts.env, ...(credentials ? { credentials } : {}) };
+    if (opts.start) return Workspace.cloneAt(repo, opts.start, wsOpts);
     return opts.clone || isUrl(repo)
       ? Workspace.clone(repo, opts.branch, wsOpts)
       : Workspace.open(repo, wsOpts);
@@ -196,6 +210,73 @@ export class Workspace {
     } catch (err) {
       ws.dispose();
       throw new GitError(`clone ${redact(clean)}: ${firstLine(err)}`);
+    }
+    return ws;
+  }
+
+  /**
+   * Clones `url` into a new temporary directory at a detached HEAD that is
+   * not a branch's tip (Flux's checkout refs other than a branch): a tag or
+   * full reference name (`refs/tags/v1`, `refs/pull/1/head`), shallow; the
+   * tag `pick` chooses among the remote's tags (a semver range), shallow; or
+   * a pinned commit, which must be in `branch` (else in some branch), with
+   * that history. `origin` is the URL, as after a clone.
+   */
+  static async cloneAt(url: string, start: CloneStart, opts: WorkspaceOptions = {}): Promise<Workspace> {
+    const { url: clean, credentials } = stripUserinfo(url);
+    sweepScratch();
+    const dir = scratchDir("clone");
+    const ws = new Workspace(dir, true, { ...opts, credentials: opts.credentials ?? credentials });
+    const where = redact(clean);
+    try {
+      await ws.run(["init", "--quiet"], "git init");
+      await ws.run(["remote", "add", "origin", "--", clean], "git remote add");
+      let commit: string;
+      if ("commit" in start) {
+        if (!/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(start.commit))
+          throw new GitError(`commit "${start.commit}" is not a full commit SHA`);
+        const branch = start.branch ? checkBranchName(start.branch) : undefined;
+        const spec = branch
+          ? `+refs/heads/${branch}:refs/remotes/origin/${branch}`
+          : "+refs/heads/*:refs/remotes/origin/*";
+        await ws.run(
+          ["fetch", "--quiet", "--no-tags", "origin", spec],
+          `fetch ${branch ? `branch ${branch}` : "all branches"}`,
+        );
+        const holders = (
+          await ws
+            .run(
+              ["for-each-ref", "--contains", start.commit, "--format=%(refname)", "refs/remotes/origin/"],
+              "for-each-ref",
+            )
+            .catch(() => "")
+        ).trim();
+        if (!holders)
+          throw new GitError(
+            `commit ${start.commit} not found in ${branch ? `branch ${branch}` : "any branch"} of ${where}`,
+          );
+        commit = start.commit;
+      } else {
+        let ref: string;
+        if ("pick" in start) {
+          const listing = await ws.run(["ls-remote", "--tags", "--refs", "origin"], "ls-remote --tags");
+          const tags = listing
+            .split("\n")
+            .map((l) => l.split("\t")[1]?.replace(/^refs\/tags\//, ""))
+            .filter((t): t is string => Boolean(t));
+          const tag = start.pick(tags);
+          if (!tag) throw new GitError(`no tag of ${where} matches ${start.what}`);
+          ref = `refs/tags/${tag}`;
+        } else ref = start.ref;
+        if (!/^refs\/[^\s:^~?*[\\]+$/.test(ref) || ref.includes(".."))
+          throw new GitError(`"${ref}" is not a full reference name`);
+        await ws.run(["fetch", "--quiet", "--no-tags", "--depth=1", "origin", ref], `fetch ${ref}`);
+        commit = (await ws.run(["rev-parse", "FETCH_HEAD^{commit}"], "read fetched commit")).trim();
+      }
+      await ws.run(["checkout", "--quiet", "--detach", commit], "checkout");
+    } catch (err) {
+      ws.dispose();
+      throw err instanceof GitError ? new GitError(`clone ${where}: ${err.message}`) : err;
     }
     return ws;
   }

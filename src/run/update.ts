@@ -25,7 +25,7 @@ import {
 import type { EnsureResult, Forge } from "../forge/types.ts";
 import type { PushRefspec } from "../git/deliver.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
-import { type Identity, Workspace } from "../git/workspace.ts";
+import { type CloneStart, type Identity, Workspace } from "../git/workspace.ts";
 import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../manifest/types.ts";
 import { notifyRun, type RunNotifications, updateEvents } from "../notify/run.ts";
 import { normaliseImage } from "../registry/reference.ts";
@@ -62,6 +62,12 @@ export interface UpdateRun {
   repo: string;
   /** Branch pushed to and base of requests; default: the checkout's, or the remote's default branch. */
   branch?: string;
+  /**
+   * A clone URL's checkout at a tag, reference or commit instead of a branch
+   * (Flux's `git.checkout.ref`): `branch` is then absent, the delivery a
+   * `push` to a named branch, and no request is opened (no base branch).
+   */
+  checkout?: CloneStart;
   /** Only files under this repository-relative folder are edited (default: the automation's update.path). */
   path?: string;
   policies: PolicySource;
@@ -246,6 +252,7 @@ const claim = (p: Pick<Policy, "id" | "image" | "paths">): PolicyClaim => ({
 export async function runUpdate(run: UpdateRun): Promise<UpdateRunResult> {
   const ws = await Workspace.acquire(run.repo, {
     ...(run.branch !== undefined ? { branch: run.branch } : {}),
+    ...(run.checkout !== undefined ? { start: run.checkout } : {}),
     env: run.env,
     ...(run.tokenEnv !== undefined ? { tokenEnv: run.tokenEnv } : {}),
   });

@@ -167,7 +167,9 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
     const branch = job.branch ?? (await ws.currentBranch());
     let mode: DeliveryMode;
     if (job.delivery === "push" || job.delivery === "push-branch") {
-      if (!branch)
+      // A push names its branch even from a detached HEAD (an automation's tag or commit checkout).
+      const target = job.delivery === "push" ? (job.pushBranch ?? branch) : branch;
+      if (!target)
         throw new UsageError(
           "cannot tell which branch to push: the checkout is on a detached HEAD (pass --branch)",
         );
@@ -175,10 +177,10 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
         job.delivery === "push"
           ? {
               kind: "push",
-              branch: job.pushBranch ?? branch,
+              branch: target,
               ...(job.pushRefspec ? { refspec: job.pushRefspec } : {}),
             }
-          : { kind: "push-branch", branch: job.pushBranch ?? "", base: branch };
+          : { kind: "push-branch", branch: job.pushBranch ?? "", base: target };
     } else mode = { kind: job.delivery };
     const author = job.author ?? defaults.author ?? (await configIdentity(ws)) ?? DEFAULT_IDENTITY;
     const template = job.messageTemplate ?? defaults.messageTemplate;

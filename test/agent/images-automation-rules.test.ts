@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import {
   branchesOf,
   checkTemplate,
+  cloneStartOf,
   pushOptionEnv,
   selectorMatches,
   selectorProblem,
@@ -100,50 +101,174 @@ describe("setters from the namespace's policies", () => {
   });
 });
 
+const SHA = "0123456789abcdef0123456789abcdef01234567";
+
 describe("checkout and push branches", () => {
   it.each([
-    ["the GitRepository's branch by default", {}, { branch: "prod" }, { checkout: "prod", push: "prod" }],
-    ["master when nothing says", {}, undefined, { checkout: "master", push: "master" }],
+    [
+      "the GitRepository's branch by default",
+      {},
+      { branch: "prod" },
+      { checkout: { branch: "prod" }, base: "prod", push: "prod" },
+    ],
+    [
+      "master when nothing says",
+      {},
+      undefined,
+      { checkout: { branch: "master" }, base: "master", push: "master" },
+    ],
     [
       "checkout.ref.branch wins",
       { checkout: { ref: { branch: "dev" } } },
       { branch: "prod" },
-      { checkout: "dev", push: "dev" },
+      { checkout: { branch: "dev" }, base: "dev", push: "dev" },
     ],
     [
       "push.branch elsewhere",
       { checkout: { ref: { branch: "main" } }, push: { branch: "image-updates" } },
       undefined,
-      { checkout: "main", push: "image-updates" },
+      { checkout: { branch: "main" }, base: "main", push: "image-updates" },
     ],
     [
       "refspec only: pushed there alone",
       { push: { refspec: "HEAD:refs/for/main" } },
       { branch: "main" },
-      { checkout: "main", refspec: { dst: "refs/for/main", only: true } },
+      { checkout: { branch: "main" }, base: "main", refspec: { dst: "refs/for/main", only: true } },
     ],
     [
       "branch and refspec: both",
       { push: { branch: "auto", refspec: "auto:refs/heads/mirror" } },
       { branch: "main" },
-      { checkout: "main", push: "auto", refspec: { dst: "refs/heads/mirror", only: false } },
+      {
+        checkout: { branch: "main" },
+        base: "main",
+        push: "auto",
+        refspec: { dst: "refs/heads/mirror", only: false },
+      },
+    ],
+    [
+      "a tag checkout pushes to push.branch",
+      { checkout: { ref: { tag: "v1.0.0" } }, push: { branch: "release-1" } },
+      { branch: "main" },
+      { checkout: { tag: "v1.0.0" }, push: "release-1" },
+    ],
+    [
+      "a semver checkout pushes to push.branch",
+      { checkout: { ref: { semver: ">=1.0.0 <2.0.0" } }, push: { branch: "release-1" } },
+      { branch: "main" },
+      { checkout: { semver: ">=1.0.0 <2.0.0" }, push: "release-1" },
+    ],
+    [
+      "a reference name pushes to push.branch",
+      { checkout: { ref: { name: "refs/pull/7/head" } }, push: { branch: "pr-7-images" } },
+      { branch: "main" },
+      { checkout: { name: "refs/pull/7/head" }, push: "pr-7-images" },
+    ],
+    [
+      "a commit within a branch pushes to that branch",
+      { checkout: { ref: { branch: "main", commit: SHA } } },
+      undefined,
+      { checkout: { commit: SHA, branch: "main" }, base: "main", push: "main" },
+    ],
+    [
+      "a lone commit pushes to push.branch",
+      { checkout: { ref: { commit: SHA } }, push: { branch: "pinned" } },
+      undefined,
+      { checkout: { commit: SHA }, push: "pinned" },
+    ],
+    [
+      "precedence as source-controller's: name over semver, tag and branch",
+      {
+        checkout: { ref: { branch: "main", tag: "v1", semver: "1.x", name: "refs/tags/v2" } },
+        push: { branch: "x" },
+      },
+      undefined,
+      { checkout: { name: "refs/tags/v2" }, push: "x" },
+    ],
+    [
+      "the GitRepository's tag, with push.branch",
+      { push: { branch: "auto" } },
+      { tag: "v1" },
+      { checkout: { tag: "v1" }, push: "auto" },
+    ],
+    [
+      "a tag checkout with a refspec from HEAD beside the branch",
+      { checkout: { ref: { tag: "v1" } }, push: { branch: "auto", refspec: "HEAD:refs/for/main" } },
+      undefined,
+      { checkout: { tag: "v1" }, push: "auto", refspec: { dst: "refs/for/main", only: false } },
     ],
   ] as const)("%s", (_name, git, ref, expected) => {
     expect(branchesOf(spec(git), ref)).toEqual(expected);
   });
 
   it.each([
-    ["a forced refspec", { push: { refspec: "+HEAD:refs/heads/x" } }],
-    ["a deletion", { push: { refspec: ":refs/heads/x" } }],
-    ["another source", { push: { refspec: "other:refs/heads/x" } }],
-  ])("refused: %s", (_name, git) => {
-    expect(branchesOf(spec(git), { branch: "main" })).toHaveProperty("error");
+    ["a forced refspec", { push: { refspec: "+HEAD:refs/heads/x" } }, "spec.git.push.refspec"],
+    ["a deletion", { push: { refspec: ":refs/heads/x" } }, "spec.git.push.refspec"],
+    ["another source", { push: { refspec: "other:refs/heads/x" } }, "spec.git.push.refspec"],
+    [
+      "a tag checkout without push.branch",
+      { checkout: { ref: { tag: "v1" } } },
+      "spec.git.checkout.ref checks out tag v1, not a branch: set spec.git.push.branch",
+    ],
+    [
+      "a semver checkout with a refspec alone",
+      { checkout: { ref: { semver: "1.x" } }, push: { refspec: "HEAD:refs/for/main" } },
+      'checks out the newest tag in semver range "1.x", not a branch: set spec.git.push.branch',
+    ],
+    [
+      "a lone commit without push.branch",
+      { checkout: { ref: { commit: SHA } } },
+      `checks out commit ${SHA}, not a branch`,
+    ],
+    [
+      "a reference name without push.branch",
+      { checkout: { ref: { name: "refs/heads/dev" } } },
+      "checks out reference refs/heads/dev, not a branch",
+    ],
+    [
+      "a short commit",
+      { checkout: { ref: { commit: "abc123" } }, push: { branch: "x" } },
+      'spec.git.checkout.ref.commit "abc123" is not a full commit SHA',
+    ],
+    [
+      "a name that is not a full reference",
+      { checkout: { ref: { name: "main" } }, push: { branch: "x" } },
+      'spec.git.checkout.ref.name "main" is not a full reference name',
+    ],
+    [
+      "a semver range that does not parse",
+      { checkout: { ref: { semver: "not a range" } }, push: { branch: "x" } },
+      'spec.git.checkout.ref.semver "not a range"',
+    ],
+  ])("refused: %s", (_name, git, message) => {
+    expect(branchesOf(spec(git), { branch: "main" })).toEqual({ error: expect.stringContaining(message) });
   });
 
-  it("a GitRepository on a tag needs checkout.ref.branch", () => {
-    expect(branchesOf(spec({}), { tag: "v1" })).toMatchObject({
-      error: expect.stringContaining("checkout.ref.branch"),
+  it("a GitRepository on a tag needs push.branch, and says whose ref it is", () => {
+    expect(branchesOf(spec({}), { tag: "v1" })).toEqual({
+      error:
+        "the GitRepository's spec.ref checks out tag v1, not a branch: set spec.git.push.branch to the branch the automation pushes to",
     });
+  });
+});
+
+describe("the clone of a checkout that is not a branch", () => {
+  it.each([
+    ["a branch clones as before", { branch: "main" }, undefined],
+    ["a tag is its full reference", { tag: "v1.2.0" }, { ref: "refs/tags/v1.2.0" }],
+    ["a name is fetched as it is", { name: "refs/pull/7/head" }, { ref: "refs/pull/7/head" }],
+    ["a commit keeps its branch", { commit: SHA, branch: "main" }, { commit: SHA, branch: "main" }],
+    ["a lone commit", { commit: SHA }, { commit: SHA }],
+  ] as const)("%s", (_name, ref, expected) => {
+    expect(cloneStartOf(ref)).toEqual(expected);
+  });
+
+  it("a semver range picks the newest matching tag, as source-controller does", () => {
+    const start = cloneStartOf({ semver: "1.x" });
+    expect(start).toMatchObject({ what: 'semver range "1.x"' });
+    const pick = start && "pick" in start ? start.pick : () => "wrong";
+    expect(pick(["v0.9.0", "v1.0.0", "v1.10.0", "v1.9.0", "v2.0.0", "latest"])).toBe("v1.10.0");
+    expect(pick(["v2.0.0"])).toBeUndefined();
   });
 });
 

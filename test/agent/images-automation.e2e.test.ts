@@ -7,7 +7,8 @@
  * (signed, with the template's message) and pushes, and the Kustomization
  * applies the bump. Then the bad inputs: a template that calls a function,
  * a push to a protected branch, a refused field — each a Ready=False
- * condition in one line, nothing pushed.
+ * condition in one line, nothing pushed. A tag (and a semver range) checkout
+ * is committed on top of the tag and pushed to its push branch.
  */
 import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
@@ -335,22 +336,114 @@ describe("ImageUpdateAutomation in the cluster", () => {
     expect(readFileSync(join(prot, "push-options"), "utf8").trim()).toBe("1 ci.skip");
   });
 
-  it("a field the agent does not honour is refused, naming it", async () => {
+  it("a tag checkout (and a semver one) is committed on top of the tag and pushed to push.branch", async () => {
+    const url = server.createRepo("tagged", fleetFiles(registry.host, "unused"));
+    const repo = join(server.root, "tagged.git");
+    git(repo, ["tag", "v1.0.0", "main"]);
+    const tagged = tip(repo);
+    // main moves on past the tag: the automation must start from the tag, not from main.
+    const later = git(repo, ["commit-tree", "main^{tree}", "-p", "main", "-m", "later on main"]).trim();
+    git(repo, ["update-ref", "refs/heads/main", later]);
+    git(repo, ["tag", "v1.1.0", later]);
+    await create("/apis/source.toolkit.fluxcd.io/v1/namespaces/apps/gitrepositories", {
+      apiVersion: "source.toolkit.fluxcd.io/v1",
+      kind: "GitRepository",
+      metadata: { name: "tagged", namespace: "apps" },
+      spec: { interval: "1h", url, ref: { branch: "main" }, secretRef: { name: "git-auth" } },
+    });
+    const automation = (name: string, ref: object, push: object) => ({
+      apiVersion: "image.toolkit.fluxcd.io/v1",
+      kind: "ImageUpdateAutomation",
+      metadata: { name, namespace: "apps" },
+      spec: {
+        interval: "30m",
+        sourceRef: { kind: "GitRepository", name: "tagged" },
+        git: { checkout: { ref }, commit: { author: { email: "bot@example.com" } }, push },
+        update: { path: "./clusters/test" },
+      },
+    });
+    await create(
+      `${IMG}/namespaces/apps/imageupdateautomations`,
+      automation("from-tag", { tag: "v1.0.0" }, { branch: "release-1.0" }),
+    );
+    await create(
+      `${IMG}/namespaces/apps/imageupdateautomations`,
+      automation("from-semver", { semver: ">=1.0.0 <2.0.0" }, { branch: "release-1.x" }),
+    );
+    // Flux's rule: a checkout that is not a branch gives no push branch, so one must be named.
+    await create(
+      `${IMG}/namespaces/apps/imageupdateautomations`,
+      automation("no-push-branch", { tag: "v1.0.0" }, {}),
+    );
+    await agent.pass(signal());
+
+    const policy = await getObject(client, `${IMG}/namespaces/apps/imagepolicies/app`);
+    const selected = `${registry.host}/team/app:${policy?.status.latestRef.tag}`;
+    for (const [name, branch, parent] of [
+      ["from-tag", "release-1.0", tagged],
+      ["from-semver", "release-1.x", later],
+    ] as const) {
+      const auto = await getAuto(name);
+      const pushed = tip(repo, branch);
+      expect(ready(auto)?.message, name).toBe(`pushed commit '${pushed.slice(0, 7)}' to branch '${branch}'`);
+      expect(auto?.status.lastPushCommit).toBe(pushed);
+      expect(git(repo, ["log", "-1", "--format=%P", pushed]).trim(), name).toBe(parent);
+      expect(git(repo, ["show", `${pushed}:clusters/test/app.yaml`])).toContain(
+        `image: ${selected} # {"$imagepolicy": "apps:app"}`,
+      );
+    }
+    expect(tip(repo)).toBe(later);
+    expect(git(repo, ["rev-parse", "refs/tags/v1.0.0"]).trim()).toBe(tagged);
+
+    const stalled = await getAuto("no-push-branch");
+    expect(ready(stalled)).toMatchObject({
+      status: "False",
+      reason: "InvalidSourceConfiguration",
+      message:
+        "spec.git.checkout.ref checks out tag v1.0.0, not a branch: set spec.git.push.branch to the branch the automation pushes to",
+    });
+    expect(stalled?.status.conditions.find((c: { type: string }) => c.type === "Stalled")?.status).toBe(
+      "True",
+    );
+
+    // A second pass with nothing new: the pushed branch already holds the update.
+    const branchTip = tip(repo, "release-1.0");
+    await client.raw({
+      method: "PATCH",
+      path: `${IMG}/namespaces/apps/imageupdateautomations/from-tag`,
+      contentType: "application/merge-patch+json",
+      body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "again" } } },
+    });
+    await agent.pass(signal());
+    expect(ready(await getAuto("from-tag"))?.message).toBe("repository up-to-date");
+    expect(tip(repo, "release-1.0")).toBe(branchTip);
+  });
+
+  it("a field the agent does not honour is refused, naming it (an SSH signing key: Flux's type ssh)", async () => {
     await create(`${IMG}/namespaces/apps/imageupdateautomations`, {
       apiVersion: "image.toolkit.fluxcd.io/v1",
       kind: "ImageUpdateAutomation",
-      metadata: { name: "by-tag", namespace: "apps" },
+      metadata: { name: "ssh-signed", namespace: "apps" },
       spec: {
         interval: "30m",
         sourceRef: { kind: "GitRepository", name: "fleet-http" },
-        git: { checkout: { ref: { tag: "v1" } }, commit: { author: { email: "bot@example.com" } } },
+        git: {
+          commit: {
+            author: { email: "bot@example.com" },
+            signingKey: { type: "ssh", secretRef: { name: "signing-key" } },
+          },
+        },
       },
     });
+    const before = tip(bare);
     await agent.pass(signal());
-    const auto = await getAuto("by-tag");
+    const auto = await getAuto("ssh-signed");
     expect(ready(auto)).toMatchObject({ status: "False", reason: "UnsupportedField" });
-    expect(ready(auto)?.message).toContain("spec.git.checkout.ref.tag");
+    expect(ready(auto)?.message).toContain("spec.git.commit.signingKey.type");
+    expect(ready(auto)?.message).toContain("SSH signing keys are not implemented");
+    expect(ready(auto)?.message).not.toContain("\n");
     expect(auto?.status.conditions.find((c: { type: string }) => c.type === "Stalled")?.status).toBe("True");
+    expect(tip(bare)).toBe(before);
   });
 });
 

@@ -9,7 +9,11 @@
  */
 import type { PushRefspec } from "../../git/deliver.ts";
 import { goTemplateToHandlebars } from "../../git/message.ts";
+import type { CloneStart } from "../../git/workspace.ts";
+import { parseSemverRange } from "../../policy/semver.ts";
 import type { SetFlag } from "../../update/selections.ts";
+import { type CheckoutRef, pickSemverTag } from "../git-source.ts";
+import { checkoutRefOf } from "../sources/git.ts";
 import type { ImageUpdateAutomationSpec, LabelSelector } from "./spec.ts";
 
 export interface LatestRef {
@@ -81,39 +85,85 @@ export function settersOf(
   return { sets, observed };
 }
 
+/** A GitRepository's or an automation's `ref`, as Flux writes it. */
+export type RefSpec = { branch?: string; tag?: string; semver?: string; name?: string; commit?: string };
+
+/** Where an automation checks out and pushes (see branchesOf). */
+export interface Branches {
+  /** The checkout: a branch, or a tag, semver range, reference name or commit (source-controller's precedence). */
+  checkout: CheckoutRef;
+  /** The checkout's branch, when it has one (a branch, or a commit within a branch): the base of requests. */
+  base?: string;
+  push?: string;
+  refspec?: PushRefspec;
+}
+
 /**
- * Where the automation checks out and pushes: the checkout branch is
- * `git.checkout.ref.branch`, else the GitRepository's `ref.branch`, else
- * `master` (Flux's default); the push branch is `git.push.branch`, else the
- * checkout branch, unless only a refspec is given (then only the refspec is
- * pushed).
+ * Where the automation checks out and pushes, as image-automation-controller
+ * documents it: the checkout is `git.checkout.ref` when given (it takes the
+ * GitRepository's `ref` place), else the GitRepository's `ref`, else branch
+ * `master`; a ref naming several kinds is read with source-controller's
+ * precedence (commit, name, semver, tag, branch). The push branch is
+ * `git.push.branch`, else the checkout's branch, unless only a refspec is
+ * given (then only the refspec is pushed). A checkout that is not a branch
+ * (a tag, semver range, reference name or a commit alone) yields no push
+ * branch: `git.push.branch` must name one, or the automation fails, as
+ * Flux's does.
  */
 export function branchesOf(
   spec: ImageUpdateAutomationSpec,
-  sourceRef: { branch?: string; tag?: string; semver?: string; name?: string; commit?: string } | undefined,
-): { checkout: string; push?: string; refspec?: PushRefspec } | { error: string } {
-  let checkout = spec.git.checkout?.ref?.branch;
-  if (!checkout && !spec.git.checkout?.ref) {
-    if (sourceRef?.tag || sourceRef?.semver || sourceRef?.name || (sourceRef?.commit && !sourceRef.branch))
-      return {
-        error:
-          "the GitRepository checks out a tag, semver range, name or commit; set spec.git.checkout.ref.branch to the branch the automation updates",
-      };
-    checkout = sourceRef?.branch;
+  sourceRef: RefSpec | undefined,
+): Branches | { error: string } {
+  const own = spec.git.checkout?.ref;
+  const checkout = checkoutRefOf(own ?? sourceRef);
+  const where = own ? "spec.git.checkout.ref" : "the GitRepository's spec.ref";
+  const base = "branch" in checkout ? checkout.branch : "commit" in checkout ? checkout.branch : undefined;
+  if ("semver" in checkout) {
+    try {
+      parseSemverRange(checkout.semver);
+    } catch (err) {
+      return { error: `${where}.semver "${checkout.semver}": ${(err as Error).message}` };
+    }
   }
-  checkout ||= "master";
+  if ("commit" in checkout && !/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(checkout.commit))
+    return { error: `${where}.commit "${checkout.commit}" is not a full commit SHA` };
+  if ("name" in checkout && !/^refs\/[^\s:^~?*[\\]+$/.test(checkout.name))
+    return { error: `${where}.name "${checkout.name}" is not a full reference name (refs/…)` };
   const text = spec.git.push?.refspec || undefined;
-  const push = spec.git.push?.branch || (text ? undefined : checkout);
-  if (!text) return { checkout, ...(push ? { push } : {}) };
+  const push = spec.git.push?.branch || (text ? undefined : base);
+  if (!base && !spec.git.push?.branch)
+    return {
+      error: `${where} checks out ${describeRef(checkout)}, not a branch: set spec.git.push.branch to the branch the automation pushes to`,
+    };
+  if (!text) return { checkout, ...(base ? { base } : {}), ...(push ? { push } : {}) };
   const m = /^([^:+\s]+):([^:\s]+)$/.exec(text);
   const src = m?.[1] ?? "";
-  const committed = push ?? checkout;
+  const committed = push ?? base ?? "";
   if (!m || !["HEAD", committed, `refs/heads/${committed}`].includes(src))
     return {
       error: `spec.git.push.refspec "${text}": only <src>:<dst> with src HEAD or the branch committed to (${committed}) is supported; deletions and forced refspecs are refused, as Flux does`,
     };
   const dst = (m[2] ?? "").startsWith("refs/") ? (m[2] ?? "") : `refs/heads/${m[2]}`;
-  return { checkout, ...(push ? { push } : {}), refspec: { dst, only: !push } };
+  return { checkout, ...(base ? { base } : {}), ...(push ? { push } : {}), refspec: { dst, only: !push } };
+}
+
+function describeRef(ref: CheckoutRef): string {
+  if ("commit" in ref) return `commit ${ref.commit}`;
+  if ("name" in ref) return `reference ${ref.name}`;
+  if ("semver" in ref) return `the newest tag in semver range "${ref.semver}"`;
+  if ("tag" in ref) return `tag ${ref.tag}`;
+  return `branch ${ref.branch}`;
+}
+
+/** How the run's clone starts for a checkout that is not a branch's tip; undefined for a branch. */
+export function cloneStartOf(ref: CheckoutRef): CloneStart | undefined {
+  if ("commit" in ref)
+    return ref.branch ? { commit: ref.commit, branch: ref.branch } : { commit: ref.commit };
+  if ("name" in ref) return { ref: ref.name };
+  if ("semver" in ref)
+    return { pick: (tags) => pickSemverTag(tags, ref.semver), what: `semver range "${ref.semver}"` };
+  if ("tag" in ref) return { ref: `refs/tags/${ref.tag}` };
+  return undefined;
 }
 
 /**

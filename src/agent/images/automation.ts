@@ -35,6 +35,7 @@ import { type Outcome, writeOutcome } from "../status.ts";
 import {
   branchesOf,
   checkTemplate,
+  cloneStartOf,
   type PolicyObject,
   pushOptionEnv,
   selectorProblem,
@@ -278,16 +279,18 @@ export class ImageAutomation {
       const author = spec.git.commit.author;
       const identity = { name: author.name || author.email, email: author.email };
       const path = spec.update?.path?.replace(/^\.\/?/, "") || undefined;
+      const start = cloneStartOf(branches.checkout);
       return await runUpdate({
         repo: url,
-        branch: branches.checkout,
+        // A tag, reference or commit checkout starts the clone there; the push names its branch.
+        ...(start ? { checkout: start } : { branch: branches.base ?? "master" }),
         // Always given: a repository's own ImageUpdateAutomation file must not narrow the in-cluster one's path.
         path: path ?? ".",
         policies: { kind: "repo", ...(path ? { path } : {}) },
         sets,
         delivery: {
           kind: "push",
-          branch: branches.push ?? branches.checkout,
+          branch: branches.push ?? branches.base ?? "master",
           ...(branches.refspec ? { refspec: branches.refspec } : {}),
         },
         dryRun: false,

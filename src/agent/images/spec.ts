@@ -99,18 +99,10 @@ export const IMAGE_UPDATE_AUTOMATION_FIELDS: FieldTable = {
   "git.checkout": "honoured",
   "git.checkout.ref": "honoured",
   "git.checkout.ref.branch": "honoured",
-  "git.checkout.ref.tag": {
-    refused: "the automation checks out a branch; a tag checkout is not implemented",
-  },
-  "git.checkout.ref.semver": {
-    refused: "the automation checks out a branch; a semver checkout is not implemented",
-  },
-  "git.checkout.ref.name": {
-    refused: "the automation checks out a branch; a named reference is not implemented",
-  },
-  "git.checkout.ref.commit": {
-    refused: "the automation checks out a branch; a pinned commit is not implemented",
-  },
+  "git.checkout.ref.tag": "honoured",
+  "git.checkout.ref.semver": "honoured",
+  "git.checkout.ref.name": "honoured",
+  "git.checkout.ref.commit": "honoured",
   "git.commit": "honoured",
   "git.commit.author": "honoured",
   "git.commit.author.name": "honoured",
@@ -121,7 +113,8 @@ export const IMAGE_UPDATE_AUTOMATION_FIELDS: FieldTable = {
   "git.commit.signingKey.secretRef": "honoured",
   "git.commit.signingKey.secretRef.name": "honoured",
   "git.commit.signingKey.type": {
-    refused: "only OpenPGP signing keys (git.asc) are implemented",
+    refused:
+      "SSH signing keys are not implemented (Flux's type: ssh, an OpenSSH key in identity); only OpenPGP keys (type: gpg, git.asc) sign commits",
     accepts: ["gpg"],
   },
   "git.push": "honoured",
@@ -163,7 +156,19 @@ export const ImageUpdateAutomationSpec = z.looseObject({
     namespace: z.string().optional(),
   }),
   git: z.object({
-    checkout: z.object({ ref: z.object({ branch: z.string().optional() }).optional() }).optional(),
+    checkout: z
+      .object({
+        ref: z
+          .object({
+            branch: z.string().optional(),
+            tag: z.string().optional(),
+            semver: z.string().optional(),
+            name: z.string().optional(),
+            commit: z.string().optional(),
+          })
+          .optional(),
+      })
+      .optional(),
     commit: z.object({
       author: z.object({ name: z.string().optional(), email: z.string().min(1) }),
       messageTemplate: z.string().optional(),

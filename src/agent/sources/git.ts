@@ -91,7 +91,13 @@ export const ROOT_GIT_REPOSITORY_FIELDS: FieldTable = {
  * (`master` when no ref is given).
  */
 export function gitRefOf(spec: GitRepositorySpec): CheckoutRef {
-  const ref = spec.ref;
+  return checkoutRefOf(spec.ref);
+}
+
+/** gitRefOf for a bare `ref` (a GitRepository's, or an ImageUpdateAutomation's `git.checkout.ref`). */
+export function checkoutRefOf(
+  ref: { branch?: string; tag?: string; semver?: string; name?: string; commit?: string } | undefined,
+): CheckoutRef {
   if (ref?.commit) return ref.branch ? { commit: ref.commit, branch: ref.branch } : { commit: ref.commit };
   if (ref?.name) return { name: ref.name };
   if (ref?.semver) return { semver: ref.semver };
