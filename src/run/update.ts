@@ -8,6 +8,7 @@
  * local deliveries — written, committed or pushed to a branch of its own.
  */
 import { relative } from "node:path";
+import type { FileUpdate } from "../changes.ts";
 import { environmentOfPath, FLEET_FILE, type Fleet, type FleetEnvironment } from "../config/fleet.ts";
 import {
   loadRunPolicies,
@@ -16,7 +17,7 @@ import {
   type PolicySource,
 } from "../config/policy-set.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
-import { UsageError } from "../errors.ts";
+import { describeError, UsageError } from "../errors.ts";
 import {
   deliverUpdateAsPullRequest,
   requestForPushBranch,
@@ -97,6 +98,18 @@ export interface UpdateRun {
   /** The pull request's own options (besides the environments' shipmate.yaml settings). */
   request?: { branch?: string; labels?: string[]; reviewers?: string[]; autoMerge?: boolean };
   /**
+   * A `push` delivery to a branch of its own whose request failed after the
+   * push (the in-cluster automation remembers its changes): when this run
+   * pushes nothing new, the request is asked for again with these changes.
+   */
+  pendingRequest?: readonly FileUpdate[];
+  /**
+   * What a failed request of a `push` delivery's branch does: `throw` (the
+   * default, the CLI's) or `report` it in `pushRequestError`, the push
+   * standing in the result.
+   */
+  requestFailure?: "throw" | "report";
+  /**
    * Reads the checkout once the changes are delivered (the App's dashboard):
    * the same checkout, at the branch's tip after a delivery.
    */
@@ -122,6 +135,8 @@ export interface UpdateRunResult extends UpdatePlan {
   request?: UpdateRequestResult;
   /** The request proposing a `push` delivery's branch into the checkout branch, when shipmate.yaml asks for one. */
   pushRequest?: EnsureResult;
+  /** With `requestFailure: "report"`: why that request failed (the branch is pushed), and the changes it proposes. */
+  pushRequestError?: { message: string; files: readonly FileUpdate[] };
   /** Dry runs of pull-request changes: what the request would change. */
   proposed?: UpdateJobResult;
   /** The scan's failures, as problems of the policies' files (registry errors are errors). */
@@ -347,8 +362,16 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
       dryRun: run.dryRun,
     });
     result.problems.push(...result.push.problems);
-    if (d.kind === "push" && base && d.branch !== base && result.push.pushed && !run.dryRun && set.fleet)
-      await requestPushBranch(run, result, set.fleet, d.branch, base);
+    // A request is asked for after a push, or again for an earlier push whose request failed.
+    const proposed = result.push.pushed ? result.push.files : (run.pendingRequest ?? []);
+    if (d.kind === "push" && base && d.branch !== base && proposed.length && !run.dryRun && set.fleet) {
+      try {
+        await requestPushBranch(run, result, set.fleet, d.branch, base, proposed);
+      } catch (err) {
+        if (run.requestFailure !== "report") throw err;
+        result.pushRequestError = { message: describeError(err), files: proposed };
+      }
+    }
   } else {
     const known = new Map(set.known.map((p) => [p.id, p]));
     const modeOf = (id: string) => set.modeOf(known.get(id), byMode?.mode);
@@ -438,8 +461,8 @@ async function requestPushBranch(
   fleet: Fleet,
   branch: string,
   base: string,
+  files: readonly FileUpdate[],
 ): Promise<void> {
-  const files = result.push?.files ?? [];
   const envs = [
     ...new Set(
       files

@@ -6,7 +6,9 @@
  * staging by push: the production automation's branch is proposed into main
  * through Gitea (the GitRepository Secret's password is the forge token), and
  * a later bump updates the same request; the staging automation's branch is
- * pushed with no request.
+ * pushed with no request. A request that fails after its push (a password
+ * Gitea's API does not take as a token) is pending, Ready=False, and asked
+ * for again on the next run once the Secret holds a token.
  */
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
@@ -174,4 +176,78 @@ it("a later bump updates the same request: one open request, the branch at the n
   expect(await fileOn("image-updates/production", "apps/production/web.yaml")).toContain(":1.2.0 #");
   const prod = await getObject(client, `${IMG}/namespaces/flux-system/imageupdateautomations/production`);
   expect(ready(prod)?.message).toMatch(/; pull request .* updated$/);
+});
+
+it("a request that fails after the push is pending, and asked for again on the next run with no new bump", async () => {
+  // The Secret holds the admin's password: git accepts it, Gitea's API does not take it as a token.
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  await create("/api/v1/namespaces/flux-system/secrets", {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "fleet-password", namespace: "flux-system" },
+    data: { username: b64(gitea.admin.username), password: b64(gitea.admin.password) },
+  });
+  await create("/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories", {
+    apiVersion: "source.toolkit.fluxcd.io/v1",
+    kind: "GitRepository",
+    metadata: { name: "fleet-password", namespace: "flux-system" },
+    spec: {
+      interval: "1h",
+      url: `${gitea.url}/${repo.fullName}.git`,
+      ref: { branch: "main" },
+      secretRef: { name: "fleet-password" },
+    },
+  });
+  const retry = automation("retry", "./apps/production", "image-updates/retry");
+  retry.spec.sourceRef.name = "fleet-password";
+  await create(`${IMG}/namespaces/flux-system/imageupdateautomations`, retry);
+  const path = `${IMG}/namespaces/flux-system/imageupdateautomations/retry`;
+  await agent.once();
+  const failed = await getObject(client, path);
+  expect(ready(failed)).toMatchObject({ status: "False", reason: "PullRequestFailed" });
+  expect(ready(failed)?.message).toMatch(
+    /^pushed commit '[0-9a-f]{7}' to branch 'image-updates\/retry'; pull request pending \(retried on the next run\): .+/,
+  );
+  expect(ready(failed)?.message).not.toContain("\n");
+  expect(JSON.stringify(failed)).not.toContain(gitea.admin.password);
+  expect(failed?.status.lastPushCommit).toMatch(/^[0-9a-f]{40}$/);
+  expect(await fileOn("image-updates/retry", "apps/production/web.yaml")).toContain(":1.2.0 #");
+  const heads = async () => (await openRequests()).map((r) => r.head.ref);
+  expect(await heads()).not.toContain("image-updates/retry");
+
+  // The token fixed, nothing new to push: the next run (here a reconcile request) opens the request.
+  await client.raw({
+    method: "PATCH",
+    path: "/api/v1/namespaces/flux-system/secrets/fleet-password",
+    contentType: "application/merge-patch+json",
+    body: { data: { password: b64(gitea.token) } },
+  });
+  await client.raw({
+    method: "PATCH",
+    path,
+    contentType: "application/merge-patch+json",
+    body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "retry-1" } } },
+  });
+  await agent.once();
+  const opened = await getObject(client, path);
+  const request = (await openRequests()).find((r) => r.head.ref === "image-updates/retry");
+  expect(request).toMatchObject({
+    base: { ref: "main" },
+    title: `Update ${registry.host}/team/web to 1.2.0`,
+  });
+  expect(ready(opened)).toMatchObject({ status: "True", reason: "Succeeded" });
+  expect(ready(opened)?.message).toMatch(
+    new RegExp(`^branch 'image-updates/retry' is pushed; pull request .*/pulls/${request!.number} opened$`),
+  );
+  expect(opened?.status.lastPushCommit).toBe(failed?.status.lastPushCommit);
+
+  // Done: the run after asks the forge nothing more and says the repository is up to date.
+  await client.raw({
+    method: "PATCH",
+    path,
+    contentType: "application/merge-patch+json",
+    body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "retry-2" } } },
+  });
+  await agent.once();
+  expect(ready(await getObject(client, path))?.message).toBe("repository up-to-date");
 });

@@ -21,6 +21,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import type { FileUpdate } from "../../changes.ts";
 import { ConfigError, describeError, GitError, redact, registerSecret } from "../../errors.ts";
 import { createForge, type Forge, forgeOptions } from "../../forge/index.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
@@ -89,6 +90,8 @@ export class ImageAutomation {
   private readonly opts: AutomationOptions;
   /** When each automation last ran in this process, and whether that run failed. */
   private readonly lastRun = new Map<string, { at: number; failed: boolean }>();
+  /** Per automation: a push branch whose request failed after the push, and the changes it proposes. */
+  private readonly pendingRequests = new Map<string, { branch: string; files: readonly FileUpdate[] }>();
   /** Runs so far, per `namespace/name` (the benchmark's and tests' figure). */
   readonly runs = new Map<string, number>();
 
@@ -120,6 +123,7 @@ export class ImageAutomation {
       }
     }
     for (const key of this.lastRun.keys()) if (!seen.has(key)) this.lastRun.delete(key);
+    for (const key of this.pendingRequests.keys()) if (!seen.has(key)) this.pendingRequests.delete(key);
   }
 
   private async reconcileOne(
@@ -179,27 +183,45 @@ export class ImageAutomation {
     const extra: Record<string, unknown> = { observedPolicies: observed };
     let outcome: Outcome;
     try {
-      const result = await this.run(auto, spec, sets, template.handlebars);
+      const pending = this.pendingRequests.get(key);
+      const pushBranch = spec.git.push?.branch;
+      const result = await this.run(auto, spec, sets, template.handlebars, {
+        ...(pending && pending.branch === pushBranch ? { pendingRequest: pending.files } : {}),
+      });
       extra.lastAutomationRunTime = now();
       const push = result.push;
       const errors = result.problems.filter((p) => p.severity === "error");
+      const request = result.pushRequest;
+      const failed = result.pushRequestError;
+      // A request that failed after its push is asked for again on the next runs until it succeeds.
+      if (failed && pushBranch) this.pendingRequests.set(key, { branch: pushBranch, files: failed.files });
+      else if (request || push?.pushed) this.pendingRequests.delete(key);
+      const pendingLine = failed
+        ? `; pull request pending (retried on the next run): ${redact(failed.message.split("\n")[0] ?? "")}`
+        : "";
       if (push?.pushed && push.commit) {
         extra.lastPushCommit = push.commit;
         extra.lastPushTime = now();
-        const request = result.pushRequest;
-        outcome = {
-          message: `pushed commit '${push.commit.slice(0, 7)}' to ${push.branch ? `branch '${push.branch}'` : "the refspec"}${
-            request ? `; pull request ${request.pullRequest.url} ${request.action}` : ""
-          }`,
-        };
+        const message = `pushed commit '${push.commit.slice(0, 7)}' to ${push.branch ? `branch '${push.branch}'` : "the refspec"}${
+          request ? `; pull request ${request.pullRequest.url} ${request.action}` : ""
+        }${pendingLine}`;
+        outcome = failed ? { reason: "PullRequestFailed", message } : { message };
         await this.opts.events.emit(
           involved(auto),
-          "Normal",
-          "Succeeded",
-          `${outcome.message}\n${push.files
+          failed ? "Warning" : "Normal",
+          failed ? "PullRequestFailed" : "Succeeded",
+          `${message}\n${push.files
             .flatMap((f) => f.changes.map((c) => `${f.path}: ${c.old} -> ${c.new}`))
             .join("\n")}`,
         );
+      } else if (failed) {
+        outcome = { reason: "PullRequestFailed", message: `branch '${pushBranch}' is pushed${pendingLine}` };
+        await this.opts.events.emit(involved(auto), "Warning", "PullRequestFailed", outcome.message);
+      } else if (request) {
+        outcome = {
+          message: `branch '${pushBranch}' is pushed; pull request ${request.pullRequest.url} ${request.action}`,
+        };
+        await this.opts.events.emit(involved(auto), "Normal", "Succeeded", outcome.message);
       } else if (errors[0]) {
         const p = errors[0];
         outcome = { reason: "UpdateFailed", message: `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}` };
@@ -228,6 +250,7 @@ export class ImageAutomation {
     spec: ImageUpdateAutomationSpec,
     sets: ReturnType<typeof settersOf>["sets"],
     template: string | undefined,
+    retry: { pendingRequest?: readonly FileUpdate[] },
   ): Promise<UpdateRunResult> {
     const ns = auto.metadata.namespace;
     const srcNs = spec.sourceRef.namespace ?? ns;
@@ -309,6 +332,9 @@ export class ImageAutomation {
         messageValues: spec.git.commit.messageTemplateValues ?? {},
         // A push branch shipmate.yaml wants proposed: the request is opened with the Secret's password as the forge token.
         forge: () => this.forgeFor(source.spec!.url!, forgeToken, srcName),
+        // A failed request leaves the push standing, and is asked for again by the next run.
+        requestFailure: "report",
+        ...retry,
       });
     } finally {
       signing?.dispose();
