@@ -848,7 +848,10 @@ export class GitLabState {
     ["bot", 1],
     ["alice", 2],
   ]);
-  readonly statuses = new Map<string, { name: string; status: string }[]>();
+  readonly statuses = new Map<
+    string,
+    { name: string; status: string; description?: string | null; target_url?: string | null }[]
+  >();
   /** Whether the target branch's pipeline has already succeeded (then "merge when pipeline succeeds" merges at once). */
   pipelineDone = false;
   constructor(project: string) {
@@ -1006,11 +1009,41 @@ export async function startFakeGitLab(st: GitLabState): Promise<OpenApiFake> {
           ref: "main",
           status: s.status,
           name: s.name,
-          target_url: null,
-          description: null,
+          target_url: s.target_url ?? null,
+          description: s.description ?? null,
           created_at: "2026-01-01T00:00:00Z",
           allow_failure: false,
         })),
+      };
+    },
+    createCommitStatus: (req) => {
+      if (!projectOk(req)) return notFound;
+      const b = req.body as {
+        state: string;
+        name?: string;
+        context?: string;
+        description?: string;
+        target_url?: string;
+      };
+      const sha = req.params.sha ?? "";
+      const status = {
+        name: b.name ?? b.context ?? "default",
+        status: b.state,
+        description: b.description ?? null,
+        target_url: b.target_url ?? null,
+      };
+      // GitLab lists a commit's statuses newest first.
+      st.statuses.set(sha, [status, ...(st.statuses.get(sha) ?? [])]);
+      return {
+        status: 201,
+        body: {
+          id: 100 + (st.statuses.get(sha)?.length ?? 0),
+          sha,
+          ref: "main",
+          ...status,
+          created_at: "2026-01-01T00:00:00Z",
+          allow_failure: false,
+        },
       };
     },
     listUsers: (req) => {

@@ -1,19 +1,31 @@
 /**
- * The `github` commit-status provider against the OpenAPI-checked GitHub
- * fake (github.com cannot run here; every request and answer is checked
- * against GitHub's published description): the status lands on the
- * revision's commit with Flux's context and description, and an event
- * repeated with the same outcome sets nothing new. Gitea is exercised for
- * real in ./agent.e2e.test.ts.
+ * The `github` and `gitlab` commit-status providers against the
+ * OpenAPI-checked GitHub and GitLab fakes (neither can run here; every
+ * request and answer is checked against the forge's description — GitLab's
+ * `POST /projects/:id/statuses/:sha` written into the fake's document from
+ * GitLab's REST reference): the status lands on the revision's commit with
+ * Flux's state, context and description, an event repeated with the same
+ * outcome sets nothing new, and the token travels in its header only.
+ * Gitea is exercised for real in ./agent.e2e.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { NotifyEvent } from "../../src/notify/event.ts";
+import { MAX_DESCRIPTION } from "../../src/notify/providers/commitstatus.ts";
 import { createProvider } from "../../src/notify/providers/index.ts";
-import { GitHubState, merge, type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
+import {
+  GitHubState,
+  GitLabState,
+  merge,
+  type OpenApiFake,
+  startFakeGitHub,
+  startFakeGitLab,
+} from "../infra/openapi-forge.ts";
 
 const SHA = "89abcdef0123456789abcdef0123456789abcdef";
 let st: GitHubState;
 let gh: OpenApiFake;
+let glState: GitLabState;
+let gl: OpenApiFake;
 
 beforeAll(async () => {
   st = new GitHubState("acme", "fleet");
@@ -34,9 +46,16 @@ beforeAll(async () => {
     },
   }));
 });
-afterAll(async () => gh?.close());
+beforeAll(async () => {
+  glState = new GitLabState("acme/platform/fleet");
+  gl = await startFakeGitLab(glState);
+});
+afterAll(async () => {
+  await Promise.all([gh?.close(), gl?.close()]);
+});
 afterEach(() => {
   expect(gh.violations.splice(0)).toEqual([]);
+  expect(gl.violations.splice(0)).toEqual([]);
 });
 
 const event = (over: Partial<NotifyEvent> = {}): NotifyEvent => ({
@@ -85,5 +104,124 @@ describe("github commit status", () => {
       message: "Provider flux-system/github: the event carries no commit revision",
       retryable: false,
     });
+  });
+});
+
+describe("gitlab commit status", () => {
+  const TOKEN = "glpat-notarealtoken-0123456789";
+  const provider = () =>
+    createProvider({
+      type: "gitlab",
+      label: "Provider flux-system/gitlab",
+      address: `${gl.url}/acme/platform/fleet`,
+      token: TOKEN,
+      uid: "0c9c2e41-aaaa-bbbb-cccc-dddddddddddd",
+    });
+  const sha = (n: number) => `${String(n).repeat(8)}`.padEnd(40, "0").slice(0, 40);
+  const posted = () => gl.requests.filter((r) => r.operationId === "createCommitStatus");
+
+  it.each([
+    [
+      "an info event is success",
+      { severity: "info", reason: "ReconciliationSucceeded" },
+      "success",
+      "reconciliation succeeded",
+    ],
+    [
+      "an error event is failed",
+      { severity: "error", reason: "HealthCheckFailed" },
+      "failed",
+      "health check failed",
+    ],
+    [
+      "another error reason",
+      { severity: "error", reason: "ArtifactFailed" },
+      "failed",
+      "artifact failed",
+    ],
+  ] as const)(
+    "%s, named kind/name/uid, no target_url (Flux sets none)",
+    async (_n, over, state, description) => {
+      const commit = sha(posted().length + 1);
+      await provider().post(
+        event({ ...over, metadata: { revision: `main@sha1:${commit}` } }),
+        AbortSignal.timeout(5000),
+      );
+      expect(glState.statuses.get(commit)).toEqual([
+        { name: "kustomization/apps/0c9c2e41", status: state, description, target_url: null },
+      ]);
+    },
+  );
+
+  it("the same outcome again sets nothing; a new one is added on top", async () => {
+    const commit = sha(7);
+    const p = provider();
+    await p.post(event({ metadata: { revision: `main@sha1:${commit}` } }), AbortSignal.timeout(5000));
+    const before = posted().length;
+    await p.post(
+      event({ message: "again", metadata: { revision: `main@sha1:${commit}` } }),
+      AbortSignal.timeout(5000),
+    );
+    expect(posted()).toHaveLength(before);
+    await p.post(
+      event({
+        severity: "error",
+        reason: "HealthCheckFailed",
+        metadata: { revision: `main@sha1:${commit}` },
+      }),
+      AbortSignal.timeout(5000),
+    );
+    expect(glState.statuses.get(commit)?.map((x) => x.status)).toEqual(["failed", "success"]);
+  });
+
+  it("a Progressing event sets no status", async () => {
+    const before = posted().length;
+    await provider().post(event({ reason: "Progressing" }), AbortSignal.timeout(5000));
+    expect(posted()).toHaveLength(before);
+  });
+
+  it("a long reason is cut to the description limit, its start kept", async () => {
+    const commit = sha(8);
+    const reason = `Dependency${"NotReady".repeat(30)}`;
+    await provider().post(
+      event({ severity: "error", reason, metadata: { revision: `main@sha1:${commit}` } }),
+      AbortSignal.timeout(5000),
+    );
+    const description = glState.statuses.get(commit)?.[0]?.description ?? "";
+    expect(description).toHaveLength(MAX_DESCRIPTION);
+    expect(description.startsWith("dependency not ready not ready")).toBe(true);
+    expect(description.endsWith("…")).toBe(true);
+  });
+
+  it("the token goes in GitLab's token header only, and a refusal never prints it", async () => {
+    const headers: (string | undefined)[] = [];
+    gl.inject((req) => {
+      headers.push(req.headers["private-token"] ?? req.headers.authorization);
+      expect(JSON.stringify([req.query, req.body, req.path])).not.toContain(TOKEN);
+      return undefined;
+    }, 2);
+    await provider().post(
+      event({ metadata: { revision: `main@sha1:${sha(9)}` } }),
+      AbortSignal.timeout(5000),
+    );
+    expect(headers.length).toBeGreaterThan(0);
+    for (const h of headers) expect(h).toContain(TOKEN);
+
+    gl.inject(() => ({ status: 401, body: { message: "401 Unauthorized" } }), 1);
+    const err = await provider()
+      .post(event({ metadata: { revision: `main@sha1:${sha(5)}` } }), AbortSignal.timeout(5000))
+      .then(
+        () => undefined,
+        (e: Error & { retryable?: boolean }) => e,
+      );
+    expect(err?.message).toMatch(/^Provider flux-system\/gitlab: /);
+    expect(err?.message).not.toContain(TOKEN);
+    expect(err?.retryable).toBe(false);
+  });
+
+  it("an address that is not the project's URL is refused when the provider is made", () => {
+    expect(() =>
+      createProvider({ type: "gitlab", label: "Provider flux-system/gitlab", address: gl.url, token: TOKEN }),
+    ).toThrow("Provider flux-system/gitlab: address must be the repository's URL (https://host/owner/name)");
   });
 });

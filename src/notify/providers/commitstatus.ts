@@ -9,7 +9,7 @@
  * two Providers on one repository do not overwrite each other; the
  * description is the reason in words (`reconciliation succeeded`). A status
  * the commit already carries with the same context and state is not set
- * again.
+ * again. The description is cut to 140 characters (GitHub's limit).
  */
 import { ForgeError } from "../../errors.ts";
 import { createForge } from "../../forge/index.ts";
@@ -35,13 +35,22 @@ export function statusContext(event: NotifyEvent, providerUid?: string): string 
   return `${o.kind}/${o.name}${uid ? `/${uid}` : ""}`.toLowerCase();
 }
 
+/**
+ * The longest description set: GitHub refuses one over 140 characters (422,
+ * "description is too long"); GitLab and Gitea document no limit, and the
+ * three providers share the rule, so a status is never lost to its length.
+ */
+export const MAX_DESCRIPTION = 140;
+
 /** The status an event sets, or undefined when it sets none (Progressing). */
 export function commitStatusFor(event: NotifyEvent, providerUid?: string): CommitStatusSpec | undefined {
   if (event.reason === "Progressing") return undefined;
+  const description = describeReason(event.reason);
   return {
     state: event.severity === "error" ? "failure" : "success",
     context: statusContext(event, providerUid),
-    description: describeReason(event.reason),
+    description:
+      description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
   };
 }
 
