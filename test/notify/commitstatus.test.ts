@@ -133,12 +133,7 @@ describe("gitlab commit status", () => {
       "failed",
       "health check failed",
     ],
-    [
-      "another error reason",
-      { severity: "error", reason: "ArtifactFailed" },
-      "failed",
-      "artifact failed",
-    ],
+    ["another error reason", { severity: "error", reason: "ArtifactFailed" }, "failed", "artifact failed"],
   ] as const)(
     "%s, named kind/name/uid, no target_url (Flux sets none)",
     async (_n, over, state, description) => {
