@@ -7,8 +7,8 @@
  * (signed, with the template's message) and pushes, and the Kustomization
  * applies the bump. Then the bad inputs: a template that calls a function,
  * a push to a protected branch, a refused field — each a Ready=False
- * condition in one line, nothing pushed. A tag (and a semver range) checkout
- * is committed on top of the tag and pushed to its push branch.
+ * condition in one line, nothing pushed. A tag, semver range or commit
+ * checkout is committed on top of it and pushed to its push branch.
  */
 import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
@@ -336,7 +336,7 @@ describe("ImageUpdateAutomation in the cluster", () => {
     expect(readFileSync(join(prot, "push-options"), "utf8").trim()).toBe("1 ci.skip");
   });
 
-  it("a tag checkout (and a semver one) is committed on top of the tag and pushed to push.branch", async () => {
+  it("a tag, semver or commit checkout is committed on top of it and pushed to push.branch", async () => {
     const url = server.createRepo("tagged", fleetFiles(registry.host, "unused"));
     const repo = join(server.root, "tagged.git");
     git(repo, ["tag", "v1.0.0", "main"]);
@@ -370,6 +370,10 @@ describe("ImageUpdateAutomation in the cluster", () => {
       `${IMG}/namespaces/apps/imageupdateautomations`,
       automation("from-semver", { semver: ">=1.0.0 <2.0.0" }, { branch: "release-1.x" }),
     );
+    await create(
+      `${IMG}/namespaces/apps/imageupdateautomations`,
+      automation("from-commit", { commit: tagged }, { branch: "pinned" }),
+    );
     // Flux's rule: a checkout that is not a branch gives no push branch, so one must be named.
     await create(
       `${IMG}/namespaces/apps/imageupdateautomations`,
@@ -382,6 +386,7 @@ describe("ImageUpdateAutomation in the cluster", () => {
     for (const [name, branch, parent] of [
       ["from-tag", "release-1.0", tagged],
       ["from-semver", "release-1.x", later],
+      ["from-commit", "pinned", tagged],
     ] as const) {
       const auto = await getAuto(name);
       const pushed = tip(repo, branch);
