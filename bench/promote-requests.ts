@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { cpus, homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { propose } from "../src/forge/deliver.ts";
+import { propose } from "../src/forge/propose.ts";
 import { createGiteaForge } from "../src/forge/gitea/index.ts";
 import { createGitHubForge } from "../src/forge/github/index.ts";
 import { createGitLabForge } from "../src/forge/gitlab/index.ts";

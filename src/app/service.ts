@@ -20,7 +20,7 @@ import {
 import { loadRunPolicies, type PolicySet } from "../config/policy-set.ts";
 import type { Policy } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
-import { BOT_PREFIX } from "../forge/deliver.ts";
+import { BOT_PREFIX } from "../forge/propose.ts";
 import type { OctokitLike } from "../forge/github/index.ts";
 import { createForge } from "../forge/index.ts";
 import type { Forge } from "../forge/types.ts";

@@ -14,7 +14,7 @@ import { requestReconcile } from "../bootstrap/control.ts";
 import { type Fleet, loadFleet } from "../config/fleet.ts";
 import { loadRunPolicies } from "../config/policy-set.ts";
 import { describeError } from "../errors.ts";
-import { BOT_PREFIX } from "../forge/deliver.ts";
+import { BOT_PREFIX } from "../forge/propose.ts";
 import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
 import type { CommitChecks, Forge, PullRequest } from "../forge/types.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";

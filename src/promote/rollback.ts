@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { type FleetEnvironment, loadFleet } from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { makeMeta } from "../forge/body.ts";
-import { BOT_PREFIX, requestOptions } from "../forge/deliver.ts";
+import { BOT_PREFIX, requestOptions } from "../forge/propose.ts";
 import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/index.ts";
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { deliver } from "../git/deliver.ts";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
-import { requestOptions } from "../../src/forge/deliver.ts";
+import { requestOptions } from "../../src/forge/propose.ts";
 import {
   forgeFromFlags,
   forgeOptions,
