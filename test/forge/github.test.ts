@@ -8,7 +8,8 @@ import {
   ForgePermissionError,
   ForgeRateLimitError,
 } from "../../src/forge/errors.ts";
-import { createGitHubForge, githubApiUrl } from "../../src/forge/github/index.ts";
+import { githubApiUrl } from "../../src/forge/github/api-url.ts";
+import { createGitHubForge } from "../../src/forge/github/index.ts";
 import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
 import { GitHubState, type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
 
