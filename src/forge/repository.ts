@@ -4,7 +4,8 @@
  * shapes every provider answers in (`RepositoryHost`), and the one JSON call
  * they make it with: every answer parsed through the provider's schema,
  * every failure worded by classifyForgeFailure so all forges say the same
- * problem the same way. Each provider's own calls are in its folder
+ * problem the same way; and the host GitHub and Gitea share, their APIs
+ * being alike here. Each provider's own calls are in its folder
  * (`<kind>/repository.ts`), served through `ForgeProvider.repository`.
  */
 import { z } from "zod";
@@ -123,4 +124,64 @@ export function jsonCaller(
       },
       { maxWaitMs: 60_000 },
     );
+}
+
+/** What a GitHub-like forge's repository host is made of (GitHub, Gitea). */
+export interface UserOrOrgForge<R extends z.ZodType> {
+  forge: Pick<ForgeProvider, "label" | "lacks">;
+  kind: ForgeKind;
+  api: string;
+  headers: Record<string, string>;
+  /** The schema of a repository answer, and what bootstrap reads of it. */
+  repository: R;
+  state(r: z.infer<R>): RepoState;
+  /** The schema of `GET /user`. */
+  user: z.ZodType<{ login: string }>;
+  /** Members the create call carries besides name, visibility, description and auto-init. */
+  createExtra?(c: CreateOptions): Record<string, unknown>;
+}
+
+/**
+ * The host GitHub and Gitea share: `GET /repos/{owner}/{name}`, `GET /user`,
+ * and creation for the token's user (`POST /user/repos`) or in organisation
+ * `owner` (`POST /orgs/{owner}/repos`), a missing organisation named.
+ */
+export function userOrOrgRepository<R extends z.ZodType>(
+  opts: RepositoryOptions,
+  f: UserOrOrgForge<R>,
+): RepositoryHost {
+  const fullName = `${opts.owner}/${opts.name}`;
+  const call = jsonCaller(f.forge, f.kind, fullName, f.api, f.headers, opts);
+  const owner = encodeURIComponent(opts.owner);
+  return {
+    kind: f.kind,
+    fullName,
+    async get() {
+      const path = `/repos/${owner}/${encodeURIComponent(opts.name)}`;
+      const { data } = await call("read the repository", "GET", path, f.repository);
+      return data === undefined ? undefined : f.state(data);
+    },
+    async whoami() {
+      const { data } = await call("read the token's user", "GET", "/user", f.user);
+      if (!data) throw new ForgeError(`${f.kind}: the token's user was not found`);
+      return data.login;
+    },
+    async create(c) {
+      const path = c.personal ? "/user/repos" : `/orgs/${owner}/repos`;
+      const { data } = await call("create the repository", "POST", path, f.repository, {
+        name: opts.name,
+        private: c.private,
+        auto_init: true,
+        description: c.description,
+        ...f.createExtra?.(c),
+      });
+      if (data === undefined)
+        throw new ForgeError(
+          `${f.forge.label} ${fullName}: organisation ${opts.owner} not found (use --personal for a user's repository)`,
+          404,
+        );
+      // The creator may push, whatever the answer's permission block says.
+      return { ...f.state(data), canPush: true };
+    },
+  };
 }

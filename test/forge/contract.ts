@@ -56,7 +56,12 @@ const change = (to: string): ImageChange => ({
   files: ["clusters/production/app.yaml"],
 });
 
-const spec = (branch: string, to: string, extra: Partial<PullRequestSpec> = {}): PullRequestSpec => ({
+/** A request proposing the contract's image at version `to` from bot branch `branch`. */
+export const requestSpec = (
+  branch: string,
+  to: string,
+  extra: Partial<PullRequestSpec> = {},
+): PullRequestSpec => ({
   branch,
   base: "main",
   title: `Update images (${branch})`,
@@ -66,6 +71,19 @@ const spec = (branch: string, to: string, extra: Partial<PullRequestSpec> = {}):
 
 const LABELS = ["shipmate", "production"];
 
+let commits = 0;
+/** `push` and `branchExists` over a fake forge's branch map: each push a new SHA. */
+export function fakeBranches(branches: Map<string, string>): Pick<ForgeUnderTest, "push" | "branchExists"> {
+  return {
+    push: async (branch) => {
+      const sha = `${++commits}`.padStart(40, "c");
+      branches.set(branch, sha);
+      return sha;
+    },
+    branchExists: async (branch) => branches.has(branch),
+  };
+}
+
 /** The contract's scenarios; they run in order and share one repository (bot branches `shipmate/contract-*`). */
 export function forgeContract(name: string, under: () => ForgeUnderTest): void {
   describe(`${name}: the forge contract`, () => {
@@ -74,7 +92,7 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
     it("opens one request for a bot branch, with the table, the hidden block and the labels", async () => {
       const u = under();
       await u.push(open, "image: app:1.1.0\n");
-      const res = await u.forge().ensurePullRequest(spec(open, "1.1.0", { labels: LABELS }));
+      const res = await u.forge().ensurePullRequest(requestSpec(open, "1.1.0", { labels: LABELS }));
       expect(res.action).toBe("opened");
       const [pr, ...others] = await u.open(open);
       expect(others).toEqual([]);
@@ -87,7 +105,7 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
     it("a run with nothing new sends one request (the listing) and changes nothing", async () => {
       const f = under().forge();
       const known = await f.listOpenPullRequests("shipmate/");
-      const res = await f.ensurePullRequest(spec(open, "1.1.0", { labels: LABELS }), known);
+      const res = await f.ensurePullRequest(requestSpec(open, "1.1.0", { labels: LABELS }), known);
       expect(res.action).toBe("unchanged");
       expect(f.requestCount).toBe(1);
     });
@@ -95,7 +113,7 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
     it("a newer change set updates the open request instead of opening another", async () => {
       const u = under();
       await u.push(open, "image: app:1.2.0\n");
-      const res = await u.forge().ensurePullRequest(spec(open, "1.2.0"));
+      const res = await u.forge().ensurePullRequest(requestSpec(open, "1.2.0"));
       expect(res.action).toBe("updated");
       const pulls = await u.open(open);
       expect(pulls).toHaveLength(1);
@@ -104,7 +122,7 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
 
     it("a stale listing that missed the open request adopts it on the forge's 'already exists', never a second", async () => {
       const u = under();
-      const res = await u.forge().ensurePullRequest(spec(open, "1.3.0"), []);
+      const res = await u.forge().ensurePullRequest(requestSpec(open, "1.3.0"), []);
       expect(res.action).toBe("updated");
       expect(await u.open(open)).toHaveLength(1);
     });
@@ -114,7 +132,7 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
       const branch = "shipmate/contract-stale";
       await u.push(branch, "image: app:9\n");
       const f = u.forge();
-      const { pullRequest } = await f.ensurePullRequest(spec(branch, "9.0.0"));
+      const { pullRequest } = await f.ensurePullRequest(requestSpec(branch, "9.0.0"));
       expect(await f.closeStale(branch, "Nothing left to update: closing.")).toBe(true);
       const after = await u.request(pullRequest.number);
       expect(after.state).toBe("closed");
@@ -127,13 +145,13 @@ export function forgeContract(name: string, under: () => ForgeUnderTest): void {
       const u = under();
       const branch = "shipmate/contract-declined";
       await u.push(branch, "image: app:2\n");
-      const first = await u.forge().ensurePullRequest(spec(branch, "2.0.0"));
+      const first = await u.forge().ensurePullRequest(requestSpec(branch, "2.0.0"));
       const closer = await u.closeAsPerson(first.pullRequest.number);
-      const again = await u.forge().ensurePullRequest(spec(branch, "2.0.0"));
+      const again = await u.forge().ensurePullRequest(requestSpec(branch, "2.0.0"));
       expect(again.action).toBe("declined");
       expect(again.pullRequest.closedBy).toBe(closer);
       expect(await u.open(branch)).toHaveLength(0);
-      const newer = await u.forge().ensurePullRequest(spec(branch, "2.1.0"));
+      const newer = await u.forge().ensurePullRequest(requestSpec(branch, "2.1.0"));
       expect(newer.action).toBe("opened");
       expect(newer.pullRequest.number).not.toBe(first.pullRequest.number);
     });

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeMeta } from "../../src/forge/body.ts";
 import { ForgePermissionError } from "../../src/forge/errors.ts";
 import { createGiteaForge } from "../../src/forge/gitea/index.ts";
-import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
-import { forgeContract } from "./contract.ts";
+import { forgeContract, requestSpec as spec } from "./contract.ts";
 import { TestClone } from "./helpers.ts";
 
 let gitea: GiteaServer;
@@ -33,26 +31,6 @@ afterAll(async () => {
 });
 
 const forge = () => createGiteaForge({ url: gitea.url, repo: repo.fullName, token: gitea.token });
-
-const change = (to: string): ImageChange => ({
-  image: "127.0.0.1:5000/team/app",
-  from: "1.0.0",
-  to,
-  policy: "flux-system:app",
-  files: ["clusters/production/app.yaml"],
-});
-
-const spec = (
-  branch: string,
-  changes: ImageChange[],
-  extra: Partial<PullRequestSpec> = {},
-): PullRequestSpec => ({
-  branch,
-  base: "main",
-  title: `Update images (${branch})`,
-  meta: makeMeta(changes),
-  ...extra,
-});
 
 const openPulls = async (branch: string) =>
   (await gitea.api<ApiPull[]>("GET", `/repos/${repo.fullName}/pulls?state=open&limit=50`)).filter(
@@ -123,7 +101,7 @@ describe("gitea provider: what only Gitea does", () => {
       const sha = await c.pushBranch("shipmate/auto", { "app.yaml": "image: app:3\n" });
       await gitea.api("POST", `/repos/${r.fullName}/statuses/${sha}`, { state: "pending", context: "ci" });
       const f = createGiteaForge({ url: gitea.url, repo: r.fullName, token: gitea.token });
-      const res = await f.ensurePullRequest(spec("shipmate/auto", [change("3.0.0")], { autoMerge: true }));
+      const res = await f.ensurePullRequest(spec("shipmate/auto", "3.0.0", { autoMerge: true }));
       expect(res.autoMerge).toBe("enabled");
       expect((await f.commitChecks(sha)).state).toBe("pending");
       const number = res.pullRequest.number;
@@ -154,7 +132,7 @@ describe("gitea provider: bad input becomes one line that says what to fix", () 
     const { sha1 } = (await res.json()) as { sha1: string };
     await clone.pushBranch("shipmate/ro", { "ro.yaml": "x: 1\n" });
     const f = createGiteaForge({ url: gitea.url, repo: repo.fullName, token: sha1 });
-    const err = await f.ensurePullRequest(spec("shipmate/ro", [change("4.0.0")])).catch((e: unknown) => e);
+    const err = await f.ensurePullRequest(spec("shipmate/ro", "4.0.0")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ForgePermissionError);
     expect((err as ForgePermissionError).missing).toBe("write:repository");
     expect((err as Error).message).not.toContain(sha1);

@@ -6,7 +6,7 @@ import { githubApiUrl } from "../../src/forge/github/api-url.ts";
 import { createGitHubForge } from "../../src/forge/github/index.ts";
 import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
 import { GitHubState, type OpenApiFake, startFakeGitHub } from "../infra/openapi-forge.ts";
-import { forgeContract } from "./contract.ts";
+import { fakeBranches, forgeContract } from "./contract.ts";
 
 let st: GitHubState;
 let gh: OpenApiFake;
@@ -44,7 +44,6 @@ const spec = (branch: string, to: string, extra: Partial<PullRequestSpec> = {}):
 
 const push = (branch: string) => st.branches.set(branch, `${branch.length}`.padEnd(40, "a"));
 
-let commits = 0;
 const held = (p: GitHubState["pulls"][number]) => ({
   number: p.number,
   state: p.merged ? ("merged" as const) : p.state,
@@ -74,18 +73,13 @@ forgeContract("github provider against a fake GitHub validated by @octokit/opena
     return forge({ tokenSource });
   },
   missingRepo: () => ({ forge: forge({ repo: "acme/nope" }), repo: "acme/nope" }),
-  push: async (branch) => {
-    const sha = `${++commits}`.padStart(40, "c");
-    st.branches.set(branch, sha);
-    return sha;
-  },
+  ...fakeBranches(st.branches),
   open: async (branch) => st.open(branch).map(held),
   request: async (number) => {
     const p = st.pulls.find((x) => x.number === number);
     if (!p) throw new Error(`no pull request #${number}`);
     return held(p);
   },
-  branchExists: async (branch) => st.branches.has(branch),
   closeAsPerson: async (number) => {
     const p = st.pulls.find((x) => x.number === number);
     if (p) p.state = "closed";

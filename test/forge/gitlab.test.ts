@@ -4,7 +4,7 @@ import { BranchProtectionError, ForgePermissionError, ForgeRateLimitError } from
 import { createGitLabForge } from "../../src/forge/gitlab/index.ts";
 import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
 import { GitLabState, type OpenApiFake, startFakeGitLab } from "../infra/openapi-forge.ts";
-import { forgeContract } from "./contract.ts";
+import { fakeBranches, forgeContract } from "./contract.ts";
 
 let st: GitLabState;
 let gl: OpenApiFake;
@@ -39,7 +39,6 @@ const spec = (branch: string, to: string, extra: Partial<PullRequestSpec> = {}):
   ...extra,
 });
 
-let commits = 0;
 const held = (m: GitLabState["mrs"][number]) => ({
   number: m.iid,
   state: m.state === "opened" ? ("open" as const) : m.state,
@@ -63,18 +62,13 @@ forgeContract("gitlab provider against a fake GitLab validated by its OpenAPI de
     return forge({ tokenSource });
   },
   missingRepo: () => ({ forge: forge({ repo: "platform/nope" }), repo: "platform/nope" }),
-  push: async (branch) => {
-    const sha = `${++commits}`.padStart(40, "c");
-    st.branches.set(branch, sha);
-    return sha;
-  },
+  ...fakeBranches(st.branches),
   open: async (branch) => st.open(branch).map(held),
   request: async (number) => {
     const m = st.mrs.find((x) => x.iid === number);
     if (!m) throw new Error(`no merge request !${number}`);
     return held(m);
   },
-  branchExists: async (branch) => st.branches.has(branch),
   closeAsPerson: async (number) => {
     const m = st.mrs.find((x) => x.iid === number);
     if (m) {
