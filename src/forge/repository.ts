@@ -100,8 +100,9 @@ export function jsonCaller(
         if (!res.ok) {
           let message = text;
           try {
-            const j = ErrorBody.parse(JSON.parse(text));
-            message = typeof j.message === "string" ? j.message : JSON.stringify(j.message ?? j.error ?? j);
+            const raw: unknown = JSON.parse(text);
+            const j = ErrorBody.parse(raw);
+            message = typeof j.message === "string" ? j.message : JSON.stringify(j.message ?? j.error ?? raw);
           } catch {
             // not a JSON object: the text is the message
           }

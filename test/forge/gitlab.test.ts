@@ -196,6 +196,16 @@ describe("gitlab provider: bad input becomes one line that says what to fix", ()
     expect((err as Error).message).toContain(new Date(reset * 1000).toISOString());
   });
 
+  it("a validation failure's field → errors body is read through its schema and named", async () => {
+    fail(400, { message: { state: ["does not have a valid value"] } });
+    const err = await forge()
+      .listOpenPullRequests("shipmate/")
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe(
+      'GitLab platform/deploy/fleet: list open merge requests failed with HTTP 400: {"state":["does not have a valid value"]}',
+    );
+  });
+
   it("429 with Retry-After inside the bound waits and retries", async () => {
     fail(429, "Retry later\n", { "retry-after": "0" });
     const f = forge();
