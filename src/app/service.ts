@@ -20,9 +20,9 @@ import {
 import { loadRunPolicies, type PolicySet } from "../config/policy-set.ts";
 import type { Policy } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
-import { BOT_PREFIX } from "../forge/deliver.ts";
 import type { OctokitLike } from "../forge/github/index.ts";
 import { createForge } from "../forge/index.ts";
+import { BOT_PREFIX } from "../forge/propose.ts";
 import type { Forge } from "../forge/types.ts";
 import { DEFAULT_TOKEN_ENV } from "../git/auth.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";

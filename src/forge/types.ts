@@ -4,6 +4,8 @@
  * speak only this; the providers translate it to their forge's API.
  */
 
+import type { RepositoryHost, RepositoryOptions } from "./repository.ts";
+
 /** A forge kind: a key of the one provider registry (src/forge/index.ts). */
 export type ForgeKind = keyof typeof import("./index.ts").PROVIDERS;
 
@@ -171,7 +173,11 @@ export interface ForgeProvider {
   ownsHost(host: string): boolean;
   /** The API base a CI runner of this forge announces in its environment (GitHub Actions' GITHUB_API_URL). */
   runnerUrl?(env: NodeJS.ProcessEnv): string | undefined;
+  /** Owners are group paths that may nest (`group/sub`, GitLab); otherwise one user or organisation name. */
+  nestedOwners?: boolean;
   create(opts: ProviderOptions): Forge;
+  /** Bootstrap's repository `owner/name` on this forge: read it, the token's user, create it (./repository.ts). */
+  repository(opts: RepositoryOptions): RepositoryHost;
 }
 
 /** What a provider is created from (`octokit`: GitHub only, Probot's installation client). */

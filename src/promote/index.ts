@@ -22,8 +22,8 @@ import {
   UnknownEnvironmentError,
 } from "../config/fleet.ts";
 import { ConfigError, UsageError } from "../errors.ts";
-import { BOT_PREFIX, type ProposalOutcome, propose, requestOptions } from "../forge/deliver.ts";
 import { createForge, type ForgeFlags, forgeOptions, originOf } from "../forge/index.ts";
+import { BOT_PREFIX, type ProposalOutcome, propose, requestOptions } from "../forge/propose.ts";
 import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/types.ts";
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";

@@ -18,11 +18,6 @@ import {
 } from "../config/policy-set.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "../config/types.ts";
 import { describeError, UsageError } from "../errors.ts";
-import {
-  deliverUpdateAsPullRequest,
-  requestForPushBranch,
-  type UpdateRequestResult,
-} from "../forge/deliver.ts";
 import type { EnsureResult, Forge } from "../forge/types.ts";
 import type { PushRefspec } from "../git/deliver.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
@@ -40,6 +35,7 @@ import {
   type UpdateJobResult,
 } from "../update/job.ts";
 import { inputFromScan, inputFromSets, type SetFlag } from "../update/selections.ts";
+import { deliverUpdateAsPullRequest, requestForPushBranch, type UpdateRequestResult } from "./deliver.ts";
 
 /** What a run covers: some image repositories (normalised), or everything. */
 export type ScanScope = { kind: "all" } | { kind: "images"; images: ReadonlySet<string> };

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { repositoryHost } from "../../src/bootstrap/repository.ts";
+import { checkRepoNames, repositoryHost } from "../../src/bootstrap/repository.ts";
 import { ForgeAuthError } from "../../src/forge/errors.ts";
 import { type GiteaServer, startGitea } from "../infra/gitea.ts";
 import {
@@ -19,6 +19,41 @@ import {
   OpenApiSpec,
   startOpenApiFake,
 } from "../infra/openapi-forge.ts";
+
+describe("owner and repository names, as each forge's provider says", () => {
+  it.each([
+    ["gitlab", "platform/deploy", "fleet", undefined],
+    [
+      "github",
+      "platform/deploy",
+      "fleet",
+      '--owner "platform/deploy" is not a valid user or organisation name',
+    ],
+    [
+      "gitea",
+      "platform/deploy",
+      "fleet",
+      '--owner "platform/deploy" is not a valid user or organisation name',
+    ],
+    ["gitlab", "platform//deploy", "fleet", '--owner "platform//deploy" is not a valid group path'],
+    [
+      "github",
+      "acme",
+      "fleet.git",
+      `--repository "fleet.git" is not a valid repository name (letters, digits, '-', '_', '.')`,
+    ],
+    [
+      "gitea",
+      "acme",
+      "..",
+      `--repository ".." is not a valid repository name (letters, digits, '-', '_', '.')`,
+    ],
+  ] as const)("%s: %s/%s → %s", (kind, owner, name, error) => {
+    const check = () => checkRepoNames(kind, owner, name);
+    if (error) expect(check).toThrow(error);
+    else expect(check).not.toThrow();
+  });
+});
 
 describe("Gitea (real)", () => {
   let gitea: GiteaServer;

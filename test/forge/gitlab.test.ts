@@ -1,15 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeMeta, parseMeta } from "../../src/forge/body.ts";
-import {
-  BranchProtectionError,
-  ForgeAuthError,
-  ForgeNotFoundError,
-  ForgePermissionError,
-  ForgeRateLimitError,
-} from "../../src/forge/errors.ts";
+import { BranchProtectionError, ForgePermissionError, ForgeRateLimitError } from "../../src/forge/errors.ts";
 import { createGitLabForge } from "../../src/forge/gitlab/index.ts";
 import type { ImageChange, PullRequestSpec } from "../../src/forge/types.ts";
 import { GitLabState, type OpenApiFake, startFakeGitLab } from "../infra/openapi-forge.ts";
+import { fakeBranches, forgeContract } from "./contract.ts";
 
 let st: GitLabState;
 let gl: OpenApiFake;
@@ -44,7 +39,51 @@ const spec = (branch: string, to: string, extra: Partial<PullRequestSpec> = {}):
   ...extra,
 });
 
-describe("gitlab provider against a fake GitLab validated by its OpenAPI description", () => {
+const held = (m: GitLabState["mrs"][number]) => ({
+  number: m.iid,
+  state: m.state === "opened" ? ("open" as const) : m.state,
+  body: m.description ?? "",
+  labels: m.labels,
+  comments: m.notes,
+});
+const GITLAB_STATUS = { success: "success", failure: "failed", pending: "running" } as const;
+
+forgeContract("gitlab provider against a fake GitLab validated by its OpenAPI description", () => ({
+  label: "GitLab",
+  repo: "platform/deploy/fleet",
+  requests: "merge requests",
+  forge: () => forge(),
+  rejectedToken: (tokenSource) => {
+    gl.inject((r) =>
+      r.operationId === "listProjectMergeRequests"
+        ? { status: 401, body: { message: "401 Unauthorized" } }
+        : undefined,
+    );
+    return forge({ tokenSource });
+  },
+  missingRepo: () => ({ forge: forge({ repo: "platform/nope" }), repo: "platform/nope" }),
+  ...fakeBranches(st.branches),
+  open: async (branch) => st.open(branch).map(held),
+  request: async (number) => {
+    const m = st.mrs.find((x) => x.iid === number);
+    if (!m) throw new Error(`no merge request !${number}`);
+    return held(m);
+  },
+  closeAsPerson: async (number) => {
+    const m = st.mrs.find((x) => x.iid === number);
+    if (m) {
+      m.state = "closed";
+      m.closedBy = "alice";
+    }
+    return "alice";
+  },
+  // GitLab lists a commit's statuses newest first.
+  setStatus: async (sha, name, state) => {
+    st.statuses.set(sha, [{ name, status: GITLAB_STATUS[state] }, ...(st.statuses.get(sha) ?? [])]);
+  },
+}));
+
+describe("gitlab provider: what only GitLab does", () => {
   it("opens a merge request in a nested group project, labels, reviewers, merge-when-pipeline-succeeds", async () => {
     st.branches.set("shipmate/production", "a".repeat(40));
     const res = await forge().ensurePullRequest(
@@ -62,7 +101,7 @@ describe("gitlab provider against a fake GitLab validated by its OpenAPI descrip
     expect(parseMeta(m?.description)?.changes).toEqual([change("7.1.0")]);
   });
 
-  it("nothing new: one request (the listing)", async () => {
+  it("merge-when-pipeline-succeeds already on is read from the listing: nothing new costs one request", async () => {
     const f = forge();
     const known = await f.listOpenPullRequests("shipmate/");
     const res = await f.ensurePullRequest(
@@ -71,43 +110,6 @@ describe("gitlab provider against a fake GitLab validated by its OpenAPI descrip
     );
     expect(res).toMatchObject({ action: "unchanged", autoMerge: "already-enabled" });
     expect(f.requestCount).toBe(1);
-  });
-
-  it("a newer change set updates the merge request in place", async () => {
-    const res = await forge().ensurePullRequest(spec("shipmate/production", "7.2.0"));
-    expect(res.action).toBe("updated");
-    expect(st.open("shipmate/production")).toHaveLength(1);
-    expect(parseMeta(st.open("shipmate/production")[0]?.description)?.changes[0]?.to).toBe("7.2.0");
-  });
-
-  it("409 'Another open merge request already exists' re-finds it instead of failing", async () => {
-    const res = await forge().ensurePullRequest(spec("shipmate/production", "7.3.0"), []);
-    expect(res.action).toBe("updated");
-    expect(st.open("shipmate/production")).toHaveLength(1);
-  });
-
-  it("close-when-obsolete: note, close, delete the source branch", async () => {
-    st.branches.set("shipmate/stale", "b".repeat(40));
-    const f = forge();
-    await f.ensurePullRequest(spec("shipmate/stale", "1.0.0"));
-    expect(await f.closeStale("shipmate/stale", "Nothing left to update.")).toBe(true);
-    const m = st.mrs.find((x) => x.source === "shipmate/stale");
-    expect(m?.state).toBe("closed");
-    expect(m?.notes).toEqual(["Nothing left to update."]);
-    expect(st.branches.has("shipmate/stale")).toBe(false);
-  });
-
-  it("closed by a person: not reopened for the same changes", async () => {
-    st.branches.set("shipmate/declined", "c".repeat(40));
-    const first = await forge().ensurePullRequest(spec("shipmate/declined", "8.0.0"));
-    const m = st.mrs.find((x) => x.iid === first.pullRequest.number);
-    if (m) {
-      m.state = "closed";
-      m.closedBy = "alice";
-    }
-    const again = await forge().ensurePullRequest(spec("shipmate/declined", "8.0.0"));
-    expect(again.action).toBe("declined");
-    expect(again.pullRequest.closedBy).toBe("alice");
   });
 
   it("merge when pipeline succeeds on a finished pipeline merges at once", async () => {
@@ -162,17 +164,6 @@ describe("gitlab provider: bad input becomes one line that says what to fix", ()
         : undefined,
     );
 
-  it("expired token (401)", async () => {
-    fail(401, { message: "401 Unauthorized" });
-    const err = await forge({ tokenSource: "$GITLAB_TOKEN" })
-      .listOpenPullRequests("shipmate/")
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ForgeAuthError);
-    expect((err as Error).message).toBe(
-      "GitLab platform/deploy/fleet: the token was rejected (expired, revoked or missing) while trying to list open merge requests; set a valid token in $GITLAB_TOKEN",
-    );
-  });
-
   it("token without the api scope (403 insufficient_scope) names the scope", async () => {
     fail(
       403,
@@ -195,13 +186,6 @@ describe("gitlab provider: bad input becomes one line that says what to fix", ()
     );
   });
 
-  it("project that does not exist (404)", async () => {
-    const err = await forge({ repo: "platform/nope" })
-      .listOpenPullRequests("shipmate/")
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ForgeNotFoundError);
-  });
-
   it("429 'Retry later' with RateLimit-Reset beyond the bound fails with the reset time", async () => {
     const reset = Math.ceil(Date.now() / 1000) + 600;
     fail(429, "Retry later\n", { "ratelimit-reset": String(reset) });
@@ -210,6 +194,16 @@ describe("gitlab provider: bad input becomes one line that says what to fix", ()
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ForgeRateLimitError);
     expect((err as Error).message).toContain(new Date(reset * 1000).toISOString());
+  });
+
+  it("a validation failure's field → errors body is read through its schema and named", async () => {
+    fail(400, { message: { state: ["does not have a valid value"] } });
+    const err = await forge()
+      .listOpenPullRequests("shipmate/")
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe(
+      'GitLab platform/deploy/fleet: list open merge requests failed with HTTP 400: {"state":["does not have a valid value"]}',
+    );
   });
 
   it("429 with Retry-After inside the bound waits and retries", async () => {

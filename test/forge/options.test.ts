@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.ts";
-import { requestOptions } from "../../src/forge/deliver.ts";
 import {
   forgeFromFlags,
   forgeOptions,
@@ -12,6 +11,7 @@ import {
   parseForgeKind,
   repoFromRemote,
 } from "../../src/forge/index.ts";
+import { requestOptions } from "../../src/forge/propose.ts";
 import { splitByMode } from "../../src/run/update.ts";
 
 describe("forge selection from flags, remote and environment", () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "../../errors.ts";
-import type { ProposalOutcome } from "../../forge/deliver.ts";
+import type { ProposalOutcome } from "../../forge/propose.ts";
 import { parseIdentity, Workspace } from "../../git/workspace.ts";
 import { combined, runUpdate, type UpdateDelivery } from "../../run/update.ts";
 import type { UpdateJobResult } from "../../update/job.ts";

@@ -18,6 +18,7 @@ import type {
   MergeMethod,
   PullRequest,
 } from "../types.ts";
+import { giteaRepository } from "./repository.ts";
 import * as S from "./schemas.ts";
 
 export interface GiteaOptions {
@@ -321,6 +322,7 @@ export const provider: ForgeProvider = {
     return scope ? { scope } : undefined;
   },
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"],
+  repository: (opts) => giteaRepository(opts, provider),
   ownsHost: (host) => host === "codeberg.org" || host === "gitea.com",
   create: (opts) => {
     if (!opts.url) throw new UsageError("a Gitea/Forgejo forge needs --forge-url (its base URL)");

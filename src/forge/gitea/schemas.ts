@@ -6,7 +6,7 @@
 import { z } from "zod";
 
 // definitions.User (only what we read)
-const User = z.object({ login: z.string() }).loose();
+export const User = z.object({ login: z.string() }).loose();
 
 // definitions.Label
 export const Label = z.object({ id: z.number(), name: z.string() }).loose();
@@ -45,3 +45,15 @@ export const CombinedStatus = z
 
 // routers/api/v1: errors come as {"message": "...", "url": "..."} (APIError)
 export const ApiError = z.object({ message: z.string().optional() }).loose();
+
+// definitions.Repository with its definitions.Permission (GET /repos/{owner}/{repo}, POST /user/repos, /orgs/{org}/repos)
+export const Repository = z
+  .object({
+    clone_url: z.string(),
+    default_branch: z.string(),
+    empty: z.boolean().optional(),
+    private: z.boolean(),
+    permissions: z.object({ push: z.boolean() }).loose().nullish(),
+  })
+  .loose();
+export type Repository = z.infer<typeof Repository>;

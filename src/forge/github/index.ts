@@ -19,6 +19,8 @@ import type {
   MergeMethod,
   PullRequest,
 } from "../types.ts";
+import { githubApiUrl } from "./api-url.ts";
+import { githubRepository } from "./repository.ts";
 import * as S from "./schemas.ts";
 
 /** The Octokit surface the provider uses: `@octokit/rest` and Probot's client both have it. */
@@ -34,15 +36,6 @@ export interface GitHubOptions {
   url?: string;
   tokenSource?: string;
   maxRateLimitWaitMs?: number;
-}
-
-/** API base for a GitHub web or API URL. */
-export function githubApiUrl(url?: string): string {
-  if (!url) return "https://api.github.com";
-  const u = url.replace(/\/+$/, "");
-  if (/^https?:\/\/(www\.)?github\.com$/i.test(u)) return "https://api.github.com";
-  if (/\/api\/v3$/.test(u) || /^https?:\/\/api\.github\.com$/i.test(u)) return u;
-  return `${u}/api/v3`;
 }
 
 const PAGE = 100;
@@ -394,6 +387,7 @@ export const provider: ForgeProvider = {
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"],
   ownsHost: (host) => host === "github.com" || host.endsWith(".github.com"),
   runnerUrl: (env) => env.GITHUB_API_URL,
+  repository: (opts) => githubRepository(opts, provider),
   create: (opts) =>
     createGitHubForge({
       repo: opts.repo,

@@ -83,3 +83,18 @@ export const EnableAutoMerge = z.object({
     })
     .nullable(),
 });
+
+// components/schemas/full-repository (GET /repos/{owner}/{repo}) and repository (POST …/repos)
+export const Repository = z
+  .object({
+    clone_url: z.string(),
+    default_branch: z.string(),
+    private: z.boolean(),
+    size: z.number().optional(),
+    permissions: z.object({ push: z.boolean() }).loose().optional(),
+  })
+  .loose();
+export type Repository = z.infer<typeof Repository>;
+
+// components/schemas/private-user / public-user (GET /user)
+export const User = z.object({ login: z.string() }).loose();

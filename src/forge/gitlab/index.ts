@@ -21,6 +21,7 @@ import type {
   MergeMethod,
   PullRequest,
 } from "../types.ts";
+import { gitlabRepository } from "./repository.ts";
 import * as S from "./schemas.ts";
 
 export interface GitLabOptions {
@@ -131,11 +132,12 @@ class GitLabOps implements ForgeOps {
           if (!(err instanceof HttpFailure)) throw err;
           let message = err.message;
           try {
-            const parsed = JSON.parse(err.message) as { message?: unknown; error?: unknown };
+            const raw: unknown = JSON.parse(err.message);
+            const parsed = S.ErrorBody.parse(raw);
             message =
-              typeof parsed.message === "string" ? parsed.message : JSON.stringify(parsed.message ?? parsed);
+              typeof parsed.message === "string" ? parsed.message : JSON.stringify(parsed.message ?? raw);
           } catch {
-            // plain text body ("Retry later")
+            // plain text body ("Retry later"), or not an error object: the text is the message
           }
           throw classifyForgeFailure({
             forge: provider,
@@ -354,6 +356,8 @@ export const provider: ForgeProvider = {
     return scope ? { scope: scope.split(/\s+/).filter(Boolean).join("' or '") } : undefined;
   },
   tokenEnv: ["SHIPMATE_FORGE_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"],
+  nestedOwners: true,
+  repository: (opts) => gitlabRepository(opts, provider),
   ownsHost: (host) => host === "gitlab.com",
   create: (opts) =>
     createGitLabForge({

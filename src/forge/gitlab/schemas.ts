@@ -6,7 +6,7 @@
 import { z } from "zod";
 
 // GitLab REST: MergeRequestBasic / MergeRequest entities (doc/api/merge_requests.md)
-const User = z.object({ id: z.number(), username: z.string() }).loose();
+export const User = z.object({ id: z.number(), username: z.string() }).loose();
 export const MergeRequest = z
   .object({
     iid: z.number(),
@@ -31,3 +31,32 @@ export const CommitStatuses = z.array(
 );
 // doc/api/users.md, "List users" (username filter)
 export const Users = z.array(User);
+
+// Error bodies (doc/api/rest/troubleshooting.md): `{"message": "404 Project Not Found"}`, a field → errors
+// object for validation failures (`{"message": {"name": ["has already been taken"]}}`), or OAuth's
+// `{"error": "insufficient_scope", "error_description": …, "scope": "api"}`.
+export const ErrorBody = z
+  .object({
+    message: z.union([z.string(), z.array(z.string()), z.record(z.string(), z.unknown())]).optional(),
+    error: z.string().optional(),
+    error_description: z.string().optional(),
+    scope: z.string().optional(),
+  })
+  .loose();
+
+// doc/api/projects.md, "Get a single project" / "Create a project": the access levels of the token's
+// user (doc/api/access_requests.md: 30 Developer, 40 Maintainer, 50 Owner) under `permissions`.
+const Access = z.object({ access_level: z.number() }).loose().nullish();
+export const Project = z
+  .object({
+    http_url_to_repo: z.string(),
+    default_branch: z.string().nullish(),
+    empty_repo: z.boolean().optional(),
+    visibility: z.string(),
+    permissions: z.object({ project_access: Access, group_access: Access }).loose().optional(),
+  })
+  .loose();
+export type Project = z.infer<typeof Project>;
+
+// doc/api/namespaces.md, "Get details on a namespace": `kind` is "user" or "group"
+export const Namespace = z.object({ id: z.number(), kind: z.string(), full_path: z.string() }).loose();

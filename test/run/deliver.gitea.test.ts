@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMeta } from "../../src/forge/body.ts";
-import { deliverUpdateAsPullRequest, imageChangesFromUpdate } from "../../src/forge/deliver.ts";
 import { createGiteaForge } from "../../src/forge/gitea/index.ts";
+import { deliverUpdateAsPullRequest, imageChangesFromUpdate } from "../../src/run/deliver.ts";
 import { inputFromSets, parseSetFlag } from "../../src/update/selections.ts";
+import { TestClone } from "../forge/helpers.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
-import { TestClone } from "./helpers.ts";
 
 let gitea: GiteaServer;
 let repo: GiteaRepo;
