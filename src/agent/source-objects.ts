@@ -38,6 +38,7 @@ import {
   type StatusCondition,
 } from "./sources/handler.ts";
 import { SOURCE_HANDLERS } from "./sources/index.ts";
+import { failedConditions } from "./status.ts";
 
 export { gitRefOf, urlWithSecret } from "./sources/git.ts";
 export type { Resolution } from "./sources/handler.ts";
@@ -588,12 +589,8 @@ export class SourceManager {
           now,
         );
     } else {
-      conditions = removeCondition(conditions, "Reconciling");
-      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.error, ...g };
-      conditions = setCondition(conditions, { type: "Ready", ...failed }, now);
-      conditions = outcome.stalled
-        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, now)
-        : removeCondition(conditions, "Stalled");
+      const failure = { reason: outcome.reason, message: outcome.error, stalled: outcome.stalled };
+      conditions = failedConditions(conditions, failure, g, now);
     }
     next.conditions = conditions;
     if (canonicalJson(prev) === canonicalJson(next)) return;
