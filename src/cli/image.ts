@@ -95,7 +95,7 @@ export async function toggleImage(verb: "suspend" | "resume", argv: string[], io
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
     const at = await setSuspended(client, kind, namespace, name, verb === "suspend");
-    writeLine(io.stdout, `${verb}d ${kind} ${namespace}/${name}`);
+    writeLine(io.stdout, `${verb === "suspend" ? "suspended" : "resumed"} ${kind} ${namespace}/${name}`);
     // An ImagePolicy has no reconcile request of its own to answer: it follows its repository.
     if (verb === "suspend" || values["no-wait"] || kind === "ImagePolicy") return 0;
     const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);

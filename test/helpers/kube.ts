@@ -5,6 +5,7 @@
  * in-process agents made through the suite are removed and closed when the
  * file ends, with the API server. Registers its own beforeAll/afterAll.
  */
+import type { Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import type { Agent, AgentOptions } from "../../src/agent/agent.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
@@ -15,6 +16,7 @@ import {
   installFluxCrds,
   makeAgent,
   namespace,
+  silent,
 } from "../agent/helpers.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 
@@ -37,8 +39,8 @@ export interface KubeSuite {
   readonly client: KubeClient;
   /** A new fleet repository, removed at the end. */
   fleet(): FleetRepo;
-  /** An in-process agent for `repo` (test/agent/helpers.ts makeAgent), closed at the end. */
-  agent(repo: FleetRepo, name: string, extra?: Partial<AgentOptions>): Agent;
+  /** An in-process agent for `repo` (test/agent/helpers.ts makeAgent, silent unless `log`), closed at the end. */
+  agent(repo: FleetRepo, name: string, extra?: Partial<AgentOptions>, log?: Logger): Agent;
   /** A new fleet repository and its agent. */
   setup(name: string, extra?: Partial<AgentOptions>): { repo: FleetRepo; agent: Agent };
 }
@@ -64,8 +66,8 @@ export function kubeSuite(opts: KubeSuiteOptions): KubeSuite {
       repos.push(r);
       return r;
     },
-    agent(repo, name, extra = {}) {
-      const a = makeAgent(suite.kube, repo, { name, ...extra });
+    agent(repo, name, extra = {}, log = silent) {
+      const a = makeAgent(suite.kube, repo, { name, ...extra }, log);
       agents.push(a);
       return a;
     },

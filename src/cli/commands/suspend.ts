@@ -48,7 +48,10 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       try {
         const target = helm ? "HelmRelease" : "Kustomization";
         const at = await setSuspended(client, target, namespace, name, verb === "suspend");
-        writeLine(io.stdout, `${verb}d ${target} ${namespace}/${name}`);
+        writeLine(
+          io.stdout,
+          `${verb === "suspend" ? "suspended" : "resumed"} ${target} ${namespace}/${name}`,
+        );
         if (verb === "suspend" || values["no-wait"]) return 0;
         const handled = await waitHandled(client, target, namespace, name, at, timeoutMs);
         const lines = helm
