@@ -27,8 +27,8 @@ export interface KubeSuiteOptions {
   fluxCrds?: string[];
   /** The aggregated ClusterRoles (admin, edit, view) a controller-manager would fill. */
   aggregateRoles?: boolean;
-  /** Namespaces to create. */
-  namespaces?: string[];
+  /** Namespaces to create (with labels where given). */
+  namespaces?: (string | { name: string; labels: Record<string, string> })[];
   /** Other servers of the file, started at the same time as the API server. */
   alongside?: () => Promise<unknown>;
 }
@@ -82,8 +82,10 @@ export function kubeSuite(opts: KubeSuiteOptions): KubeSuite {
     if (opts.fluxCrds?.length) await installFluxCrds(client, opts.fluxCrds);
     if (opts.aggregateRoles) await aggregateClusterRoles(client);
     for (const ns of opts.namespaces ?? []) {
-      const res = await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace(ns) });
-      if (res.code !== 201) throw new Error(`namespace ${ns}: ${res.code} ${JSON.stringify(res.body)}`);
+      const { name, labels } = typeof ns === "string" ? { name: ns, labels: undefined } : ns;
+      const body = { ...namespace(name), metadata: { name, ...(labels ? { labels } : {}) } };
+      const res = await client.raw({ method: "POST", path: "/api/v1/namespaces", body });
+      if (res.code !== 201) throw new Error(`namespace ${name}: ${res.code} ${JSON.stringify(res.body)}`);
     }
   });
   afterAll(async () => {
