@@ -397,14 +397,23 @@ export async function applyFluxObject(
   return { action: same ? "unchanged" : "configured", requestedAt };
 }
 
-/** The GitRepository a Kustomization reads (its namespace unless the ref names one), or undefined. */
-export function gitSourceOf(ks: KustomizationObject): { namespace: string; name: string } | undefined {
+/** The source a Kustomization names, with Flux's defaulting (no namespace: the Kustomization's own). */
+export function sourceRefOf(ks: {
+  metadata: { namespace?: string | undefined };
+  spec?: Record<string, unknown> | undefined;
+}): { kind: string; namespace: string; name: string } | undefined {
   const ref = (ks.spec as { sourceRef?: { kind?: unknown; name?: unknown; namespace?: unknown } } | undefined)
     ?.sourceRef;
-  if (ref?.kind !== "GitRepository" || typeof ref.name !== "string") return undefined;
+  if (!ref || typeof ref.name !== "string" || typeof ref.kind !== "string") return undefined;
   const namespace =
     typeof ref.namespace === "string" && ref.namespace ? ref.namespace : ks.metadata.namespace;
-  return { namespace: namespace ?? "", name: ref.name };
+  return { kind: ref.kind, name: ref.name, namespace: namespace ?? "" };
+}
+
+/** The GitRepository a Kustomization reads, or undefined when it names another kind or none. */
+export function gitSourceOf(ks: KustomizationObject): { namespace: string; name: string } | undefined {
+  const ref = sourceRefOf(ks);
+  return ref?.kind === "GitRepository" ? { namespace: ref.namespace, name: ref.name } : undefined;
 }
 
 // Kustomizations: their own row (applied revision, object count) and the health report.

@@ -15,8 +15,10 @@ import {
   FLUX_KINDS,
   type FluxKind,
   type FluxObject,
+  gitSourceOf,
   objectPath,
   objectRowOf,
+  sourceRefOf,
 } from "../../src/kube/control.ts";
 import { KUSTOMIZATION_API_VERSION } from "../../src/kube/schema.ts";
 
@@ -170,5 +172,43 @@ describe("objectRowOf: the columns `flux get` shows per kind", () => {
     ],
   ])("%s", (_, kind, o, want) => {
     expect(objectRowOf(kind, o)).toMatchObject({ namespace: "ns", name: "a", ...want });
+  });
+});
+
+describe("sourceRefOf / gitSourceOf: the source a Kustomization reads, with Flux's defaulting", () => {
+  const ks = (sourceRef: unknown) =>
+    ({
+      apiVersion: "kustomize.toolkit.fluxcd.io/v1",
+      kind: "Kustomization",
+      metadata: { namespace: "apps", name: "web" },
+      spec: { sourceRef },
+    }) as const;
+  it.each([
+    [
+      "no namespace: the Kustomization's own",
+      { kind: "GitRepository", name: "r" },
+      { namespace: "apps", name: "r" },
+    ],
+    [
+      "a namespace named",
+      { kind: "GitRepository", name: "r", namespace: "src" },
+      { namespace: "src", name: "r" },
+    ],
+    [
+      "an empty namespace is none",
+      { kind: "GitRepository", name: "r", namespace: "" },
+      { namespace: "apps", name: "r" },
+    ],
+    ["another kind is no git source", { kind: "OCIRepository", name: "r" }, undefined],
+    ["no name is no source", { kind: "GitRepository" }, undefined],
+  ])("%s", (_, ref, want) => {
+    expect(gitSourceOf(ks(ref))).toEqual(want);
+  });
+  it("keeps the kind", () => {
+    expect(sourceRefOf(ks({ kind: "Bucket", name: "b" }))).toEqual({
+      kind: "Bucket",
+      name: "b",
+      namespace: "apps",
+    });
   });
 });
