@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
 import { apiError, type KubeClient } from "../kube/client.ts";
+import { sourceRefOf } from "../kube/control.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
 import {
   type Condition,
@@ -38,6 +39,7 @@ import {
   type StatusCondition,
 } from "./sources/handler.ts";
 import { SOURCE_HANDLERS } from "./sources/index.ts";
+import { failedConditions } from "./status.ts";
 
 export { gitRefOf, urlWithSecret } from "./sources/git.ts";
 export type { Resolution } from "./sources/handler.ts";
@@ -71,16 +73,6 @@ export function sourceWorkdir(workdir: string, kind: string, namespace: string, 
 /** `<Kind>/<namespace>/<name>`: sources of different kinds may share a name. */
 export const sourceKey = (kind: string, namespace: string, name: string): string =>
   `${kind}/${namespace}/${name}`;
-
-/** The source a Kustomization names, with Flux's defaulting (no namespace: the Kustomization's own). */
-export function sourceRefOf(ks: Pick<KustomizationObject, "metadata" | "spec">): SourceRef | undefined {
-  const ref = (ks.spec as { sourceRef?: { kind?: unknown; name?: unknown; namespace?: unknown } } | undefined)
-    ?.sourceRef;
-  if (!ref || typeof ref.name !== "string" || typeof ref.kind !== "string") return undefined;
-  const namespace =
-    typeof ref.namespace === "string" && ref.namespace ? ref.namespace : ks.metadata.namespace;
-  return { kind: ref.kind, name: ref.name, namespace: namespace ?? "" };
-}
 
 /** Why a source should be fetched now, or undefined when its last artifact still stands. */
 export function sourceDue(i: {
@@ -588,12 +580,8 @@ export class SourceManager {
           now,
         );
     } else {
-      conditions = removeCondition(conditions, "Reconciling");
-      const failed = { status: "False" as const, reason: outcome.reason, message: outcome.error, ...g };
-      conditions = setCondition(conditions, { type: "Ready", ...failed }, now);
-      conditions = outcome.stalled
-        ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, now)
-        : removeCondition(conditions, "Stalled");
+      const failure = { reason: outcome.reason, message: outcome.error, stalled: outcome.stalled };
+      conditions = failedConditions(conditions, failure, g, now);
     }
     next.conditions = conditions;
     if (canonicalJson(prev) === canonicalJson(next)) return;

@@ -27,6 +27,24 @@ export interface StatusObject {
 /** Flux's status time: seconds, no fraction. */
 export const statusTime = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
+/**
+ * A failed reconcile's conditions, as every Flux controller writes them:
+ * Ready=False with the reason, Stalled=True beside it when retrying cannot
+ * help (removed otherwise), Reconciling gone. `g` carries observedGeneration.
+ */
+export function failedConditions(
+  conditions: Condition[],
+  failure: { reason: string; message: string; stalled?: boolean | undefined },
+  g: { observedGeneration?: number },
+  time: string,
+): Condition[] {
+  const failed = { status: "False" as const, reason: failure.reason, message: failure.message, ...g };
+  const next = setCondition(removeCondition(conditions, "Reconciling"), { type: "Ready", ...failed }, time);
+  return failure.stalled
+    ? setCondition(next, { type: "Stalled", ...failed, status: "True" }, time)
+    : removeCondition(next, "Stalled");
+}
+
 /** The status `outcome` gives `obj` (pure), or undefined when it is the status it has. */
 export function nextStatus(
   obj: StatusObject,
@@ -38,15 +56,11 @@ export function nextStatus(
   const prev = obj.status ?? {};
   const g = obj.metadata.generation === undefined ? {} : { observedGeneration: obj.metadata.generation };
   const requestedAt = opts.handlesRequests ? obj.metadata.annotations?.[REQUESTED_AT_ANNOTATION] : undefined;
-  let conditions = removeCondition(prev.conditions ?? [], "Reconciling");
+  let conditions = prev.conditions ?? [];
   if (outcome.reason) {
-    const failed = { status: "False" as const, reason: outcome.reason, message: outcome.message, ...g };
-    conditions = setCondition(conditions, { type: "Ready", ...failed }, time);
-    conditions = outcome.stalled
-      ? setCondition(conditions, { type: "Stalled", ...failed, status: "True" }, time)
-      : removeCondition(conditions, "Stalled");
+    conditions = failedConditions(conditions, { ...outcome, reason: outcome.reason }, g, time);
   } else {
-    conditions = removeCondition(conditions, "Stalled");
+    conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
     conditions = setCondition(
       conditions,
       { type: "Ready", status: "True", reason: "Succeeded", message: outcome.message, ...g },

@@ -11,7 +11,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KustomizationRow } from "../agent/control.ts";
 import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
 import { ClusterError, UsageError } from "../errors.ts";
@@ -21,9 +20,9 @@ import type { ForgeKind } from "../forge/types.ts";
 import { checkBranchName, type Identity } from "../git/workspace.ts";
 import type { Change } from "../kube/apply.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { type KustomizationRow, requestReconcile, waitReadyAt } from "../kube/control.ts";
 import { SHIPMATE_VERSION } from "../scaffold/scaffold.ts";
 import { commitClusterFolder } from "./commit.ts";
-import { requestReconcile, waitReadyAt } from "./control.ts";
 import { installAgent, preflightCluster } from "./install.ts";
 import { AGENT_NAMESPACE, agentFiles, checkClusterPath, ROOT_NAME } from "./layout.ts";
 import { repositoryHost } from "./repository.ts";

@@ -1,22 +1,18 @@
 /**
  * GitRepository and Kustomization objects as `flux create source git` and
  * `flux create kustomization` make them: built from checked flags (pure),
- * printed as YAML for git (`--export`), or written straight to the cluster
- * (create, or update in place), and a source URL checked with `git
- * ls-remote` before anything points at it.
+ * printed as YAML for git (`--export`) or written straight to the cluster
+ * (src/kube/control.ts `applyFluxObject`), and a source URL checked with
+ * `git ls-remote` before anything points at it.
  */
 import { execFile } from "node:child_process";
 import { posix } from "node:path";
 import { stringify } from "yaml";
 import { type GitRef, pickSemverTag } from "../agent/git-source.ts";
-import { helmPath } from "../agent/helm/control.ts";
-import { ksPath } from "../agent/reconciler.ts";
-import { gitRepositoryPath } from "../agent/source-objects.ts";
 import { DNS1123_LABEL } from "../config/fleet.ts";
-import { ClusterError, GitError, redact, UsageError } from "../errors.ts";
-import { apiError, type KubeClient } from "../kube/client.ts";
-import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../kube/objects.ts";
-import { Duration, KUSTOMIZATION_API_VERSION, KubeObject, SOURCE_API_VERSION } from "../kube/schema.ts";
+import { GitError, redact, UsageError } from "../errors.ts";
+import type { KubeObject } from "../kube/schema.ts";
+import { Duration, KUSTOMIZATION_API_VERSION, SOURCE_API_VERSION } from "../kube/schema.ts";
 
 /** Kubernetes object names (DNS-1123 subdomain, RFC 1123), as both kinds require. */
 const OBJECT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -224,64 +220,4 @@ export async function verifyGitSource(
         : `no tag of ${redact(url)} matches semver range "${ref.semver}"`,
     );
   return { commit, name: tag };
-}
-
-export type ApplyAction = "created" | "configured" | "unchanged";
-
-export interface Applied {
-  action: ApplyAction;
-  /** The `reconcile.fluxcd.io/requestedAt` written with it, to wait for. */
-  requestedAt: string;
-}
-
-/**
- * Creates the object, or replaces its spec in place (an Update, as `flux
- * create` does, so the agent can take it over from git later without a
- * server-side apply conflict); either way a reconcile is requested.
- */
-export async function applyFluxObject(
-  client: KubeClient,
-  obj: KubeObject,
-  now = new Date(),
-): Promise<Applied> {
-  const ns = obj.metadata.namespace ?? "";
-  const name = obj.metadata.name ?? "";
-  const path =
-    obj.kind === "GitRepository"
-      ? gitRepositoryPath(ns, name)
-      : obj.kind === "HelmRepository" || obj.kind === "HelmRelease"
-        ? helmPath(obj.kind, ns, name)
-        : ksPath(ns, name);
-  const what = `${obj.kind} ${ns}/${name}`;
-  const requestedAt = now.toISOString();
-  const requested = { [REQUESTED_AT_ANNOTATION]: requestedAt };
-  const res = await client.raw({ method: "GET", path });
-  if (res.code === 404) {
-    const body = { ...obj, metadata: { ...obj.metadata, annotations: requested } };
-    const created = await client.raw({
-      method: "POST",
-      path: path.replace(/\/[^/]+$/, ""),
-      query: { fieldManager: "shipmate-cli" },
-      body,
-    });
-    if (created.code === 404)
-      throw new ClusterError(
-        `${what}: the cluster does not serve ${obj.kind} objects; install the agent first (shipmate bootstrap)`,
-      );
-    if (created.code < 200 || created.code > 299)
-      throw apiError(`create ${what}`, created.code, created.body);
-    return { action: "created", requestedAt };
-  }
-  if (res.code !== 200) throw apiError(what, res.code, res.body);
-  const live = KubeObject.parse(res.body);
-  const same =
-    canonicalJson((live as { spec?: unknown }).spec) === canonicalJson((obj as { spec?: unknown }).spec);
-  const body = {
-    ...live,
-    metadata: { ...live.metadata, annotations: { ...live.metadata.annotations, ...requested } },
-    spec: (obj as { spec?: unknown }).spec,
-  };
-  const put = await client.raw({ method: "PUT", path, query: { fieldManager: "shipmate-cli" }, body });
-  if (put.code < 200 || put.code > 299) throw apiError(`update ${what}`, put.code, put.body);
-  return { action: same ? "unchanged" : "configured", requestedAt };
 }

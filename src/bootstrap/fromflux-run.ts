@@ -16,7 +16,6 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { KustomizationRow } from "../agent/control.ts";
 import { listFluxControllers, refusal } from "../agent/fluxguard.ts";
 import { findKustomize } from "../agent/render.ts";
 import { ClusterError, ForgeError, UsageError } from "../errors.ts";
@@ -25,11 +24,11 @@ import { PROVIDERS } from "../forge/index.ts";
 import { checkBranchName } from "../git/workspace.ts";
 import type { Change } from "../kube/apply.ts";
 import { apiError, KubeClient as Client, type KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { getKustomization, type KustomizationRow, requestReconcile, waitReadyAt } from "../kube/control.ts";
 import { KUSTOMIZATION_API_VERSION, KubeList, KustomizationObject } from "../kube/schema.ts";
 import { SHIPMATE_VERSION } from "../scaffold/scaffold.ts";
 import type { BootstrapOptions } from "./bootstrap.ts";
 import { commitClusterFolder, readBranch } from "./commit.ts";
-import { getKustomization, requestReconcile, waitReadyAt } from "./control.ts";
 import {
   type ClusterFacts,
   COMPONENTS_FILE,

@@ -5,14 +5,6 @@
  * requests the agent answers (`--image-automation`), waited on.
  */
 
-import {
-  applyImageObject,
-  formatImageRows,
-  type ImageKind,
-  requestImageReconcile,
-  setImageSuspended,
-  waitImageHandled,
-} from "../agent/images/control.ts";
 import { IMAGE_API_VERSION } from "../agent/images/spec.ts";
 import {
   checkInterval,
@@ -23,6 +15,14 @@ import {
 } from "../bootstrap/flux.ts";
 import { UsageError } from "../errors.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import {
+  applyFluxObject,
+  formatObjectRows,
+  objectRowOf,
+  requestReconcile,
+  setSuspended,
+  waitHandled,
+} from "../kube/control.ts";
 import { parseReference } from "../registry/index.ts";
 import { durationMs, parseFlags } from "./args.ts";
 import { type CliIO, writeLine } from "./io.ts";
@@ -33,6 +33,7 @@ const TYPES: Record<string, ImageKind> = {
   update: "ImageUpdateAutomation",
 };
 const DEFAULT_NS = "flux-system";
+type ImageKind = "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation";
 
 export const IMAGE_CREATE_USAGE = `shipmate create image repository NAME --image IMAGE [--interval 1m] [--secret-ref NAME]
        [--cert-ref NAME] [--timeout D] [--provider generic]
@@ -66,16 +67,10 @@ export async function reconcileImage(argv: string[], io: CliIO): Promise<number>
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
     writeLine(io.stdout, `► annotating ${kind} ${namespace}/${name}`);
-    const at = await requestImageReconcile(client, kind, namespace, name);
-    const row = await waitImageHandled(
-      client,
-      kind,
-      namespace,
-      name,
-      at,
-      durationMs(values.timeout, "--timeout", 300_000),
-    );
-    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    const at = await requestReconcile(client, kind, namespace, name);
+    const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
+    const row = objectRowOf(kind, await waitHandled(client, kind, namespace, name, at, timeoutMs));
+    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();
@@ -99,19 +94,13 @@ export async function toggleImage(verb: "suspend" | "resume", argv: string[], io
   const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
-    const at = await setImageSuspended(client, kind, namespace, name, verb === "suspend");
-    writeLine(io.stdout, `${verb}d ${kind} ${namespace}/${name}`);
+    const at = await setSuspended(client, kind, namespace, name, verb === "suspend");
+    writeLine(io.stdout, `${verb === "suspend" ? "suspended" : "resumed"} ${kind} ${namespace}/${name}`);
     // An ImagePolicy has no reconcile request of its own to answer: it follows its repository.
     if (verb === "suspend" || values["no-wait"] || kind === "ImagePolicy") return 0;
-    const row = await waitImageHandled(
-      client,
-      kind,
-      namespace,
-      name,
-      at,
-      durationMs(values.timeout, "--timeout", 300_000),
-    );
-    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
+    const row = objectRowOf(kind, await waitHandled(client, kind, namespace, name, at, timeoutMs));
+    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();
@@ -280,18 +269,13 @@ export async function createImage(argv: string[], io: CliIO): Promise<number> {
   }
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
-    const { action, requestedAt } = await applyImageObject(client, obj);
+    const { action, requestedAt } = await applyFluxObject(client, obj);
     writeLine(io.stdout, `${kind} ${namespace}/${name} ${action}`);
     if (values["no-wait"] || kind === "ImagePolicy") return 0;
-    const row = await waitImageHandled(
-      client,
-      kind,
-      namespace,
-      name,
-      requestedAt,
-      kind === "ImageRepository" ? 120_000 : durationMs(values.timeout, "--timeout", 120_000),
-    );
-    for (const line of formatImageRows([row])) writeLine(io.stdout, line);
+    const timeoutMs = kind === "ImageRepository" ? 120_000 : durationMs(values.timeout, "--timeout", 120_000);
+    const handled = await waitHandled(client, kind, namespace, name, requestedAt, timeoutMs);
+    const row = objectRowOf(kind, handled);
+    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();

@@ -9,8 +9,6 @@
  * functions (what `shipmate reconcile|suspend|resume` run).
  */
 import type { Logger } from "pino";
-import { resume, suspend } from "../agent/control.ts";
-import { requestReconcile } from "../bootstrap/control.ts";
 import { type Fleet, loadFleet } from "../config/fleet.ts";
 import { loadRunPolicies } from "../config/policy-set.ts";
 import { describeError } from "../errors.ts";
@@ -18,6 +16,7 @@ import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
 import { BOT_PREFIX } from "../forge/propose.ts";
 import type { CommitChecks, Forge, PullRequest } from "../forge/types.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { requestReconcile, setSuspended as setObjectSuspended } from "../kube/control.ts";
 import type { SelectionPolicy } from "../policy/types.ts";
 import { type PromoteResult, runPromotion } from "../promote/index.ts";
 import type { EnvTree } from "../promote/plan.ts";
@@ -332,8 +331,7 @@ export class Dashboard {
   }
 
   async setSuspended(namespace: string, name: string, suspended: boolean): Promise<void> {
-    if (suspended) await suspend(this.client(), namespace, name);
-    else await resume(this.client(), namespace, name);
+    await setObjectSuspended(this.client(), "Kustomization", namespace, name, suspended);
   }
 
   async close(): Promise<void> {

@@ -80,7 +80,7 @@ export interface ConformanceEvidence {
   link?: string;
 }
 
-/** The agent's health report, as src/agent/control.ts `healthReport` returns it (subset read here). */
+/** The agent's health report, as src/kube/control.ts `healthReport` returns it (subset read here). */
 export interface HealthEvidence {
   healthy: boolean;
   /** Whether every Kustomization applied the source commit. */

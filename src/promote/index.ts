@@ -11,7 +11,6 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { healthReport, healthyAt } from "../agent/control.ts";
 import {
   FLEET_FILE,
   type Fleet,
@@ -28,6 +27,7 @@ import type { Forge, ImageChange, MergeMethod, PullRequest } from "../forge/type
 import { deliver } from "../git/deliver.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { healthReport, healthyAt } from "../kube/control.ts";
 import { notifyRun, promoteEvents, type RunNotifications } from "../notify/run.ts";
 import { readTree, writeUpdates } from "../update/fs.ts";
 import { clientFor, declaredCanaries, readCanaries } from "./canary.ts";

@@ -5,27 +5,18 @@
  * from those. A fixture fleet of our own in that layout, synced by the
  * agent's `--once` against a real kube-apiserver.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
-import { type ApiJson, adminClient, configMap, FleetRepo, getObject, namespace } from "./helpers.ts";
+import { kubeSuite } from "../helpers/kube.ts";
+import { type ApiJson, configMap, FleetRepo, getObject, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let repo: FleetRepo;
 
-beforeAll(async () => {
-  kube = await startKube({ name: "artgen" });
-  client = adminClient(kube);
-  repo = FleetRepo.create();
-});
-afterAll(async () => {
-  client?.close();
-  repo?.remove();
-  await kube?.stop();
+const k = kubeSuite({ name: "artgen" });
+beforeAll(() => {
+  repo = k.fleet();
 });
 
 const ks = (name: string, spec: Record<string, unknown>) => ({
@@ -138,7 +129,7 @@ async function once(): Promise<ApiJson> {
     "--namespace",
     "flux-system",
     "--kubeconfig",
-    kube.kubeconfig,
+    k.kube.kubeconfig,
     "--workdir",
     `${repo.root}/agent-${Math.random().toString(36).slice(2)}`,
     "--no-leader-elect",
@@ -148,7 +139,7 @@ async function once(): Promise<ApiJson> {
 }
 
 const ea = (name: string) =>
-  getObject(client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/externalartifacts/${name}`);
+  getObject(k.client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/externalartifacts/${name}`);
 const ready = (obj: ApiJson | undefined) =>
   (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === "Ready");
 
@@ -167,7 +158,7 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
     );
 
     const gen = await getObject(
-      client,
+      k.client,
       "/apis/source.extensions.fluxcd.io/v1beta1/namespaces/flux-system/artifactgenerators/flux-system",
     );
     expect(ready(gen)).toMatchObject({
@@ -192,19 +183,19 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
 
     // Every object applied, from the artifacts (the test overlay patched the base, the Kustomization patched infra).
     expect(
-      (await getObject(client, "/api/v1/namespaces/ag-infra/configmaps/controller-settings"))?.data,
+      (await getObject(k.client, "/api/v1/namespaces/ag-infra/configmaps/controller-settings"))?.data,
     ).toEqual({
       replicas: "2",
     });
-    expect((await getObject(client, "/api/v1/namespaces/ag-infra/configmaps/issuer"))?.data).toEqual({
+    expect((await getObject(k.client, "/api/v1/namespaces/ag-infra/configmaps/issuer"))?.data).toEqual({
       tier: "test",
     });
-    expect((await getObject(client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
+    expect((await getObject(k.client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
       color: "green",
     });
-    expect(await getObject(client, "/api/v1/namespaces/ag-infra/configmaps/draft")).toBeUndefined();
+    expect(await getObject(k.client, "/api/v1/namespaces/ag-infra/configmaps/draft")).toBeUndefined();
     const appsKs = await getObject(
-      client,
+      k.client,
       "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps",
     );
     expect(appsKs?.status.lastAppliedRevision).toBe((await ea("apps"))?.status.artifact.revision);
@@ -226,12 +217,12 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
     expect((await ea("infrastructure"))?.status.artifact.revision).toBe(art.revision);
     const appsAfter = (await ea("apps"))?.status.artifact;
     expect(appsAfter.revision).not.toBe(appsBefore.revision);
-    expect((await getObject(client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
+    expect((await getObject(k.client, "/api/v1/namespaces/ag-demo/configmaps/demo"))?.data).toEqual({
       color: "red",
     });
 
     // An ExternalArtifact deleted behind the generator's back is made again, with the same revision.
-    await client.raw({
+    await k.client.raw({
       method: "DELETE",
       path: "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/externalartifacts/infrastructure",
     });
@@ -281,14 +272,14 @@ describe("ArtifactGenerator and ExternalArtifact, in the Flux 2.7 example's layo
           "--namespace",
           "flux-system",
           "--kubeconfig",
-          kube.kubeconfig,
+          k.kube.kubeconfig,
           "--workdir",
           `${fleet.root}/agent`,
           "--no-leader-elect",
         ]);
         const pass = JSON.parse(res.stdout) as ApiJson;
         expect(pass.reconciled.find((k: ApiJson) => k.name === "ignore-extra")?.ready).toBe(true);
-        const cm = (name: string) => getObject(client, `/api/v1/namespaces/ag-ignore/configmaps/${name}`);
+        const cm = (name: string) => getObject(k.client, `/api/v1/namespaces/ag-ignore/configmaps/${name}`);
         expect(await cm("app")).toBeDefined();
         expect(await cm("kept")).toBeDefined();
         expect(await cm("local")).toBeUndefined();

@@ -10,16 +10,13 @@
  */
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { installFlaggerCrds } from "../infra/flagger.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type Receiver, startReceiver } from "../notify/receiver.ts";
 import {
   type ApiJson,
-  adminClient,
-  FleetRepo,
+  type FleetRepo,
   getObject,
-  installFluxCrds,
   ksStatus,
   makeAgent,
   namespace,
@@ -29,30 +26,26 @@ import {
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let receiver: Receiver;
 let fleet: FleetRepo;
 
+const k = kubeSuite({
+  name: "canaryev",
+  fluxCrds: ["notification.toolkit.fluxcd.io_providers.yaml", "notification.toolkit.fluxcd.io_alerts.yaml"],
+  alongside: async () => {
+    receiver = await startReceiver();
+  },
+});
+beforeAll(async () => {
+  await installFlaggerCrds(k.client);
+  fleet = k.fleet();
+});
+afterAll(async () => {
+  await receiver?.close();
+});
+
 const NS = "shipmate-system";
 const CANARY = "/apis/flagger.app/v1beta1/namespaces/apps/canaries/web";
-
-beforeAll(async () => {
-  [kube, receiver] = await Promise.all([startKube({ name: "canaryev" }), startReceiver()]);
-  client = adminClient(kube);
-  await installFluxCrds(client, [
-    "notification.toolkit.fluxcd.io_providers.yaml",
-    "notification.toolkit.fluxcd.io_alerts.yaml",
-  ]);
-  await installFlaggerCrds(client);
-  fleet = FleetRepo.create();
-});
-
-afterAll(async () => {
-  client?.close();
-  fleet?.remove();
-  await Promise.all([kube?.stop(), receiver?.close()]);
-});
 
 const canary = {
   apiVersion: "flagger.app/v1beta1",
@@ -71,7 +64,7 @@ async function setPhase(phase: string, message: string, failedChecks = 0): Promi
   const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const status = phase === "Succeeded" ? "True" : phase === "Failed" ? "False" : "Unknown";
   await patchObject(
-    client,
+    k.client,
     `${CANARY}/status`,
     {
       status: {
@@ -91,7 +84,7 @@ async function setPhase(phase: string, message: string, failedChecks = 0): Promi
 
 async function ksEvents(reason: string): Promise<ApiJson[]> {
   const list = await getObject(
-    client,
+    k.client,
     `/api/v1/namespaces/${NS}/events?fieldSelector=involvedObject.kind%3DKustomization,involvedObject.name%3Dfleet,reason%3D${reason}`,
   );
   return list?.items ?? [];
@@ -123,7 +116,7 @@ describe("the agent reports a Canary's outcome on the Kustomization that applied
     // The agent's warnings, kept (makeAgent's logger is silent).
     const warnings: string[] = [];
     const agent = makeAgent(
-      kube,
+      k.kube,
       fleet,
       {},
       pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line).msg) }),
@@ -139,7 +132,7 @@ describe("the agent reports a Canary's outcome on the Kustomization that applied
     };
     try {
       await waitFor(async () =>
-        (await ksStatus(client, "fleet")).inventory.some((e) => e.id === "apps_web_flagger.app_Canary")
+        (await ksStatus(k.client, "fleet")).inventory.some((e) => e.id === "apps_web_flagger.app_Canary")
           ? true
           : undefined,
       );
@@ -184,14 +177,14 @@ describe("the agent reports a Canary's outcome on the Kustomization that applied
 
       // Flagger's CRDs removed: one log line, however many passes, and the Kustomization stays Ready.
       expect(warnings.filter((w) => w.startsWith("Canaries"))).toEqual([]);
-      const crd = await client.raw({
+      const crd = await k.client.raw({
         method: "DELETE",
         path: "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/canaries.flagger.app",
       });
       expect(crd.code).toBe(200);
       await waitFor(async () =>
-        (await client.raw({ method: "GET", path: CANARY })).code === 404 &&
-        (await client.raw({ method: "GET", path: "/apis/flagger.app/v1beta1/canaries" })).code === 404
+        (await k.client.raw({ method: "GET", path: CANARY })).code === 404 &&
+        (await k.client.raw({ method: "GET", path: "/apis/flagger.app/v1beta1/canaries" })).code === 404
           ? true
           : undefined,
       );
@@ -201,7 +194,7 @@ describe("the agent reports a Canary's outcome on the Kustomization that applied
       expect(warnings.filter((w) => w.startsWith("Canaries"))).toEqual([
         "Canaries not reported: the flagger.app Canary kind is not served (Flagger's CRDs are not installed)",
       ]);
-      expect((await ksStatus(client, "fleet")).ready?.status).toBe("True");
+      expect((await ksStatus(k.client, "fleet")).ready?.status).toBe("True");
     } finally {
       stop.abort();
       await running;

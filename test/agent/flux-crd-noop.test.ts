@@ -4,34 +4,19 @@
  * steady pass still costs no dry run and no write: the agent remembers the
  * hashes of its last apply while it runs (./src/agent/reconciler.ts).
  */
-import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { expect, it, vi } from "vitest";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
-import {
-  adminClient,
-  configMap,
-  FleetRepo,
-  getObject,
-  installFluxCrds,
-  makeAgent,
-  namespace,
-} from "./helpers.ts";
+import { kubeSuite } from "../helpers/kube.ts";
+import { configMap, FleetRepo, getObject, makeAgent, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-beforeAll(async () => {
-  kube = await startKube({ name: "fluxcrd" });
-  client = adminClient(kube);
-  await installFluxCrds(client, [
+const k = kubeSuite({
+  name: "fluxcrd",
+  fluxCrds: [
     "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
     "source.toolkit.fluxcd.io_gitrepositories.yaml",
-  ]);
-});
-afterAll(async () => {
-  client?.close();
-  await kube?.stop();
+  ],
 });
 
 it("a steady pass under Flux's CRD makes no dry run and no write", async () => {
@@ -43,13 +28,13 @@ it("a steady pass under Flux's CRD makes no dry run and no write", async () => {
         ...Array.from({ length: 20 }, (_, i) => configMap(`c${i}`, "fc-a", { i: String(i) })),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "fc" });
+    const agent = makeAgent(k.kube, repo, { name: "fc" });
     try {
       const first = await agent.once();
       expect(first.reconciled[0]?.ready).toBe(true);
       // The CRD is Flux's: the hashes did not survive in status.
       const ks = await getObject(
-        client,
+        k.client,
         "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations/fc",
       );
       const entries = ks?.status?.inventory?.entries as { id: string; h?: string }[];
@@ -64,14 +49,14 @@ it("a steady pass under Flux's CRD makes no dry run and no write", async () => {
       expect(counts.writes - before.writes).toBe(0);
 
       // Drift is still seen: a changed owned field costs that object's dry run and its write.
-      await client.raw({
+      await k.client.raw({
         method: "PATCH",
         path: "/api/v1/namespaces/fc-a/configmaps/c3",
         contentType: "application/merge-patch+json",
         body: { data: { i: "drifted" } },
       });
       await agent.pass(new AbortController().signal, true);
-      expect((await getObject(client, "/api/v1/namespaces/fc-a/configmaps/c3"))?.data.i).toBe("3");
+      expect((await getObject(k.client, "/api/v1/namespaces/fc-a/configmaps/c3"))?.data.i).toBe("3");
     } finally {
       agent.close();
     }

@@ -10,13 +10,11 @@
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { git, seedBare, tempDir, writeFiles } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   type ApiJson,
-  adminClient,
   configMap,
   FleetRepo,
   getObject,
@@ -28,26 +26,20 @@ import {
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let fleet: FleetRepo;
 let signer: GpgSigner;
 const roots: string[] = [];
-const never = new AbortController().signal;
 
-beforeAll(async () => {
-  kube = await startKube({ name: "gitfields" });
-  client = adminClient(kube);
-  fleet = FleetRepo.create();
+const k = kubeSuite({ name: "gitfields" });
+beforeAll(() => {
+  fleet = k.fleet();
   signer = gpgSigner("Release Bot", "release@example.test");
 });
-afterAll(async () => {
-  client?.close();
-  fleet?.remove();
+afterAll(() => {
   signer?.remove();
   for (const r of roots) rmSync(r, { recursive: true, force: true });
-  await kube?.stop();
 });
+const never = new AbortController().signal;
 
 const yaml = (...docs: object[]) => docs.map((d) => JSON.stringify(d)).join("\n---\n");
 
@@ -81,7 +73,7 @@ const gitRepo = (name: string, spec: Record<string, unknown>) => ({
 
 async function source(name: string): Promise<ApiJson> {
   const obj = await getObject(
-    client,
+    k.client,
     `/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/gitrepositories/${name}`,
   );
   if (!obj) throw new Error(`GitRepository ${name} not found`);
@@ -89,7 +81,7 @@ async function source(name: string): Promise<ApiJson> {
 }
 const cond = (obj: ApiJson, type: string) =>
   (obj.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-const cm = (name: string) => getObject(client, `/api/v1/namespaces/t-gf/configmaps/${name}`);
+const cm = (name: string) => getObject(k.client, `/api/v1/namespaces/t-gf/configmaps/${name}`);
 
 describe("GitRepository include, sparseCheckout and verify, synced by the agent", () => {
   let agent: Agent;
@@ -134,11 +126,11 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
         }),
       ],
     });
-    agent = makeAgent(kube, fleet, { name: "t-gf" });
+    agent = makeAgent(k.kube, fleet, { name: "t-gf" });
     await agent.once();
 
     // Sparse: only deploy/ (and what the include put there) was rendered.
-    expect((await ksStatus(client, "t-gf-app")).ready).toMatchObject({ status: "True" });
+    expect((await ksStatus(k.client, "t-gf-app")).ready).toMatchObject({ status: "True" });
     expect((await cm("app"))?.data).toEqual({ v: "1" });
     expect((await cm("lib"))?.data).toEqual({ v: "1" });
     expect(await cm("other")).toBeUndefined();
@@ -163,7 +155,7 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
       message: `signature verification of commit '${app.head()}' failed: the commit is not signed`,
     });
     expect(s.status.artifact ?? undefined).toBeUndefined();
-    expect((await ksStatus(client, "t-gf-signed")).ready).toMatchObject({ status: "False" });
+    expect((await ksStatus(k.client, "t-gf-signed")).ready).toMatchObject({ status: "False" });
     expect(await cm("signed")).toBeUndefined();
 
     for (const name of ["t-gf-loop-a", "t-gf-loop-b"]) {
@@ -233,13 +225,13 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
         },
       ],
     ] as const) {
-      const res = await client.raw({ method: "POST", path, body });
+      const res = await k.client.raw({ method: "POST", path, body });
       expect(res.code).toBe(201);
     }
-    const rootAgent = makeAgent(kube, repo, { name: "t-gfroot" });
+    const rootAgent = makeAgent(k.kube, repo, { name: "t-gfroot" });
     const failed = await rootAgent.pass(never, true);
     expect(failed.sourceError).toContain("signature verification of commit");
-    expect(await getObject(client, "/api/v1/namespaces/t-gfroot/configmaps/fleet")).toBeUndefined();
+    expect(await getObject(k.client, "/api/v1/namespaces/t-gfroot/configmaps/fleet")).toBeUndefined();
     const s = await source("t-gfroot");
     expect(cond(s, "Ready")).toMatchObject({ status: "False", reason: "InvalidCommitSignature" });
     expect(cond(s, "SourceVerified")).toMatchObject({ status: "False", reason: "InvalidCommitSignature" });
@@ -257,7 +249,7 @@ describe("GitRepository include, sparseCheckout and verify, synced by the agent"
     const signed = git(repo.work, ["rev-parse", "HEAD"]).trim();
     const ok = await rootAgent.pass(never, true);
     expect(ok.sourceError).toBeUndefined();
-    expect((await getObject(client, "/api/v1/namespaces/t-gfroot/configmaps/fleet"))?.data).toEqual({
+    expect((await getObject(k.client, "/api/v1/namespaces/t-gfroot/configmaps/fleet"))?.data).toEqual({
       v: "1",
     });
     const s2 = await source("t-gfroot");

@@ -6,54 +6,33 @@
  * cases (a missing source, a URL that does not resolve).
  */
 import { execFileSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { afterAll, describe, expect, it } from "vitest";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type GitHttpServer, startGitHttpServer } from "../infra/git.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import {
   type ApiJson,
-  adminClient,
   configMap,
-  FleetRepo,
+  type FleetRepo,
   getObject,
   ksStatus,
   kustomization,
-  makeAgent,
   namespace,
   patchObject,
 } from "./helpers.ts";
 
-let kube: KubeCluster;
-let client: KubeClient;
 let http: GitHttpServer;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
-const never = new AbortController().signal;
-
-beforeAll(async () => {
-  kube = await startKube({ name: "sources" });
-  client = adminClient(kube);
-  http = await startGitHttpServer({ user: "reader", password: "app-repo-password-42" });
-}, 120_000);
+const k = kubeSuite({
+  name: "sources",
+  alongside: async () => {
+    http = await startGitHttpServer({ user: "reader", password: "app-repo-password-42" });
+  },
+});
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   await http?.close();
-  await kube?.stop();
 });
 
-function repo(): FleetRepo {
-  const r = FleetRepo.create();
-  repos.push(r);
-  return r;
-}
-function agentFor(fleet: FleetRepo, name: string): Agent {
-  const a = makeAgent(kube, fleet, { name });
-  agents.push(a);
-  return a;
-}
+const never = new AbortController().signal;
+
 function tag(r: FleetRepo, name: string): void {
   execFileSync("git", ["tag", name], { cwd: r.work });
   execFileSync("git", ["push", "-q", r.bare, `refs/tags/${name}`], { cwd: r.work });
@@ -72,7 +51,7 @@ const gitRepoPath = (name: string) =>
 async function sourceStatus(
   name: string,
 ): Promise<{ obj: ApiJson | undefined; ready: ApiJson | undefined; stalled: ApiJson | undefined }> {
-  const obj = await getObject(client, gitRepoPath(name));
+  const obj = await getObject(k.client, gitRepoPath(name));
   const conditions: { type: string }[] = obj?.status?.conditions ?? [];
   return {
     obj,
@@ -83,7 +62,7 @@ async function sourceStatus(
 
 /** An application repository with its own kustomize folder, like podinfo's. */
 function appRepo(ns: string, data: Record<string, string>): { app: FleetRepo; commit: string } {
-  const app = repo();
+  const app = k.fleet();
   const commit = app.commit({
     "kustomize/kustomization.yaml": "resources:\n  - config.yaml\n",
     "kustomize/config.yaml": [configMap("settings", ns, data)],
@@ -95,7 +74,7 @@ function appRepo(ns: string, data: Record<string, string>): { app: FleetRepo; co
 describe("Kustomizations reading another GitRepository", () => {
   it("renders from the app repository's branch; both objects report the app's revision", async () => {
     const { app, commit } = appRepo("s-branch", { v: "1" });
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/ns.yaml": [namespace("s-branch")],
       "clusters/test/app.yaml": [
@@ -106,13 +85,13 @@ describe("Kustomizations reading another GitRepository", () => {
         }),
       ],
     });
-    const agent = agentFor(fleet, "s-branch");
+    const agent = k.agent(fleet, "s-branch");
     const first = await agent.once();
     expect(first.reconciled.map((k) => [k.name, k.ready, k.revision])).toEqual([
       ["s-branch", true, first.revision],
       ["s-branch-app", true, `main@sha1:${commit}`],
     ]);
-    expect((await getObject(client, cm("s-branch", "settings")))?.data).toEqual({ v: "1" });
+    expect((await getObject(k.client, cm("s-branch", "settings")))?.data).toEqual({ v: "1" });
     const src = await sourceStatus("s-branch-app");
     expect(src.ready).toMatchObject({ status: "True", reason: "Succeeded" });
     expect(src.obj?.status.artifact.revision).toBe(`main@sha1:${commit}`);
@@ -125,22 +104,24 @@ describe("Kustomizations reading another GitRepository", () => {
       "kustomize/config.yaml": null,
       "kustomize/other.yaml": [configMap("other", "s-branch", { v: "2" })],
     });
-    await patchObject(client, gitRepoPath("s-branch-app"), {
+    await patchObject(k.client, gitRepoPath("s-branch-app"), {
       metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "first" } },
     });
     await agent.pass(never);
     const after = await sourceStatus("s-branch-app");
     expect(after.obj?.status.artifact.revision).toBe(`main@sha1:${next}`);
     expect(after.obj?.status.lastHandledReconcileAt).toBe("first");
-    expect((await ksStatus(client, "s-branch-app")).ks?.status.lastAppliedRevision).toBe(`main@sha1:${next}`);
-    expect(await getObject(client, cm("s-branch", "settings"))).toBeUndefined();
-    expect((await getObject(client, cm("s-branch", "other")))?.data).toEqual({ v: "2" });
+    expect((await ksStatus(k.client, "s-branch-app")).ks?.status.lastAppliedRevision).toBe(
+      `main@sha1:${next}`,
+    );
+    expect(await getObject(k.client, cm("s-branch", "settings"))).toBeUndefined();
+    expect((await getObject(k.client, cm("s-branch", "other")))?.data).toEqual({ v: "2" });
 
     // A steady source costs no write.
-    const writes = client.counts.writes;
+    const writes = k.client.counts.writes;
     const steady = await agent.pass(never);
     expect(steady.writes).toBe(0);
-    expect(client.counts.writes).toBe(writes);
+    expect(k.client.counts.writes).toBe(writes);
   }, 60_000);
 
   it.each([
@@ -150,14 +131,14 @@ describe("Kustomizations reading another GitRepository", () => {
   ])(
     "checks out %s",
     async (_what, ref, expected) => {
-      const app = repo();
+      const app = k.fleet();
       const commits: Record<string, string> = {};
       for (const t of ["v1.0.0", "v1.2.0", "v2.0.1", "v3.0.0-rc.1"]) {
         commits[t] = app.commit({ "kustomize/config.yaml": [configMap("version", "s-tags", { tag: t })] });
         tag(app, t);
       }
       app.commit({ "kustomize/config.yaml": [configMap("version", "s-tags", { tag: "main" })] });
-      const fleet = repo();
+      const fleet = k.fleet();
       const root = `s-ref${Object.keys(ref)[0]}${expected.replaceAll(".", "")}`;
       fleet.commit({
         "clusters/test/ns.yaml": [namespace("s-tags")],
@@ -170,11 +151,11 @@ describe("Kustomizations reading another GitRepository", () => {
           }),
         ],
       });
-      const result = await agentFor(fleet, root).once();
+      const result = await k.agent(fleet, root).once();
       expect(result.reconciled.every((k) => k.ready)).toBe(true);
       const src = await sourceStatus(`${root}-app`);
       expect(src.obj?.status.artifact.revision).toBe(`${expected}@sha1:${commits[expected]}`);
-      expect((await getObject(client, cm("s-tags", `version-${root}`)))?.data).toEqual({ tag: expected });
+      expect((await getObject(k.client, cm("s-tags", `version-${root}`)))?.data).toEqual({ tag: expected });
     },
     60_000,
   );
@@ -189,7 +170,7 @@ describe("Kustomizations reading another GitRepository", () => {
       metadata: { name: "s-auth-git", namespace: "shipmate-system" },
       stringData: { username: "reader", password },
     });
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/ns.yaml": [namespace("s-auth")],
       "clusters/test/app.yaml": [
@@ -201,12 +182,12 @@ describe("Kustomizations reading another GitRepository", () => {
       ],
     });
     // Wrong password first: the fetch fails, the Kustomization waits for its source.
-    await client.raw({
+    await k.client.raw({
       method: "POST",
       path: "/api/v1/namespaces/shipmate-system/secrets",
       body: secret("nope-wrong"),
     });
-    const agent = agentFor(fleet, "s-auth");
+    const agent = k.agent(fleet, "s-auth");
     const failed = await agent.once();
     expect(failed.reconciled.find((k) => k.name === "s-auth-app")).toMatchObject({
       ready: false,
@@ -215,16 +196,16 @@ describe("Kustomizations reading another GitRepository", () => {
     const bad = await sourceStatus("s-auth-app");
     expect(bad.ready).toMatchObject({ status: "False", reason: "GitOperationFailed" });
     expect(bad.ready?.message).not.toContain("nope-wrong");
-    expect(await getObject(client, cm("s-auth", "private"))).toBeUndefined();
+    expect(await getObject(k.client, cm("s-auth", "private"))).toBeUndefined();
 
-    await client.raw({
+    await k.client.raw({
       method: "PUT",
       path: "/api/v1/namespaces/shipmate-system/secrets/s-auth-git",
       body: secret(http.password),
     });
     const ok = await agent.pass(never, true);
     expect(ok.reconciled.find((k) => k.name === "s-auth-app")?.ready).toBe(true);
-    expect((await getObject(client, cm("s-auth", "private")))?.data).toEqual({ v: "1" });
+    expect((await getObject(k.client, cm("s-auth", "private")))?.data).toEqual({ v: "1" });
     expect(JSON.stringify((await sourceStatus("s-auth-app")).obj)).not.toContain(http.password);
   }, 60_000);
 });
@@ -232,7 +213,7 @@ describe("Kustomizations reading another GitRepository", () => {
 describe("dependsOn across sources", () => {
   it("an app Kustomization waits for an infrastructure one read from the fleet, then runs at its own revision", async () => {
     const { app, commit } = appRepo("s-dep", { v: "app" });
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/ks.yaml": [
         kustomization("s-dep-infra", { path: "./infra" }),
@@ -245,19 +226,19 @@ describe("dependsOn across sources", () => {
       ],
       "infra/ns.yaml": [namespace("s-dep")],
     });
-    const result = await agentFor(fleet, "s-dep").once();
+    const result = await k.agent(fleet, "s-dep").once();
     expect(result.reconciled.map((k) => [k.name, k.ready, k.revision])).toEqual([
       ["s-dep", true, result.revision],
       ["s-dep-infra", true, result.revision],
       ["s-dep-app", true, `main@sha1:${commit}`],
     ]);
-    expect((await getObject(client, cm("s-dep", "settings")))?.data).toEqual({ v: "app" });
+    expect((await getObject(k.client, cm("s-dep", "settings")))?.data).toEqual({ v: "app" });
   }, 60_000);
 });
 
 describe("bad sources", () => {
   it("a Kustomization naming a GitRepository that does not exist is ArtifactFailed; the rest still syncs", async () => {
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/ns.yaml": [namespace("s-missing"), configMap("fine", "s-missing", { ok: "yes" })],
       "clusters/test/app.yaml": [
@@ -267,16 +248,16 @@ describe("bad sources", () => {
         }),
       ],
     });
-    const result = await agentFor(fleet, "s-missing").once();
+    const result = await k.agent(fleet, "s-missing").once();
     expect(result.reconciled.map((k) => [k.name, k.ready, k.reason, k.message])).toEqual([
       ["s-missing", true, "ReconciliationSucceeded", expect.any(String)],
       ["s-missing-app", false, "ArtifactFailed", "Source 'GitRepository/shipmate-system/nowhere' not found"],
     ]);
-    expect(await getObject(client, cm("s-missing", "fine"))).toBeDefined();
+    expect(await getObject(k.client, cm("s-missing", "fine"))).toBeDefined();
   }, 60_000);
 
   it("a source URL that does not resolve: the GitRepository says why, nothing of it is applied", async () => {
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/ns.yaml": [namespace("s-nourl")],
       "clusters/test/app.yaml": [
@@ -290,7 +271,7 @@ describe("bad sources", () => {
         }),
       ],
     });
-    const result = await agentFor(fleet, "s-nourl").once();
+    const result = await k.agent(fleet, "s-nourl").once();
     const ks = result.reconciled.find((k) => k.name === "s-nourl-app");
     expect(ks).toMatchObject({ ready: false, reason: "ArtifactFailed" });
     expect(ks?.message).toMatch(
@@ -304,14 +285,14 @@ describe("bad sources", () => {
   it("a semver range no tag satisfies, and a commit the agent cannot pin, are reported on the source", async () => {
     const { app } = appRepo("s-norange", { v: "1" });
     tag(app, "v1.0.0");
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/app.yaml": [
         gitRepository("s-norange-a", { url: app.url, ref: { semver: ">=5.0.0" } }),
         gitRepository("s-norange-b", { url: app.url, ref: { commit: "0123456789abcdef" } }),
       ],
     });
-    await agentFor(fleet, "s-norange").once();
+    await k.agent(fleet, "s-norange").once();
     expect((await sourceStatus("s-norange-a")).ready).toMatchObject({
       status: "False",
       message: expect.stringMatching(/matches semver range ">=5\.0\.0"/),
@@ -326,12 +307,12 @@ describe("bad sources", () => {
 
 describe("the fleet's own GitRepository", () => {
   it("a field on it the agent does not honour stops the pass: Stalled on the object, nothing new applied", async () => {
-    const fleet = repo();
+    const fleet = k.fleet();
     fleet.commit({
       "clusters/test/sync.yaml": [gitRepository("s-rootref", { url: fleet.url, ref: { branch: "main" } })],
       "clusters/test/cm.yaml": [configMap("first", "shipmate-system", { v: "1" })],
     });
-    const agent = agentFor(fleet, "s-rootref");
+    const agent = k.agent(fleet, "s-rootref");
     expect((await agent.once()).reconciled[0]?.ready).toBe(true);
     fleet.commit({
       "clusters/test/sync.yaml": [
@@ -349,7 +330,7 @@ describe("the fleet's own GitRepository", () => {
     const res = await agent.once();
     expect(res.sourceError).toMatch(/GitRepository\/shipmate-system\/s-rootref: .*spec\.include \(/);
     expect(res.reconciled[0]).toMatchObject({ ready: false, reason: "ArtifactFailed" });
-    expect(await getObject(client, cm("shipmate-system", "second"))).toBeUndefined();
+    expect(await getObject(k.client, cm("shipmate-system", "second"))).toBeUndefined();
     const { ready, stalled } = await sourceStatus("s-rootref");
     expect(ready).toMatchObject({ status: "False", reason: "UnsupportedField" });
     expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });

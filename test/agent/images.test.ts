@@ -7,32 +7,53 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { seedImage, seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import {
-  type ApiJson,
-  adminClient,
-  FleetRepo,
-  getObject,
-  installFluxCrds,
-  makeAgent,
-  namespace,
-} from "./helpers.ts";
+import { type ApiJson, getObject, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let registry: TestRegistry;
-let repo: FleetRepo;
 let agent: Agent;
+
+const k = kubeSuite({
+  name: "images",
+  fluxCrds: ["image.toolkit.fluxcd.io_imagerepositories.yaml", "image.toolkit.fluxcd.io_imagepolicies.yaml"],
+  namespaces: ["img-apps", "img-other", "img-team"].map((ns) => ({ name: ns, labels: { team: ns } })),
+  alongside: async () => {
+    registry = await startRegistry({
+      auth: "token",
+      users: [{ username: "puller", password: "pull-secret-1" }],
+    });
+  },
+});
+beforeAll(async () => {
+  const auth = Buffer.from("puller:pull-secret-1").toString("base64");
+  await create("/api/v1/namespaces/img-apps/secrets", {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "regcred", namespace: "img-apps" },
+    type: "kubernetes.io/dockerconfigjson",
+    data: {
+      ".dockerconfigjson": Buffer.from(JSON.stringify({ auths: { [registry.host]: { auth } } })).toString(
+        "base64",
+      ),
+    },
+  });
+  await seedTags(registry, "team/app", ["1.0.0", "1.1.0", "1.1.0.sig", "2.0.0-rc.1", "latest"]);
+  const repo = k.fleet();
+  repo.commit({ "clusters/test/ns.yaml": [namespace("img-fleet")] });
+  agent = k.agent(repo, "images", { imageAutomation: true });
+});
+afterAll(async () => {
+  await registry?.stop();
+});
 
 const IMG = "/apis/image.toolkit.fluxcd.io/v1";
 
 async function create(path: string, obj: object): Promise<void> {
-  const res = await client.raw({ method: "POST", path, body: obj });
+  const res = await k.client.raw({ method: "POST", path, body: obj });
   expect(res.code, JSON.stringify(res.body)).toBe(201);
 }
 
@@ -49,49 +70,11 @@ const imagePolicy = (ns: string, name: string, spec: object) => ({
   spec,
 });
 const get = (ns: string, plural: string, name: string) =>
-  getObject(client, `${IMG}/namespaces/${ns}/${plural}/${name}`);
+  getObject(k.client, `${IMG}/namespaces/${ns}/${plural}/${name}`);
 const ready = (o: ApiJson | undefined) =>
   (
     o?.status?.conditions as { type: string; status: string; reason: string; message: string }[] | undefined
   )?.find((c) => c.type === "Ready");
-
-beforeAll(async () => {
-  [kube, registry] = await Promise.all([
-    startKube({ name: "images" }),
-    startRegistry({ auth: "token", users: [{ username: "puller", password: "pull-secret-1" }] }),
-  ]);
-  client = adminClient(kube);
-  await installFluxCrds(client, [
-    "image.toolkit.fluxcd.io_imagerepositories.yaml",
-    "image.toolkit.fluxcd.io_imagepolicies.yaml",
-  ]);
-  for (const ns of ["img-apps", "img-other", "img-team"]) {
-    await create("/api/v1/namespaces", { ...namespace(ns), metadata: { name: ns, labels: { team: ns } } });
-  }
-  const auth = Buffer.from("puller:pull-secret-1").toString("base64");
-  await create("/api/v1/namespaces/img-apps/secrets", {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "regcred", namespace: "img-apps" },
-    type: "kubernetes.io/dockerconfigjson",
-    data: {
-      ".dockerconfigjson": Buffer.from(JSON.stringify({ auths: { [registry.host]: { auth } } })).toString(
-        "base64",
-      ),
-    },
-  });
-  await seedTags(registry, "team/app", ["1.0.0", "1.1.0", "1.1.0.sig", "2.0.0-rc.1", "latest"]);
-  repo = FleetRepo.create();
-  repo.commit({ "clusters/test/ns.yaml": [namespace("img-fleet")] });
-  agent = makeAgent(kube, repo, { name: "images", imageAutomation: true });
-});
-afterAll(async () => {
-  agent?.close();
-  repo?.remove();
-  client?.close();
-  await registry?.stop();
-  await kube?.stop();
-});
 
 describe("ImageRepository and ImagePolicy in the cluster", () => {
   it("scans with the pull secret, writes Flux's status, and the policy selects", async () => {
@@ -143,7 +126,7 @@ describe("ImageRepository and ImagePolicy in the cluster", () => {
     expect(agent.client.counts.writes - writes).toBe(0);
 
     const pushed = await seedImage(registry, { repository: "team/app", tags: ["1.2.0"], salt: "new" });
-    await client.raw({
+    await k.client.raw({
       method: "PATCH",
       path: `${IMG}/namespaces/img-apps/imagerepositories/app`,
       contentType: "application/merge-patch+json",
@@ -162,7 +145,7 @@ describe("ImageRepository and ImagePolicy in the cluster", () => {
   });
 
   it("shipmate get images shows what flux get images shows", async () => {
-    const all = await runCli(["get", "images", "all", "-n", "img-apps", "--kubeconfig", kube.kubeconfig]);
+    const all = await runCli(["get", "images", "all", "-n", "img-apps", "--kubeconfig", k.kube.kubeconfig]);
     expect(all.code).toBe(0);
     expect(all.stdout).toContain("ImageRepository:");
     expect(all.stdout).toMatch(
@@ -182,7 +165,7 @@ describe("ImageRepository and ImagePolicy in the cluster", () => {
       "img-apps",
       "--json",
       "--kubeconfig",
-      kube.kubeconfig,
+      k.kube.kubeconfig,
     ]);
     expect(JSON.parse(json.stdout)[0]).toMatchObject({ name: "app", ready: "True" });
     const missing = await runCli([
@@ -193,7 +176,7 @@ describe("ImageRepository and ImagePolicy in the cluster", () => {
       "-n",
       "img-apps",
       "--kubeconfig",
-      kube.kubeconfig,
+      k.kube.kubeconfig,
     ]);
     expect(missing.code).toBe(1);
   });

@@ -13,51 +13,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import { findBinary, type KubeCluster, startKube } from "../infra/kube.ts";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import type { Agent } from "../../src/agent/agent.ts";
+import { kubeSuite } from "../helpers/kube.ts";
+import { findBinary } from "../infra/kube.ts";
 import {
-  adminClient,
   configMap,
   deployment,
-  FleetRepo,
+  type FleetRepo,
   getObject,
   ksStatus,
   kustomization,
-  makeAgent,
   namespace,
 } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
-
-beforeAll(async () => {
-  kube = await startKube({ name: "kfields" });
-  client = adminClient(kube);
-  const res = await client.raw({
-    method: "POST",
-    path: "/api/v1/namespaces",
-    body: namespace("shipmate-system"),
-  });
-  if (res.code !== 201 && res.code !== 409) throw new Error(`namespace: ${res.code}`);
-});
-afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
-  await kube?.stop();
-});
-
-function fleet(): FleetRepo {
-  const r = FleetRepo.create();
-  repos.push(r);
-  return r;
-}
+const k = kubeSuite({ name: "kfields", namespaces: ["shipmate-system"] });
 
 /** An agent whose every log line is kept, to search for secrets. */
 function loggedAgent(repo: FleetRepo, name: string): { agent: Agent; logs: string[] } {
@@ -68,27 +40,12 @@ function loggedAgent(repo: FleetRepo, name: string): { agent: Agent; logs: strin
       done();
     },
   });
-  const agent = new Agent(
-    kube.kubeConfig(),
-    {
-      repo: repo.url,
-      branch: "main",
-      path: "clusters/test",
-      intervalMs: 60_000,
-      name,
-      namespace: "shipmate-system",
-      workdir: mkdtempSync(join(repo.root, "agent-")),
-      pollMs: 200,
-      healthPollMs: 200,
-    },
-    pino({ level: "debug" }, sink),
-  );
-  agents.push(agent);
+  const agent = k.agent(repo, name, {}, pino({ level: "debug" }, sink));
   return { agent, logs };
 }
 
 async function create(path: string, body: unknown): Promise<void> {
-  const res = await client.raw({ method: "POST", path, body });
+  const res = await k.client.raw({ method: "POST", path, body });
   if (res.code !== 201) throw new Error(`POST ${path}: ${res.code} ${JSON.stringify(res.body)}`);
 }
 const secret = (name: string, data: Record<string, string>) => ({
@@ -102,11 +59,11 @@ const secretPath = (ns: string, name: string) => `/api/v1/namespaces/${ns}/secre
 
 /** Everything the agent wrote for people: statuses, events, logs. */
 async function allOutput(logs: string[]): Promise<string> {
-  const ks = await client.raw({
+  const ks = await k.client.raw({
     method: "GET",
     path: "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations",
   });
-  const events = await client.raw({ method: "GET", path: "/api/v1/events" });
+  const events = await k.client.raw({ method: "GET", path: "/api/v1/events" });
   return JSON.stringify(ks.body) + JSON.stringify(events.body) + logs.join("");
 }
 
@@ -119,7 +76,7 @@ describe("postBuild: variable substitution", () => {
       "/api/v1/namespaces/shipmate-system/secrets",
       secret("t-pb-secret", { token: "tok-3141592653", over: "from-secret" }),
     );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("t-pb"),
@@ -162,13 +119,12 @@ describe("postBuild: variable substitution", () => {
         },
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-pb" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-pb");
     const res = await agent.once();
     const apps = res.reconciled.find((k) => k.name === "t-pb-apps");
     expect(apps?.message).toMatch(/^Applied revision/);
     expect(apps?.ready).toBe(true);
-    expect((await getObject(client, cmPath("t-pb", "vars")))?.data).toEqual({
+    expect((await getObject(k.client, cmPath("t-pb", "vars")))?.data).toEqual({
       env: "prod",
       region: "eu-central-1",
       token: "tok-3141592653",
@@ -178,8 +134,10 @@ describe("postBuild: variable substitution", () => {
       escaped: "${kept}",
       script: "echo $HOME",
     });
-    expect((await getObject(client, cmPath("t-pb", "skip")))?.data).toEqual({ raw: "${never_defined}" });
-    expect((await getObject(client, "/apis/apps/v1/namespaces/t-pb/deployments/web"))?.spec.replicas).toBe(2);
+    expect((await getObject(k.client, cmPath("t-pb", "skip")))?.data).toEqual({ raw: "${never_defined}" });
+    expect((await getObject(k.client, "/apis/apps/v1/namespaces/t-pb/deployments/web"))?.spec.replicas).toBe(
+      2,
+    );
   });
 
   it("strict mode: an undefined variable, a missing ConfigMap or a 1 MB value is Ready=False naming it; nothing applied", async () => {
@@ -190,7 +148,7 @@ describe("postBuild: variable substitution", () => {
     await create("/api/v1/namespaces/shipmate-system/configmaps", {
       ...configMap("t-pbx-big", "shipmate-system", { big: "b".repeat(1000 * 1000) }),
     });
-    const repo = fleet();
+    const repo = k.fleet();
     const common = { substituteFrom: [{ kind: "Secret", name: "t-pbx-secret" }] };
     repo.commit({
       "clusters/test/ks.yaml": [
@@ -221,9 +179,9 @@ describe("postBuild: variable substitution", () => {
     );
     expect(by["t-pbx-big"]?.message).toBe("variable 'big' is 1000000 bytes, over the 524288-byte limit");
     // Nothing of a failed build is applied, not even the objects that substituted fine.
-    expect(await getObject(client, cmPath("t-pbx", "first"))).toBeUndefined();
-    expect(await getObject(client, cmPath("t-pbx", "third"))).toBeUndefined();
-    expect((await ksStatus(client, "t-pbx-undef")).ready?.status).toBe("False");
+    expect(await getObject(k.client, cmPath("t-pbx", "first"))).toBeUndefined();
+    expect(await getObject(k.client, cmPath("t-pbx", "third"))).toBeUndefined();
+    expect((await ksStatus(k.client, "t-pbx-undef")).ready?.status).toBe("False");
     const out = await allOutput(logs);
     expect(out).toContain("not_defined_anywhere");
     expect(out).not.toContain("hunter2-very-secret");
@@ -328,7 +286,7 @@ describe("decryption: SOPS with age keys", () => {
       "/api/v1/namespaces/shipmate-system/secrets",
       secret("t-pgp-keys", { "fleet.asc": key.armored }),
     );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("t-pgp"),
@@ -344,7 +302,7 @@ describe("decryption: SOPS with age keys", () => {
     const res = await agent.once();
     const ks = res.reconciled.find((k) => k.name === "t-pgp-apps");
     expect([ks?.ready, ks?.message]).toEqual([true, expect.stringMatching(/^Applied revision/)]);
-    const db = await getObject(client, secretPath("t-pgp", "pgp-db"));
+    const db = await getObject(k.client, secretPath("t-pgp", "pgp-db"));
     expect(Buffer.from(db?.data.password, "base64").toString()).toBe(password);
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith("shipmate-gnupg-") && !before.has(n))).toEqual(
       [],
@@ -393,7 +351,7 @@ type: Opaque
       }),
     );
     const decryption = { provider: "sops", secretRef: { name: "t-sops-age" } };
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("t-sops"),
@@ -421,11 +379,11 @@ secretGenerator:
     const by = Object.fromEntries(res.reconciled.map((k) => [k.name, k]));
     expect(by["t-sops-apps"]?.message).toMatch(/^Applied revision/);
     expect(by["t-sops-apps"]?.ready).toBe(true);
-    const db = await getObject(client, secretPath("t-sops", "db"));
+    const db = await getObject(k.client, secretPath("t-sops", "db"));
     expect(Buffer.from(db?.data.password, "base64").toString()).toBe(password);
     expect(db?.sops).toBeUndefined();
     expect(by["t-sops-gen"]?.ready).toBe(true);
-    const gen = await getObject(client, secretPath("t-sops", "generated"));
+    const gen = await getObject(k.client, secretPath("t-sops", "generated"));
     expect(Buffer.from(gen?.data["config.yaml"], "base64").toString()).toBe(
       `apiKey: ${apiKey}\nendpoint: https://api.example.com\n`,
     );
@@ -434,8 +392,8 @@ secretGenerator:
     expect(by["t-sops-bad"]?.message).toBe(
       "decryption failed for Secret/t-sops/other: none of the age or PGP keys in the decryption Secret is a recipient of it",
     );
-    expect(await getObject(client, secretPath("t-sops", "other"))).toBeUndefined();
-    expect(await getObject(client, cmPath("t-sops", "bad-neighbour"))).toBeUndefined();
+    expect(await getObject(k.client, secretPath("t-sops", "other"))).toBeUndefined();
+    expect(await getObject(k.client, cmPath("t-sops", "bad-neighbour"))).toBeUndefined();
 
     const out = await allOutput(logs);
     for (const plain of [password, apiKey, strangerSecret, key.identity, stranger.identity])
@@ -464,7 +422,7 @@ describe("healthCheckExprs", () => {
   };
   const gadgetPath = "/apis/example.org/v1/namespaces/t-cel/gadgets/g";
   const synced = (status: string) =>
-    client.raw({
+    k.client.raw({
       method: "PATCH",
       path: gadgetPath,
       body: { status: { conditions: [{ type: "Synced", status }] } },
@@ -472,7 +430,7 @@ describe("healthCheckExprs", () => {
     });
 
   it("docs' SealedSecret-style expressions decide a custom resource's health; a broken one stalls before apply", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const exprs = [
       {
         apiVersion: "example.org/v1",
@@ -497,8 +455,7 @@ describe("healthCheckExprs", () => {
       ],
       "bad/cm.yaml": [configMap("never", "t-cel", { v: "1" })],
     });
-    const agent = makeAgent(kube, repo, { name: "t-cel" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-cel");
     const first = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
     // No status yet: the expression cannot evaluate, so the wait times out naming why.
     expect(first["t-cel-apps"]).toMatchObject({ ready: false, reason: "HealthCheckFailed" });
@@ -508,11 +465,11 @@ describe("healthCheckExprs", () => {
     expect(first["t-cel-bad"]).toMatchObject({ ready: false, reason: "InvalidCELExpression" });
     expect(first["t-cel-bad"]?.message).toMatch(/^healthCheckExprs\[0\]\.current: /);
     expect(
-      (await ksStatus(client, "t-cel-bad")).ks?.status.conditions.find(
+      (await ksStatus(k.client, "t-cel-bad")).ks?.status.conditions.find(
         (c: { type: string }) => c.type === "Stalled",
       )?.status,
     ).toBe("True");
-    expect(await getObject(client, cmPath("t-cel", "never"))).toBeUndefined();
+    expect(await getObject(k.client, cmPath("t-cel", "never"))).toBeUndefined();
 
     await synced("False");
     const second = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
@@ -526,7 +483,7 @@ describe("healthCheckExprs", () => {
 
 describe("deletionPolicy: a Kustomization pruned from git", () => {
   it("follows Flux's table: MirrorPrune mirrors prune, Delete deletes, Orphan leaves, WaitForTermination waits", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const children = {
       "t-del-mirror": { prune: true },
       "t-del-mirrorfalse": { prune: false },
@@ -550,24 +507,23 @@ describe("deletionPolicy: a Kustomization pruned from git", () => {
       },
     ];
     repo.commit(files);
-    const agent = makeAgent(kube, repo, { name: "t-del" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-del");
     const first = await agent.once();
     expect(first.reconciled.filter((k) => k.name.startsWith("t-del-")).every((k) => k.ready)).toBe(true);
 
     repo.commit({ "clusters/test/ks.yaml": null });
     const started = Date.now();
     await agent.once();
-    const exists = async (name: string) => (await getObject(client, cmPath("t-del", name))) !== undefined;
+    const exists = async (name: string) => (await getObject(k.client, cmPath("t-del", name))) !== undefined;
     expect(await exists("t-del-mirror")).toBe(false);
     expect(await exists("t-del-mirrorfalse")).toBe(true);
     expect(await exists("t-del-delete")).toBe(false);
     expect(await exists("t-del-orphan")).toBe(true);
-    const waiting = await getObject(client, cmPath("t-del", "t-del-wait"));
+    const waiting = await getObject(k.client, cmPath("t-del", "t-del-wait"));
     expect(waiting?.metadata.deletionTimestamp).toBeDefined();
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
-    for (const name of Object.keys(children)) expect((await ksStatus(client, name)).ks).toBeUndefined();
-    await client.raw({
+    for (const name of Object.keys(children)) expect((await ksStatus(k.client, name)).ks).toBeUndefined();
+    await k.client.raw({
       method: "PATCH",
       path: cmPath("t-del", "t-del-wait"),
       body: { metadata: { finalizers: null } },
@@ -578,7 +534,7 @@ describe("deletionPolicy: a Kustomization pruned from git", () => {
 
 describe("ignoreMissingComponents", () => {
   it("drops a component missing from the source instead of failing the build", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const components = ["../comp/present", "../comp/missing"];
     repo.commit({
       "clusters/test/ks.yaml": [
@@ -595,19 +551,18 @@ labels:
       tier: gold
 `,
     });
-    const agent = makeAgent(kube, repo, { name: "t-comp" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-comp");
     const by = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
     expect(by["t-comp-lenient"]?.ready).toBe(true);
-    expect((await getObject(client, cmPath("t-comp", "lenient")))?.metadata.labels.tier).toBe("gold");
+    expect((await getObject(k.client, cmPath("t-comp", "lenient")))?.metadata.labels.tier).toBe("gold");
     expect(by["t-comp-strict"]).toMatchObject({ ready: false, reason: "BuildFailed" });
-    expect(await getObject(client, cmPath("t-comp", "strict"))).toBeUndefined();
+    expect(await getObject(k.client, cmPath("t-comp", "strict"))).toBeUndefined();
   });
 });
 
 describe("dependsOn[].readyExpr", () => {
   it("replaces the built-in readiness check with the docs' lockstep expression; a broken one stalls", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const expr =
       "dep.metadata.labels['app/version'] == self.metadata.labels['app/version'] && dep.status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')";
     const labelled = (name: string, version: string, spec: Record<string, unknown>) => {
@@ -635,18 +590,17 @@ describe("dependsOn[].readyExpr", () => {
       "frontend/cm.yaml": [configMap("frontend", "t-rx", { v: "1" })],
       "old/cm.yaml": [configMap("old", "t-rx", { v: "1" })],
     });
-    const agent = makeAgent(kube, repo, { name: "t-rx" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-rx");
     // The backend is reconciled first in the same pass (dependsOn orders it), so the expression sees it Ready.
     const by = Object.fromEntries((await agent.once()).reconciled.map((k) => [k.name, k]));
     expect(by["t-rx-frontend"]?.ready).toBe(true);
-    expect(await getObject(client, cmPath("t-rx", "frontend"))).toBeDefined();
+    expect(await getObject(k.client, cmPath("t-rx", "frontend"))).toBeDefined();
     expect(by["t-rx-old"]).toMatchObject({
       ready: false,
       reason: "DependencyNotReady",
       message: "dependency 'shipmate-system/t-rx-backend' is not ready according to readyExpr eval",
     });
     expect(by["t-rx-bad"]).toMatchObject({ ready: false, reason: "InvalidCELExpression" });
-    expect(await getObject(client, cmPath("t-rx", "old"))).toBeUndefined();
+    expect(await getObject(k.client, cmPath("t-rx", "old"))).toBeUndefined();
   });
 });

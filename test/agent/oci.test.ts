@@ -16,63 +16,48 @@ import { gzipSync } from "node:zlib";
 import * as tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
-import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
 import { artifactDocuments, FLUX_CONTENT_MEDIA_TYPE, pushArtifact } from "../../src/registry/artifact.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { envKey } from "../../src/registry/credentials.ts";
 import { sha256 } from "../../src/registry/tar.ts";
 import { runCli } from "../helpers/cli.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
-import {
-  adminClient,
-  configMap,
-  FleetRepo,
-  getObject,
-  ksStatus,
-  kustomization,
-  makeAgent,
-  namespace,
-} from "./helpers.ts";
+import { configMap, getObject, ksStatus, kustomization, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let reg: TestRegistry;
 let secure: TestRegistry;
 let proxy: CountingProxy;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
 const never = new AbortController().signal;
 const scratch = mkdtempSync(join(tmpdir(), "shipmate-oci-"));
 
+const k = kubeSuite({
+  name: "oci",
+  alongside: async () => {
+    [reg, secure] = await Promise.all([
+      startRegistry(),
+      startRegistry({
+        auth: "token",
+        users: [
+          {
+            username: "reader",
+            password: "reader-secret-7f3a9c",
+            access: [{ repository: "*", actions: ["pull"] }],
+          },
+        ],
+      }),
+    ]);
+  },
+});
 beforeAll(async () => {
-  [kube, reg, secure] = await Promise.all([
-    startKube({ name: "oci" }),
-    startRegistry(),
-    startRegistry({
-      auth: "token",
-      users: [
-        {
-          username: "reader",
-          password: "reader-secret-7f3a9c",
-          access: [{ repository: "*", actions: ["pull"] }],
-        },
-      ],
-    }),
-  ]);
-  client = adminClient(kube);
   proxy = await countingProxy(reg.host);
 });
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   await proxy?.close();
-  await Promise.all([kube?.stop(), reg?.stop(), secure?.stop()]);
+  await Promise.all([reg?.stop(), secure?.stop()]);
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -103,12 +88,6 @@ async function push(target: TestRegistry, ref: string, dir: string, extra: strin
   return JSON.parse(r.stdout).digest as string;
 }
 
-function fleet(): FleetRepo {
-  const r = FleetRepo.create();
-  repos.push(r);
-  return r;
-}
-
 const ociRepo = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: "source.toolkit.fluxcd.io/v1",
   kind: "OCIRepository",
@@ -121,7 +100,7 @@ const fromOci = (name: string, source: string, spec: Record<string, unknown> = {
 
 async function ociStatus(name: string) {
   const obj = await getObject(
-    client,
+    k.client,
     `/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/ocirepositories/${name}`,
   );
   const cond = (type: string) =>
@@ -139,22 +118,21 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
       content({ "app.yaml": [namespace("t-oci"), configMap("web", "t-oci", { v: "1" })] }),
       ["--source", "https://git.example/apps.git", "--revision", "main@sha1:1111"],
     );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-oci-web", { url: `oci://${proxy.host}/apps/web`, ref: { tag: "stable" } }),
         fromOci("t-oci-web", "t-oci-web"),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-oci" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-oci");
     const first = await agent.once();
     expect(first.reconciled.map((k) => [k.name, k.ready, k.message])).toContainEqual([
       "t-oci-web",
       true,
       expect.any(String),
     ]);
-    expect((await getObject(client, cm("t-oci", "web")))?.data).toEqual({ v: "1" });
+    expect((await getObject(k.client, cm("t-oci", "web")))?.data).toEqual({ v: "1" });
     const s1 = await ociStatus("t-oci-web");
     expect(s1.ready).toMatchObject({ status: "True", reason: "Succeeded" });
     expect(s1.artifact.revision).toBe(`stable@${v1}`);
@@ -162,7 +140,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
       "org.opencontainers.image.source": "https://git.example/apps.git",
       "org.opencontainers.image.revision": "main@sha1:1111",
     });
-    expect((await ksStatus(client, "t-oci-web")).ks?.status.lastAppliedRevision).toBe(`stable@${v1}`);
+    expect((await ksStatus(k.client, "t-oci-web")).ks?.status.lastAppliedRevision).toBe(`stable@${v1}`);
 
     proxy.log.length = 0;
     const steady = await agent.pass(never, true);
@@ -182,7 +160,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
       `GET /v2/apps/web/manifests/${v2}`,
       expect.stringMatching(/^GET \/v2\/apps\/web\/blobs\/sha256:/),
     ]);
-    expect((await getObject(client, cm("t-oci", "web")))?.data).toEqual({ v: "2" });
+    expect((await getObject(k.client, cm("t-oci", "web")))?.data).toEqual({ v: "2" });
     expect((await ociStatus("t-oci-web")).artifact.revision).toBe(`stable@${v2}`);
   });
 
@@ -197,19 +175,18 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
         "extra/more.yaml": [configMap("extra", "t-oci-ign", { v: "x" })],
       }),
     );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-oign-src", { url: `oci://${reg.host}/apps/ignored`, ref: { tag: "v1" }, insecure: true }),
         fromOci("t-oign-app", "t-oign-src"),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-oign" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-oign");
     await agent.once();
-    expect((await getObject(client, cm("t-oci-ign", "app")))?.data).toEqual({ v: "1" });
-    expect((await getObject(client, cm("t-oci-ign", "extra")))?.data).toEqual({ v: "x" });
-    expect(await getObject(client, cm("t-oci-ign", "from-ci"))).toBeUndefined();
+    expect((await getObject(k.client, cm("t-oci-ign", "app")))?.data).toEqual({ v: "1" });
+    expect((await getObject(k.client, cm("t-oci-ign", "extra")))?.data).toEqual({ v: "x" });
+    expect(await getObject(k.client, cm("t-oci-ign", "from-ci"))).toBeUndefined();
 
     // spec.ignore: its patterns replace the defaults (the CI file comes in), extra/ goes.
     repo.commit({
@@ -226,8 +203,8 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
     // The pass that applies the new spec fetches the source again; the next renders from it.
     await agent.pass(never, true);
     await agent.pass(never, true);
-    expect((await getObject(client, cm("t-oci-ign", "from-ci")))?.data).toEqual({ v: "ci" });
-    expect(await getObject(client, cm("t-oci-ign", "extra"))).toBeUndefined();
+    expect((await getObject(k.client, cm("t-oci-ign", "from-ci")))?.data).toEqual({ v: "ci" });
+    expect(await getObject(k.client, cm("t-oci-ign", "extra"))).toBeUndefined();
   });
 
   it("semver picks the highest matching tag, semverFilter narrows the tags first, a digest pins (and wins over a tag)", async () => {
@@ -240,7 +217,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
           "app.yaml": [namespace("t-sem"), configMap(`v-${tag.replace(/\./g, "-")}`, "t-sem", { tag })],
         }),
       );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-sem-range", { url: `oci://${proxy.host}/apps/sem`, ref: { semver: ">=1.0.0 <2.0.0" } }),
@@ -254,8 +231,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
         }),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-sem" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-sem");
     await agent.once();
     expect((await ociStatus("t-sem-range")).artifact.revision).toBe(`1.1.0@${digests["1.1.0"]}`);
     expect((await ociStatus("t-sem-rc")).artifact.revision).toBe(`1.2.0-rc.1@${digests["1.2.0-rc.1"]}`);
@@ -281,7 +257,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
     const docker = {
       auths: { [secure.host]: { auth: Buffer.from(`reader:${password}`).toString("base64") } },
     };
-    const res = await client.raw({
+    const res = await k.client.raw({
       method: "POST",
       path: "/api/v1/namespaces/shipmate-system/secrets",
       body: {
@@ -293,7 +269,7 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
       },
     });
     expect(res.code).toBe(201);
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-priv-ok", {
@@ -305,10 +281,9 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
         fromOci("t-priv-ok", "t-priv-ok"),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-priv" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-priv");
     await agent.once();
-    expect((await getObject(client, cm("t-priv", "p")))?.data).toEqual({ ok: "yes" });
+    expect((await getObject(k.client, cm("t-priv", "p")))?.data).toEqual({ ok: "yes" });
     const anon = await ociStatus("t-priv-anon");
     expect(anon.ready).toMatchObject({ status: "False", reason: "OCIArtifactPullFailed" });
     expect(anon.ready.message).toMatch(/failed to determine artifact digest: registry .*401/);
@@ -382,7 +357,7 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
       ],
       ["big", "bad/big", /bytes, more than the 20000 allowed/],
     ];
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ns.yaml": [namespace("t-bad")],
       "clusters/test/sources.yaml": cases.flatMap(([name, path]) => [
@@ -396,8 +371,7 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
         fromOci(`t-bad-${name}`, `t-bad-${name}`),
       ]),
     });
-    const agent = makeAgent(kube, repo, { name: "t-bad", artifactLimits: { layerBytes: 20_000 } });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-bad", { artifactLimits: { layerBytes: 20_000 } });
     const pass = await agent.once();
     for (const [name, , message] of cases) {
       const s = await ociStatus(`t-bad-${name}`);
@@ -407,7 +381,7 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
       expect(s.ready?.message, name).not.toContain("\n");
       expect(pass.reconciled.find((k) => k.name === `t-bad-${name}`)?.ready, name).toBe(false);
     }
-    expect(await getObject(client, cm("t-bad", "evil"))).toBeUndefined();
+    expect(await getObject(k.client, cm("t-bad", "evil"))).toBeUndefined();
   });
 
   it("a tag moved to a bad artifact keeps the last good tree in use: nothing of the bad revision is applied", async () => {
@@ -416,15 +390,14 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
       "bad/moved:live",
       content({ "app.yaml": [namespace("t-moved"), configMap("keep", "t-moved", { v: "good" })] }),
     );
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-moved-src", { url: `oci://${proxy.host}/bad/moved`, ref: { tag: "live" } }),
         fromOci("t-moved-app", "t-moved-src"),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-moved" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-moved");
     await agent.once();
     const good = (await ociStatus("t-moved-src")).artifact.revision;
     await pushRaw(
@@ -438,11 +411,11 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
     const s = await ociStatus("t-moved-src");
     expect(s.ready).toMatchObject({ status: "False", reason: "OCIArtifactLayerOperationFailed" });
     expect(s.artifact.revision).toBe(good);
-    expect((await getObject(client, cm("t-moved", "keep")))?.data).toEqual({ v: "good" });
+    expect((await getObject(k.client, cm("t-moved", "keep")))?.data).toEqual({ v: "good" });
   });
 
   it("fields the agent does not honour (verify, a cloud provider) stall the source, naming each", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/sources.yaml": [
         ociRepo("t-unsup-src", {
@@ -452,8 +425,7 @@ describe("bad artifacts: one line on the source, nothing applied from them", () 
         }),
       ],
     });
-    const agent = makeAgent(kube, repo, { name: "t-unsup" });
-    agents.push(agent);
+    const agent = k.agent(repo, "t-unsup");
     await agent.once();
     const s = await ociStatus("t-unsup-src");
     expect(s.stalled).toMatchObject({ status: "True", reason: "UnsupportedField" });

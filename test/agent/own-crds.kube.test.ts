@@ -8,45 +8,43 @@
  * (notifications off).
  */
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/kube/client.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { seedTags, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace, waitFor } from "./helpers.ts";
+import { type ApiJson, type FleetRepo, getObject, makeAgent, namespace, waitFor } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let registry: TestRegistry;
 let repo: FleetRepo;
+
+const k = kubeSuite({
+  name: "owncrds",
+  alongside: async () => {
+    registry = await startRegistry();
+  },
+});
+beforeAll(async () => {
+  await seedTags(registry, "team/web", ["1.0.0", "1.2.0", "2.0.0-rc.1"]);
+  repo = k.fleet();
+  repo.commit({ "clusters/test/ns.yaml": [namespace("own-fleet")] });
+});
+afterAll(async () => {
+  await registry?.stop();
+});
 
 const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const IMG = "/apis/image.toolkit.fluxcd.io/v1";
 const TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const crdServed = async (name: string) =>
-  (await client.raw({ method: "GET", path: `${CRDS}/${name}` })).code === 200;
+  (await k.client.raw({ method: "GET", path: `${CRDS}/${name}` })).code === 200;
 
 async function create(path: string, obj: object): Promise<void> {
-  const res = await client.raw({ method: "POST", path, body: obj });
+  const res = await k.client.raw({ method: "POST", path, body: obj });
   expect(res.code, JSON.stringify(res.body)).toBe(201);
 }
 
-beforeAll(async () => {
-  [kube, registry] = await Promise.all([startKube({ name: "owncrds" }), startRegistry()]);
-  client = adminClient(kube);
-  await seedTags(registry, "team/web", ["1.0.0", "1.2.0", "2.0.0-rc.1"]);
-  repo = FleetRepo.create();
-  repo.commit({ "clusters/test/ns.yaml": [namespace("own-fleet")] });
-});
-afterAll(async () => {
-  repo?.remove();
-  client?.close();
-  await registry?.stop();
-  await kube?.stop();
-});
-
 it("an agent without --image-automation or --receivers installs neither kind; Alert and Provider it installs", async () => {
-  const agent = makeAgent(kube, repo, { name: "plain" });
+  const agent = makeAgent(k.kube, repo, { name: "plain" });
   try {
     expect((await agent.once()).reconciled[0]?.ready).toBe(true);
   } finally {
@@ -65,7 +63,7 @@ it("an agent without --image-automation or --receivers installs neither kind; Al
 });
 
 it("without CRD rights, --image-automation requires the image kinds and names the missing CRD", async () => {
-  const agent = makeAgent(kube, repo, { name: "strict", installCrds: false, imageAutomation: true });
+  const agent = makeAgent(k.kube, repo, { name: "strict", installCrds: false, imageAutomation: true });
   try {
     await expect(agent.setup()).rejects.toThrow(
       "CRD imagerepositories.image.toolkit.fluxcd.io is not installed: apply deploy/agent/crds.yaml",
@@ -77,7 +75,7 @@ it("without CRD rights, --image-automation requires the image kinds and names th
 
 it("without CRD rights and without the Alert/Provider kinds, the agent starts and reconciles (notifications off)", async () => {
   for (const name of ["alerts.notification.toolkit.fluxcd.io", "providers.notification.toolkit.fluxcd.io"]) {
-    const res = await client.raw({ method: "DELETE", path: `${CRDS}/${name}` });
+    const res = await k.client.raw({ method: "DELETE", path: `${CRDS}/${name}` });
     expect(res.code).toBe(200);
   }
   await waitFor(async () =>
@@ -86,7 +84,7 @@ it("without CRD rights and without the Alert/Provider kinds, the agent starts an
       ? true
       : undefined,
   );
-  const agent = makeAgent(kube, repo, { name: "bare", installCrds: false });
+  const agent = makeAgent(k.kube, repo, { name: "bare", installCrds: false });
   try {
     expect((await agent.once()).reconciled[0]?.ready).toBe(true);
   } finally {
@@ -96,7 +94,7 @@ it("without CRD rights and without the Alert/Provider kinds, the agent starts an
 });
 
 it("--image-automation installs the image and Receiver kinds; an ImageRepository and ImagePolicy get Flux's status and columns", async () => {
-  const agent = makeAgent(kube, repo, { name: "images", imageAutomation: true });
+  const agent = makeAgent(k.kube, repo, { name: "images", imageAutomation: true });
   try {
     await agent.setup();
     for (const name of [
@@ -108,7 +106,7 @@ it("--image-automation installs the image and Receiver kinds; an ImageRepository
     ])
       expect(await crdServed(name), name).toBe(true);
     // Flux's short names answer, as `kubectl get imgrepo` needs.
-    const discovery = (await getObject(client, IMG)) as ApiJson;
+    const discovery = (await getObject(k.client, IMG)) as ApiJson;
     const resources = discovery.resources as { name: string; shortNames?: string[] }[];
     expect(resources.find((r) => r.name === "imagerepositories")?.shortNames).toEqual([
       "imgrepo",
@@ -135,15 +133,15 @@ it("--image-automation installs the image and Receiver kinds; an ImageRepository
     });
     expect((await agent.once()).reconciled[0]?.ready).toBe(true);
 
-    const ir = (await getObject(client, `${IMG}/namespaces/own-apps/imagerepositories/web`)) as ApiJson;
+    const ir = (await getObject(k.client, `${IMG}/namespaces/own-apps/imagerepositories/web`)) as ApiJson;
     expect(ir.status.lastScanResult.tagCount).toBe(3);
     expect(ir.status.canonicalImageName).toBe(`${registry.host}/team/web`);
-    const ip = (await getObject(client, `${IMG}/namespaces/own-apps/imagepolicies/web`)) as ApiJson;
+    const ip = (await getObject(k.client, `${IMG}/namespaces/own-apps/imagepolicies/web`)) as ApiJson;
     expect(ip.status.latestRef).toMatchObject({ name: `${registry.host}/team/web`, tag: "1.2.0" });
 
     // What `kubectl get imagerepositories,imagepolicies -o wide` prints: the server's table.
     const table = async (plural: string) => {
-      const res = await client.raw({
+      const res = await k.client.raw({
         method: "GET",
         path: `${IMG}/namespaces/own-apps/${plural}`,
         accept: TABLE,

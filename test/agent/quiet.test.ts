@@ -3,15 +3,13 @@
  * real kube-apiserver, through the CLI's `agent --once --json` as a user
  * (or a cron job) runs it, every run a fresh process state.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { describe, expect, it, vi } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import {
   type ApiJson,
-  adminClient,
   configMap,
-  FleetRepo,
+  type FleetRepo,
   getObject,
   ksStatus,
   kustomization,
@@ -20,25 +18,7 @@ import {
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-const repos: FleetRepo[] = [];
-
-beforeAll(async () => {
-  kube = await startKube({ name: "quiet" });
-  client = adminClient(kube);
-});
-afterAll(async () => {
-  client?.close();
-  for (const r of repos) r.remove();
-  await kube?.stop();
-});
-
-function fleet(): FleetRepo {
-  const r = FleetRepo.create();
-  repos.push(r);
-  return r;
-}
+const k = kubeSuite({ name: "quiet" });
 
 /** One `shipmate agent --once --json` run: a new process state each time, as a cron job has. */
 async function once(repo: FleetRepo, name: string): Promise<ApiJson> {
@@ -55,7 +35,7 @@ async function once(repo: FleetRepo, name: string): Promise<ApiJson> {
     "--namespace",
     "shipmate-system",
     "--kubeconfig",
-    kube.kubeconfig,
+    k.kube.kubeconfig,
     "--workdir",
     `${repo.root}/agent-${Math.random().toString(36).slice(2)}`,
     "--no-leader-elect",
@@ -66,7 +46,7 @@ async function once(repo: FleetRepo, name: string): Promise<ApiJson> {
 
 async function eventsOf(name: string): Promise<ApiJson[]> {
   const list = await getObject(
-    client,
+    k.client,
     `/api/v1/namespaces/shipmate-system/events?fieldSelector=involvedObject.name%3D${name}`,
   );
   return list?.items ?? [];
@@ -74,7 +54,7 @@ async function eventsOf(name: string): Promise<ApiJson[]> {
 
 describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
   it("names the kind and applies nothing of that Kustomization; other Kustomizations go on", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("t-kind"),
@@ -94,7 +74,7 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
       "apps/plain/cm.yaml": [configMap("plain", "t-kind", { v: "1" })],
     });
     const first = await once(repo, "t-kind");
-    const helm = await ksStatus(client, "t-kind-helm");
+    const helm = await ksStatus(k.client, "t-kind-helm");
     expect(helm.ready?.status).toBe("False");
     expect(helm.ready?.reason).toBe("UnsupportedKind");
     expect(helm.ready?.message).toContain("Widget (future.toolkit.fluxcd.io/v1) t-kind/on-call");
@@ -102,18 +82,18 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
     const stalled = helm.ks?.status.conditions.find((c: { type: string }) => c.type === "Stalled");
     expect(stalled).toMatchObject({ status: "True", reason: "UnsupportedKind" });
     // Fail closed: nothing of it was applied, not even the ConfigMap next to the Alert.
-    expect(await getObject(client, "/api/v1/namespaces/t-kind/configmaps/before-helm")).toBeUndefined();
-    expect(await getObject(client, "/api/v1/namespaces/t-kind/configmaps/plain")).toBeDefined();
+    expect(await getObject(k.client, "/api/v1/namespaces/t-kind/configmaps/before-helm")).toBeUndefined();
+    expect(await getObject(k.client, "/api/v1/namespaces/t-kind/configmaps/plain")).toBeDefined();
     expect(first.reconciled.find((k: ApiJson) => k.name === "t-kind-plain")?.ready).toBe(true);
 
     // Stalled: a second run neither retries into a new message nor writes anything.
     const second = await once(repo, "t-kind");
     expect(second.writes).toBe(0);
-    expect((await ksStatus(client, "t-kind-helm")).ready?.message).toBe(helm.ready?.message);
+    expect((await ksStatus(k.client, "t-kind-helm")).ready?.message).toBe(helm.ready?.message);
   });
 
   it("a Flux kind at a version the cluster does not serve names the served versions", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [namespace("t-ver"), kustomization("t-ver-old", { path: "./apps" })],
       "apps/old.yaml": [
@@ -126,7 +106,7 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
       ],
     });
     await once(repo, "t-ver");
-    const s = await ksStatus(client, "t-ver-old");
+    const s = await ksStatus(k.client, "t-ver-old");
     expect(s.ready?.reason).toBe("UnsupportedKind");
     expect(s.ready?.message).toBe(
       "Kustomization is not served as kustomize.toolkit.fluxcd.io/v1beta2 (served: v1)",
@@ -136,9 +116,9 @@ describe("a Flux kind nothing reconciles is Stalled UnsupportedKind", () => {
 
 describe("quiet when steady, even when failing", () => {
   it("a second run over an unchanged, partly failing fleet writes nothing: no status, no event, no NewArtifact", async () => {
-    const apps = fleet();
+    const apps = k.fleet();
     const appsCommit = apps.commit({ "deploy/cm.yaml": [configMap("from-apps", "t-quiet", { v: "1" })] });
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("t-quiet"),

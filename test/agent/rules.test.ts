@@ -1,6 +1,5 @@
 /** The agent's pure rules, one table per rule. */
 import { describe, expect, it } from "vitest";
-import { formatRows, healthyAt, type KustomizationRow } from "../../src/agent/control.ts";
 import { assessHealth } from "../../src/agent/health.ts";
 import {
   conditionsFor,
@@ -14,6 +13,11 @@ import { microTime } from "../../src/agent/leader.ts";
 import { needsOverlay, overlayDocument, resolvePath } from "../../src/agent/render.ts";
 import { conflictManagers, onlyImperative } from "../../src/kube/apply.ts";
 import { ApiError } from "../../src/kube/client.ts";
+import {
+  formatKustomizationRows as formatRows,
+  healthyAt,
+  type KustomizationRow,
+} from "../../src/kube/control.ts";
 import {
   applyRank,
   canonicalJson,

@@ -8,20 +8,16 @@
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import {
-  adminClient,
-  aggregateClusterRoles,
   applyTenant,
   configMap,
-  FleetRepo,
+  type FleetRepo,
   getObject,
   ksStatus,
-  makeAgent,
   namespace,
   patchObject,
   serviceAccountToken,
@@ -30,33 +26,8 @@ import {
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
+const k = kubeSuite({ name: "tenancy", aggregateRoles: true });
 
-beforeAll(async () => {
-  kube = await startKube({ name: "tenancy" });
-  client = adminClient(kube);
-  await aggregateClusterRoles(client);
-});
-afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
-  await kube?.stop();
-});
-
-function fleet(): FleetRepo {
-  const r = FleetRepo.create();
-  repos.push(r);
-  return r;
-}
-function agentFor(repo: FleetRepo, name: string, extra: Parameters<typeof makeAgent>[2] = {}): Agent {
-  const a = makeAgent(kube, repo, { name, ...extra });
-  agents.push(a);
-  return a;
-}
 const cm = (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`;
 
 /** A tenant's Kustomization in its own namespace, reading the agent's fleet repository. */
@@ -89,7 +60,7 @@ function byKey(res: Awaited<ReturnType<Agent["once"]>>) {
 
 describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount may", () => {
   it("inside its namespace it reconciles; a ClusterRoleBinding, a Namespace and another team's object fail the apply with nothing written; the other tenant is untouched", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         ...tenant("te-a"),
@@ -113,7 +84,7 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
       ],
       "teams/b/apps/cm.yaml": [configMap("settings", "te-b", { team: "b" })],
     });
-    const res = byKey(await agentFor(repo, "te-sa").once());
+    const res = byKey(await k.agent(repo, "te-sa").once());
     expect(res["te-a/apps"]).toMatchObject({ ready: true });
     expect(res["te-b/apps"]).toMatchObject({ ready: true });
     const escaping = res["te-a/escape"];
@@ -128,14 +99,14 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
     expect(escaping?.message).toContain('User "system:serviceaccount:te-a:reconciler" cannot');
     expect(escaping?.message).not.toContain("\n");
     // Nothing of it half-applied: not even the object it was allowed to write.
-    expect(await getObject(client, cm("te-a", "harmless"))).toBeUndefined();
+    expect(await getObject(k.client, cm("te-a", "harmless"))).toBeUndefined();
     expect(
-      await getObject(client, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/te-a-takeover"),
+      await getObject(k.client, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/te-a-takeover"),
     ).toBeUndefined();
-    expect(await getObject(client, "/api/v1/namespaces/te-a-extra")).toBeUndefined();
-    expect(await getObject(client, cm("te-b", "planted"))).toBeUndefined();
-    expect((await getObject(client, cm("te-b", "settings")))?.data).toEqual({ team: "b" });
-    expect((await ksStatus(client, "escape", "te-a")).ks?.status.inventory?.entries ?? []).toEqual([]);
+    expect(await getObject(k.client, "/api/v1/namespaces/te-a-extra")).toBeUndefined();
+    expect(await getObject(k.client, cm("te-b", "planted"))).toBeUndefined();
+    expect((await getObject(k.client, cm("te-b", "settings")))?.data).toEqual({ team: "b" });
+    expect((await ksStatus(k.client, "escape", "te-a")).ks?.status.inventory?.entries ?? []).toEqual([]);
 
     // Pruning runs as the tenant too, and so does the deletion of a tenant's Kustomization.
     repo.commit({
@@ -146,16 +117,16 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
         tenantKs("te-a", "apps", "te-sa", { path: "./teams/a/apps", serviceAccountName: "reconciler" }),
       ],
     });
-    const again = byKey(await agentFor(repo, "te-sa").once());
+    const again = byKey(await k.agent(repo, "te-sa").once());
     expect(again["te-a/apps"]).toMatchObject({ ready: true });
-    expect(await getObject(client, cm("te-a", "settings"))).toBeUndefined();
-    expect(await getObject(client, cm("te-a", "renamed"))).toBeDefined();
-    expect(await getObject(client, cm("te-b", "settings"))).toBeUndefined();
-    expect((await ksStatus(client, "apps", "te-b")).ks).toBeUndefined();
+    expect(await getObject(k.client, cm("te-a", "settings"))).toBeUndefined();
+    expect(await getObject(k.client, cm("te-a", "renamed"))).toBeDefined();
+    expect(await getObject(k.client, cm("te-b", "settings"))).toBeUndefined();
+    expect((await ksStatus(k.client, "apps", "te-b")).ks).toBeUndefined();
   });
 
   it("a missing ServiceAccount is never Ready, even where RBAC still grants its name, and is retried until it exists", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const ghostBinding = {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
@@ -171,15 +142,15 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
       ],
       "apps/cm.yaml": [configMap("settings", "te-c", { v: "1" })],
     });
-    const res = byKey(await agentFor(repo, "te-ghost").once());
+    const res = byKey(await k.agent(repo, "te-ghost").once());
     expect(res["te-c/apps"]).toMatchObject({
       ready: false,
       reason: "ReconciliationFailed",
       message:
         "ServiceAccount 'te-c/ghost' (spec.serviceAccountName) not found on the local cluster: its objects are applied only as that account; nothing applied",
     });
-    expect(await getObject(client, cm("te-c", "settings"))).toBeUndefined();
-    const stalled = (await ksStatus(client, "apps", "te-c")).ks?.status.conditions.find(
+    expect(await getObject(k.client, cm("te-c", "settings"))).toBeUndefined();
+    const stalled = (await ksStatus(k.client, "apps", "te-c")).ks?.status.conditions.find(
       (c: { type: string }) => c.type === "Stalled",
     );
     expect(stalled?.status ?? "False").toBe("False");
@@ -192,13 +163,13 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
         tenantKs("te-c", "apps", "te-ghost", { path: "./apps", serviceAccountName: "ghost" }),
       ],
     });
-    const again = byKey(await agentFor(repo, "te-ghost").once());
+    const again = byKey(await k.agent(repo, "te-ghost").once());
     expect(again["te-c/apps"]).toMatchObject({ ready: true });
-    expect(await getObject(client, cm("te-c", "settings"))).toBeDefined();
+    expect(await getObject(k.client, cm("te-c", "settings"))).toBeDefined();
   });
 
   it("the API server gives the impersonated account its groups: rights granted to system:serviceaccounts:<ns> apply", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         namespace("te-d"),
@@ -216,20 +187,20 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
       ],
       "apps/cm.yaml": [configMap("settings", "te-d", { v: "1" })],
     });
-    const res = byKey(await agentFor(repo, "te-group").once());
+    const res = byKey(await k.agent(repo, "te-group").once());
     expect(res["te-d/apps"]).toMatchObject({ ready: true });
-    expect(await getObject(client, cm("te-d", "settings"))).toBeDefined();
+    expect(await getObject(k.client, cm("te-d", "settings"))).toBeDefined();
   });
 
   it("drift is read and reverted as the tenant, and health checks read as the tenant too", async () => {
     // An object only the agent could read: a tenant's health check on it never passes.
-    await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("te-i-platform") });
-    await client.raw({
+    await k.client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("te-i-platform") });
+    await k.client.raw({
       method: "POST",
       path: "/api/v1/namespaces/te-i-platform/configmaps",
       body: configMap("probe", "te-i-platform", { v: "1" }),
     });
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         ...tenant("te-i"),
@@ -244,17 +215,17 @@ describe("spec.serviceAccountName: a tenant writes only what its ServiceAccount 
       "apps/cm.yaml": [configMap("settings", "te-i", { v: "git" })],
       "watch/cm.yaml": [configMap("watched", "te-i", { v: "1" })],
     });
-    const res = byKey(await agentFor(repo, "te-drift").once());
+    const res = byKey(await k.agent(repo, "te-drift").once());
     expect(res["te-i/apps"]).toMatchObject({ ready: true });
     expect(res["te-i/watch"]).toMatchObject({
       ready: false,
       reason: "HealthCheckFailed",
       message: "timeout waiting for: ConfigMap/te-i-platform/probe: unreadable (Forbidden)",
     });
-    await patchObject(client, cm("te-i", "settings"), { data: { v: "hand-edited" } });
-    const again = byKey(await agentFor(repo, "te-drift").once());
+    await patchObject(k.client, cm("te-i", "settings"), { data: { v: "hand-edited" } });
+    const again = byKey(await k.agent(repo, "te-drift").once());
     expect(again["te-i/apps"]).toMatchObject({ ready: true });
-    expect((await getObject(client, cm("te-i", "settings")))?.data).toEqual({ v: "git" });
+    expect((await getObject(k.client, cm("te-i", "settings")))?.data).toEqual({ v: "git" });
   });
 });
 
@@ -262,32 +233,36 @@ describe("deploy/agent RBAC, with the agent's real service-account token", () =>
   it("grants impersonation: a tenant's Kustomization is applied as the tenant by the least-privilege agent", async () => {
     execFileSync("kubectl", [
       "--kubeconfig",
-      kube.kubeconfig,
+      k.kube.kubeconfig,
       "apply",
       "--server-side",
       "-k",
       join(import.meta.dirname, "../../deploy/agent"),
     ]);
-    const token = await serviceAccountToken(client, "shipmate-system", "shipmate-agent");
+    const token = await serviceAccountToken(k.client, "shipmate-system", "shipmate-agent");
     // The platform's part (RBAC, which the least-privilege agent may not write) is done by an admin.
-    await applyTenant(client, "te-j");
-    const repo = fleet();
+    await applyTenant(k.client, "te-j");
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         tenantKs("te-j", "apps", "te-rbac", { path: "./apps", serviceAccountName: "reconciler" }),
       ],
       "apps/cm.yaml": [configMap("settings", "te-j", { v: "1" })],
     });
-    const { code, byKey: out } = await cliOnce(repo, "te-rbac", kube.kubeconfigFor(token, "shipmate-agent"));
+    const { code, byKey: out } = await cliOnce(
+      repo,
+      "te-rbac",
+      k.kube.kubeconfigFor(token, "shipmate-agent"),
+    );
     expect(out["te-j/apps"]).toMatchObject({ ready: true });
     expect(code).toBe(0);
-    expect(await getObject(client, cm("te-j", "settings"))).toBeDefined();
+    expect(await getObject(k.client, cm("te-j", "settings"))).toBeDefined();
   });
 });
 
 describe("lockdown flags, as Flux's kustomize-controller has them", () => {
   it("--default-service-account: a Kustomization without serviceAccountName is reconciled as that account of its namespace; the agent's root is not", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         ...tenant("te-e"),
@@ -304,7 +279,7 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
         },
       ],
     });
-    const res = byKey(await agentFor(repo, "te-default", { defaultServiceAccount: "reconciler" }).once());
+    const res = byKey(await k.agent(repo, "te-default", { defaultServiceAccount: "reconciler" }).once());
     expect(res["shipmate-system/te-default"]).toMatchObject({ ready: true });
     expect(res["te-e/apps"]).toMatchObject({ ready: true });
     expect(res["te-e/cluster-wide"]).toMatchObject({ ready: false, reason: "ReconciliationFailed" });
@@ -312,12 +287,12 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
       'ClusterRole/te-e-wants-this: clusterroles.rbac.authorization.k8s.io is forbidden: User "system:serviceaccount:te-e:reconciler"',
     );
     expect(
-      await getObject(client, "/apis/rbac.authorization.k8s.io/v1/clusterroles/te-e-wants-this"),
+      await getObject(k.client, "/apis/rbac.authorization.k8s.io/v1/clusterroles/te-e-wants-this"),
     ).toBeUndefined();
   });
 
   it("--no-cross-namespace-refs: a sourceRef or dependsOn into another namespace is Stalled AccessDenied before the source is read", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     const ownSource = {
       apiVersion: "source.toolkit.fluxcd.io/v1",
       kind: "GitRepository",
@@ -352,7 +327,7 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
       "apps/cm.yaml": [configMap("settings", "te-f", { v: "1" })],
       "later/cm.yaml": [configMap("later", "te-f", { v: "1" })],
     });
-    const res = byKey(await agentFor(repo, "te-xns", { noCrossNamespaceRefs: true }).once());
+    const res = byKey(await k.agent(repo, "te-xns", { noCrossNamespaceRefs: true }).once());
     expect(res["te-f/own"]).toMatchObject({ ready: true });
     expect(res["te-f/borrowed"]).toMatchObject({
       ready: false,
@@ -362,15 +337,15 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
     });
     expect(res["te-f/after"]).toMatchObject({ ready: false, reason: "AccessDenied" });
     expect(res["te-f/after"]?.message).toContain("can't depend on 'shipmate-system/te-xns'");
-    const stalled = (await ksStatus(client, "borrowed", "te-f")).ks?.status.conditions.find(
+    const stalled = (await ksStatus(k.client, "borrowed", "te-f")).ks?.status.conditions.find(
       (c: { type: string }) => c.type === "Stalled",
     );
     expect(stalled).toMatchObject({ status: "True", reason: "AccessDenied" });
-    expect(await getObject(client, cm("te-f", "later"))).toBeUndefined();
+    expect(await getObject(k.client, cm("te-f", "later"))).toBeUndefined();
   });
 
   it("--no-remote-bases: a kustomization that would fetch from the network fails its build before kustomize runs", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/ks.yaml": [
         namespace("te-g"),
@@ -382,7 +357,7 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
       "remote/cm.yaml": [configMap("remote", "te-g", { v: "1" })],
       "local/cm.yaml": [configMap("local", "te-g", { v: "1" })],
     });
-    const res = byKey(await agentFor(repo, "te-bases", { noRemoteBases: true }).once());
+    const res = byKey(await k.agent(repo, "te-bases", { noRemoteBases: true }).once());
     expect(res["te-g/local"]).toMatchObject({ ready: true });
     expect(res["te-g/remote"]).toMatchObject({
       ready: false,
@@ -390,11 +365,11 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
       message:
         'remote bases are not allowed (--no-remote-bases): path "./remote" refers to "https://raw.githubusercontent.com/example/fleet/main/cm.yaml" in remote/kustomization.yaml; every resource must be a file or directory of the source',
     });
-    expect(await getObject(client, cm("te-g", "remote"))).toBeUndefined();
+    expect(await getObject(k.client, cm("te-g", "remote"))).toBeUndefined();
   });
 
   it("the CLI takes the three flags (shipmate agent --once)", async () => {
-    const repo = fleet();
+    const repo = k.fleet();
     repo.commit({
       "clusters/test/tenants.yaml": [
         ...tenant("te-h"),
@@ -405,7 +380,7 @@ describe("lockdown flags, as Flux's kustomize-controller has them", () => {
     const { code, byKey: out } = await cliOnce(
       repo,
       "te-cli",
-      kube.kubeconfig,
+      k.kube.kubeconfig,
       ...["--default-service-account", "reconciler", "--no-cross-namespace-refs", "--no-remote-bases"],
     );
     expect(out["te-h/apps"]).toMatchObject({ ready: false, reason: "AccessDenied" });

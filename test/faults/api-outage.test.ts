@@ -7,38 +7,20 @@
  * failed (no prune storm), keeps its inventory whole, and converges on the
  * next pass. A real etcd and kube-apiserver on 127.0.0.1.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import {
-  adminClient,
-  configMap,
-  FleetRepo,
-  getObject,
-  ksStatus,
-  makeAgent,
-  namespace,
-} from "../agent/helpers.ts";
+import { configMap, type FleetRepo, getObject, ksStatus, namespace } from "../agent/helpers.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 vi.setConfig({ testTimeout: 240_000 });
 
 const OBJECTS = 150;
 
-let kube: KubeCluster;
-let client: KubeClient;
-const repos: FleetRepo[] = [];
 const figures: string[] = [];
 
-beforeAll(async () => {
-  kube = await startKube({ name: "faults" });
-  client = adminClient(kube);
-}, 180_000);
-afterAll(async () => {
-  client?.close();
-  for (const r of repos) r.remove();
-  await kube?.stop();
+const k = kubeSuite({ name: "faults" });
+afterAll(() => {
   console.log(`api outage faults: ${figures.join("; ")}`);
 });
 
@@ -48,7 +30,7 @@ const many = (ns: string, n: number, version: string) =>
 async function owned(ns: string): Promise<{ metadata: { name: string }; data: Record<string, string> }[]> {
   return ((
     await getObject(
-      client,
+      k.client,
       `/api/v1/namespaces/${ns}/configmaps?labelSelector=kustomize.toolkit.fluxcd.io%2Fname%3D${ns}`,
     )
   )?.items ?? []) as { metadata: { name: string }; data: Record<string, string> }[];
@@ -60,10 +42,9 @@ const until = async (check: () => boolean | Promise<boolean>, ms: number, what: 
 
 /** An agent whose fleet holds `OBJECTS` ConfigMaps at v1, applied and Ready; then git moves them to v2. */
 async function synced(ns: string, apiRetryMs: number): Promise<{ agent: Agent; repo: FleetRepo }> {
-  const repo = FleetRepo.create();
-  repos.push(repo);
+  const repo = k.fleet();
   repo.commit({ "clusters/test/all.yaml": [namespace(ns), ...many(ns, OBJECTS, "v1")] });
-  const agent = makeAgent(kube, repo, { name: ns, apiRetryMs });
+  const agent = k.agent(repo, ns, { apiRetryMs });
   const first = await agent.once();
   expect(first.reconciled[0]?.ready, first.reconciled[0]?.message).toBe(true);
   expect(await owned(ns)).toHaveLength(OBJECTS);
@@ -79,8 +60,8 @@ function oneLine(message: string | undefined): void {
 }
 
 const outages = [
-  { what: "etcd", stop: () => kube.stopEtcd(), start: () => kube.startEtcd() },
-  { what: "kube-apiserver", stop: () => kube.stopApiServer(), start: () => kube.startApiServer() },
+  { what: "etcd", stop: () => k.kube.stopEtcd(), start: () => k.kube.startEtcd() },
+  { what: "kube-apiserver", stop: () => k.kube.stopApiServer(), start: () => k.kube.startApiServer() },
 ];
 
 describe.each(outages)("$what stopped in the middle of an apply", ({ what, stop, start }) => {
@@ -100,7 +81,7 @@ describe.each(outages)("$what stopped in the middle of an apply", ({ what, stop,
       const objects = await owned(ns);
       expect(objects).toHaveLength(OBJECTS);
       expect(objects.every((o) => o.data.version === "v2")).toBe(true);
-      expect((await ksStatus(client, ns)).inventory).toHaveLength(OBJECTS + 1);
+      expect((await ksStatus(k.client, ns)).inventory).toHaveLength(OBJECTS + 1);
       expect(agent.client.counts.byVerb.DELETE ?? 0).toBe(deletesBefore);
       figures.push(`${what} down 1.5 s mid-apply: recovered in the same pass, 0 deletes`);
     } finally {
@@ -164,7 +145,7 @@ describe.each(outages)("$what stopped in the middle of an apply", ({ what, stop,
           .sort(),
       );
       expect(after.every((o) => o.data.version === "v3")).toBe(true);
-      const status = await ksStatus(client, ns);
+      const status = await ksStatus(k.client, ns);
       expect(status.inventory).toHaveLength(101);
       expect(status.ready?.status).toBe("True");
       expect(agent.client.counts.byVerb.DELETE ?? 0).toBe(deletesBefore + OBJECTS - 100);

@@ -10,45 +10,31 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
+import { type ApiJson, getObject, namespace } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type ChartServer, configMapChart, helm, startChartServer } from "../infra/charts.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { runTestPods, type TestPodRunner } from "./testpods.ts";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-let charts: ChartServer;
-let pods: TestPodRunner;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
-const never = new AbortController().signal;
-
-beforeAll(async () => {
-  [kube, charts] = await Promise.all([startKube({ name: "helm-features" }), startChartServer()]);
-  client = adminClient(kube);
-  pods = runTestPods(client);
+const k = kubeSuite({
+  name: "helm-features",
+  alongside: async () => {
+    charts = await startChartServer();
+  },
+});
+beforeAll(() => {
+  pods = runTestPods(k.client);
 });
 afterAll(async () => {
   pods?.stop();
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   await charts?.stop();
-  await kube?.stop();
 });
 
-function setup(name: string): { repo: FleetRepo; agent: Agent } {
-  const repo = FleetRepo.create();
-  repos.push(repo);
-  const agent = makeAgent(kube, repo, { name });
-  agents.push(agent);
-  return { repo, agent };
-}
+let charts: ChartServer;
+let pods: TestPodRunner;
+const never = new AbortController().signal;
 
 const helmRepository = (ns: string, url: string) => ({
   apiVersion: "source.toolkit.fluxcd.io/v1",
@@ -68,17 +54,17 @@ const helmRelease = (ns: string, name: string, chart: string, spec: Record<strin
 });
 
 const hr = (ns: string, name: string) =>
-  getObject(client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
+  getObject(k.client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
 const cond = (obj: ApiJson | undefined, type: string) =>
   (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-const get = (path: string) => getObject(client, path);
+const get = (path: string) => getObject(k.client, path);
 async function events(ns: string, reason: string): Promise<string[]> {
   const list = await get(`/api/v1/namespaces/${ns}/events`);
   return (list?.items ?? []).filter((e: ApiJson) => e.reason === reason).map((e: ApiJson) => e.message);
 }
 /** An edit as `kubectl edit` makes it: an Update by another manager. */
 async function edit(path: string, body: object): Promise<void> {
-  const res = await client.raw({
+  const res = await k.client.raw({
     method: "PATCH",
     path,
     body,
@@ -88,7 +74,7 @@ async function edit(path: string, body: object): Promise<void> {
   expect(res.code).toBe(200);
 }
 function history(ns: string, release: string): { revision: number; status: string; description: string }[] {
-  const out = helm(["history", release, "-n", ns, "-o", "json", "--kubeconfig", kube.kubeconfig], {
+  const out = helm(["history", release, "-n", ns, "-o", "json", "--kubeconfig", k.kube.kubeconfig], {
     home: join(tmpdir(), "shipmate-test-helm-home"),
   });
   return JSON.parse(out);
@@ -97,7 +83,7 @@ function history(ns: string, release: string): { revision: number; status: strin
 describe("HelmRelease postRenderers", () => {
   it("patches and retags the rendered objects, adds commonMetadata, and upgrades once when they change", async () => {
     const ns = "hf-post";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("post");
     chartRepo.publish(
       configMapChart("web", "1.0.0", {
@@ -170,7 +156,7 @@ spec:
 
   it("a patch kustomize cannot apply fails the release with the post-renderer's one line, nothing installed", async () => {
     const ns = "hf-post-bad";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("postbad");
     chartRepo.publish(configMapChart("web", "1.0.0"));
     repo.commit({
@@ -202,7 +188,7 @@ spec:
 describe("HelmRelease driftDetection", () => {
   it("enabled takes drift back (ignore rules respected); warn only reports it", async () => {
     const ns = "hf-drift";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("drift");
     chartRepo.publish(configMapChart("app", "1.0.0"));
     const release = (name: string, driftDetection: object) =>
@@ -245,7 +231,7 @@ describe("HelmRelease driftDetection", () => {
     ]);
 
     // A deleted object is drift too: recreated.
-    expect((await client.raw({ method: "DELETE", path: fixedCm })).code).toBe(200);
+    expect((await k.client.raw({ method: "DELETE", path: fixedCm })).code).toBe(200);
     await agent.pass(never, true);
     expect((await get(fixedCm))?.data.greeting).toBe("hello");
     expect(cond(await hr(ns, "fixed"), "Ready")).toMatchObject({ status: "True" });
@@ -284,7 +270,7 @@ spec:
 
   it("runs the test hooks after install (filters honoured), and a failing test after an upgrade is remediated by rollback", async () => {
     const ns = "hf-test";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("tests");
     chartRepo.publish(testChart("1.0.0"));
     const release = (values: object) =>
@@ -335,7 +321,7 @@ spec:
 
   it("ignoreFailures keeps the release Ready with TestSuccess=False", async () => {
     const ns = "hf-test-ignore";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("tests-ignore");
     chartRepo.publish(testChart("1.0.0"));
     repo.commit({
@@ -386,7 +372,7 @@ ${columns ? "      additionalPrinterColumns: [{ name: Size, type: string, jsonPa
 
   it("upgrade.crds CreateReplace brings the chart's CRDs up to date; a failed upgrade with strategy uninstall is uninstalled", async () => {
     const ns = "hf-crds";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("crds");
     const chart = (version: string, columns: boolean) =>
       configMapChart("widgets", version, {
@@ -441,12 +427,12 @@ ${columns ? "      additionalPrinterColumns: [{ name: Size, type: string, jsonPa
 describe("create source helm / create helmrelease, applied", () => {
   it("applies both; the agent installs the release", async () => {
     const ns = "hf-create";
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const chartRepo = charts.repository("create");
     chartRepo.publish(configMapChart("hello", "1.2.0"));
     repo.commit({ "clusters/test/ns.yaml": [namespace(ns)] });
     await agent.once();
-    const kc = `--kubeconfig=${kube.kubeconfig}`;
+    const kc = `--kubeconfig=${k.kube.kubeconfig}`;
     const src = await runCli([
       "create",
       "source",

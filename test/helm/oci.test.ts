@@ -12,61 +12,44 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { parseAllDocuments } from "yaml";
-import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
 import { init } from "../../src/scaffold/scaffold.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, makeAgent, namespace } from "../agent/helpers.ts";
+import { type ApiJson, getObject, namespace } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type ChartSource, configMapChart, helm, helmBinary, writeChart } from "../infra/charts.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
 
 const run = promisify(execFile);
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let open: TestRegistry;
 let locked: TestRegistry;
 const reader = { username: "reader", password: "reader-secret-7f3a" };
-const repos: FleetRepo[] = [];
 const proxies: CountingProxy[] = [];
-const agents: Agent[] = [];
 const never = new AbortController().signal;
 const home = mkdtempSync(join(tmpdir(), "shipmate-oci-helm-"));
 
-beforeAll(async () => {
-  [kube, open, locked] = await Promise.all([
-    startKube({ name: "helm-oci" }),
-    startRegistry(),
-    startRegistry({
-      auth: "token",
-      users: [{ ...reader, access: [{ repository: "charts/*", actions: ["pull"] }] }],
-    }),
-  ]);
-  client = adminClient(kube);
+const k = kubeSuite({
+  name: "helm-oci",
+  alongside: async () => {
+    [open, locked] = await Promise.all([
+      startRegistry(),
+      startRegistry({
+        auth: "token",
+        users: [{ ...reader, access: [{ repository: "charts/*", actions: ["pull"] }] }],
+      }),
+    ]);
+  },
 });
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   for (const p of proxies) await p.close();
   await open?.stop();
   await locked?.stop();
-  await kube?.stop();
   rmSync(home, { recursive: true, force: true });
 });
-
-function setup(name: string): { repo: FleetRepo; agent: Agent } {
-  const repo = FleetRepo.create();
-  repos.push(repo);
-  const agent = makeAgent(kube, repo, { name });
-  agents.push(agent);
-  return { repo, agent };
-}
 
 /**
  * `helm package` then `helm push` to `oci://<host>/<path>`, as a chart
@@ -127,12 +110,12 @@ const secret = (ns: string, name: string, stringData: Record<string, string>, ty
 });
 
 const hr = (ns: string, name: string) =>
-  getObject(client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
+  getObject(k.client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
 const source = (ns: string, plural: string, name: string) =>
-  getObject(client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/${plural}/${name}`);
+  getObject(k.client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/${plural}/${name}`);
 const cond = (obj: ApiJson | undefined, type: string) =>
   (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-const cm = (ns: string, name: string) => getObject(client, `/api/v1/namespaces/${ns}/configmaps/${name}`);
+const cm = (ns: string, name: string) => getObject(k.client, `/api/v1/namespaces/${ns}/configmaps/${name}`);
 
 describe("OCI HelmRepository", () => {
   it("installs the newest matching chart pushed by helm push (a `+` version under its `_` tag), keeps the repository's status empty, and upgrades when a newer chart is pushed", async () => {
@@ -141,7 +124,7 @@ describe("OCI HelmRepository", () => {
     await pushChart(open, "charts", configMapChart("greeter", "1.1.0+build.7"));
     await pushChart(open, "charts", configMapChart("greeter", "2.0.0"));
     await pushChart(open, "charts", configMapChart("greeter", "1.2.0-rc.1"));
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     // Every request the agent sends the registry, counted on the way.
     const proxy = await countingProxy(open.host);
     proxies.push(proxy);
@@ -172,11 +155,11 @@ describe("OCI HelmRepository", () => {
       "--timeout",
       "5s",
       "--kubeconfig",
-      kube.kubeconfig,
+      k.kube.kubeconfig,
     ]);
     expect(reconcile.code).not.toBe(0);
     expect(reconcile.stderr).toContain(`HelmRepository ${ns}/charts has type oci: it is a static object`);
-    const listed = await runCli(["get", "sources", "helm", "-n", ns, "--kubeconfig", kube.kubeconfig]);
+    const listed = await runCli(["get", "sources", "helm", "-n", ns, "--kubeconfig", k.kube.kubeconfig]);
     expect(listed.stdout).toMatch(/charts\s+-\s+False\s+True\s+static object/);
 
     // The pull: one manifest GET by digest, one blob GET (the chart layer).
@@ -205,7 +188,7 @@ describe("OCI HelmRepository", () => {
   it("pulls from a token-auth registry with a dockerconfigjson Secret or a username/password Secret, and fails closed with one line without them", async () => {
     const ns = "oci-locked";
     await pushChart(locked, "charts", configMapChart("locked", "0.1.0"));
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const dockerConfig = JSON.stringify({
       auths: {
         [locked.host]: {
@@ -246,7 +229,7 @@ describe("OCI HelmRepository", () => {
   it("refuses what it does not honour on an OCI HelmRepository, and reports a version nothing matches", async () => {
     const ns = "oci-bad";
     await pushChart(open, "bad", configMapChart("tiny", "1.0.0"));
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/repo.yaml": [
@@ -292,7 +275,7 @@ describe("HelmRelease chartRef", () => {
     const ns = "oci-ref";
     await pushChart(open, "ref", configMapChart("refchart", "1.0.0"));
     await pushChart(open, "ref", configMapChart("refchart", "1.4.0"));
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/sources.yaml": [
@@ -385,7 +368,7 @@ describe("HelmRelease chartRef", () => {
       tree,
     ]);
     expect(pushed.code, pushed.stderr).toBe(0);
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/sources.yaml": [
@@ -420,7 +403,7 @@ describe("HelmRelease chartRef", () => {
   it("moving a HelmRelease from chart to chartRef upgrades it from the new source and deletes the HelmChart made for the template", async () => {
     const ns = "oci-move";
     await pushChart(open, "move", configMapChart("mover", "1.0.0"));
-    const { repo, agent } = setup(ns);
+    const { repo, agent } = k.setup(ns);
     const sources = [
       ociHelmRepository(ns, "charts", `oci://${open.host}/move`),
       ociRepository(ns, "mover", `oci://${open.host}/move/mover`, { ref: { tag: "1.0.0" } }),
@@ -481,14 +464,14 @@ describe("a fleet from shipmate init --layout repo-per-app --app-source helm", (
     release.spec.install = { ...release.spec.install, disableWait: true };
     // Until the Helm storage can live apart from the target namespace (refused today, see docs/helm.md).
     release.spec.storageNamespace = release.spec.targetNamespace;
-    const { repo, agent } = setup("init-helm");
+    const { repo, agent } = k.setup("init-helm");
     repo.commit({ "clusters/test/ns.yaml": [namespace(ns)], "clusters/test/web.yaml": docs });
     await agent.once();
     const obj = await hr(ns, "web");
     expect(cond(obj, "Ready")).toMatchObject({ status: "True", reason: "InstallSucceeded" });
     // With valuesFiles, source-controller publishes the chart as <version>+<HelmChart generation>.
     expect(obj?.status.lastAttemptedRevision).toBe("1.0.0+1");
-    const deploy = await getObject(client, "/apis/apps/v1/namespaces/web/deployments/web");
+    const deploy = await getObject(k.client, "/apis/apps/v1/namespaces/web/deployments/web");
     expect(deploy?.metadata.labels["app.kubernetes.io/name"]).toBe("web");
     // The image the scaffold wrote into the chart's values files.
     expect(deploy?.spec.template.spec.containers[0].image).toMatch(new RegExp(`^${open.host}/acme/web:`));

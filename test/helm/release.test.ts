@@ -11,49 +11,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import {
-  type ApiJson,
-  adminClient,
-  configMap,
-  FleetRepo,
-  getObject,
-  kustomization,
-  makeAgent,
-  namespace,
-} from "../agent/helpers.ts";
+import { type ApiJson, configMap, getObject, kustomization, namespace } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type ChartServer, configMapChart, helm, startChartServer, writeChart } from "../infra/charts.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
-let charts: ChartServer;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
-const never = new AbortController().signal;
-
-beforeAll(async () => {
-  [kube, charts] = await Promise.all([startKube({ name: "helm" }), startChartServer()]);
-  client = adminClient(kube);
+const k = kubeSuite({
+  name: "helm",
+  alongside: async () => {
+    charts = await startChartServer();
+  },
 });
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   await charts?.stop();
-  await kube?.stop();
 });
 
-function setup(name: string): { repo: FleetRepo; agent: Agent } {
-  const repo = FleetRepo.create();
-  repos.push(repo);
-  const agent = makeAgent(kube, repo, { name });
-  agents.push(agent);
-  return { repo, agent };
-}
+let charts: ChartServer;
+const never = new AbortController().signal;
 
 const helmRepository = (ns: string, name: string, url: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: "source.toolkit.fluxcd.io/v1",
@@ -72,15 +48,15 @@ const chartSpec = (chart: string, repo: string, version?: string) => ({
 });
 
 async function hr(ns: string, name: string): Promise<ApiJson | undefined> {
-  return await getObject(client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
+  return await getObject(k.client, `/apis/helm.toolkit.fluxcd.io/v2/namespaces/${ns}/helmreleases/${name}`);
 }
 const cond = (obj: ApiJson | undefined, type: string) =>
   (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
-const cm = (ns: string, name: string) => getObject(client, `/api/v1/namespaces/${ns}/configmaps/${name}`);
+const cm = (ns: string, name: string) => getObject(k.client, `/api/v1/namespaces/${ns}/configmaps/${name}`);
 
 /** `helm history` as the real helm sees the agent's releases. */
 function history(ns: string, release: string): { revision: number; status: string; chart: string }[] {
-  const out = helm(["history", release, "-n", ns, "-o", "json", "--kubeconfig", kube.kubeconfig], {
+  const out = helm(["history", release, "-n", ns, "-o", "json", "--kubeconfig", k.kube.kubeconfig], {
     home: join(tmpdir(), "shipmate-test-helm-home"),
   });
   return JSON.parse(out);
@@ -89,7 +65,7 @@ function history(ns: string, release: string): { revision: number; status: strin
 describe("HelmRelease lifecycle", () => {
   it("installs from a chart repository, then a second pass costs no Helm action and no write, then upgrades on a new chart version and uninstalls when pruned", async () => {
     const ns = "h-life";
-    const { repo, agent } = setup("h-life");
+    const { repo, agent } = k.setup("h-life");
     // This agent's own temporary folders (other test files run helm at the same time).
     const helmTempDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith(agent.helm.tempPrefix));
     const tempBefore = helmTempDirs();
@@ -150,7 +126,7 @@ describe("HelmRelease lifecycle", () => {
     ]);
     // The HelmChart helm-controller would create, with source-controller's artifact.
     const chart = await getObject(
-      client,
+      k.client,
       `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/helmcharts/${ns}-greeter`,
     );
     expect(chart?.spec).toMatchObject({
@@ -160,7 +136,7 @@ describe("HelmRelease lifecycle", () => {
     });
     expect(chart?.status.artifact).toMatchObject({ revision: "1.0.0" });
     const index = await getObject(
-      client,
+      k.client,
       `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/helmrepositories/charts`,
     );
     expect(index?.status.artifact.revision).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -186,7 +162,7 @@ describe("HelmRelease lifecycle", () => {
     expect((await cm(ns, "greeter-config"))?.data.version).toBe("1.1.0");
 
     // The CLI shows them as `flux get` does; suspend and resume, the resumed request handled with no Helm action.
-    const kcfg = kube.kubeconfig;
+    const kcfg = k.kube.kubeconfig;
     const get = await runCli(["get", "helmreleases", "-n", ns, "--kubeconfig", kcfg]);
     expect(get.code).toBe(0);
     expect(get.stdout).toMatch(/h-life\s+greeter\s+1\.1\.0\s+False\s+True\s+Helm upgrade succeeded/);
@@ -207,7 +183,10 @@ describe("HelmRelease lifecycle", () => {
     expect(await hr(ns, "greeter")).toBeUndefined();
     expect(await cm(ns, "greeter-config")).toBeUndefined();
     expect(
-      await getObject(client, `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/helmcharts/${ns}-greeter`),
+      await getObject(
+        k.client,
+        `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/helmcharts/${ns}-greeter`,
+      ),
     ).toBeUndefined();
     expect(agent.helm.actions.uninstall).toBe(1);
     // The kubeconfigs written for helm are gone.
@@ -218,7 +197,7 @@ describe("HelmRelease lifecycle", () => {
     const ns = "h-fail";
     const chartRepo = charts.repository("fail");
     chartRepo.publish(configMapChart("app", "1.0.0"));
-    const { repo, agent } = setup("h-fail");
+    const { repo, agent } = k.setup("h-fail");
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/repo.yaml": [helmRepository(ns, "charts", chartRepo.url)],
@@ -278,10 +257,12 @@ describe("HelmRelease lifecycle", () => {
     chartRepo.publish(source);
     const home = join(tmpdir(), "shipmate-test-helm-home");
     const dir = writeChart(join(chartRepo.dir, "..", ".helm-home", "manual"), source);
-    helm(["install", "tool", dir, "-n", ns, "--create-namespace", "--kubeconfig", kube.kubeconfig], { home });
+    helm(["install", "tool", dir, "-n", ns, "--create-namespace", "--kubeconfig", k.kube.kubeconfig], {
+      home,
+    });
     expect(history(ns, "tool")).toMatchObject([{ revision: 1, status: "deployed" }]);
 
-    const { repo, agent } = setup("h-adopt");
+    const { repo, agent } = k.setup("h-adopt");
     repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
       "clusters/test/repo.yaml": [helmRepository(ns, "charts", chartRepo.url)],
@@ -304,7 +285,7 @@ describe("HelmReleases in a fleet", () => {
     const ns = "h-wait";
     const chartRepo = charts.repository("wait");
     chartRepo.publish(configMapChart("base", "1.0.0"));
-    const { repo, agent } = setup("h-wait");
+    const { repo, agent } = k.setup("h-wait");
     const local = configMapChart("local", "0.1.0");
     const commit = repo.commit({
       "clusters/test/ns.yaml": [namespace(ns)],
@@ -380,7 +361,7 @@ spec:
 `;
     chartRepo.publish(configMapChart("certs", "1.16.0", { files: { "crds/issuers.yaml": issuerCrd } }));
     chartRepo.publish(configMapChart("web", "1.0.0"));
-    const { repo, agent } = setup("h-mono");
+    const { repo, agent } = k.setup("h-mono");
     // The layout of Flux's kustomize-helm example: controllers, then configs, then apps.
     repo.commit({
       "clusters/test/infrastructure.yaml": [
@@ -448,7 +429,7 @@ spec:
     expect(await madeAt("certs")).toBeGreaterThanOrEqual(await madeAt("ingress"));
     // The chart's CRD came with it, so the configs' Issuer could be applied.
     expect(
-      await getObject(client, `/apis/certs.example.com/v1/namespaces/${ns}/issuers/letsencrypt`),
+      await getObject(k.client, `/apis/certs.example.com/v1/namespaces/${ns}/issuers/letsencrypt`),
     ).toMatchObject({
       spec: { acme: "https://acme.example.com/directory" },
     });
@@ -481,7 +462,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
       "index.yaml",
       `apiVersion: v1\nentries:\n  evil:\n    - {name: evil, version: 1.0.0, urls: [${evil.url}/evil-1.0.0.tgz]}\n`,
     );
-    const setupResult = setup("h-bad");
+    const setupResult = k.setup("h-bad");
     agent = setupResult.agent;
     const secret = {
       apiVersion: "v1",
@@ -574,7 +555,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
     expect(await cm(ns, "authorized-config")).toBeDefined();
     expect(cond(await hr(ns, "optional-key"), "Ready")).toMatchObject({ status: "True" });
     const locked = await getObject(
-      client,
+      k.client,
       `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/helmrepositories/locked`,
     );
     expect(cond(locked, "Ready")).toMatchObject({ status: "False", reason: "AuthenticationFailed" });
@@ -582,7 +563,7 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
   });
 
   it("a missing key in an existing object names the key and the object", async () => {
-    await client.raw({
+    await k.client.raw({
       method: "POST",
       path: `/api/v1/namespaces/${ns}/configmaps`,
       body: configMap("absent-values", ns, { "other.yaml": "a: 1\n" }),
@@ -591,6 +572,6 @@ describe("bad input: Ready=False with one clear line, nothing installed, no cred
     expect(cond(await hr(ns, "no-key"), "Ready").message).toBe(
       "missing key 'values.yaml' in ConfigMap 'h-bad/absent-values'",
     );
-    expect(existsSync(kube.kubeconfig)).toBe(true);
+    expect(existsSync(k.kube.kubeconfig)).toBe(true);
   });
 });

@@ -15,43 +15,28 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import type { Agent } from "../../src/agent/agent.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import {
-  type ApiJson,
-  adminClient,
-  FleetRepo,
-  getObject,
-  ksStatus,
-  makeAgent,
-  patchObject,
-  waitFor,
-} from "../agent/helpers.ts";
+import { type ApiJson, getObject, ksStatus, patchObject, waitFor } from "../agent/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type ChartServer, type ChartSource, startChartServer } from "../infra/charts.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let charts: ChartServer;
 let out: string;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
 
-beforeAll(async () => {
-  [kube, charts] = await Promise.all([startKube({ name: "helm-scaffold" }), startChartServer()]);
-  client = adminClient(kube);
+const k = kubeSuite({
+  name: "helm-scaffold",
+  alongside: async () => {
+    charts = await startChartServer();
+  },
+});
+beforeAll(() => {
   out = mkdtempSync(join(tmpdir(), "shipmate-init-helm-"));
 });
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   if (out) rmSync(out, { recursive: true, force: true });
   await charts?.stop();
-  await kube?.stop();
 });
 
 /** Every file under `dir`, by path relative to it. */
@@ -93,7 +78,7 @@ function chartOf(files: Record<string, string>, version: string): ChartSource {
  * them through kstatus: Available, and Progressing with NewReplicaSetAvailable).
  */
 async function rollOut(path: string): Promise<void> {
-  const d = await waitFor(() => getObject(client, path));
+  const d = await waitFor(() => getObject(k.client, path));
   const now = new Date().toISOString();
   const condition = (type: string, reason: string) => ({
     type,
@@ -104,7 +89,7 @@ async function rollOut(path: string): Promise<void> {
     lastTransitionTime: now,
   });
   await patchObject(
-    client,
+    k.client,
     `${path}/status`,
     {
       status: {
@@ -145,14 +130,12 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     expect(release?.spec.storageNamespace).toBeUndefined();
 
     // The app repository and the chart, published as its workflow would (here to an HTTP chart repository).
-    const appRepo = FleetRepo.create();
-    repos.push(appRepo);
+    const appRepo = k.fleet();
     appRepo.commit(appFiles);
     const chartRepo = charts.repository("hello");
     chartRepo.publish(chartOf(appFiles, "1.0.0"));
 
-    const fleet = FleetRepo.create();
-    repos.push(fleet);
+    const fleet = k.fleet();
     const docs = appDocs.map((d) => {
       if (d.kind === "HelmRepository") return { ...d, spec: { interval: "10m", url: chartRepo.url } };
       if (d.kind === "GitRepository") return { ...d, spec: { ...d.spec, url: appRepo.url } };
@@ -160,12 +143,10 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     });
     fleet.commit({ ...fleetFiles, "apps/staging/hello.yaml": docs.map((d) => stringify(d)).join("---\n") });
 
-    const agent = makeAgent(kube, fleet, {
-      name: "shipmate-system",
+    const agent = k.agent(fleet, "shipmate-system", {
       namespace: "shipmate-system",
       path: "clusters/staging",
     });
-    agents.push(agent);
     const deployment = "/apis/apps/v1/namespaces/hello/deployments/hello";
     // No controller-manager here: the Deployment is rolled out by hand once the release creates it.
     const running = agent.once();
@@ -173,7 +154,7 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     const summary = await running;
 
     const hr = await getObject(
-      client,
+      k.client,
       "/apis/helm.toolkit.fluxcd.io/v2/namespaces/shipmate-system/helmreleases/hello",
     );
     const ready = (hr?.status?.conditions ?? []).find((c: ApiJson) => c.type === "Ready");
@@ -185,15 +166,15 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     });
     expect(summary.helmReleases.find((r) => r.name === "hello")).toMatchObject({ ready: true });
     // values.yaml, then values-staging.yaml (the HelmChart's valuesFiles): staging runs one replica.
-    const d = await getObject(client, deployment);
+    const d = await getObject(k.client, deployment);
     expect(d?.spec.replicas).toBe(1);
     expect(d?.spec.template.spec.containers[0].image).toMatch(/:/);
-    expect(await getObject(client, "/api/v1/namespaces/hello/services/hello")).toBeDefined();
+    expect(await getObject(k.client, "/api/v1/namespaces/hello/services/hello")).toBeDefined();
     // Records in the HelmRelease's namespace (storageNamespace's default), objects in targetNamespace.
     const secrets = async (ns: string) =>
       (
         (
-          await client.raw({
+          await k.client.raw({
             method: "GET",
             path: `/api/v1/namespaces/${ns}/secrets`,
             query: { labelSelector: "owner=helm,name=hello" },
@@ -203,7 +184,7 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     expect(await secrets("shipmate-system")).toEqual(["sh.helm.release.v1.hello.v1"]);
     expect(await secrets("hello")).toEqual([]);
     // The apps Kustomization waited on the release (wait: true) and is Ready.
-    const apps = (await ksStatus(client, "apps", "shipmate-system")).ks;
+    const apps = (await ksStatus(k.client, "apps", "shipmate-system")).ks;
     expect((apps?.status.conditions ?? []).find((c: ApiJson) => c.type === "Ready")).toMatchObject({
       status: "True",
     });
@@ -213,7 +194,7 @@ describe("shipmate init --layout repo-per-app --app-source helm, synced by the a
     // (The apps Kustomization waits on the release, so it may be the one that runs the upgrade.)
     await agent.pass(new AbortController().signal, true);
     const after = await getObject(
-      client,
+      k.client,
       "/apis/helm.toolkit.fluxcd.io/v2/namespaces/shipmate-system/helmreleases/hello",
     );
     expect((after?.status.conditions ?? []).find((c: ApiJson) => c.type === "Ready")).toMatchObject({

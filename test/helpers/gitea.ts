@@ -20,13 +20,12 @@ export async function pushFiles(
   }
 }
 
-/** A new repository `name` on `gitea` whose `main` holds `files`. */
+/** A new repository `name` on `gitea` whose `main` holds `files`; `head` is that commit. */
 export async function giteaFleet(
   gitea: GiteaServer,
   name: string,
   files: Record<string, string>,
-): Promise<GiteaRepo> {
+): Promise<GiteaRepo & { head: string }> {
   const repo = await gitea.createRepo(name);
-  await pushFiles(repo, files);
-  return repo;
+  return { ...repo, head: await pushFiles(repo, files) };
 }

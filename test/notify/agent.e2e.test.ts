@@ -9,26 +9,21 @@
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { KubeClient } from "../../src/kube/client.ts";
 import {
   type ApiJson,
-  adminClient,
   configMap,
-  FleetRepo,
+  type FleetRepo,
   getObject,
-  installFluxCrds,
   makeAgent,
   namespace,
 } from "../agent/helpers.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 import { SlackIncomingWebhook } from "./slack-schema.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let gitea: GiteaServer;
 let giteaRepo: GiteaRepo;
 let slack: Receiver;
@@ -36,26 +31,17 @@ let fleet: FleetRepo;
 
 const NS = "shipmate-system";
 
-async function createSecret(name: string, data: Record<string, string>): Promise<void> {
-  const res = await client.raw({
-    method: "POST",
-    path: `/api/v1/namespaces/${NS}/secrets`,
-    body: { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: NS }, stringData: data },
-  });
-  if (res.code !== 201) throw new Error(`Secret ${name}: ${res.code}`);
-}
-
+const k = kubeSuite({
+  name: "notify",
+  fluxCrds: ["notification.toolkit.fluxcd.io_providers.yaml", "notification.toolkit.fluxcd.io_alerts.yaml"],
+  namespaces: [NS],
+  alongside: async () => {
+    [gitea, slack] = await Promise.all([startGitea(), startReceiver()]);
+  },
+});
 beforeAll(async () => {
-  [kube, gitea, slack] = await Promise.all([startKube({ name: "notify" }), startGitea(), startReceiver()]);
-  client = adminClient(kube);
-  await installFluxCrds(client, [
-    "notification.toolkit.fluxcd.io_providers.yaml",
-    "notification.toolkit.fluxcd.io_alerts.yaml",
-  ]);
   giteaRepo = await gitea.createRepo("fleet");
-  fleet = FleetRepo.create();
-  const ns = await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace(NS) });
-  if (ns.code !== 201) throw new Error(`namespace: ${ns.code}`);
+  fleet = k.fleet();
   // Secrets as a person creates them (never in git): the webhook URL and the forge token.
   await createSecret("slack-url", { address: `${slack.url}/services/T0/B0/secret-webhook-path` });
   await createSecret("gitea-token", { token: gitea.token });
@@ -65,12 +51,18 @@ beforeAll(async () => {
     headers: "X-Team: platform\n",
   });
 });
-
 afterAll(async () => {
-  client?.close();
-  fleet?.remove();
-  await Promise.all([kube?.stop(), gitea?.stop(), slack?.close()]);
+  await Promise.all([gitea?.stop(), slack?.close()]);
 });
+
+async function createSecret(name: string, data: Record<string, string>): Promise<void> {
+  const res = await k.client.raw({
+    method: "POST",
+    path: `/api/v1/namespaces/${NS}/secrets`,
+    body: { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: NS }, stringData: data },
+  });
+  if (res.code !== 201) throw new Error(`Secret ${name}: ${res.code}`);
+}
 
 const provider = (name: string, spec: Record<string, unknown>) => ({
   apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
@@ -133,7 +125,7 @@ describe("the agent sends its events to Flux Alerts", () => {
       stdio: "pipe",
     });
 
-    const agent = makeAgent(kube, fleet);
+    const agent = makeAgent(k.kube, fleet);
     try {
       const summary = await agent.once();
       expect(summary.reconciled.find((k) => k.name === "fleet")?.ready).toBe(true);
@@ -175,7 +167,10 @@ describe("the agent sends its events to Flux Alerts", () => {
 
     // Gitea: the status on the very commit applied, context and description as Flux makes them.
     const uid = (
-      await getObject(client, `/apis/notification.toolkit.fluxcd.io/v1beta3/namespaces/${NS}/providers/gitea`)
+      await getObject(
+        k.client,
+        `/apis/notification.toolkit.fluxcd.io/v1beta3/namespaces/${NS}/providers/gitea`,
+      )
     )?.metadata.uid as string;
     const statuses = await gitea.api<ApiJson[]>(
       "GET",
@@ -193,7 +188,7 @@ describe("the agent sends its events to Flux Alerts", () => {
 
     // The broken Provider: one Warning event on it, one line, and nothing else held up.
     const events = await getObject(
-      client,
+      k.client,
       `/api/v1/namespaces/${NS}/events?fieldSelector=involvedObject.kind%3DProvider,involvedObject.name%3Dbroken`,
     );
     expect(events?.items.map((e: ApiJson) => [e.type, e.reason, e.message])).toEqual([
@@ -201,7 +196,7 @@ describe("the agent sends its events to Flux Alerts", () => {
     ]);
 
     const proxied = await getObject(
-      client,
+      k.client,
       `/api/v1/namespaces/${NS}/events?fieldSelector=involvedObject.kind%3DProvider,involvedObject.name%3Dproxied`,
     );
     expect(proxied?.items.map((e: ApiJson) => [e.reason, e.message])).toEqual([
@@ -212,7 +207,7 @@ describe("the agent sends its events to Flux Alerts", () => {
     ]);
 
     // No secret anywhere the agent writes: events carry neither the webhook path nor the token.
-    const all = JSON.stringify(await getObject(client, `/api/v1/namespaces/${NS}/events`));
+    const all = JSON.stringify(await getObject(k.client, `/api/v1/namespaces/${NS}/events`));
     expect(all).not.toContain("secret-webhook-path");
     expect(all).not.toContain(gitea.token);
   });
@@ -226,7 +221,7 @@ describe("the agent sends its events to Flux Alerts", () => {
       cwd: fleet.work,
       stdio: "pipe",
     });
-    const agent = makeAgent(kube, fleet);
+    const agent = makeAgent(k.kube, fleet);
     try {
       await agent.once();
     } finally {

@@ -8,7 +8,7 @@ import { parseMeta } from "../../src/forge/body.ts";
 import type { PromoteResult } from "../../src/promote/index.ts";
 import { TestClone } from "../forge/helpers.ts";
 import { runCli } from "../helpers/cli.ts";
-import { giteaFleet, pushFiles } from "../helpers/gitea.ts";
+import { giteaFleet } from "../helpers/gitea.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 
 let gitea: GiteaServer;
@@ -337,12 +337,14 @@ describe("shipmate promote: bad input", () => {
 
 describe("shipmate promote: a repository per environment", () => {
   it("reads staging's repository, checks its commit there, opens the request in production's", async () => {
-    const fleetRepo = await gitea.createRepo("rpe-fleet");
-    const stagingRepo = await gitea.createRepo("rpe-staging");
-    const productionRepo = await gitea.createRepo("rpe-production");
+    const stagingRepo = await giteaFleet(gitea, "rpe-staging", {
+      "apps/web/kustomization.yaml": overlay("web", web, "3.1.0"),
+    });
+    const productionRepo = await giteaFleet(gitea, "rpe-production", {
+      "apps/web/kustomization.yaml": overlay("web", web, "3.0.0"),
+    });
     const plainUrl = (r: GiteaRepo) => `${gitea.url}/${r.fullName}.git`;
-    const push = (r: GiteaRepo, files: Record<string, string>) => pushFiles(r, files);
-    await push(fleetRepo, {
+    const fleetRepo = await giteaFleet(gitea, "rpe-fleet", {
       "shipmate.yaml": `apiVersion: shipmate.dev/v1alpha1
 kind: Fleet
 metadata:
@@ -361,10 +363,7 @@ spec:
       gates: { checks: true }
 `,
     });
-    const stagingHead = await push(stagingRepo, {
-      "apps/web/kustomization.yaml": overlay("web", web, "3.1.0"),
-    });
-    await push(productionRepo, { "apps/web/kustomization.yaml": overlay("web", web, "3.0.0") });
+    const stagingHead = stagingRepo.head;
     await gitea.api("POST", `/repos/${stagingRepo.fullName}/statuses/${stagingHead}`, {
       state: "success",
       context: "ci",

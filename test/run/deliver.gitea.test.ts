@@ -8,12 +8,11 @@ import { parseMeta } from "../../src/forge/body.ts";
 import { createGiteaForge } from "../../src/forge/gitea/index.ts";
 import { deliverUpdateAsPullRequest, imageChangesFromUpdate } from "../../src/run/deliver.ts";
 import { inputFromSets, parseSetFlag } from "../../src/update/selections.ts";
-import { TestClone } from "../forge/helpers.ts";
+import { giteaFleet, pushFiles } from "../helpers/gitea.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
 
 let gitea: GiteaServer;
 let repo: GiteaRepo;
-let clone: TestClone;
 
 const manifest = (tag: string) => `apiVersion: apps/v1
 kind: Deployment
@@ -29,12 +28,9 @@ spec:
 
 beforeAll(async () => {
   gitea = await startGitea();
-  repo = await gitea.createRepo("fleet");
-  clone = await TestClone.clone(repo.authedCloneUrl);
-  await clone.pushBranch("main", { "clusters/production/web.yaml": manifest("1.0.0") });
+  repo = await giteaFleet(gitea, "fleet", { "clusters/production/web.yaml": manifest("1.0.0") });
 });
 afterAll(async () => {
-  await clone?.remove();
   await gitea?.stop();
 });
 
@@ -95,7 +91,7 @@ describe("update in pull-request mode against a real Gitea", () => {
   });
 
   it("once the base has the version (someone merged or pushed it), the request is closed and the branch deleted", async () => {
-    await clone.pushBranch("main", { "clusters/production/web.yaml": manifest("1.2.0") });
+    await pushFiles(repo, { "clusters/production/web.yaml": manifest("1.2.0") });
     const r = await run("1.2.0");
     expect(r.request).toEqual({ action: "closed", branch: "shipmate/update-main" });
     expect(await open()).toEqual([]);

@@ -28,6 +28,7 @@ import { orderByDependencies, parseDuration, removeCondition, setCondition } fro
 import { createLimiter } from "../limit.ts";
 import type { AgentMetrics } from "../metrics.ts";
 import type { SourceManager, SourceObject } from "../source-objects.ts";
+import { failedConditions } from "../status.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
@@ -1118,12 +1119,7 @@ export class HelmReleaseReconciler {
     const now = new Date().toISOString();
     const g = hr.metadata.generation === undefined ? {} : { observedGeneration: hr.metadata.generation };
     const requestedAt = hr.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    let conditions = removeCondition(hr.status?.conditions ?? [], "Reconciling");
-    const c = { status: "False" as const, reason: failure.reason, message: failure.message, ...g };
-    conditions = setCondition(conditions, { type: "Ready", ...c }, now);
-    conditions = failure.stalled
-      ? setCondition(conditions, { type: "Stalled", ...c, status: "True" }, now)
-      : removeCondition(conditions, "Stalled");
+    const conditions = failedConditions(hr.status?.conditions ?? [], failure, g, now);
     const changed = hr.status?.conditions?.find((x) => x.type === "Ready")?.message !== failure.message;
     await this.writeStatus(hr, {
       ...hr.status,

@@ -7,6 +7,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { FLUX_KINDS } from "../../kube/control.ts";
 import { NOTIFICATION_GROUP } from "../../notify/fields.ts";
 import type { FieldTable } from "../fields/support.ts";
 
@@ -47,21 +48,10 @@ export const RECEIVER_FIELDS: FieldTable = {
   "oidcProviders.variables.name": { refused: "generic-oidc receivers are not implemented" },
 };
 
-/** Where each kind a Receiver may name is served: API version and plural. */
-export const RECEIVER_KINDS: Record<string, { apiVersion: string; plural: string }> = {
-  GitRepository: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "gitrepositories" },
-  OCIRepository: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "ocirepositories" },
-  Bucket: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "buckets" },
-  HelmRepository: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "helmrepositories" },
-  HelmChart: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "helmcharts" },
-  ExternalArtifact: { apiVersion: "source.toolkit.fluxcd.io/v1", plural: "externalartifacts" },
-  ArtifactGenerator: { apiVersion: "source.extensions.fluxcd.io/v1beta1", plural: "artifactgenerators" },
-  Kustomization: { apiVersion: "kustomize.toolkit.fluxcd.io/v1", plural: "kustomizations" },
-  HelmRelease: { apiVersion: "helm.toolkit.fluxcd.io/v2", plural: "helmreleases" },
-  ImageRepository: { apiVersion: "image.toolkit.fluxcd.io/v1", plural: "imagerepositories" },
-  ImagePolicy: { apiVersion: "image.toolkit.fluxcd.io/v1", plural: "imagepolicies" },
-  ImageUpdateAutomation: { apiVersion: "image.toolkit.fluxcd.io/v1", plural: "imageupdateautomations" },
-};
+/** Where each kind a Receiver may name is served: every Flux kind the agent answers but Receiver itself. */
+export const RECEIVER_KINDS: Record<string, { apiVersion: string; plural: string }> = Object.fromEntries(
+  Object.entries(FLUX_KINDS).filter(([kind]) => kind !== "Receiver"),
+);
 
 export const ReceiverSpec = z.looseObject({
   type: z.enum(RECEIVER_TYPES),

@@ -9,11 +9,9 @@
  * naming the flag or file.
  */
 import { readFileSync, statSync } from "node:fs";
-import { formatHelmRows, type HelmKind, waitHelmHandled } from "../../agent/helm/control.ts";
 import { mergeValues, type Values } from "../../agent/helm/rules.ts";
 import { HELM_API_VERSION } from "../../agent/helm/spec.ts";
 import {
-  applyFluxObject,
   checkInterval,
   checkNamespace,
   checkObjectName,
@@ -23,6 +21,7 @@ import {
 import { documentValue, parseDocumentsBounded } from "../../config/limits.ts";
 import { ConfigError, redact, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import { applyFluxObject, formatObjectRows, objectRowOf, waitHandled } from "../../kube/control.ts";
 import { SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { durationMs } from "../args.ts";
 import { type CliIO, writeLine } from "../io.ts";
@@ -81,7 +80,12 @@ export interface HelmCreateFlags {
   "chart-interval"?: string;
 }
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; spec: Values };
+type Obj = {
+  apiVersion: string;
+  kind: "HelmRepository" | "HelmRelease";
+  metadata: { name: string; namespace: string };
+  spec: Values;
+};
 
 const SOURCE_ONLY = ["url", "secret-ref", "pass-credentials", "oci-provider"] as const;
 const RELEASE_ONLY = [
@@ -276,15 +280,16 @@ export async function exportOrApply(obj: Obj, f: HelmCreateFlags, io: CliIO): Pr
     writeLine(io.stdout, `${obj.kind} ${namespace}/${name} ${action}`);
     // An OCI HelmRepository is static: nothing reconciles it until a chart is pulled.
     if (f["no-wait"] || (obj.kind === "HelmRepository" && obj.spec.type === "oci")) return 0;
-    const row = await waitHelmHandled(
+    const handled = await waitHandled(
       client,
-      obj.kind as HelmKind,
+      obj.kind,
       namespace,
       name,
       requestedAt,
       durationMs(f.timeout, "--timeout", obj.kind === "HelmRelease" ? 300_000 : 120_000),
     );
-    for (const line of formatHelmRows([row])) writeLine(io.stdout, line);
+    const row = objectRowOf(obj.kind, handled);
+    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();

@@ -1,7 +1,4 @@
-import { formatRows, waitReconciled } from "../../agent/control.ts";
-import { formatSourceRows, getGitRepository, waitSourceHandled } from "../../bootstrap/control.ts";
 import {
-  applyFluxObject,
   checkGitUrl,
   checkInterval,
   checkKsPath,
@@ -17,6 +14,15 @@ import {
 } from "../../bootstrap/flux.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import {
+  applyFluxObject,
+  formatKustomizationRows,
+  formatObjectRows,
+  getObject,
+  kustomizationRowOfObject,
+  objectRowOf,
+  waitHandled,
+} from "../../kube/control.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { createImage, IMAGE_CREATE_USAGE } from "../image.ts";
@@ -131,14 +137,16 @@ async function createSource(name: string, values: Values, io: CliIO): Promise<nu
     const { action, requestedAt } = await applyFluxObject(client, obj);
     writeLine(io.stdout, `GitRepository ${namespace}/${name} ${action}`);
     if (values["no-wait"]) return 0;
-    const row = await waitSourceHandled(
+    const handled = await waitHandled(
       client,
+      "GitRepository",
       namespace,
       name,
       requestedAt,
       durationMs(values.timeout, "--timeout", 120_000),
     );
-    for (const line of formatSourceRows([row])) writeLine(io.stdout, line);
+    const row = objectRowOf("GitRepository", handled);
+    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();
@@ -187,20 +195,24 @@ async function createKustomization(name: string, values: Values, io: CliIO): Pro
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
     const sourceNs = source.namespace ?? namespace;
-    if (!(await getGitRepository(client, sourceNs, source.name)))
+    if (!(await getObject(client, "GitRepository", sourceNs, source.name)))
       throw new ClusterError(
         `GitRepository ${sourceNs}/${source.name} not found: create it first (shipmate create source git ${source.name} --url …)`,
       );
-    const { action } = await applyFluxObject(client, obj);
+    const { action, requestedAt } = await applyFluxObject(client, obj);
     writeLine(io.stdout, `Kustomization ${namespace}/${name} ${action}`);
     if (values["no-wait"]) return 0;
-    const row = await waitReconciled(
-      client,
-      namespace,
-      name,
-      durationMs(values.timeout, "--timeout", 300_000),
+    const row = kustomizationRowOfObject(
+      await waitHandled(
+        client,
+        "Kustomization",
+        namespace,
+        name,
+        requestedAt,
+        durationMs(values.timeout, "--timeout", 300_000),
+      ),
     );
-    for (const line of formatRows([row])) writeLine(io.stdout, line);
+    for (const line of formatKustomizationRows([row])) writeLine(io.stdout, line);
     return row.ready === "True" ? 0 : 1;
   } finally {
     client.close();

@@ -1,16 +1,16 @@
-import {
-  formatRows,
-  healthReport,
-  type KustomizationRow,
-  listKustomizations,
-  watchKustomizations,
-} from "../../agent/control.ts";
-import { formatHelmRows, type HelmKind, listHelmObjects } from "../../agent/helm/control.ts";
-import { formatImageRows, type ImageKind, listImageObjects } from "../../agent/images/control.ts";
-import { formatSourceRows, listGitRepositories } from "../../bootstrap/control.ts";
 import { loadFleetIfAny } from "../../config/fleet.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import {
+  type FluxKind,
+  formatObjectRows,
+  formatKustomizationRows as formatRows,
+  healthReport,
+  type KustomizationRow,
+  listKustomizations,
+  listObjectRows,
+  watchKustomizations,
+} from "../../kube/control.ts";
 import { canariesByEnvironment } from "../../promote/canary.ts";
 import { formatTable } from "../../table.ts";
 import { parseFlags } from "../args.ts";
@@ -22,39 +22,27 @@ const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] 
        shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get images repository|policy|update|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get canaries [NAME] [-n NAMESPACE] [--repo DIR] [--json] [--kubeconfig FILE]`;
-const IMAGE_KINDS: Record<string, ImageKind[]> = {
+const IMAGE_KINDS: Record<string, FluxKind[]> = {
   repository: ["ImageRepository"],
   policy: ["ImagePolicy"],
   update: ["ImageUpdateAutomation"],
   all: ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"],
 };
 const HELM_RELEASE_KINDS = new Set(["helmreleases", "helmrelease", "hr"]);
-const HELM_SOURCES: Record<string, HelmKind> = { helm: "HelmRepository", chart: "HelmChart" };
-
-/** `get helmreleases` and `get sources helm|chart`, as `flux get` shows them. */
-async function getHelm(
-  kind: HelmKind,
-  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
-  io: CliIO,
-): Promise<number> {
-  const client = new KubeClient(loadKubeConfig(args.kubeconfig));
-  try {
-    const rows = (await listHelmObjects(client, kind, args.namespace)).filter(
-      (r) => !args.name || r.name === args.name,
-    );
-    if (args.json) writeLine(io.stdout, JSON.stringify(rows, null, 2));
-    else if (rows.length) for (const line of formatHelmRows(rows)) writeLine(io.stdout, line);
-    else writeLine(io.stderr, `no ${kind} objects found${args.namespace ? ` in ${args.namespace}` : ""}`);
-    return args.name && !rows.length ? 1 : 0;
-  } finally {
-    client.close();
-  }
-}
+const SOURCE_KINDS: Record<string, FluxKind> = {
+  git: "GitRepository",
+  helm: "HelmRepository",
+  chart: "HelmChart",
+};
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
 
-/** `get images repository|policy|update|all`, as `flux get images` shows them. */
-async function getImages(
-  kinds: ImageKind[],
+/**
+ * `get sources git|helm|chart`, `get helmreleases` and `get images
+ * repository|policy|update|all`, as `flux get` shows them: one table per kind
+ * (headed by the kind when there are several).
+ */
+async function getObjects(
+  kinds: FluxKind[],
   args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
   io: CliIO,
 ): Promise<number> {
@@ -63,11 +51,11 @@ async function getImages(
     let found = 0;
     const all: Record<string, unknown> = {};
     for (const kind of kinds) {
-      let listed: Awaited<ReturnType<typeof listImageObjects>>;
+      let listed: Awaited<ReturnType<typeof listObjectRows>>;
       try {
-        listed = await listImageObjects(client, kind, args.namespace);
+        listed = await listObjectRows(client, kind, args.namespace);
       } catch (err) {
-        // `all` in a cluster with the reflector's CRDs but not the automation's: the others still show.
+        // `images all` in a cluster with the reflector's CRDs but not the automation's: the others still show.
         if (!(kinds.length > 1 && err instanceof ClusterError)) throw err;
         writeLine(io.stderr, err.message);
         continue;
@@ -77,32 +65,12 @@ async function getImages(
       if (args.json) all[kind] = rows;
       else if (rows.length) {
         if (kinds.length > 1) writeLine(io.stdout, `${kind}:`);
-        for (const line of formatImageRows(rows)) writeLine(io.stdout, line);
+        for (const line of formatObjectRows(rows)) writeLine(io.stdout, line);
       } else writeLine(io.stderr, `no ${kind} objects found${args.namespace ? ` in ${args.namespace}` : ""}`);
     }
     if (args.json)
       writeLine(io.stdout, JSON.stringify(kinds.length > 1 ? all : all[kinds[0] as string], null, 2));
     return args.name && !found ? 1 : 0;
-  } finally {
-    client.close();
-  }
-}
-
-/** `get sources git`: the GitRepository objects the agent fetches, as `flux get sources git` shows them. */
-async function getSources(
-  args: { name?: string; namespace?: string; json: boolean; kubeconfig?: string },
-  io: CliIO,
-): Promise<number> {
-  const client = new KubeClient(loadKubeConfig(args.kubeconfig));
-  try {
-    const rows = (await listGitRepositories(client, args.namespace)).filter(
-      (r) => !args.name || r.name === args.name,
-    );
-    if (args.json) writeLine(io.stdout, JSON.stringify(rows, null, 2));
-    else if (rows.length) for (const line of formatSourceRows(rows)) writeLine(io.stdout, line);
-    else
-      writeLine(io.stderr, `no GitRepository sources found${args.namespace ? ` in ${args.namespace}` : ""}`);
-    return args.name && !rows.length ? 1 : 0;
   } finally {
     client.close();
   }
@@ -181,17 +149,12 @@ export const command: Command = {
     }
     if (positionals[0] === "sources" || positionals[0] === "source") {
       const [, type, sourceName, more] = positionals;
-      const helmKind = type ? HELM_SOURCES[type] : undefined;
-      if ((type !== "git" && !helmKind) || more || values.watch)
+      const sourceKind = type ? SOURCE_KINDS[type] : undefined;
+      if (!sourceKind || more || values.watch)
         throw new UsageError(`only "git", "helm" and "chart" sources, without --watch (usage: ${USAGE})`);
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
-      if (helmKind)
-        return await getHelm(
-          helmKind,
-          { name: sourceName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
-          io,
-        );
-      return await getSources(
+      return await getObjects(
+        [sourceKind],
         { name: sourceName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
         io,
       );
@@ -204,7 +167,7 @@ export const command: Command = {
           `get images repository|policy|update|all [NAME], without --watch (usage: ${USAGE})`,
         );
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "flux-system");
-      return await getImages(
+      return await getObjects(
         kinds,
         { name: imageName, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
         io,
@@ -215,8 +178,8 @@ export const command: Command = {
       if (extra || values.watch)
         throw new UsageError(`get helmreleases takes one NAME, without --watch (usage: ${USAGE})`);
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
-      return await getHelm(
-        "HelmRelease",
+      return await getObjects(
+        ["HelmRelease"],
         { name, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
         io,
       );

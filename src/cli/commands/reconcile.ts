@@ -1,20 +1,17 @@
-import { formatRows, waitReconciled } from "../../agent/control.ts";
-import {
-  formatHelmRows,
-  type HelmKind,
-  helmPath,
-  requestHelmReconcile,
-  waitHelmHandled,
-} from "../../agent/helm/control.ts";
-import {
-  formatSourceRows,
-  getKustomization,
-  requestReconcile,
-  sourceOf,
-  waitSourceHandled,
-} from "../../bootstrap/control.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import {
+  type FluxKind,
+  formatKustomizationRows,
+  formatObjectRows,
+  getKustomization,
+  getObject,
+  gitSourceOf,
+  kustomizationRowOfObject,
+  objectRowOf,
+  requestReconcile,
+  waitHandled,
+} from "../../kube/control.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { reconcileImage } from "../image.ts";
@@ -43,7 +40,7 @@ export const command: Command = {
       kubeconfig: { type: "string" },
     });
     const [kind, ...rest] = positionals;
-    const helmKind: HelmKind | undefined =
+    const helmKind: FluxKind | undefined =
       (kind === "helmrelease" || kind === "hr") && rest.length === 1
         ? "HelmRelease"
         : kind === "source" && rest.length === 2 && (rest[0] === "helm" || rest[0] === "chart")
@@ -59,26 +56,26 @@ export const command: Command = {
       const namespace = values.namespace ?? "shipmate-system";
       const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
       try {
-        const ask = async (k: HelmKind, ns: string, n: string): Promise<boolean> => {
+        const ask = async (k: FluxKind, ns: string, n: string): Promise<boolean> => {
           if (k === "HelmRepository") {
             // An OCI HelmRepository is static (source-controller never reconciles it): nothing would answer.
-            const repo = await client.raw({ method: "GET", path: helmPath(k, ns, n) });
-            if ((repo.body as { spec?: { type?: unknown } } | undefined)?.spec?.type === "oci")
+            const repo = await getObject(client, k, ns, n);
+            if (repo?.spec?.type === "oci")
               throw new ClusterError(
                 `HelmRepository ${ns}/${n} has type oci: it is a static object with nothing to fetch; reconcile the HelmChart that uses it (shipmate reconcile source chart NAME)`,
               );
           }
           writeLine(io.stdout, `► annotating ${k} ${ns}/${n}`);
-          const at = await requestHelmReconcile(client, k, ns, n);
-          const row = await waitHelmHandled(client, k, ns, n, at, timeoutMs);
-          for (const line of formatHelmRows([row])) writeLine(io.stdout, line);
+          const at = await requestReconcile(client, k, ns, n);
+          const row = objectRowOf(k, await waitHandled(client, k, ns, n, at, timeoutMs));
+          for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
           return row.ready === "True";
         };
         // --with-source: the HelmChart the HelmRelease installs from is fetched first (status.helmChart).
         if (values["with-source"]) {
-          const res = await client.raw({ method: "GET", path: helmPath("HelmRelease", namespace, name) });
-          if (res.code === 404) throw new ClusterError(`HelmRelease ${namespace}/${name} not found`);
-          const chart = (res.body as { status?: { helmChart?: string } }).status?.helmChart;
+          const hr = await getObject(client, "HelmRelease", namespace, name);
+          if (!hr) throw new ClusterError(`HelmRelease ${namespace}/${name} not found`);
+          const chart = typeof hr.status?.helmChart === "string" ? hr.status.helmChart : "";
           if (!chart)
             throw new ClusterError(
               `HelmRelease ${namespace}/${name} has no HelmChart yet (status.helmChart)`,
@@ -105,8 +102,11 @@ export const command: Command = {
       const fetchSource = async (ns: string, name: string): Promise<boolean> => {
         writeLine(io.stdout, `► annotating GitRepository ${ns}/${name}`);
         const at = await requestReconcile(client, "GitRepository", ns, name);
-        const row = await waitSourceHandled(client, ns, name, at, timeoutMs);
-        for (const line of formatSourceRows([row])) writeLine(io.stdout, line);
+        const row = objectRowOf(
+          "GitRepository",
+          await waitHandled(client, "GitRepository", ns, name, at, timeoutMs),
+        );
+        for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
         return row.ready === "True";
       };
       if (target.kind === "GitRepository") return (await fetchSource(namespace, target.name)) ? 0 : 1;
@@ -118,15 +118,17 @@ export const command: Command = {
           `Kustomization ${namespace}/${target.name} is suspended: resume it first (shipmate resume kustomization ${target.name})`,
         );
       if (values["with-source"]) {
-        const src = sourceOf(ks);
+        const src = gitSourceOf(ks);
         if (!src)
           throw new ClusterError(`Kustomization ${namespace}/${target.name} names no GitRepository to fetch`);
         if (!(await fetchSource(src.namespace, src.name))) return 1;
       }
       writeLine(io.stdout, `► annotating Kustomization ${namespace}/${target.name}`);
-      await requestReconcile(client, "Kustomization", namespace, target.name);
-      const row = await waitReconciled(client, namespace, target.name, timeoutMs);
-      for (const line of formatRows([row])) writeLine(io.stdout, line);
+      const at = await requestReconcile(client, "Kustomization", namespace, target.name);
+      const row = kustomizationRowOfObject(
+        await waitHandled(client, "Kustomization", namespace, target.name, at, timeoutMs),
+      );
+      for (const line of formatKustomizationRows([row])) writeLine(io.stdout, line);
       return row.ready === "True" ? 0 : 1;
     } finally {
       client.close();

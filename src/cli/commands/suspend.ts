@@ -1,7 +1,13 @@
-import { formatRows, resume, suspend, waitReconciled } from "../../agent/control.ts";
-import { formatHelmRows, setHelmReleaseSuspended, waitHelmHandled } from "../../agent/helm/control.ts";
 import { UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
+import {
+  formatKustomizationRows,
+  formatObjectRows,
+  kustomizationRowOfObject,
+  objectRowOf,
+  setSuspended,
+  waitHandled,
+} from "../../kube/control.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
 import { toggleImage } from "../image.ts";
@@ -40,25 +46,19 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       const namespace = values.namespace ?? "shipmate-system";
       const client = new KubeClient(loadKubeConfig(values.kubeconfig));
       try {
-        if (helm) {
-          const at = await setHelmReleaseSuspended(client, namespace, name, verb === "suspend");
-          writeLine(io.stdout, `${verb}d HelmRelease ${namespace}/${name}`);
-          if (verb === "suspend" || values["no-wait"]) return 0;
-          const row = await waitHelmHandled(client, "HelmRelease", namespace, name, at, timeoutMs);
-          for (const line of formatHelmRows([row])) writeLine(io.stdout, line);
-          return row.ready === "True" ? 0 : 1;
-        }
-        if (verb === "suspend") {
-          await suspend(client, namespace, name);
-          writeLine(io.stdout, `suspended Kustomization ${namespace}/${name}`);
-          return 0;
-        }
-        await resume(client, namespace, name);
-        writeLine(io.stdout, `resumed Kustomization ${namespace}/${name}`);
-        if (values["no-wait"]) return 0;
-        const row = await waitReconciled(client, namespace, name, timeoutMs);
-        for (const line of formatRows([row])) writeLine(io.stdout, line);
-        return row.ready === "True" ? 0 : 1;
+        const target = helm ? "HelmRelease" : "Kustomization";
+        const at = await setSuspended(client, target, namespace, name, verb === "suspend");
+        writeLine(
+          io.stdout,
+          `${verb === "suspend" ? "suspended" : "resumed"} ${target} ${namespace}/${name}`,
+        );
+        if (verb === "suspend" || values["no-wait"]) return 0;
+        const handled = await waitHandled(client, target, namespace, name, at, timeoutMs);
+        const lines = helm
+          ? formatObjectRows([objectRowOf(target, handled)])
+          : formatKustomizationRows([kustomizationRowOfObject(handled)]);
+        for (const line of lines) writeLine(io.stdout, line);
+        return objectRowOf(target, handled).ready === "True" ? 0 : 1;
       } finally {
         client.close();
       }
