@@ -163,9 +163,9 @@ async function main() {
     const lines = [
       `machine: ${machine()}`,
       `fleet: ${REPOS} repositories × ${TAGS} tags (seeded in ${(seedMs / 1000).toFixed(1)} s)`,
-      `shipmate first scan: ${(first.ms / 1000).toFixed(2)} s, ${first.requests} requests (${(first.requests / REPOS).toFixed(3)}/repo), ${first.selected} policies selected, peak RSS ${first.peakRssMb.toFixed(0)} MB`,
-      `shipmate rescan:     ${(rescan.ms / 1000).toFixed(2)} s, ${rescan.requests} requests (${(rescan.requests / REPOS).toFixed(3)}/repo), peak RSS ${rescan.peakRssMb.toFixed(0)} MB`,
-      `renovate ${rr.code === 0 ? "" : `(exit ${rr.code}) `}lookup: ${(rr.ms / 1000).toFixed(2)} s, ${renovateRequests} requests (${(renovateRequests / REPOS).toFixed(3)}/repo), peak RSS ${rr.peakRssMb.toFixed(0)} MB, update records in its log: ${updatesFound}`,
+      `shipmate first scan: ${(first.ms / 1000).toFixed(2)} s, ${first.requests} requests (${(first.requests / REPOS).toFixed(3)}/repo), ${first.selected} policies selected, ${first.cpuS.toFixed(2)} s CPU, peak RSS ${first.peakRssMb.toFixed(0)} MB`,
+      `shipmate rescan:     ${(rescan.ms / 1000).toFixed(2)} s, ${rescan.requests} requests (${(rescan.requests / REPOS).toFixed(3)}/repo), ${rescan.cpuS.toFixed(2)} s CPU, peak RSS ${rescan.peakRssMb.toFixed(0)} MB`,
+      `renovate ${rr.code === 0 ? "" : `(exit ${rr.code}) `}lookup: ${(rr.ms / 1000).toFixed(2)} s, ${renovateRequests} requests (${(renovateRequests / REPOS).toFixed(3)}/repo), ${rr.cpuS.toFixed(2)} s CPU, peak RSS ${rr.peakRssMb.toFixed(0)} MB, update records in its log: ${updatesFound}`,
       `ratio (first scan): shipmate is ${(rr.ms / first.ms).toFixed(1)}× faster, makes ${((first.requests / Math.max(1, renovateRequests)) * 100).toFixed(0)}% of Renovate's requests`,
     ];
     console.log(lines.join("\n"));
