@@ -214,8 +214,17 @@ async function main() {
       `shipmate update (local checkout, files only), median of ${RUNS} runs: ${secs(local.ms)} wall (range ${secs(byWall[0]?.ms ?? 0)}–${secs(byWall.at(-1)?.ms ?? 0)}), ${local.cpuS.toFixed(2)} s CPU, peak RSS ${local.peakRssMb.toFixed(0)} MB (highest of all runs ${peak.toFixed(0)} MB), ${Object.keys(report.files).length} files / ${changes} changes written`,
       `  of which: walk ${t.walkMs} ms, then ${t.pipelineMs} ms reading (${t.readMs} ms) and rewriting (${t.rewriteMs} ms) here while ${t.writers} writer threads replaced the files atomically (${t.writeMs} ms summed over them); the rest is process start, policy load and JSON output`,
     );
+    // Each run's own timings (walk / read / rewrite ms, writes summed over the writers), where its JSON has them.
+    const parts = (r: (typeof runs)[number]) => {
+      try {
+        const { timings: x } = JSON.parse(r.out.slice(0, r.out.lastIndexOf("}") + 1)) as typeof report;
+        return `${x.walkMs}/${x.readMs}/${x.rewriteMs}/${x.writeMs}`;
+      } catch {
+        return "-";
+      }
+    };
     const runsLine = (label: string, rs: typeof runs) =>
-      `${label}: wall ${rs.map((r) => secs(r.ms)).join(", ")}; CPU ${rs.map((r) => r.cpuS.toFixed(2)).join(", ")} s; peak RSS ${rs.map((r) => r.peakRssMb.toFixed(0)).join(", ")} MB`;
+      `${label}: wall ${rs.map((r) => secs(r.ms)).join(", ")}; CPU ${rs.map((r) => r.cpuS.toFixed(2)).join(", ")} s; peak RSS ${rs.map((r) => r.peakRssMb.toFixed(0)).join(", ")} MB; walk/read/rewrite/write ms ${rs.map(parts).join(", ")}`;
     if (baseline)
       lines.push(
         runsLine("  this checkout, run by run", runs),
