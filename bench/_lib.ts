@@ -1,6 +1,6 @@
 /** What several benchmarks share: timing a child process, and the Renovate install they compare with. */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 
@@ -63,18 +63,59 @@ export function timed(
   });
 }
 
-/** Renovate, installed once into $SHIPMATE_CACHE/renovate (outside the repository). */
+/** The Renovate release the benchmarks compare with (the newest 44.x when installed). */
+const RENOVATE_SPEC = "renovate@44";
+
+/** Where Renovate is installed, outside the repository, and the file that says the install finished. */
+const renovateDir = join(cacheRoot, "renovate");
+const renovateMarker = join(renovateDir, ".shipmate-installed");
+
+/** Renovate's executable if a finished install is in the cache, else undefined (nothing is installed). */
+export function installedRenovate(): string | undefined {
+  return existsSync(renovateMarker) ? join(renovateDir, "node_modules", ".bin", "renovate") : undefined;
+}
+
+/**
+ * Renovate, installed once into $SHIPMATE_CACHE/renovate. The install runs in
+ * a folder of its own and replaces the cache folder only once npm has
+ * finished, then leaves a marker: an install cut short (or a folder left by
+ * an older helper without the marker) is redone, never used half-way.
+ *
+ * Optional dependencies are left out (`--omit=optional`): for Renovate 44
+ * they are `re2` and `openpgp`. re2 has no prebuilt binary reachable here, so
+ * npm compiled Google's RE2 from source (tens of minutes on 2 shared cores);
+ * Renovate falls back to JavaScript's RegExp when re2 cannot be loaded, and
+ * the benchmarks set RENOVATE_X_IGNORE_RE2 anyway, so the peer runs without
+ * it either way. openpgp only decrypts encrypted config, which they do not use.
+ */
 export function ensureRenovate(): string {
-  const dir = join(cacheRoot, "renovate");
-  const bin = join(dir, "node_modules", ".bin", "renovate");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    console.error(`installing renovate into ${dir} …`);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "renovate@44"], {
-      cwd: dir,
-      stdio: "inherit",
-    });
+  const ready = installedRenovate();
+  if (ready) return ready;
+  const partial = `${renovateDir}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  console.error(`installing ${RENOVATE_SPEC} into ${renovateDir} (without optional dependencies) …`);
+  try {
+    execFileSync(
+      "nice",
+      ["npm", "install", "--omit=optional", "--no-audit", "--no-fund", "--loglevel=error", RENOVATE_SPEC],
+      { cwd: partial, stdio: "inherit" },
+    );
+    const version = execFileSync(join(partial, "node_modules", ".bin", "renovate"), ["--version"], {
+      encoding: "utf8",
+      env: { ...process.env, RENOVATE_X_IGNORE_RE2: "true" },
+    }).trim();
+    writeFileSync(join(partial, ".shipmate-installed"), `${RENOVATE_SPEC} ${version} --omit=optional\n`);
+    // Another run may have finished first; its install is as good as ours.
+    if (!existsSync(renovateMarker)) {
+      rmSync(renovateDir, { recursive: true, force: true });
+      renameSync(partial, renovateDir);
+    }
+  } finally {
+    rmSync(partial, { recursive: true, force: true });
   }
+  const bin = installedRenovate();
+  if (!bin) throw new Error(`renovate install into ${renovateDir} did not finish`);
   return bin;
 }
 

@@ -9,9 +9,9 @@
  *   node bench/promote-requests.ts
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
-import { cpus, homedir, tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGiteaForge } from "../src/forge/gitea/index.ts";
 import { createGitHubForge } from "../src/forge/github/index.ts";
@@ -22,6 +22,7 @@ import { runPromotion } from "../src/promote/index.ts";
 import { TestClone } from "../test/forge/helpers.ts";
 import { startGitea } from "../test/infra/gitea.ts";
 import { GitHubState, GitLabState, startFakeGitHub, startFakeGitLab } from "../test/infra/openapi-forge.ts";
+import { installedRenovate } from "./_lib.ts";
 
 const changes: ImageChange[] = [
   {
@@ -125,10 +126,9 @@ try {
  * apart: Renovate clones through the endpoint's host).
  */
 async function renovateOnGitea(giteaUrl: string, token: string, repo: string): Promise<string> {
-  const cache = process.env.SHIPMATE_CACHE ?? join(homedir(), ".cache", "shipmate");
-  const bin = join(cache, "renovate", "node_modules", ".bin", "renovate");
-  if (!existsSync(bin))
-    return "Renovate: not installed (node bench/scan.ts installs it into $SHIPMATE_CACHE/renovate)";
+  const bin = installedRenovate();
+  if (!bin)
+    return "Renovate: not installed (npm run bench -- scan installs it into $SHIPMATE_CACHE/renovate)";
   const target = new URL(giteaUrl);
   let count = 0;
   let git = 0;

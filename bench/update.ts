@@ -13,7 +13,10 @@
  *
  * Run: `npm run bench -- update` (or `node bench/update.ts [files] [images]`;
  * BENCH_UPDATE_RUNS sets the local runs, 5 by default, BENCH_SKIP_PEERS=1 runs
- * shipmate's local update alone).
+ * shipmate's local update alone; BENCH_UPDATE_BASELINE=DIR runs another
+ * checkout's CLI — e.g. `git archive` of an older commit with node_modules
+ * linked — after each local run, on a fresh copy of its own, so a before/after
+ * comparison shares the machine's load).
  * Renovate is installed on first use into $SHIPMATE_CACHE/renovate (outside
  * the repository), the same install bench/scan.ts uses.
  */
@@ -31,6 +34,8 @@ const MARKERS_PER_FILE = 2;
 /** Runs of shipmate's local update; BENCH_SKIP_PEERS=1 stops after them (no Gitea delivery, no Renovate). */
 const RUNS = Number(process.env.BENCH_UPDATE_RUNS ?? 5);
 const root = new URL("..", import.meta.url).pathname;
+/** Another checkout whose CLI runs in alternation with this one's local update (a before/after on a shared machine). */
+const baseline = process.env.BENCH_UPDATE_BASELINE;
 
 function git(cwd: string, args: string[]) {
   execFileSync(
@@ -159,6 +164,7 @@ async function main() {
     // deleted near it pays that scan on each of its atomic replacements (measured: 4-7 s instead of
     // 1.5-2 s when the runs shared one checkout reset with git checkout).
     const runs: { ms: number; cpuS: number; peakRssMb: number; out: string }[] = [];
+    const baselineRuns: typeof runs = [];
     let checkout = "";
     for (let i = 0; i < RUNS; i++) {
       checkout = join(work, `checkout-${i}`);
@@ -169,6 +175,22 @@ async function main() {
       const run = await timed(process.execPath, [cli, "update", "--repo", checkout, "--json", ...sets]);
       if (run.code !== 0) throw new Error(`shipmate update failed:\n${run.out.slice(0, 2000)}`);
       runs.push(run);
+      if (baseline) {
+        const other = join(work, `baseline-${i}`);
+        execFileSync("cp", ["-a", fleet, other]);
+        execFileSync("sync");
+        await new Promise((r) => setTimeout(r, 2000));
+        const b = await timed(process.execPath, [
+          join(baseline, "src/cli/index.ts"),
+          "update",
+          "--repo",
+          other,
+          "--json",
+          ...sets,
+        ]);
+        if (b.code !== 0) throw new Error(`baseline update (${baseline}) failed:\n${b.out.slice(0, 2000)}`);
+        baselineRuns.push(b);
+      }
     }
     const byWall = [...runs].sort((a, b) => a.ms - b.ms);
     const local = byWall[Math.floor((byWall.length - 1) / 2)] as (typeof runs)[number];
@@ -192,6 +214,22 @@ async function main() {
       `shipmate update (local checkout, files only), median of ${RUNS} runs: ${secs(local.ms)} wall (range ${secs(byWall[0]?.ms ?? 0)}–${secs(byWall.at(-1)?.ms ?? 0)}), ${local.cpuS.toFixed(2)} s CPU, peak RSS ${local.peakRssMb.toFixed(0)} MB (highest of all runs ${peak.toFixed(0)} MB), ${Object.keys(report.files).length} files / ${changes} changes written`,
       `  of which: walk ${t.walkMs} ms, then ${t.pipelineMs} ms reading (${t.readMs} ms) and rewriting (${t.rewriteMs} ms) here while ${t.writers} writer threads replaced the files atomically (${t.writeMs} ms summed over them); the rest is process start, policy load and JSON output`,
     );
+    // Each run's own timings (walk / read / rewrite ms, writes summed over the writers), where its JSON has them.
+    const parts = (r: (typeof runs)[number]) => {
+      try {
+        const { timings: x } = JSON.parse(r.out.slice(0, r.out.lastIndexOf("}") + 1)) as typeof report;
+        return `${x.walkMs}/${x.readMs}/${x.rewriteMs}/${x.writeMs}`;
+      } catch {
+        return "-";
+      }
+    };
+    const runsLine = (label: string, rs: typeof runs) =>
+      `${label}: wall ${rs.map((r) => secs(r.ms)).join(", ")}; CPU ${rs.map((r) => r.cpuS.toFixed(2)).join(", ")} s; peak RSS ${rs.map((r) => r.peakRssMb.toFixed(0)).join(", ")} MB; walk/read/rewrite/write ms ${rs.map(parts).join(", ")}`;
+    if (baseline)
+      lines.push(
+        runsLine("  this checkout, run by run", runs),
+        runsLine(`  baseline ${baseline}`, baselineRuns),
+      );
     if (process.env.BENCH_SKIP_PEERS) {
       console.log(lines.join("\n"));
       return;
