@@ -171,6 +171,14 @@ describe("an SSH key made ready for one run (the real ssh-keygen)", () => {
     expect(readdirSync(scratch)).toEqual([]);
   });
 
+  it("an unprotected key with a password entry is used as it is (go-git's rule: the password only decrypts)", async () => {
+    const signer = await prepareSigner("ssh", { identity: b64(key("p256")), password: b64("unused") }, what);
+    const file = Object.fromEntries(signer.config)["user.signingkey"] ?? "";
+    expect(readFileSync(file, "utf8").trim()).toBe(key("p256").trim());
+    signer.dispose();
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
   it.each([
     ["no identity entry", () => ({}), `${what} has no "identity" entry (an OpenSSH private key)`],
     [

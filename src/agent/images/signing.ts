@@ -131,7 +131,7 @@ async function sshKey(
     const secretFile = join(home, "passphrase");
     const askpass = join(home, "askpass");
     writeFileSync(secretFile, passphrase, { mode: 0o600 });
-    writeFileSync(askpass, `#!/bin/sh\nexec cat '${secretFile}'\n`, { mode: 0o700 });
+    writeFileSync(askpass, `#!/bin/sh\nexec cat '${secretFile.replaceAll("'", "'\\''")}'\n`, { mode: 0o700 });
     try {
       await run("ssh-keygen", ["-q", "-p", "-N", "", "-f", file], {
         env: { ...env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: ":0" },
@@ -139,12 +139,15 @@ async function sshKey(
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
+      const said = e.stderr ?? "";
       throw new SigningKeyError(
         e.code === "ENOENT"
           ? `${what}: ssh-keygen is not installed, SSH signing keys cannot be used`
-          : /incorrect passphrase|bad passphrase/i.test(e.stderr ?? "")
-            ? `${what}: its password does not decrypt the identity key`
-            : `${what}: ssh-keygen could not decrypt the identity key`,
+          : /ssh_askpass/.test(said)
+            ? `${what}: ssh-keygen could not run its askpass helper in ${tmpdir()} to decrypt the identity key (a noexec folder? set TMPDIR)`
+            : /incorrect passphrase|bad passphrase/i.test(said)
+              ? `${what}: its password does not decrypt the identity key`
+              : `${what}: ssh-keygen could not decrypt the identity key`,
       );
     } finally {
       rmSync(secretFile, { force: true });
