@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # git and its smart-HTTP CGI (`git http-backend`) for the update/delivery tests,
 # which serve bare repositories on 127.0.0.1 through a small Node server;
-# ssh-keygen for the commit-signing test (git's SSH signing); gpg (Debian's
+# ssh-keygen (openssh-client) for git's SSH commit signing: the update --sign test and the
+# agent's ImageUpdateAutomation signingKey type: ssh, which decrypts and signs with it; gpg (Debian's
 # gnupg) for GitRepository spec.verify and SOPS PGP keys, which the agent uses with git's
 # verify-commit/verify-tag against a temporary keyring.
 set -euo pipefail

@@ -6,13 +6,14 @@
  * Flux's docs give them; a new tag is pushed, the agent selects it, commits
  * (signed, with the template's message) and pushes, and the Kustomization
  * applies the bump. Then the bad inputs: a template that calls a function,
- * a push to a protected branch, a refused field — each a Ready=False
- * condition in one line, nothing pushed. A tag, semver range or commit
+ * a push to a protected branch, an SSH signing key that cannot be used —
+ * each a Ready=False condition in one line, nothing pushed. A commit signed
+ * with an SSH key (type: ssh) is verified by git with an allowed-signers file. A tag, semver range or commit
  * checkout is committed on top of it and pushed to its push branch.
  */
 import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -21,7 +22,7 @@ import type { Agent } from "../../src/agent/agent.ts";
 import { serve } from "../../src/agent/server.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { runCli } from "../helpers/cli.ts";
-import { type GitHttpServer, git, startGitHttpServer } from "../infra/git.ts";
+import { type GitHttpServer, git, startGitHttpServer, tempDir } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
@@ -47,6 +48,19 @@ const ready = (o: ApiJson | undefined) =>
   )?.find((c) => c.type === "Ready");
 const getAuto = (name: string) => getObject(client, `${IMG}/namespaces/apps/imageupdateautomations/${name}`);
 const tip = (repo: string, branch = "main") => git(repo, ["rev-parse", `refs/heads/${branch}`]).trim();
+
+/** An ImageUpdateAutomation of the apps namespace on GitRepository `source`, updating ./clusters/test. */
+const automationOf = (name: string, source: string, git: object) => ({
+  apiVersion: "image.toolkit.fluxcd.io/v1",
+  kind: "ImageUpdateAutomation",
+  metadata: { name, namespace: "apps" },
+  spec: {
+    interval: "30m",
+    sourceRef: { kind: "GitRepository", name: source },
+    git,
+    update: { path: "./clusters/test" },
+  },
+});
 
 async function create(path: string, obj: object): Promise<void> {
   const res = await client.raw({ method: "POST", path, body: obj });
@@ -351,17 +365,12 @@ describe("ImageUpdateAutomation in the cluster", () => {
       metadata: { name: "tagged", namespace: "apps" },
       spec: { interval: "1h", url, ref: { branch: "main" }, secretRef: { name: "git-auth" } },
     });
-    const automation = (name: string, ref: object, push: object) => ({
-      apiVersion: "image.toolkit.fluxcd.io/v1",
-      kind: "ImageUpdateAutomation",
-      metadata: { name, namespace: "apps" },
-      spec: {
-        interval: "30m",
-        sourceRef: { kind: "GitRepository", name: "tagged" },
-        git: { checkout: { ref }, commit: { author: { email: "bot@example.com" } }, push },
-        update: { path: "./clusters/test" },
-      },
-    });
+    const automation = (name: string, ref: object, push: object) =>
+      automationOf(name, "tagged", {
+        checkout: { ref },
+        commit: { author: { email: "bot@example.com" } },
+        push,
+      });
     await create(
       `${IMG}/namespaces/apps/imageupdateautomations`,
       automation("from-tag", { tag: "v1.0.0" }, { branch: "release-1.0" }),
@@ -424,31 +433,122 @@ describe("ImageUpdateAutomation in the cluster", () => {
     expect(tip(repo, "release-1.0")).toBe(branchTip);
   });
 
-  it("a field the agent does not honour is refused, naming it (an SSH signing key: Flux's type ssh)", async () => {
-    await create(`${IMG}/namespaces/apps/imageupdateautomations`, {
-      apiVersion: "image.toolkit.fluxcd.io/v1",
-      kind: "ImageUpdateAutomation",
+  it("an SSH signing key (type: ssh, passphrase-protected): the pushed commit carries an SSH signature git verifies", async () => {
+    const url = server.createRepo("ssh-signed", fleetFiles(registry.host, "unused"));
+    const repo = join(server.root, "ssh-signed.git");
+    const keys = tempDir("shipmate-sshsign-");
+    const passphrase = "ssh signing passphrase";
+    execFileSync("ssh-keygen", [
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      passphrase,
+      "-C",
+      "bot",
+      "-f",
+      join(keys, "id"),
+    ]);
+    execFileSync("ssh-keygen", [
+      "-q",
+      "-t",
+      "rsa",
+      "-b",
+      "2048",
+      "-m",
+      "PEM",
+      "-N",
+      "",
+      "-f",
+      join(keys, "pem"),
+    ]);
+    const identity = readFileSync(join(keys, "id"), "utf8");
+    const allowed = join(keys, "allowed_signers");
+    writeFileSync(allowed, `bot@example.com namespaces="git" ${readFileSync(join(keys, "id.pub"), "utf8")}`);
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    for (const [name, data] of [
+      ["ssh-key", { identity: b64(identity), password: b64(passphrase) }],
+      ["ssh-wrong-password", { identity: b64(identity), password: b64("not the passphrase") }],
+      ["ssh-pem", { identity: b64(readFileSync(join(keys, "pem"), "utf8")) }],
+    ] as const)
+      await create("/api/v1/namespaces/apps/secrets", {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: "apps" },
+        data,
+      });
+    await create("/apis/source.toolkit.fluxcd.io/v1/namespaces/apps/gitrepositories", {
+      apiVersion: "source.toolkit.fluxcd.io/v1",
+      kind: "GitRepository",
       metadata: { name: "ssh-signed", namespace: "apps" },
-      spec: {
-        interval: "30m",
-        sourceRef: { kind: "GitRepository", name: "fleet-http" },
-        git: {
-          commit: {
-            author: { email: "bot@example.com" },
-            signingKey: { type: "ssh", secretRef: { name: "signing-key" } },
-          },
-        },
-      },
+      spec: { interval: "1h", url, ref: { branch: "main" }, secretRef: { name: "git-auth" } },
     });
-    const before = tip(bare);
-    await agent.pass(signal());
+    for (const [name, secret] of [
+      ["ssh-signed", "ssh-key"],
+      ["ssh-wrong-password", "ssh-wrong-password"],
+      ["ssh-pem", "ssh-pem"],
+    ] as const)
+      await create(
+        `${IMG}/namespaces/apps/imageupdateautomations`,
+        automationOf(name, "ssh-signed", {
+          commit: {
+            author: { email: "bot@example.com", name: "bot" },
+            signingKey: { type: "ssh", secretRef: { name: secret } },
+          },
+          push: { branch: name === "ssh-signed" ? "main" : name },
+        }),
+      );
+    const before = tip(repo);
+    // The run's temporary folders go to a folder of this test, to be checked empty afterwards.
+    const runTmp = tempDir("shipmate-sshrun-");
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = runTmp;
+    try {
+      await agent.pass(signal());
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
+    expect(readdirSync(runTmp).filter((f) => f.startsWith("shipmate-sign-"))).toEqual([]);
+
     const auto = await getAuto("ssh-signed");
-    expect(ready(auto)).toMatchObject({ status: "False", reason: "UnsupportedField" });
-    expect(ready(auto)?.message).toContain("spec.git.commit.signingKey.type");
-    expect(ready(auto)?.message).toContain("SSH signing keys are not implemented");
-    expect(ready(auto)?.message).not.toContain("\n");
-    expect(auto?.status.conditions.find((c: { type: string }) => c.type === "Stalled")?.status).toBe("True");
-    expect(tip(bare)).toBe(before);
+    const pushed = tip(repo);
+    expect(pushed).not.toBe(before);
+    expect(ready(auto)?.message).toBe(`pushed commit '${pushed.slice(0, 7)}' to branch 'main'`);
+    expect(git(repo, ["cat-file", "commit", pushed])).toContain("-----BEGIN SSH SIGNATURE-----");
+    // git's own verification with an allowed-signers file accepts it, as the key's principal.
+    const verified = execFileSync(
+      "git",
+      ["-c", `gpg.ssh.allowedSignersFile=${allowed}`, "verify-commit", "--raw", pushed],
+      { cwd: repo, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    expect(verified).toBe("");
+    expect(
+      git(repo, [
+        "-c",
+        `gpg.ssh.allowedSignersFile=${allowed}`,
+        "log",
+        "-1",
+        "--format=%G? %GS",
+        pushed,
+      ]).trim(),
+    ).toBe("G bot@example.com");
+
+    // A key that cannot be used: Ready=False naming the Secret, no key material or passphrase, nothing pushed.
+    for (const [name, cause] of [
+      ["ssh-wrong-password", "its password does not decrypt the identity key"],
+      ["ssh-pem", 'it is a PEM "RSA PRIVATE KEY", not an OpenSSH private key'],
+    ] as const) {
+      const bad = await getAuto(name);
+      expect(ready(bad), name).toMatchObject({ status: "False", reason: "InvalidSigningKey" });
+      expect(ready(bad)?.message).toContain(`signing key secret apps/${name}`);
+      expect(ready(bad)?.message).toContain(cause);
+      expect(ready(bad)?.message).not.toMatch(/PRIVATE KEY-----|passphrase"|not the passphrase/);
+      expect(ready(bad)?.message).not.toContain("\n");
+      expect(git(repo, ["branch", "--list", name]).trim()).toBe("");
+    }
+    rmSync(keys, { recursive: true, force: true });
+    rmSync(runTmp, { recursive: true, force: true });
   });
 });
 

@@ -7,7 +7,8 @@
  * `policySelector`), handed to the engine as explicit selections; the
  * repository is the `sourceRef` GitRepository's URL with its Secret's
  * credentials; the commit carries the automation's author, message template
- * (./automation-rules.ts) and OpenPGP signature (a keyring of the run alone);
+ * (./automation-rules.ts) and signature (an OpenPGP or SSH key of the run
+ * alone, ./signing.ts);
  * the push is the engine's race-safe one, to the push branch, refspec and
  * options asked for. Status is Flux's: `lastPushCommit`, `lastPushTime`,
  * `observedPolicies`, `lastAutomationRunTime`, Ready/Stalled.
@@ -16,13 +17,9 @@
  * and as soon as the policies it applies select something new.
  */
 
-import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Logger } from "pino";
 import type { FileUpdate } from "../../changes.ts";
-import { ConfigError, describeError, GitError, redact, registerSecret } from "../../errors.ts";
+import { ConfigError, describeError, GitError, redact } from "../../errors.ts";
 import { createForge, type Forge, forgeOptions } from "../../forge/index.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
@@ -43,6 +40,8 @@ import {
   settersOf,
   withGitConfig,
 } from "./automation-rules.ts";
+import { prepareSigner, SigningKeyError } from "./signing.ts";
+import type { SigningKeyType } from "./signing-rules.ts";
 import { IMAGE_API_VERSION, IMAGE_UPDATE_AUTOMATION_FIELDS, ImageUpdateAutomationSpec } from "./spec.ts";
 
 interface AutomationObject {
@@ -293,11 +292,12 @@ export class ImageAutomation {
       ...pushOptionEnv(spec.git.push?.options),
     };
     const signing = spec.git.commit.signingKey
-      ? await this.keyring(ns, spec.git.commit.signingKey.secretRef.name)
+      ? await this.signer(ns, spec.git.commit.signingKey)
       : undefined;
     try {
       if (signing) {
-        env = withGitConfig({ ...env, GNUPGHOME: signing.home }, "user.signingkey", signing.fingerprint);
+        env = { ...env, ...signing.env };
+        for (const [k, v] of signing.config) env = withGitConfig(env, k, v);
       }
       const author = spec.git.commit.author;
       const identity = { name: author.name || author.email, email: author.email };
@@ -375,62 +375,14 @@ export class ImageAutomation {
     return (res.body as { data?: Record<string, string> }).data ?? {};
   }
 
-  /**
-   * The signing key of `git.commit.signingKey` (`git.asc`, and `passphrase`
-   * when the key has one) in a keyring of this run alone: a private 0700
-   * folder whose gpg-agent is stopped and which is removed after the run.
-   */
-  private async keyring(
-    namespace: string,
-    secret: string,
-  ): Promise<{ home: string; fingerprint: string; dispose: () => void }> {
-    const data = await this.secretData(namespace, secret);
-    const what = `signing key secret ${namespace}/${secret}`;
-    if (!data["git.asc"])
-      throw new RunFailure(
-        "InvalidSigningKey",
-        `${what} has no "git.asc" entry (an ASCII-armored OpenPGP key)`,
-        true,
-      );
-    const armored = Buffer.from(data["git.asc"], "base64").toString();
-    const passphrase = data.passphrase ? Buffer.from(data.passphrase, "base64").toString() : undefined;
-    if (passphrase) registerSecret(passphrase);
-    const home = mkdtempSync(join(tmpdir(), "shipmate-sign-"));
-    chmodSync(home, 0o700);
-    const gpgEnv = { PATH: process.env.PATH ?? "", HOME: "/nonexistent", GNUPGHOME: home };
-    const dispose = () => {
-      spawnSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"], { env: gpgEnv, stdio: "ignore" });
-      rmSync(home, { recursive: true, force: true });
-    };
+  /** The run's signer of `git.commit.signingKey` (./signing.ts); a Secret without a usable key fails the run naming it. */
+  private async signer(namespace: string, key: { secretRef: { name: string }; type?: SigningKeyType }) {
+    const name = key.secretRef.name;
+    const data = await this.secretData(namespace, name);
     try {
-      if (passphrase) {
-        writeFileSync(join(home, "passphrase"), passphrase, { mode: 0o600 });
-        writeFileSync(
-          join(home, "gpg.conf"),
-          `pinentry-mode loopback\npassphrase-file ${join(home, "passphrase")}\n`,
-          { mode: 0o600 },
-        );
-      }
-      const imported = spawnSync("gpg", ["--batch", "--no-tty", "--import"], {
-        input: armored,
-        env: gpgEnv,
-        encoding: "utf8",
-      });
-      if (imported.status !== 0)
-        throw new RunFailure(
-          "InvalidSigningKey",
-          `${what}: its git.asc is not an OpenPGP key gpg can import`,
-          true,
-        );
-      const listed = spawnSync("gpg", ["--batch", "--with-colons", "--list-secret-keys"], {
-        env: gpgEnv,
-        encoding: "utf8",
-      });
-      const fpr = /^fpr:+([0-9A-F]{40,64}):/m.exec(listed.stdout ?? "")?.[1];
-      if (!fpr) throw new RunFailure("InvalidSigningKey", `${what}: its git.asc holds no secret key`, true);
-      return { home, fingerprint: fpr, dispose };
+      return await prepareSigner(key.type ?? "gpg", data, `signing key secret ${namespace}/${name}`);
     } catch (err) {
-      dispose();
+      if (err instanceof SigningKeyError) throw new RunFailure("InvalidSigningKey", err.message, true);
       throw err;
     }
   }

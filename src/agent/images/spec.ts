@@ -112,11 +112,7 @@ export const IMAGE_UPDATE_AUTOMATION_FIELDS: FieldTable = {
   "git.commit.signingKey": "honoured",
   "git.commit.signingKey.secretRef": "honoured",
   "git.commit.signingKey.secretRef.name": "honoured",
-  "git.commit.signingKey.type": {
-    refused:
-      "SSH signing keys are not implemented (Flux's type: ssh, an OpenSSH key in identity); only OpenPGP keys (type: gpg, git.asc) sign commits",
-    accepts: ["gpg"],
-  },
+  "git.commit.signingKey.type": "honoured",
   "git.push": "honoured",
   "git.push.branch": "honoured",
   "git.push.refspec": "honoured",
@@ -174,7 +170,7 @@ export const ImageUpdateAutomationSpec = z.looseObject({
       messageTemplate: z.string().optional(),
       messageTemplateValues: z.record(z.string(), z.string()).optional(),
       signingKey: z
-        .object({ secretRef: z.object({ name: z.string().min(1) }), type: z.literal("gpg").optional() })
+        .object({ secretRef: z.object({ name: z.string().min(1) }), type: z.enum(["gpg", "ssh"]).optional() })
         .optional(),
     }),
     push: z
