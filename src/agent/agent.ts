@@ -36,6 +36,7 @@ import { HelmReleaseReconciler, type HelmReleaseReport } from "./helm/release.ts
 import { HELM_API_VERSION, HELM_GROUP } from "./helm/spec.ts";
 import { ImageAutomation } from "./images/automation.ts";
 import { ImageReflector } from "./images/reflector.ts";
+import { signingRoot } from "./images/signing.ts";
 import { IMAGE_API_VERSION } from "./images/spec.ts";
 import {
   dependenciesOf,
@@ -277,6 +278,7 @@ export class Agent {
           log,
           noCrossNamespaceRefs: this.opts.noCrossNamespaceRefs,
           ...(this.opts.forge ? { forge: this.opts.forge } : {}),
+          signingDir: signingRoot(join(this.opts.workdir, "signing")),
         })
       : undefined;
     this.receivers = this.opts.receivers

@@ -8,10 +8,10 @@
  * refused naming the Secret with no key material in the message.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareSigner, SigningKeyError } from "../../src/agent/images/signing.ts";
+import { prepareSigner, SigningKeyError, signingRoot } from "../../src/agent/images/signing.ts";
 import { inspectSshKey, signingGitConfig } from "../../src/agent/images/signing-rules.ts";
 import { tempDir } from "../infra/git.ts";
 
@@ -207,5 +207,17 @@ describe("an SSH key made ready for one run (the real ssh-keygen)", () => {
     expect(err.message).toBe(message);
     expect(err.message).not.toContain("PRIVATE KEY-----");
     expect(readdirSync(scratch)).toEqual([]);
+  });
+});
+
+describe("signingRoot", () => {
+  it("makes the agent's signing folder private and removes keys a stopped run left behind", () => {
+    const dir = join(tempDir("signing-root-"), "signing");
+    mkdirSync(join(dir, "shipmate-sign-stale"), { recursive: true });
+    writeFileSync(join(dir, "shipmate-sign-stale", "key"), "left by a killed run");
+    writeFileSync(join(dir, "unrelated"), "kept");
+    expect(signingRoot(dir)).toBe(dir);
+    expect(readdirSync(dir)).toEqual(["unrelated"]);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
   });
 });

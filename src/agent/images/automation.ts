@@ -69,6 +69,8 @@ export interface AutomationOptions {
    * a push branch; default: told from the GitRepository URL's host.
    */
   forge?: string;
+  /** Where signers' keys are written for a run (./signing.ts signingRoot); default: the system's temp folder. */
+  signingDir?: string;
 }
 
 /** Raised inside a run: a Ready=False outcome with Flux's reason. */
@@ -380,7 +382,12 @@ export class ImageAutomation {
     const name = key.secretRef.name;
     const data = await this.secretData(namespace, name);
     try {
-      return await prepareSigner(key.type ?? "gpg", data, `signing key secret ${namespace}/${name}`);
+      return await prepareSigner(
+        key.type ?? "gpg",
+        data,
+        `signing key secret ${namespace}/${name}`,
+        this.opts.signingDir,
+      );
     } catch (err) {
       if (err instanceof SigningKeyError) throw new RunFailure("InvalidSigningKey", err.message, true);
       throw err;

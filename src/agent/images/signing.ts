@@ -15,7 +15,7 @@
  */
 
 import { execFile, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -39,6 +39,20 @@ export interface Signer {
 /** A Secret that does not hold a usable signing key: the message names it and says why. */
 export class SigningKeyError extends Error {}
 
+/**
+ * The folder the agent's signers live in (under its --workdir), made 0700;
+ * a signer left there by a process that was stopped mid-run (its key still
+ * on disk) is removed first, so no key outlives the run that needed it.
+ */
+export function signingRoot(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  for (const entry of readdirSync(dir)) {
+    if (entry.startsWith("shipmate-sign-")) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+  return dir;
+}
+
 const decode = (v: string | undefined) => (v ? Buffer.from(v, "base64").toString() : undefined);
 
 /**
@@ -49,13 +63,14 @@ export async function prepareSigner(
   type: SigningKeyType,
   data: Record<string, string>,
   what: string,
+  root: string = tmpdir(),
 ): Promise<Signer> {
   const entries = SIGNING_KEY_ENTRIES[type];
   const key = decode(data[entries.key]);
   if (!key) throw new SigningKeyError(`${what} has no "${entries.key}" entry (${entries.what})`);
   const passphrase = decode(data[entries.passphrase]);
   if (passphrase) registerSecret(passphrase);
-  const home = mkdtempSync(join(tmpdir(), "shipmate-sign-"));
+  const home = mkdtempSync(join(root, "shipmate-sign-"));
   chmodSync(home, 0o700);
   const remove = () => rmSync(home, { recursive: true, force: true, maxRetries: 3 });
   try {
