@@ -54,6 +54,8 @@ export interface ModelInput {
   changedAt?: ReadonlyMap<string, Date | undefined>;
   cluster?: ClusterSnapshot;
   scan?: ScanSnapshot;
+  /** App → team, as the fleet records owners (./teams.ts). */
+  teams?: ReadonlyMap<string, string>;
   /** Open requests of shipmate's bots (meta read from their bodies). */
   requests?: readonly PullRequest[];
   /** Checks of source revisions, by revision, when a forge was asked. */
@@ -320,6 +322,7 @@ export function buildView(input: ModelInput): FleetView {
   const apps = [...new Set([...pins.values()].flatMap((m) => [...m.keys()]))].sort();
   const rows: Row[] = apps.map((app) => ({
     app,
+    ...(input.teams?.get(app) ? { team: input.teams.get(app)! } : {}),
     cells: envs.map((env) => {
       const git = pins.get(env)?.get(app);
       if (!git) return undefined;
@@ -411,6 +414,7 @@ export function buildView(input: ModelInput): FleetView {
     name: fleet.metadata.name,
     revision: input.revision,
     environments: envs,
+    teams: [...new Set(input.teams?.values() ?? [])].sort(),
     rows,
     promotions,
     ...(cluster

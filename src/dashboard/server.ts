@@ -26,6 +26,7 @@ import {
   SESSION_COOKIE,
   sessionValue,
 } from "./auth.ts";
+import { matchesFilter } from "./format.ts";
 import { documentHtml, escapeHtml } from "./html.ts";
 import type { Dashboard } from "./service.ts";
 import type { FleetView } from "./types.ts";
@@ -154,6 +155,7 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
     return {
       page: "matrix",
       q: (query.get("q") ?? "").slice(0, 200),
+      team: (query.get("team") ?? "").slice(0, 63),
       pageNo: Number(query.get("page")) || 1,
     };
   if (path === "/promotions") return { page: "promotions" };
@@ -180,8 +182,7 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
  */
 export function pageView(view: FleetView, route: Route): { view: FleetView; route: Route } {
   if (route.page === "matrix") {
-    const q = route.q.toLowerCase();
-    const rows = view.rows.filter((r) => !q || r.app.toLowerCase().includes(q));
+    const rows = view.rows.filter((r) => matchesFilter(r, route.q, route.team));
     const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
     const pageNo = Math.min(Math.max(1, route.pageNo), pages);
     return {

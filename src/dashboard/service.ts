@@ -25,6 +25,7 @@ import { type ScanOptions, scanPolicies } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
 import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
 import { type HistoryEntry, RepoMirror } from "./repo.ts";
+import { readOwners } from "./teams.ts";
 
 export interface DashboardOptions {
   /** Fleet repository: a clone URL or a local path (its committed state is shown). */
@@ -73,6 +74,8 @@ export class Dashboard {
   private readonly listeners = new Set<(version: number) => void>();
   private state: DashboardState = { version: 0 };
   private trees = new Map<string, EnvTree>();
+  private owners = new Map<string, string>();
+  private ownersProblem: string | undefined;
   private changedAt = new Map<string, Date | undefined>();
   private requests: PullRequest[] = [];
   private checks = new Map<string, CommitChecks>();
@@ -148,6 +151,7 @@ export class Dashboard {
         news = true;
         const trees = new Map<string, EnvTree>();
         const changedAt = new Map<string, Date | undefined>();
+        const owners = await readOwners(this.mirror.dir);
         for (const env of fleet.spec.environments) {
           const m = env.repository
             ? await this.otherMirror(env.repository.url, env.repository.branch)
@@ -155,7 +159,12 @@ export class Dashboard {
           const tree = m.readEnv(env.name, env.path);
           if (tree) trees.set(env.name, tree);
           changedAt.set(env.name, await m.lastChange(env.path));
+          if (m !== this.mirror)
+            for (const [app, team] of (await readOwners(m.dir)).owners)
+              if (!owners.owners.has(app)) owners.owners.set(app, team);
         }
+        this.owners = owners.owners;
+        this.ownersProblem = owners.problem;
         this.trees = trees;
         this.changedAt = changedAt;
         this.revision = head;
@@ -272,10 +281,12 @@ export class Dashboard {
         changedAt: this.changedAt,
         ...(this.watcher ? { cluster: this.watcher.snapshot() } : {}),
         ...(this.scan ? { scan: this.scan } : {}),
+        teams: this.owners,
         requests: this.requests,
         checks: this.checks,
         now: new Date(),
       });
+      if (this.ownersProblem) view.problems.push(this.ownersProblem);
       this.state = { ...this.state, view };
     } catch (err) {
       this.state = { ...this.state, fleetError: describeError(err) };

@@ -38,6 +38,8 @@ export interface Cell {
 
 export interface Row {
   app: string;
+  /** The team that owns the app, as the fleet's scaffold manifest records it. */
+  team?: string;
   /** One per environment, in shipmate.yaml order; undefined where the app does not run. */
   cells: (Cell | undefined)[];
 }
@@ -83,6 +85,8 @@ export interface FleetView {
   name: string;
   revision: string;
   environments: string[];
+  /** The fleet's teams (sorted; empty when the fleet records none). */
+  teams: string[];
   rows: Row[];
   promotions: PromotionView[];
   cluster?: { connected: boolean; error?: string; missing: string[]; rows: ClusterRow[] };

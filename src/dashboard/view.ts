@@ -6,7 +6,7 @@
  * live update never moves a keyboard user). No DOM access here, no state:
  * pure functions of the page's props.
  */
-import { shortRevision, shortVersion } from "./format.ts";
+import { matchesFilter, shortRevision, shortVersion } from "./format.ts";
 import type {
   Cell,
   ClusterRow,
@@ -34,6 +34,8 @@ export type Route =
   | {
       page: "matrix";
       q: string;
+      /** Only the apps of this team ("" every team). */
+      team: string;
       pageNo: number;
       /** Set by the server when it sent only the page's rows (./server.ts `pageView`): the filtered count. */
       matched?: number;
@@ -131,10 +133,9 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
 
   function Matrix({ p, view }: { p: PageProps; view: FleetView }): VNode {
     const route = p.route as Extract<Route, { page: "matrix" }>;
-    const q = route.q.toLowerCase();
     const rows =
       route.matched === undefined
-        ? view.rows.filter((r) => !q || r.app.toLowerCase().includes(q))
+        ? view.rows.filter((r) => matchesFilter(r, route.q, route.team))
         : view.rows;
     const total = route.matched ?? rows.length;
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
@@ -142,7 +143,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
     const shown =
       route.matched === undefined ? rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE) : rows;
     const link = (n: number) =>
-      `${p.base}/?${new URLSearchParams({ ...(route.q ? { q: route.q } : {}), page: String(n) })}`;
+      `${p.base}/?${new URLSearchParams({ ...(route.q ? { q: route.q } : {}), ...(route.team ? { team: route.team } : {}), page: String(n) })}`;
     return h(
       "section",
       { "aria-labelledby": "matrix-title" },
@@ -150,6 +151,17 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
       h(
         "form",
         { class: "filter", method: "get", action: `${p.base}/`, role: "search" },
+        view.teams.length
+          ? [
+              h("label", { for: "team" }, "Team"),
+              h(
+                "select",
+                { id: "team", name: "team" },
+                h("option", { value: "", selected: route.team === "" }, "All teams"),
+                view.teams.map((t) => h("option", { value: t, selected: route.team === t }, t)),
+              ),
+            ]
+          : null,
         h("label", { for: "q" }, "Filter apps by name"),
         h("input", { id: "q", name: "q", type: "search", value: route.q, autocomplete: "off" }),
         h("button", { type: "submit" }, "Filter"),
@@ -160,7 +172,11 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
         h(
           "table",
           { class: "matrix" },
-          h("caption", { class: "sr-only" }, `Versions per app and environment, ${total} apps`),
+          h(
+            "caption",
+            { class: "sr-only" },
+            `Versions per app and environment, ${total} apps${route.team ? ` of team ${route.team}` : ""}`,
+          ),
           h(
             "thead",
             null,
@@ -168,6 +184,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               "tr",
               null,
               h("th", { scope: "col" }, "App"),
+              view.teams.length ? h("th", { scope: "col" }, "Team") : null,
               view.environments.map((e) => h("th", { scope: "col" }, e)),
             ),
           ),
@@ -183,6 +200,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                   { scope: "row" },
                   h("a", { href: `${p.base}/apps/${encodeURIComponent(r.app)}` }, r.app || "(environment)"),
                 ),
+                view.teams.length ? h("td", { class: "team" }, r.team ?? "") : null,
                 r.cells.map((c) => h(CellView, { cell: c })),
               ),
             ),

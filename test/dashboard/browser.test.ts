@@ -94,7 +94,12 @@ describe("what the page shows", () => {
     await expect
       .poll(() => cell(page, "web", "production").locator(".cluster").textContent(), { timeout: 30_000 })
       .toContain("0.9.0");
-    expect(await page.locator("thead th").allTextContents()).toEqual(["App", "staging", "production"]);
+    expect(await page.locator("thead th").allTextContents()).toEqual([
+      "App",
+      "Team",
+      "staging",
+      "production",
+    ]);
     // The CSP forbids inline scripts: the page runs on its bundle alone.
     const res = await page.request.get(`${base()}/`);
     expect(res.headers()["content-security-policy"]).toContain("script-src 'self'");
@@ -102,6 +107,40 @@ describe("what the page shows", () => {
     expect(scripts.length).toBe(2);
     for (const tag of scripts)
       expect(tag).toMatch(/ src="\/dashboard\/assets\/dashboard\.js\?v=|type="application\/json"/);
+  });
+
+  it("the matrix filters by team and by name, keyboard only, and the URL keeps the filter", async () => {
+    await page.goto(`${base()}/`);
+    expect(
+      await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-app"))),
+    ).toEqual(["jobs", "web"]);
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press("Tab");
+      if ((await page.evaluate<string | undefined>("document.activeElement?.id")) === "team") break;
+    }
+    // Typing a letter on a focused select picks the option it starts with.
+    await page.keyboard.press("s");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string | undefined>("document.activeElement?.id")).toBe("q");
+    await page.keyboard.type("we");
+    await Promise.all([page.waitForURL(/team=storefront/), page.keyboard.press("Enter")]);
+    expect(new URL(page.url()).searchParams.get("q")).toBe("we");
+    const apps = (p: Page) =>
+      p.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-app")));
+    expect(await apps(page)).toEqual(["web"]);
+    expect(await page.locator('tr[data-app="web"] td.team').textContent()).toBe("storefront");
+    // The link shares the filter: another page opened on it shows the same rows and choices.
+    const other = await ops.newPage();
+    try {
+      await other.goto(`${base()}/?team=batch`);
+      expect(await apps(other)).toEqual(["jobs"]);
+      expect(await other.locator("#team").inputValue()).toBe("batch");
+      await other.goto(`${base()}/?team=storefront&q=jobs`);
+      expect(await apps(other)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+    await page.goto(`${base()}/`);
   });
 
   it("a failing Kustomization shows its reason, in the matrix and on the cluster page", async () => {

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/fleet.ts";
+import { matchesFilter } from "../../src/dashboard/format.ts";
 import { buildView, type ClusterSnapshot, type KubeObject, shortVersion } from "../../src/dashboard/model.ts";
+import { ownersOf } from "../../src/dashboard/teams.ts";
 import type { PullRequest } from "../../src/forge/types.ts";
 import type { EnvTree } from "../../src/promote/plan.ts";
 
@@ -312,4 +314,61 @@ describe("cluster rows", () => {
       ["Kustomization", "staging", "True", "main@sha1:1234567890abcdef", true, 1, "staging"],
     ]);
   });
+});
+
+describe("teams", () => {
+  it("owners come from the scaffold manifest; an app whose team is not listed has none", () => {
+    expect([
+      ...ownersOf({
+        teams: ["pay", "shop"],
+        apps: [
+          { name: "web", team: "shop", image: "x" },
+          { name: "ledger", team: "pay", image: "x" },
+          { name: "orphan", team: "gone", image: "x" },
+          { name: "tool", image: "x" },
+        ],
+      }),
+    ]).toEqual([
+      ["web", "shop"],
+      ["ledger", "pay"],
+    ]);
+  });
+
+  it("rows carry their team and the view lists the teams once, sorted", () => {
+    const view = buildView({
+      fleet,
+      revision: REV,
+      trees: trees({ web: overlay("ghcr.io/acme/web", "1"), api: overlay("ghcr.io/acme/api", "1") }, {}),
+      teams: new Map([
+        ["web", "shop"],
+        ["api", "core"],
+        ["gone", "shop"],
+      ]),
+      now,
+    });
+    expect(view.teams).toEqual(["core", "shop"]);
+    expect(view.rows.map((r) => [r.app, r.team])).toEqual([
+      ["api", "core"],
+      ["web", "shop"],
+    ]);
+  });
+
+  const cases: {
+    name: string;
+    row: { app: string; team?: string };
+    q: string;
+    team: string;
+    want: boolean;
+  }[] = [
+    { name: "no filter: every row", row: { app: "web" }, q: "", team: "", want: true },
+    { name: "name: a part, any case", row: { app: "Web-Shop" }, q: "shop", team: "", want: true },
+    { name: "name: no match", row: { app: "web" }, q: "api", team: "", want: false },
+    { name: "team: its own", row: { app: "web", team: "shop" }, q: "", team: "shop", want: true },
+    { name: "team: another's", row: { app: "web", team: "pay" }, q: "", team: "shop", want: false },
+    { name: "team: an app without one is not in any", row: { app: "web" }, q: "", team: "shop", want: false },
+    { name: "team and name together", row: { app: "web", team: "shop" }, q: "we", team: "shop", want: true },
+    { name: "team right, name wrong", row: { app: "web", team: "shop" }, q: "x", team: "shop", want: false },
+  ];
+  for (const c of cases)
+    it(`filter: ${c.name}`, () => expect(matchesFilter(c.row, c.q, c.team)).toBe(c.want));
 });
