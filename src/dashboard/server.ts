@@ -318,16 +318,16 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
     )
       throw new HttpError(400, "namespace and name must be Kubernetes names");
     if (name === "reconcile") {
-      if (kind !== "Kustomization" && kind !== "GitRepository")
-        throw new HttpError(400, "kind must be Kustomization or GitRepository");
+      if (kind !== "Kustomization" && kind !== "GitRepository" && kind !== "HelmRelease")
+        throw new HttpError(400, "kind must be Kustomization, GitRepository or HelmRelease");
       await data.reconcile(kind, namespace, objName);
       return json(req, res, 200, { message: `reconcile requested for ${kind} ${namespace}/${objName}` });
     }
-    if (kind !== "Kustomization")
-      throw new HttpError(400, "only Kustomizations are suspended and resumed here");
-    await data.setSuspended(namespace, objName, name === "suspend");
+    if (kind !== "Kustomization" && kind !== "HelmRelease")
+      throw new HttpError(400, "only Kustomizations and HelmReleases are suspended and resumed here");
+    await data.setSuspended(kind, namespace, objName, name === "suspend");
     return json(req, res, 200, {
-      message: `${name === "suspend" ? "suspended" : "resumed"} Kustomization ${namespace}/${objName}`,
+      message: `${name === "suspend" ? "suspended" : "resumed"} ${kind} ${namespace}/${objName}`,
     });
   }
 

@@ -9,8 +9,9 @@
  * functions (what `shipmate reconcile|suspend|resume` run).
  */
 import type { Logger } from "pino";
-import { resume, suspend } from "../agent/control.ts";
-import { requestReconcile } from "../bootstrap/control.ts";
+import { requestHelmReconcile, setHelmReleaseSuspended } from "../agent/helm/control.ts";
+import { ksPath } from "../agent/reconciler.ts";
+import { requestReconcile, setSuspendedAt } from "../bootstrap/control.ts";
 import { type Fleet, loadFleet } from "../config/fleet.ts";
 import { loadRunPolicies } from "../config/policy-set.ts";
 import { describeError } from "../errors.ts";
@@ -47,6 +48,9 @@ export interface DashboardOptions {
   scan?: ScanOptions;
   log?: Logger;
 }
+
+/** The kinds the page's reconcile action takes. */
+export type ActionKind = "Kustomization" | "GitRepository" | "HelmRelease";
 
 export interface DashboardState {
   version: number;
@@ -338,13 +342,27 @@ export class Dashboard {
     return this.kube;
   }
 
-  async reconcile(kind: "Kustomization" | "GitRepository", namespace: string, name: string): Promise<void> {
-    await requestReconcile(this.client(), kind, namespace, name);
+  /** `shipmate reconcile` of one object: the control path every kind shares (src/bootstrap/control.ts). */
+  async reconcile(kind: ActionKind, namespace: string, name: string): Promise<void> {
+    if (kind === "HelmRelease") await requestHelmReconcile(this.client(), kind, namespace, name);
+    else await requestReconcile(this.client(), kind, namespace, name);
   }
 
-  async setSuspended(namespace: string, name: string, suspended: boolean): Promise<void> {
-    if (suspended) await suspend(this.client(), namespace, name);
-    else await resume(this.client(), namespace, name);
+  /** `shipmate suspend|resume` of a Kustomization or HelmRelease, through the same path. */
+  async setSuspended(
+    kind: "Kustomization" | "HelmRelease",
+    namespace: string,
+    name: string,
+    suspended: boolean,
+  ): Promise<void> {
+    if (kind === "HelmRelease") await setHelmReleaseSuspended(this.client(), namespace, name, suspended);
+    else
+      await setSuspendedAt(
+        this.client(),
+        ksPath(namespace, name),
+        `Kustomization ${namespace}/${name}`,
+        suspended,
+      );
   }
 
   async close(): Promise<void> {

@@ -360,7 +360,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               h(
                 "td",
                 null,
-                r.kind === "Kustomization" || r.kind === "GitRepository"
+                r.kind === "Kustomization" || r.kind === "GitRepository" || r.kind === "HelmRelease"
                   ? h(ActionForm, {
                       p,
                       action: "reconcile",
@@ -368,7 +368,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                       label: `Reconcile ${r.name}`,
                     })
                   : null,
-                r.kind === "Kustomization"
+                r.kind === "Kustomization" || r.kind === "HelmRelease"
                   ? h(ActionForm, {
                       p,
                       action: r.suspended ? "resume" : "suspend",

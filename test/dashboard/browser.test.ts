@@ -238,6 +238,70 @@ describe("who may act", () => {
     expect(before.filter((p) => p.head.ref.startsWith("shipmate/promote-"))).toEqual([]);
   });
 
+  it("a HelmRelease is reconciled, suspended and resumed from the page; an unauthorised request changes nothing", async () => {
+    const HR = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/shipmate-system/helmreleases";
+    const created = await w.client.raw({
+      method: "POST",
+      path: HR,
+      body: {
+        apiVersion: "helm.toolkit.fluxcd.io/v2",
+        kind: "HelmRelease",
+        metadata: { name: "t-dash-hr", namespace: "shipmate-system" },
+        spec: {
+          interval: "1h",
+          chart: { spec: { chart: "demo", sourceRef: { kind: "HelmRepository", name: "t-dash-none" } } },
+        },
+      },
+    });
+    expect(created.code).toBe(201);
+    const hr = async () =>
+      (await getObject(w.client, `${HR}/t-dash-hr`)) as {
+        metadata: { annotations?: Record<string, string> };
+        spec: { suspend?: boolean };
+      };
+    const requested = async () => (await hr()).metadata.annotations?.["reconcile.fluxcd.io/requestedAt"];
+    await page.goto(`${base()}/cluster`);
+    const row = page.locator('tr[data-name="t-dash-hr"]');
+    await expect.poll(() => row.count(), { timeout: 30_000 }).toBe(1);
+    expect(await row.locator("td").first().textContent()).toBe("HelmRelease");
+
+    // Refused first: another group, no token, a forged one, another origin: nothing moves.
+    const csrf = await row.locator('form[data-action="suspend"] input[name="_csrf"]').getAttribute("value");
+    const body = (extra = "") => `kind=HelmRelease&namespace=shipmate-system&name=t-dash-hr${extra}`;
+    for (const [action, headers, extra] of [
+      ["suspend", { "x-forwarded-user": "bob", "x-forwarded-groups": "dev" }, `&_csrf=${csrf}`],
+      ["reconcile", { "x-forwarded-user": "bob", "x-forwarded-groups": "dev" }, `&_csrf=${csrf}`],
+      ["suspend", OPS, ""],
+      ["suspend", OPS, "&_csrf=forged"],
+      ["suspend", { ...OPS, origin: "http://evil.invalid" }, `&_csrf=${csrf}`],
+    ] as const)
+      expect({
+        action,
+        status: (await post(`${base()}/api/actions/${action}`, body(extra), headers)).status,
+      }).toEqual({
+        action,
+        status: 403,
+      });
+    expect((await post(`${base()}/api/actions/suspend`, body())).status).toBe(401);
+    expect(await requested()).toBeUndefined();
+    expect((await hr()).spec.suspend).toBeUndefined();
+
+    // Authorised, from the page's own buttons.
+    await row.getByRole("button", { name: "Reconcile t-dash-hr" }).click();
+    await expect
+      .poll(() => page.locator("#result").textContent())
+      .toBe("reconcile requested for HelmRelease shipmate-system/t-dash-hr");
+    expect(Date.parse((await requested()) ?? "")).toBeGreaterThan(0);
+    await row.getByRole("button", { name: "Suspend t-dash-hr" }).click();
+    await expect.poll(async () => (await hr()).spec.suspend).toBe(true);
+    // Live: the row turns suspended and its button into Resume without a reload.
+    await expect.poll(() => row.locator("td").nth(2).textContent(), { timeout: 15_000 }).toMatch(/suspended/);
+    const before = await requested();
+    await row.getByRole("button", { name: "Resume t-dash-hr" }).click();
+    await expect.poll(async () => (await hr()).spec.suspend).toBe(false);
+    expect(await requested()).not.toBe(before);
+  });
+
   it("bad requests get a clear status and the server stays up", async () => {
     const big = await fetch(`${base()}/api/actions/promote`, {
       method: "POST",
