@@ -42,6 +42,8 @@ export interface ScanSnapshot {
     tag?: string;
     digest?: string;
     reason?: string;
+    /** Registry requests the last scan made for the policy's repository (shared by the policies on it). */
+    requests?: number;
   }[];
 }
 
@@ -253,6 +255,9 @@ function appliedAt(rows: readonly ClusterRow[], env: string, commit: string): bo
   );
 }
 
+/** A policy's image as a repository key (tag or digest dropped), to tell which policies share a listing. */
+const repositoryOf = (image: string) => canonicalRepository(image.replace(/[:@][^/]*$/, "")) ?? image;
+
 const CLUSTER_KINDS = ["GitRepository", "OCIRepository", "Kustomization", "HelmRelease"];
 
 export function buildView(input: ModelInput): FleetView {
@@ -308,7 +313,7 @@ export function buildView(input: ModelInput): FleetView {
 
   const newest = new Map<string, Version>();
   for (const p of input.scan?.policies ?? []) {
-    const repository = canonicalRepository(p.image.replace(/[:@].*$/, ""));
+    const repository = canonicalRepository(p.image.replace(/[:@][^/]*$/, ""));
     if (!p.env || !repository || p.tag === undefined) continue;
     newest.set(`${p.env}\u0000${repository}`, {
       image: p.image,
@@ -400,8 +405,14 @@ export function buildView(input: ModelInput): FleetView {
     });
   }
 
+  const onRepository = new Map<string, number>();
+  for (const p of input.scan?.policies ?? [])
+    onRepository.set(repositoryOf(p.image), (onRepository.get(repositoryOf(p.image)) ?? 0) + 1);
   const policies: PolicyRow[] = (input.scan?.policies ?? []).map((p) => ({
     id: p.id,
+    ...(p.requests !== undefined
+      ? { cost: { requests: p.requests, sharedBy: onRepository.get(repositoryOf(p.image)) ?? 1 } }
+      : {}),
     ...(p.env ? { env: p.env } : {}),
     image: p.image,
     strategy: p.strategy,

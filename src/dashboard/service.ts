@@ -22,6 +22,7 @@ import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import type { SelectionPolicy } from "../policy/types.ts";
 import { type PromoteResult, runPromotion } from "../promote/index.ts";
 import type { EnvTree } from "../promote/plan.ts";
+import { parseReference, repositoryName } from "../registry/index.ts";
 import { type ScanOptions, scanPolicies } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
 import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
@@ -242,11 +243,13 @@ export class Dashboard {
         requests: report.requests.total,
         policies: report.results.map((r) => {
           const env = set.environmentOf(r.policy)?.name;
+          const cost = report.requests.byRepository[repositoryName(parseReference(r.policy.image))];
           const base = {
             id: r.policy.id,
             ...(env ? { env } : {}),
             image: r.policy.image,
             strategy: strategyOf(r.policy.selection),
+            ...(cost !== undefined ? { requests: cost } : {}),
           };
           return r.ok
             ? { ...base, tag: r.tag, ...(r.digest ? { digest: r.digest } : {}) }

@@ -79,6 +79,8 @@ export interface PolicyRow {
   /** Why nothing was selected, when the scan said so. */
   reason?: string;
   scannedAt?: string;
+  /** What the last scan cost at the registry for the policy's repository, and how many policies share it. */
+  cost?: { requests: number; sharedBy: number };
 }
 
 export interface FleetView {

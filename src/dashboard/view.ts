@@ -420,9 +420,15 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               h(
                 "tr",
                 null,
-                ["Policy", "Environment", "Image", "Strategy", "Selected", "Scanned"].map((c) =>
-                  h("th", { scope: "col" }, c),
-                ),
+                [
+                  "Policy",
+                  "Environment",
+                  "Image",
+                  "Strategy",
+                  "Selected",
+                  "Scanned",
+                  "Registry requests",
+                ].map((c) => h("th", { scope: "col" }, c)),
               ),
             ),
             h(
@@ -431,13 +437,27 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               view.policies.map((r: PolicyRow) =>
                 h(
                   "tr",
-                  null,
+                  { "data-policy": r.id },
                   h("td", null, r.id),
                   h("td", null, r.env ?? ""),
                   h("td", null, h("code", null, r.image)),
                   h("td", null, r.strategy),
-                  h("td", null, r.selected ? shortVersion(r.selected) : (r.reason ?? "")),
+                  r.selected
+                    ? h("td", { class: "selected" }, shortVersion(r.selected))
+                    : h(
+                        "td",
+                        { class: "unselected" },
+                        h("strong", null, "Nothing selected"),
+                        r.reason ? `: ${r.reason}` : "",
+                      ),
                   h("td", null, r.scannedAt ?? "not scanned"),
+                  h(
+                    "td",
+                    { class: "cost" },
+                    r.cost
+                      ? `${r.cost.requests}${r.cost.sharedBy > 1 ? ` (one listing for ${r.cost.sharedBy} policies)` : ""}`
+                      : "",
+                  ),
                 ),
               ),
             ),

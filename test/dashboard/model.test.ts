@@ -5,8 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/fleet.ts";
 import { matchesFilter } from "../../src/dashboard/format.ts";
+import { renderToString, h as serverH } from "../../src/dashboard/html.ts";
 import { buildView, type ClusterSnapshot, type KubeObject, shortVersion } from "../../src/dashboard/model.ts";
 import { ownersOf } from "../../src/dashboard/teams.ts";
+import { pageComponent } from "../../src/dashboard/view.ts";
 import type { PullRequest } from "../../src/forge/types.ts";
 import type { EnvTree } from "../../src/promote/plan.ts";
 
@@ -371,4 +373,97 @@ describe("teams", () => {
   ];
   for (const c of cases)
     it(`filter: ${c.name}`, () => expect(matchesFilter(c.row, c.q, c.team)).toBe(c.want));
+});
+
+describe("policies", () => {
+  const view = buildView({
+    fleet,
+    revision: REV,
+    trees: trees({}, {}),
+    scan: {
+      at: now.toISOString(),
+      requests: 5,
+      policies: [
+        {
+          id: "apps:web",
+          env: "staging",
+          image: "127.0.0.1:5000/acme/web",
+          strategy: "semver ^1",
+          tag: "1.2.0",
+          requests: 4,
+        },
+        {
+          id: "apps:web-next",
+          env: "staging",
+          image: "127.0.0.1:5000/acme/web",
+          strategy: "semver ^9",
+          reason: 'no tag of 127.0.0.1:5000/acme/web matches semver range "^9"',
+          requests: 4,
+        },
+        {
+          id: "apps:api",
+          env: "production",
+          image: "ghcr.io/acme/api",
+          strategy: "digest of latest",
+          tag: "latest",
+          digest: DIGEST,
+          requests: 1,
+        },
+        { id: "apps:old", image: "ghcr.io/acme/old", strategy: "semver ^1", reason: "not scanned" },
+      ],
+    },
+    now,
+  });
+  const cases: {
+    id: string;
+    want: { selected?: string; reason?: string; cost?: { requests: number; sharedBy: number } };
+  }[] = [
+    { id: "apps:web", want: { selected: "1.2.0", cost: { requests: 4, sharedBy: 2 } } },
+    {
+      id: "apps:web-next",
+      want: {
+        reason: 'no tag of 127.0.0.1:5000/acme/web matches semver range "^9"',
+        cost: { requests: 4, sharedBy: 2 },
+      },
+    },
+    { id: "apps:api", want: { selected: `latest@${"a".repeat(12)}`, cost: { requests: 1, sharedBy: 1 } } },
+    { id: "apps:old", want: { reason: "not scanned" } },
+  ];
+  for (const c of cases)
+    it(`${c.id}: selection or why none, and the requests its repository cost`, () => {
+      const row = view.policies.find((r) => r.id === c.id)!;
+      expect({
+        ...(row.selected ? { selected: shortVersion(row.selected) } : {}),
+        ...(row.reason ? { reason: row.reason } : {}),
+        ...(row.cost ? { cost: row.cost } : {}),
+      }).toEqual(c.want);
+    });
+
+  it("the page says why nothing was selected and what each scan cost", () => {
+    const html = renderToString(
+      pageComponent(serverH)({ base: "/dashboard", route: { page: "policies" }, view, canAct: false }),
+    );
+    expect(html).toContain(
+      '<td class="unselected"><strong>Nothing selected</strong>: no tag of 127.0.0.1:5000/acme/web matches semver range &#34;^9&#34;</td>',
+    );
+    expect(html).toContain('<td class="cost">4 (one listing for 2 policies)</td>');
+    expect(html).toContain('<td class="cost">1</td>');
+  });
+
+  it("a newest tag of a registry with a port marks the cell behind (the port is not a tag)", () => {
+    const v = buildView({
+      fleet,
+      revision: REV,
+      trees: trees({ web: overlay("127.0.0.1:5000/acme/web", "1.1.0") }, {}),
+      scan: {
+        at: now.toISOString(),
+        requests: 1,
+        policies: [
+          { id: "a:w", env: "staging", image: "127.0.0.1:5000/acme/web", strategy: "semver", tag: "1.2.0" },
+        ],
+      },
+      now,
+    });
+    expect(v.rows[0]?.cells[0]?.marks).toEqual(["behind"]);
+  });
 });
