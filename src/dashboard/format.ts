@@ -28,3 +28,10 @@ export function matchesFilter(row: { app: string; team?: string }, q: string, te
   if (team && row.team !== team) return false;
   return !q || row.app.toLowerCase().includes(q.toLowerCase());
 }
+
+/** An object as the page names it in links (`?object=`): `Kind/namespace/name`. */
+export const objectKey = (r: { kind: string; namespace: string; name: string }): string =>
+  `${r.kind}/${r.namespace}/${r.name}`;
+
+/** How many events the cluster page lists (of all objects, or of the one it is asked about). */
+export const EVENTS_SHOWN = 50;

@@ -15,10 +15,30 @@ import { evaluateGates, type GateConfig, type HealthEvidence, overall } from "..
 import { scanPins, versionOf } from "../promote/pins.ts";
 import { appOf, type EnvTree, planPromotion } from "../promote/plan.ts";
 import { differs } from "./format.ts";
-import type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
+import type {
+  Cell,
+  ClusterRow,
+  EventRow,
+  FleetView,
+  Mark,
+  PolicyRow,
+  PromotionView,
+  Row,
+  Version,
+} from "./types.ts";
 
 export { differs, shortVersion } from "./format.ts";
-export type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
+export type {
+  Cell,
+  ClusterRow,
+  EventRow,
+  FleetView,
+  Mark,
+  PolicyRow,
+  PromotionView,
+  Row,
+  Version,
+} from "./types.ts";
 
 export interface ClusterSnapshot {
   /** False while the API server cannot be reached; `error` says why. */
@@ -131,6 +151,32 @@ export function clusterRow(kind: string, o: KubeObject, fleet?: Fleet): ClusterR
     ...(Array.isArray(inventory) ? { inventory: inventory.length } : {}),
     ...(env ? { env: env.name } : {}),
   };
+}
+
+/** Events as ./cluster.ts keeps them, newest first (by time, then by name: stable for equal times). */
+export function eventRows(events: readonly KubeObject[]): EventRow[] {
+  return events
+    .map((o): EventRow => {
+      const e = o as KubeObject & {
+        involvedObject?: { kind?: string; namespace?: string; name?: string };
+        type?: string;
+        reason?: string;
+        message?: string;
+        time?: string;
+        count?: number;
+      };
+      return {
+        kind: str(e.involvedObject?.kind),
+        namespace: str(e.involvedObject?.namespace),
+        name: str(e.involvedObject?.name),
+        type: str(e.type),
+        reason: str(e.reason),
+        message: str(e.message),
+        time: str(e.time),
+        count: typeof e.count === "number" ? e.count : 1,
+      };
+    })
+    .sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : a.name.localeCompare(b.name)));
 }
 
 /** `namespace_name_group_kind`, as Flux writes inventory ids. */
@@ -435,6 +481,7 @@ export function buildView(input: ModelInput): FleetView {
             ...(cluster.error ? { error: cluster.error } : {}),
             missing: cluster.missing ?? [],
             rows: clusterRows,
+            events: eventRows(cluster.objects.Event ?? []),
           },
         }
       : {}),

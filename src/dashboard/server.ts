@@ -26,7 +26,7 @@ import {
   SESSION_COOKIE,
   sessionValue,
 } from "./auth.ts";
-import { matchesFilter } from "./format.ts";
+import { EVENTS_SHOWN, matchesFilter, objectKey } from "./format.ts";
 import { documentHtml, escapeHtml } from "./html.ts";
 import type { Dashboard } from "./service.ts";
 import type { FleetView } from "./types.ts";
@@ -159,7 +159,10 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
       pageNo: Number(query.get("page")) || 1,
     };
   if (path === "/promotions") return { page: "promotions" };
-  if (path === "/cluster") return { page: "cluster" };
+  if (path === "/cluster") {
+    const object = (query.get("object") ?? "").slice(0, 600);
+    return { page: "cluster", ...(object ? { object } : {}) };
+  }
   if (path === "/policies") return { page: "policies" };
   const m = /^\/apps\/([^/]*)$/.exec(path);
   if (m) {
@@ -203,7 +206,18 @@ export function pageView(view: FleetView, route: Route): { view: FleetView; rout
       rows: [],
       ...(route.page === "promotions" ? {} : { promotions: [] }),
       ...(route.page === "policies" ? {} : { policies: [] }),
-      ...(route.page === "cluster" || !view.cluster ? {} : { cluster: { ...view.cluster, rows: [] } }),
+      ...(!view.cluster
+        ? {}
+        : route.page === "cluster"
+          ? {
+              cluster: {
+                ...view.cluster,
+                events: view.cluster.events
+                  .filter((e) => !route.object || objectKey(e) === route.object)
+                  .slice(0, EVENTS_SHOWN),
+              },
+            }
+          : { cluster: { ...view.cluster, rows: [], events: [] } }),
     },
     route,
   };

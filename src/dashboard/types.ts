@@ -70,6 +70,20 @@ export interface ClusterRow {
   env?: string;
 }
 
+/** A Kubernetes Event about a Flux object (what the agent reported on it). */
+export interface EventRow {
+  /** The object it is about. */
+  kind: string;
+  namespace: string;
+  name: string;
+  type: string;
+  reason: string;
+  message: string;
+  /** When it last happened. */
+  time: string;
+  count: number;
+}
+
 export interface PolicyRow {
   id: string;
   env?: string;
@@ -91,7 +105,14 @@ export interface FleetView {
   teams: string[];
   rows: Row[];
   promotions: PromotionView[];
-  cluster?: { connected: boolean; error?: string; missing: string[]; rows: ClusterRow[] };
+  cluster?: {
+    connected: boolean;
+    error?: string;
+    missing: string[];
+    rows: ClusterRow[];
+    /** Events about the Flux objects, newest first. */
+    events: EventRow[];
+  };
   policies: PolicyRow[];
   problems: string[];
 }

@@ -6,10 +6,11 @@
  * live update never moves a keyboard user). No DOM access here, no state:
  * pure functions of the page's props.
  */
-import { matchesFilter, shortRevision, shortVersion } from "./format.ts";
+import { EVENTS_SHOWN, matchesFilter, objectKey, shortRevision, shortVersion } from "./format.ts";
 import type {
   Cell,
   ClusterRow,
+  EventRow,
   FleetView,
   HistoryEntry,
   PolicyRow,
@@ -41,7 +42,11 @@ export type Route =
       matched?: number;
     }
   | { page: "promotions" }
-  | { page: "cluster" }
+  | {
+      page: "cluster";
+      /** Only this object's events (`Kind/namespace/name`). */
+      object?: string;
+    }
   | { page: "policies" }
   | { page: "app"; app: string };
 
@@ -350,7 +355,18 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                 "data-name": r.name,
               },
               h("td", null, r.kind),
-              h("td", { class: "name" }, `${r.namespace}/${r.name}`),
+              h(
+                "td",
+                { class: "name" },
+                h(
+                  "a",
+                  {
+                    href: `${p.base}/cluster?${new URLSearchParams({ object: objectKey(r) })}#events-title`,
+                    title: `Events of ${r.kind} ${r.namespace}/${r.name}`,
+                  },
+                  `${r.namespace}/${r.name}`,
+                ),
+              ),
               h("td", null, r.suspended ? `${r.ready} (suspended)` : r.ready),
               h("td", null, r.reason),
               h("td", { class: "message" }, r.message),
@@ -399,6 +415,64 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               ? h("p", { class: "note" }, `Not served by the API server: ${c.missing.join(", ")}.`)
               : null,
             h(ClusterTable, { p, rows: c.rows }),
+            h(Events, { p, events: c.events }),
+          ),
+    );
+  }
+
+  function Events({ p, events }: { p: PageProps; events: readonly EventRow[] }): VNode {
+    const object = p.route.page === "cluster" ? p.route.object : undefined;
+    const shown = (object ? events.filter((e) => objectKey(e) === object) : events).slice(0, EVENTS_SHOWN);
+    return h(
+      "section",
+      { "aria-labelledby": "events-title", class: "events" },
+      h(
+        "h3",
+        { id: "events-title" },
+        object ? `Recent events of ${object.replace("/", " ")}` : "Recent events",
+      ),
+      object ? h("p", null, h("a", { href: `${p.base}/cluster` }, "All objects' events")) : null,
+      shown.length === 0
+        ? h("p", { class: "note" }, "No event recorded.")
+        : h(
+            "div",
+            { class: "scroll" },
+            h(
+              "table",
+              { class: "events" },
+              h("caption", { class: "sr-only" }, `The ${shown.length} newest events, newest first`),
+              h(
+                "thead",
+                null,
+                h(
+                  "tr",
+                  null,
+                  ["Time", "Object", "Type", "Reason", "Message", "Count"].map((c) =>
+                    h("th", { scope: "col" }, c),
+                  ),
+                ),
+              ),
+              h(
+                "tbody",
+                null,
+                shown.map((e) =>
+                  h(
+                    "tr",
+                    {
+                      key: `${objectKey(e)}/${e.time}/${e.reason}/${e.message}`,
+                      class: `event ${e.type === "Warning" ? "warning" : "normal"}`,
+                      "data-object": objectKey(e),
+                    },
+                    h("td", null, h("time", { datetime: e.time }, e.time)),
+                    h("td", null, `${e.kind} ${e.namespace}/${e.name}`),
+                    h("td", null, e.type),
+                    h("td", null, e.reason),
+                    h("td", { class: "message" }, e.message),
+                    h("td", null, String(e.count)),
+                  ),
+                ),
+              ),
+            ),
           ),
     );
   }

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { getObject } from "../agent/helpers.ts";
+import { getObject, kustomization } from "../agent/helpers.ts";
 import { type DashboardWorld, FLEET, overlay, startWorld, TOKEN } from "./fixture.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 240_000 });
@@ -156,6 +156,57 @@ describe("what the page shows", () => {
     expect(await row.locator("td").nth(2).textContent()).toBe("False");
   });
 
+  it("the cluster page lists the agent's recent events, newest first, live, and per object", async () => {
+    await page.goto(`${base()}/cluster`);
+    const events = page.locator("table.events tbody tr");
+    await expect
+      .poll(
+        () =>
+          page
+            .locator('table.events tr[data-object="Kustomization/shipmate-system/t-dash-jobs"]')
+            .first()
+            .textContent(),
+        {
+          timeout: 30_000,
+        },
+      )
+      .toMatch(/Warning.*BuildFailed.*missing\.yaml/);
+    const times = await events
+      .locator("time")
+      .evaluateAll((ts) => ts.map((t) => t.getAttribute("datetime") ?? ""));
+    expect(times.length).toBeGreaterThan(1);
+    expect(times.length).toBeLessThanOrEqual(50);
+    expect([...times].sort().reverse()).toEqual(times);
+    // A Kustomization the agent cannot apply: its event reaches the open page through the watch, no reload.
+    await page.evaluate(() => {
+      (globalThis as unknown as { stayed: boolean }).stayed = true;
+    });
+    const created = await w.client.raw({
+      method: "POST",
+      path: "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations",
+      body: kustomization("t-dash-events", { path: "./apps/nowhere", interval: "1h" }),
+    });
+    expect(created.code).toBe(201);
+    const mine = page.locator('table.events tr[data-object="Kustomization/shipmate-system/t-dash-events"]');
+    await expect.poll(() => mine.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await mine.first().textContent()).toContain("Warning");
+    expect(await events.first().getAttribute("data-object")).toBe(
+      "Kustomization/shipmate-system/t-dash-events",
+    );
+    expect(await page.evaluate(() => (globalThis as unknown as { stayed?: boolean }).stayed)).toBe(true);
+    // The object's own events, from the link on its row.
+    await Promise.all([
+      page.waitForURL(/object=Kustomization%2Fshipmate-system%2Ft-dash-jobs/),
+      page.locator('tr[data-name="t-dash-jobs"] td.name a').click(),
+    ]);
+    expect(await page.locator("#events-title").textContent()).toBe(
+      "Recent events of Kustomization shipmate-system/t-dash-jobs",
+    );
+    const objects = await events.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-object")));
+    expect(objects.length).toBeGreaterThan(0);
+    expect(new Set(objects)).toEqual(new Set(["Kustomization/shipmate-system/t-dash-jobs"]));
+  });
+
   it("a tag pushed to git and applied by the agent changes its cell live, without a reload", async () => {
     await page.goto(`${base()}/`);
     await page.evaluate(() => {
@@ -191,7 +242,15 @@ describe("what the page shows", () => {
   });
 
   it("every page passes axe-core with no violation", async () => {
-    for (const path of ["/", "/promotions", "/cluster", "/policies", "/apps/web"]) {
+    for (const path of [
+      "/",
+      "/?team=storefront",
+      "/promotions",
+      "/cluster",
+      "/cluster?object=Kustomization%2Fshipmate-system%2Ft-dash-jobs",
+      "/policies",
+      "/apps/web",
+    ]) {
       await page.goto(`${base()}${path}`);
       expect({ path, violations: await axe(page) }).toEqual({ path, violations: [] });
     }

@@ -6,7 +6,14 @@ import { describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/fleet.ts";
 import { matchesFilter } from "../../src/dashboard/format.ts";
 import { renderToString, h as serverH } from "../../src/dashboard/html.ts";
-import { buildView, type ClusterSnapshot, type KubeObject, shortVersion } from "../../src/dashboard/model.ts";
+import {
+  buildView,
+  type ClusterSnapshot,
+  eventRows,
+  type KubeObject,
+  shortVersion,
+} from "../../src/dashboard/model.ts";
+import { pageView } from "../../src/dashboard/server.ts";
 import { ownersOf } from "../../src/dashboard/teams.ts";
 import { pageComponent } from "../../src/dashboard/view.ts";
 import type { PullRequest } from "../../src/forge/types.ts";
@@ -465,5 +472,85 @@ describe("policies", () => {
       now,
     });
     expect(v.rows[0]?.cells[0]?.marks).toEqual(["behind"]);
+  });
+});
+
+describe("events", () => {
+  const ev = (name: string, involved: string, time: string, reason = "Progressing"): KubeObject =>
+    ({
+      metadata: { namespace: "shipmate-system", name },
+      involvedObject: {
+        kind: involved.split("/")[0],
+        namespace: "shipmate-system",
+        name: involved.split("/")[1],
+      },
+      type: reason === "BuildFailed" ? "Warning" : "Normal",
+      reason,
+      message: `${reason} of ${involved}`,
+      time,
+      count: 1,
+    }) as KubeObject;
+  const objects = [
+    ev("a", "Kustomization/web", "2026-01-01T10:00:00Z"),
+    ev("b", "Kustomization/jobs", "2026-01-01T12:00:00Z", "BuildFailed"),
+    ev("c", "HelmRelease/db", "2026-01-01T11:00:00Z"),
+    ev("d", "Kustomization/web", "2026-01-01T12:00:00Z"),
+  ];
+
+  it("newest first; equal times by the object's name", () => {
+    expect(eventRows(objects).map((e) => `${e.time.slice(11, 13)} ${e.kind}/${e.name} ${e.type}`)).toEqual([
+      "12 Kustomization/jobs Warning",
+      "12 Kustomization/web Normal",
+      "11 HelmRelease/db Normal",
+      "10 Kustomization/web Normal",
+    ]);
+  });
+
+  const view = buildView({
+    fleet,
+    revision: REV,
+    trees: trees({}, {}),
+    cluster: snapshot({ Event: objects }),
+    now,
+  });
+  const cases: { name: string; route: Parameters<typeof pageView>[1]; want: string[] }[] = [
+    {
+      name: "the cluster page: every object's events",
+      route: { page: "cluster" },
+      want: [
+        "BuildFailed of Kustomization/jobs",
+        "Progressing of Kustomization/web",
+        "Progressing of HelmRelease/db",
+        "Progressing of Kustomization/web",
+      ],
+    },
+    {
+      name: "one object's events",
+      route: { page: "cluster", object: "Kustomization/shipmate-system/web" },
+      want: ["Progressing of Kustomization/web", "Progressing of Kustomization/web"],
+    },
+    {
+      name: "an object without events",
+      route: { page: "cluster", object: "HelmRelease/shipmate-system/web" },
+      want: [],
+    },
+    { name: "other pages carry none", route: { page: "policies" }, want: [] },
+  ];
+  for (const c of cases)
+    it(`page props: ${c.name}`, () =>
+      expect(pageView(view, c.route).view.cluster?.events.map((e) => e.message)).toEqual(c.want));
+
+  it("at most 50 are sent", () => {
+    const many = Array.from({ length: 80 }, (_, i) =>
+      ev(`e${i}`, "Kustomization/web", `2026-01-01T10:${String(i % 60).padStart(2, "0")}:00Z`),
+    );
+    const v = buildView({
+      fleet,
+      revision: REV,
+      trees: trees({}, {}),
+      cluster: snapshot({ Event: many }),
+      now,
+    });
+    expect(pageView(v, { page: "cluster" }).view.cluster?.events).toHaveLength(50);
   });
 });
