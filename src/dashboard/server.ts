@@ -263,7 +263,9 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
       ...(identity ? { user: identity.user } : {}),
       canAct,
       ...(canAct && identity ? { csrf: csrfToken(cfg, identity) } : {}),
-      ...(route.page === "app" ? { history: await data.history(route.app) } : {}),
+      ...(route.page === "app"
+        ? { history: await data.history(route.app), now: new Date().toISOString() }
+        : {}),
     };
   }
 

@@ -26,8 +26,9 @@ import { parseReference, repositoryName } from "../registry/index.ts";
 import { type ScanOptions, scanPolicies } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
 import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
-import { type HistoryEntry, RepoMirror } from "./repo.ts";
+import { RepoMirror } from "./repo.ts";
 import { readOwners } from "./teams.ts";
+import type { AppHistory } from "./types.ts";
 
 export interface DashboardOptions {
   /** Fleet repository: a clone URL or a local path (its committed state is shown). */
@@ -49,6 +50,9 @@ export interface DashboardOptions {
   scan?: ScanOptions;
   log?: Logger;
 }
+
+/** Commits read per environment for an app's page (its list and its 30-day timeline). */
+const HISTORY_LIMIT = 30;
 
 /** The kinds the page's reconcile action takes. */
 export type ActionKind = "Kustomization" | "GitRepository" | "HelmRelease";
@@ -307,17 +311,18 @@ export class Dashboard {
   }
 
   /** An app's history in every environment that runs it (newest first). */
-  async history(app: string): Promise<{ env: string; path: string; entries: HistoryEntry[] }[]> {
+  async history(app: string): Promise<AppHistory[]> {
     const fleet = this.state.fleet;
     if (!fleet) return [];
-    const out: { env: string; path: string; entries: HistoryEntry[] }[] = [];
+    const out: AppHistory[] = [];
     for (const env of fleet.spec.environments) {
       if (!this.trees.get(env.name)?.files.some((f) => f.path.startsWith(`${env.path}/${app}/`))) continue;
       const m = env.repository
         ? await this.otherMirror(env.repository.url, env.repository.branch)
         : this.mirror;
       const path = `${env.path}/${app}`;
-      out.push({ env: env.name, path, entries: await m.history(path, 15) });
+      const entries = await m.history(path, HISTORY_LIMIT);
+      out.push({ env: env.name, path, entries, complete: entries.length < HISTORY_LIMIT });
     }
     return out;
   }

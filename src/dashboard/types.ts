@@ -128,3 +128,13 @@ export interface HistoryEntry {
   /** Image versions it moved: `image from → to`. */
   moves: { image: string; from: string; to: string }[];
 }
+
+/** An app's history in one environment, as its page shows it. */
+export interface AppHistory {
+  env: string;
+  path: string;
+  /** Newest first. */
+  entries: HistoryEntry[];
+  /** Every commit that touched the folder is in `entries` (not cut at the limit). */
+  complete: boolean;
+}

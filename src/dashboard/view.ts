@@ -7,14 +7,16 @@
  * pure functions of the page's props.
  */
 import { EVENTS_SHOWN, matchesFilter, objectKey, shortRevision, shortVersion } from "./format.ts";
+import { describeTimeline, TIMELINE_DAYS, timelineOf } from "./timeline.ts";
 import type {
+  AppHistory,
   Cell,
   ClusterRow,
   EventRow,
   FleetView,
-  HistoryEntry,
   PolicyRow,
   PromotionView,
+  Row,
   Version,
 } from "./types.ts";
 
@@ -64,7 +66,9 @@ export interface PageProps {
   canAct: boolean;
   csrf?: string;
   /** The app page's history per environment. */
-  history?: { env: string; path: string; entries: HistoryEntry[] }[];
+  history?: AppHistory[];
+  /** When the server answered (ISO): where the timelines end. */
+  now?: string;
 }
 
 export const PAGE_SIZE = 100;
@@ -539,6 +543,73 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
     );
   }
 
+  /** One lane per environment: the versions over the last 30 days as bars, the same in words for assistive tech. */
+  function Timelines({ p, row }: { p: PageProps; row: Row }): VNode | null {
+    const history = p.history ?? [];
+    if (!history.length) return null;
+    const now = Date.parse(p.now ?? "") || Date.now();
+    const W = 600;
+    return h(
+      "section",
+      { "aria-labelledby": "timeline-title", class: "timelines" },
+      h("h3", { id: "timeline-title" }, `Versions over the last ${TIMELINE_DAYS} days`),
+      history.map((hist) => {
+        const cell = row.cells.find((c) => c?.env === hist.env);
+        const first = cell?.git[0];
+        const t = timelineOf(hist.entries, {
+          now,
+          complete: hist.complete,
+          ...(first ? { image: first.image, current: shortVersion(first) } : {}),
+        });
+        const x = (ms: number) => ((ms - t.start) / (t.end - t.start)) * W;
+        const versions = [...new Set(t.segments.map((s) => s.version))];
+        const tone = (v: string) => `v${versions.indexOf(v) % 6}`;
+        const words = `${hist.env}${first ? ` (${first.image})` : ""}: ${describeTimeline(t)}`;
+        return h(
+          "div",
+          { class: "lane", "data-env": hist.env },
+          h("span", { class: "lane-env" }, hist.env),
+          h(
+            "svg",
+            {
+              role: "img",
+              "aria-label": words,
+              viewBox: `0 0 ${W} 20`,
+              preserveAspectRatio: "none",
+              class: "timeline",
+              focusable: "false",
+            },
+            h("title", null, words),
+            t.known > t.start
+              ? h("rect", { class: "unknown", x: 0, y: 4, width: x(t.known), height: 12 })
+              : null,
+            t.segments.map((s) =>
+              h("rect", {
+                class: `bar ${tone(s.version)}`,
+                x: x(s.from).toFixed(1),
+                y: 2,
+                width: Math.max(1, x(s.to) - x(s.from)).toFixed(1),
+                height: 16,
+                "data-version": s.version,
+              }),
+            ),
+          ),
+          h(
+            "ul",
+            { class: "legend", "aria-hidden": "true" },
+            versions.map((v) => h("li", null, h("span", { class: `swatch ${tone(v)}` }), v)),
+          ),
+        );
+      }),
+      h(
+        "p",
+        { class: "axis", "aria-hidden": "true" },
+        h("span", null, `${TIMELINE_DAYS} days ago`),
+        h("span", null, "now"),
+      ),
+    );
+  }
+
   function AppPage({ p, view, app }: { p: PageProps; view: FleetView; app: string }): VNode {
     const row = view.rows.find((r) => r.app === app);
     return h(
@@ -593,6 +664,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                     .join("; "),
                 )
               : null,
+            h(Timelines, { p, row }),
             (p.history ?? []).map((hist) =>
               h(
                 "section",

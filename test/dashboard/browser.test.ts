@@ -10,7 +10,7 @@ import { request } from "node:http";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { getObject, kustomization } from "../agent/helpers.ts";
-import { type DashboardWorld, FLEET, overlay, startWorld, TOKEN } from "./fixture.ts";
+import { type DashboardWorld, FLEET, IMAGE, overlay, startWorld, TOKEN } from "./fixture.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 240_000 });
 
@@ -239,6 +239,21 @@ describe("what the page shows", () => {
     expect(await staging.locator("ol > li").first().textContent()).toMatch(
       /update apps\/staging\/web\/kustomization\.yaml.*1\.0\.0 → 1\.1\.0/,
     );
+    // The 30-day timeline: bars drawn as SVG (no inline style: the CSP holds), the same in words.
+    const today = new Date().toISOString().slice(0, 10);
+    const lane = (env: string) => page.locator(`.lane[data-env="${env}"] svg`);
+    expect(await lane("staging").getAttribute("aria-label")).toBe(
+      `staging (${IMAGE}): 1.0.0 from ${today} to ${today}; 1.1.0 since ${today}`,
+    );
+    expect(
+      await lane("staging")
+        .locator("rect.bar")
+        .evaluateAll((rs) => rs.map((r) => r.getAttribute("data-version"))),
+    ).toEqual(["1.0.0", "1.1.0"]);
+    expect(await lane("production").getAttribute("aria-label")).toBe(
+      `production (${IMAGE}): 0.9.0 since ${today}`,
+    );
+    expect(await page.locator("[style]").count()).toBe(0);
   });
 
   it("every page passes axe-core with no violation", async () => {
