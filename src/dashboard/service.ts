@@ -9,9 +9,6 @@
  * functions (what `shipmate reconcile|suspend|resume` run).
  */
 import type { Logger } from "pino";
-import { requestHelmReconcile, setHelmReleaseSuspended } from "../agent/helm/control.ts";
-import { ksPath } from "../agent/reconciler.ts";
-import { requestReconcile, setSuspendedAt } from "../bootstrap/control.ts";
 import { type Fleet, loadFleet } from "../config/fleet.ts";
 import { loadRunPolicies } from "../config/policy-set.ts";
 import { describeError } from "../errors.ts";
@@ -20,10 +17,10 @@ import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
 import type { CommitChecks, Forge, PullRequest } from "../forge/types.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import type { SelectionPolicy } from "../policy/types.ts";
-import { type PromoteResult, runPromotion } from "../promote/index.ts";
+import type { PromoteResult } from "../promote/index.ts";
 import type { EnvTree } from "../promote/plan.ts";
 import { parseReference, repositoryName } from "../registry/index.ts";
-import { type ScanOptions, scanPolicies } from "../scan/index.ts";
+import type { ScanOptions } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
 import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
 import { RepoMirror } from "./repo.ts";
@@ -49,6 +46,26 @@ export interface DashboardOptions {
   scanIntervalMs?: number;
   scan?: ScanOptions;
   log?: Logger;
+}
+
+/**
+ * The engine's heavier parts — promotion (forges, git delivery, gates), the
+ * registry scan, the control calls — load when first used: a read-only
+ * dashboard never holds their code (the RSS figure in bench/RESULTS.md).
+ */
+async function controls() {
+  const [helm, reconciler, control] = await Promise.all([
+    import("../agent/helm/control.ts"),
+    import("../agent/reconciler.ts"),
+    import("../bootstrap/control.ts"),
+  ]);
+  return {
+    requestHelmReconcile: helm.requestHelmReconcile,
+    setHelmReleaseSuspended: helm.setHelmReleaseSuspended,
+    ksPath: reconciler.ksPath,
+    requestReconcile: control.requestReconcile,
+    setSuspendedAt: control.setSuspendedAt,
+  };
 }
 
 /** Commits read per environment for an app's page (its list and its 30-day timeline). */
@@ -241,6 +258,7 @@ export class Dashboard {
     if (!this.state.fleet) return;
     try {
       const set = await loadRunPolicies(this.mirror.dir, { kind: "repo" });
+      const { scanPolicies } = await import("../scan/index.ts");
       const report = await scanPolicies(set.known, { ...this.opts.scan, env: this.opts.env });
       this.scan = {
         at: new Date().toISOString(),
@@ -329,6 +347,7 @@ export class Dashboard {
 
   /** `shipmate promote --from FROM --to TO`, as the CLI runs it. */
   async promote(to: string, from: string | undefined): Promise<PromoteResult> {
+    const { runPromotion } = await import("../promote/index.ts");
     const result = await runPromotion({
       repo: this.opts.repo,
       ...(this.opts.branch ? { branch: this.opts.branch } : {}),
@@ -352,8 +371,10 @@ export class Dashboard {
 
   /** `shipmate reconcile` of one object: the control path every kind shares (src/bootstrap/control.ts). */
   async reconcile(kind: ActionKind, namespace: string, name: string): Promise<void> {
-    if (kind === "HelmRelease") await requestHelmReconcile(this.client(), kind, namespace, name);
-    else await requestReconcile(this.client(), kind, namespace, name);
+    const client = this.client();
+    const { requestHelmReconcile, requestReconcile } = await controls();
+    if (kind === "HelmRelease") await requestHelmReconcile(client, kind, namespace, name);
+    else await requestReconcile(client, kind, namespace, name);
   }
 
   /** `shipmate suspend|resume` of a Kustomization or HelmRelease, through the same path. */
@@ -363,14 +384,11 @@ export class Dashboard {
     name: string,
     suspended: boolean,
   ): Promise<void> {
-    if (kind === "HelmRelease") await setHelmReleaseSuspended(this.client(), namespace, name, suspended);
+    const client = this.client();
+    const { ksPath, setHelmReleaseSuspended, setSuspendedAt } = await controls();
+    if (kind === "HelmRelease") await setHelmReleaseSuspended(client, namespace, name, suspended);
     else
-      await setSuspendedAt(
-        this.client(),
-        ksPath(namespace, name),
-        `Kustomization ${namespace}/${name}`,
-        suspended,
-      );
+      await setSuspendedAt(client, ksPath(namespace, name), `Kustomization ${namespace}/${name}`, suspended);
   }
 
   async close(): Promise<void> {
