@@ -549,6 +549,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
     if (!history.length) return null;
     const now = Date.parse(p.now ?? "") || Date.now();
     const W = 600;
+    const MIN_BAR = 6;
     return h(
       "section",
       { "aria-labelledby": "timeline-title", class: "timelines" },
@@ -586,9 +587,10 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
             t.segments.map((s) =>
               h("rect", {
                 class: `bar ${tone(s.version)}`,
-                x: x(s.from).toFixed(1),
+                // A version that ran for minutes is still a visible bar, ending where it ended.
+                x: Math.max(0, Math.min(x(s.from), x(s.to) - MIN_BAR)).toFixed(1),
                 y: 2,
-                width: Math.max(1, x(s.to) - x(s.from)).toFixed(1),
+                width: Math.max(MIN_BAR, x(s.to) - x(s.from)).toFixed(1),
                 height: 16,
                 "data-version": s.version,
               }),
