@@ -10,7 +10,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startWorld } from "../test/dashboard/fixture.ts";
+import { overlay, startWorld } from "../test/dashboard/fixture.ts";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "..", "docs", "images");
 mkdirSync(out, { recursive: true });
@@ -27,6 +27,11 @@ try {
   // Wait until the agent's objects fill the cells (the failing app included).
   await page.locator('tr[data-app="web"] td[data-env="production"] .cluster').waitFor({ timeout: 60_000 });
   await page.locator('tr[data-app="jobs"] .mark.failing').waitFor({ timeout: 60_000 });
+  // A second version in staging, so the app page's timeline has more than one bar.
+  await w.push({ "apps/staging/web/kustomization.yaml": overlay("dash-staging", "1.1.0") });
+  await page
+    .locator('tr[data-app="web"] td[data-env="staging"] .cluster', { hasText: "1.1.0" })
+    .waitFor({ timeout: 60_000 });
   for (const [name, path] of [
     ["matrix", "/"],
     ["promotions", "/promotions"],

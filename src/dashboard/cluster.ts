@@ -1,8 +1,9 @@
 /**
  * The dashboard's view of a cluster: one list+watch per kind (sources,
- * Kustomizations, HelmReleases, and the Deployments they apply, whose images
- * are what the cluster runs), full objects kept in memory and a callback on
- * every change. A kind the API server does not serve (no CRD) is listed as
+ * Kustomizations, HelmReleases, the Deployments they apply, whose images
+ * are what the cluster runs, and the Events about Flux objects — the agent's
+ * reports — the newest 200 of them), objects trimmed to what the page shows
+ * kept in memory, and a callback on every change. A kind the API server does not serve (no CRD) is listed as
  * missing; an API server that goes away marks the snapshot disconnected with
  * the reason, and the watches start again with backoff until it is back.
  */
@@ -16,13 +17,42 @@ export const WATCHED: readonly { kind: string; path: string }[] = [
   { kind: "Kustomization", path: "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations" },
   { kind: "HelmRelease", path: "/apis/helm.toolkit.fluxcd.io/v2/helmreleases" },
   { kind: "Deployment", path: "/apis/apps/v1/deployments" },
+  { kind: "Event", path: "/api/v1/events" },
 ];
+
+/** Events kept (the newest by time): the page shows 50, of all objects or of one. */
+export const EVENTS_KEPT = 200;
+
+/** Flux's API groups: an Event about an object of one of them is the agent's report on it. */
+const FLUX_GROUP = /^[a-z]+\.toolkit\.fluxcd\.io\//;
 
 const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 
 /** Only what the read model needs: a Deployment keeps its pod template's images, nothing of its env or volumes. */
-function trim(kind: string, o: KubeObject): KubeObject {
+function trim(kind: string, o: KubeObject): KubeObject | undefined {
   const metadata = { namespace: o.metadata?.namespace ?? "", name: o.metadata?.name ?? "" };
+  if (kind === "Event") {
+    const e = o as KubeObject & Record<string, unknown>;
+    const involved = (e.involvedObject ?? {}) as Record<string, unknown>;
+    if (typeof involved.apiVersion !== "string" || !FLUX_GROUP.test(involved.apiVersion)) return undefined;
+    const str = (v: unknown) => (typeof v === "string" ? v : "");
+    return {
+      metadata,
+      involvedObject: {
+        kind: str(involved.kind),
+        namespace: str(involved.namespace),
+        name: str(involved.name),
+      },
+      type: str(e.type),
+      reason: str(e.reason),
+      message: str(e.message).slice(0, 500),
+      time:
+        str(e.lastTimestamp) ||
+        str(e.eventTime) ||
+        str((o.metadata as { creationTimestamp?: unknown } | undefined)?.creationTimestamp),
+      count: typeof e.count === "number" ? e.count : 1,
+    } as KubeObject;
+  }
   if (kind === "Deployment") {
     const spec = (o.spec?.template as { spec?: { containers?: unknown; initContainers?: unknown } })?.spec;
     const images = (list: unknown) =>
@@ -84,6 +114,22 @@ export class ClusterWatcher {
     this.client.close();
   }
 
+  /** Stores the object trimmed; false when it is not one the page shows (an Event about another kind). */
+  private keep(kind: string, store: Map<string, KubeObject>, o: KubeObject): boolean {
+    const t = trim(kind, o);
+    if (!t) return false;
+    store.set(keyOf(o), t);
+    if (kind === "Event" && store.size > EVENTS_KEPT) {
+      let oldest: [string, string] | undefined;
+      for (const [k, e] of store) {
+        const at = String((e as { time?: unknown }).time ?? "");
+        if (!oldest || at < oldest[1]) oldest = [k, at];
+      }
+      if (oldest) store.delete(oldest[0]);
+    }
+    return true;
+  }
+
   private async run(kind: string, path: string): Promise<void> {
     const signal = this.abort.signal;
     let delay = 500;
@@ -92,7 +138,7 @@ export class ClusterWatcher {
       try {
         const list = await this.client.listForWatch(path, true);
         store.clear();
-        for (const item of list.items) store.set(keyOf(item as KubeObject), trim(kind, item as KubeObject));
+        for (const item of list.items) this.keep(kind, store, item as KubeObject);
         this.missing.delete(kind);
         this.failures.delete(kind);
         this.onChange();
@@ -102,8 +148,9 @@ export class ClusterWatcher {
           list.resourceVersion,
           (type, obj) => {
             const o = obj as KubeObject;
-            if (type === "DELETED") store.delete(keyOf(o));
-            else store.set(keyOf(o), trim(kind, o));
+            if (type === "DELETED") {
+              if (!store.delete(keyOf(o))) return;
+            } else if (!this.keep(kind, store, o)) return;
             this.onChange();
           },
           signal,

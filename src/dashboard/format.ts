@@ -19,3 +19,19 @@ export function differs(a: { tag?: string; digest?: string }, b: { tag?: string;
 export function shortRevision(revision: string): string {
   return revision.replace(/\b(sha1|sha256):([0-9a-f]{12})[0-9a-f]+/, "$1:$2");
 }
+
+/**
+ * Whether a matrix row passes the filter: `q` a case-insensitive part of the
+ * app's name, `team` the team that owns it ("" any team).
+ */
+export function matchesFilter(row: { app: string; team?: string }, q: string, team: string): boolean {
+  if (team && row.team !== team) return false;
+  return !q || row.app.toLowerCase().includes(q.toLowerCase());
+}
+
+/** An object as the page names it in links (`?object=`): `Kind/namespace/name`. */
+export const objectKey = (r: { kind: string; namespace: string; name: string }): string =>
+  `${r.kind}/${r.namespace}/${r.name}`;
+
+/** How many events the cluster page lists (of all objects, or of the one it is asked about). */
+export const EVENTS_SHOWN = 50;

@@ -15,10 +15,30 @@ import { evaluateGates, type GateConfig, type HealthEvidence, overall } from "..
 import { scanPins, versionOf } from "../promote/pins.ts";
 import { appOf, type EnvTree, planPromotion } from "../promote/plan.ts";
 import { differs } from "./format.ts";
-import type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
+import type {
+  Cell,
+  ClusterRow,
+  EventRow,
+  FleetView,
+  Mark,
+  PolicyRow,
+  PromotionView,
+  Row,
+  Version,
+} from "./types.ts";
 
 export { differs, shortVersion } from "./format.ts";
-export type { Cell, ClusterRow, FleetView, Mark, PolicyRow, PromotionView, Row, Version } from "./types.ts";
+export type {
+  Cell,
+  ClusterRow,
+  EventRow,
+  FleetView,
+  Mark,
+  PolicyRow,
+  PromotionView,
+  Row,
+  Version,
+} from "./types.ts";
 
 export interface ClusterSnapshot {
   /** False while the API server cannot be reached; `error` says why. */
@@ -42,6 +62,8 @@ export interface ScanSnapshot {
     tag?: string;
     digest?: string;
     reason?: string;
+    /** Registry requests the last scan made for the policy's repository (shared by the policies on it). */
+    requests?: number;
   }[];
 }
 
@@ -54,6 +76,8 @@ export interface ModelInput {
   changedAt?: ReadonlyMap<string, Date | undefined>;
   cluster?: ClusterSnapshot;
   scan?: ScanSnapshot;
+  /** App → team, as the fleet records owners (./teams.ts). */
+  teams?: ReadonlyMap<string, string>;
   /** Open requests of shipmate's bots (meta read from their bodies). */
   requests?: readonly PullRequest[];
   /** Checks of source revisions, by revision, when a forge was asked. */
@@ -127,6 +151,32 @@ export function clusterRow(kind: string, o: KubeObject, fleet?: Fleet): ClusterR
     ...(Array.isArray(inventory) ? { inventory: inventory.length } : {}),
     ...(env ? { env: env.name } : {}),
   };
+}
+
+/** Events as ./cluster.ts keeps them, newest first (by time, then by name: stable for equal times). */
+export function eventRows(events: readonly KubeObject[]): EventRow[] {
+  return events
+    .map((o): EventRow => {
+      const e = o as KubeObject & {
+        involvedObject?: { kind?: string; namespace?: string; name?: string };
+        type?: string;
+        reason?: string;
+        message?: string;
+        time?: string;
+        count?: number;
+      };
+      return {
+        kind: str(e.involvedObject?.kind),
+        namespace: str(e.involvedObject?.namespace),
+        name: str(e.involvedObject?.name),
+        type: str(e.type),
+        reason: str(e.reason),
+        message: str(e.message),
+        time: str(e.time),
+        count: typeof e.count === "number" ? e.count : 1,
+      };
+    })
+    .sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : a.name.localeCompare(b.name)));
 }
 
 /** `namespace_name_group_kind`, as Flux writes inventory ids. */
@@ -241,7 +291,7 @@ function healthOf(rows: readonly ClusterRow[], env: string): HealthEvidence {
   };
 }
 
-/** Whether every Kustomization of `env` applied `commit` (as src/agent/control.ts healthyAt reads revisions). */
+/** Whether every Kustomization of `env` applied `commit` (as src/kube/control.ts healthyAt reads revisions). */
 function appliedAt(rows: readonly ClusterRow[], env: string, commit: string): boolean {
   const mine = rows.filter((r) => r.kind === "Kustomization" && r.env === env);
   return (
@@ -250,6 +300,9 @@ function appliedAt(rows: readonly ClusterRow[], env: string, commit: string): bo
     mine.every((r) => (r.revision.split(":").pop() ?? "").startsWith(commit))
   );
 }
+
+/** A policy's image as a repository key (tag or digest dropped), to tell which policies share a listing. */
+const repositoryOf = (image: string) => canonicalRepository(image.replace(/[:@][^/]*$/, "")) ?? image;
 
 const CLUSTER_KINDS = ["GitRepository", "OCIRepository", "Kustomization", "HelmRelease"];
 
@@ -306,7 +359,7 @@ export function buildView(input: ModelInput): FleetView {
 
   const newest = new Map<string, Version>();
   for (const p of input.scan?.policies ?? []) {
-    const repository = canonicalRepository(p.image.replace(/[:@].*$/, ""));
+    const repository = canonicalRepository(p.image.replace(/[:@][^/]*$/, ""));
     if (!p.env || !repository || p.tag === undefined) continue;
     newest.set(`${p.env}\u0000${repository}`, {
       image: p.image,
@@ -320,6 +373,7 @@ export function buildView(input: ModelInput): FleetView {
   const apps = [...new Set([...pins.values()].flatMap((m) => [...m.keys()]))].sort();
   const rows: Row[] = apps.map((app) => ({
     app,
+    ...(input.teams?.get(app) ? { team: input.teams.get(app)! } : {}),
     cells: envs.map((env) => {
       const git = pins.get(env)?.get(app);
       if (!git) return undefined;
@@ -397,8 +451,14 @@ export function buildView(input: ModelInput): FleetView {
     });
   }
 
+  const onRepository = new Map<string, number>();
+  for (const p of input.scan?.policies ?? [])
+    onRepository.set(repositoryOf(p.image), (onRepository.get(repositoryOf(p.image)) ?? 0) + 1);
   const policies: PolicyRow[] = (input.scan?.policies ?? []).map((p) => ({
     id: p.id,
+    ...(p.requests !== undefined
+      ? { cost: { requests: p.requests, sharedBy: onRepository.get(repositoryOf(p.image)) ?? 1 } }
+      : {}),
     ...(p.env ? { env: p.env } : {}),
     image: p.image,
     strategy: p.strategy,
@@ -411,6 +471,7 @@ export function buildView(input: ModelInput): FleetView {
     name: fleet.metadata.name,
     revision: input.revision,
     environments: envs,
+    teams: [...new Set(input.teams?.values() ?? [])].sort(),
     rows,
     promotions,
     ...(cluster
@@ -420,6 +481,7 @@ export function buildView(input: ModelInput): FleetView {
             ...(cluster.error ? { error: cluster.error } : {}),
             missing: cluster.missing ?? [],
             rows: clusterRows,
+            events: eventRows(cluster.objects.Event ?? []),
           },
         }
       : {}),

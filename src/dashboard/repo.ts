@@ -37,6 +37,7 @@ export class RepoMirror {
   private readonly askpass: AskPass | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private head: string | undefined;
+  private readonly histories = new Map<string, HistoryEntry[]>();
   readonly branch: string | undefined;
 
   constructor(url: string, branch: string | undefined, env: NodeJS.ProcessEnv, tokenEnv?: string) {
@@ -122,8 +123,23 @@ export class RepoMirror {
     return out;
   }
 
-  /** The last `limit` commits that touched `folder`, newest first, with the versions each moved. */
+  /**
+   * The last `limit` commits that touched `folder`, newest first, with the
+   * versions each moved; remembered per checked-out commit, so a page
+   * re-rendered on every cluster change reads git once per fetch.
+   */
   async history(folder: string, limit = 20): Promise<HistoryEntry[]> {
+    const key = `${this.head}\u0000${folder}\u0000${limit}`;
+    const seen = this.histories.get(key);
+    if (seen) return seen;
+    const entries = await this.readHistory(folder, limit);
+    this.histories.set(key, entries);
+    // A few dozen app pages are enough; the oldest goes first.
+    if (this.histories.size > 64) this.histories.delete(this.histories.keys().next().value!);
+    return entries;
+  }
+
+  private async readHistory(folder: string, limit: number): Promise<HistoryEntry[]> {
     const log = await this.git([
       "log",
       `-${limit}`,

@@ -26,6 +26,7 @@ import {
   SESSION_COOKIE,
   sessionValue,
 } from "./auth.ts";
+import { EVENTS_SHOWN, matchesFilter, objectKey } from "./format.ts";
 import { documentHtml, escapeHtml } from "./html.ts";
 import type { Dashboard } from "./service.ts";
 import type { FleetView } from "./types.ts";
@@ -154,10 +155,14 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
     return {
       page: "matrix",
       q: (query.get("q") ?? "").slice(0, 200),
+      team: (query.get("team") ?? "").slice(0, 63),
       pageNo: Number(query.get("page")) || 1,
     };
   if (path === "/promotions") return { page: "promotions" };
-  if (path === "/cluster") return { page: "cluster" };
+  if (path === "/cluster") {
+    const object = (query.get("object") ?? "").slice(0, 600);
+    return { page: "cluster", ...(object ? { object } : {}) };
+  }
   if (path === "/policies") return { page: "policies" };
   const m = /^\/apps\/([^/]*)$/.exec(path);
   if (m) {
@@ -180,8 +185,7 @@ export function routeOf(path: string, query: URLSearchParams): Route | undefined
  */
 export function pageView(view: FleetView, route: Route): { view: FleetView; route: Route } {
   if (route.page === "matrix") {
-    const q = route.q.toLowerCase();
-    const rows = view.rows.filter((r) => !q || r.app.toLowerCase().includes(q));
+    const rows = view.rows.filter((r) => matchesFilter(r, route.q, route.team));
     const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
     const pageNo = Math.min(Math.max(1, route.pageNo), pages);
     return {
@@ -202,7 +206,18 @@ export function pageView(view: FleetView, route: Route): { view: FleetView; rout
       rows: [],
       ...(route.page === "promotions" ? {} : { promotions: [] }),
       ...(route.page === "policies" ? {} : { policies: [] }),
-      ...(route.page === "cluster" || !view.cluster ? {} : { cluster: { ...view.cluster, rows: [] } }),
+      ...(!view.cluster
+        ? {}
+        : route.page === "cluster"
+          ? {
+              cluster: {
+                ...view.cluster,
+                events: view.cluster.events
+                  .filter((e) => !route.object || objectKey(e) === route.object)
+                  .slice(0, EVENTS_SHOWN),
+              },
+            }
+          : { cluster: { ...view.cluster, rows: [], events: [] } }),
     },
     route,
   };
@@ -248,7 +263,9 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
       ...(identity ? { user: identity.user } : {}),
       canAct,
       ...(canAct && identity ? { csrf: csrfToken(cfg, identity) } : {}),
-      ...(route.page === "app" ? { history: await data.history(route.app) } : {}),
+      ...(route.page === "app"
+        ? { history: await data.history(route.app), now: new Date().toISOString() }
+        : {}),
     };
   }
 
@@ -317,16 +334,16 @@ export function createDashboardHandler(opts: DashboardHandlerOptions): Dashboard
     )
       throw new HttpError(400, "namespace and name must be Kubernetes names");
     if (name === "reconcile") {
-      if (kind !== "Kustomization" && kind !== "GitRepository")
-        throw new HttpError(400, "kind must be Kustomization or GitRepository");
+      if (kind !== "Kustomization" && kind !== "GitRepository" && kind !== "HelmRelease")
+        throw new HttpError(400, "kind must be Kustomization, GitRepository or HelmRelease");
       await data.reconcile(kind, namespace, objName);
       return json(req, res, 200, { message: `reconcile requested for ${kind} ${namespace}/${objName}` });
     }
-    if (kind !== "Kustomization")
-      throw new HttpError(400, "only Kustomizations are suspended and resumed here");
-    await data.setSuspended(namespace, objName, name === "suspend");
+    if (kind !== "Kustomization" && kind !== "HelmRelease")
+      throw new HttpError(400, "only Kustomizations and HelmReleases are suspended and resumed here");
+    await data.setSuspended(kind, namespace, objName, name === "suspend");
     return json(req, res, 200, {
-      message: `${name === "suspend" ? "suspended" : "resumed"} Kustomization ${namespace}/${objName}`,
+      message: `${name === "suspend" ? "suspended" : "resumed"} ${kind} ${namespace}/${objName}`,
     });
   }
 

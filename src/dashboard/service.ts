@@ -16,14 +16,16 @@ import { createForge, type ForgeFlags, forgeOptions } from "../forge/index.ts";
 import { BOT_PREFIX } from "../forge/propose.ts";
 import type { CommitChecks, Forge, PullRequest } from "../forge/types.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
-import { requestReconcile, setSuspended as setObjectSuspended } from "../kube/control.ts";
 import type { SelectionPolicy } from "../policy/types.ts";
-import { type PromoteResult, runPromotion } from "../promote/index.ts";
+import type { PromoteResult } from "../promote/index.ts";
 import type { EnvTree } from "../promote/plan.ts";
-import { type ScanOptions, scanPolicies } from "../scan/index.ts";
+import { parseReference, repositoryName } from "../registry/index.ts";
+import type { ScanOptions } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
 import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
-import { type HistoryEntry, RepoMirror } from "./repo.ts";
+import { RepoMirror } from "./repo.ts";
+import { readOwners } from "./teams.ts";
+import type { AppHistory } from "./types.ts";
 
 export interface DashboardOptions {
   /** Fleet repository: a clone URL or a local path (its committed state is shown). */
@@ -45,6 +47,21 @@ export interface DashboardOptions {
   scan?: ScanOptions;
   log?: Logger;
 }
+
+/**
+ * The engine's heavier parts — promotion (forges, git delivery, gates), the
+ * registry scan, the control calls — load when first used: a read-only
+ * dashboard never holds their code (the RSS figure in bench/RESULTS.md).
+ */
+async function controls() {
+  return import("../kube/control.ts");
+}
+
+/** Commits read per environment for an app's page (its list and its 30-day timeline). */
+const HISTORY_LIMIT = 30;
+
+/** The kinds the page's reconcile action takes. */
+export type ActionKind = "Kustomization" | "GitRepository" | "HelmRelease";
 
 export interface DashboardState {
   version: number;
@@ -72,6 +89,8 @@ export class Dashboard {
   private readonly listeners = new Set<(version: number) => void>();
   private state: DashboardState = { version: 0 };
   private trees = new Map<string, EnvTree>();
+  private owners = new Map<string, string>();
+  private ownersProblem: string | undefined;
   private changedAt = new Map<string, Date | undefined>();
   private requests: PullRequest[] = [];
   private checks = new Map<string, CommitChecks>();
@@ -147,6 +166,7 @@ export class Dashboard {
         news = true;
         const trees = new Map<string, EnvTree>();
         const changedAt = new Map<string, Date | undefined>();
+        const owners = await readOwners(this.mirror.dir);
         for (const env of fleet.spec.environments) {
           const m = env.repository
             ? await this.otherMirror(env.repository.url, env.repository.branch)
@@ -154,7 +174,12 @@ export class Dashboard {
           const tree = m.readEnv(env.name, env.path);
           if (tree) trees.set(env.name, tree);
           changedAt.set(env.name, await m.lastChange(env.path));
+          if (m !== this.mirror)
+            for (const [app, team] of (await readOwners(m.dir)).owners)
+              if (!owners.owners.has(app)) owners.owners.set(app, team);
         }
+        this.owners = owners.owners;
+        this.ownersProblem = owners.problem;
         this.trees = trees;
         this.changedAt = changedAt;
         this.revision = head;
@@ -222,17 +247,20 @@ export class Dashboard {
     if (!this.state.fleet) return;
     try {
       const set = await loadRunPolicies(this.mirror.dir, { kind: "repo" });
+      const { scanPolicies } = await import("../scan/index.ts");
       const report = await scanPolicies(set.known, { ...this.opts.scan, env: this.opts.env });
       this.scan = {
         at: new Date().toISOString(),
         requests: report.requests.total,
         policies: report.results.map((r) => {
           const env = set.environmentOf(r.policy)?.name;
+          const cost = report.requests.byRepository[repositoryName(parseReference(r.policy.image))];
           const base = {
             id: r.policy.id,
             ...(env ? { env } : {}),
             image: r.policy.image,
             strategy: strategyOf(r.policy.selection),
+            ...(cost !== undefined ? { requests: cost } : {}),
           };
           return r.ok
             ? { ...base, tag: r.tag, ...(r.digest ? { digest: r.digest } : {}) }
@@ -271,10 +299,12 @@ export class Dashboard {
         changedAt: this.changedAt,
         ...(this.watcher ? { cluster: this.watcher.snapshot() } : {}),
         ...(this.scan ? { scan: this.scan } : {}),
+        teams: this.owners,
         requests: this.requests,
         checks: this.checks,
         now: new Date(),
       });
+      if (this.ownersProblem) view.problems.push(this.ownersProblem);
       this.state = { ...this.state, view };
     } catch (err) {
       this.state = { ...this.state, fleetError: describeError(err) };
@@ -288,23 +318,25 @@ export class Dashboard {
   }
 
   /** An app's history in every environment that runs it (newest first). */
-  async history(app: string): Promise<{ env: string; path: string; entries: HistoryEntry[] }[]> {
+  async history(app: string): Promise<AppHistory[]> {
     const fleet = this.state.fleet;
     if (!fleet) return [];
-    const out: { env: string; path: string; entries: HistoryEntry[] }[] = [];
+    const out: AppHistory[] = [];
     for (const env of fleet.spec.environments) {
       if (!this.trees.get(env.name)?.files.some((f) => f.path.startsWith(`${env.path}/${app}/`))) continue;
       const m = env.repository
         ? await this.otherMirror(env.repository.url, env.repository.branch)
         : this.mirror;
       const path = `${env.path}/${app}`;
-      out.push({ env: env.name, path, entries: await m.history(path, 15) });
+      const entries = await m.history(path, HISTORY_LIMIT);
+      out.push({ env: env.name, path, entries, complete: entries.length < HISTORY_LIMIT });
     }
     return out;
   }
 
   /** `shipmate promote --from FROM --to TO`, as the CLI runs it. */
   async promote(to: string, from: string | undefined): Promise<PromoteResult> {
+    const { runPromotion } = await import("../promote/index.ts");
     const result = await runPromotion({
       repo: this.opts.repo,
       ...(this.opts.branch ? { branch: this.opts.branch } : {}),
@@ -326,12 +358,23 @@ export class Dashboard {
     return this.kube;
   }
 
-  async reconcile(kind: "Kustomization" | "GitRepository", namespace: string, name: string): Promise<void> {
-    await requestReconcile(this.client(), kind, namespace, name);
+  /** `shipmate reconcile` of one object: the control path every kind shares (src/kube/control.ts). */
+  async reconcile(kind: ActionKind, namespace: string, name: string): Promise<void> {
+    const client = this.client();
+    const { requestReconcile } = await controls();
+    await requestReconcile(client, kind, namespace, name);
   }
 
-  async setSuspended(namespace: string, name: string, suspended: boolean): Promise<void> {
-    await setObjectSuspended(this.client(), "Kustomization", namespace, name, suspended);
+  /** `shipmate suspend|resume` of a Kustomization or HelmRelease, through the same path. */
+  async setSuspended(
+    kind: "Kustomization" | "HelmRelease",
+    namespace: string,
+    name: string,
+    suspended: boolean,
+  ): Promise<void> {
+    const client = this.client();
+    const { setSuspended } = await controls();
+    await setSuspended(client, kind, namespace, name, suspended);
   }
 
   async close(): Promise<void> {

@@ -38,6 +38,8 @@ export interface Cell {
 
 export interface Row {
   app: string;
+  /** The team that owns the app, as the fleet's scaffold manifest records it. */
+  team?: string;
   /** One per environment, in shipmate.yaml order; undefined where the app does not run. */
   cells: (Cell | undefined)[];
 }
@@ -68,6 +70,20 @@ export interface ClusterRow {
   env?: string;
 }
 
+/** A Kubernetes Event about a Flux object (what the agent reported on it). */
+export interface EventRow {
+  /** The object it is about. */
+  kind: string;
+  namespace: string;
+  name: string;
+  type: string;
+  reason: string;
+  message: string;
+  /** When it last happened. */
+  time: string;
+  count: number;
+}
+
 export interface PolicyRow {
   id: string;
   env?: string;
@@ -77,15 +93,26 @@ export interface PolicyRow {
   /** Why nothing was selected, when the scan said so. */
   reason?: string;
   scannedAt?: string;
+  /** What the last scan cost at the registry for the policy's repository, and how many policies share it. */
+  cost?: { requests: number; sharedBy: number };
 }
 
 export interface FleetView {
   name: string;
   revision: string;
   environments: string[];
+  /** The fleet's teams (sorted; empty when the fleet records none). */
+  teams: string[];
   rows: Row[];
   promotions: PromotionView[];
-  cluster?: { connected: boolean; error?: string; missing: string[]; rows: ClusterRow[] };
+  cluster?: {
+    connected: boolean;
+    error?: string;
+    missing: string[];
+    rows: ClusterRow[];
+    /** Events about the Flux objects, newest first. */
+    events: EventRow[];
+  };
   policies: PolicyRow[];
   problems: string[];
 }
@@ -100,4 +127,14 @@ export interface HistoryEntry {
   subject: string;
   /** Image versions it moved: `image from → to`. */
   moves: { image: string; from: string; to: string }[];
+}
+
+/** An app's history in one environment, as its page shows it. */
+export interface AppHistory {
+  env: string;
+  path: string;
+  /** Newest first. */
+  entries: HistoryEntry[];
+  /** Every commit that touched the folder is in `entries` (not cut at the limit). */
+  complete: boolean;
 }

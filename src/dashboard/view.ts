@@ -6,14 +6,17 @@
  * live update never moves a keyboard user). No DOM access here, no state:
  * pure functions of the page's props.
  */
-import { shortRevision, shortVersion } from "./format.ts";
+import { EVENTS_SHOWN, matchesFilter, objectKey, shortRevision, shortVersion } from "./format.ts";
+import { describeTimeline, TIMELINE_DAYS, timelineOf } from "./timeline.ts";
 import type {
+  AppHistory,
   Cell,
   ClusterRow,
+  EventRow,
   FleetView,
-  HistoryEntry,
   PolicyRow,
   PromotionView,
+  Row,
   Version,
 } from "./types.ts";
 
@@ -34,12 +37,18 @@ export type Route =
   | {
       page: "matrix";
       q: string;
+      /** Only the apps of this team ("" every team). */
+      team: string;
       pageNo: number;
       /** Set by the server when it sent only the page's rows (./server.ts `pageView`): the filtered count. */
       matched?: number;
     }
   | { page: "promotions" }
-  | { page: "cluster" }
+  | {
+      page: "cluster";
+      /** Only this object's events (`Kind/namespace/name`). */
+      object?: string;
+    }
   | { page: "policies" }
   | { page: "app"; app: string };
 
@@ -57,7 +66,9 @@ export interface PageProps {
   canAct: boolean;
   csrf?: string;
   /** The app page's history per environment. */
-  history?: { env: string; path: string; entries: HistoryEntry[] }[];
+  history?: AppHistory[];
+  /** When the server answered (ISO): where the timelines end. */
+  now?: string;
 }
 
 export const PAGE_SIZE = 100;
@@ -131,10 +142,9 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
 
   function Matrix({ p, view }: { p: PageProps; view: FleetView }): VNode {
     const route = p.route as Extract<Route, { page: "matrix" }>;
-    const q = route.q.toLowerCase();
     const rows =
       route.matched === undefined
-        ? view.rows.filter((r) => !q || r.app.toLowerCase().includes(q))
+        ? view.rows.filter((r) => matchesFilter(r, route.q, route.team))
         : view.rows;
     const total = route.matched ?? rows.length;
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
@@ -142,7 +152,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
     const shown =
       route.matched === undefined ? rows.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE) : rows;
     const link = (n: number) =>
-      `${p.base}/?${new URLSearchParams({ ...(route.q ? { q: route.q } : {}), page: String(n) })}`;
+      `${p.base}/?${new URLSearchParams({ ...(route.q ? { q: route.q } : {}), ...(route.team ? { team: route.team } : {}), page: String(n) })}`;
     return h(
       "section",
       { "aria-labelledby": "matrix-title" },
@@ -150,6 +160,17 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
       h(
         "form",
         { class: "filter", method: "get", action: `${p.base}/`, role: "search" },
+        view.teams.length
+          ? [
+              h("label", { for: "team" }, "Team"),
+              h(
+                "select",
+                { id: "team", name: "team" },
+                h("option", { value: "", selected: route.team === "" }, "All teams"),
+                view.teams.map((t) => h("option", { value: t, selected: route.team === t }, t)),
+              ),
+            ]
+          : null,
         h("label", { for: "q" }, "Filter apps by name"),
         h("input", { id: "q", name: "q", type: "search", value: route.q, autocomplete: "off" }),
         h("button", { type: "submit" }, "Filter"),
@@ -160,7 +181,11 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
         h(
           "table",
           { class: "matrix" },
-          h("caption", { class: "sr-only" }, `Versions per app and environment, ${total} apps`),
+          h(
+            "caption",
+            { class: "sr-only" },
+            `Versions per app and environment, ${total} apps${route.team ? ` of team ${route.team}` : ""}`,
+          ),
           h(
             "thead",
             null,
@@ -168,6 +193,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               "tr",
               null,
               h("th", { scope: "col" }, "App"),
+              view.teams.length ? h("th", { scope: "col" }, "Team") : null,
               view.environments.map((e) => h("th", { scope: "col" }, e)),
             ),
           ),
@@ -183,6 +209,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                   { scope: "row" },
                   h("a", { href: `${p.base}/apps/${encodeURIComponent(r.app)}` }, r.app || "(environment)"),
                 ),
+                view.teams.length ? h("td", { class: "team" }, r.team ?? "") : null,
                 r.cells.map((c) => h(CellView, { cell: c })),
               ),
             ),
@@ -332,7 +359,18 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                 "data-name": r.name,
               },
               h("td", null, r.kind),
-              h("td", { class: "name" }, `${r.namespace}/${r.name}`),
+              h(
+                "td",
+                { class: "name" },
+                h(
+                  "a",
+                  {
+                    href: `${p.base}/cluster?${new URLSearchParams({ object: objectKey(r) })}#events-title`,
+                    title: `Events of ${r.kind} ${r.namespace}/${r.name}`,
+                  },
+                  `${r.namespace}/${r.name}`,
+                ),
+              ),
               h("td", null, r.suspended ? `${r.ready} (suspended)` : r.ready),
               h("td", null, r.reason),
               h("td", { class: "message" }, r.message),
@@ -342,7 +380,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               h(
                 "td",
                 null,
-                r.kind === "Kustomization" || r.kind === "GitRepository"
+                r.kind === "Kustomization" || r.kind === "GitRepository" || r.kind === "HelmRelease"
                   ? h(ActionForm, {
                       p,
                       action: "reconcile",
@@ -350,7 +388,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                       label: `Reconcile ${r.name}`,
                     })
                   : null,
-                r.kind === "Kustomization"
+                r.kind === "Kustomization" || r.kind === "HelmRelease"
                   ? h(ActionForm, {
                       p,
                       action: r.suspended ? "resume" : "suspend",
@@ -381,6 +419,64 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               ? h("p", { class: "note" }, `Not served by the API server: ${c.missing.join(", ")}.`)
               : null,
             h(ClusterTable, { p, rows: c.rows }),
+            h(Events, { p, events: c.events }),
+          ),
+    );
+  }
+
+  function Events({ p, events }: { p: PageProps; events: readonly EventRow[] }): VNode {
+    const object = p.route.page === "cluster" ? p.route.object : undefined;
+    const shown = (object ? events.filter((e) => objectKey(e) === object) : events).slice(0, EVENTS_SHOWN);
+    return h(
+      "section",
+      { "aria-labelledby": "events-title", class: "events" },
+      h(
+        "h3",
+        { id: "events-title" },
+        object ? `Recent events of ${object.replace("/", " ")}` : "Recent events",
+      ),
+      object ? h("p", null, h("a", { href: `${p.base}/cluster` }, "All objects' events")) : null,
+      shown.length === 0
+        ? h("p", { class: "note" }, "No event recorded.")
+        : h(
+            "div",
+            { class: "scroll" },
+            h(
+              "table",
+              { class: "events" },
+              h("caption", { class: "sr-only" }, `The ${shown.length} newest events, newest first`),
+              h(
+                "thead",
+                null,
+                h(
+                  "tr",
+                  null,
+                  ["Time", "Object", "Type", "Reason", "Message", "Count"].map((c) =>
+                    h("th", { scope: "col" }, c),
+                  ),
+                ),
+              ),
+              h(
+                "tbody",
+                null,
+                shown.map((e) =>
+                  h(
+                    "tr",
+                    {
+                      key: `${objectKey(e)}/${e.time}/${e.reason}/${e.message}`,
+                      class: `event ${e.type === "Warning" ? "warning" : "normal"}`,
+                      "data-object": objectKey(e),
+                    },
+                    h("td", null, h("time", { datetime: e.time }, e.time)),
+                    h("td", null, `${e.kind} ${e.namespace}/${e.name}`),
+                    h("td", null, e.type),
+                    h("td", null, e.reason),
+                    h("td", { class: "message" }, e.message),
+                    h("td", null, String(e.count)),
+                  ),
+                ),
+              ),
+            ),
           ),
     );
   }
@@ -402,9 +498,15 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               h(
                 "tr",
                 null,
-                ["Policy", "Environment", "Image", "Strategy", "Selected", "Scanned"].map((c) =>
-                  h("th", { scope: "col" }, c),
-                ),
+                [
+                  "Policy",
+                  "Environment",
+                  "Image",
+                  "Strategy",
+                  "Selected",
+                  "Scanned",
+                  "Registry requests",
+                ].map((c) => h("th", { scope: "col" }, c)),
               ),
             ),
             h(
@@ -413,17 +515,100 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
               view.policies.map((r: PolicyRow) =>
                 h(
                   "tr",
-                  null,
+                  { "data-policy": r.id },
                   h("td", null, r.id),
                   h("td", null, r.env ?? ""),
                   h("td", null, h("code", null, r.image)),
                   h("td", null, r.strategy),
-                  h("td", null, r.selected ? shortVersion(r.selected) : (r.reason ?? "")),
+                  r.selected
+                    ? h("td", { class: "selected" }, shortVersion(r.selected))
+                    : h(
+                        "td",
+                        { class: "unselected" },
+                        h("strong", null, "Nothing selected"),
+                        r.reason ? `: ${r.reason}` : "",
+                      ),
                   h("td", null, r.scannedAt ?? "not scanned"),
+                  h(
+                    "td",
+                    { class: "cost" },
+                    r.cost
+                      ? `${r.cost.requests}${r.cost.sharedBy > 1 ? ` (one listing for ${r.cost.sharedBy} policies)` : ""}`
+                      : "",
+                  ),
                 ),
               ),
             ),
           ),
+    );
+  }
+
+  /** One lane per environment: the versions over the last 30 days as bars, the same in words for assistive tech. */
+  function Timelines({ p, row }: { p: PageProps; row: Row }): VNode | null {
+    const history = p.history ?? [];
+    if (!history.length) return null;
+    const now = Date.parse(p.now ?? "") || Date.now();
+    const W = 600;
+    const MIN_BAR = 6;
+    return h(
+      "section",
+      { "aria-labelledby": "timeline-title", class: "timelines" },
+      h("h3", { id: "timeline-title" }, `Versions over the last ${TIMELINE_DAYS} days`),
+      history.map((hist) => {
+        const cell = row.cells.find((c) => c?.env === hist.env);
+        const first = cell?.git[0];
+        const t = timelineOf(hist.entries, {
+          now,
+          complete: hist.complete,
+          ...(first ? { image: first.image, current: shortVersion(first) } : {}),
+        });
+        const x = (ms: number) => ((ms - t.start) / (t.end - t.start)) * W;
+        const versions = [...new Set(t.segments.map((s) => s.version))];
+        const tone = (v: string) => `v${versions.indexOf(v) % 6}`;
+        const words = `${hist.env}${first ? ` (${first.image})` : ""}: ${describeTimeline(t)}`;
+        return h(
+          "div",
+          { class: "lane", "data-env": hist.env },
+          h("span", { class: "lane-env" }, hist.env),
+          h(
+            "svg",
+            {
+              role: "img",
+              "aria-label": words,
+              viewBox: `0 0 ${W} 20`,
+              preserveAspectRatio: "none",
+              class: "timeline",
+              focusable: "false",
+            },
+            h("title", null, words),
+            t.known > t.start
+              ? h("rect", { class: "unknown", x: 0, y: 4, width: x(t.known), height: 12 })
+              : null,
+            t.segments.map((s) =>
+              h("rect", {
+                class: `bar ${tone(s.version)}`,
+                // A version that ran for minutes is still a visible bar, ending where it ended.
+                x: Math.max(0, Math.min(x(s.from), x(s.to) - MIN_BAR)).toFixed(1),
+                y: 2,
+                width: Math.max(MIN_BAR, x(s.to) - x(s.from)).toFixed(1),
+                height: 16,
+                "data-version": s.version,
+              }),
+            ),
+          ),
+          h(
+            "ul",
+            { class: "legend", "aria-hidden": "true" },
+            versions.map((v) => h("li", null, h("span", { class: `swatch ${tone(v)}` }), v)),
+          ),
+        );
+      }),
+      h(
+        "p",
+        { class: "axis", "aria-hidden": "true" },
+        h("span", null, `${TIMELINE_DAYS} days ago`),
+        h("span", null, "now"),
+      ),
     );
   }
 
@@ -481,6 +666,7 @@ export function pageComponent(h: H): (p: PageProps) => VNode {
                     .join("; "),
                 )
               : null,
+            h(Timelines, { p, row }),
             (p.history ?? []).map((hist) =>
               h(
                 "section",

@@ -6,6 +6,7 @@
  * credentials to other hosts, bounds response sizes and time, and turns any
  * unusable answer into one RegistryError line.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import { RegistryError, RegistryTooLargeError, redact } from "../errors.ts";
@@ -13,6 +14,20 @@ import { isLoopback } from "./reference.ts";
 import { ErrorBody } from "./schemas.ts";
 
 export type RequestKind = "tags" | "manifest" | "blob" | "token";
+
+/** The tally of the work in progress (`countRequests`), carried across awaits. */
+const tally = new AsyncLocalStorage<{ requests: number }>();
+
+/**
+ * Runs `work` and counts the HTTP requests it sends (retries, redirects and
+ * token requests included), apart from any other work running at the same
+ * time on the same client: what one repository's part of a scan cost.
+ */
+export async function countRequests<T>(work: () => Promise<T>): Promise<{ value: T; requests: number }> {
+  const counter = { requests: 0 };
+  const value = await tally.run(counter, work);
+  return { value, requests: counter.requests };
+}
 
 export interface RetryOptions {
   /** Attempts in total (first try included). Default 4. */
@@ -226,6 +241,8 @@ export class Transport {
       );
     this.counted.byRegistry[req.registry] = used + 1;
     this.counted.total++;
+    const own = tally.getStore();
+    if (own) own.requests++;
     this.counted.byKind[req.kind]++;
   }
 

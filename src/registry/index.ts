@@ -25,7 +25,7 @@ export {
   envKey,
   loadPullSecret,
 } from "./credentials.ts";
-export type { RequestStats, RetryOptions } from "./http.ts";
+export { countRequests, type RequestStats, type RetryOptions } from "./http.ts";
 export { DEFAULT_PLATFORM, parsePlatform } from "./platform.ts";
 export {
   apiHost,

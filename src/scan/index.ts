@@ -16,6 +16,7 @@ import {
 } from "../policy/index.ts";
 import {
   type CredentialProvider,
+  countRequests,
   type ImageReference,
   parseReference,
   RegistryClient,
@@ -96,19 +97,23 @@ export async function scanPolicies(policies: Policy[], opts: ScanOptions = {}): 
   client.plan(groups.map((g) => g.ref));
 
   const results: PolicyResult[] = new Array(selected.length);
+  const byRepository: Record<string, number> = {};
   await forEachLimited(groups, opts.concurrency ?? 16, async (group) => {
-    try {
-      const selections = await scanGroup(client, group, now);
-      for (const [i, member] of group.policies.entries()) {
-        results[member.index] = await finish(client, group.ref, member.policy, selections[i]!, opts);
+    const { requests } = await countRequests(async () => {
+      try {
+        const selections = await scanGroup(client, group, now);
+        for (const [i, member] of group.policies.entries()) {
+          results[member.index] = await finish(client, group.ref, member.policy, selections[i]!, opts);
+        }
+      } catch (err) {
+        for (const member of group.policies) results[member.index] = failure(member.policy, err);
       }
-    } catch (err) {
-      for (const member of group.policies) results[member.index] = failure(member.policy, err);
-    }
+    });
+    byRepository[repositoryName(group.ref)] = requests;
   });
   if (!opts.client) await client.close();
   const stats = client.stats();
-  return { results, requests: { total: stats.total, byRegistry: stats.byRegistry } };
+  return { results, requests: { total: stats.total, byRegistry: stats.byRegistry, byRepository } };
 }
 
 function failure(policy: Policy, err: unknown): PolicyResult {

@@ -22,6 +22,10 @@ export type PolicyResult =
 
 export interface ScanReport {
   results: PolicyResult[];
-  /** Registry HTTP requests made by this scan, in total and per registry host. */
-  requests: { total: number; byRegistry: Record<string, number> };
+  /**
+   * Registry HTTP requests made by this scan, in total, per registry host, and
+   * per image repository (`host/path`: what deciding the policies on it cost;
+   * policies on one repository share its listing, so they share this figure).
+   */
+  requests: { total: number; byRegistry: Record<string, number>; byRepository: Record<string, number> };
 }

@@ -9,8 +9,8 @@ import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { getObject } from "../agent/helpers.ts";
-import { type DashboardWorld, FLEET, overlay, startWorld, TOKEN } from "./fixture.ts";
+import { getObject, kustomization } from "../agent/helpers.ts";
+import { type DashboardWorld, FLEET, IMAGE, overlay, startWorld, TOKEN } from "./fixture.ts";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 240_000 });
 
@@ -94,7 +94,12 @@ describe("what the page shows", () => {
     await expect
       .poll(() => cell(page, "web", "production").locator(".cluster").textContent(), { timeout: 30_000 })
       .toContain("0.9.0");
-    expect(await page.locator("thead th").allTextContents()).toEqual(["App", "staging", "production"]);
+    expect(await page.locator("thead th").allTextContents()).toEqual([
+      "App",
+      "Team",
+      "staging",
+      "production",
+    ]);
     // The CSP forbids inline scripts: the page runs on its bundle alone.
     const res = await page.request.get(`${base()}/`);
     expect(res.headers()["content-security-policy"]).toContain("script-src 'self'");
@@ -102,6 +107,40 @@ describe("what the page shows", () => {
     expect(scripts.length).toBe(2);
     for (const tag of scripts)
       expect(tag).toMatch(/ src="\/dashboard\/assets\/dashboard\.js\?v=|type="application\/json"/);
+  });
+
+  it("the matrix filters by team and by name, keyboard only, and the URL keeps the filter", async () => {
+    await page.goto(`${base()}/`);
+    expect(
+      await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-app"))),
+    ).toEqual(["jobs", "web"]);
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press("Tab");
+      if ((await page.evaluate<string | undefined>("document.activeElement?.id")) === "team") break;
+    }
+    // Typing a letter on a focused select picks the option it starts with.
+    await page.keyboard.press("s");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<string | undefined>("document.activeElement?.id")).toBe("q");
+    await page.keyboard.type("we");
+    await Promise.all([page.waitForURL(/team=storefront/), page.keyboard.press("Enter")]);
+    expect(new URL(page.url()).searchParams.get("q")).toBe("we");
+    const apps = (p: Page) =>
+      p.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-app")));
+    expect(await apps(page)).toEqual(["web"]);
+    expect(await page.locator('tr[data-app="web"] td.team').textContent()).toBe("storefront");
+    // The link shares the filter: another page opened on it shows the same rows and choices.
+    const other = await ops.newPage();
+    try {
+      await other.goto(`${base()}/?team=batch`);
+      expect(await apps(other)).toEqual(["jobs"]);
+      expect(await other.locator("#team").inputValue()).toBe("batch");
+      await other.goto(`${base()}/?team=storefront&q=jobs`);
+      expect(await apps(other)).toEqual([]);
+    } finally {
+      await other.close();
+    }
+    await page.goto(`${base()}/`);
   });
 
   it("a failing Kustomization shows its reason, in the matrix and on the cluster page", async () => {
@@ -115,6 +154,57 @@ describe("what the page shows", () => {
     const row = page.locator('tr[data-name="t-dash-jobs"]');
     await expect.poll(() => row.textContent()).toContain("BuildFailed");
     expect(await row.locator("td").nth(2).textContent()).toBe("False");
+  });
+
+  it("the cluster page lists the agent's recent events, newest first, live, and per object", async () => {
+    await page.goto(`${base()}/cluster`);
+    const events = page.locator("table.events tbody tr");
+    await expect
+      .poll(
+        () =>
+          page
+            .locator('table.events tr[data-object="Kustomization/shipmate-system/t-dash-jobs"]')
+            .first()
+            .textContent(),
+        {
+          timeout: 30_000,
+        },
+      )
+      .toMatch(/Warning.*BuildFailed.*missing\.yaml/);
+    const times = await events
+      .locator("time")
+      .evaluateAll((ts) => ts.map((t) => t.getAttribute("datetime") ?? ""));
+    expect(times.length).toBeGreaterThan(1);
+    expect(times.length).toBeLessThanOrEqual(50);
+    expect([...times].sort().reverse()).toEqual(times);
+    // A Kustomization the agent cannot apply: its event reaches the open page through the watch, no reload.
+    await page.evaluate(() => {
+      (globalThis as unknown as { stayed: boolean }).stayed = true;
+    });
+    const created = await w.client.raw({
+      method: "POST",
+      path: "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/shipmate-system/kustomizations",
+      body: kustomization("t-dash-events", { path: "./apps/nowhere", interval: "1h" }),
+    });
+    expect(created.code).toBe(201);
+    const mine = page.locator('table.events tr[data-object="Kustomization/shipmate-system/t-dash-events"]');
+    await expect.poll(() => mine.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await mine.first().textContent()).toContain("Warning");
+    expect(await events.first().getAttribute("data-object")).toBe(
+      "Kustomization/shipmate-system/t-dash-events",
+    );
+    expect(await page.evaluate(() => (globalThis as unknown as { stayed?: boolean }).stayed)).toBe(true);
+    // The object's own events, from the link on its row.
+    await Promise.all([
+      page.waitForURL(/object=Kustomization%2Fshipmate-system%2Ft-dash-jobs/),
+      page.locator('tr[data-name="t-dash-jobs"] td.name a').click(),
+    ]);
+    expect(await page.locator("#events-title").textContent()).toBe(
+      "Recent events of Kustomization shipmate-system/t-dash-jobs",
+    );
+    const objects = await events.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-object")));
+    expect(objects.length).toBeGreaterThan(0);
+    expect(new Set(objects)).toEqual(new Set(["Kustomization/shipmate-system/t-dash-jobs"]));
   });
 
   it("a tag pushed to git and applied by the agent changes its cell live, without a reload", async () => {
@@ -149,10 +239,33 @@ describe("what the page shows", () => {
     expect(await staging.locator("ol > li").first().textContent()).toMatch(
       /update apps\/staging\/web\/kustomization\.yaml.*1\.0\.0 → 1\.1\.0/,
     );
+    // The 30-day timeline: bars drawn as SVG (no inline style: the CSP holds), the same in words.
+    const today = new Date().toISOString().slice(0, 10);
+    const lane = (env: string) => page.locator(`.lane[data-env="${env}"] svg`);
+    expect(await lane("staging").getAttribute("aria-label")).toBe(
+      `staging (${IMAGE}): 1.0.0 from ${today} to ${today}; 1.1.0 since ${today}`,
+    );
+    expect(
+      await lane("staging")
+        .locator("rect.bar")
+        .evaluateAll((rs) => rs.map((r) => r.getAttribute("data-version"))),
+    ).toEqual(["1.0.0", "1.1.0"]);
+    expect(await lane("production").getAttribute("aria-label")).toBe(
+      `production (${IMAGE}): 0.9.0 since ${today}`,
+    );
+    expect(await page.locator("[style]").count()).toBe(0);
   });
 
   it("every page passes axe-core with no violation", async () => {
-    for (const path of ["/", "/promotions", "/cluster", "/policies", "/apps/web"]) {
+    for (const path of [
+      "/",
+      "/?team=storefront",
+      "/promotions",
+      "/cluster",
+      "/cluster?object=Kustomization%2Fshipmate-system%2Ft-dash-jobs",
+      "/policies",
+      "/apps/web",
+    ]) {
       await page.goto(`${base()}${path}`);
       expect({ path, violations: await axe(page) }).toEqual({ path, violations: [] });
     }
@@ -197,6 +310,70 @@ describe("who may act", () => {
     ).toBe(403);
     expect(await openPulls()).toEqual(before);
     expect(before.filter((p) => p.head.ref.startsWith("shipmate/promote-"))).toEqual([]);
+  });
+
+  it("a HelmRelease is reconciled, suspended and resumed from the page; an unauthorised request changes nothing", async () => {
+    const HR = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/shipmate-system/helmreleases";
+    const created = await w.client.raw({
+      method: "POST",
+      path: HR,
+      body: {
+        apiVersion: "helm.toolkit.fluxcd.io/v2",
+        kind: "HelmRelease",
+        metadata: { name: "t-dash-hr", namespace: "shipmate-system" },
+        spec: {
+          interval: "1h",
+          chart: { spec: { chart: "demo", sourceRef: { kind: "HelmRepository", name: "t-dash-none" } } },
+        },
+      },
+    });
+    expect(created.code).toBe(201);
+    const hr = async () =>
+      (await getObject(w.client, `${HR}/t-dash-hr`)) as {
+        metadata: { annotations?: Record<string, string> };
+        spec: { suspend?: boolean };
+      };
+    const requested = async () => (await hr()).metadata.annotations?.["reconcile.fluxcd.io/requestedAt"];
+    await page.goto(`${base()}/cluster`);
+    const row = page.locator('tr[data-name="t-dash-hr"]');
+    await expect.poll(() => row.count(), { timeout: 30_000 }).toBe(1);
+    expect(await row.locator("td").first().textContent()).toBe("HelmRelease");
+
+    // Refused first: another group, no token, a forged one, another origin: nothing moves.
+    const csrf = await row.locator('form[data-action="suspend"] input[name="_csrf"]').getAttribute("value");
+    const body = (extra = "") => `kind=HelmRelease&namespace=shipmate-system&name=t-dash-hr${extra}`;
+    for (const [action, headers, extra] of [
+      ["suspend", { "x-forwarded-user": "bob", "x-forwarded-groups": "dev" }, `&_csrf=${csrf}`],
+      ["reconcile", { "x-forwarded-user": "bob", "x-forwarded-groups": "dev" }, `&_csrf=${csrf}`],
+      ["suspend", OPS, ""],
+      ["suspend", OPS, "&_csrf=forged"],
+      ["suspend", { ...OPS, origin: "http://evil.invalid" }, `&_csrf=${csrf}`],
+    ] as const)
+      expect({
+        action,
+        status: (await post(`${base()}/api/actions/${action}`, body(extra), headers)).status,
+      }).toEqual({
+        action,
+        status: 403,
+      });
+    expect((await post(`${base()}/api/actions/suspend`, body())).status).toBe(401);
+    expect(await requested()).toBeUndefined();
+    expect((await hr()).spec.suspend).toBeUndefined();
+
+    // Authorised, from the page's own buttons.
+    await row.getByRole("button", { name: "Reconcile t-dash-hr" }).click();
+    await expect
+      .poll(() => page.locator("#result").textContent())
+      .toBe("reconcile requested for HelmRelease shipmate-system/t-dash-hr");
+    expect(Date.parse((await requested()) ?? "")).toBeGreaterThan(0);
+    await row.getByRole("button", { name: "Suspend t-dash-hr" }).click();
+    await expect.poll(async () => (await hr()).spec.suspend).toBe(true);
+    // Live: the row turns suspended and its button into Resume without a reload.
+    await expect.poll(() => row.locator("td").nth(2).textContent(), { timeout: 15_000 }).toMatch(/suspended/);
+    const before = await requested();
+    await row.getByRole("button", { name: "Resume t-dash-hr" }).click();
+    await expect.poll(async () => (await hr()).spec.suspend).toBe(false);
+    expect(await requested()).not.toBe(before);
   });
 
   it("bad requests get a clear status and the server stays up", async () => {

@@ -71,9 +71,39 @@ const deployment = {
   },
 };
 
+/** The scaffold manifest `shipmate init --team` writes: who owns which app (the matrix's team filter). */
+export const SCAFFOLD = `${JSON.stringify(
+  {
+    apiVersion: "shipmate.dev/v1alpha1",
+    kind: "ScaffoldManifest",
+    generator: "shipmate test",
+    repository: ".",
+    fleetRoot: ".",
+    spec: {
+      layout: "monorepo",
+      name: "acme",
+      envs: ["staging", "production"],
+      teams: ["batch", "storefront"],
+      apps: [
+        { name: "jobs", team: "batch", image: IMAGE },
+        { name: "web", team: "storefront", image: IMAGE },
+      ],
+      gitUrl: "https://git.invalid/acme/fleet.git",
+      branch: "main",
+      registry: "127.0.0.1:5000/acme",
+      appSource: "kustomize",
+      version: "0.0.0",
+    },
+    files: {},
+  },
+  null,
+  2,
+)}\n`;
+
 export function seedFiles(): Record<string, string> {
   return {
     "shipmate.yaml": FLEET,
+    ".shipmate/scaffold.json": SCAFFOLD,
     "apps/base/web/kustomization.yaml": "resources:\n  - deployment.yaml\n",
     "apps/base/web/deployment.yaml": yaml([deployment]),
     "apps/staging/web/kustomization.yaml": overlay("dash-staging", "1.0.0"),

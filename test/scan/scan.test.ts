@@ -90,6 +90,14 @@ describe("scan against a registry without auth", () => {
     expect(byId["flux-system:moving"]).toMatchObject({ ok: true, tag: "latest", digest: latestDigest });
     // api, web, built: one listing each; built: a manifest + config per image; moving: one HEAD.
     expect(report.requests.total).toBe(3 + 3 * 2 + 1 + 3);
+    // What each repository's part cost, apart from the others scanned at the same time: one listing
+    // shared by both policies on api and on web; built's images read too; moving's one HEAD.
+    expect(report.requests.byRepository).toEqual({
+      [`${reg.host}/team/api`]: 1,
+      [`${reg.host}/team/web`]: 1,
+      [`${reg.host}/team/built`]: 10,
+      [`${reg.host}/team/moving`]: 1,
+    });
   });
 
   it("a steady-state rescan with nothing new costs at most one request per repository", async () => {
