@@ -634,6 +634,12 @@ describe("Receiver on the agent's HTTP server", () => {
     expect(await ok.text()).toBe("requested a reconcile of 1 object\n");
     const repo = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/app`);
     expect(repo?.metadata.annotations?.["reconcile.fluxcd.io/requestedAt"]).not.toBe("t1");
+    // Written as the agent, through the control module's request.
+    const managers = (repo?.metadata.managedFields ?? []) as { manager?: string; fieldsV1?: unknown }[];
+    const writer = managers.find((m) =>
+      JSON.stringify(m.fieldsV1).includes("reconcile.fluxcd.io/requestedAt"),
+    );
+    expect(writer?.manager).toBe("shipmate-agent");
     await agent.pass(signal());
     const after = tip(bare);
     expect(after).not.toBe(before);
