@@ -24,6 +24,7 @@ import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startS3, type TestS3 } from "../infra/s3.ts";
 import {
   adminClient,
+  cliLifecycle,
   configMap,
   FleetRepo,
   getObject,
@@ -160,6 +161,17 @@ describe("Bucket (generic, S3-compatible)", () => {
     await agent.pass(never, true);
     expect((await getObject(client, cm("t-bkt", "web")))?.data).toEqual({ v: "2" });
     expect((await bucketStatus("t-bkt-src")).artifact.revision).toBe(await fluxRevision("fleet", "apps/"));
+
+    // The CLI, as flux's `get|reconcile|suspend|resume source bucket`, with the agent answering.
+    await cliLifecycle({
+      client,
+      kubeconfig: kube.kubeconfig,
+      get: ["get", "sources", "bucket"],
+      target: ["source", "bucket"],
+      path: "/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/buckets/t-bkt-src",
+      what: "Bucket shipmate-system/t-bkt-src",
+      pass: () => agent.pass(never, true),
+    });
   });
 
   it("a listing past the bound fails with one line; without credentials the store's refusal is one line; no secret is printed", async () => {

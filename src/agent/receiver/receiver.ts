@@ -225,7 +225,7 @@ export class ReceiverServer {
     const { namespace, name } = obj.metadata;
     const path = `/apis/${RECEIVER_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/receivers/${encodeURIComponent(name)}`;
     await writeOutcome(this.opts.client, path, `Receiver ${namespace}/${name}`, obj, outcome, extra, {
-      handlesRequests: false,
+      handlesRequests: true,
     });
   }
 }
