@@ -25,7 +25,15 @@ import { type GitHttpServer, git, startGitHttpServer } from "../infra/git.ts";
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, installFluxCrds, makeAgent } from "./helpers.ts";
+import {
+  type ApiJson,
+  adminClient,
+  cliLifecycle,
+  FleetRepo,
+  getObject,
+  installFluxCrds,
+  makeAgent,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -645,5 +653,17 @@ describe("Receiver on the agent's HTTP server", () => {
     expect(after).not.toBe(before);
     expect(git(bare, ["show", `${after}:clusters/test/app.yaml`])).toContain(`team/app:1.2.0`);
     // How fast (the issue's < 5 s) is the images-cluster benchmark's figure, not this test's.
+  });
+
+  it("the CLI gets, reconciles, suspends and resumes the Receiver, as flux's, the agent answering", async () => {
+    await cliLifecycle({
+      client,
+      kubeconfig: kube.kubeconfig,
+      get: ["get", "receivers"],
+      target: ["receiver"],
+      path: "/apis/notification.toolkit.fluxcd.io/v1/namespaces/apps/receivers/registry",
+      what: "Receiver apps/registry",
+      pass: () => agent.pass(signal()),
+    });
   });
 });
