@@ -261,12 +261,13 @@ async function patchObject(
   name: string,
   body: unknown,
   verb: string,
+  fieldManager = CLI_FIELD_MANAGER,
 ): Promise<void> {
   const what = whatOf(kind, namespace, name);
   const res = await client.raw({
     method: "PATCH",
     path: objectPath(kind, namespace, name),
-    query: { fieldManager: CLI_FIELD_MANAGER },
+    query: { fieldManager },
     body,
     contentType: "application/merge-patch+json",
   });
@@ -274,17 +275,22 @@ async function patchObject(
   if (res.code < 200 || res.code > 299) throw apiError(`${verb} ${what}`, res.code, res.body);
 }
 
-/** Asks the agent to reconcile an object now (`reconcile.fluxcd.io/requestedAt`); returns the value to wait for. */
+/**
+ * Asks the agent to reconcile an object now (`reconcile.fluxcd.io/requestedAt`);
+ * returns the value to wait for. The Receiver writes it as the agent
+ * (`fieldManager`), everyone else as the CLI.
+ */
 export async function requestReconcile(
   client: KubeClient,
   kind: FluxKind,
   namespace: string,
   name: string,
   now = new Date(),
+  fieldManager = CLI_FIELD_MANAGER,
 ): Promise<string> {
   const at = now.toISOString();
   const body = { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } };
-  await patchObject(client, kind, namespace, name, body, "annotate");
+  await patchObject(client, kind, namespace, name, body, "annotate", fieldManager);
   return at;
 }
 

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
-import type { Agent } from "../../src/agent/agent.ts";
+import type { AgentOptions } from "../../src/agent/agent.ts";
 import { refusedFields } from "../../src/agent/fields/support.ts";
 import {
   BUCKET_FIELDS,
@@ -18,35 +18,27 @@ import {
   bucketCredentials,
   bucketRevision,
 } from "../../src/agent/sources/bucket.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
-import { type KubeCluster, startKube } from "../infra/kube.ts";
+import { kubeSuite } from "../helpers/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startS3, type TestS3 } from "../infra/s3.ts";
-import {
-  adminClient,
-  configMap,
-  FleetRepo,
-  getObject,
-  kustomization,
-  makeAgent,
-  namespace,
-} from "./helpers.ts";
+import { cliLifecycle, configMap, getObject, kustomization, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let kube: KubeCluster;
-let client: KubeClient;
 let s3: TestS3;
 let proxy: CountingProxy;
-const repos: FleetRepo[] = [];
-const agents: Agent[] = [];
 const never = new AbortController().signal;
 
+const k = kubeSuite({
+  name: "bucket",
+  namespaces: ["shipmate-system"],
+  alongside: async () => {
+    s3 = await startS3();
+  },
+});
 beforeAll(async () => {
-  [kube, s3] = await Promise.all([startKube({ name: "bucket" }), startS3()]);
-  client = adminClient(kube);
   proxy = await countingProxy(s3.endpoint);
-  const res = await client.raw({
+  const res = await k.client.raw({
     method: "POST",
     path: "/api/v1/namespaces/shipmate-system/secrets",
     body: {
@@ -56,27 +48,11 @@ beforeAll(async () => {
       stringData: { accesskey: s3.accessKey, secretkey: s3.secretKey },
     },
   });
-  // The namespace may not exist before the first agent sets itself up.
-  if (res.code === 404) {
-    await client.raw({ method: "POST", path: "/api/v1/namespaces", body: namespace("shipmate-system") });
-    await client.raw({
-      method: "POST",
-      path: "/api/v1/namespaces/shipmate-system/secrets",
-      body: {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: "s3-creds", namespace: "shipmate-system" },
-        stringData: { accesskey: s3.accessKey, secretkey: s3.secretKey },
-      },
-    });
-  }
+  if (res.code !== 201) throw new Error(`secret s3-creds: ${res.code}`);
 });
 afterAll(async () => {
-  for (const a of agents) a.close();
-  client?.close();
-  for (const r of repos) r.remove();
   await proxy?.close();
-  await Promise.all([kube?.stop(), s3?.stop()]);
+  await s3?.stop();
 });
 
 const bucket = (name: string, spec: Record<string, unknown>) => ({
@@ -95,7 +71,7 @@ const bucket = (name: string, spec: Record<string, unknown>) => ({
 
 async function bucketStatus(name: string) {
   const obj = await getObject(
-    client,
+    k.client,
     `/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/buckets/${name}`,
   );
   const cond = (type: string) =>
@@ -103,12 +79,9 @@ async function bucketStatus(name: string) {
   return { obj, artifact: obj?.status?.artifact, ready: cond("Ready"), stalled: cond("Stalled") };
 }
 
-function agentFor(name: string, files: Record<string, object[]>, opts: Parameters<typeof makeAgent>[2] = {}) {
-  const repo = FleetRepo.create();
-  repos.push(repo);
+function agentFor(name: string, files: Record<string, object[]>, opts: Partial<AgentOptions> = {}) {
+  const { repo, agent } = k.setup(name, opts);
   repo.commit(files);
-  const agent = makeAgent(kube, repo, { name, ...opts });
-  agents.push(agent);
   return agent;
 }
 
@@ -141,8 +114,8 @@ describe("Bucket (generic, S3-compatible)", () => {
     });
     const first = await agent.once();
     expect(first.reconciled.find((k) => k.name === "t-bkt-apps")?.ready).toBe(true);
-    expect((await getObject(client, cm("t-bkt", "web")))?.data).toEqual({ v: "1" });
-    expect(await getObject(client, cm("t-bkt", "other"))).toBeUndefined();
+    expect((await getObject(k.client, cm("t-bkt", "web")))?.data).toEqual({ v: "1" });
+    expect(await getObject(k.client, cm("t-bkt", "other"))).toBeUndefined();
     const s1 = await bucketStatus("t-bkt-src");
     expect(s1.ready).toMatchObject({ status: "True", reason: "Succeeded" });
     expect(s1.artifact.revision).toBe(await fluxRevision("fleet", "apps/"));
@@ -158,8 +131,19 @@ describe("Bucket (generic, S3-compatible)", () => {
       [namespace("t-bkt"), configMap("web", "t-bkt", { v: "2" })].map((d) => stringify(d)).join("---\n"),
     );
     await agent.pass(never, true);
-    expect((await getObject(client, cm("t-bkt", "web")))?.data).toEqual({ v: "2" });
+    expect((await getObject(k.client, cm("t-bkt", "web")))?.data).toEqual({ v: "2" });
     expect((await bucketStatus("t-bkt-src")).artifact.revision).toBe(await fluxRevision("fleet", "apps/"));
+
+    // The CLI, as flux's `get|reconcile|suspend|resume source bucket`, with the agent answering.
+    await cliLifecycle({
+      client: k.client,
+      kubeconfig: k.kube.kubeconfig,
+      get: ["get", "sources", "bucket"],
+      target: ["source", "bucket"],
+      path: "/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/buckets/t-bkt-src",
+      what: "Bucket shipmate-system/t-bkt-src",
+      pass: () => agent.pass(never, true),
+    });
   });
 
   it("a listing past the bound fails with one line; without credentials the store's refusal is one line; no secret is printed", async () => {
@@ -213,15 +197,12 @@ describe("Bucket (generic, S3-compatible)", () => {
         kustomization("t-ign-apps", { path: "./apps", sourceRef: { kind: "Bucket", name: "t-ign-src" } }),
       ],
     });
-    const repo = FleetRepo.create();
-    repos.push(repo);
+    const { repo, agent } = k.setup("t-ign");
     repo.commit(sources());
-    const agent = makeAgent(kube, repo, { name: "t-ign" });
-    agents.push(agent);
     await agent.once();
-    expect((await getObject(client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
-    expect((await getObject(client, cm("t-ign", "local")))?.data).toEqual({ c: "1" });
-    expect(await getObject(client, cm("t-ign", "draft"))).toBeUndefined();
+    expect((await getObject(k.client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
+    expect((await getObject(k.client, cm("t-ign", "local")))?.data).toEqual({ c: "1" });
+    expect(await getObject(k.client, cm("t-ign", "draft"))).toBeUndefined();
     // The revision covers the kept objects only (source-controller's index skips the ignored keys).
     const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: "ign" }));
     const kept = (listed.Contents ?? [])
@@ -237,8 +218,8 @@ describe("Bucket (generic, S3-compatible)", () => {
     repo.commit(sources("**/local.yaml\n"));
     await agent.pass(never, true);
     await agent.pass(never, true);
-    expect(await getObject(client, cm("t-ign", "local"))).toBeUndefined();
-    expect((await getObject(client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
+    expect(await getObject(k.client, cm("t-ign", "local"))).toBeUndefined();
+    expect((await getObject(k.client, cm("t-ign", "a")))?.data).toEqual({ a: "1" });
   });
 });
 

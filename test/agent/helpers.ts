@@ -8,10 +8,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { type Logger, pino } from "pino";
+import { expect } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
 import { Agent, type AgentOptions } from "../../src/agent/agent.ts";
 import { KubeClient } from "../../src/kube/client.ts";
+import { REQUESTED_AT_ANNOTATION as REQUESTED_AT } from "../../src/kube/objects.ts";
 import { fluxCrdDir } from "../../src/validate/crds.ts";
+import { runCli } from "../helpers/cli.ts";
 import { waitFor as poll } from "../helpers/wait.ts";
 import type { KubeCluster } from "../infra/kube.ts";
 
@@ -291,4 +294,49 @@ export async function installFluxCrds(client: KubeClient, files: string[]): Prom
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/**
+ * `get`, `reconcile`, `suspend` and `resume` of one object through the CLI,
+ * as flux's: each request is answered by `pass` (one agent pass) once the
+ * object carries it; the reconcile and the resume end Ready (exit 0).
+ */
+export async function cliLifecycle(o: {
+  client: KubeClient;
+  kubeconfig: string;
+  /** e.g. ["get", "sources", "bucket"] */
+  get: string[];
+  /** e.g. ["source", "bucket"] */
+  target: string[];
+  path: string;
+  /** "Bucket shipmate-system/NAME", as the CLI names it. */
+  what: string;
+  pass: () => Promise<unknown>;
+}): Promise<void> {
+  const name = o.path.split("/").at(-1) ?? "";
+  const ns = ["-n", o.what.split(" ")[1]?.split("/")[0] ?? "", "--kubeconfig", o.kubeconfig];
+  const row = new RegExp(`${name}\\s+\\S+\\s+(True|False)\\s+True`);
+  const listed = await runCli([...o.get, ...ns]);
+  expect(listed.code).toBe(0);
+  expect(listed.stdout.match(row)?.[1]).toBe("False");
+
+  const reconciling = runCli(["reconcile", ...o.target, name, ...ns, "--timeout", "60s"]);
+  await waitFor(
+    async () => (await getObject(o.client, o.path))?.metadata.annotations?.[REQUESTED_AT] || undefined,
+  );
+  await o.pass();
+  const reconciled = await reconciling;
+  expect(reconciled.stdout).toContain(`► annotating ${o.what}`);
+  expect(reconciled.code).toBe(0);
+
+  expect((await runCli(["suspend", ...o.target, name, ...ns])).code).toBe(0);
+  expect((await getObject(o.client, o.path))?.spec.suspend).toBe(true);
+  expect((await runCli([...o.get, name, ...ns])).stdout.match(row)?.[1]).toBe("True");
+
+  const resuming = runCli(["resume", ...o.target, name, ...ns, "--timeout", "60s"]);
+  await waitFor(async () => ((await getObject(o.client, o.path))?.spec.suspend === false ? true : undefined));
+  await o.pass();
+  const resumed = await resuming;
+  expect(resumed.stdout).toContain(`resumed ${o.what}`);
+  expect(resumed.code).toBe(0);
 }

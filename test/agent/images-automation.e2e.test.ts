@@ -26,7 +26,15 @@ import { type GitHttpServer, git, startGitHttpServer, tempDir } from "../infra/g
 import { type GpgSigner, gpgSigner } from "../infra/gpg.ts";
 import { type KubeCluster, startKube } from "../infra/kube.ts";
 import { seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { type ApiJson, adminClient, FleetRepo, getObject, installFluxCrds, makeAgent } from "./helpers.ts";
+import {
+  type ApiJson,
+  adminClient,
+  cliLifecycle,
+  FleetRepo,
+  getObject,
+  installFluxCrds,
+  makeAgent,
+} from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -734,10 +742,28 @@ describe("Receiver on the agent's HTTP server", () => {
     expect(await ok.text()).toBe("requested a reconcile of 1 object\n");
     const repo = await getObject(client, `${IMG}/namespaces/apps/imagerepositories/app`);
     expect(repo?.metadata.annotations?.["reconcile.fluxcd.io/requestedAt"]).not.toBe("t1");
+    // Written as the agent, through the control module's request.
+    const managers = (repo?.metadata.managedFields ?? []) as { manager?: string; fieldsV1?: unknown }[];
+    const writer = managers.find((m) =>
+      JSON.stringify(m.fieldsV1).includes("reconcile.fluxcd.io/requestedAt"),
+    );
+    expect(writer?.manager).toBe("shipmate-agent");
     await agent.pass(signal());
     const after = tip(bare);
     expect(after).not.toBe(before);
     expect(git(bare, ["show", `${after}:clusters/test/app.yaml`])).toContain(`team/app:1.2.0`);
     // How fast (the issue's < 5 s) is the images-cluster benchmark's figure, not this test's.
+  });
+
+  it("the CLI gets, reconciles, suspends and resumes the Receiver, as flux's, the agent answering", async () => {
+    await cliLifecycle({
+      client,
+      kubeconfig: kube.kubeconfig,
+      get: ["get", "receivers"],
+      target: ["receiver"],
+      path: "/apis/notification.toolkit.fluxcd.io/v1/namespaces/apps/receivers/registry",
+      what: "Receiver apps/registry",
+      pass: () => agent.pass(signal()),
+    });
   });
 });

@@ -24,7 +24,7 @@ import { runCli } from "../helpers/cli.ts";
 import { kubeSuite } from "../helpers/kube.ts";
 import { type CountingProxy, countingProxy } from "../infra/proxy.ts";
 import { startRegistry, type TestRegistry } from "../infra/registry.ts";
-import { configMap, getObject, ksStatus, kustomization, namespace } from "./helpers.ts";
+import { cliLifecycle, configMap, getObject, ksStatus, kustomization, namespace } from "./helpers.ts";
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -162,6 +162,17 @@ describe("OCIRepository from an artifact pushed with shipmate push artifact", ()
     ]);
     expect((await getObject(k.client, cm("t-oci", "web")))?.data).toEqual({ v: "2" });
     expect((await ociStatus("t-oci-web")).artifact.revision).toBe(`stable@${v2}`);
+
+    // The CLI, as flux's `get|reconcile|suspend|resume source oci`, with the agent answering.
+    await cliLifecycle({
+      client: k.client,
+      kubeconfig: k.kube.kubeconfig,
+      get: ["get", "sources", "oci"],
+      target: ["source", "oci"],
+      path: "/apis/source.toolkit.fluxcd.io/v1/namespaces/shipmate-system/ocirepositories/t-oci-web",
+      what: "OCIRepository shipmate-system/t-oci-web",
+      pass: () => agent.pass(never, true),
+    });
   });
 
   it("Flux's exclusions apply to the extracted layer: defaults, then spec.ignore (which replaces them but keeps VCS files out)", async () => {

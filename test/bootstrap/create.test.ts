@@ -170,7 +170,13 @@ describe("bad input", () => {
     [["create", "kustomization", "Bad_Name", "--source=s", "--path=./k"], /not a valid object name/],
     [["reconcile", "kustomization"], /usage: shipmate reconcile/],
     [["reconcile", "source", "git", "x", "--with-source"], /--with-source applies to kustomizations/],
-    [["get", "sources", "oci"], /only "git", "helm" and "chart" sources/],
+    [["get", "sources", "helmrepo"], /only "git", "oci", "bucket", "helm" and "chart" sources/],
+    [
+      ["reconcile", "source", "oci", "x", "--with-source"],
+      /--with-source applies to kustomizations and helmreleases/,
+    ],
+    [["suspend", "source", "ftp", "x"], /usage: shipmate suspend kustomization\|helmrelease\|receiver NAME/],
+    [["resume", "receiver"], /usage: shipmate resume/],
   ])("usage: %j (exit 2)", async (argv, message) => {
     const r = await cli(...argv);
     expect(r.code).toBe(2);

@@ -11,7 +11,7 @@
 import type { Logger } from "pino";
 import { describeError, registerSecret } from "../../errors.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
-import { REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
+import { isFluxKind, objectPath, requestReconcile } from "../../kube/control.ts";
 import type { Condition } from "../../kube/schema.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
@@ -25,6 +25,9 @@ import {
   verify,
   webhookPath,
 } from "./rules.ts";
+
+/** The agent writes the reconcile requests it makes for a webhook as itself. */
+const FIELD_MANAGER = "shipmate-agent";
 
 interface ReceiverObject {
   metadata: { name: string; namespace: string; uid?: string; generation?: number };
@@ -158,7 +161,7 @@ export class ReceiverServer {
       return answer(400, `Receiver ${served.key}: ${verdict.message}`);
     }
     if (!verdict.notify) return answer(200, verdict.note ?? "ok");
-    const at = new Date().toISOString();
+    const now = new Date();
     let notified = 0;
     const failures: string[] = [];
     for (const ref of served.spec.resources) {
@@ -167,9 +170,8 @@ export class ReceiverServer {
         failures.push(`${ref.kind} ${ns}/${ref.name}: cross-namespace references are not allowed`);
         continue;
       }
-      const where = RECEIVER_KINDS[ref.kind];
-      if (!where) continue;
-      const base = `/apis/${where.apiVersion}/namespaces/${encodeURIComponent(ns)}/${where.plural}`;
+      const kind = ref.kind;
+      if (!(kind in RECEIVER_KINDS) || !isFluxKind(kind)) continue;
       let names = [ref.name];
       if (ref.name === "*") {
         const selector = Object.entries(ref.matchLabels ?? {})
@@ -177,7 +179,7 @@ export class ReceiverServer {
           .join(",");
         const list = await this.opts.client.raw({
           method: "GET",
-          path: base,
+          path: objectPath(kind, ns),
           ...(selector ? { query: { labelSelector: selector } } : {}),
         });
         if (list.code !== 200) {
@@ -189,14 +191,12 @@ export class ReceiverServer {
         );
       }
       for (const n of names) {
-        const res = await this.opts.client.raw({
-          method: "PATCH",
-          path: `${base}/${encodeURIComponent(n)}`,
-          body: { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: at } } },
-          contentType: "application/merge-patch+json",
-        });
-        if (res.code >= 200 && res.code < 300) notified++;
-        else failures.push(`${ref.kind} ${ns}/${n}: ${res.code === 404 ? "not found" : `HTTP ${res.code}`}`);
+        try {
+          await requestReconcile(this.opts.client, kind, ns, n, now, FIELD_MANAGER);
+          notified++;
+        } catch (err) {
+          failures.push(describeError(err));
+        }
       }
     }
     const involved = {
@@ -225,7 +225,7 @@ export class ReceiverServer {
     const { namespace, name } = obj.metadata;
     const path = `/apis/${RECEIVER_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/receivers/${encodeURIComponent(name)}`;
     await writeOutcome(this.opts.client, path, `Receiver ${namespace}/${name}`, obj, outcome, extra, {
-      handlesRequests: false,
+      handlesRequests: true,
     });
   }
 }

@@ -18,8 +18,8 @@ import type { Command } from "../command.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const USAGE = `shipmate get kustomizations [NAME] [-n NAMESPACE | -A] [--watch] [--json] [--kubeconfig FILE]
-       shipmate get sources git|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
-       shipmate get helmreleases [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
+       shipmate get sources git|oci|bucket|helm|chart [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
+       shipmate get helmreleases|receivers [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get images repository|policy|update|all [NAME] [-n NAMESPACE | -A] [--json] [--kubeconfig FILE]
        shipmate get canaries [NAME] [-n NAMESPACE] [--repo DIR] [--json] [--kubeconfig FILE]`;
 const IMAGE_KINDS: Record<string, FluxKind[]> = {
@@ -28,16 +28,26 @@ const IMAGE_KINDS: Record<string, FluxKind[]> = {
   update: ["ImageUpdateAutomation"],
   all: ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"],
 };
-const HELM_RELEASE_KINDS = new Set(["helmreleases", "helmrelease", "hr"]);
+/** The kinds `get` shows by a name of their own (not under sources or images). */
+const OBJECT_KINDS: Record<string, FluxKind> = {
+  helmreleases: "HelmRelease",
+  helmrelease: "HelmRelease",
+  hr: "HelmRelease",
+  receivers: "Receiver",
+  receiver: "Receiver",
+  rcv: "Receiver",
+};
 const SOURCE_KINDS: Record<string, FluxKind> = {
   git: "GitRepository",
+  oci: "OCIRepository",
+  bucket: "Bucket",
   helm: "HelmRepository",
   chart: "HelmChart",
 };
 const KINDS = new Set(["kustomizations", "kustomization", "ks"]);
 
 /**
- * `get sources git|helm|chart`, `get helmreleases` and `get images
+ * `get sources git|oci|bucket|helm|chart`, `get helmreleases`, `get receivers` and `get images
  * repository|policy|update|all`, as `flux get` shows them: one table per kind
  * (headed by the kind when there are several).
  */
@@ -151,7 +161,9 @@ export const command: Command = {
       const [, type, sourceName, more] = positionals;
       const sourceKind = type ? SOURCE_KINDS[type] : undefined;
       if (!sourceKind || more || values.watch)
-        throw new UsageError(`only "git", "helm" and "chart" sources, without --watch (usage: ${USAGE})`);
+        throw new UsageError(
+          `only "git", "oci", "bucket", "helm" and "chart" sources, without --watch (usage: ${USAGE})`,
+        );
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
       return await getObjects(
         [sourceKind],
@@ -174,19 +186,20 @@ export const command: Command = {
       );
     }
     const [kind, name, extra] = positionals;
-    if (kind && HELM_RELEASE_KINDS.has(kind)) {
+    const objectKind = kind ? OBJECT_KINDS[kind] : undefined;
+    if (objectKind) {
       if (extra || values.watch)
-        throw new UsageError(`get helmreleases takes one NAME, without --watch (usage: ${USAGE})`);
+        throw new UsageError(`get ${kind} takes one NAME, without --watch (usage: ${USAGE})`);
       const ns = values["all-namespaces"] ? undefined : (values.namespace ?? "shipmate-system");
       return await getObjects(
-        ["HelmRelease"],
+        [objectKind],
         { name, namespace: ns, json: values.json === true, kubeconfig: values.kubeconfig },
         io,
       );
     }
     if (!kind || !KINDS.has(kind)) {
       throw new UsageError(
-        `what to get? supported: kustomizations, helmreleases, sources git|helm|chart, images repository|policy|update|all, canaries (usage: ${USAGE})`,
+        `what to get? supported: kustomizations, helmreleases, receivers, sources git|oci|bucket|helm|chart, images repository|policy|update|all, canaries (usage: ${USAGE})`,
       );
     }
     if (extra) throw new UsageError(`unexpected argument "${extra}"`);

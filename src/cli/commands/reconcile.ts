@@ -18,8 +18,9 @@ import { reconcileImage } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
-       shipmate reconcile source git|helm|chart NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile source git|oci|bucket|helm|chart NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
        shipmate reconcile helmrelease NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
+       shipmate reconcile receiver NAME [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
        shipmate reconcile image repository|update NAME [-n flux-system] [--timeout 5m] [--kubeconfig FILE]
 
   Asks the agent to act now (reconcile.fluxcd.io/requestedAt) and waits for the result:
@@ -27,9 +28,17 @@ const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmat
 
 exit: 0 reconciled and Ready, 1 not Ready (or not handled within --timeout), 2 usage error`;
 
+/** The sources answered with the plain object row (git keeps its own path below, for --with-source). */
+const OBJECT_SOURCES: Record<string, FluxKind> = {
+  oci: "OCIRepository",
+  bucket: "Bucket",
+  helm: "HelmRepository",
+  chart: "HelmChart",
+};
+
 export const command: Command = {
   summary:
-    "Ask the agent to reconcile a Kustomization (optionally fetching its source first) or a git source now, and wait.",
+    "Ask the agent to reconcile a Kustomization, HelmRelease, source or Receiver now (optionally fetching its source first), and wait.",
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
     if (argv[0] === "image") return await reconcileImage(argv.slice(1), io);
@@ -43,11 +52,11 @@ export const command: Command = {
     const helmKind: FluxKind | undefined =
       (kind === "helmrelease" || kind === "hr") && rest.length === 1
         ? "HelmRelease"
-        : kind === "source" && rest.length === 2 && (rest[0] === "helm" || rest[0] === "chart")
-          ? rest[0] === "helm"
-            ? "HelmRepository"
-            : "HelmChart"
-          : undefined;
+        : kind === "receiver" && rest.length === 1
+          ? "Receiver"
+          : kind === "source" && rest.length === 2
+            ? OBJECT_SOURCES[rest[0] ?? ""]
+            : undefined;
     if (helmKind) {
       const name = rest.at(-1) ?? "";
       if (values["with-source"] && helmKind !== "HelmRelease")

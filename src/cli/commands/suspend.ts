@@ -1,6 +1,7 @@
 import { UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import {
+  type FluxKind,
   formatKustomizationRows,
   formatObjectRows,
   kustomizationRowOfObject,
@@ -15,18 +16,41 @@ import { type CliIO, writeLine } from "../io.ts";
 
 const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
 const HELM_KINDS = new Set(["helmrelease", "helmreleases", "hr"]);
+const RECEIVER_KINDS = new Set(["receiver", "receivers", "rcv"]);
+/** `suspend|resume source TYPE NAME`, as flux names the source types. */
+const SOURCES: Record<string, FluxKind> = {
+  git: "GitRepository",
+  oci: "OCIRepository",
+  bucket: "Bucket",
+  helm: "HelmRepository",
+  chart: "HelmChart",
+};
 
-/** `shipmate suspend|resume kustomization NAME`, as `flux suspend|resume kustomization` behave. */
+/** The kind and name `suspend|resume` is given, or undefined for a usage error. */
+function targetOf(positionals: string[]): { kind: FluxKind; name: string } | undefined {
+  const [kind, ...rest] = positionals;
+  if (kind === "source" && rest.length === 2 && rest[1]) {
+    const source = SOURCES[rest[0] ?? ""];
+    return source && { kind: source, name: rest[1] };
+  }
+  if (!kind || rest.length !== 1 || !rest[0]) return undefined;
+  if (KINDS.has(kind)) return { kind: "Kustomization", name: rest[0] };
+  if (HELM_KINDS.has(kind)) return { kind: "HelmRelease", name: rest[0] };
+  if (RECEIVER_KINDS.has(kind)) return { kind: "Receiver", name: rest[0] };
+  return undefined;
+}
+
+/** `shipmate suspend|resume KIND NAME`, as `flux suspend|resume` behave, for every kind the control table serves. */
 export function toggleCommand(verb: "suspend" | "resume"): Command {
   const usage =
     verb === "suspend"
-      ? "shipmate suspend kustomization|helmrelease NAME [-n NAMESPACE] [--kubeconfig FILE]\n       shipmate suspend image repository|policy|update NAME [-n flux-system] [--kubeconfig FILE]"
-      : "shipmate resume kustomization|helmrelease NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]\n       shipmate resume image repository|policy|update NAME [-n flux-system] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
+      ? "shipmate suspend kustomization|helmrelease|receiver NAME [-n NAMESPACE] [--kubeconfig FILE]\n       shipmate suspend source git|oci|bucket|helm|chart NAME [-n NAMESPACE] [--kubeconfig FILE]\n       shipmate suspend image repository|policy|update NAME [-n flux-system] [--kubeconfig FILE]"
+      : "shipmate resume kustomization|helmrelease|receiver NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]\n       shipmate resume source git|oci|bucket|helm|chart NAME [-n NAMESPACE] [--no-wait] [--timeout 5m] [--kubeconfig FILE]\n       shipmate resume image repository|policy|update NAME [-n flux-system] [--no-wait] [--timeout 5m] [--kubeconfig FILE]";
   return {
     summary:
       verb === "suspend"
-        ? "Stop the agent from reconciling a Kustomization (manual changes stay until resumed)."
-        : "Let the agent reconcile a suspended Kustomization again, and wait for the result.",
+        ? "Stop the agent from reconciling a Kustomization, HelmRelease, source or Receiver (manual changes stay until resumed)."
+        : "Let the agent reconcile a suspended Kustomization, HelmRelease, source or Receiver again, and wait for the result.",
     usage,
     async run(argv: string[], io: CliIO): Promise<number> {
       if (argv[0] === "image") return await toggleImage(verb, argv.slice(1), io);
@@ -36,9 +60,9 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
         "no-wait": { type: "boolean" },
         timeout: { type: "string" },
       });
-      const [kind, name, extra] = positionals;
-      const helm = kind !== undefined && HELM_KINDS.has(kind);
-      if (!kind || !(KINDS.has(kind) || helm) || !name || extra) throw new UsageError(`usage: ${usage}`);
+      const picked = targetOf(positionals);
+      if (!picked) throw new UsageError(`usage: ${usage}`);
+      const { kind: target, name } = picked;
       if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
         throw new UsageError(`--no-wait and --timeout belong to resume`);
       }
@@ -46,7 +70,6 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       const namespace = values.namespace ?? "shipmate-system";
       const client = new KubeClient(loadKubeConfig(values.kubeconfig));
       try {
-        const target = helm ? "HelmRelease" : "Kustomization";
         const at = await setSuspended(client, target, namespace, name, verb === "suspend");
         writeLine(
           io.stdout,
@@ -54,9 +77,10 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
         );
         if (verb === "suspend" || values["no-wait"]) return 0;
         const handled = await waitHandled(client, target, namespace, name, at, timeoutMs);
-        const lines = helm
-          ? formatObjectRows([objectRowOf(target, handled)])
-          : formatKustomizationRows([kustomizationRowOfObject(handled)]);
+        const lines =
+          target === "Kustomization"
+            ? formatKustomizationRows([kustomizationRowOfObject(handled)])
+            : formatObjectRows([objectRowOf(target, handled)]);
         for (const line of lines) writeLine(io.stdout, line);
         return objectRowOf(target, handled).ready === "True" ? 0 : 1;
       } finally {
