@@ -299,25 +299,27 @@ export class NoPromotionSourceError extends ConfigError {
 
 /** Reads `<repoDir>/shipmate.yaml`; a missing file is a NoFleetError naming it. */
 export async function loadFleet(repoDir: string): Promise<Fleet> {
+  const loaded = await readFleet(repoDir);
+  if (!loaded) throw new NoFleetError(join(repoDir, FLEET_FILE));
+  return loaded.fleet;
+}
+
+/** `<repoDir>/shipmate.yaml` when there is one; undefined when the repository has none. */
+export async function loadFleetIfAny(repoDir: string): Promise<Fleet | undefined> {
+  return (await readFleet(repoDir))?.fleet;
+}
+
+/** shipmate.yaml's fleet and its text (src/config/context.ts keeps the text for the run); undefined when there is none. */
+export async function readFleet(repoDir: string): Promise<{ fleet: Fleet; text: string } | undefined> {
   const file = join(repoDir, FLEET_FILE);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NoFleetError(file);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
   }
-  return parseFleet(text, file);
-}
-
-/** `<repoDir>/shipmate.yaml` when there is one; undefined when the repository has none. */
-export async function loadFleetIfAny(repoDir: string): Promise<Fleet | undefined> {
-  try {
-    return await loadFleet(repoDir);
-  } catch (err) {
-    if (err instanceof NoFleetError) return undefined;
-    throw err;
-  }
+  return { fleet: parseFleet(text, file), text };
 }
 
 /**
