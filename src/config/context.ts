@@ -17,6 +17,7 @@ import {
   isYamlAnyCase,
   isYamlName,
   readTreeFile,
+  realpathOr,
   type TreeFile,
   type TreeProblem,
   type TreeSource,
@@ -125,9 +126,16 @@ export class FleetContext implements TreeSource {
       });
       return out;
     }
-    const walked = this.#walk(dir);
     const match = opts.match ?? isYamlName;
     const max = opts.maxFileBytes ?? MAX_FILE_BYTES;
+    const full = resolve(this.realRoot, dir);
+    if (realpathOr(full) !== full) {
+      // A folder reached through a link inside the tree (a policies folder linked from another): the whole
+      // tree's walk never enters links, so this one is walked on its own, as the walker allows a link as its start.
+      this.walks++;
+      return walkTree(this.realRoot, { subdir: dir, match, maxFileBytes: max });
+    }
+    const walked = this.#walk(dir);
     const name = (p: string) => p.slice(p.lastIndexOf("/") + 1);
     // The walk's own problems (links, unreadable folders, the file bound) where they concern this folder.
     for (const p of walked.problems) if (under(dir, p.file) || under(p.file, dir)) out.problems.push(p);

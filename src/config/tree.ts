@@ -198,7 +198,8 @@ export function walkTree(root: string, opts: WalkOptions = {}): TreeWalk {
   return result;
 }
 
-function realpathOr(p: string): string {
+/** `p` with symlinks resolved; `p` itself when it does not exist. */
+export function realpathOr(p: string): string {
   try {
     return realpathSync(p);
   } catch {

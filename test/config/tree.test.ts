@@ -195,6 +195,14 @@ describe("FleetContext: one walk, each file read once", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("a folder asked for through a link inside the tree is listed through it; one out of the tree is refused", async () => {
+    const ctx = await FleetContext.open(root, { walk: "all" });
+    expect(ctx.list({ subdir: "indir" }).files.map((f) => f.path)).toEqual(["indir/Kustomization", "indir/b.yml"]);
+    expect(ctx.list({ subdir: "outdir" }).problems).toEqual([
+      expect.objectContaining({ file: "outdir", message: "path is outside the repository" }),
+    ]);
+  });
+
   it("lazy: each folder is walked once, an enclosing folder's walk serves the folders in it", async () => {
     const dir = tempDir("shipmate-context-lazy-");
     mkdirSync(join(dir, "p", "q"), { recursive: true });
