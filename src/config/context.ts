@@ -8,7 +8,7 @@
  * those paths up to date, so the walk stays true without walking again.
  */
 import { realpathSync } from "node:fs";
-import { resolve } from "node:path";
+import { posix, resolve } from "node:path";
 import { FLEET_FILE, type Fleet, readFleet } from "./fleet.ts";
 import { MAX_FILE_BYTES } from "./limits.ts";
 import {
@@ -40,10 +40,7 @@ function under(dir: string, path: string): boolean {
 }
 
 function normalDir(subdir: string | undefined): string {
-  const d = (subdir ?? ".")
-    .replace(/\\/g, "/")
-    .replace(/^\.\/?/, "")
-    .replace(/\/+$/, "");
+  const d = posix.normalize((subdir ?? ".").replace(/\\/g, "/")).replace(/\/+$/, "");
   return d === "" ? "." : d;
 }
 

@@ -7,12 +7,13 @@
  * request, possibly after promotion gates). docs/configuration.md is the
  * user's reference; this schema is the source of truth.
  */
-import { readFile } from "node:fs/promises";
+import { lstat, readFile, realpath } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { documentValue } from "./limits.ts";
+import { inside } from "./tree.ts";
 
 export const FLEET_FILE = "shipmate.yaml";
 export const FLEET_API_VERSION = "shipmate.dev/v1alpha1";
@@ -314,6 +315,9 @@ export async function readFleet(repoDir: string): Promise<{ fleet: Fleet; text: 
   const file = join(repoDir, FLEET_FILE);
   let text: string;
   try {
+    // A link is followed only while it stays in the repository (src/config/tree.ts's rule for every file).
+    if ((await lstat(file)).isSymbolicLink() && !inside(await realpath(repoDir), await realpath(file)))
+      throw new ConfigError("symlink points outside the repository; not followed", { file });
     text = await readFile(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;

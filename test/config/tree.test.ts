@@ -197,10 +197,23 @@ describe("FleetContext: one walk, each file read once", () => {
 
   it("a folder asked for through a link inside the tree is listed through it; one out of the tree is refused", async () => {
     const ctx = await FleetContext.open(root, { walk: "all" });
-    expect(ctx.list({ subdir: "indir" }).files.map((f) => f.path)).toEqual(["indir/Kustomization", "indir/b.yml"]);
+    expect(ctx.list({ subdir: "indir" }).files.map((f) => f.path)).toEqual([
+      "indir/Kustomization",
+      "indir/b.yml",
+    ]);
     expect(ctx.list({ subdir: "outdir" }).problems).toEqual([
       expect.objectContaining({ file: "outdir", message: "path is outside the repository" }),
     ]);
+  });
+
+  it("shipmate.yaml linked out of the repository is refused, not read", async () => {
+    const dir = tempDir("shipmate-context-fleet-");
+    writeFileSync(join(outside, "shipmate.yaml"), "apiVersion: shipmate.dev/v1alpha1\nkind: Fleet\n");
+    symlinkSync(join(outside, "shipmate.yaml"), join(dir, "shipmate.yaml"));
+    await expect(FleetContext.open(dir)).rejects.toThrow(
+      /shipmate\.yaml: symlink points outside the repository; not followed/,
+    );
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("lazy: each folder is walked once, an enclosing folder's walk serves the folders in it", async () => {
