@@ -1,6 +1,6 @@
 /**
  * One run's view of a fleet checkout: shipmate.yaml loaded once, the tree
- * walked once (src/config/tree.ts's rules), each file read once. Built by
+ * walked once (src/config/tree.ts's rules), each policy file read once. Built by
  * the use cases in src/run/ and shared by everything a run does in that
  * checkout: the policy load, the scan, both delivery halves (push and pull
  * request) and the App's dashboard. When the run itself changes files (its
@@ -27,10 +27,10 @@ import {
 } from "./tree.ts";
 
 /**
- * Texts kept for the rest of the run, in bytes at most: a fleet of 10,000
- * manifests is about 10 MB. Past it a file is read again when asked again.
+ * Texts kept for the rest of the run (shipmate.yaml and the policy files),
+ * in bytes at most. Past it a file is read again when asked again.
  */
-const MAX_CACHED_BYTES = 128 * 1024 * 1024;
+const MAX_CACHED_BYTES = 64 * 1024 * 1024;
 
 type Read = { text: string } | { problem: TreeProblem };
 
@@ -150,12 +150,17 @@ export class FleetContext implements TreeSource {
     return out;
   }
 
-  /** One listed file's text, read once while the file stays as walked. */
-  read(file: TreeFile): Read {
+  /**
+   * One listed file's text. A text kept for the run (`keep` said so when it
+   * was read: shipmate.yaml, the policy files) is read once while the file
+   * stays as walked; any other file is read from disk each time, so a run
+   * over a large tree never holds the whole tree in memory.
+   */
+  read(file: TreeFile, opts: { keep?: (text: string) => boolean } = {}): Read {
     const kept = this.#texts.get(file.path);
     if (kept && kept.stamp === file.stamp) return kept.read;
     const read = readTreeFile(this.realRoot, file);
-    this.#keep(file, read);
+    if ("text" in read && opts.keep?.(read.text)) this.#keep(file, read);
     return read;
   }
 

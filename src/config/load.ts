@@ -611,7 +611,8 @@ export async function loadPolicyConfig(dir: string, context?: FleetContext): Pro
         tooBig.push(refusal);
         continue;
       }
-      const read = source.read(f);
+      // A file that may hold a policy is kept for the run: the manifest update reads it from there.
+      const read = source.read(f, { keep: mayHoldPolicyDocument });
       if ("problem" in read) tooBig.push({ file: path, message: read.problem.message });
       else files.push({ path, text: read.text });
     }

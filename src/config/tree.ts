@@ -273,7 +273,11 @@ export function readTreeFile(realRoot: string, file: TreeFile): { text: string }
 export interface TreeSource {
   /** The files under `subdir` (all of them without), with the walk's problems there. */
   list(opts?: Pick<WalkOptions, "subdir" | "maxFileBytes" | "match">): TreeWalk;
-  read(file: TreeFile): { text: string } | { problem: TreeProblem };
+  /** `keep`: whether the run keeps this text for its later readers (a FleetContext does; the disk needs not). */
+  read(
+    file: TreeFile,
+    opts?: { keep?: (text: string) => boolean },
+  ): { text: string } | { problem: TreeProblem };
 }
 
 /** A source that walks and reads the disk each time it is asked. */

@@ -180,7 +180,10 @@ describe("FleetContext: one walk, each file read once", () => {
     expect(ctx.walks).toBe(1);
 
     const [a] = ctx.list({ subdir: "apps" }).files;
-    expect(ctx.read(a!)).toEqual({ text: "a: 1\n" });
+    const keep = () => true;
+    expect(ctx.read(a!, { keep })).toEqual({ text: "a: 1\n" });
+    // Kept: the second read is the first one's text, even with the file changed unseen (the stamp says when).
+    writeFileSync(join(dir, "apps", "a.yaml"), "a: 9\n");
     expect(ctx.read(a!)).toEqual({ text: "a: 1\n" });
     // The run writes the file (a new inode, as the atomic write makes) and says so: read again, walk kept.
     writeFileSync(join(dir, "apps", "a.yaml.new"), "a: 2\n");
