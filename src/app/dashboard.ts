@@ -9,7 +9,7 @@ import type { Fleet } from "../config/fleet.ts";
 import type { Policy } from "../config/types.ts";
 import type { SelectionStrategy } from "../policy/types.ts";
 import { scanPins, versionOf } from "../promote/pins.ts";
-import { readTree } from "../update/fs.ts";
+import { readTree, type TreeSource } from "../update/fs.ts";
 import { normaliseImage, shortImage } from "../webhooks/events.ts";
 
 export const DASHBOARD_MARKER = "<!-- shipmate:dashboard -->";
@@ -98,7 +98,7 @@ export function renderDashboard(d: DashboardData): string {
 
 /** Environments (from shipmate.yaml, or the whole repository as one) and the versions each pins per image. */
 export function readDeployed(
-  root: string,
+  root: string | TreeSource,
   fleet: Fleet | undefined,
   images: ReadonlySet<string>,
 ): { environments: string[]; deployed: Map<string, Record<string, string[]>> } {

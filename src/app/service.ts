@@ -18,6 +18,7 @@ import {
   UnknownEnvironmentError,
 } from "../config/fleet.ts";
 import { loadRunPolicies, type PolicySet } from "../config/policy-set.ts";
+import type { TreeSource } from "../config/tree.ts";
 import type { Policy } from "../config/types.ts";
 import { ConfigError, describeError, registerSecret } from "../errors.ts";
 import type { OctokitLike } from "../forge/github/index.ts";
@@ -477,7 +478,12 @@ export class ShipmateService {
         ...(this.settings.dashboard
           ? {
               inspect: async ({ dir, policies }: { dir: string; policies: PolicySet }) => {
-                view = dashboardView(dir, policies.known, policies.fleet);
+                // The run's own walk and reads of the checkout, brought up to what it delivered.
+                view = dashboardView(
+                  policies.context.covers(dir) ? policies.context : dir,
+                  policies.known,
+                  policies.fleet,
+                );
               },
             }
           : {}),
@@ -624,7 +630,11 @@ interface DashboardView {
   tracked: ReturnType<typeof trackedImages>;
 }
 
-function dashboardView(dir: string, known: readonly Policy[], fleet: Fleet | undefined): DashboardView {
+function dashboardView(
+  dir: string | TreeSource,
+  known: readonly Policy[],
+  fleet: Fleet | undefined,
+): DashboardView {
   const tracked = trackedImages(known);
   const { environments, deployed } = readDeployed(dir, fleet, new Set(tracked.keys()));
   return { environments, deployed, tracked };

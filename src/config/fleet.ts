@@ -7,12 +7,13 @@
  * request, possibly after promotion gates). docs/configuration.md is the
  * user's reference; this schema is the source of truth.
  */
-import { readFile } from "node:fs/promises";
+import { lstat, readFile, realpath } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { documentValue } from "./limits.ts";
+import { inside } from "./tree.ts";
 
 export const FLEET_FILE = "shipmate.yaml";
 export const FLEET_API_VERSION = "shipmate.dev/v1alpha1";
@@ -299,25 +300,30 @@ export class NoPromotionSourceError extends ConfigError {
 
 /** Reads `<repoDir>/shipmate.yaml`; a missing file is a NoFleetError naming it. */
 export async function loadFleet(repoDir: string): Promise<Fleet> {
-  const file = join(repoDir, FLEET_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NoFleetError(file);
-    throw err;
-  }
-  return parseFleet(text, file);
+  const loaded = await readFleet(repoDir);
+  if (!loaded) throw new NoFleetError(join(repoDir, FLEET_FILE));
+  return loaded.fleet;
 }
 
 /** `<repoDir>/shipmate.yaml` when there is one; undefined when the repository has none. */
 export async function loadFleetIfAny(repoDir: string): Promise<Fleet | undefined> {
+  return (await readFleet(repoDir))?.fleet;
+}
+
+/** shipmate.yaml's fleet and its text (src/config/context.ts keeps the text for the run); undefined when there is none. */
+export async function readFleet(repoDir: string): Promise<{ fleet: Fleet; text: string } | undefined> {
+  const file = join(repoDir, FLEET_FILE);
+  let text: string;
   try {
-    return await loadFleet(repoDir);
+    // A link is followed only while it stays in the repository (src/config/tree.ts's rule for every file).
+    if ((await lstat(file)).isSymbolicLink() && !inside(await realpath(repoDir), await realpath(file)))
+      throw new ConfigError("symlink points outside the repository; not followed", { file });
+    text = await readFile(file, "utf8");
   } catch (err) {
-    if (err instanceof NoFleetError) return undefined;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
   }
+  return { fleet: parseFleet(text, file), text };
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Bounds on what shipmate reads from files, shared by validate, the policy
- * load (scan, update, serve), the update engine and the agent: the size of
- * one file, the documents in it, and the aliases one document may expand.
+ * load (scan, update, serve), the update engine and the agent: the files one
+ * walk lists, the size of one file, the documents in it, and the aliases one
+ * document may expand.
  * Past a bound the file is refused with one line naming it (and the line
  * where the bound was crossed), and the rest of the work goes on.
  *
@@ -24,6 +25,11 @@ export const MAX_ALIASES = 1000;
 export const MAX_SECRET_FILE_BYTES = 1024 * 1024;
 /** CustomResourceDefinitions read from one folder (the largest operator bundles hold a few hundred). */
 export const MAX_CRDS = 5000;
+/**
+ * Files one walk of a tree lists (src/config/tree.ts): the largest scaffold
+ * (MAX_RENDERED_FILES) fits, a vendored dependency tree of millions does not.
+ */
+export const MAX_TREE_FILES = 200_000;
 /** Files one scaffold renders (20 environments × 200 apps is about 10,000). */
 export const MAX_RENDERED_FILES = 200_000;
 

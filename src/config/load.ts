@@ -7,8 +7,8 @@
  * collected with its file, document, field and line, and thrown together.
  */
 import { readFileSync, statSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { stat } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Document, LineCounter } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.ts";
@@ -19,6 +19,7 @@ import {
   type SelectionPolicy,
   type SelectionStrategy,
 } from "../policy/index.ts";
+import type { FleetContext } from "./context.ts";
 import { parseGoDuration } from "./duration.ts";
 import { type ConfigProblem, PolicyConfigError } from "./errors.ts";
 import { documentValue, type LimitRefusal, parseDocumentsBounded, sizeRefusal } from "./limits.ts";
@@ -39,6 +40,7 @@ import {
   nativeImagePolicy,
   nativeImagePolicyList,
 } from "./schema.ts";
+import { diskTree, isYamlAnyCase, type TreeSource, type TreeWalk } from "./tree.ts";
 import type { Policy, PolicyConfig, SourceLocation, UpdateAutomation } from "./types.ts";
 
 /** A YAML document that parsed, with what is needed to point at its lines. */
@@ -536,10 +538,8 @@ function checkUnique(
   }
 }
 
-const YAML_FILE = /\.ya?ml$/i;
-
-/** The YAML files under `dir` (recursively, hidden folders skipped), sorted; or `dir` itself if it is a file. */
-export async function findPolicyFiles(dir: string): Promise<string[]> {
+/** Whether `dir` is a file, a folder, or a clear ConfigError naming it. */
+async function policyPathKind(dir: string): Promise<"file" | "dir"> {
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(dir);
@@ -548,33 +548,74 @@ export async function findPolicyFiles(dir: string): Promise<string[]> {
       throw new ConfigError(`policies directory does not exist`, { file: dir });
     throw new ConfigError(`cannot read policies directory: ${(err as Error).message}`, { file: dir });
   }
-  if (info.isFile()) return [dir];
+  if (info.isFile()) return "file";
   if (!info.isDirectory()) throw new ConfigError("is neither a directory nor a file", { file: dir });
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  const files: string[] = [];
-  for (const e of entries) {
-    if (!YAML_FILE.test(e.name)) continue;
-    const full = join(e.parentPath, e.name);
-    const rel = relative(dir, full);
-    if (rel.split(sep).some((part) => part.startsWith("."))) continue;
-    if (e.isFile() || (e.isSymbolicLink() && (await stat(full).catch(() => undefined))?.isFile()))
-      files.push(full);
-  }
-  return files.sort();
+  return "dir";
 }
 
-/** Reads every policy document under `dir` (or the one file `dir`). */
-export async function loadPolicyConfig(dir: string): Promise<PolicyConfig> {
-  const paths = await findPolicyFiles(dir);
-  // Read one after another: with the policies directory being a whole fleet repository, that is thousands
-  // of small files, which synchronous reads take in a tenth of the time of as many concurrent promises.
+/**
+ * The YAML files under `dir` (src/config/tree.ts's walk: `.git` skipped,
+ * symlinks never followed), listed from the run's FleetContext when `dir`
+ * lies in its checkout; each with its path under `dir`'s own spelling.
+ */
+function listPolicyFiles(
+  dir: string,
+  context: FleetContext | undefined,
+): { source: TreeSource; walk: TreeWalk; base: string } {
+  const rel = context ? relative(resolve(context.root), resolve(dir)) : undefined;
+  if (context && rel !== undefined && !rel.startsWith("..") && !isAbsolute(rel)) {
+    const walk = context.list({
+      ...(rel ? { subdir: rel } : {}),
+      match: isYamlAnyCase,
+      maxFileBytes: Number.MAX_SAFE_INTEGER,
+    });
+    return { source: context, walk, base: join(dir, relative(resolve(dir), resolve(context.root))) };
+  }
+  const source = diskTree(dir);
+  return {
+    source,
+    walk: source.list({ match: isYamlAnyCase, maxFileBytes: Number.MAX_SAFE_INTEGER }),
+    base: dir,
+  };
+}
+
+/** The YAML files under `dir` (recursively, `.git` and symlinks skipped), sorted; or `dir` itself if it is a file. */
+export async function findPolicyFiles(dir: string): Promise<string[]> {
+  if ((await policyPathKind(dir)) === "file") return [dir];
+  const { walk, base } = listPolicyFiles(dir, undefined);
+  return walk.files.map((f) => join(base, f.path));
+}
+
+/**
+ * Reads every policy document under `dir` (or the one file `dir`); with the
+ * run's FleetContext, from its one walk and its one read of each file.
+ */
+export async function loadPolicyConfig(dir: string, context?: FleetContext): Promise<PolicyConfig> {
   const tooBig: LimitRefusal[] = [];
   const files: { path: string; text: string }[] = [];
-  for (const path of paths) {
+  if ((await policyPathKind(dir)) === "file") {
     // Over the size bound a file is refused unread.
-    const refusal = sizeRefusal(path, statSync(path).size);
+    const refusal = sizeRefusal(dir, statSync(dir).size);
     if (refusal) tooBig.push(refusal);
-    else files.push({ path, text: readFileSync(path, "utf8") });
+    else files.push({ path: dir, text: readFileSync(dir, "utf8") });
+  } else {
+    // Read one after another: with the policies directory being a whole fleet repository, that is thousands
+    // of small files, which synchronous reads take in a tenth of the time of as many concurrent promises.
+    const { source, walk, base } = listPolicyFiles(dir, context);
+    for (const p of walk.problems) tooBig.push({ file: join(base, p.file), message: p.message });
+    for (const f of walk.files) {
+      const path = join(base, f.path);
+      // Over the size bound a file is refused unread.
+      const refusal = sizeRefusal(path, f.size);
+      if (refusal) {
+        tooBig.push(refusal);
+        continue;
+      }
+      // A file that may hold a policy is kept for the run: the manifest update reads it from there.
+      const read = source.read(f, { keep: mayHoldPolicyDocument });
+      if ("problem" in read) tooBig.push({ file: path, message: read.problem.message });
+      else files.push({ path, text: read.text });
+    }
   }
   const config = parsePolicyConfig(files);
   const skipped = [...tooBig, ...(config.skipped ?? [])];

@@ -7,13 +7,8 @@
  */
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import {
-  environmentOfFile,
-  type Fleet,
-  type FleetEnvironment,
-  loadFleetIfAny,
-  type PullRequestSettings,
-} from "./fleet.ts";
+import { FleetContext } from "./context.ts";
+import { environmentOfFile, type Fleet, type FleetEnvironment, type PullRequestSettings } from "./fleet.ts";
 import type { LimitRefusal } from "./limits.ts";
 import { loadPolicyConfig } from "./load.ts";
 import type { Policy, UpdateAutomation, UpdateMode } from "./types.ts";
@@ -44,6 +39,8 @@ export interface ModeRequest {
 export interface PolicySet {
   root: string;
   fleet: Fleet | undefined;
+  /** The run's view of the checkout the policies were read in: its one walk and one read of each file. */
+  context: FleetContext;
   /** Every policy read: the update knows their markers, whether or not this run sets them. */
   known: Policy[];
   /** The policies a scan covers (before suspension and scope): see `coveredByScan`. */
@@ -82,13 +79,14 @@ export function deliveryMode(
 async function loadDirs(
   dirs: string[],
   refused: LimitRefusal[],
+  context: FleetContext,
 ): Promise<{ policies: Policy[]; automations: UpdateAutomation[] }> {
   const seen = new Set<string>();
   const policies: Policy[] = [];
   const automations: UpdateAutomation[] = [];
   for (const dir of dirs) {
     if (!existsSync(dir)) continue;
-    const config = await loadPolicyConfig(dir);
+    const config = await loadPolicyConfig(dir, context);
     for (const r of config.skipped ?? []) if (!refused.some((q) => q.file === r.file)) refused.push(r);
     for (const p of config.policies) {
       if (seen.has(p.id)) continue;
@@ -100,9 +98,16 @@ async function loadDirs(
   return { policies, automations };
 }
 
-/** Reads the policies a run starts from (and shipmate.yaml, once) in the checkout at `root`. */
-export async function loadRunPolicies(root: string, source: PolicySource): Promise<PolicySet> {
-  const fleet = await loadFleetIfAny(root);
+/**
+ * Reads the policies a run starts from in the checkout at `root`, or in the
+ * run's FleetContext (shipmate.yaml loaded once, the tree walked once, each
+ * policy file read once). Given a folder, it opens a context of its own that
+ * walks only the policies' folders.
+ */
+export async function loadRunPolicies(at: string | FleetContext, source: PolicySource): Promise<PolicySet> {
+  const context = typeof at === "string" ? await FleetContext.open(at) : at;
+  const root = context.root;
+  const fleet = context.fleet;
   const refused: LimitRefusal[] = [];
   let dirs: string[];
   if (source.kind === "dir") dirs = [source.dir];
@@ -110,11 +115,12 @@ export async function loadRunPolicies(root: string, source: PolicySource): Promi
   else if (!fleet) dirs = [root];
   else
     dirs = fleet.spec.environments.filter((e) => !e.repository).map((e) => join(root, e.policies ?? e.path));
-  const { policies, automations } = await loadDirs(dirs, refused);
+  const { policies, automations } = await loadDirs(dirs, refused, context);
   const environmentOf = (p: Policy) => environmentOfFile(root, fleet, p.source.file);
   return {
     root,
     fleet,
+    context,
     known: policies,
     candidates: policies.filter((p) => coveredByScan(source, environmentOf(p))),
     automations,

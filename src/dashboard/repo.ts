@@ -13,11 +13,12 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { isYamlName } from "../config/tree.ts";
 import { GitError } from "../errors.ts";
 import { type AskPass, askPass, credentialsFromEnv, stripUserinfo } from "../git/auth.ts";
 import { scanPins, versionOf } from "../promote/pins.ts";
 import type { EnvTree } from "../promote/plan.ts";
-import { isYamlName, readTree } from "../update/fs.ts";
+import { readTree } from "../update/fs.ts";
 import type { HistoryEntry } from "./types.ts";
 
 export type { HistoryEntry } from "./types.ts";

@@ -101,6 +101,11 @@ export class Workspace {
   private readonly env: Record<string, string>;
   /** This process's run marker, while it holds one (see beginRun). */
   private runFile: string | undefined;
+  /**
+   * Told of the working files git changes (`all` when it cannot tell which):
+   * a run's FleetContext looks at those again instead of walking the tree anew.
+   */
+  onFilesChanged: ((paths: readonly string[] | "all") => void) | undefined;
 
   private constructor(dir: string, temporary: boolean, opts: WorkspaceOptions) {
     this.dir = dir;
@@ -470,6 +475,7 @@ export class Workspace {
       : await this.plumb(["ls-tree", "-r", "-z", "--name-only", "--full-tree", to], "ls-tree");
     const paths = listed.split("\0").filter(Boolean);
     if (paths.length === 0) return;
+    this.onFilesChanged?.(paths);
     await this.plumb(
       [
         "--literal-pathspecs",
@@ -627,6 +633,7 @@ export class Workspace {
 
   /** Points the current branch (or `branch`, created if needed) at `commit` and makes the tree match it. */
   async resetTo(commit: string, branch?: string): Promise<void> {
+    this.onFilesChanged?.("all");
     if (branch)
       await this.run(["checkout", "--quiet", "--force", "-B", checkBranchName(branch), commit], "checkout");
     else await this.run(["reset", "--quiet", "--hard", commit], "reset");

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { FleetContext } from "../config/context.ts";
 import {
   FLEET_FILE,
   type Fleet,
@@ -64,6 +65,8 @@ export interface PromoteJob {
   workspace?: Workspace;
   /** shipmate.yaml as the run already read it from that checkout. */
   fleet?: Fleet;
+  /** The run's view of that checkout (src/config/context.ts): its one walk and one read of each file. */
+  context?: FleetContext;
   apps?: string[];
   dryRun: boolean;
   /** One request per app instead of one per promotion. */
@@ -140,12 +143,16 @@ function findEnv(envs: readonly FleetEnvironment[], name: string): FleetEnvironm
   return env;
 }
 
-function readEnv(dir: string, env: FleetEnvironment): EnvTree & { stamps: ReadonlyMap<string, string> } {
+function readEnv(
+  dir: string,
+  env: FleetEnvironment,
+  context: FleetContext | undefined,
+): EnvTree & { stamps: ReadonlyMap<string, string> } {
   if (!existsSync(join(dir, env.path)))
     throw new ConfigError(`environment ${env.name}: its path ${env.path} does not exist in the repository`, {
       file: FLEET_FILE,
     });
-  const read = readTree(dir, { subdir: env.path, claimed: () => true });
+  const read = readTree(context?.covers(dir) ? context : dir, { subdir: env.path, claimed: () => true });
   return { name: env.name, path: env.path, files: read.files, stamps: read.stamps };
 }
 
@@ -300,9 +307,9 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     const fromWs = await wsFor(fromEnv);
     const toWs = await wsFor(toEnv);
     const revision = (await fromWs.head()) ?? "";
-    const fromTree = readEnv(fromWs.dir, fromEnv);
+    const fromTree = readEnv(fromWs.dir, fromEnv, job.context);
     const apps = job.apps?.length ? { apps: job.apps } : {};
-    const plan = planPromotion(fromTree, readEnv(toWs.dir, toEnv), apps);
+    const plan = planPromotion(fromTree, readEnv(toWs.dir, toEnv, job.context), apps);
     const mode = toEnv.mode;
     const result: PromoteResult = {
       from: fromEnv.name,
@@ -386,7 +393,7 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
       let canaries: CanaryEvidence[] | { error: string } | undefined;
       if (config.canary) {
         const promotedApps = [...new Set(plan.changes.map((c) => c.app))];
-        const declared = declaredCanaries(readEnv(toWs.dir, toEnv), promotedApps);
+        const declared = declaredCanaries(readEnv(toWs.dir, toEnv, job.context), promotedApps);
         if (declared.length === 0) canaries = [];
         else {
           try {
@@ -477,12 +484,13 @@ export async function runPromotion(job: PromoteJob): Promise<PromoteResult> {
     if (!base) throw new UsageError("cannot tell the target branch (detached HEAD): pass --branch");
     // The edit is recomputed on the target branch's current head on every attempt (never a stale patch).
     const applyFor = (only?: string) => async (how: { dir: string; write: boolean }) => {
-      const target = readEnv(how.dir, toEnv);
+      const target = readEnv(how.dir, toEnv, job.context);
       const again = planPromotion(fromTree, target, only ? { apps: [only] } : apps);
       const updates = again.files.map((f) => ({ path: f.path, content: f.content, changes: [] }));
       if (!how.write) return updates;
       // The stamps taken at read time make the write refuse a file that changed underneath.
       const written = await writeUpdates(how.dir, updates, target.stamps);
+      if (job.context?.covers(how.dir)) job.context.changed(written.written);
       if (written.problems.length)
         throw new ConfigError(written.problems.map((p) => `${p.file}: ${p.message}`).join("; "));
       return updates.filter((u) => written.written.includes(u.path));

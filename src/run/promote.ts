@@ -7,7 +7,9 @@
  * one whose manifests a change touched), and each promotion is made by
  * src/promote from that checkout.
  */
-import { environmentOfPath, FLEET_FILE, type Fleet, loadFleet, loadFleetIfAny } from "../config/fleet.ts";
+import { join } from "node:path";
+import { FleetContext } from "../config/context.ts";
+import { environmentOfPath, FLEET_FILE, type Fleet, NoFleetError } from "../config/fleet.ts";
 import { UsageError } from "../errors.ts";
 import { Workspace } from "../git/workspace.ts";
 import { type PromoteJob, type PromoteResult, runPromotion } from "../promote/index.ts";
@@ -75,7 +77,11 @@ export async function runPromote(run: PromoteRun): Promise<PromoteResult[]> {
     ...(run.tokenEnv !== undefined ? { tokenEnv: run.tokenEnv } : {}),
   });
   try {
-    const fleet = target.kind === "changed" ? await loadFleetIfAny(ws.dir) : await loadFleet(ws.dir);
+    // One fleet context for the run: shipmate.yaml read once, each environment's files walked and read once.
+    const context = await FleetContext.open(ws.dir);
+    ws.onFilesChanged = (paths) => context.changed(paths);
+    const fleet = context.fleet;
+    if (!fleet && target.kind !== "changed") throw new NoFleetError(join(ws.dir, FLEET_FILE));
     const results: PromoteResult[] = [];
     for (const t of promotionTargets(fleet, target))
       results.push(
@@ -84,6 +90,7 @@ export async function runPromote(run: PromoteRun): Promise<PromoteResult[]> {
           to: t.to,
           ...(t.from !== undefined ? { from: t.from } : {}),
           workspace: ws,
+          context,
           ...(fleet ? { fleet } : {}),
         }),
       );

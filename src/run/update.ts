@@ -9,6 +9,7 @@
  */
 import { relative } from "node:path";
 import type { FileUpdate } from "../changes.ts";
+import { FleetContext } from "../config/context.ts";
 import { environmentOfPath, FLEET_FILE, type Fleet, type FleetEnvironment } from "../config/fleet.ts";
 import {
   loadRunPolicies,
@@ -276,7 +277,10 @@ export async function runUpdate(run: UpdateRun): Promise<UpdateRunResult> {
 
 async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult> {
   const root = ws.dir;
-  const set = await loadRunPolicies(root, run.policies);
+  // One fleet context for the run: shipmate.yaml and the tree's walk, shared by the policies, both halves and inspect.
+  const context = await FleetContext.open(root, { walk: "all" });
+  ws.onFilesChanged = (paths) => context.changed(paths);
+  const set = await loadRunPolicies(context, run.policies);
   const delivery: UpdateDelivery = run.delivery ?? { kind: "by-mode" };
   const byMode = delivery.kind === "by-mode" ? delivery : undefined;
   const plan = planUpdate(set, {
@@ -344,6 +348,7 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
     ...(run.maxFileBytes !== undefined ? { maxFileBytes: run.maxFileBytes } : {}),
     ...(run.onRetry ? { onRetry: run.onRetry } : {}),
     workspace: ws,
+    context,
   };
   const withDefaults = (i: UpdateInput) => ({ ...i, ...(defaults ? { defaults } : {}) });
 

@@ -1,10 +1,9 @@
 /**
- * The I/O side of `src/update`: finding the files to read under a directory
- * and writing results back atomically. Symlinks are never followed (a link
- * inside the repository is skipped because its target is visited under its
- * own path; a link out of it is reported), files over a size bound are never
- * read, binary and non-UTF-8 files are skipped, and a file whose write bits
- * are all off is reported instead of written, even for root.
+ * The I/O side of `src/update`: reading the files of a walked tree and
+ * writing results back atomically. Which files are looked at (no `.git`, no
+ * symlink followed, size and count bounds) is src/config/tree.ts's one walk;
+ * here a walked file is read when the engine needs to see it, and a file
+ * whose write bits are all off is reported instead of written, even for root.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -13,21 +12,24 @@ import {
   fstatSync,
   lstatSync,
   openSync,
-  readdirSync,
-  readFileSync,
   realpathSync,
   renameSync,
   rmSync,
   writeSync,
 } from "node:fs";
-import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, resolve, sep } from "node:path";
 import { MAX_FILE_BYTES } from "../config/limits.ts";
+import { diskTree, inside, stampOf, type TreeFile, type TreeSource } from "../config/tree.ts";
 import type { SourceFile } from "../manifest/apply.ts";
 import { mayContainMarker } from "../manifest/marker.ts";
 import type { FileUpdate, Problem } from "../manifest/types.ts";
 
 /** Larger files are reported, not read: no manifest is this big, and parsing one would take the memory of many. */
 export const DEFAULT_MAX_FILE_BYTES = MAX_FILE_BYTES;
+
+/** A YAML file found by the walk, not read yet (src/config/tree.ts). */
+export type Candidate = TreeFile;
+export type { TreeSource };
 
 export interface ReadOptions {
   /** Directory (relative to root) to look under; the whole tree by default. */
@@ -47,154 +49,38 @@ export interface ReadResult {
   stamps: Map<string, string>;
 }
 
-/** A YAML file found by the walk, not read yet. */
-export interface Candidate {
-  /** Repository-relative, `/`-separated. */
-  path: string;
-  size: number;
-  /** Identity when walked (inode, size, mtime), checked again before the file is replaced. */
-  stamp: string;
-}
-
-export interface WalkResult {
-  /** The root with symlinks resolved: every candidate lies under it. */
-  realRoot: string;
-  candidates: Candidate[];
-  problems: Problem[];
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-export function isYamlName(name: string): boolean {
-  return name.endsWith(".yaml") || name.endsWith(".yml") || name === "Kustomization";
-}
-
-function inside(root: string, p: string): boolean {
-  return p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
-}
-
-function stampOf(st: import("node:fs").Stats): string {
-  return `${st.ino}:${st.size}:${st.mtimeMs}`;
-}
-
-function toPosix(p: string): string {
-  return sep === "/" ? p : p.split(sep).join("/");
-}
-
 /**
- * Walks `root/subdir` (never into `.git`, never through a symlink) and lists
- * the YAML files in it, in path order, without reading them; files over the
- * size bound and links are reported here.
- */
-export function walkTree(root: string, opts: Omit<ReadOptions, "claimed"> = {}): WalkResult {
-  const realRoot = realpathSync(root);
-  const max = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  const result: WalkResult = { realRoot, candidates: [], problems: [] };
-  const start = resolve(realRoot, opts.subdir ?? ".");
-  const problem = (file: string, kind: Problem["kind"], severity: Problem["severity"], message: string) =>
-    result.problems.push({ file, kind, severity, message });
-  if (!inside(realRoot, start)) {
-    problem(opts.subdir ?? ".", "symlink", "error", "path is outside the repository");
-    return result;
-  }
-
-  const stack = [start];
-  while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    let entries: import("node:fs").Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch (err) {
-      problem(toPosix(relative(realRoot, dir)) || ".", "unreadable", "error", (err as Error).message);
-      continue;
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const e = entries[i] as import("node:fs").Dirent;
-      const full = join(dir, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== ".git") stack.push(full);
-        continue;
-      }
-      if (!isYamlName(e.name) || !(e.isFile() || e.isSymbolicLink())) continue;
-      const rel = toPosix(relative(realRoot, full));
-      if (e.isSymbolicLink()) {
-        let target: string;
-        try {
-          target = realpathSync(full);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          problem(
-            rel,
-            "symlink",
-            "warning",
-            code === "ELOOP" ? "symlink loop; skipped" : "dangling symlink; skipped",
-          );
-          continue;
-        }
-        if (!inside(realRoot, target))
-          problem(rel, "symlink", "warning", "symlink points outside the repository; not followed");
-        continue;
-      }
-      let st: import("node:fs").Stats;
-      try {
-        st = lstatSync(full);
-      } catch (err) {
-        problem(rel, "unreadable", "error", (err as Error).message);
-        continue;
-      }
-      if (st.size > max) {
-        problem(rel, "too-large", "warning", `file is ${st.size} bytes, over the ${max}-byte bound; skipped`);
-        continue;
-      }
-      result.candidates.push({ path: rel, size: st.size, stamp: stampOf(st) });
-    }
-  }
-  // The stack visits directories depth first in reverse; files are listed in path order.
-  result.candidates.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return result;
-}
-
-/**
- * Reads one walked file: its text when it is UTF-8 YAML the engine needs to
- * see (a marker in it, or a policy claims it), nothing when it needs not be
- * seen, a problem when it cannot be read or is binary or not UTF-8.
+ * One walked file as the engine needs it: its text when it is UTF-8 YAML
+ * the engine must see (a marker in it, or a policy claims it), nothing when
+ * it needs not be seen, a problem when it cannot be read or is binary or
+ * not UTF-8.
  */
 export function readCandidate(
-  realRoot: string,
+  source: Pick<TreeSource, "read">,
   c: Candidate,
   claimed?: (path: string) => boolean,
 ): { file?: SourceFile; problem?: Problem } {
-  const problem = (kind: Problem["kind"], severity: Problem["severity"], message: string) => ({
-    problem: { file: c.path, kind, severity, message },
-  });
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(join(realRoot, c.path));
-  } catch (err) {
-    return problem("unreadable", "error", (err as Error).message);
-  }
-  if (bytes.subarray(0, 8192).includes(0)) return problem("binary", "warning", "binary file; skipped");
-  let content: string;
-  try {
-    content = utf8.decode(bytes);
-  } catch {
-    return problem("not-utf8", "warning", "not UTF-8 text; skipped");
-  }
+  const read = source.read(c);
+  if ("problem" in read) return { problem: read.problem };
+  const content = read.text;
   return mayContainMarker(content) || claimed?.(c.path) ? { file: { path: c.path, content } } : {};
 }
 
-/** Walks `root/subdir` (never into `.git`) and returns the YAML files the engine needs to see. */
-export function readTree(root: string, opts: ReadOptions = {}): ReadResult {
-  const walked = walkTree(root, opts);
+/** Walks `root/subdir` (or lists it from a run's FleetContext) and returns the YAML files the engine needs to see. */
+export function readTree(root: string | TreeSource, opts: ReadOptions = {}): ReadResult {
+  const source = typeof root === "string" ? diskTree(root) : root;
+  const walked = source.list({
+    ...(opts.subdir !== undefined ? { subdir: opts.subdir } : {}),
+    ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
+  });
   const result: ReadResult = {
     files: [],
-    problems: walked.problems,
-    scanned: walked.candidates.length,
+    problems: [...walked.problems],
+    scanned: walked.files.length,
     stamps: new Map(),
   };
-  for (const c of walked.candidates) {
-    const { file, problem } = readCandidate(walked.realRoot, c, opts.claimed);
+  for (const c of walked.files) {
+    const { file, problem } = readCandidate(source, c, opts.claimed);
     if (problem) result.problems.push(problem);
     if (!file) continue;
     result.files.push(file);

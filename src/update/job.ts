@@ -3,13 +3,15 @@
  * open or clone the repository, apply the selections to the tree (pure
  * engine + atomic writes), and deliver the result through git.
  */
+
+import type { FleetContext } from "../config/context.ts";
+import { diskTree } from "../config/tree.ts";
 import { UsageError } from "../errors.ts";
 import { type DeliveryMode, deliver, type PushRefspec } from "../git/deliver.ts";
 import { messageData, renderMessage } from "../git/message.ts";
 import { type Identity, Workspace } from "../git/workspace.ts";
 import { unifiedDiff } from "../manifest/diff.ts";
 import type { FileUpdate, Problem, UpdateInput } from "../manifest/types.ts";
-import { walkTree } from "./fs.ts";
 import { type PipelineTimings, updateTree } from "./pipeline.ts";
 
 /** Flux's defaults of a run, from its ImageUpdateAutomation (the job's own options win). */
@@ -59,6 +61,8 @@ export interface UpdateJob {
   onRetry?: (attempt: number, reason: string) => void;
   /** The run's checkout, when it has one already (neither opened nor disposed here). */
   workspace?: Workspace;
+  /** The run's view of that checkout: its one walk and one read of each file (src/config/context.ts). */
+  context?: FleetContext;
 }
 
 /** Where a run's time went: the walk, then the pipeline (reading and rewriting here, writing beside). */
@@ -102,20 +106,26 @@ export async function updateDirectory(
     write?: boolean;
     maxFileBytes?: number;
     writers?: number;
+    /** The run's FleetContext: when `dir` is its checkout, the tree is listed and read from it. */
+    context?: FleetContext;
   },
 ): Promise<{ files: FileUpdate[]; problems: Problem[]; diff: string; timings: Timings }> {
   const t0 = performance.now();
-  const walked = walkTree(dir, {
+  const context = opts.context?.covers(dir) ? opts.context : undefined;
+  const source = context ?? diskTree(dir);
+  const walked = source.list({
     ...(opts.path !== undefined ? { subdir: opts.path } : {}),
     ...(opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {}),
   });
   const t1 = performance.now();
+  const write = opts.write ?? !opts.dryRun;
   const r = await updateTree(
     {
       realRoot: walked.realRoot,
-      candidates: walked.candidates,
+      candidates: walked.files,
+      source,
       input,
-      write: opts.write ?? !opts.dryRun,
+      write,
       originals: opts.dryRun,
     },
     opts.writers !== undefined ? { writers: opts.writers } : {},
@@ -125,6 +135,8 @@ export async function updateDirectory(
     pipelineMs: Math.round(performance.now() - t1),
     ...r.timings,
   };
+  // What this run wrote is looked at again before the context's walk is next used.
+  if (write) context?.changed(r.files.map((f) => f.path));
   const problems = [...walked.problems, ...r.problems];
   const diff = opts.dryRun ? unifiedDiff(r.files, r.originals) : "";
   return { files: r.files, problems, diff, timings };
@@ -154,6 +166,7 @@ export async function runUpdateJob(job: UpdateJob): Promise<UpdateJobResult> {
         write: how.write && !job.dryRun,
         ...(path !== undefined ? { path } : {}),
         ...(job.maxFileBytes !== undefined ? { maxFileBytes: job.maxFileBytes } : {}),
+        ...(job.context ? { context: job.context } : {}),
       });
       problems.push(...r.problems);
       diff = r.diff;

@@ -8,9 +8,10 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { readTreeFile } from "../config/tree.ts";
 import { pathMatches, updateFile, withPlainEnv } from "../manifest/apply.ts";
 import type { FileUpdate, Problem, UpdateInput } from "../manifest/types.ts";
-import { AtomicWriter, type Candidate, readCandidate } from "./fs.ts";
+import { AtomicWriter, type Candidate, readCandidate, type TreeSource } from "./fs.ts";
 
 /** Files per message to a writer. */
 const BATCH_FILES = 64;
@@ -18,9 +19,11 @@ const BATCH_FILES = 64;
 const MIN_FILES_FOR_WRITERS = 256;
 
 export interface TreeJob {
-  /** The repository root with symlinks resolved (walkTree's `realRoot`). */
+  /** The repository root with symlinks resolved (the walk's `realRoot`). */
   realRoot: string;
   candidates: readonly Candidate[];
+  /** Where the candidates are read (a run's FleetContext reads each file once); default: the disk. */
+  source?: Pick<TreeSource, "read">;
   input: UpdateInput;
   /** Write the updated files (false: each changed file is returned with its content instead). */
   write: boolean;
@@ -144,6 +147,7 @@ class Writes {
 /** Reads, rewrites and (unless dry) writes the walked files; `writers`: threads for the writes (default: one per core, at most 3). */
 export async function updateTree(job: TreeJob, opts: { writers?: number } = {}): Promise<TreeResult> {
   const { realRoot, candidates, input } = job;
+  const source = job.source ?? { read: (c: Candidate) => readTreeFile(realRoot, c) };
   const known = new Set(input.policies.map((p) => p.id));
   const claimed = (path: string) => input.policies.some((p) => p.paths?.some((g) => pathMatches(path, g)));
   const writes = job.write
@@ -157,7 +161,7 @@ export async function updateTree(job: TreeJob, opts: { writers?: number } = {}):
   withPlainEnv(() => {
     for (const c of candidates) {
       const t0 = performance.now();
-      const { file, problem } = readCandidate(realRoot, c, claimed);
+      const { file, problem } = readCandidate(source, c, claimed);
       const t1 = performance.now();
       readMs += t1 - t0;
       if (problem) problems.push(problem);

@@ -19,7 +19,7 @@
  * (a kind no schema defines) is a warning, never a failure.
  */
 
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, normalize, relative, resolve, sep } from "node:path";
@@ -29,6 +29,7 @@ import { FLEET_FILE, parseFleet } from "../config/fleet.ts";
 import { documentValue, MAX_CRDS, parseDocumentsBounded, sizeRefusal } from "../config/limits.ts";
 import { kustomizeNamespaces, policyNamespace } from "../config/namespace.ts";
 import { DEFAULT_NAMESPACE } from "../config/schema.ts";
+import { type TreeWalk, walkTree } from "../config/tree.ts";
 import { ConfigError } from "../errors.ts";
 import { mayContainMarker, parseMarker } from "../manifest/marker.ts";
 import { type CustomResourceDefinition, fluxCrdDir, isCrd, readCrdDir } from "./crds.ts";
@@ -109,39 +110,40 @@ const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.s
 const toPosix = (p: string) => p.split(sep).join("/");
 
 /**
- * Files worth reading: YAML outside VCS folders, dependencies, Helm chart
- * templates (Go templates, not YAML) and files Flux excludes from the
- * artifact. Synchronous: a fleet has thousands of small folders, and direct
- * system calls beat the thread pool's round trips.
+ * Every YAML file of the tree, in one walk (src/config/tree.ts: `.git`
+ * skipped, symlinks never followed, the file-count bound), leaving out
+ * dependencies and Helm chart templates (Go templates, not YAML); sizes are
+ * checked by the caller, after Flux's exclusions.
  */
-function walk(
-  root: string,
-  excluded: (relPath: string) => boolean,
-): { yaml: string[]; kustomizationDirs: Map<string, string> } {
-  const yaml: string[] = [];
-  const kustomizationDirs = new Map<string, string>();
-  const visit = (dir: string, inChart: boolean): void => {
-    const entries = readdirSync(dir, { withFileTypes: true }).filter(
-      (e) => !e.isFile() || !excluded(toPosix(relative(root, join(dir, e.name)))),
-    );
-    const names = new Set(entries.map((e) => e.name));
-    const isChart = names.has("Chart.yaml");
-    const k = KUSTOMIZATION_FILES.find((f) => names.has(f));
-    if (k) kustomizationDirs.set(dir, join(dir, k));
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) {
-        if (e.name.startsWith(".") || SKIP_DIRS.has(e.name)) continue;
-        if ((isChart || inChart) && (e.name === "templates" || e.name === "charts")) continue;
-        visit(p, inChart || isChart);
-      } else if (e.isFile() && (/\.ya?ml$/.test(e.name) || e.name === "Kustomization")) {
-        yaml.push(p);
-      }
-    }
-  };
-  visit(root, false);
-  yaml.sort();
-  return { yaml, kustomizationDirs };
+function walk(root: string): TreeWalk {
+  /** Folders holding a Chart.yaml: their `templates` and `charts` (at any depth below) are not YAML. */
+  const charts: string[] = [];
+  const inChart = (dir: string) => charts.some((c) => dir === c || dir.startsWith(`${c}/`));
+  return walkTree(root, {
+    maxFileBytes: Number.MAX_SAFE_INTEGER,
+    skip: (path, isDir, names) => {
+      const cut = path.lastIndexOf("/");
+      const parent = cut < 0 ? "." : path.slice(0, cut);
+      const name = path.slice(cut + 1);
+      if (names.has("Chart.yaml") && !charts.includes(parent)) charts.push(parent);
+      if (!isDir) return false;
+      return SKIP_DIRS.has(name) || ((name === "templates" || name === "charts") && inChart(parent));
+    },
+  });
+}
+
+/** The folders holding a kustomization, each with its file (absolute paths). */
+function kustomizationDirsOf(files: readonly string[]): Map<string, string> {
+  const dirs = new Map<string, string>();
+  for (const file of files) {
+    if (!KUSTOMIZATION_FILES.includes(basename(file))) continue;
+    const dir = dirname(file);
+    // kustomize's order of preference when a folder holds more than one.
+    const prior = dirs.get(dir);
+    if (!prior || KUSTOMIZATION_FILES.indexOf(basename(file)) < KUSTOMIZATION_FILES.indexOf(basename(prior)))
+      dirs.set(dir, file);
+  }
+  return dirs;
 }
 
 /** Every string in a kustomization that could name a local file or folder (resources, patches, generators…). */
@@ -332,13 +334,21 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const unrendered: Problem[] = [];
   const report = (file: string, line: number | undefined, message: string) =>
     problems.push(line === undefined ? { file, message } : { file, line, message });
-  const specs = syncSpecs(root);
+  const walked = walk(root);
+  const specs = syncSpecs(walked);
   const ignored = sourceIgnoreMatcher(root, syncIgnore(specs));
   const sparse = syncSparse(specs);
   const outsideSparse = (p: string) =>
     sparse !== undefined && !sparse.some((d) => p === d || p.startsWith(`${d}/`));
   const excluded = (p: string) => ignored(p) || outsideSparse(p);
-  const { yaml, kustomizationDirs } = walk(root, excluded);
+  const kept = walked.files.filter((f) => !excluded(f.path));
+  // The whole tree's listing, Flux's exclusions left out: what Flux's artifact holds.
+  const yaml = kept.map((f) => join(root, f.path));
+  const sizes = new Map(kept.map((f) => [join(root, f.path), f.size]));
+  const kustomizationDirs = kustomizationDirsOf(yaml);
+  // Links out of the tree are never followed: said, not failed on (Flux's artifact leaves links out too).
+  for (const p of walked.problems)
+    (p.severity === "error" ? problems : warnings).push({ file: p.file, message: p.message });
   const stats: ValidateStats = {
     yamlFiles: yaml.length,
     objects: 0,
@@ -358,7 +368,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const kustomizationRefs = new Map<string, Set<string>>();
   for (const [dir, file] of kustomizationDirs) {
     // Over a bound: reported with the other YAML files below.
-    if (sizeRefusal(file, statSync(file).size)) continue;
+    if (sizeRefusal(file, sizes.get(file) ?? 0)) continue;
     const text = readFileSync(file, "utf8");
     const counter = new LineCounter();
     const doc = parseDocument(text, { lineCounter: counter });
@@ -397,7 +407,7 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
   const fleetFiles: string[] = [];
   for (const file of yaml) {
     // Bounded: past a bound the file is one problem and the walk goes on (see src/config/limits.ts).
-    const tooBig = sizeRefusal(rel(file), statSync(file).size);
+    const tooBig = sizeRefusal(rel(file), sizes.get(file) ?? 0);
     if (tooBig) {
       report(tooBig.file, undefined, tooBig.message);
       continue;
@@ -801,11 +811,12 @@ export async function validateTree(dir: string, options: ValidateOptions = {}): 
 }
 
 /** The specs of the fleet's own sync GitRepositories in the tree (`flux-system`, `shipmate-system`). */
-function syncSpecs(root: string): Record<string, unknown>[] {
+function syncSpecs(walked: TreeWalk): Record<string, unknown>[] {
   const specs: Record<string, unknown>[] = [];
-  for (const file of walk(root, () => false).yaml) {
-    // Files over a bound are reported by the main walk; here they are only skipped.
-    if (sizeRefusal(file, statSync(file).size)) continue;
+  for (const f of walked.files) {
+    // Files over a bound are reported by the main loop; here they are only skipped.
+    if (sizeRefusal(f.path, f.size)) continue;
+    const file = join(walked.realRoot, f.path);
     const text = readFileSync(file, "utf8");
     if (!text.includes("GitRepository")) continue;
     const { docs, counter } = parseDocumentsBounded(text, file);

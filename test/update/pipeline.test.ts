@@ -2,8 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { walkTree } from "../../src/config/tree.ts";
 import { applyUpdates } from "../../src/manifest/apply.ts";
-import { walkTree } from "../../src/update/fs.ts";
 import { updateTree } from "../../src/update/pipeline.ts";
 
 const files = Array.from({ length: 3000 }, (_, i) => ({
@@ -33,10 +33,10 @@ describe("update pipeline with writer threads", () => {
   it("a large tree with writer threads gives exactly the single-thread engine's result, in path order", async () => {
     const single = applyUpdates(files, input);
     const walked = walkTree(dir);
-    expect(walked.candidates.map((c) => c.path)).toEqual(files.map((f) => f.path));
+    expect(walked.files.map((c) => c.path)).toEqual(files.map((f) => f.path));
     const dry = await updateTree({
       realRoot: walked.realRoot,
-      candidates: walked.candidates,
+      candidates: walked.files,
       input,
       write: false,
     });
@@ -55,7 +55,7 @@ describe("update pipeline with writer threads", () => {
     const readOnly = single.files[1234]?.path ?? "";
     chmodSync(join(dir, readOnly), 0o444);
     const wet = await updateTree(
-      { realRoot: walked.realRoot, candidates: walked.candidates, input, write: true },
+      { realRoot: walked.realRoot, candidates: walked.files, input, write: true },
       { writers: 3 },
     );
     expect(wet.timings.writers).toBe(3);
@@ -74,10 +74,10 @@ describe("update pipeline with writer threads", () => {
 
   it("a few files are written in this thread", async () => {
     const walked = walkTree(dir, { subdir: "apps/team-1" });
-    const chosen = walked.candidates.slice(0, 20);
+    const chosen = walked.files.slice(0, 20);
     for (const c of chosen)
       writeFileSync(join(dir, c.path), `image: reg.local/app-1:1.0.0 # {"$imagepolicy": "ns:app-1"}\n`);
-    const again = walkTree(dir, { subdir: "apps/team-1" }).candidates.slice(0, 20);
+    const again = walkTree(dir, { subdir: "apps/team-1" }).files.slice(0, 20);
     const r = await updateTree({ realRoot: walked.realRoot, candidates: again, input, write: true });
     expect(r.timings.writers).toBe(0);
     expect(r.files).toHaveLength(20);
