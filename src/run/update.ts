@@ -24,7 +24,7 @@ import type { PushRefspec } from "../git/deliver.ts";
 import { goTemplateToHandlebars } from "../git/message.ts";
 import { type CloneStart, type Identity, Workspace } from "../git/workspace.ts";
 import type { ImageSelection, PolicyClaim, Problem, UpdateInput } from "../manifest/types.ts";
-import { notifyRun, type RunNotifications, updateEvents } from "../notify/run.ts";
+import type { RunNotifications } from "../notify/run.ts";
 import { normaliseImage } from "../registry/reference.ts";
 import type { ScanOptions } from "../scan/index.ts";
 import type { PolicyResult } from "../scan/types.ts";
@@ -36,7 +36,7 @@ import {
   type UpdateJobResult,
 } from "../update/job.ts";
 import { inputFromScan, inputFromSets, type SetFlag } from "../update/selections.ts";
-import { deliverUpdateAsPullRequest, requestForPushBranch, type UpdateRequestResult } from "./deliver.ts";
+import type { UpdateRequestResult } from "./deliver.ts";
 
 /** What a run covers: some image repositories (normalised), or everything. */
 export type ScanScope = { kind: "all" } | { kind: "images"; images: ReadonlySet<string> };
@@ -213,6 +213,13 @@ export function splitByMode(
 function looksLikeGoTemplate(t: string): boolean {
   return /\{\{-?\s*(range|end|if|else|with|\.)/.test(t);
 }
+
+/**
+ * Delivery by pull request (./deliver.ts, and with it the forge request
+ * code) loads only for a run that proposes: a files-only or pushed update
+ * never holds it (the update benchmark's memory figure).
+ */
+const loadDelivery = () => import("./deliver.ts");
 
 /** Flux's defaults of a run (author, update path, message template) from its one ImageUpdateAutomation. */
 export function automationDefaults(a: UpdateAutomation, root: string, problems: Problem[]): RunDefaults {
@@ -408,6 +415,7 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
           throw new UsageError(
             "cannot tell the base branch of the pull request: the checkout is on a detached HEAD (give the branch)",
           );
+        const { deliverUpdateAsPullRequest } = await loadDelivery();
         const request = await deliverUpdateAsPullRequest({
           job: { ...job, branch: base, input: withDefaults(prInput) },
           forge,
@@ -432,7 +440,9 @@ async function updateIn(ws: Workspace, run: UpdateRun): Promise<UpdateRunResult>
     }
     await run.inspect({ dir: root, policies: set });
   }
-  if (!run.dryRun && set.fleet) {
+  if (!run.dryRun && set.fleet?.spec.notifications) {
+    // Notification providers (and their rate limiter) load only for a fleet that has notifications.
+    const { notifyRun, updateEvents } = await import("../notify/run.ts");
     const sent = await notifyRun(
       set.fleet.spec.notifications,
       updateEvents(set.fleet, result, changeRows(result)),
@@ -482,6 +492,7 @@ async function requestPushBranch(
     });
     return;
   }
+  const { requestForPushBranch } = await loadDelivery();
   result.pushRequest = await requestForPushBranch({
     forge,
     branch,
