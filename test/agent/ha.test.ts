@@ -518,6 +518,6 @@ describe("deploy/agent RBAC, with a real service-account token", () => {
       kube.kubeconfigFor(kube.userToken, "dev"),
     ]);
     expect(dev.code).toBe(1);
-    expect(dev.stderr).toMatch(/^shipmate get: list Kustomizations: .*forbidden.*\(Forbidden\)\n$/);
+    expect(dev.stderr).toMatch(/^shipmate get: list Kustomization: .*forbidden.*\(Forbidden\)\n$/);
   });
 });
