@@ -374,7 +374,7 @@ spec:
     expect(await deployedImage()).toBe(`${image}:1.0.0`);
     const before = (await gitea.api<ApiJson>("GET", `/repos/${giteaRepo.fullName}/branches/main`)).commit.id;
 
-    // A new tag; `flux reconcile image repository app` asks for the scan now.
+    // A new tag; `flux reconcile image repository podinfo` asks for the scan now.
     await seedImage(registry, { repository: "stefanprodan/podinfo", tags: ["1.0.1"], salt: "b" });
     await k.client.raw({
       method: "PATCH",
