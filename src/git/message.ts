@@ -72,6 +72,9 @@ hb.registerHelper("objectKeyField", (key: unknown, field: unknown) => {
   const [kind, namespace, name] = parts.length >= 3 ? parts : [parts[0], "", parts[1]];
   return field === "Kind" ? kind : field === "Namespace" ? namespace : (name ?? "");
 });
+/** Go's `print` / `println` of one operand (Flux's image-update guide writes `{{print .OldValue}} -> {{println .NewValue}}`). */
+hb.registerHelper("goPrint", (v: unknown) => (v === undefined || v === null ? "" : String(v)));
+hb.registerHelper("goPrintln", (v: unknown) => `${v === undefined || v === null ? "" : String(v)}\n`);
 
 /**
  * Opens every template translated from Go: Go's text/template keeps a line
@@ -108,8 +111,9 @@ export function renderMessage(
 /**
  * Translates the Go text/template subset Flux users write in `messageTemplate`
  * (`{{ .Field }}`, `{{ range .X }}`, `{{ range $k, $v := .X }}`, `{{ if }}`,
- * `{{ else }}`, `{{ end }}`, `{{-`/`-}}` trimming) into Handlebars; undefined
- * when the template uses anything else (functions, pipelines, variables elsewhere).
+ * `{{ else }}`, `{{ end }}`, `{{ print .X }}` and `{{ println .X }}` of one
+ * operand, `{{-`/`-}}` trimming) into Handlebars; undefined when the template
+ * uses anything else (other functions, pipelines, variables elsewhere).
  */
 export function goTemplateToHandlebars(template: string): string | undefined {
   const stack: string[] = [];
@@ -166,6 +170,13 @@ export function goTemplateToHandlebars(template: string): string | undefined {
         if (block === "each") depth--;
         vars = scopes.pop() ?? {};
         return `{{${l}/${block}${r}}}`;
+      }
+      const print = /^(print|println)\s+(\S+)$/.exec(body);
+      if (print) {
+        const p = path(print[2] ?? "");
+        if (!p) failed = true;
+        // The helper's output, newline included, is not subject to the `~` trimming of template text.
+        return `{{${l}${print[1] === "println" ? "goPrintln" : "goPrint"} ${p}${r}}}`;
       }
       const p = path(body);
       if (!p) failed = true;

@@ -332,7 +332,20 @@ describe("message templates", () => {
     ).toBe("apps/web.yaml to prod\n");
   });
 
+  it("print and println of one field, as Flux's image-update guide writes the template", () => {
+    expect(render("{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}")).toBe(
+      "reg/web:1.0 -> reg/web:1.1\n",
+    );
+    expect(render("{{ range .Changed.Changes -}}\n{{ println .NewValue -}}\n{{ end }}done")).toBe(
+      "reg/web:1.1\ndone\n",
+    );
+    expect(render("{{ range $f, $_ := .Changed.FileChanges }}{{ print $f }}{{ end }}")).toBe(
+      "apps/web.yaml\n",
+    );
+  });
+
   it.each([
+    ["two operands", "{{ print .AutomationObject .Values.env }}", "InvalidMessageTemplate", "print"],
     ["a file read", '{{ readFile "/etc/passwd" }}', "InvalidMessageTemplate", "readFile"],
     ["a function", '{{ printf "%s" .AutomationObject }}', "InvalidMessageTemplate", "printf"],
     ["a pipeline", "{{ .AutomationObject | upper }}", "InvalidMessageTemplate", "upper"],

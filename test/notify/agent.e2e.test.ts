@@ -4,21 +4,30 @@
  * the agent applies a Kustomization, and a Slack-style message reaches a
  * receiver on 127.0.0.1 while a real Gitea gets a commit status on the
  * revision applied. A Provider whose address is not a URL is said in one
- * Warning event on it, with no secret, and holds nothing up.
+ * Warning event on it, with no secret, and holds nothing up. Then image
+ * automation end to end, on Debian's docker-registry: ImageRepository,
+ * ImagePolicy and ImageUpdateAutomation written as Flux's image-update guide
+ * gives them, a new tag pushed, the agent selects it, pushes the bump to
+ * Gitea's main, applies that commit, and the Slack-style receiver and a
+ * Gitea commit status on the pushed commit say so.
  */
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { stringify } from "yaml";
 import {
   type ApiJson,
   configMap,
+  deployment,
   type FleetRepo,
   getObject,
   makeAgent,
   namespace,
+  waitFor,
 } from "../agent/helpers.ts";
 import { kubeSuite } from "../helpers/kube.ts";
 import { type GiteaRepo, type GiteaServer, startGitea } from "../infra/gitea.ts";
+import { seedImage, startRegistry, type TestRegistry } from "../infra/registry.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 import { SlackIncomingWebhook } from "./slack-schema.ts";
 
@@ -28,15 +37,22 @@ let gitea: GiteaServer;
 let giteaRepo: GiteaRepo;
 let slack: Receiver;
 let fleet: FleetRepo;
+let registry: TestRegistry;
 
 const NS = "shipmate-system";
 
 const k = kubeSuite({
   name: "notify",
-  fluxCrds: ["notification.toolkit.fluxcd.io_providers.yaml", "notification.toolkit.fluxcd.io_alerts.yaml"],
+  fluxCrds: [
+    "notification.toolkit.fluxcd.io_providers.yaml",
+    "notification.toolkit.fluxcd.io_alerts.yaml",
+    "image.toolkit.fluxcd.io_imagerepositories.yaml",
+    "image.toolkit.fluxcd.io_imagepolicies.yaml",
+    "image.toolkit.fluxcd.io_imageupdateautomations.yaml",
+  ],
   namespaces: [NS],
   alongside: async () => {
-    [gitea, slack] = await Promise.all([startGitea(), startReceiver()]);
+    [gitea, slack, registry] = await Promise.all([startGitea(), startReceiver(), startRegistry()]);
   },
 });
 beforeAll(async () => {
@@ -52,7 +68,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await Promise.all([gitea?.stop(), slack?.close()]);
+  await Promise.all([gitea?.stop(), slack?.close(), registry?.stop()]);
 });
 
 async function createSecret(name: string, data: Record<string, string>): Promise<void> {
@@ -70,6 +86,15 @@ const provider = (name: string, spec: Record<string, unknown>) => ({
   metadata: { name, namespace: NS },
   spec,
 });
+/** The Slack-style Provider (webhook URL from its Secret) and the Gitea commit-status Provider. */
+const chatAndStatus = () => [
+  provider("slack", { type: "slack", channel: "#deploys", secretRef: { name: "slack-url" } }),
+  provider("gitea", {
+    type: "gitea",
+    address: `${gitea.url}/${giteaRepo.fullName}`,
+    secretRef: { name: "gitea-token" },
+  }),
+];
 const alert = (name: string, providerName: string, spec: Record<string, unknown> = {}) => ({
   apiVersion: "notification.toolkit.fluxcd.io/v1beta3",
   kind: "Alert",
@@ -89,12 +114,7 @@ describe("the agent sends its events to Flux Alerts", () => {
         configMap("settings", "notify-apps", { level: "1" }),
       ],
       "clusters/test/notifications.yaml": [
-        provider("slack", { type: "slack", channel: "#deploys", secretRef: { name: "slack-url" } }),
-        provider("gitea", {
-          type: "gitea",
-          address: `${gitea.url}/${giteaRepo.fullName}`,
-          secretRef: { name: "gitea-token" },
-        }),
+        ...chatAndStatus(),
         provider("audit", { type: "generic-hmac", secretRef: { name: "audit-hook" } }),
         // matchLabels: the root Kustomization carries managed-by=shipmate, so only the first selects it.
         alert("audit", "audit", {
@@ -241,5 +261,195 @@ describe("the agent sends its events to Flux Alerts", () => {
       `/repos/${giteaRepo.fullName}/commits/${sha}/statuses`,
     );
     expect(statuses.map((s) => [s.status, s.description])).toEqual([["failure", "build failed"]]);
+  });
+
+  it("image automation: a new tag is selected, pushed to Gitea and applied; Slack and a commit status say so", async () => {
+    slack.requests.length = 0;
+    const image = `${registry.host}/stefanprodan/podinfo`;
+    await seedImage(registry, { repository: "stefanprodan/podinfo", tags: ["1.0.0"], salt: "a" });
+    // As `flux create secret git` makes it: the credentials the automation pushes with.
+    await createSecret("fleet-git", { username: gitea.admin.username, password: gitea.token });
+    const remote = `${gitea.url}/${giteaRepo.fullName}.git`;
+    fleet.commit({
+      "clusters/test/broken.yaml": null,
+      // The fleet's own source, as `flux bootstrap` writes gotk-sync.yaml.
+      "clusters/test/fleet-sync.yaml": [
+        {
+          apiVersion: "source.toolkit.fluxcd.io/v1",
+          kind: "GitRepository",
+          metadata: { name: "fleet", namespace: NS },
+          spec: { interval: "1m0s", ref: { branch: "main" }, secretRef: { name: "fleet-git" }, url: remote },
+        },
+      ],
+      // Flux's image-update guide, as written there (its podinfo on this registry: plain HTTP, hence insecure).
+      "clusters/test/podinfo-automation.yaml": `apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageRepository
+metadata:
+  name: podinfo
+  namespace: ${NS}
+spec:
+  image: ${image}
+  interval: 5m
+  insecure: true
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: podinfo
+  namespace: ${NS}
+spec:
+  imageRepositoryRef:
+    name: podinfo
+  policy:
+    semver:
+      range: 1.0.x
+---
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImageUpdateAutomation
+metadata:
+  name: fleet
+  namespace: ${NS}
+spec:
+  interval: 30m
+  sourceRef:
+    kind: GitRepository
+    name: fleet
+  git:
+    checkout:
+      ref:
+        branch: main
+    commit:
+      author:
+        email: fluxcdbot@users.noreply.github.com
+        name: fluxcdbot
+      messageTemplate: '{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}'
+    push:
+      branch: main
+  update:
+    path: ./clusters/test
+    strategy: Setters
+`,
+      // The guide's Deployment, its image marked for the policy (a comment, so written as text).
+      "clusters/test/podinfo.yaml": [
+        stringify(namespace("apps")),
+        stringify(deployment("podinfo", "apps", `${image}:1.0.0`)).replace(
+          `image: ${image}:1.0.0`,
+          `image: ${image}:1.0.0 # {"$imagepolicy": "${NS}:podinfo"}`,
+        ),
+      ].join("---\n"),
+      // As Flux's notification guides write them: chat for the image and apply events, status for the commits.
+      "clusters/test/notifications.yaml": [
+        ...chatAndStatus(),
+        alert("chat", "slack", {
+          eventSeverity: "info",
+          eventSources: [
+            { kind: "ImagePolicy", name: "*" },
+            { kind: "ImageUpdateAutomation", name: "*" },
+            { kind: "Kustomization", name: "*" },
+          ],
+        }),
+        alert("status", "gitea"),
+      ],
+    });
+    execFileSync("git", ["push", "-q", "-f", giteaRepo.authedCloneUrl, "HEAD:refs/heads/main"], {
+      cwd: fleet.work,
+      stdio: "pipe",
+    });
+
+    // The agent as the manifests run it: image automation on, the fleet fetched from Gitea.
+    const agent = k.agent(fleet, "fleet", { imageAutomation: true, repo: remote });
+    const pass = (force = false) => agent.pass(new AbortController().signal, force);
+    const iua = () =>
+      getObject(k.client, `/apis/image.toolkit.fluxcd.io/v1/namespaces/${NS}/imageupdateautomations/fleet`);
+    const deployedImage = async () =>
+      (await getObject(k.client, "/apis/apps/v1/namespaces/apps/deployments/podinfo"))?.spec.template.spec
+        .containers[0].image as string | undefined;
+    await agent.once();
+    // The steady state: 1.0.0 selected, nothing to push.
+    await waitFor(async () => {
+      const ready = (await iua())?.status?.conditions?.find((c: ApiJson) => c.type === "Ready");
+      if (ready?.message === "repository up-to-date") return true;
+      await pass();
+    });
+    expect(await deployedImage()).toBe(`${image}:1.0.0`);
+    const before = (await gitea.api<ApiJson>("GET", `/repos/${giteaRepo.fullName}/branches/main`)).commit.id;
+
+    // A new tag; `flux reconcile image repository podinfo` asks for the scan now.
+    await seedImage(registry, { repository: "stefanprodan/podinfo", tags: ["1.0.1"], salt: "b" });
+    await k.client.raw({
+      method: "PATCH",
+      path: `/apis/image.toolkit.fluxcd.io/v1/namespaces/${NS}/imagerepositories/podinfo`,
+      contentType: "application/merge-patch+json",
+      body: { metadata: { annotations: { "reconcile.fluxcd.io/requestedAt": "new-tag" } } },
+    });
+    const pushed = await waitFor(async () => {
+      const commit = (await iua())?.status?.lastPushCommit as string | undefined;
+      if (commit) return commit;
+      await pass();
+    });
+    const tip = await gitea.api<ApiJson>("GET", `/repos/${giteaRepo.fullName}/branches/main`);
+    expect(tip.commit.id).toBe(pushed);
+    expect(pushed).not.toBe(before);
+    const commit = await gitea.api<ApiJson>("GET", `/repos/${giteaRepo.fullName}/git/commits/${pushed}`);
+    expect(commit.commit.message.trim()).toBe(`${image}:1.0.0 -> ${image}:1.0.1`);
+    expect(commit.commit.author).toMatchObject({
+      name: "fluxcdbot",
+      email: "fluxcdbot@users.noreply.github.com",
+    });
+    expect(commit.parents.map((p: ApiJson) => p.sha)).toEqual([before]);
+
+    // The agent applies the pushed commit (no kubelet here: the applied object is what is checked).
+    await waitFor(async () => {
+      if ((await deployedImage()) === `${image}:1.0.1`) return true;
+      await pass(true);
+    });
+    const root = await getObject(
+      k.client,
+      `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${NS}/kustomizations/fleet`,
+    );
+    expect(root?.status.lastAppliedRevision).toBe(`main@sha1:${pushed}`);
+
+    // Slack: the tag selected, the commit pushed, the commit applied; each of Slack's shape.
+    const chat = async (author: string, match: (text: string) => boolean) =>
+      waitFor(async () =>
+        slack.requests
+          .filter((r) => r.path === "/services/T0/B0/secret-webhook-path")
+          .map((r) => SlackIncomingWebhook.parse(r.json).attachments?.[0])
+          .find((a) => a?.author_name === author && match(a.text ?? "")),
+      );
+    const policy = await chat(`imagepolicy/podinfo.${NS}`, (t) => t.includes("1.0.1"));
+    expect(policy?.text).toBe(`Latest image tag for '${image}' updated from 1.0.0 to 1.0.1`);
+    expect(policy?.color).toBe("good");
+    const automation = await chat(`imageupdateautomation/fleet.${NS}`, (t) =>
+      t.includes(`pushed commit '${pushed.slice(0, 7)}' to branch 'main'`),
+    );
+    expect(automation?.text).toContain(`${image}:1.0.0 -> ${image}:1.0.1`);
+    const applied = await chat(`kustomization/fleet.${NS}`, (t) =>
+      t.includes("Deployment/apps/podinfo configured"),
+    );
+    expect(applied?.fields).toContainEqual({ title: "revision", value: `main@sha1:${pushed}`, short: false });
+
+    // Gitea: a success status on the very commit the automation pushed.
+    const uid = (
+      await getObject(
+        k.client,
+        `/apis/notification.toolkit.fluxcd.io/v1beta3/namespaces/${NS}/providers/gitea`,
+      )
+    )?.metadata.uid as string;
+    const statuses = await waitFor(async () => {
+      const list = await gitea.api<ApiJson[]>(
+        "GET",
+        `/repos/${giteaRepo.fullName}/commits/${pushed}/statuses`,
+      );
+      return list.length ? list : undefined;
+    });
+    expect(statuses.map((s) => [s.context, s.status, s.description])).toEqual([
+      [`kustomization/fleet/${uid.split("-")[0]}`, "success", "reconciliation succeeded"],
+    ]);
+    // No credential in anything the agent wrote.
+    expect(JSON.stringify(await getObject(k.client, `/api/v1/namespaces/${NS}/events`))).not.toContain(
+      gitea.token,
+    );
+    expect(JSON.stringify(await iua())).not.toContain(gitea.token);
   });
 });

@@ -225,8 +225,9 @@ export type TemplateCheck =
  * A Flux `messageTemplate` (Go text/template) as shipmate renders it: no
  * template means shipmate's default message; text without actions is used
  * as it is; a template of fields, `range`, `if`, `with` and `else` is
- * translated. Anything else — a function call (`readFile`, `printf`, …), a
- * pipeline, a variable outside a range — is refused, as is the `.Updated`
+ * translated, as are `print` and `println` of one field (Flux's image-update
+ * guide writes them). Anything else — another function call (`readFile`,
+ * `printf`, …), a pipeline, a variable outside a range — is refused, as is the `.Updated`
  * data Flux removed: nothing is committed with a message that is not the
  * one asked for.
  */
@@ -245,7 +246,7 @@ export function checkTemplate(template: string | undefined): TemplateCheck {
     return {
       ok: false,
       reason: "InvalidMessageTemplate",
-      message: `spec.git.commit.messageTemplate: ${action ? `"{{${action}}}" is not supported` : "it does not parse"} (fields, range, if, with and else of .AutomationObject, .Changed and .Values only; no functions)`,
+      message: `spec.git.commit.messageTemplate: ${action ? `"{{${action}}}" is not supported` : "it does not parse"} (fields, range, if, with, else, and print or println of one field, of .AutomationObject, .Changed and .Values only; no other functions)`,
     };
   }
   return { ok: true, handlebars };
