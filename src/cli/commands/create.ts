@@ -88,7 +88,7 @@ const FLAGS = {
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
 
-function refuse(values: Values, flags: (keyof Values)[], what: string): void {
+function refuse(values: Values, flags: readonly (keyof Values)[], what: string): void {
   const given = flags.filter((f) => values[f] !== undefined);
   if (given.length)
     throw new UsageError(`--${given.join(", --")} ${given.length > 1 ? "do" : "does"} not apply to ${what}`);
@@ -219,6 +219,19 @@ async function createKustomization(name: string, values: Values, io: CliIO): Pro
   }
 }
 
+/** Flags of git sources and Kustomizations, refused by the Helm kinds (flux's create commands have none of them). */
+const GIT_AND_KUSTOMIZATION_FLAGS = [
+  "branch",
+  "tag",
+  "semver",
+  "no-verify",
+  "path",
+  "prune",
+  "retry-interval",
+  "wait",
+  "health-check-timeout",
+] as const satisfies readonly (keyof Values)[];
+
 export const command: Command = {
   summary:
     "Create a GitRepository or HelmRepository source, a Kustomization, a HelmRelease or an image object: print Flux-compatible YAML (--export) or apply it.",
@@ -231,21 +244,7 @@ export const command: Command = {
       const [kind, name, extra] = rest;
       if (kind === "helm") {
         if (!name || extra) throw new UsageError(`usage: ${HELM_SOURCE_USAGE}`);
-        refuse(
-          values,
-          [
-            "branch",
-            "tag",
-            "semver",
-            "no-verify",
-            "path",
-            "prune",
-            "retry-interval",
-            "wait",
-            "health-check-timeout",
-          ],
-          "create source helm",
-        );
+        refuse(values, GIT_AND_KUSTOMIZATION_FLAGS, "create source helm");
         return await exportOrApply(helmRepositoryObject(name, values), values, io);
       }
       if (kind !== "git") throw new UsageError(`only "git" and "helm" sources (usage: ${SOURCE_USAGE})`);
@@ -260,21 +259,7 @@ export const command: Command = {
     if (what === "helmrelease" || what === "hr") {
       const [name, extra] = rest;
       if (!name || extra) throw new UsageError(`usage: ${HELM_RELEASE_USAGE}`);
-      refuse(
-        values,
-        [
-          "branch",
-          "tag",
-          "semver",
-          "no-verify",
-          "path",
-          "prune",
-          "retry-interval",
-          "wait",
-          "health-check-timeout",
-        ],
-        "create helmrelease",
-      );
+      refuse(values, GIT_AND_KUSTOMIZATION_FLAGS, "create helmrelease");
       return await exportOrApply(helmReleaseObject(name, values), values, io);
     }
     throw new UsageError(
