@@ -27,19 +27,6 @@ import type {
   Version,
 } from "./types.ts";
 
-export { differs, shortVersion } from "./format.ts";
-export type {
-  Cell,
-  ClusterRow,
-  EventRow,
-  FleetView,
-  Mark,
-  PolicyRow,
-  PromotionView,
-  Row,
-  Version,
-} from "./types.ts";
-
 export interface ClusterSnapshot {
   /** False while the API server cannot be reached; `error` says why. */
   connected: boolean;

@@ -22,10 +22,10 @@ import type { EnvTree } from "../promote/plan.ts";
 import { parseReference, repositoryName } from "../registry/index.ts";
 import type { ScanOptions } from "../scan/index.ts";
 import { ClusterWatcher } from "./cluster.ts";
-import { buildView, type FleetView, type ScanSnapshot } from "./model.ts";
+import { buildView, type ScanSnapshot } from "./model.ts";
 import { RepoMirror } from "./repo.ts";
 import { readOwners } from "./teams.ts";
-import type { AppHistory } from "./types.ts";
+import type { AppHistory, FleetView } from "./types.ts";
 
 export interface DashboardOptions {
   /** Fleet repository: a clone URL or a local path (its committed state is shown). */

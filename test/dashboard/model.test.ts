@@ -4,15 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseFleet } from "../../src/config/fleet.ts";
-import { matchesFilter } from "../../src/dashboard/format.ts";
+import { matchesFilter, shortVersion } from "../../src/dashboard/format.ts";
 import { renderToString, h as serverH } from "../../src/dashboard/html.ts";
-import {
-  buildView,
-  type ClusterSnapshot,
-  eventRows,
-  type KubeObject,
-  shortVersion,
-} from "../../src/dashboard/model.ts";
+import { buildView, type ClusterSnapshot, eventRows, type KubeObject } from "../../src/dashboard/model.ts";
 import { pageView } from "../../src/dashboard/server.ts";
 import { ownersOf } from "../../src/dashboard/teams.ts";
 import { pageComponent } from "../../src/dashboard/view.ts";
