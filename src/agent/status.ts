@@ -24,6 +24,30 @@ export interface StatusObject {
   status?: { conditions?: Condition[]; [field: string]: unknown };
 }
 
+/** A served object as the API server lists it (image objects, ImageUpdateAutomation). */
+export interface ServedObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    generation?: number;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown> & { conditions?: Condition[]; observedGeneration?: number };
+}
+
+/** Thrown inside a reconcile: becomes Ready=False with Flux's reason (and Stalled when `stalled`). */
+export class ReconcileFailure extends Error {
+  readonly reason: string;
+  readonly stalled: boolean;
+  constructor(reason: string, message: string, stalled = false) {
+    super(message);
+    this.reason = reason;
+    this.stalled = stalled;
+  }
+}
+
 /** Flux's status time: seconds, no fraction. */
 export const statusTime = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 

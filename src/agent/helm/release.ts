@@ -28,7 +28,7 @@ import { orderByDependencies, parseDuration, removeCondition, setCondition } fro
 import { createLimiter } from "../limit.ts";
 import type { AgentMetrics } from "../metrics.ts";
 import type { SourceManager, SourceObject } from "../source-objects.ts";
-import { failedConditions } from "../status.ts";
+import { failedConditions, ReconcileFailure } from "../status.ts";
 import { type Target, TargetError, type TargetResolver, type TargetSpec } from "../targets.ts";
 import { ChartRefError, SourceCharts } from "./chartref.ts";
 import { type ClusterAccess, type HelmCli, HelmError } from "./cli.ts";
@@ -126,17 +126,6 @@ export function helmReleaseReady(obj: Pick<HelmReleaseObject, "metadata" | "stat
   );
 }
 
-/** Thrown inside a reconcile: becomes Ready=False with the reason. */
-class Failure extends Error {
-  readonly reason: string;
-  readonly stalled: boolean;
-  constructor(reason: string, message: string, stalled = false) {
-    super(message);
-    this.reason = reason;
-    this.stalled = stalled;
-  }
-}
-
 const keyOf = (o: { metadata: { namespace?: string; name?: string } }) =>
   `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
 
@@ -191,7 +180,7 @@ export class HelmReleaseReconciler {
     const reports: HelmReleaseReport[] = [];
     for (const b of blocked) {
       if (b.item.hr.metadata.deletionTimestamp) continue;
-      reports.push(await this.fail(b.item.hr, new Failure("DependencyNotReady", b.reason, true)));
+      reports.push(await this.fail(b.item.hr, new ReconcileFailure("DependencyNotReady", b.reason, true)));
     }
     // Up to `concurrency` at once, each after the releases it depends on (`order` is topological).
     const done = new Map<string, Promise<void>>();
@@ -266,7 +255,10 @@ export class HelmReleaseReconciler {
       this.lastRun.set(key, { at: Date.now(), failed: !helmReleaseReady(hr) });
       return this.report(hr, actions);
     } catch (err) {
-      const failure = err instanceof Failure ? err : new Failure("ReconciliationFailed", describeError(err));
+      const failure =
+        err instanceof ReconcileFailure
+          ? err
+          : new ReconcileFailure("ReconciliationFailed", describeError(err));
       this.lastRun.set(key, { at: Date.now(), failed: true });
       state.due = true;
       return { ...(await this.fail(hr, failure)), actions };
@@ -310,7 +302,7 @@ export class HelmReleaseReconciler {
     const name = hr.metadata.name ?? "";
     const refused = refusedFields(hr.spec, HELM_RELEASE_FIELDS);
     if (refused.length)
-      throw new Failure(
+      throw new ReconcileFailure(
         "UnsupportedField",
         unsupportedMessage("HelmRelease", refused, HELM_RELEASE_FIELDS),
         true,
@@ -318,7 +310,7 @@ export class HelmReleaseReconciler {
     const parsed = HelmReleaseSpec.safeParse(hr.spec ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new Failure(
+      throw new ReconcileFailure(
         "InvalidSpec",
         `invalid spec: ${issue?.path.join(".") || "spec"}: ${issue?.message}`,
         true,
@@ -334,7 +326,7 @@ export class HelmReleaseReconciler {
     const resolution = await this.opts.sources.resolveRef(chartRef);
     // helm-controller names a HelmChart here, never another chartRef source.
     const helmChart = chartRef.kind === "HelmChart" ? `${chartRef.namespace}/${chartRef.name}` : undefined;
-    if (!resolution.ok) throw new Failure("ArtifactFailed", resolution.message, resolution.stalled);
+    if (!resolution.ok) throw new ReconcileFailure("ArtifactFailed", resolution.message, resolution.stalled);
     const artifact = this.chartOf(chartRef, resolution.artifact);
     if (!this.due(hr, spec, artifact.revision, force)) return;
     state.due = true;
@@ -345,7 +337,7 @@ export class HelmReleaseReconciler {
       const res = await this.opts.client.raw({ method: "GET", path: helmReleasePath(depNs, dep.name) });
       const depObj = res.code === 200 ? (res.body as HelmReleaseObject) : undefined;
       if (!depObj || !helmReleaseReady(depObj))
-        throw new Failure("DependencyNotReady", `dependency '${depNs}/${dep.name}' is not ready`);
+        throw new ReconcileFailure("DependencyNotReady", `dependency '${depNs}/${dep.name}' is not ready`);
     }
 
     // Where and as whom (Flux's rule, shared with Kustomizations): nothing is installed when it cannot be had.
@@ -354,7 +346,7 @@ export class HelmReleaseReconciler {
       target = await this.target(hr, spec);
     } catch (err) {
       if (!(err instanceof TargetError)) throw err;
-      throw new Failure("RESTClientError", `${err.message}; nothing installed`);
+      throw new ReconcileFailure("RESTClientError", `${err.message}; nothing installed`);
     }
     const cluster = accessOf(target);
 
@@ -395,7 +387,7 @@ export class HelmReleaseReconciler {
           });
       } catch (err) {
         if (!(err instanceof HelmError)) throw err;
-        throw new Failure(
+        throw new ReconcileFailure(
           "UninstallFailed",
           `release target changed; Helm uninstall of previous release ${moved.namespace}/${moved.name} failed: ${err.message}`,
         );
@@ -473,7 +465,7 @@ export class HelmReleaseReconciler {
             correct: mode === "enabled",
           });
         } catch (err) {
-          throw new Failure(
+          throw new ReconcileFailure(
             "DriftDetectionFailed",
             `drift detection of release ${what} failed: ${describeError(err)}`,
           );
@@ -864,7 +856,7 @@ export class HelmReleaseReconciler {
     try {
       return this.charts.prepare(ref, artifact);
     } catch (err) {
-      if (err instanceof ChartRefError) throw new Failure(err.reason, err.message, true);
+      if (err instanceof ChartRefError) throw new ReconcileFailure(err.reason, err.message, true);
       throw err;
     }
   }
@@ -897,7 +889,7 @@ export class HelmReleaseReconciler {
       return ref;
     }
     const tpl = spec.chart;
-    if (!tpl) throw new Failure("InvalidSpec", "either chart or chartRef must be set", true);
+    if (!tpl) throw new ReconcileFailure("InvalidSpec", "either chart or chartRef must be set", true);
     const chartNs = tpl.spec.sourceRef.namespace ?? ns;
     const name = chartObjectName({ namespace: ns, name: hr.metadata.name ?? "" });
     const desiredSpec: Record<string, unknown> = {
@@ -934,7 +926,10 @@ export class HelmReleaseReconciler {
         query: { fieldManager: "shipmate-agent" },
       });
       if (created.code === 404)
-        throw new Failure("ArtifactFailed", "the HelmChart kind is not served: apply deploy/agent/crds.yaml");
+        throw new ReconcileFailure(
+          "ArtifactFailed",
+          "the HelmChart kind is not served: apply deploy/agent/crds.yaml",
+        );
       if (created.code !== 201 && created.code !== 409)
         throw apiError(`create HelmChart ${chartNs}/${name}`, created.code, created.body);
       // The object the API server returned is the source's state: no need to list every source kind again.
@@ -981,7 +976,7 @@ export class HelmReleaseReconciler {
       });
       if (res.code === 404) {
         if (ref.optional) continue;
-        throw new Failure("ValuesError", `could not find ${what}`);
+        throw new ReconcileFailure("ValuesError", `could not find ${what}`);
       }
       if (res.code !== 200) throw apiError(`read ${what}`, res.code, res.body);
       const body = res.body as { data?: Record<string, string> };
@@ -989,7 +984,7 @@ export class HelmReleaseReconciler {
       const raw = body.data?.[key];
       if (raw === undefined) {
         if (ref.optional) continue;
-        throw new Failure("ValuesError", `missing key '${key}' in ${what}`);
+        throw new ReconcileFailure("ValuesError", `missing key '${key}' in ${what}`);
       }
       const text = ref.kind === "Secret" ? Buffer.from(raw, "base64").toString("utf8") : raw;
       if (ref.targetPath) {
@@ -1001,7 +996,7 @@ export class HelmReleaseReconciler {
         parsed = parse(text);
       } catch (err) {
         // The parser's message may quote the document: a Secret's content stays out of status.
-        throw new Failure(
+        throw new ReconcileFailure(
           "ValuesError",
           `key '${key}' in ${what} is not valid YAML${ref.kind === "Secret" ? "" : `: ${(err as Error).message.split("\n")[0]}`}`,
         );
@@ -1011,7 +1006,7 @@ export class HelmReleaseReconciler {
     try {
       return composeValues(sources, (spec.values ?? undefined) as Values | undefined);
     } catch (err) {
-      throw new Failure("ValuesError", (err as Error).message);
+      throw new ReconcileFailure("ValuesError", (err as Error).message);
     }
   }
 
@@ -1115,7 +1110,7 @@ export class HelmReleaseReconciler {
       throw apiError(`remove finalizer of HelmRelease ${ns}/${name}`, res.code, res.body);
   }
 
-  private async fail(hr: HelmReleaseObject, failure: Failure): Promise<HelmReleaseReport> {
+  private async fail(hr: HelmReleaseObject, failure: ReconcileFailure): Promise<HelmReleaseReport> {
     const now = new Date().toISOString();
     const g = hr.metadata.generation === undefined ? {} : { observedGeneration: hr.metadata.generation };
     const requestedAt = hr.metadata.annotations?.[REQUESTED_AT_ANNOTATION];

@@ -23,13 +23,13 @@ import { ConfigError, describeError, GitError, redact } from "../../errors.ts";
 import { createForge, type Forge, forgeOptions } from "../../forge/index.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
-import { type Condition, SOURCE_API_VERSION } from "../../kube/schema.ts";
+import { SOURCE_API_VERSION } from "../../kube/schema.ts";
 import { runUpdate, type UpdateRunResult } from "../../run/update.ts";
 import type { EventRecorder } from "../events.ts";
 import { refusedFields, unsupportedMessage } from "../fields/support.ts";
 import { parseDuration } from "../kustomization.ts";
 import { urlWithSecret } from "../sources/git.ts";
-import { type Outcome, writeOutcome } from "../status.ts";
+import { type Outcome, ReconcileFailure, type ServedObject, writeOutcome } from "../status.ts";
 import {
   branchesOf,
   checkTemplate,
@@ -43,18 +43,6 @@ import {
 import { prepareSigner, SigningKeyError } from "./signing.ts";
 import type { SigningKeyType } from "./signing-rules.ts";
 import { IMAGE_API_VERSION, IMAGE_UPDATE_AUTOMATION_FIELDS, ImageUpdateAutomationSpec } from "./spec.ts";
-
-interface AutomationObject {
-  metadata: {
-    name: string;
-    namespace: string;
-    uid?: string;
-    generation?: number;
-    annotations?: Record<string, string>;
-  };
-  spec?: Record<string, unknown>;
-  status?: Record<string, unknown> & { conditions?: Condition[]; observedGeneration?: number };
-}
 
 export interface AutomationOptions {
   client: KubeClient;
@@ -71,17 +59,6 @@ export interface AutomationOptions {
   forge?: string;
   /** Where signers' keys are written for a run (./signing.ts signingRoot); default: the system's temp folder. */
   signingDir?: string;
-}
-
-/** Raised inside a run: a Ready=False outcome with Flux's reason. */
-class RunFailure extends Error {
-  readonly reason: string;
-  readonly stalled: boolean;
-  constructor(reason: string, message: string, stalled = false) {
-    super(message);
-    this.reason = reason;
-    this.stalled = stalled;
-  }
 }
 
 const PLURAL = "imageupdateautomations";
@@ -114,7 +91,7 @@ export class ImageAutomation {
     const policies = ((await this.list(`/apis/${IMAGE_API_VERSION}/imagepolicies`))?.items ??
       []) as PolicyObject[];
     const seen = new Set<string>();
-    for (const auto of autos.items as AutomationObject[]) {
+    for (const auto of autos.items as ServedObject[]) {
       const key = `${auto.metadata.namespace}/${auto.metadata.name}`;
       seen.add(key);
       try {
@@ -127,11 +104,7 @@ export class ImageAutomation {
     for (const key of this.pendingRequests.keys()) if (!seen.has(key)) this.pendingRequests.delete(key);
   }
 
-  private async reconcileOne(
-    auto: AutomationObject,
-    policies: PolicyObject[],
-    force: boolean,
-  ): Promise<void> {
+  private async reconcileOne(auto: ServedObject, policies: PolicyObject[], force: boolean): Promise<void> {
     const key = `${auto.metadata.namespace}/${auto.metadata.name}`;
     const refused = refusedFields(auto.spec, IMAGE_UPDATE_AUTOMATION_FIELDS);
     if (refused.length)
@@ -229,13 +202,13 @@ export class ImageAutomation {
       } else outcome = { message: "repository up-to-date" };
     } catch (err) {
       const f =
-        err instanceof RunFailure
+        err instanceof ReconcileFailure
           ? err
           : err instanceof ConfigError
-            ? new RunFailure("InvalidMessageTemplate", describeError(err), true)
+            ? new ReconcileFailure("InvalidMessageTemplate", describeError(err), true)
             : err instanceof GitError
-              ? new RunFailure("GitOperationFailed", describeError(err))
-              : new RunFailure("UpdateFailed", describeError(err));
+              ? new ReconcileFailure("GitOperationFailed", describeError(err))
+              : new ReconcileFailure("UpdateFailed", describeError(err));
       outcome = { reason: f.reason, message: redact(f.message.split("\n")[0] ?? ""), stalled: f.stalled };
       this.opts.log.warn({ imageUpdateAutomation: key }, outcome.message);
       await this.opts.events.emit(involved(auto), "Warning", f.reason, outcome.message);
@@ -247,7 +220,7 @@ export class ImageAutomation {
 
   /** One automation run through the update engine. */
   private async run(
-    auto: AutomationObject,
+    auto: ServedObject,
     spec: ImageUpdateAutomationSpec,
     sets: ReturnType<typeof settersOf>["sets"],
     template: string | undefined,
@@ -257,7 +230,7 @@ export class ImageAutomation {
     const srcNs = spec.sourceRef.namespace ?? ns;
     const srcName = `${srcNs}/${spec.sourceRef.name}`;
     if (srcNs !== ns && this.opts.noCrossNamespaceRefs)
-      throw new RunFailure(
+      throw new ReconcileFailure(
         "AccessDenied",
         `cross-namespace references are not allowed (--no-cross-namespace-refs): GitRepository ${srcName}`,
         true,
@@ -267,15 +240,18 @@ export class ImageAutomation {
       path: `/apis/${SOURCE_API_VERSION}/namespaces/${encodeURIComponent(srcNs)}/gitrepositories/${encodeURIComponent(spec.sourceRef.name)}`,
     });
     if (res.code === 404)
-      throw new RunFailure("InvalidSourceConfiguration", `referenced GitRepository ${srcName} not found`);
+      throw new ReconcileFailure(
+        "InvalidSourceConfiguration",
+        `referenced GitRepository ${srcName} not found`,
+      );
     if (res.code !== 200) throw apiError(`GitRepository ${srcName}`, res.code, res.body);
     const source = res.body as {
       spec?: { url?: string; secretRef?: { name?: string }; ref?: Record<string, string> };
     };
     if (!source.spec?.url)
-      throw new RunFailure("InvalidSourceConfiguration", `GitRepository ${srcName} has no spec.url`);
+      throw new ReconcileFailure("InvalidSourceConfiguration", `GitRepository ${srcName} has no spec.url`);
     const branches = branchesOf(spec, source.spec.ref);
-    if ("error" in branches) throw new RunFailure("InvalidSourceConfiguration", branches.error, true);
+    if ("error" in branches) throw new ReconcileFailure("InvalidSourceConfiguration", branches.error, true);
     let url = source.spec.url;
     let forgeToken: string | undefined;
     if (source.spec.secretRef?.name) {
@@ -284,7 +260,7 @@ export class ImageAutomation {
       try {
         url = urlWithSecret(url, data, `${srcNs}/${source.spec.secretRef.name}`);
       } catch (err) {
-        throw new RunFailure("InvalidSourceConfiguration", describeError(err), true);
+        throw new ReconcileFailure("InvalidSourceConfiguration", describeError(err), true);
       }
     }
     let env: Record<string, string> = {
@@ -346,7 +322,7 @@ export class ImageAutomation {
   /** The forge of the GitRepository's URL, its token the Secret's password; a missing piece fails the run by name. */
   private forgeFor(url: string, token: string | undefined, source: string): Forge {
     if (!token)
-      throw new RunFailure(
+      throw new ReconcileFailure(
         "InvalidSourceConfiguration",
         `GitRepository ${source}: shipmate.yaml asks for a pull request of the push branch, but its secretRef has no "password" (the forge token)`,
       );
@@ -358,7 +334,7 @@ export class ImageAutomation {
         ),
       );
     } catch (err) {
-      throw new RunFailure(
+      throw new ReconcileFailure(
         "InvalidSourceConfiguration",
         `GitRepository ${source}: ${describeError(err)}`,
         true,
@@ -372,7 +348,7 @@ export class ImageAutomation {
       path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
     });
     if (res.code === 404)
-      throw new RunFailure("InvalidSourceConfiguration", `secret ${namespace}/${name}: not found`);
+      throw new ReconcileFailure("InvalidSourceConfiguration", `secret ${namespace}/${name}: not found`);
     if (res.code !== 200) throw apiError(`secret ${namespace}/${name}`, res.code, res.body);
     return (res.body as { data?: Record<string, string> }).data ?? {};
   }
@@ -389,14 +365,14 @@ export class ImageAutomation {
         this.opts.signingDir,
       );
     } catch (err) {
-      if (err instanceof SigningKeyError) throw new RunFailure("InvalidSigningKey", err.message, true);
+      if (err instanceof SigningKeyError) throw new ReconcileFailure("InvalidSigningKey", err.message, true);
       throw err;
     }
   }
 
   /** Writes Flux's status: Ready (and Stalled) plus `extra`, only when something differs. */
   private async writeStatus(
-    obj: AutomationObject,
+    obj: ServedObject,
     outcome: Outcome,
     extra: Record<string, unknown> = {},
   ): Promise<void> {
@@ -409,7 +385,7 @@ export class ImageAutomation {
   }
 }
 
-const involved = (o: AutomationObject) => ({
+const involved = (o: ServedObject) => ({
   apiVersion: IMAGE_API_VERSION,
   kind: "ImageUpdateAutomation",
   name: o.metadata.name,

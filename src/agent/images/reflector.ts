@@ -21,7 +21,6 @@ import { describeError, RegistryError } from "../../errors.ts";
 import { pool } from "../../kube/apply.ts";
 import { apiError, type KubeClient } from "../../kube/client.ts";
 import { canonicalJson, REQUESTED_AT_ANNOTATION } from "../../kube/objects.ts";
-import type { Condition } from "../../kube/schema.ts";
 import { compileGoRegexp, selectLatest } from "../../policy/index.ts";
 import { type CredentialProvider, RegistryClient } from "../../registry/index.ts";
 import type { EventRecorder } from "../events.ts";
@@ -30,7 +29,7 @@ import { parseDuration } from "../kustomization.ts";
 import { sourceDue } from "../source-objects.ts";
 import { SourceError } from "../sources/handler.ts";
 import { secretCredentials } from "../sources/oci.ts";
-import { writeOutcome } from "../status.ts";
+import { type ServedObject, writeOutcome } from "../status.ts";
 import { accessAllowed, imageRepository, latestTags, policyMessage, scanMessage } from "./rules.ts";
 import {
   IMAGE_API_VERSION,
@@ -39,18 +38,6 @@ import {
   ImagePolicySpec,
   ImageRepositorySpec,
 } from "./spec.ts";
-
-interface ImageObject {
-  metadata: {
-    name: string;
-    namespace: string;
-    uid?: string;
-    generation?: number;
-    annotations?: Record<string, string>;
-  };
-  spec?: Record<string, unknown>;
-  status?: Record<string, unknown> & { conditions?: Condition[]; observedGeneration?: number };
-}
 
 interface Scanned {
   tags: string[];
@@ -93,11 +80,11 @@ export class ImageReflector {
     return n;
   }
 
-  private async list(plural: string): Promise<ImageObject[] | undefined> {
+  private async list(plural: string): Promise<ServedObject[] | undefined> {
     const res = await this.opts.client.raw({ method: "GET", path: `/apis/${IMAGE_API_VERSION}/${plural}` });
     if (notFound(res.code)) return undefined;
     if (res.code !== 200) throw apiError(`list ${plural}`, res.code, res.body);
-    return ((res.body as { items?: ImageObject[] }).items ?? []) as ImageObject[];
+    return ((res.body as { items?: ServedObject[] }).items ?? []) as ServedObject[];
   }
 
   /**
@@ -120,7 +107,7 @@ export class ImageReflector {
     const labels = policies.some((p) => refNamespace(p) !== p.metadata.namespace)
       ? await this.namespaceLabels()
       : new Map<string, Record<string, string>>();
-    const asked = (r: ImageObject) => {
+    const asked = (r: ServedObject) => {
       const at = r.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
       return at !== undefined && at !== r.status?.lastHandledReconcileAt;
     };
@@ -163,7 +150,7 @@ export class ImageReflector {
   }
 
   private async clientFor(
-    repo: ImageObject,
+    repo: ServedObject,
     spec: ImageRepositorySpec,
     registry: string,
   ): Promise<RegistryClient> {
@@ -205,7 +192,7 @@ export class ImageReflector {
   }
 
   /** Scans one repository when due and records its status; true when it scanned. */
-  private async reconcileRepository(repo: ImageObject, force: boolean): Promise<boolean> {
+  private async reconcileRepository(repo: ServedObject, force: boolean): Promise<boolean> {
     const key = keyOf(repo);
     const refused = refusedFields(repo.spec, IMAGE_REPOSITORY_FIELDS);
     if (refused.length) {
@@ -318,8 +305,8 @@ export class ImageReflector {
   }
 
   private async reconcilePolicy(
-    policy: ImageObject,
-    repos: Map<string, ImageObject>,
+    policy: ServedObject,
+    repos: Map<string, ServedObject>,
     labels: Map<string, Record<string, string>>,
   ): Promise<void> {
     const refused = refusedFields(policy.spec, IMAGE_POLICY_FIELDS);
@@ -418,7 +405,7 @@ export class ImageReflector {
   /** Writes Flux's status for an image object: Ready (and Stalled) conditions plus `extra`, only when it differs. */
   private async writeStatus(
     plural: "imagerepositories" | "imagepolicies",
-    obj: ImageObject,
+    obj: ServedObject,
     outcome: { message: string; reason?: string; stalled?: boolean },
     extra: Record<string, unknown> = {},
   ): Promise<void> {
@@ -436,12 +423,12 @@ export class ImageReflector {
 }
 
 const failure = (reason: string, message: string, stalled: boolean) => ({ reason, message, stalled });
-const keyOf = (o: ImageObject) => `${o.metadata.namespace}/${o.metadata.name}`;
-const refNamespace = (p: ImageObject) =>
+const keyOf = (o: ServedObject) => `${o.metadata.namespace}/${o.metadata.name}`;
+const refNamespace = (p: ServedObject) =>
   ((p.spec?.imageRepositoryRef as { namespace?: string } | undefined)?.namespace ?? p.metadata.namespace) ||
   "";
-const readyOf = (o: ImageObject) => o.status?.conditions?.find((c) => c.type === "Ready");
-const involved = (kind: string, o: ImageObject) => ({
+const readyOf = (o: ServedObject) => o.status?.conditions?.find((c) => c.type === "Ready");
+const involved = (kind: string, o: ServedObject) => ({
   apiVersion: IMAGE_API_VERSION,
   kind,
   name: o.metadata.name,
