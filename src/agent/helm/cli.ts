@@ -363,16 +363,7 @@ export class HelmCli {
     await this.run(call, async (_dir, kubeconfig) => ({
       bin: this.sdkBinary,
       args: [],
-      stdin: JSON.stringify({
-        ...request,
-        kubeconfig,
-        ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
-        release: call.release,
-        namespace: call.namespace,
-        storageNamespace: storageOf(call),
-        timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
-        wait: call.wait,
-      }),
+      stdin: JSON.stringify(sdkRequest(call, request, kubeconfig)),
     }));
   }
 
@@ -385,16 +376,7 @@ export class HelmCli {
       writeFileSync(kubeconfig, await kubeconfigFor(call.cluster?.kc ?? this.kc), { mode: 0o600 });
       const w = this.ensureWorker();
       const id = ++w.next;
-      const full = {
-        ...request,
-        kubeconfig,
-        ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
-        release: call.release,
-        namespace: call.namespace,
-        storageNamespace: storageOf(call),
-        timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
-        wait: call.wait,
-      };
+      const full = sdkRequest(call, request, kubeconfig);
       // Helm's own timeout ends the action; this bound only catches a hung request.
       const limit = parseDuration(call.timeout) + 60_000;
       const error = await new Promise<string | undefined>((resolve) => {
@@ -522,4 +504,22 @@ function kustomizeCommand(): string[] {
 /** A Flux duration as Go's time.ParseDuration reads it (Flux's own syntax is a subset). */
 function goDuration(d: string): string {
   return `${Math.max(1, Math.round(parseDuration(d) / 1000))}s`;
+}
+
+/** The JSON request shipmate-helm takes for `call`, one-shot or served: the action's fields, the cluster and the release's two namespaces. */
+function sdkRequest(
+  call: ReleaseCall,
+  request: Record<string, unknown>,
+  kubeconfig: string,
+): Record<string, unknown> {
+  return {
+    ...request,
+    kubeconfig,
+    ...(call.cluster?.asUser ? { asUser: call.cluster.asUser } : {}),
+    release: call.release,
+    namespace: call.namespace,
+    storageNamespace: storageOf(call),
+    timeoutSeconds: Math.max(1, Math.round(parseDuration(call.timeout) / 1000)),
+    wait: call.wait,
+  };
 }
