@@ -20,19 +20,20 @@ import {
   formatObjectRows,
   objectRowOf,
   requestReconcile,
-  setSuspended,
   waitHandled,
 } from "../kube/control.ts";
 import { parseReference } from "../registry/index.ts";
 import { durationMs, parseFlags } from "./args.ts";
 import { type CliIO, writeLine } from "./io.ts";
 
-const TYPES: Record<string, ImageKind> = {
+/** The image kinds by the names `flux … image TYPE` gives them. */
+export const IMAGE_TYPES: Record<string, ImageKind> = {
   repository: "ImageRepository",
   policy: "ImagePolicy",
   update: "ImageUpdateAutomation",
 };
-const DEFAULT_NS = "flux-system";
+/** Where image objects live unless -n says otherwise (flux's default). */
+export const IMAGE_NAMESPACE = "flux-system";
 type ImageKind = "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation";
 
 export const IMAGE_CREATE_USAGE = `shipmate create image repository NAME --image IMAGE [--interval 1m] [--secret-ref NAME]
@@ -46,7 +47,7 @@ export const IMAGE_CREATE_USAGE = `shipmate create image repository NAME --image
   common: [-n flux-system] [--export] [--kubeconfig FILE] [--timeout 2m] [--no-wait]`;
 
 function kindOf(type: string | undefined, allowed: string[], usage: string): ImageKind {
-  const kind = type && allowed.includes(type) ? TYPES[type] : undefined;
+  const kind = type && allowed.includes(type) ? IMAGE_TYPES[type] : undefined;
   if (!kind) throw new UsageError(`image ${allowed.join("|")} NAME (usage: ${usage})`);
   return kind;
 }
@@ -63,41 +64,11 @@ export async function reconcileImage(argv: string[], io: CliIO): Promise<number>
   const [type, name, extra] = positionals;
   const kind = kindOf(type, ["repository", "update"], usage);
   if (!name || extra) throw new UsageError(`usage: ${usage}`);
-  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
+  const namespace = checkNamespace(values.namespace ?? IMAGE_NAMESPACE);
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
   try {
     writeLine(io.stdout, `► annotating ${kind} ${namespace}/${name}`);
     const at = await requestReconcile(client, kind, namespace, name);
-    const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
-    const row = objectRowOf(kind, await waitHandled(client, kind, namespace, name, at, timeoutMs));
-    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
-    return row.ready === "True" ? 0 : 1;
-  } finally {
-    client.close();
-  }
-}
-
-/** `suspend|resume image repository|policy|update NAME`. */
-export async function toggleImage(verb: "suspend" | "resume", argv: string[], io: CliIO): Promise<number> {
-  const usage = `shipmate ${verb} image repository|policy|update NAME [-n flux-system] [--kubeconfig FILE]${verb === "resume" ? " [--no-wait] [--timeout 5m]" : ""}`;
-  const { values, positionals } = parseFlags(verb, argv, {
-    namespace: { type: "string", short: "n" },
-    kubeconfig: { type: "string" },
-    "no-wait": { type: "boolean" },
-    timeout: { type: "string" },
-  });
-  const [type, name, extra] = positionals;
-  const kind = kindOf(type, ["repository", "policy", "update"], usage);
-  if (!name || extra) throw new UsageError(`usage: ${usage}`);
-  if (verb === "suspend" && (values["no-wait"] || values.timeout))
-    throw new UsageError("--no-wait and --timeout belong to resume");
-  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
-  try {
-    const at = await setSuspended(client, kind, namespace, name, verb === "suspend");
-    writeLine(io.stdout, `${verb === "suspend" ? "suspended" : "resumed"} ${kind} ${namespace}/${name}`);
-    // An ImagePolicy has no reconcile request of its own to answer: it follows its repository.
-    if (verb === "suspend" || values["no-wait"] || kind === "ImagePolicy") return 0;
     const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
     const row = objectRowOf(kind, await waitHandled(client, kind, namespace, name, at, timeoutMs));
     for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
@@ -254,7 +225,7 @@ export async function createImage(argv: string[], io: CliIO): Promise<number> {
   const [type, name, extra] = positionals;
   const kind = kindOf(type, ["repository", "policy", "update"], IMAGE_CREATE_USAGE);
   if (!name || extra) throw new UsageError(`usage: ${IMAGE_CREATE_USAGE}`);
-  const namespace = checkNamespace(values.namespace ?? DEFAULT_NS);
+  const namespace = checkNamespace(values.namespace ?? IMAGE_NAMESPACE);
   // --timeout is the repository's scan timeout; for the others it bounds the wait.
   const spec = imageSpecFromFlags(kind, values);
   const obj = {

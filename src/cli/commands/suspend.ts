@@ -1,3 +1,4 @@
+import { checkNamespace } from "../../bootstrap/flux.ts";
 import { UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import {
@@ -11,7 +12,7 @@ import {
 } from "../../kube/control.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
-import { toggleImage } from "../image.ts";
+import { IMAGE_NAMESPACE, IMAGE_TYPES } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const KINDS = new Set(["kustomization", "kustomizations", "ks"]);
@@ -27,11 +28,14 @@ const SOURCES: Record<string, FluxKind> = {
 };
 
 /** The kind and name `suspend|resume` is given, or undefined for a usage error. */
-function targetOf(positionals: string[]): { kind: FluxKind; name: string } | undefined {
+function targetOf(positionals: string[]): { kind: FluxKind; name: string; namespace?: string } | undefined {
   const [kind, ...rest] = positionals;
-  if (kind === "source" && rest.length === 2 && rest[1]) {
-    const source = SOURCES[rest[0] ?? ""];
-    return source && { kind: source, name: rest[1] };
+  if ((kind === "source" || kind === "image") && rest.length === 2 && rest[1]) {
+    const table = kind === "source" ? SOURCES : IMAGE_TYPES;
+    const typed = Object.hasOwn(table, rest[0] ?? "") ? table[rest[0] ?? ""] : undefined;
+    return (
+      typed && { kind: typed, name: rest[1], ...(kind === "image" ? { namespace: IMAGE_NAMESPACE } : {}) }
+    );
   }
   if (!kind || rest.length !== 1 || !rest[0]) return undefined;
   if (KINDS.has(kind)) return { kind: "Kustomization", name: rest[0] };
@@ -49,11 +53,10 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
   return {
     summary:
       verb === "suspend"
-        ? "Stop the agent from reconciling a Kustomization, HelmRelease, source or Receiver (manual changes stay until resumed)."
-        : "Let the agent reconcile a suspended Kustomization, HelmRelease, source or Receiver again, and wait for the result.",
+        ? "Stop the agent from reconciling a Kustomization, HelmRelease, source, image object or Receiver (manual changes stay until resumed)."
+        : "Let the agent reconcile a suspended Kustomization, HelmRelease, source, image object or Receiver again, and wait for the result.",
     usage,
     async run(argv: string[], io: CliIO): Promise<number> {
-      if (argv[0] === "image") return await toggleImage(verb, argv.slice(1), io);
       const { values, positionals } = parseFlags(verb, argv, {
         namespace: { type: "string", short: "n" },
         kubeconfig: { type: "string" },
@@ -63,19 +66,20 @@ export function toggleCommand(verb: "suspend" | "resume"): Command {
       const picked = targetOf(positionals);
       if (!picked) throw new UsageError(`usage: ${usage}`);
       const { kind: target, name } = picked;
+      const namespace = checkNamespace(values.namespace ?? picked.namespace ?? "shipmate-system");
       if (verb === "suspend" && (values["no-wait"] || values.timeout)) {
         throw new UsageError(`--no-wait and --timeout belong to resume`);
       }
       const timeoutMs = durationMs(values.timeout || undefined, "--timeout", 300_000);
-      const namespace = values.namespace ?? "shipmate-system";
-      const client = new KubeClient(loadKubeConfig(values.kubeconfig));
+      const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
       try {
         const at = await setSuspended(client, target, namespace, name, verb === "suspend");
         writeLine(
           io.stdout,
           `${verb === "suspend" ? "suspended" : "resumed"} ${target} ${namespace}/${name}`,
         );
-        if (verb === "suspend" || values["no-wait"]) return 0;
+        // An ImagePolicy has no reconcile request of its own to answer: it follows its repository.
+        if (verb === "suspend" || values["no-wait"] || target === "ImagePolicy") return 0;
         const handled = await waitHandled(client, target, namespace, name, at, timeoutMs);
         const lines =
           target === "Kustomization"
