@@ -15,13 +15,7 @@ import {
 } from "../bootstrap/flux.ts";
 import { UsageError } from "../errors.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
-import {
-  applyFluxObject,
-  formatObjectRows,
-  objectRowOf,
-  requestReconcile,
-  waitHandled,
-} from "../kube/control.ts";
+import { applyFluxObject, formatObjectRows, objectRowOf, waitHandled } from "../kube/control.ts";
 import { parseReference } from "../registry/index.ts";
 import { durationMs, parseFlags } from "./args.ts";
 import { type CliIO, writeLine } from "./io.ts";
@@ -52,31 +46,8 @@ function kindOf(type: string | undefined, allowed: string[], usage: string): Ima
   return kind;
 }
 
-/** `reconcile image repository|update NAME`. */
-export async function reconcileImage(argv: string[], io: CliIO): Promise<number> {
-  const usage =
-    "shipmate reconcile image repository|update NAME [-n flux-system] [--timeout 5m] [--kubeconfig FILE]";
-  const { values, positionals } = parseFlags("reconcile", argv, {
-    namespace: { type: "string", short: "n" },
-    timeout: { type: "string" },
-    kubeconfig: { type: "string" },
-  });
-  const [type, name, extra] = positionals;
-  const kind = kindOf(type, ["repository", "update"], usage);
-  if (!name || extra) throw new UsageError(`usage: ${usage}`);
-  const namespace = checkNamespace(values.namespace ?? IMAGE_NAMESPACE);
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
-  try {
-    writeLine(io.stdout, `► annotating ${kind} ${namespace}/${name}`);
-    const at = await requestReconcile(client, kind, namespace, name);
-    const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
-    const row = objectRowOf(kind, await waitHandled(client, kind, namespace, name, at, timeoutMs));
-    for (const line of formatObjectRows([row])) writeLine(io.stdout, line);
-    return row.ready === "True" ? 0 : 1;
-  } finally {
-    client.close();
-  }
-}
+export const IMAGE_RECONCILE_USAGE =
+  "shipmate reconcile image repository|update NAME [-n flux-system] [--timeout 5m] [--kubeconfig FILE]";
 
 const CREATE_FLAGS = {
   namespace: { type: "string", short: "n" },

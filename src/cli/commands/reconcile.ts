@@ -1,3 +1,4 @@
+import { checkNamespace } from "../../bootstrap/flux.ts";
 import { ClusterError, UsageError } from "../../errors.ts";
 import { KubeClient, loadKubeConfig } from "../../kube/client.ts";
 import {
@@ -14,7 +15,7 @@ import {
 } from "../../kube/control.ts";
 import { durationMs, parseFlags } from "../args.ts";
 import type { Command } from "../command.ts";
-import { reconcileImage } from "../image.ts";
+import { IMAGE_NAMESPACE, IMAGE_RECONCILE_USAGE, IMAGE_TYPES } from "../image.ts";
 import { type CliIO, writeLine } from "../io.ts";
 
 const USAGE = `shipmate reconcile kustomization NAME [--with-source] [-n shipmate-system] [--timeout 5m] [--kubeconfig FILE]
@@ -41,7 +42,6 @@ export const command: Command = {
     "Ask the agent to reconcile a Kustomization, HelmRelease, source or Receiver now (optionally fetching its source first), and wait.",
   usage: USAGE,
   async run(argv: string[], io: CliIO): Promise<number> {
-    if (argv[0] === "image") return await reconcileImage(argv.slice(1), io);
     const { values, positionals } = parseFlags("reconcile", argv, {
       namespace: { type: "string", short: "n" },
       "with-source": { type: "boolean" },
@@ -49,20 +49,29 @@ export const command: Command = {
       kubeconfig: { type: "string" },
     });
     const [kind, ...rest] = positionals;
+    // An ImagePolicy has no reconcile request of its own to answer (it follows its repository).
+    if (kind === "image" && !(rest.length === 2 && (rest[0] === "repository" || rest[0] === "update")))
+      throw new UsageError(`image repository|update NAME (usage: ${IMAGE_RECONCILE_USAGE})`);
     const helmKind: FluxKind | undefined =
-      (kind === "helmrelease" || kind === "hr") && rest.length === 1
-        ? "HelmRelease"
-        : kind === "receiver" && rest.length === 1
-          ? "Receiver"
-          : kind === "source" && rest.length === 2
-            ? OBJECT_SOURCES[rest[0] ?? ""]
-            : undefined;
+      kind === "image"
+        ? IMAGE_TYPES[rest[0] as "repository" | "update"]
+        : (kind === "helmrelease" || kind === "hr") && rest.length === 1
+          ? "HelmRelease"
+          : kind === "receiver" && rest.length === 1
+            ? "Receiver"
+            : kind === "source" && rest.length === 2
+              ? Object.hasOwn(OBJECT_SOURCES, rest[0] ?? "")
+                ? OBJECT_SOURCES[rest[0] ?? ""]
+                : undefined
+              : undefined;
     if (helmKind) {
       const name = rest.at(-1) ?? "";
       if (values["with-source"] && helmKind !== "HelmRelease")
         throw new UsageError("--with-source applies to kustomizations and helmreleases");
       const timeoutMs = durationMs(values.timeout, "--timeout", 300_000);
-      const namespace = values.namespace ?? "shipmate-system";
+      const namespace = checkNamespace(
+        values.namespace ?? (kind === "image" ? IMAGE_NAMESPACE : "shipmate-system"),
+      );
       const client = new KubeClient(loadKubeConfig(values.kubeconfig), { retryForMs: 5_000 });
       try {
         const ask = async (k: FluxKind, ns: string, n: string): Promise<boolean> => {
